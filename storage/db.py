@@ -1,0 +1,123 @@
+"""The database: one async engine per process, opened in one place.
+
+SQLite is the embedded default, PostgreSQL the shared store for several bot
+processes. Both are reached through SQLAlchemy's async engine so that the
+bot's event loop never waits on a query.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class DatabaseError(Exception):
+    """The database cannot be reached or used; the message is one line."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # foreign_keys: shredding a group cascades to every sealed row of it.
+    # secure_delete: freed pages are zeroed, so deleted ciphertexts and wrapped
+    #   keys do not linger in the file.
+    # journal_mode=DELETE: the rollback journal is removed at each commit; a WAL
+    #   would keep old pages (old wrapped keys) beside the file until a checkpoint.
+    # temp_store=MEMORY: sorts and temporary tables never touch the disk.
+    for pragma in (
+        "PRAGMA foreign_keys=ON",
+        "PRAGMA secure_delete=ON",
+        "PRAGMA journal_mode=DELETE",
+        "PRAGMA temp_store=MEMORY",
+        "PRAGMA busy_timeout=10000",
+    ):
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """Create the process's engine for an async URL (``sqlite+aiosqlite`` or
+    ``postgresql+asyncpg``)."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 10})
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        # aiosqlite's default of deferred transactions lets two writers both
+        # read and then fail to upgrade their lock; BEGIN IMMEDIATE takes the
+        # write lock first so they queue instead.
+        sa.event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        sa.event.listen(engine.sync_engine, "connect", _disable_pysqlite_begin)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
+    # Let the "begin" listener above issue BEGIN itself (SQLAlchemy's documented
+    # recipe for SQLite transaction control).
+    dbapi_connection.isolation_level = None
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    config = _alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _current(connection: sa.Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the database to the current revision (idempotent)."""
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+    except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise DatabaseError(f"cannot open the database: {_reason(exc)}") from exc
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current)
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+
+
+@contextlib.asynccontextmanager
+async def open_database(url: str, *, migrate_to_head: bool = True) -> AsyncIterator[AsyncEngine]:
+    """The one place a process opens (and closes) its database."""
+    engine = create_engine(url)
+    try:
+        if migrate_to_head:
+            await migrate(engine)
+        yield engine
+    finally:
+        await engine.dispose()

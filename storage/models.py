@@ -1,0 +1,476 @@
+"""The whole domain as tables.
+
+What a seized copy of the database shows is decided here. Columns named
+``*_sealed`` hold ciphertexts from ``storage.crypto``; columns named
+``*_index`` or ``*_digest`` hold keyed one-way values. No column holds message
+text, a phone number, a Telegram id, a person's name or a codebook phrase in
+clear: codenames, statuses and times are the only readable facts.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from storage.timeutil import utcnow
+
+
+def _enum(kind: type[enum.Enum], column: str) -> sa.Enum:
+    # Stored as text with a CHECK, not as a PostgreSQL ENUM type, so that adding
+    # a value is an ordinary migration on both databases. The CHECK is named
+    # after its column: PostgreSQL wants distinct names within a table.
+    return sa.Enum(
+        kind,
+        native_enum=False,
+        create_constraint=True,
+        length=24,
+        values_callable=lambda e: [m.value for m in e],
+        name=f"{column}_values",
+    )
+
+
+def _id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+# --------------------------------------------------------------------------- vocabularies
+
+
+class Status(enum.StrEnum):
+    PENDING = "PENDING"
+    OK = "OK"
+    LATE = "LATE"
+    SILENT = "SILENT"
+    DETAINED = "DETAINED"
+    SAFE = "SAFE"
+    PAUSED = "PAUSED"
+
+
+class ScheduleKind(enum.StrEnum):
+    INTERVAL = "interval"
+    CRON = "cron"
+
+
+class Role(enum.StrEnum):
+    RELATIVE = "relative"
+    ACTIVIST = "activist"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+class Signal(enum.StrEnum):
+    CHECKIN = "checkin"
+    STAGE = "stage"
+    DURESS = "duress"
+    DETAINED = "detained"
+    SAFE = "safe"
+
+
+class IdentifierKind(enum.StrEnum):
+    PHONE = "phone"
+    TELEGRAM_ID = "telegram_id"
+    USERNAME = "username"
+    HIDDEN_NAME = "hidden_name"
+
+
+class MessageKind(enum.StrEnum):
+    TEXT = "text"
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    VOICE = "voice"
+    AUDIO = "audio"
+    VIDEO = "video"
+    VIDEO_NOTE = "video_note"
+    STICKER = "sticker"
+    LOCATION = "location"
+    VENUE = "venue"
+    CONTACT = "contact"
+    OTHER = "other"
+
+
+class OriginKind(enum.StrEnum):
+    USER = "user"
+    HIDDEN_USER = "hidden_user"
+    CHAT = "chat"
+    CHANNEL = "channel"
+
+
+class LinkReason(enum.StrEnum):
+    CHOSEN = "chosen"
+    MEMBER_ORIGIN = "member_origin"
+    MEMBER_PHONE = "member_phone"
+    PHRASE = "phrase"
+    SOLE_GROUP = "sole_group"
+    OPERATOR = "operator"
+
+
+class AlertState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+
+
+class AckKind(enum.StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    CLAIM = "claim"
+
+
+# --------------------------------------------------------------------------- groups and keys
+
+
+class Group(SQLModel, table=True):
+    __tablename__ = "groups"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    codename: str = Field(max_length=32, unique=True)
+    schedule_kind: ScheduleKind = Field(sa_type=_enum(ScheduleKind, "schedule_kind"))
+    interval_s: int | None = None
+    cron: str | None = Field(default=None, max_length=120)
+    tz: str | None = Field(default=None, max_length=64)
+    grace_s: int
+    detained_after_s: int
+    status: Status = Field(default=Status.PENDING, sa_type=_enum(Status, "status"))
+    status_since: datetime = Field(default_factory=utcnow)
+    status_basis: str | None = Field(default=None, max_length=32)
+    last_checkin_at: datetime | None = None
+    # The deadline engine's work list: the next moment this group's status can
+    # change on its own. Indexed so a pass reads only the due rows.
+    next_transition_at: datetime | None = Field(default=None, index=True)
+    # The leg the group is on, by its position (legs are ordered).
+    current_leg: int | None = None
+    paused_until: datetime | None = None
+    kem: str = Field(max_length=24)
+    public_key: bytes
+    created_at: datetime = Field(default_factory=utcnow)
+    shredded_at: datetime | None = None
+
+
+class Leg(SQLModel, table=True):
+    """A named stretch of a route, checked on its own schedule."""
+
+    __tablename__ = "legs"
+    __table_args__ = (sa.UniqueConstraint("group_id", "position"),)
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", ondelete="CASCADE", index=True)
+    position: int
+    name_sealed: bytes
+    interval_s: int | None = None
+    grace_s: int | None = None
+    dead_zone_s: int | None = None
+
+
+class Operator(SQLModel, table=True):
+    __tablename__ = "operators"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    name_sealed: bytes
+    kem: str = Field(max_length=24)
+    public_key: bytes = Field(unique=True)
+    fingerprint: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    removed_at: datetime | None = None
+
+
+class GroupKeyWrap(SQLModel, table=True):
+    """A group's private key, sealed to one operator's public key."""
+
+    __tablename__ = "group_key_wraps"
+    __table_args__ = (sa.UniqueConstraint("group_id", "operator_id"),)
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", ondelete="CASCADE", index=True)
+    operator_id: uuid.UUID = Field(foreign_key="operators.id", ondelete="CASCADE", index=True)
+    wrapped: bytes
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class KeyWrap(SQLModel, table=True):
+    """One sealed record's data key, sealed to a group key or to one operator.
+
+    A linked record has one wrap, to its group; a record no group claims yet has
+    one wrap per operator.
+    """
+
+    __tablename__ = "key_wraps"
+    __table_args__ = (
+        sa.Index("ix_key_wraps_subject", "subject_table", "subject_id"),
+        sa.CheckConstraint(
+            "(group_id IS NULL) <> (operator_id IS NULL)", name="key_wraps_one_recipient"
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    subject_table: str = Field(max_length=32)
+    subject_id: uuid.UUID
+    group_id: uuid.UUID | None = Field(
+        default=None, foreign_key="groups.id", ondelete="CASCADE", index=True
+    )
+    operator_id: uuid.UUID | None = Field(
+        default=None, foreign_key="operators.id", ondelete="CASCADE", index=True
+    )
+    wrapped: bytes
+
+
+# --------------------------------------------------------------------------- people
+
+
+class Member(SQLModel, table=True):
+    """A traveller. Name and notes are sealed to the group's key."""
+
+    __tablename__ = "members"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", ondelete="CASCADE", index=True)
+    details_sealed: bytes | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MemberIdentifier(SQLModel, table=True):
+    __tablename__ = "member_identifiers"
+    __table_args__ = (sa.UniqueConstraint("group_id", "kind", "blind_index"),)
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    member_id: uuid.UUID = Field(foreign_key="members.id", ondelete="CASCADE", index=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", ondelete="CASCADE")
+    kind: IdentifierKind = Field(sa_type=_enum(IdentifierKind, "kind"))
+    blind_index: bytes = Field(index=True)
+
+
+class Person(SQLModel, table=True):
+    """Someone who wrote to the bot. Known by a blind index of their Telegram id."""
+
+    __tablename__ = "people"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    telegram_index: bytes = Field(unique=True)
+    chat_sealed: bytes
+    language: str | None = Field(default=None, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    unreachable_at: datetime | None = None
+
+
+class RoleGrant(SQLModel, table=True):
+    __tablename__ = "role_grants"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    person_id: uuid.UUID = Field(foreign_key="people.id", ondelete="CASCADE", index=True)
+    role: Role = Field(sa_type=_enum(Role, "role"))
+    group_id: uuid.UUID | None = Field(
+        default=None, foreign_key="groups.id", ondelete="CASCADE", index=True
+    )
+    invite_id: uuid.UUID | None = Field(default=None, foreign_key="invites.id", ondelete="SET NULL")
+    granted_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class Invite(SQLModel, table=True):
+    """A one-time code. Only its keyed digest is stored."""
+
+    __tablename__ = "invites"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    code_digest: bytes = Field(unique=True)
+    role: Role = Field(sa_type=_enum(Role, "role"))
+    group_id: uuid.UUID | None = Field(
+        default=None, foreign_key="groups.id", ondelete="CASCADE", index=True
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    redeemed_at: datetime | None = None
+    redeemed_by: uuid.UUID | None = Field(default=None, foreign_key="people.id", ondelete="SET NULL")
+
+
+# --------------------------------------------------------------------------- messages
+
+
+class Message(SQLModel, table=True):
+    """One received message (or one version of an edited one)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (sa.Index("ix_messages_group_received", "group_id", "received_at"),)
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    # Telegram's update counter for this bot: an update seen again after a
+    # crash is recognised by it. Not an identifier of a person.
+    update_id: int | None = Field(default=None, unique=True)
+    sender_id: uuid.UUID | None = Field(
+        default=None, foreign_key="people.id", ondelete="SET NULL", index=True
+    )
+    group_id: uuid.UUID | None = Field(
+        default=None, foreign_key="groups.id", ondelete="CASCADE"
+    )
+    link_reason: LinkReason | None = Field(default=None, sa_type=_enum(LinkReason, "link_reason"))
+    kind: MessageKind = Field(sa_type=_enum(MessageKind, "kind"))
+    signal: Signal | None = Field(default=None, sa_type=_enum(Signal, "signal"))
+    possible_detention: bool = False
+    previous_id: uuid.UUID | None = Field(
+        default=None, foreign_key="messages.id", ondelete="SET NULL"
+    )
+    version: int = 1
+    origin_kind: OriginKind | None = Field(default=None, sa_type=_enum(OriginKind, "origin_kind"))
+    origin_index: bytes | None = Field(default=None, index=True)
+    origin_at: datetime | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+    # Equal for equal normalised texts with equal origin dates, so that one
+    # check-in forwarded by several relatives is counted once. Keyed.
+    text_digest: bytes | None = Field(default=None, index=True)
+    body_sealed: bytes
+    # Where the message sits in the relative's chat, so that it can be deleted
+    # there; sealed with the server key because the bot must read it back.
+    chat_ref_sealed: bytes | None = None
+    deleted_in_chat_at: datetime | None = None
+
+
+class Attachment(SQLModel, table=True):
+    __tablename__ = "attachments"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    message_id: uuid.UUID = Field(foreign_key="messages.id", ondelete="CASCADE", index=True)
+    kind: MessageKind = Field(sa_type=_enum(MessageKind, "kind"))
+    too_large: bool = False
+    meta_sealed: bytes
+    content_sealed: bytes | None = None
+
+
+class Note(SQLModel, table=True):
+    """An operator's note on a message, sealed to operators."""
+
+    __tablename__ = "notes"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    message_id: uuid.UUID = Field(foreign_key="messages.id", ondelete="CASCADE", index=True)
+    operator_id: uuid.UUID | None = Field(
+        default=None, foreign_key="operators.id", ondelete="SET NULL"
+    )
+    body_sealed: bytes
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MessageMark(SQLModel, table=True):
+    """Per-operator reading state."""
+
+    __tablename__ = "message_marks"
+    __table_args__ = (sa.UniqueConstraint("message_id", "operator_id"),)
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    message_id: uuid.UUID = Field(foreign_key="messages.id", ondelete="CASCADE")
+    operator_id: uuid.UUID = Field(foreign_key="operators.id", ondelete="CASCADE")
+    seen_at: datetime | None = None
+    starred: bool = False
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """Every update whose effects are committed, so a redelivery is a no-op."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    processed_at: datetime = Field(default_factory=utcnow)
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class CodebookEntry(SQLModel, table=True):
+    """An agreed phrase and what it signals; no group means organisation-wide."""
+
+    __tablename__ = "codebook_entries"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    group_id: uuid.UUID | None = Field(
+        default=None, foreign_key="groups.id", ondelete="CASCADE", index=True
+    )
+    phrase_sealed: bytes
+    means: Signal = Field(sa_type=_enum(Signal, "means"))
+    leg_id: uuid.UUID | None = Field(default=None, foreign_key="legs.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CheckinEvent(SQLModel, table=True):
+    """A signal about a group at a time: what the deadline engine reads."""
+
+    __tablename__ = "checkin_events"
+    __table_args__ = (sa.Index("ix_checkin_events_group_at", "group_id", "at"),)
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", ondelete="CASCADE")
+    message_id: uuid.UUID | None = Field(
+        default=None, foreign_key="messages.id", ondelete="SET NULL"
+    )
+    signal: Signal = Field(sa_type=_enum(Signal, "signal"))
+    leg_id: uuid.UUID | None = Field(default=None, foreign_key="legs.id", ondelete="SET NULL")
+    # When the traveller sent it (the forward origin's date), not when a
+    # relative forwarded it.
+    at: datetime
+    recorded_at: datetime = Field(default_factory=utcnow)
+    source: str = Field(max_length=24)
+
+
+class Flip(SQLModel, table=True):
+    __tablename__ = "flips"
+    __table_args__ = (sa.Index("ix_flips_group_at", "group_id", "at"),)
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", ondelete="CASCADE")
+    from_status: Status = Field(sa_type=_enum(Status, "from_status"))
+    to_status: Status = Field(sa_type=_enum(Status, "to_status"))
+    # The deadline itself, not the moment the engine noticed it.
+    at: datetime
+    basis: str = Field(max_length=32)
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
+class Alert(SQLModel, table=True):
+    """The outbox: one message to one recipient about one flip."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (sa.UniqueConstraint("flip_id", "recipient_id", "round"),)
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    flip_id: uuid.UUID = Field(foreign_key="flips.id", ondelete="CASCADE", index=True)
+    recipient_id: uuid.UUID = Field(foreign_key="people.id", ondelete="CASCADE")
+    tier: int = 1
+    round: int = 0
+    state: AlertState = Field(default=AlertState.PENDING, sa_type=_enum(AlertState, "state"))
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, index=True)
+    claimed_until: datetime | None = None
+    sent_at: datetime | None = None
+    telegram_message_id: int | None = None
+    last_error: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Acknowledgement(SQLModel, table=True):
+    __tablename__ = "acknowledgements"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    flip_id: uuid.UUID = Field(foreign_key="flips.id", ondelete="CASCADE", index=True)
+    person_id: uuid.UUID = Field(foreign_key="people.id", ondelete="CASCADE")
+    kind: AckKind = Field(sa_type=_enum(AckKind, "kind"))
+    at: datetime = Field(default_factory=utcnow)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+class AuditEvent(SQLModel, table=True):
+    """A hash chain: each entry's hash covers the previous one. The database
+    refuses updates and deletes on this table (triggers in the migration)."""
+
+    __tablename__ = "audit_events"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime
+    actor: str = Field(max_length=80)
+    action: str = Field(max_length=48)
+    subject: str | None = Field(default=None, max_length=80)
+    details: str = "{}"
+    prev_hash: bytes
+    hash: bytes = Field(unique=True)
