@@ -26,8 +26,7 @@ import uuid
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import constant_time, hashes, hmac
-from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives import constant_time, hashes, hmac, hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -285,7 +284,9 @@ def unwrap_key(blob: bytes, recipient: PrivateKey, binding: Binding) -> bytes:
     try:
         return _suite(recipient.kem).decrypt(rest, recipient._hpke_key(), info=info)
     except (InvalidTag, ValueError) as exc:
-        raise CryptoError("wrapped key does not open with this key (wrong key, tampered or moved)") from exc
+        raise CryptoError(
+            "wrapped key does not open with this key (wrong key, tampered or moved)"
+        ) from exc
 
 
 # --------------------------------------------------------------------------- server secret
@@ -293,7 +294,10 @@ def unwrap_key(blob: bytes, recipient: PrivateKey, binding: Binding) -> bytes:
 
 def _hkdf(secret: bytes, label: str, length: int = KEY_BYTES) -> bytes:
     return HKDF(
-        algorithm=hashes.SHA256(), length=length, salt=None, info=b"checkin-intake/" + label.encode()
+        algorithm=hashes.SHA256(),
+        length=length,
+        salt=None,
+        info=b"checkin-intake/" + label.encode(),
     ).derive(secret)
 
 
@@ -405,4 +409,3 @@ def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> byt
 
 def random_bytes(n: int) -> bytes:
     return os.urandom(n)
-

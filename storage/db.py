@@ -17,7 +17,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -54,7 +55,9 @@ def create_engine(url: str) -> AsyncEngine:
         # aiosqlite's default of deferred transactions lets two writers both
         # read and then fail to upgrade their lock; BEGIN IMMEDIATE takes the
         # write lock first so they queue instead.
-        sa.event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        sa.event.listen(
+            engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE")
+        )
         sa.event.listen(engine.sync_engine, "connect", _disable_pysqlite_begin)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
@@ -67,7 +70,7 @@ def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
 def _alembic_config() -> Config:
@@ -88,7 +91,8 @@ def _current(connection: sa.Connection) -> str | None:
 
 def head_revision() -> str:
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert head is not None
+    if head is None:
+        raise DatabaseError("the package carries no migrations (a broken install)")
     return head
 
 

@@ -283,7 +283,9 @@ class Invite(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     redeemed_at: datetime | None = None
-    redeemed_by: uuid.UUID | None = Field(default=None, foreign_key="people.id", ondelete="SET NULL")
+    redeemed_by: uuid.UUID | None = Field(
+        default=None, foreign_key="people.id", ondelete="SET NULL"
+    )
 
 
 # --------------------------------------------------------------------------- messages
@@ -302,9 +304,7 @@ class Message(SQLModel, table=True):
     sender_id: uuid.UUID | None = Field(
         default=None, foreign_key="people.id", ondelete="SET NULL", index=True
     )
-    group_id: uuid.UUID | None = Field(
-        default=None, foreign_key="groups.id", ondelete="CASCADE"
-    )
+    group_id: uuid.UUID | None = Field(default=None, foreign_key="groups.id", ondelete="CASCADE")
     link_reason: LinkReason | None = Field(default=None, sa_type=_enum(LinkReason, "link_reason"))
     kind: MessageKind = Field(sa_type=_enum(MessageKind, "kind"))
     signal: Signal | None = Field(default=None, sa_type=_enum(Signal, "signal"))

@@ -1,9 +1,9 @@
 """Alembic environment: run against the connection ``storage.db`` hands in."""
 
 from alembic import context
+from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers every table on the metadata)
-from sqlmodel import SQLModel
 
 connection = context.config.attributes.get("connection")
 if connection is None:

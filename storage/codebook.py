@@ -1,0 +1,73 @@
+"""Codebook phrases, sealed with the server key: the bot must match them, and a
+seized database must not reveal them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.crypto import Binding, ServerKeys
+from storage.models import CodebookEntry, Group, Signal
+
+
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    entry_id: uuid.UUID
+    group_id: uuid.UUID | None
+    text: str
+    means: Signal
+    leg_id: uuid.UUID | None
+
+
+def phrase_binding(entry_id: uuid.UUID) -> Binding:
+    return Binding("codebook_entries", "phrase_sealed", entry_id)
+
+
+async def add_phrase(
+    session: AsyncSession,
+    *,
+    server: ServerKeys,
+    group: Group | None,
+    phrase: str,
+    means: Signal,
+    leg_id: uuid.UUID | None = None,
+    now: datetime,
+) -> CodebookEntry:
+    entry_id = uuid.uuid4()
+    entry = CodebookEntry(
+        id=entry_id,
+        group_id=group.id if group else None,
+        phrase_sealed=server.seal(phrase.encode(), phrase_binding(entry_id)),
+        means=means,
+        leg_id=leg_id,
+        created_at=now,
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def phrases_for(
+    session: AsyncSession, *, server: ServerKeys, group: Group | None
+) -> list[Phrase]:
+    """The group's phrases and the organisation-wide ones."""
+    org_wide = col(CodebookEntry.group_id).is_(None)
+    condition = (
+        org_wide if group is None else sa.or_(org_wide, col(CodebookEntry.group_id) == group.id)
+    )
+    entries = (await session.exec(select(CodebookEntry).where(condition))).all()
+    return [
+        Phrase(
+            entry_id=e.id,
+            group_id=e.group_id,
+            text=server.open(e.phrase_sealed, phrase_binding(e.id)).decode(),
+            means=e.means,
+            leg_id=e.leg_id,
+        )
+        for e in entries
+    ]

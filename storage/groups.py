@@ -1,0 +1,126 @@
+"""Groups: creating them with their keys, listing them, shredding them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.crypto import KemName
+from storage.models import (
+    Attachment,
+    CodebookEntry,
+    Group,
+    GroupKeyWrap,
+    KeyWrap,
+    Leg,
+    Member,
+    Message,
+    Note,
+    ScheduleKind,
+)
+from storage.sealing import active_operators, new_group_keys
+
+
+class GroupExists(Exception):
+    pass
+
+
+class UnknownGroup(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A group's check-in policy: every ``interval``, or at ``cron`` times in ``tz``."""
+
+    grace: timedelta
+    detained_after: timedelta
+    interval: timedelta | None = None
+    cron: str | None = None
+    tz: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.interval is None) == (self.cron is None):
+            raise ValueError("a schedule has either an interval or a cron expression")
+        if self.cron is not None and not self.tz:
+            raise ValueError("a cron schedule needs a time zone")
+
+
+async def create_group(
+    session: AsyncSession, *, codename: str, schedule: Schedule, kem: KemName, now: datetime
+) -> Group:
+    """Create a group and its key pair; the private key leaves only wrapped to operators."""
+    if await find_group(session, codename=codename) is not None:
+        raise GroupExists(f"group {codename} already exists")
+    group_id = uuid.uuid4()
+    public, wraps = new_group_keys(
+        group_id=group_id, kem=kem, operators=await active_operators(session)
+    )
+    group = Group(
+        id=group_id,
+        codename=codename,
+        schedule_kind=ScheduleKind.INTERVAL if schedule.interval else ScheduleKind.CRON,
+        interval_s=int(schedule.interval.total_seconds()) if schedule.interval else None,
+        cron=schedule.cron,
+        tz=schedule.tz,
+        grace_s=int(schedule.grace.total_seconds()),
+        detained_after_s=int(schedule.detained_after.total_seconds()),
+        kem=kem.value,
+        public_key=public.raw,
+        created_at=now,
+        status_since=now,
+    )
+    session.add(group)
+    await session.flush()
+    session.add_all(wraps)
+    await session.flush()
+    return group
+
+
+async def find_group(session: AsyncSession, *, codename: str) -> Group | None:
+    return (await session.exec(select(Group).where(Group.codename == codename))).first()
+
+
+async def get_group(session: AsyncSession, *, codename: str) -> Group:
+    group = await find_group(session, codename=codename)
+    if group is None:
+        raise UnknownGroup(f"no group {codename}")
+    return group
+
+
+async def list_groups(session: AsyncSession) -> Sequence[Group]:
+    return (await session.exec(select(Group).order_by(col(Group.codename)))).all()
+
+
+async def shred_group(session: AsyncSession, *, group: Group, now: datetime) -> None:
+    """Delete every wrapped copy of the group's key and every sealed row of it.
+
+    The status timeline (flips, check-in times) stays. Without the group's
+    private key nothing sealed to it opens again, even from an old backup
+    taken after this point; the sealed rows go too so that nothing lingers.
+    """
+    message_ids = select(Message.id).where(Message.group_id == group.id)
+    sealed_ids = sa.union_all(
+        message_ids,
+        select(Attachment.id).where(col(Attachment.message_id).in_(message_ids)),
+        select(Note.id).where(col(Note.message_id).in_(message_ids)),
+        select(Member.id).where(Member.group_id == group.id),
+    )
+    await session.exec(delete(KeyWrap).where(col(KeyWrap.group_id) == group.id))
+    await session.exec(delete(KeyWrap).where(col(KeyWrap.subject_id).in_(sealed_ids)))
+    await session.exec(delete(GroupKeyWrap).where(col(GroupKeyWrap.group_id) == group.id))
+    await session.exec(delete(Message).where(col(Message.group_id) == group.id))
+    await session.exec(delete(Member).where(col(Member.group_id) == group.id))
+    await session.exec(delete(CodebookEntry).where(col(CodebookEntry.group_id) == group.id))
+    await session.exec(delete(Leg).where(col(Leg.group_id) == group.id))
+    group.current_leg = None
+    group.public_key = b""
+    group.shredded_at = now
+    session.add(group)
+    await session.flush()

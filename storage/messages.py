@@ -1,0 +1,166 @@
+"""Messages and attachments: sealed on arrival, opened only with an operator's key."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.crypto import Binding, ServerKeys
+from storage.models import Attachment, Group, Message, MessageKind, OriginKind, Person
+from storage.sealing import Keyring, active_operators, seal_record
+
+MESSAGES = "messages"
+ATTACHMENTS = "attachments"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    """Where a message sits in a relative's chat (to delete it there later)."""
+
+    chat_id: int
+    message_id: int
+
+
+def chat_ref_binding(message_id: uuid.UUID) -> Binding:
+    return Binding(MESSAGES, "chat_ref_sealed", message_id)
+
+
+def _json(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True).encode()
+
+
+async def store_message(
+    session: AsyncSession,
+    *,
+    server: ServerKeys,
+    kind: MessageKind,
+    body: Mapping[str, Any],
+    received_at: datetime,
+    group: Group | None = None,
+    sender: Person | None = None,
+    update_id: int | None = None,
+    origin_kind: OriginKind | None = None,
+    origin_index: bytes | None = None,
+    origin_at: datetime | None = None,
+    chat_ref: ChatRef | None = None,
+    previous: Message | None = None,
+) -> Message:
+    """Seal and add one message. ``body`` holds everything readable in it (text,
+    caption, the forward origin's name, a location...), sealed as one field."""
+    message_id = uuid.uuid4()
+    sealed = seal_record(
+        table=MESSAGES,
+        row_id=message_id,
+        fields={"body_sealed": _json(body)},
+        group=group,
+        operators=await active_operators(session) if group is None else (),
+    )
+    message = Message(
+        id=message_id,
+        update_id=update_id,
+        sender_id=sender.id if sender else None,
+        group_id=group.id if group else None,
+        kind=kind,
+        origin_kind=origin_kind,
+        origin_index=origin_index,
+        origin_at=origin_at,
+        received_at=received_at,
+        previous_id=previous.id if previous else None,
+        version=previous.version + 1 if previous else 1,
+        chat_ref_sealed=(
+            server.seal(
+                _json({"c": chat_ref.chat_id, "m": chat_ref.message_id}),
+                chat_ref_binding(message_id),
+            )
+            if chat_ref
+            else None
+        ),
+        body_sealed=sealed.columns["body_sealed"],
+    )
+    session.add(message)
+    await session.flush()
+    session.add_all(sealed.wraps)
+    await session.flush()
+    return message
+
+
+async def store_attachment(
+    session: AsyncSession,
+    *,
+    message: Message,
+    group: Group | None,
+    kind: MessageKind,
+    meta: Mapping[str, Any],
+    content: bytes | None,
+) -> Attachment:
+    """Seal a downloaded file (or, when it was too large to fetch, only its metadata)."""
+    attachment_id = uuid.uuid4()
+    fields = {"meta_sealed": _json(meta)}
+    if content is not None:
+        fields["content_sealed"] = content
+    sealed = seal_record(
+        table=ATTACHMENTS,
+        row_id=attachment_id,
+        fields=fields,
+        group=group,
+        operators=await active_operators(session) if group is None else (),
+    )
+    attachment = Attachment(
+        id=attachment_id,
+        message_id=message.id,
+        kind=kind,
+        too_large=content is None,
+        meta_sealed=sealed.columns["meta_sealed"],
+        content_sealed=sealed.columns.get("content_sealed"),
+    )
+    session.add(attachment)
+    await session.flush()
+    session.add_all(sealed.wraps)
+    await session.flush()
+    return attachment
+
+
+def chat_ref_of(server: ServerKeys, message: Message) -> ChatRef | None:
+    if message.chat_ref_sealed is None:
+        return None
+    ref = json.loads(server.open(message.chat_ref_sealed, chat_ref_binding(message.id)))
+    return ChatRef(chat_id=int(ref["c"]), message_id=int(ref["m"]))
+
+
+async def open_message(session: AsyncSession, keyring: Keyring, message: Message) -> dict[str, Any]:
+    opened = await keyring.open_fields(
+        session, table=MESSAGES, row_id=message.id, columns={"body_sealed": message.body_sealed}
+    )
+    body: dict[str, Any] = json.loads(opened["body_sealed"])
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedAttachment:
+    meta: dict[str, Any]
+    content: bytes | None
+
+
+async def open_attachment(
+    session: AsyncSession, keyring: Keyring, attachment: Attachment
+) -> OpenedAttachment:
+    columns = {"meta_sealed": attachment.meta_sealed}
+    if attachment.content_sealed is not None:
+        columns["content_sealed"] = attachment.content_sealed
+    opened = await keyring.open_fields(
+        session, table=ATTACHMENTS, row_id=attachment.id, columns=columns
+    )
+    return OpenedAttachment(
+        meta=json.loads(opened["meta_sealed"]), content=opened.get("content_sealed")
+    )
+
+
+async def attachments_of(session: AsyncSession, *, message: Message) -> Sequence[Attachment]:
+    return (await session.exec(select(Attachment).where(Attachment.message_id == message.id))).all()

@@ -1,0 +1,52 @@
+"""Operators: the only people whose keys open stored content."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.crypto import Binding, PublicKey, ServerKeys
+from storage.models import Operator
+from storage.sealing import active_operators
+
+
+class OperatorExists(Exception):
+    pass
+
+
+def name_binding(operator_id: uuid.UUID) -> Binding:
+    return Binding("operators", "name_sealed", operator_id)
+
+
+async def add_operator(
+    session: AsyncSession, *, server: ServerKeys, public_key: PublicKey, name: str, now: datetime
+) -> Operator:
+    existing = (
+        await session.exec(select(Operator).where(Operator.public_key == public_key.raw))
+    ).first()
+    if existing is not None:
+        raise OperatorExists(f"operator key {public_key.fingerprint()} is already registered")
+    operator_id = uuid.uuid4()
+    operator = Operator(
+        id=operator_id,
+        name_sealed=server.seal(name.encode(), name_binding(operator_id)),
+        kem=public_key.kem.value,
+        public_key=public_key.raw,
+        fingerprint=public_key.fingerprint(),
+        created_at=now,
+    )
+    session.add(operator)
+    await session.flush()
+    return operator
+
+
+def operator_name(server: ServerKeys, operator: Operator) -> str:
+    return server.open(operator.name_sealed, name_binding(operator.id)).decode()
+
+
+async def list_operators(session: AsyncSession) -> Sequence[Operator]:
+    return await active_operators(session)

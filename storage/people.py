@@ -1,0 +1,126 @@
+"""People who write to the bot, their roles, and the one-time invites that grant them."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.crypto import Binding, ServerKeys, sha256
+from storage.identifiers import normalise_telegram_id
+from storage.models import Group, IdentifierKind, Invite, Person, Role, RoleGrant
+
+GROUP_ROLES = frozenset({Role.RELATIVE, Role.ACTIVIST})
+
+
+class InviteError(ValueError):
+    pass
+
+
+def chat_binding(person_id: uuid.UUID) -> Binding:
+    return Binding("people", "chat_sealed", person_id)
+
+
+def telegram_index(server: ServerKeys, telegram_id: int) -> bytes:
+    return server.blind_index(IdentifierKind.TELEGRAM_ID.value, normalise_telegram_id(telegram_id))
+
+
+def pseudonym(person: Person) -> str:
+    """A stable label for operators that says nothing about who the person is."""
+    return "P-" + sha256(person.id.bytes)[:3].hex().upper()
+
+
+async def find_person(
+    session: AsyncSession, *, server: ServerKeys, telegram_id: int
+) -> Person | None:
+    index = telegram_index(server, telegram_id)
+    return (await session.exec(select(Person).where(Person.telegram_index == index))).first()
+
+
+async def get_or_create_person(
+    session: AsyncSession, *, server: ServerKeys, telegram_id: int, chat_id: int, now: datetime
+) -> Person:
+    person = await find_person(session, server=server, telegram_id=telegram_id)
+    if person is not None:
+        return person
+    person_id = uuid.uuid4()
+    person = Person(
+        id=person_id,
+        telegram_index=telegram_index(server, telegram_id),
+        chat_sealed=server.seal(str(chat_id).encode(), chat_binding(person_id)),
+        created_at=now,
+    )
+    session.add(person)
+    await session.flush()
+    return person
+
+
+def chat_id_of(server: ServerKeys, person: Person) -> int:
+    return int(server.open(person.chat_sealed, chat_binding(person.id)))
+
+
+def new_invite_code() -> str:
+    # 128 bits, in the characters Telegram allows in a /start parameter.
+    return secrets.token_urlsafe(16)
+
+
+async def create_invite(
+    session: AsyncSession,
+    *,
+    server: ServerKeys,
+    role: Role,
+    group: Group | None,
+    ttl: timedelta,
+    now: datetime,
+) -> tuple[Invite, str]:
+    if role in GROUP_ROLES and group is None:
+        raise InviteError(f"a {role.value} invite needs --group")
+    if role not in GROUP_ROLES and group is not None:
+        raise InviteError(f"an {role.value} invite is not for one group; leave out --group")
+    code = new_invite_code()
+    invite = Invite(
+        code_digest=server.code_digest(code),
+        role=role,
+        group_id=group.id if group else None,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(invite)
+    await session.flush()
+    return invite, code
+
+
+async def redeem_invite(
+    session: AsyncSession, *, server: ServerKeys, code: str, person: Person, now: datetime
+) -> RoleGrant | None:
+    """Grant the invite's role once. A used, expired or unknown code gives None,
+    and the caller answers all three alike."""
+    invite = (
+        await session.exec(select(Invite).where(Invite.code_digest == server.code_digest(code)))
+    ).first()
+    if invite is None or invite.redeemed_at is not None or invite.expires_at <= now:
+        return None
+    invite.redeemed_at = now
+    invite.redeemed_by = person.id
+    grant = RoleGrant(
+        person_id=person.id,
+        role=invite.role,
+        group_id=invite.group_id,
+        invite_id=invite.id,
+        granted_at=now,
+    )
+    session.add_all([invite, grant])
+    await session.flush()
+    return grant
+
+
+async def roles_of(session: AsyncSession, *, person: Person) -> list[RoleGrant]:
+    result = await session.exec(
+        select(RoleGrant).where(
+            RoleGrant.person_id == person.id, col(RoleGrant.revoked_at).is_(None)
+        )
+    )
+    return list(result.all())

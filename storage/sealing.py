@@ -1,0 +1,205 @@
+"""Sealing records on the server side and opening them on an operator's machine.
+
+The server side (``seal_record``) needs only public keys: a fresh data key per
+record seals its fields, and the data key is wrapped to the record's group
+key, or, for a record no group claims yet, to every operator. The opening side
+(``Keyring``) needs an operator's private key, unlocked from the key file with
+the passphrase; the running bot never has one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.crypto import (
+    Binding,
+    CryptoError,
+    KemName,
+    PrivateKey,
+    PublicKey,
+    new_data_key,
+    open_content,
+    seal_content,
+    unwrap_key,
+    wrap_key,
+)
+from storage.models import Group, GroupKeyWrap, KeyWrap, Operator
+
+DATA_KEY_COLUMN = "data_key"
+
+
+class NoRecipients(Exception):
+    """A record would be sealed to nobody, and so be lost."""
+
+
+class NotReadable(Exception):
+    """This operator holds no key that opens the record."""
+
+
+def group_key_binding(group_id: uuid.UUID) -> Binding:
+    return Binding("groups", "private_key", group_id)
+
+
+def data_key_binding(table: str, row_id: uuid.UUID) -> Binding:
+    return Binding(table, DATA_KEY_COLUMN, row_id)
+
+
+def group_public_key(group: Group) -> PublicKey:
+    return PublicKey(KemName(group.kem), group.public_key)
+
+
+def operator_public_key(operator: Operator) -> PublicKey:
+    return PublicKey(KemName(operator.kem), operator.public_key)
+
+
+@dataclass(slots=True)
+class Sealed:
+    """Ciphertexts for a record's columns, and the wraps of its data key."""
+
+    columns: dict[str, bytes]
+    wraps: list[KeyWrap] = field(default_factory=list)
+
+
+def seal_record(
+    *,
+    table: str,
+    row_id: uuid.UUID,
+    fields: Mapping[str, bytes],
+    group: Group | None,
+    operators: Sequence[Operator],
+) -> Sealed:
+    """Seal ``fields`` of one row to its group, or to every operator if it has none."""
+    data_key = new_data_key()
+    columns = {
+        name: seal_content(data_key, plaintext, Binding(table, name, row_id))
+        for name, plaintext in fields.items()
+    }
+    binding = data_key_binding(table, row_id)
+    if group is not None:
+        wraps = [
+            KeyWrap(
+                subject_table=table,
+                subject_id=row_id,
+                group_id=group.id,
+                wrapped=wrap_key(data_key, group_public_key(group), binding),
+            )
+        ]
+    else:
+        active = [op for op in operators if op.removed_at is None]
+        if not active:
+            raise NoRecipients("no operator key is registered: add one with `intake operator add`")
+        wraps = [
+            KeyWrap(
+                subject_table=table,
+                subject_id=row_id,
+                operator_id=op.id,
+                wrapped=wrap_key(data_key, operator_public_key(op), binding),
+            )
+            for op in active
+        ]
+    return Sealed(columns=columns, wraps=wraps)
+
+
+def new_group_keys(
+    *, group_id: uuid.UUID, kem: KemName, operators: Sequence[Operator]
+) -> tuple[PublicKey, list[GroupKeyWrap]]:
+    """Make a group's key pair; its private half leaves only wrapped to operators."""
+    active = [op for op in operators if op.removed_at is None]
+    if not active:
+        raise NoRecipients(
+            "no operator key is registered: add one with `intake operator add` first"
+        )
+    private = PrivateKey.generate(kem)
+    binding = group_key_binding(group_id)
+    wraps = [
+        GroupKeyWrap(
+            group_id=group_id,
+            operator_id=op.id,
+            wrapped=wrap_key(private.raw(), operator_public_key(op), binding),
+        )
+        for op in active
+    ]
+    return private.public_key(), wraps
+
+
+class Keyring:
+    """An operator's unlocked key, and the group keys it opens (cached per command)."""
+
+    def __init__(self, *, operator: Operator, private_key: PrivateKey) -> None:
+        if private_key.public_key() != operator_public_key(operator):
+            raise NotReadable("this key file does not belong to that operator")
+        self.operator = operator
+        self._private = private_key
+        self._groups: dict[uuid.UUID, PrivateKey] = {}
+
+    @classmethod
+    async def for_key(cls, session: AsyncSession, private_key: PrivateKey) -> Keyring:
+        public = private_key.public_key()
+        operator = (
+            await session.exec(select(Operator).where(Operator.public_key == public.raw))
+        ).first()
+        if operator is None or operator.removed_at is not None:
+            raise NotReadable(
+                f"key {public.fingerprint()} is not a registered operator of this database"
+            )
+        return cls(operator=operator, private_key=private_key)
+
+    async def group_key(self, session: AsyncSession, group: Group) -> PrivateKey:
+        if group.id in self._groups:
+            return self._groups[group.id]
+        wrap = (
+            await session.exec(
+                select(GroupKeyWrap).where(
+                    GroupKeyWrap.group_id == group.id, GroupKeyWrap.operator_id == self.operator.id
+                )
+            )
+        ).first()
+        if wrap is None:
+            raise NotReadable(f"group {group.codename} holds no key for this operator")
+        raw = unwrap_key(wrap.wrapped, self._private, group_key_binding(group.id))
+        key = PrivateKey(KemName(group.kem), raw)
+        if key.public_key() != group_public_key(group):
+            raise CryptoError(f"group {group.codename}: the wrapped key is not the group's key")
+        self._groups[group.id] = key
+        return key
+
+    async def data_key(self, session: AsyncSession, *, table: str, row_id: uuid.UUID) -> bytes:
+        wraps = (
+            await session.exec(
+                select(KeyWrap).where(KeyWrap.subject_table == table, KeyWrap.subject_id == row_id)
+            )
+        ).all()
+        binding = data_key_binding(table, row_id)
+        for wrap in wraps:
+            if wrap.operator_id == self.operator.id:
+                return unwrap_key(wrap.wrapped, self._private, binding)
+        for wrap in wraps:
+            if wrap.group_id is not None:
+                group = await session.get(Group, wrap.group_id)
+                if group is None:
+                    continue
+                return unwrap_key(wrap.wrapped, await self.group_key(session, group), binding)
+        raise NotReadable(f"no key of this operator opens {table} {row_id}")
+
+    async def open_fields(
+        self, session: AsyncSession, *, table: str, row_id: uuid.UUID, columns: Mapping[str, bytes]
+    ) -> dict[str, bytes]:
+        data_key = await self.data_key(session, table=table, row_id=row_id)
+        return {
+            name: open_content(data_key, blob, Binding(table, name, row_id))
+            for name, blob in columns.items()
+        }
+
+
+async def active_operators(session: AsyncSession) -> list[Operator]:
+    result = await session.exec(
+        select(Operator)
+        .where(col(Operator.removed_at).is_(None))
+        .order_by(col(Operator.created_at))
+    )
+    return list(result.all())
