@@ -1,0 +1,530 @@
+"""The ``intake`` command-line tool.
+
+Each command is thin: read the settings once, open the database in one place,
+call a data function from ``storage``, print. Every mistake a user can make
+ends in one line on stderr and exit status 1 (2 for wrong usage), never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import (
+    ConfigError,
+    Settings,
+    example_config_text,
+    load_settings,
+    resolve_config_path,
+)
+from bot.durations import format_duration, parse_duration
+from bot.group_import import Defaults, ImportFileError, read_groups
+from bot.schedules import BadSchedule, describe, make_schedule, next_due, normalise_codename
+from storage import audit, keyfile
+from storage.crypto import CryptoError, KemName, PrivateKey, PublicKey, ServerKeys
+from storage.db import DatabaseError, open_database, session_factory
+from storage.groups import GroupExists, UnknownGroup, create_group, get_group, list_groups
+from storage.models import Group, Role
+from storage.operators import OperatorExists, add_operator
+from storage.people import InviteError, create_invite
+from storage.sealing import NoRecipients
+from storage.timeutil import utcnow
+
+PASSPHRASE_ENV = "INTAKE_PASSPHRASE"  # noqa: S105 (the name of a variable, not a secret)
+ADMIN_ACTOR = "admin@cli"
+
+app = typer.Typer(
+    name="intake",
+    help="Check-in intake: seal covert check-ins, watch for silence, alert activists.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+group_app = typer.Typer(help="Travel groups, known only by codename.", no_args_is_help=True)
+operator_app = typer.Typer(
+    help="Operators: the keys that open the sealed inbox.", no_args_is_help=True
+)
+app.add_typer(group_app, name="group")
+app.add_typer(operator_app, name="operator")
+
+# markup off: messages carry "[section] key", which rich would take for a style tag.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Config file (else $INTAKE_CONFIG, else ./config.toml).",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
+# The mistakes a user can make, each of which prints its own message as one line.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    DatabaseError,
+    keyfile.KeyFileError,
+    CryptoError,
+    BadSchedule,
+    ImportFileError,
+    GroupExists,
+    UnknownGroup,
+    OperatorExists,
+    NoRecipients,
+    InviteError,
+)
+
+
+class UsageError(Exception):
+    pass
+
+
+def fail(message: str) -> NoReturn:
+    raise UsageError(message)
+
+
+T = TypeVar("T")
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def wrapper() -> T:
+        return await coro
+
+    return asyncio.run(wrapper())
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    settings: Settings
+    server: ServerKeys
+    session: AsyncSession
+
+
+@contextlib.asynccontextmanager
+async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
+    """Settings, server keys and one database transaction: committed if the command
+    finishes, rolled back if it fails."""
+    settings = load_settings(resolve_config_path(config))
+    server = ServerKeys(settings.server_secret_bytes())
+    async with (
+        open_database(settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        yield Workspace(settings=settings, server=server, session=session)
+
+
+def _duration_option(value: str | None, name: str) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        fail(f"{name}: {exc}")
+
+
+def _when(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- init
+
+
+@app.command()
+def init(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Folder to set up (default: the current one).", file_okay=False),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Set up a new installation: config.toml, the server secret, and the database."""
+    if (
+        config is not None
+        and directory is not None
+        and config.parent.resolve() != directory.resolve()
+    ):
+        fail("--config and --dir name different folders")
+    target = directory or (config.parent if config else Path.cwd())
+    config_path = config or target / "config.toml"
+    target.mkdir(parents=True, exist_ok=True)
+    secret_path = target / "server_secret"
+    for path in (config_path, secret_path):
+        if path.exists():
+            fail(f"{path} already exists; intake init never overwrites an installation")
+    secret = base64.urlsafe_b64encode(ServerKeys.generate_secret()).decode()
+    _create_private(secret_path, secret + "\n")
+    _create_private(config_path, example_config_text())
+    settings = load_settings(config_path)
+
+    async def migrate() -> None:
+        async with (
+            open_database(settings.database.url) as engine,
+            session_factory(engine)() as session,
+            session.begin(),
+        ):
+            await audit.append(session, actor=ADMIN_ACTOR, action="init", at=utcnow())
+
+    run(migrate())
+    out.print(f"Wrote {config_path} and {secret_path} (mode 0600: keep it out of backups).")
+    out.print(f"Database ready: {_safe_url(settings.database.url)}")
+    out.print("Next: on the operator's own machine, `intake keygen --out operator.key`;")
+    out.print(
+        "then here, `intake operator add PUBLIC_KEY --name NAME` and `intake group add CODENAME`."
+    )
+
+
+def _create_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _safe_url(url: str) -> str:
+    # Never print a password that a PostgreSQL URL may carry.
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _new_passphrase() -> str:
+    from_env = os.environ.get(PASSPHRASE_ENV)
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        fail(f"no terminal to ask for a passphrase; set {PASSPHRASE_ENV} in scripts")
+    passphrase: str = typer.prompt(
+        "Passphrase for the new key", hide_input=True, confirmation_prompt=True
+    )
+    if len(passphrase) < 12:
+        fail("choose a passphrase of at least 12 characters")
+    return passphrase
+
+
+@app.command()
+def keygen(
+    output: Annotated[
+        Path, typer.Option("--out", help="Where to write the key file.", dir_okay=False)
+    ],
+    kem: Annotated[
+        KemName, typer.Option(help="Key type: the post-quantum hybrid (default) or X25519 alone.")
+    ] = KemName.MLKEM768_X25519,
+    config: ConfigOption = None,
+) -> None:
+    """Make an operator key pair. Run it on the operator's own machine, never on the server."""
+    del config  # accepted on every command; keygen needs no installation
+    passphrase = _new_passphrase()
+    key = PrivateKey.generate(kem)
+    keyfile.write(output, keyfile.lock(key, passphrase))
+    public = key.public_key()
+    out.print(public.to_text(), soft_wrap=True)
+    err.print(f"fingerprint {public.fingerprint()}  (key file {output}, mode 0600)")
+
+
+@operator_app.command("add")
+def operator_add(
+    public_key: Annotated[
+        str, typer.Argument(help="The line `intake keygen` printed (ckpk1:...).")
+    ],
+    name: Annotated[
+        str, typer.Option("--name", help="Who this operator is (sealed in the database).")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Register an operator's public key: new content is sealed to it from now on."""
+    key = PublicKey.from_text(public_key)
+
+    async def go() -> int:
+        async with workspace(config) as ws:
+            op = await add_operator(
+                ws.session, server=ws.server, public_key=key, name=name, now=utcnow()
+            )
+            await audit.append(
+                ws.session,
+                actor=ADMIN_ACTOR,
+                action="operator.add",
+                subject=op.fingerprint,
+                at=utcnow(),
+            )
+            return len(await list_groups(ws.session))
+
+    groups = run(go())
+    out.print(f"Operator {key.fingerprint()} added.")
+    if groups:
+        err.print(
+            f"note: {groups} existing group(s) are not yet readable with this key; an existing "
+            "operator must re-wrap them for it."
+        )
+
+
+# --------------------------------------------------------------------------- groups
+
+
+@group_app.command("add")
+def group_add(
+    codename: Annotated[str, typer.Argument(help="The group's codename, like PINE-7.")],
+    interval: Annotated[
+        str | None, typer.Option(help="A check-in is due every so long (24h).")
+    ] = None,
+    cron: Annotated[
+        str | None, typer.Option(help='Check-ins due at cron times ("0 8,20 * * *").')
+    ] = None,
+    tz: Annotated[str | None, typer.Option(help="Time zone of --cron (Asia/Shanghai).")] = None,
+    grace: Annotated[
+        str | None, typer.Option(help="How late a check-in may be before SILENT.")
+    ] = None,
+    detained_after: Annotated[
+        str | None, typer.Option(help="Silent this long means DETAINED.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add a travel group, with its own key pair sealed to every operator."""
+    name = normalise_codename(codename)
+
+    async def go() -> Group:
+        async with workspace(config) as ws:
+            d = ws.settings.defaults
+            schedule = make_schedule(
+                interval=_duration_option(interval, "--interval") or (None if cron else d.interval),
+                cron=cron,
+                tz=tz,
+                grace=_duration_option(grace, "--grace") or d.grace,
+                detained_after=_duration_option(detained_after, "--detained-after")
+                or d.detained_after,
+            )
+            group = await create_group(
+                ws.session,
+                codename=name,
+                schedule=schedule,
+                kem=KemName(ws.settings.keys.kem),
+                now=utcnow(),
+            )
+            await audit.append(
+                ws.session, actor=ADMIN_ACTOR, action="group.add", subject=name, at=utcnow()
+            )
+            return group
+
+    group = run(go())
+    grace_text = format_duration(timedelta(seconds=group.grace_s))
+    detained_text = format_duration(timedelta(seconds=group.detained_after_s))
+    out.print(
+        f"Group {group.codename} added: {describe(group)}, grace {grace_text}, "
+        f"detained after {detained_text}."
+    )
+
+
+@group_app.command("list")
+def group_list(config: ConfigOption = None) -> None:
+    """List groups and their schedules."""
+
+    async def go() -> list[Group]:
+        async with workspace(config) as ws:
+            return list(await list_groups(ws.session))
+
+    table = Table("codename", "schedule", "grace", "detained after", "status", "created")
+    for g in run(go()):
+        table.add_row(
+            g.codename,
+            describe(g),
+            format_duration(timedelta(seconds=g.grace_s)),
+            format_duration(timedelta(seconds=g.detained_after_s)),
+            g.status.value + (" (shredded)" if g.shredded_at else ""),
+            _when(g.created_at),
+        )
+    out.print(table)
+
+
+@group_app.command("import")
+def group_import(
+    file: Annotated[Path, typer.Argument(help="A .csv or .toml file of groups.", dir_okay=False)],
+    config: ConfigOption = None,
+) -> None:
+    """Add many groups at once; nothing is added unless every group in the file is valid."""
+
+    async def go() -> int:
+        async with workspace(config) as ws:
+            d = ws.settings.defaults
+            specs = read_groups(
+                file,
+                defaults=Defaults(
+                    interval=d.interval, grace=d.grace, detained_after=d.detained_after
+                ),
+            )
+            now = utcnow()
+            for spec in specs:
+                await create_group(
+                    ws.session,
+                    codename=spec.codename,
+                    schedule=spec.schedule,
+                    kem=KemName(ws.settings.keys.kem),
+                    now=now,
+                )
+            await audit.append(
+                ws.session,
+                actor=ADMIN_ACTOR,
+                action="group.import",
+                at=now,
+                details={"groups": [s.codename for s in specs]},
+            )
+            return len(specs)
+
+    out.print(f"Imported {run(go())} group(s).")
+
+
+# --------------------------------------------------------------------------- invites
+
+
+@app.command()
+def invite(
+    role: Annotated[Role, typer.Option("--role", help="What the invite grants.")],
+    group: Annotated[
+        str | None, typer.Option("--group", help="The group (relatives and activists).")
+    ] = None,
+    ttl: Annotated[
+        str | None,
+        typer.Option("--ttl", help="How long the code stays valid (default [invites] ttl)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Make a one-time invite code; the person redeems it with /start CODE."""
+
+    async def go() -> tuple[str, datetime, str | None]:
+        async with workspace(config) as ws:
+            target = (
+                await get_group(ws.session, codename=normalise_codename(group)) if group else None
+            )
+            now = utcnow()
+            lifetime = _duration_option(ttl, "--ttl") or ws.settings.invites.ttl
+            inv, code = await create_invite(
+                ws.session, server=ws.server, role=role, group=target, ttl=lifetime, now=now
+            )
+            await audit.append(
+                ws.session,
+                actor=ADMIN_ACTOR,
+                action="invite.create",
+                subject=str(inv.id),
+                at=now,
+                details={"role": role.value, "group": target.codename if target else None},
+            )
+            return code, inv.expires_at, ws.settings.telegram.username
+
+    code, expires, username = run(go())
+    out.print(code)
+    if username:
+        out.print(f"https://t.me/{username}?start={code}")
+    else:
+        out.print(f"t.me/<bot>?start={code}   (set [telegram] username to get the full link)")
+    err.print(f"one use, valid until {_when(expires)}")
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _status_rows(groups: list[Group], now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for g in groups:
+        due = None
+        if g.last_checkin_at is not None and g.shredded_at is None:
+            due = next_due(g, after=g.last_checkin_at)
+        rows.append(
+            {
+                "codename": g.codename,
+                "status": g.status.value,
+                "status_since": g.status_since,
+                "basis": g.status_basis,
+                "last_checkin": g.last_checkin_at,
+                "next_due": due,
+                "overdue": due is not None and due < now,
+            }
+        )
+    return rows
+
+
+@app.command()
+def status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array instead of a table.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Every group's status, last check-in and next due time."""
+
+    async def go() -> list[Group]:
+        async with workspace(config) as ws:
+            return list(await list_groups(ws.session))
+
+    groups = run(go())
+    rows = _status_rows(groups, utcnow())
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {k: _iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+                    for row in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        out.print("No groups yet. Add one with `intake group add CODENAME`.")
+        return
+    table = Table("codename", "status", "since", "last check-in", "next due")
+    for row, g in zip(rows, groups, strict=True):
+        due = (
+            "—"
+            if row["next_due"] is None
+            else _when(next_due(g, after=g.last_checkin_at))
+            if g.last_checkin_at
+            else "—"
+        )
+        table.add_row(
+            g.codename, g.status.value, _when(g.status_since), _when(g.last_checkin_at), due
+        )
+    out.print(table)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main() -> None:
+    # Typer (standalone) answers wrong usage itself, with exit status 2; the
+    # mistakes found while running arrive here and become one line.
+    os.umask(0o077)  # the database, key files and exports are for this user alone
+    try:
+        app()
+    except UsageError as exc:
+        err.print(f"intake: error: {exc}")
+        sys.exit(2)
+    except USER_ERRORS as exc:
+        err.print(f"intake: error: {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Shared fixtures: every storage test runs on SQLite, and on PostgreSQL too when
+INTAKE_TEST_DATABASE_URL names a server (``.ci/run`` sets it)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.crypto import KemName, PrivateKey, ServerKeys
+from storage.db import open_database, session_factory
+from storage.models import Operator
+from storage.operators import add_operator
+from storage.sealing import Keyring
+from storage.timeutil import utcnow
+
+PG_ENV = "INTAKE_TEST_DATABASE_URL"
+
+
+def _backends() -> list[str]:
+    return ["sqlite", "postgresql"] if os.environ.get(PG_ENV) else ["sqlite"]
+
+
+@dataclass(frozen=True)
+class Database:
+    """A fresh, migrated database for one test."""
+
+    backend: str
+    url: str
+    path: Path | None  # the SQLite file, whose bytes the canary tests read
+
+
+def _async_pg_url(url: str) -> sa.URL:
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+asyncpg")
+
+
+@pytest.fixture(params=_backends())
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        path = tmp_path / "intake.db"
+        db = Database("sqlite", f"sqlite+aiosqlite:///{path}", path)
+        async with open_database(db.url):
+            pass
+        yield db
+        return
+    admin_url = _async_pg_url(os.environ[PG_ENV])
+    name = f"intake_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        async with open_database(url):
+            pass
+        yield Database("postgresql", url, None)
+    finally:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.dispose()
+
+
+@pytest.fixture
+async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    async with open_database(database.url, migrate_to_head=False) as eng:
+        yield eng
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    async with session_factory(engine)() as s:
+        yield s
+
+
+@pytest.fixture
+def server() -> ServerKeys:
+    return ServerKeys(ServerKeys.generate_secret())
+
+
+@pytest.fixture(params=[KemName.MLKEM768_X25519])
+def operator_key(request: pytest.FixtureRequest) -> PrivateKey:
+    return PrivateKey.generate(request.param)
+
+
+@pytest.fixture
+async def operator(session: AsyncSession, server: ServerKeys, operator_key: PrivateKey) -> Operator:
+    op = await add_operator(
+        session,
+        server=server,
+        public_key=operator_key.public_key(),
+        name="Operator One",
+        now=utcnow(),
+    )
+    await session.commit()
+    return op
+
+
+@pytest.fixture
+async def keyring(session: AsyncSession, operator: Operator, operator_key: PrivateKey) -> Keyring:
+    return Keyring(operator=operator, private_key=operator_key)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("INTAKE_CONFIG", "INTAKE_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
+    yield
