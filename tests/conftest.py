@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +108,8 @@ async def keyring(session: AsyncSession, operator: Operator, operator_key: Priva
     return Keyring(operator=operator, private_key=operator_key)
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's own INTAKE_* variables."""
     for name in ("INTAKE_CONFIG", "INTAKE_PASSPHRASE"):
         monkeypatch.delenv(name, raising=False)
-    yield
