@@ -8,7 +8,7 @@ bot's event loop never waits on a query.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,22 @@ async def migrate(engine: AsyncEngine) -> None:
 async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as conn:
         return await conn.run_sync(_current)
+
+
+async def reclaim_deleted(engine: AsyncEngine, *, tables: Sequence[str]) -> None:
+    """Make rows deleted from ``tables`` unrecoverable from the database files.
+
+    SQLite zeroes them as it deletes (secure_delete). PostgreSQL leaves dead
+    rows in its data files until they are rewritten, so the tables are
+    rewritten with VACUUM FULL (which cannot run inside a transaction).
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    quoted = ", ".join(engine.dialect.identifier_preparer.quote(t) for t in tables)
+    async with engine.connect() as conn:
+        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.exec_driver_sql(f"VACUUM FULL {quoted}")
+        await autocommit.exec_driver_sql("CHECKPOINT")
 
 
 def _reason(exc: BaseException) -> str:

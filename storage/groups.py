@@ -27,6 +27,20 @@ from storage.models import (
 from storage.sealing import active_operators, new_group_keys
 
 
+# Every table that holds a shredded group's sealed rows or wrapped keys.
+SHREDDED_TABLES = (
+    "key_wraps",
+    "group_key_wraps",
+    "messages",
+    "attachments",
+    "notes",
+    "members",
+    "member_identifiers",
+    "codebook_entries",
+    "legs",
+)
+
+
 class GroupExists(Exception):
     pass
 
@@ -102,8 +116,9 @@ async def shred_group(session: AsyncSession, *, group: Group, now: datetime) -> 
     """Delete every wrapped copy of the group's key and every sealed row of it.
 
     The status timeline (flips, check-in times) stays. Without the group's
-    private key nothing sealed to it opens again, even from an old backup
-    taken after this point; the sealed rows go too so that nothing lingers.
+    private key nothing sealed to it opens again; the sealed rows go too so
+    that nothing lingers. After the commit, ``storage.db.reclaim_deleted``
+    with ``SHREDDED_TABLES`` clears what the database keeps of deleted rows.
     """
     message_ids = select(Message.id).where(Message.group_id == group.id)
     sealed_ids = sa.union_all(
