@@ -280,7 +280,7 @@ async def test_a_key_of_no_registered_operator_opens_nothing(
     session: AsyncSession, server: ServerKeys, operator: Operator
 ) -> None:
     group = await make_group(session)
-    message = await store_message(
+    await store_message(
         session,
         server=server,
         kind=MessageKind.TEXT,
