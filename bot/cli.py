@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -37,7 +38,7 @@ from bot.group_import import Defaults, ImportFileError, read_groups
 from bot.schedules import BadSchedule, describe, make_schedule, next_due, normalise_codename
 from storage import audit, keyfile
 from storage.crypto import CryptoError, KemName, PrivateKey, PublicKey, ServerKeys
-from storage.db import DatabaseError, open_database, session_factory
+from storage.db import DatabaseError, open_database, reason, session_factory
 from storage.groups import GroupExists, UnknownGroup, create_group, get_group, list_groups
 from storage.models import Group, Role
 from storage.operators import OperatorExists, add_operator
@@ -124,12 +125,15 @@ async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
     finishes, rolled back if it fails."""
     settings = load_settings(resolve_config_path(config))
     server = ServerKeys(settings.server_secret_bytes())
-    async with (
-        open_database(settings.database.url) as engine,
-        session_factory(engine)() as session,
-        session.begin(),
-    ):
-        yield Workspace(settings=settings, server=server, session=session)
+    try:
+        async with (
+            open_database(settings.database.url) as engine,
+            session_factory(engine)() as session,
+            session.begin(),
+        ):
+            yield Workspace(settings=settings, server=server, session=session)
+    except (OSError, sa.exc.DBAPIError) as exc:
+        raise DatabaseError(f"database: {reason(exc)}") from None
 
 
 def _duration_option(value: str | None, name: str) -> timedelta | None:

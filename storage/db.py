@@ -101,8 +101,8 @@ async def migrate(engine: AsyncEngine) -> None:
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade)
-    except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        raise DatabaseError(f"cannot open the database: {_reason(exc)}") from exc
+    except (OSError, sa.exc.DBAPIError) as exc:
+        raise DatabaseError(f"cannot open the database: {reason(exc)}") from None
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -126,9 +126,12 @@ async def reclaim_deleted(engine: AsyncEngine, *, tables: Sequence[str]) -> None
         await autocommit.exec_driver_sql("CHECKPOINT")
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """The driver's own first line, without SQLAlchemy's statement and parameters
+    (which would print sealed values and could print codenames)."""
     orig = getattr(exc, "orig", None) or exc
-    return str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
 
 
 @contextlib.asynccontextmanager
