@@ -242,6 +242,8 @@ def keygen(
 ) -> None:
     """Make an operator key pair. Run it on the operator's own machine, never on the server."""
     del config  # accepted on every command; keygen needs no installation
+    if output.exists():
+        fail(f"{output} already exists; choose another --out")  # before asking for a passphrase
     passphrase = _new_passphrase()
     key = PrivateKey.generate(kem)
     keyfile.write(output, keyfile.lock(key, passphrase))

@@ -41,7 +41,7 @@ class Defaults:
 
 def _rows(path: Path) -> Iterator[tuple[str, Mapping[str, object]]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Excel writes a byte-order mark
     except OSError as exc:
         raise ImportFileError(f"{path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -55,11 +55,13 @@ def _rows(path: Path) -> Iterator[tuple[str, Mapping[str, object]]]:
         if unknown or not isinstance(doc.get("group"), list):
             raise ImportFileError(f"{path}: expected [[group]] tables and nothing else")
         for number, table in enumerate(doc["group"], start=1):
+            if not isinstance(table, dict):
+                raise ImportFileError(f"{path}: group {number} is not a [[group]] table")
             yield f"{path}: group {number}", table
         return
     if path.suffix.lower() != ".csv":
         raise ImportFileError(f"{path}: name a .csv or .toml file")
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), restkey="(cells beyond the header)")
     unknown = set(reader.fieldnames or ()) - set(COLUMNS)
     if unknown:
         raise ImportFileError(f"{path}: unknown column {sorted(unknown)[0]!r}")

@@ -31,13 +31,60 @@ def normalise_codename(text: str) -> str:
     return codename
 
 
+_CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _crontab_days(field: str, expression: str) -> str:
+    """Crontab's day-of-week field (0 and 7 are Sunday) as day names.
+
+    APScheduler 3 numbers days from Monday = 0, so a crontab "1-5" would
+    silently become Tuesday to Saturday; names mean the same to both.
+    """
+    if field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for item in field.lower().split(","):
+        span, _, step_text = item.partition("/")
+        try:
+            step = int(step_text) if step_text else 1
+            if span == "*":
+                first, last = 0, 6
+            else:
+                low, _, high = span.partition("-")
+                first = _CRONTAB_DAYS.index(low) if low in _CRONTAB_DAYS else int(low)
+                last = (
+                    (_CRONTAB_DAYS.index(high) if high in _CRONTAB_DAYS else int(high))
+                    if high
+                    else first
+                )
+        except ValueError:
+            raise BadSchedule(f"cron expression {expression!r}: bad day of week {item!r}") from None
+        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last and step > 0):
+            raise BadSchedule(f"cron expression {expression!r}: bad day of week {item!r}")
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(_CRONTAB_DAYS[d] for d in sorted(days))
+
+
 def cron_trigger(expression: str, tz: str) -> CronTrigger:
     try:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise BadSchedule(f"unknown time zone {tz!r} (use a name like Asia/Shanghai)") from None
+    fields = expression.split()
+    if len(fields) != 5:
+        raise BadSchedule(
+            f"cron expression {expression!r}: five fields, minute hour day month weekday"
+        )
+    minute, hour, day, month, weekday = fields
     try:
-        return CronTrigger.from_crontab(expression, timezone=zone)
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_crontab_days(weekday, expression),
+            timezone=zone,
+        )
     except ValueError as exc:
         raise BadSchedule(f"cron expression {expression!r}: {exc}") from None
 
@@ -66,15 +113,41 @@ def make_schedule(
 
 
 def next_due(group: Group, *, after: datetime) -> datetime:
-    """The first check-in deadline after ``after`` under the group's policy."""
+    """The first check-in deadline strictly after ``after`` under the group's policy."""
+    if after.utcoffset() is None:
+        raise ValueError("next_due needs a timezone-aware time")
     if group.schedule_kind is ScheduleKind.INTERVAL and group.interval_s is not None:
         return after + timedelta(seconds=group.interval_s)
     if group.cron is None or group.tz is None:
         raise BadSchedule(f"group {group.codename} has no schedule")
-    fire: datetime | None = cron_trigger(group.cron, group.tz).get_next_fire_time(None, after)
-    if fire is None:
-        raise BadSchedule(f"group {group.codename}: its cron expression never fires again")
-    return fire.astimezone(UTC)
+    zone = ZoneInfo(group.tz)
+    trigger = cron_trigger(group.cron, group.tz)
+    # APScheduler answers "at or after", and inside the hour that the autumn
+    # change repeats it can answer with an earlier time; so step forward a
+    # whole minute (cron's resolution) past anything not strictly later.
+    moment = after + timedelta(microseconds=1)
+    for _ in range(_MAX_STEPS):
+        fire: datetime | None = trigger.get_next_fire_time(None, moment)
+        if fire is None:
+            raise BadSchedule(f"group {group.codename}: its cron expression never fires again")
+        if fire > after and not _repeated_wall_time(fire, zone):
+            return fire.astimezone(UTC)
+        moment = max(moment, fire).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    raise BadSchedule(f"group {group.codename}: no deadline found after {after.isoformat()}")
+
+
+# Enough minutes to leave any repeated hour behind.
+_MAX_STEPS = 24 * 60
+
+
+def _repeated_wall_time(fire: datetime, zone: ZoneInfo) -> bool:
+    """True for the second occurrence of a wall-clock time that the autumn change
+    repeats: the cron matched its first occurrence already, and the group agreed
+    to one deadline at that time, not two."""
+    local = fire.astimezone(UTC).astimezone(zone)
+    if local.fold != 1:
+        return False
+    return local.replace(fold=0).astimezone(UTC) != local.astimezone(UTC)
 
 
 def describe(group: Group) -> str:
