@@ -23,6 +23,7 @@ import base64
 import enum
 import os
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -312,6 +313,7 @@ class BlindIndexCost:
 
 
 BLIND_INDEX_COST = BlindIndexCost()
+BLIND_INDEX_CACHE = 4096
 
 
 class ServerKeys:
@@ -322,7 +324,7 @@ class ServerKeys:
     must read back itself.
     """
 
-    __slots__ = ("_blind_key", "_blind_salt", "_invite_key", "_seal_key")
+    __slots__ = ("_blind_cache", "_blind_key", "_blind_salt", "_digest_key", "_seal_key")
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) != KEY_BYTES:
@@ -330,7 +332,11 @@ class ServerKeys:
         self._seal_key = _hkdf(secret, "server-seal/v1")
         self._blind_key = _hkdf(secret, "blind-index-key/v1")
         self._blind_salt = _hkdf(secret, "blind-index-salt/v1", 16)
-        self._invite_key = _hkdf(secret, "invite-code/v1")
+        self._digest_key = _hkdf(secret, "digest/v1")
+        # The running server computes the same few indexes over and over (each
+        # relative's id, on every message): it keeps recent ones in memory. A
+        # live server sees these identifiers anyway; nothing here reaches disk.
+        self._blind_cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
 
     @staticmethod
     def generate_secret() -> bytes:
@@ -348,8 +354,12 @@ class ServerKeys:
         ``kind`` separates namespaces, so a phone number and a Telegram id with
         the same digits never share an index.
         """
+        cached = self._blind_cache.get((kind, normalised))
+        if cached is not None:
+            self._blind_cache.move_to_end((kind, normalised))
+            return cached
         cost = BLIND_INDEX_COST
-        return Argon2id(
+        index = Argon2id(
             salt=self._blind_salt,
             length=KEY_BYTES,
             iterations=cost.iterations,
@@ -358,12 +368,21 @@ class ServerKeys:
             secret=self._blind_key,
             ad=kind.encode(),
         ).derive(normalised.encode())
+        self._blind_cache[(kind, normalised)] = index
+        if len(self._blind_cache) > BLIND_INDEX_CACHE:
+            self._blind_cache.popitem(last=False)
+        return index
+
+    def digest(self, purpose: str, value: str) -> bytes:
+        """A fast keyed digest, for values an attacker cannot enumerate cheaply
+        without the key (random codes, chat-and-message pairs, normalised texts)."""
+        mac = hmac.HMAC(self._digest_key, hashes.SHA256())
+        mac.update(purpose.encode() + b"\x00" + value.encode())
+        return mac.finalize()
 
     def code_digest(self, code: str) -> bytes:
         """A digest of a one-time invite code: codes are random, so a fast keyed MAC is enough."""
-        mac = hmac.HMAC(self._invite_key, hashes.SHA256())
-        mac.update(code.encode())
-        return mac.finalize()
+        return self.digest("invite-code", code)
 
 
 def digests_equal(a: bytes, b: bytes) -> bool:

@@ -26,7 +26,6 @@ from storage.models import (
 )
 from storage.sealing import active_operators, new_group_keys
 
-
 # Every table that holds a shredded group's sealed rows or wrapped keys.
 SHREDDED_TABLES = (
     "key_wraps",

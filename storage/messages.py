@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import Binding, ServerKeys
@@ -32,6 +33,10 @@ def chat_ref_binding(message_id: uuid.UUID) -> Binding:
     return Binding(MESSAGES, "chat_ref_sealed", message_id)
 
 
+def chat_ref_digest(server: ServerKeys, ref: ChatRef) -> bytes:
+    return server.digest("chat-ref", f"{ref.chat_id}:{ref.message_id}")
+
+
 def _json(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, ensure_ascii=False, sort_keys=True).encode()
 
@@ -49,6 +54,7 @@ async def store_message(
     origin_kind: OriginKind | None = None,
     origin_index: bytes | None = None,
     origin_at: datetime | None = None,
+    sent_at: datetime | None = None,
     chat_ref: ChatRef | None = None,
     previous: Message | None = None,
 ) -> Message:
@@ -71,9 +77,11 @@ async def store_message(
         origin_kind=origin_kind,
         origin_index=origin_index,
         origin_at=origin_at,
+        sent_at=sent_at,
         received_at=received_at,
         previous_id=previous.id if previous else None,
         version=previous.version + 1 if previous else 1,
+        chat_ref_digest=chat_ref_digest(server, chat_ref) if chat_ref else None,
         chat_ref_sealed=(
             server.seal(
                 _json({"c": chat_ref.chat_id, "m": chat_ref.message_id}),
@@ -164,3 +172,41 @@ async def open_attachment(
 
 async def attachments_of(session: AsyncSession, *, message: Message) -> Sequence[Attachment]:
     return (await session.exec(select(Attachment).where(Attachment.message_id == message.id))).all()
+
+
+async def latest_version(
+    session: AsyncSession, *, server: ServerKeys, chat_ref: ChatRef
+) -> Message | None:
+    """The newest stored version of the message at ``chat_ref`` (edits are new versions)."""
+    result = await session.exec(
+        select(Message)
+        .where(Message.chat_ref_digest == chat_ref_digest(server, chat_ref))
+        .order_by(col(Message.version).desc())
+        .limit(1)
+    )
+    return result.first()
+
+
+async def find_by_update(session: AsyncSession, *, update_id: int) -> Message | None:
+    return (await session.exec(select(Message).where(Message.update_id == update_id))).first()
+
+
+async def count_from_sender_since(session: AsyncSession, *, sender: Person, since: datetime) -> int:
+    result = await session.exec(
+        select(sa.func.count())
+        .select_from(Message)
+        .where(Message.sender_id == sender.id, col(Message.received_at) >= since)
+    )
+    return int(result.one())
+
+
+async def undeleted_in_chat(session: AsyncSession, *, sender: Person) -> Sequence[Message]:
+    """The sender's messages still in their chat with the bot (for /wipe)."""
+    result = await session.exec(
+        select(Message).where(
+            Message.sender_id == sender.id,
+            col(Message.chat_ref_sealed).is_not(None),
+            col(Message.deleted_in_chat_at).is_(None),
+        )
+    )
+    return result.all()

@@ -316,6 +316,9 @@ class Message(SQLModel, table=True):
     origin_kind: OriginKind | None = Field(default=None, sa_type=_enum(OriginKind, "origin_kind"))
     origin_index: bytes | None = Field(default=None, index=True)
     origin_at: datetime | None = None
+    # When the relative sent it to the bot (Telegram's date), and when the bot
+    # took it in: after downtime the two differ, and deadlines use the first.
+    sent_at: datetime | None = None
     received_at: datetime = Field(default_factory=utcnow)
     # Equal for equal normalised texts with equal origin dates, so that one
     # check-in forwarded by several relatives is counted once. Keyed.
@@ -324,6 +327,8 @@ class Message(SQLModel, table=True):
     # Where the message sits in the relative's chat, so that it can be deleted
     # there; sealed with the server key because the bot must read it back.
     chat_ref_sealed: bytes | None = None
+    # A keyed digest of (chat, message id): how an edit finds the message it edits.
+    chat_ref_digest: bytes | None = Field(default=None, index=True)
     deleted_in_chat_at: datetime | None = None
 
 

@@ -339,10 +339,12 @@ def upgrade() -> None:
         ),
         sa.Column("origin_index", sa.LargeBinary(), nullable=True),
         sa.Column("origin_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("sent_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("received_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("text_digest", sa.LargeBinary(), nullable=True),
         sa.Column("body_sealed", sa.LargeBinary(), nullable=False),
         sa.Column("chat_ref_sealed", sa.LargeBinary(), nullable=True),
+        sa.Column("chat_ref_digest", sa.LargeBinary(), nullable=True),
         sa.Column("deleted_in_chat_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["group_id"], ["groups.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["previous_id"], ["messages.id"], ondelete="SET NULL"),
@@ -351,6 +353,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("update_id"),
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_messages_chat_ref_digest"), ["chat_ref_digest"], unique=False
+        )
         batch_op.create_index(
             "ix_messages_group_received", ["group_id", "received_at"], unique=False
         )
@@ -660,6 +665,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_messages_sender_id"))
         batch_op.drop_index(batch_op.f("ix_messages_origin_index"))
         batch_op.drop_index("ix_messages_group_received")
+        batch_op.drop_index(batch_op.f("ix_messages_chat_ref_digest"))
 
     op.drop_table("messages")
     with op.batch_alter_table("members", schema=None) as batch_op:
