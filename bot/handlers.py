@@ -1,0 +1,343 @@
+"""Reply handlers: thin, and run only after the update is committed (bot.intake).
+
+Everything said to a relative is neutral and deletes itself after
+``intake.receipt_ttl``; their own message is deleted once it is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    ExtBot,
+    MessageHandler,
+    filters,
+)
+
+from bot import texts
+from bot.i18n import LANGUAGES, pick_language, translator
+from bot.intake import BotApplication, Outcome, Runtime, Taken
+from storage import audit
+from storage.messages import chat_ref_of, find_by_update, undeleted_in_chat
+from storage.people import find_person, get_or_create_person, pseudonym, redeem_invite
+from storage.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+Context = ContextTypes.DEFAULT_TYPE
+PRIVATE = filters.ChatType.PRIVATE
+DELETE_BATCH = 100  # deleteMessages takes at most 100 ids
+
+
+def runtime_of(context: Context) -> Runtime:
+    runtime = context.bot_data["runtime"]
+    assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+    return runtime
+
+
+async def _words(context: Context, update: Update) -> tuple[Runtime, str]:
+    runtime = runtime_of(context)
+    user = update.effective_user
+    chosen = None
+    if user is not None:
+        async with runtime.sessions() as session:
+            person = await find_person(session, server=runtime.server, telegram_id=user.id)
+            chosen = person.language if person else None
+    return runtime, pick_language(chosen, user.language_code if user else None)
+
+
+async def _say(
+    context: Context, update: Update, text: str, *, keyboard: InlineKeyboardMarkup | None = None
+) -> Message | None:
+    """Send a neutral, protected reply that deletes itself after receipt_ttl."""
+    chat = update.effective_chat
+    if chat is None:
+        return None
+    runtime = runtime_of(context)
+    try:
+        sent = await context.bot.send_message(
+            chat.id, text, protect_content=True, reply_markup=keyboard, disable_notification=True
+        )
+    except Forbidden:
+        log.info("a reply was refused: the person blocked the bot")
+        return None
+    _delete_later(context, sent, runtime.settings.intake.receipt_ttl)
+    return sent
+
+
+def _delete_later(context: Context, message: Message, after: timedelta) -> None:
+    if context.job_queue is None:
+        return
+    context.job_queue.run_once(
+        _delete_job, when=after, data=(message.chat_id, message.message_id), name="delete-reply"
+    )
+
+
+async def _delete_job(context: Context) -> None:
+    job = context.job
+    if job is None or not isinstance(job.data, tuple):
+        return
+    chat_id, message_id = job.data
+    await _delete_quietly(context, chat_id, [message_id])
+
+
+async def _delete_quietly(context: Context, chat_id: int, message_ids: Sequence[int]) -> bool:
+    """Delete what Telegram still lets the bot delete; a message already gone is fine."""
+    try:
+        for start in range(0, len(message_ids), DELETE_BATCH):
+            await context.bot.delete_messages(chat_id, message_ids[start : start + DELETE_BATCH])
+    except (BadRequest, Forbidden) as exc:
+        log.info("could not delete messages in a chat (%s)", type(exc).__name__)
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- content
+
+
+async def on_content(update: Update, context: Context) -> None:
+    """Every private message and edit: one neutral receipt, then the original goes."""
+    runtime, language = await _words(context, update)
+    t = translator(language)
+    taken: Taken = runtime.taken.get(update.update_id, Taken(Outcome.SEEN))
+    ref = await _reference(runtime, update.update_id, taken)
+    await _say(context, update, t(texts.RECEIPT).format(ref=ref))
+    limit = runtime.settings.intake.max_attachment_mb
+    for size in taken.too_large:
+        await _say(
+            context,
+            update,
+            t(texts.TOO_LARGE).format(size_mb=-(-size // (1024 * 1024)), limit_mb=limit),
+        )
+    message = update.effective_message
+    if (
+        runtime.settings.intake.delete_forwarded
+        and message is not None
+        and await _delete_quietly(context, message.chat_id, [message.message_id])
+    ):
+        await _mark_deleted(runtime, update.update_id)
+
+
+async def _reference(runtime: Runtime, update_id: int, taken: Taken) -> str:
+    message_id = taken.message_id
+    if message_id is None and taken.outcome is Outcome.SEEN:
+        async with runtime.sessions() as session:
+            stored = await find_by_update(session, update_id=update_id)
+            message_id = stored.id if stored else None
+    if message_id is not None:
+        return message_id.hex[:6].upper()
+    # Not stored (rate limit): a reference of the same form, so the reply does not differ.
+    return runtime.server.digest("receipt", str(update_id))[:3].hex().upper()
+
+
+async def _mark_deleted(runtime: Runtime, update_id: int) -> None:
+    async with runtime.sessions() as session, session.begin():
+        stored = await find_by_update(session, update_id=update_id)
+        if stored is not None and stored.deleted_in_chat_at is None:
+            stored.deleted_in_chat_at = utcnow()
+            session.add(stored)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+async def on_start(update: Update, context: Context) -> None:
+    """/start CODE: redeem a one-time invite. Every outcome gets the same reply."""
+    runtime, language = await _words(context, update)
+    user, message = update.effective_user, update.effective_message
+    if user is None or message is None:
+        return
+    code = context.args[0] if context.args else ""
+    now = utcnow()
+    roles: list[str] = []
+    async with runtime.sessions() as session, session.begin():
+        person = await get_or_create_person(
+            session, server=runtime.server, telegram_id=user.id, chat_id=message.chat_id, now=now
+        )
+        grant = (
+            await redeem_invite(session, server=runtime.server, code=code, person=person, now=now)
+            if code
+            else None
+        )
+        if grant is not None:
+            roles.append(grant.role.value)
+            await audit.append(
+                session,
+                actor=f"person:{pseudonym(person)}",
+                action="invite.redeem",
+                at=now,
+                subject=str(grant.invite_id),
+                details={"role": grant.role.value},
+            )
+    # The code is on the relative's screen: it goes, whatever it was.
+    await _delete_quietly(context, message.chat_id, [message.message_id])
+    if roles:
+        await set_chat_commands(context.bot, message.chat_id, language)
+    await _say(context, update, translator(language)(texts.WELCOME))
+
+
+async def on_help(update: Update, context: Context) -> None:
+    _, language = await _words(context, update)
+    message = update.effective_message
+    if message is not None:
+        await _delete_quietly(context, message.chat_id, [message.message_id])
+    await _say(context, update, translator(language)(texts.HELP))
+
+
+async def on_language(update: Update, context: Context) -> None:
+    _, language = await _words(context, update)
+    message = update.effective_message
+    if message is not None:
+        await _delete_quietly(context, message.chat_id, [message.message_id])
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(name, callback_data=f"lang:{code}")
+                for code, name in LANGUAGES.items()
+            ]
+        ]
+    )
+    await _say(context, update, translator(language)(texts.LANGUAGE_QUESTION), keyboard=keyboard)
+
+
+async def on_language_chosen(update: Update, context: Context) -> None:
+    query = update.callback_query
+    if query is None or query.data is None or update.effective_user is None:
+        return
+    choice = query.data.removeprefix("lang:")
+    runtime = runtime_of(context)
+    await query.answer()
+    if choice not in LANGUAGES:
+        return
+    async with runtime.sessions() as session, session.begin():
+        person = await get_or_create_person(
+            session,
+            server=runtime.server,
+            telegram_id=update.effective_user.id,
+            chat_id=update.effective_user.id,
+            now=utcnow(),
+        )
+        person.language = choice
+        session.add(person)
+    if isinstance(query.message, Message):
+        await query.message.edit_text(translator(choice)(texts.LANGUAGE_SET))
+    await set_chat_commands(context.bot, update.effective_user.id, choice)
+
+
+async def on_wipe(update: Update, context: Context) -> None:
+    """/wipe: delete from the chat every message of it the bot may still delete."""
+    runtime, language = await _words(context, update)
+    user, message = update.effective_user, update.effective_message
+    if user is None or message is None:
+        return
+    ids = [message.message_id]
+    async with runtime.sessions() as session, session.begin():
+        person = await find_person(session, server=runtime.server, telegram_id=user.id)
+        stored = list(await undeleted_in_chat(session, sender=person)) if person else []
+        for row in stored:
+            ref = chat_ref_of(runtime.server, row)
+            if ref is not None and ref.chat_id == message.chat_id:
+                ids.append(ref.message_id)
+        if await _delete_quietly(context, message.chat_id, sorted(set(ids))):
+            now = utcnow()
+            for row in stored:
+                row.deleted_in_chat_at = now
+                session.add(row)
+    await _say(context, update, translator(language)(texts.WIPED))
+
+
+# --------------------------------------------------------------------------- group chats
+
+
+async def on_group_chat(update: Update, context: Context) -> None:
+    """The bot works in private chats only: added to a group, it leaves."""
+    chat = update.effective_chat
+    if chat is None or chat.type == ChatType.PRIVATE:
+        return
+    member = update.my_chat_member
+    if member is not None and member.new_chat_member.status in (
+        ChatMemberStatus.LEFT,
+        ChatMemberStatus.BANNED,
+    ):
+        return
+    try:
+        await context.bot.leave_chat(chat.id)
+    except TelegramError as exc:
+        log.info("could not leave a group chat (%s)", type(exc).__name__)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+async def on_error(update: object, context: Context) -> None:
+    """The one error handler: logs first, and never the update or the message text."""
+    error = context.error
+    where = ""
+    if error is not None and error.__traceback__ is not None:
+        tb = error.__traceback__
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("handler failed for update %s: %s%s", update_id, type(error).__name__, where)
+
+
+# --------------------------------------------------------------------------- commands menu
+
+
+def command_menu(language: str) -> list[BotCommand]:
+    t = translator(language)
+    return [
+        BotCommand("help", t(texts.COMMAND_HELP)),
+        BotCommand("language", t(texts.COMMAND_LANGUAGE)),
+        BotCommand("wipe", t(texts.COMMAND_WIPE)),
+    ]
+
+
+async def set_default_commands(bot: ExtBot[None]) -> None:
+    for language in LANGUAGES:
+        await bot.set_my_commands(
+            command_menu(language),
+            scope=BotCommandScopeDefault(),
+            language_code=None if language == "en" else language,
+        )
+
+
+async def set_chat_commands(bot: ExtBot[None], chat_id: int, language: str) -> None:
+    """The menu in one person's chat (later issues add each role's commands)."""
+    try:
+        await bot.set_my_commands(command_menu(language), scope=BotCommandScopeChat(chat_id))
+    except TelegramError as exc:
+        log.info("could not set a chat's command menu (%s)", type(exc).__name__)
+
+
+def register(application: BotApplication) -> None:
+    application.add_handler(CommandHandler("start", on_start, filters=PRIVATE))
+    application.add_handler(CommandHandler("help", on_help, filters=PRIVATE))
+    application.add_handler(CommandHandler("language", on_language, filters=PRIVATE))
+    application.add_handler(CommandHandler("wipe", on_wipe, filters=PRIVATE))
+    application.add_handler(CallbackQueryHandler(on_language_chosen, pattern=r"^lang:"))
+    application.add_handler(
+        MessageHandler(
+            PRIVATE & (filters.UpdateType.MESSAGE | filters.UpdateType.EDITED_MESSAGE), on_content
+        )
+    )
+    application.add_handler(ChatMemberHandler(on_group_chat, ChatMemberHandler.MY_CHAT_MEMBER))
+    application.add_handler(MessageHandler(filters.ChatType.GROUPS, on_group_chat))
+    application.add_error_handler(on_error)
