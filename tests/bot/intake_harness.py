@@ -42,26 +42,22 @@ class Installation:
 
     async def stored(self) -> list[dict[str, Any]]:
         """Every stored message, opened with the operator's key, oldest first."""
-        async with open_database(self.settings.database.url, migrate_to_head=False) as engine:
-            async with session_factory(engine)() as session:
-                keyring = await Keyring.for_key(session, self.operator_key)
-                rows = (
-                    await session.exec(select(Message).order_by(col(Message.received_at)))
-                ).all()
-                opened = []
-                for row in rows:
-                    files = [
-                        await open_attachment(session, keyring, a)
-                        for a in await attachments_of(session, message=row)
-                    ]
-                    opened.append(
-                        {
-                            "row": row,
-                            "body": await open_message(session, keyring, row),
-                            "files": files,
-                        }
-                    )
-                return opened
+        url = self.settings.database.url
+        async with (
+            open_database(url, migrate_to_head=False) as engine,
+            session_factory(engine)() as session,
+        ):
+            keyring = await Keyring.for_key(session, self.operator_key)
+            query = select(Message).order_by(col(Message.received_at), col(Message.version))
+            opened = []
+            for row in (await session.exec(query)).all():
+                files = [
+                    await open_attachment(session, keyring, a)
+                    for a in await attachments_of(session, message=row)
+                ]
+                body = await open_message(session, keyring, row)
+                opened.append({"row": row, "body": body, "files": files})
+            return opened
 
 
 def write_installation(
@@ -101,15 +97,18 @@ async def install(
     config = write_installation(folder, standin=standin, database_url=database_url, extra=extra)
     settings = load_settings(config)
     key = PrivateKey.generate(KemName.X25519)
-    async with open_database(settings.database.url) as engine:
-        async with session_factory(engine)() as session, session.begin():
-            await add_operator(
-                session,
-                server=ServerKeys(settings.server_secret_bytes()),
-                public_key=key.public_key(),
-                name="Operator",
-                now=utcnow(),
-            )
+    async with (
+        open_database(settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        await add_operator(
+            session,
+            server=ServerKeys(settings.server_secret_bytes()),
+            public_key=key.public_key(),
+            name="Operator",
+            now=utcnow(),
+        )
     return Installation(path=folder, settings=settings, operator_key=key)
 
 
