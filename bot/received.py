@@ -96,6 +96,18 @@ def _origin(origin: MessageOrigin) -> tuple[OriginKind, int | None, dict[str, An
     return OriginKind.USER, None, {}
 
 
+_FILE_META = (
+    "file_name",
+    "mime_type",
+    "duration",
+    "width",
+    "height",
+    "emoji",
+    "title",
+    "performer",
+)
+
+
 def _files_and_kind(message: Message) -> tuple[MessageKind, list[FileRef], dict[str, Any]]:
     extra: dict[str, Any] = {}
     if message.photo:
@@ -117,20 +129,9 @@ def _files_and_kind(message: Message) -> tuple[MessageKind, list[FileRef], dict[
     for kind, item in attachments:
         if item is None:
             continue
-        meta = {
-            key: getattr(item, key)
-            for key in (
-                "file_name",
-                "mime_type",
-                "duration",
-                "width",
-                "height",
-                "emoji",
-                "title",
-                "performer",
-            )
-            if getattr(item, key, None) is not None
-        }
+        # From the JSON form: durations stay whole seconds, as Telegram sent them.
+        raw = item.to_dict()
+        meta = {key: raw[key] for key in _FILE_META if raw.get(key) is not None}
         meta["size"] = item.file_size
         return kind, [FileRef(kind, item.file_id, item.file_size, meta)], extra
     if message.venue:
