@@ -192,19 +192,22 @@ async def on_start(update: Update, context: Context) -> None:
     await _say(context, update, translator(language)(texts.WELCOME))
 
 
-async def on_help(update: Update, context: Context) -> None:
-    _, language = await _words(context, update)
+async def _remove_command(update: Update, context: Context) -> None:
+    """A command typed by the relative stays on their phone no longer than needed."""
     message = update.effective_message
     if message is not None:
         await _delete_quietly(context, message.chat_id, [message.message_id])
+
+
+async def on_help(update: Update, context: Context) -> None:
+    _, language = await _words(context, update)
+    await _remove_command(update, context)
     await _say(context, update, translator(language)(texts.HELP))
 
 
 async def on_language(update: Update, context: Context) -> None:
     _, language = await _words(context, update)
-    message = update.effective_message
-    if message is not None:
-        await _delete_quietly(context, message.chat_id, [message.message_id])
+    await _remove_command(update, context)
     keyboard = InlineKeyboardMarkup(
         [
             [
