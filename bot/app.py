@@ -26,6 +26,7 @@ from bot.webhook import serve_webhook
 from storage.crypto import ServerKeys
 from storage.db import open_database, session_factory
 from storage.models import Operator
+from storage.sealing import NoRecipients
 
 log = logging.getLogger(__name__)
 LONG_POLL_SECONDS = 25
@@ -34,10 +35,6 @@ MAX_BACKOFF_SECONDS = 30.0
 # What runs once the backlog is drained, before live updates: the deadline
 # engine hooks in here so that the bot's own downtime never looks like silence.
 AfterDrain = Callable[[BotApplication], Awaitable[None]]
-
-
-class NoOperators(Exception):
-    pass
 
 
 def build_application(settings: Settings, runtime: Runtime) -> BotApplication:
@@ -61,7 +58,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[BotApplication, Int
         sessions = session_factory(engine)
         async with sessions() as session:
             if (await session.exec(select(Operator.id).limit(1))).first() is None:
-                raise NoOperators(
+                raise NoRecipients(
                     "no operator key is registered, so nothing received could be sealed: "
                     "run `intake operator add` first"
                 )
