@@ -32,7 +32,7 @@ async def add_member(
     normalised = {(kind, normalise(kind, value)) for kind, value in identifiers}
     details = json.dumps({"name": name, "notes": notes}, ensure_ascii=False).encode()
     sealed = seal_record(
-        table=TABLE, row_id=member_id, fields={"details_sealed": details}, group=group, operators=()
+        table=TABLE, row_id=member_id, fields={"details_sealed": details}, groups=[group]
     )
     member = Member(
         id=member_id,

@@ -14,7 +14,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import Binding, ServerKeys
-from storage.models import Attachment, Group, Message, MessageKind, OriginKind, Person
+from storage.models import (
+    Attachment,
+    Group,
+    LinkReason,
+    Message,
+    MessageKind,
+    OriginKind,
+    Person,
+    Signal,
+)
 from storage.sealing import Keyring, active_operators, seal_record
 
 MESSAGES = "messages"
@@ -37,6 +46,14 @@ def chat_ref_digest(server: ServerKeys, ref: ChatRef) -> bytes:
     return server.digest("chat-ref", f"{ref.chat_id}:{ref.message_id}")
 
 
+async def _recipients(
+    session: AsyncSession, group: Group | None, candidates: Sequence[Group]
+) -> dict[str, Any]:
+    if group is not None:
+        return {"groups": [group]}
+    return {"groups": list(candidates), "operators": await active_operators(session)}
+
+
 def _json(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, ensure_ascii=False, sort_keys=True).encode()
 
@@ -57,22 +74,33 @@ async def store_message(
     sent_at: datetime | None = None,
     chat_ref: ChatRef | None = None,
     previous: Message | None = None,
+    link_reason: LinkReason | None = None,
+    candidates: Sequence[Group] = (),
+    signal: Signal | None = None,
+    possible_detention: bool = False,
+    text_digest: bytes | None = None,
 ) -> Message:
     """Seal and add one message. ``body`` holds everything readable in it (text,
-    caption, the forward origin's name, a location...), sealed as one field."""
+    caption, the forward origin's name, a location...), sealed as one field.
+
+    Linked to ``group``, it is sealed to that group; otherwise to every
+    operator and to the ``candidates`` a relative is asked to choose from."""
     message_id = uuid.uuid4()
     sealed = seal_record(
         table=MESSAGES,
         row_id=message_id,
         fields={"body_sealed": _json(body)},
-        group=group,
-        operators=await active_operators(session) if group is None else (),
+        **await _recipients(session, group, candidates),
     )
     message = Message(
         id=message_id,
         update_id=update_id,
         sender_id=sender.id if sender else None,
         group_id=group.id if group else None,
+        link_reason=link_reason,
+        signal=signal,
+        possible_detention=possible_detention,
+        text_digest=text_digest,
         kind=kind,
         origin_kind=origin_kind,
         origin_index=origin_index,
@@ -107,6 +135,7 @@ async def store_attachment(
     kind: MessageKind,
     meta: Mapping[str, Any],
     content: bytes | None,
+    candidates: Sequence[Group] = (),
 ) -> Attachment:
     """Seal a downloaded file (or, when it was too large to fetch, only its metadata)."""
     attachment_id = uuid.uuid4()
@@ -117,8 +146,7 @@ async def store_attachment(
         table=ATTACHMENTS,
         row_id=attachment_id,
         fields=fields,
-        group=group,
-        operators=await active_operators(session) if group is None else (),
+        **await _recipients(session, group, candidates),
     )
     attachment = Attachment(
         id=attachment_id,

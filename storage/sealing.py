@@ -70,38 +70,41 @@ def seal_record(
     table: str,
     row_id: uuid.UUID,
     fields: Mapping[str, bytes],
-    group: Group | None,
-    operators: Sequence[Operator],
+    groups: Sequence[Group] = (),
+    operators: Sequence[Operator] = (),
 ) -> Sealed:
-    """Seal ``fields`` of one row to its group, or to every operator if it has none."""
+    """Seal ``fields`` of one row; its data key is wrapped to each group and operator given.
+
+    A linked record goes to its group alone; one no group claims yet goes to
+    every operator (and, while a relative is asked which group it is about,
+    to each candidate group too).
+    """
+    active = [op for op in operators if op.removed_at is None]
+    if not groups and not active:
+        raise NoRecipients("no operator key is registered: add one with `intake operator add`")
     data_key = new_data_key()
     columns = {
         name: seal_content(data_key, plaintext, Binding(table, name, row_id))
         for name, plaintext in fields.items()
     }
     binding = data_key_binding(table, row_id)
-    if group is not None:
-        wraps = [
-            KeyWrap(
-                subject_table=table,
-                subject_id=row_id,
-                group_id=group.id,
-                wrapped=wrap_key(data_key, group_public_key(group), binding),
-            )
-        ]
-    else:
-        active = [op for op in operators if op.removed_at is None]
-        if not active:
-            raise NoRecipients("no operator key is registered: add one with `intake operator add`")
-        wraps = [
-            KeyWrap(
-                subject_table=table,
-                subject_id=row_id,
-                operator_id=op.id,
-                wrapped=wrap_key(data_key, operator_public_key(op), binding),
-            )
-            for op in active
-        ]
+    wraps = [
+        KeyWrap(
+            subject_table=table,
+            subject_id=row_id,
+            group_id=group.id,
+            wrapped=wrap_key(data_key, group_public_key(group), binding),
+        )
+        for group in groups
+    ] + [
+        KeyWrap(
+            subject_table=table,
+            subject_id=row_id,
+            operator_id=op.id,
+            wrapped=wrap_key(data_key, operator_public_key(op), binding),
+        )
+        for op in active
+    ]
     return Sealed(columns=columns, wraps=wraps)
 
 

@@ -1,0 +1,136 @@
+"""Signals about a group, and the flips they cause directly.
+
+The deadline engine (a later module) decides flips that silence causes; here
+are only the facts a message brings: a check-in at a time, a stage reached, a
+duress phrase or a detention report (which flip the group to DETAINED at
+once, with their basis recorded), a safe arrival.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    Attachment,
+    CheckinEvent,
+    Flip,
+    Group,
+    KeyWrap,
+    LinkReason,
+    Message,
+    Role,
+    RoleGrant,
+    Signal,
+    Status,
+)
+
+# The signals that show the group was alive and free when the message was sent.
+CHECKIN_SIGNALS = frozenset({Signal.CHECKIN, Signal.STAGE})
+# The basis recorded on a DETAINED flip caused by a message.
+DETENTION_BASIS = {Signal.DETAINED: "reported", Signal.DURESS: "duress"}
+
+
+async def forwarder_groups(session: AsyncSession, *, person_id: uuid.UUID) -> list[Group]:
+    """The groups a person forwards for (their relative invites)."""
+    result = await session.exec(
+        select(Group)
+        .join(RoleGrant, col(RoleGrant.group_id) == col(Group.id))
+        .where(
+            RoleGrant.person_id == person_id,
+            RoleGrant.role == Role.RELATIVE,
+            col(RoleGrant.revoked_at).is_(None),
+            col(Group.shredded_at).is_(None),
+        )
+        .order_by(col(Group.codename))
+    )
+    return list(result.unique().all())
+
+
+async def already_counted(session: AsyncSession, *, group: Group, text_digest: bytes) -> bool:
+    """Whether the same text with the same origin date was already a check-in of
+    this group (forwarded by another relative): one check-in, several forwarders."""
+    result = await session.exec(
+        select(CheckinEvent.id)
+        .join(Message, col(Message.id) == col(CheckinEvent.message_id))
+        .where(CheckinEvent.group_id == group.id, Message.text_digest == text_digest)
+        .limit(1)
+    )
+    return result.first() is not None
+
+
+async def record_signal(
+    session: AsyncSession,
+    *,
+    group: Group,
+    signal: Signal,
+    at: datetime,
+    source: str,
+    now: datetime,
+    message: Message | None = None,
+    leg_id: uuid.UUID | None = None,
+) -> CheckinEvent:
+    event = CheckinEvent(
+        group_id=group.id,
+        message_id=message.id if message else None,
+        signal=signal,
+        leg_id=leg_id,
+        at=at,
+        recorded_at=now,
+        source=source,
+    )
+    session.add(event)
+    if signal in CHECKIN_SIGNALS and (group.last_checkin_at is None or at > group.last_checkin_at):
+        group.last_checkin_at = at
+    if signal in DETENTION_BASIS and group.status not in (Status.DETAINED, Status.SAFE):
+        await flip(
+            session, group=group, to=Status.DETAINED, at=at, basis=DETENTION_BASIS[signal], now=now
+        )
+    session.add(group)
+    await session.flush()
+    return event
+
+
+async def flip(
+    session: AsyncSession, *, group: Group, to: Status, at: datetime, basis: str, now: datetime
+) -> Flip:
+    record = Flip(
+        group_id=group.id,
+        from_status=group.status,
+        to_status=to,
+        at=at,
+        basis=basis,
+        recorded_at=now,
+    )
+    group.status, group.status_since, group.status_basis = to, at, basis
+    session.add_all([record, group])
+    await session.flush()
+    return record
+
+
+async def link_to_chosen(session: AsyncSession, *, message: Message, group: Group) -> None:
+    """Keep only the chosen group's wraps of a message (and its attachments):
+    the other candidates and the operators' wraps go."""
+    attachment_ids = select(Attachment.id).where(Attachment.message_id == message.id)
+    subjects = [message.id, *(await session.exec(attachment_ids)).all()]
+    await session.exec(
+        delete(KeyWrap).where(
+            col(KeyWrap.subject_id).in_(subjects),
+            (col(KeyWrap.group_id).is_(None)) | (col(KeyWrap.group_id) != group.id),
+        )
+    )
+    message.group_id = group.id
+    message.link_reason = LinkReason.CHOSEN
+    session.add(message)
+    await session.flush()
+
+
+async def signals_of(session: AsyncSession, *, group: Group) -> Sequence[CheckinEvent]:
+    result = await session.exec(
+        select(CheckinEvent).where(CheckinEvent.group_id == group.id).order_by(col(CheckinEvent.at))
+    )
+    return result.all()
