@@ -7,7 +7,7 @@ Everything said to a relative is neutral and deletes itself after
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from telegram import (
@@ -34,6 +34,7 @@ from telegram.ext import (
 from bot import texts
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
+from bot.meaning import confirm_data, which_group_data
 from storage import audit
 from storage.messages import chat_ref_of, find_by_update, undeleted_in_chat
 from storage.people import find_person, get_or_create_person, pseudonym, redeem_invite
@@ -118,6 +119,7 @@ async def on_content(update: Update, context: Context) -> None:
     taken: Taken = runtime.taken.get(update.update_id, Taken(Outcome.SEEN))
     ref = await _reference(runtime, update.update_id, taken)
     await _say(context, update, t(texts.RECEIPT).format(ref=ref))
+    await _ask_questions(context, update, t, taken)
     limit = runtime.settings.intake.max_attachment_mb
     for size in taken.too_large:
         await _say(
@@ -132,6 +134,41 @@ async def on_content(update: Update, context: Context) -> None:
         and await _delete_quietly(context, message.chat_id, [message.message_id])
     ):
         await _mark_deleted(runtime, update.update_id)
+
+
+async def _ask_questions(
+    context: Context, update: Update, t: Callable[[str], str], taken: Taken
+) -> None:
+    """The questions a stored message leaves for its relative (bot.meaning decides)."""
+    if taken.message_id is None:
+        return
+    if taken.ask_group:
+        rows = [
+            [InlineKeyboardButton(codename, callback_data=which_group_data(taken.message_id, gid))]
+            for gid, codename in taken.ask_group
+        ]
+        await _say(context, update, t(texts.WHICH_GROUP), keyboard=InlineKeyboardMarkup(rows))
+    elif taken.ask_confirmation:
+        answers = (("y", texts.ANSWER_YES), ("n", texts.ANSWER_NOTE), ("d", texts.ANSWER_DANGER))
+        rows = [
+            [InlineKeyboardButton(t(label), callback_data=confirm_data(taken.message_id, code))]
+            for code, label in answers
+        ]
+        await _say(context, update, t(texts.FROM_GROUP), keyboard=InlineKeyboardMarkup(rows))
+
+
+async def on_answer(update: Update, context: Context) -> None:
+    """A relative's answer was taken in (bot.intake); close the question."""
+    query = update.callback_query
+    if query is None:
+        return
+    _, language = await _words(context, update)
+    await query.answer()
+    if isinstance(query.message, Message):
+        try:
+            await query.message.edit_text(translator(language)(texts.THANKS))
+        except BadRequest as exc:
+            log.info("could not close a question (%s)", type(exc).__name__)
 
 
 async def _reference(runtime: Runtime, update_id: int, taken: Taken) -> str:
@@ -336,6 +373,7 @@ def register(application: BotApplication) -> None:
     application.add_handler(CommandHandler("language", on_language, filters=PRIVATE))
     application.add_handler(CommandHandler("wipe", on_wipe, filters=PRIVATE))
     application.add_handler(CallbackQueryHandler(on_language_chosen, pattern=r"^lang:"))
+    application.add_handler(CallbackQueryHandler(on_answer, pattern=r"^[gc]:"))
     application.add_handler(
         MessageHandler(
             PRIVATE & (filters.UpdateType.MESSAGE | filters.UpdateType.EDITED_MESSAGE), on_content

@@ -25,6 +25,7 @@ from telegram.error import BadRequest
 from telegram.ext import Application
 
 from bot.config import Settings
+from bot.meaning import apply_choice, checkin_time, parse_choice, record, understand
 from bot.received import FileRef, Received, read_update
 from storage.crypto import ServerKeys
 from storage.messages import (
@@ -58,6 +59,11 @@ class Taken:
     outcome: Outcome
     message_id: uuid.UUID | None = None
     too_large: tuple[int, ...] = ()  # sizes in bytes of attachments kept as metadata only
+    # Questions for the relative: which of their groups it is about (id, codename)...
+    ask_group: tuple[tuple[uuid.UUID, str], ...] = ()
+    # ...or whether a linked message that shows nothing by itself came from the group.
+    ask_confirmation: bool = False
+    answered: bool = False  # a relative's answer to one of those, taken in
 
 
 @dataclass(slots=True)
@@ -116,6 +122,8 @@ class Intake:
                 taken = Taken(Outcome.RATE_LIMITED if limited else Outcome.NOT_CONTENT)
                 if received is not None and not limited:
                     taken = await self._store(session, received, files, now)
+                elif received is None:
+                    taken = await self._answer(session, update, now) or taken
                 await mark_processed(session, update_id=update.update_id, now=now)
         if taken.outcome is Outcome.RATE_LIMITED:
             log.warning("rate limit: update %d from one sender kept no content", update.update_id)
@@ -162,6 +170,9 @@ class Intake:
             if received.is_edit
             else None
         )
+        meaning = await understand(
+            session, server=rt.server, sender=sender, received=received, previous=previous
+        )
         origin_index = None
         if received.origin_kind is OriginKind.USER and received.origin_user_id is not None:
             origin_index = rt.server.blind_index("telegram_id", str(received.origin_user_id))
@@ -179,6 +190,19 @@ class Intake:
             sent_at=received.sent_at,
             chat_ref=chat_ref,
             previous=previous,
+            link_reason=meaning.reason,
+            candidates=meaning.candidates,
+            signal=meaning.signal,
+            possible_detention=meaning.possible_detention,
+            text_digest=meaning.text_digest,
+        )
+        await record(
+            session,
+            meaning=meaning,
+            message=message,
+            at=checkin_time(received, now),
+            now=now,
+            previous=previous,
         )
         too_large: list[int] = []
         for fetched in files:
@@ -186,14 +210,35 @@ class Intake:
             await store_attachment(
                 session,
                 message=message,
-                group=None,
+                group=meaning.group,
+                candidates=meaning.candidates,
                 kind=fetched.ref.kind,
                 meta=meta,
                 content=fetched.content,
             )
             if fetched.content is None:
                 too_large.append(fetched.ref.size or 0)
-        return Taken(Outcome.STORED, message_id=message.id, too_large=tuple(too_large))
+        return Taken(
+            Outcome.STORED,
+            message_id=message.id,
+            too_large=tuple(too_large),
+            ask_group=tuple((g.id, g.codename) for g in meaning.candidates),
+            ask_confirmation=meaning.ask_confirmation and not received.is_edit,
+        )
+
+    async def _answer(self, session: AsyncSession, update: Update, now: datetime) -> Taken | None:
+        """A relative's button press about their own message, applied durably."""
+        query = update.callback_query
+        choice = parse_choice(query.data or "") if query is not None else None
+        if query is None or choice is None:
+            return None
+        person = await find_person(
+            session, server=self.runtime.server, telegram_id=query.from_user.id
+        )
+        if person is None:
+            return None
+        applied = await apply_choice(session, choice=choice, person=person, now=now)
+        return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, answered=applied)
 
 
 def _remember_language(person: Person, received: Received) -> None:

@@ -21,6 +21,12 @@ HELP = _(
 LANGUAGE_QUESTION = _("Which language?")
 LANGUAGE_SET = _("Language: English")
 WIPED = _("Done.")
+WHICH_GROUP = _("Which group is this about?")
+FROM_GROUP = _("Is this a message from the group?")
+ANSWER_YES = _("Yes")
+ANSWER_NOTE = _("No, just a note")
+ANSWER_DANGER = _("They are in danger")
+THANKS = _("Thank you.")
 
 COMMAND_HELP = _("How to use this chat")
 COMMAND_LANGUAGE = _("Change the language")

@@ -4,6 +4,7 @@ seized database must not reveal them."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,15 +53,13 @@ async def add_phrase(
     return entry
 
 
-async def phrases_for(
-    session: AsyncSession, *, server: ServerKeys, group: Group | None
-) -> list[Phrase]:
-    """The group's phrases and the organisation-wide ones."""
-    org_wide = col(CodebookEntry.group_id).is_(None)
-    condition = (
-        org_wide if group is None else sa.or_(org_wide, col(CodebookEntry.group_id) == group.id)
-    )
-    entries = (await session.exec(select(CodebookEntry).where(condition))).all()
+async def all_phrases(session: AsyncSession, *, server: ServerKeys) -> list[Phrase]:
+    """Every group's phrases and the organisation-wide ones (to find which group
+    a message is about)."""
+    return _opened(server, (await session.exec(select(CodebookEntry))).all())
+
+
+def _opened(server: ServerKeys, entries: Sequence[CodebookEntry]) -> list[Phrase]:
     return [
         Phrase(
             entry_id=e.id,
@@ -71,3 +70,15 @@ async def phrases_for(
         )
         for e in entries
     ]
+
+
+async def phrases_for(
+    session: AsyncSession, *, server: ServerKeys, group: Group | None
+) -> list[Phrase]:
+    """The group's phrases and the organisation-wide ones."""
+    org_wide = col(CodebookEntry.group_id).is_(None)
+    condition = (
+        org_wide if group is None else sa.or_(org_wide, col(CodebookEntry.group_id) == group.id)
+    )
+    entries = (await session.exec(select(CodebookEntry).where(condition))).all()
+    return _opened(server, entries)

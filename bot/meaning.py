@@ -1,0 +1,243 @@
+"""What a message means: which group it is about, and what it signals.
+
+The evidence is gathered here (members' blind indexes, phone numbers in the
+text, codebook phrases, the relative's groups); the decisions are the pure
+``bot.linking.decide`` and ``bot.phrases`` functions. Applied in the same
+transaction as the message itself, so that a committed message never lacks
+its check-in, and a relative's answer to a question is taken in as durably as
+a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.linking import Evidence, decide
+from bot.phones import phone_numbers_in
+from bot.phrases import fold, match_phrases, possible_detention, strongest_phrase
+from bot.received import Received
+from storage.checkins import (
+    CHECKIN_SIGNALS,
+    already_counted,
+    forwarder_groups,
+    link_to_chosen,
+    record_signal,
+)
+from storage.codebook import all_phrases
+from storage.crypto import ServerKeys
+from storage.identifiers import BadIdentifier
+from storage.members import members_with
+from storage.models import Group, IdentifierKind, LinkReason, Message, OriginKind, Person, Signal
+
+
+@dataclass(frozen=True, slots=True)
+class Meaning:
+    group: Group | None
+    reason: LinkReason | None
+    candidates: tuple[Group, ...]  # to ask the relative about
+    signal: Signal | None
+    leg_id: uuid.UUID | None
+    from_member: bool
+    possible_detention: bool
+    text_digest: bytes | None
+
+    @property
+    def ask_confirmation(self) -> bool:
+        """A linked message that shows nothing by itself: the relative is asked
+        whether it came from the group."""
+        return self.group is not None and self.signal is None
+
+
+def _text(received: Received) -> str:
+    return "\n".join(t for t in (received.body.get("text"), received.body.get("caption")) if t)
+
+
+async def _groups_with(
+    session: AsyncSession, server: ServerKeys, kind: IdentifierKind, values: list[str]
+) -> frozenset[uuid.UUID]:
+    found: set[uuid.UUID] = set()
+    for value in values:
+        try:
+            found |= {
+                m.group_id
+                for m in await members_with(session, server=server, kind=kind, value=value)
+            }
+        except BadIdentifier:
+            continue
+    return frozenset(found)
+
+
+async def understand(
+    session: AsyncSession,
+    *,
+    server: ServerKeys,
+    sender: Person,
+    received: Received,
+    previous: Message | None,
+) -> Meaning:
+    text = _text(received)
+    forwarders = await forwarder_groups(session, person_id=sender.id)
+    origin_groups: frozenset[uuid.UUID] = frozenset()
+    if received.origin_kind is OriginKind.USER and received.origin_user_id is not None:
+        origin_groups = await _groups_with(
+            session, server, IdentifierKind.TELEGRAM_ID, [str(received.origin_user_id)]
+        )
+    elif received.origin_kind is OriginKind.HIDDEN_USER:
+        name = str(received.body.get("origin", {}).get("name") or "")
+        origin_groups = await _groups_with(session, server, IdentifierKind.HIDDEN_NAME, [name])
+    phone_groups = await _groups_with(session, server, IdentifierKind.PHONE, phone_numbers_in(text))
+    phrases = await all_phrases(session, server=server)
+    matched = match_phrases(text, phrases)
+    link = decide(
+        Evidence(
+            # An edit stays with the group its first version went to.
+            chosen=previous.group_id if previous is not None else None,
+            origin_groups=origin_groups,
+            phone_groups=phone_groups,
+            phrase_groups=frozenset(p.group_id for p in matched if p.group_id is not None),
+            forwarder_groups=frozenset(g.id for g in forwarders),
+        )
+    )
+    group = await session.get(Group, link.group_id) if link.group_id else None
+    relevant = [p for p in matched if p.group_id is None or (group and p.group_id == group.id)]
+    strongest = strongest_phrase(relevant)
+    from_member = group is not None and (group.id in origin_groups or group.id in phone_groups)
+    signal = strongest.means if strongest else (Signal.CHECKIN if from_member else None)
+    digest = None
+    if text and received.origin_at is not None:
+        digest = server.digest("checkin-text", f"{fold(text)}|{received.origin_at.isoformat()}")
+    return Meaning(
+        group=group,
+        reason=link.reason,
+        candidates=tuple(g for g in forwarders if g.id in link.ask),
+        signal=signal,
+        leg_id=strongest.leg_id if strongest and strongest.means is Signal.STAGE else None,
+        from_member=from_member,
+        possible_detention=possible_detention(text),
+        text_digest=digest,
+    )
+
+
+def checkin_time(received: Received, now: datetime) -> datetime:
+    """When the traveller sent it, never later than when the bot received it."""
+    return min(received.checkin_time, now)
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    meaning: Meaning,
+    message: Message,
+    at: datetime,
+    now: datetime,
+    previous: Message | None,
+) -> None:
+    """The check-in or signal a linked message carries, counted once."""
+    group, signal = meaning.group, meaning.signal
+    if group is None or signal is None:
+        return
+    if previous is not None and previous.signal == signal:
+        return  # an edit that says the same thing again
+    if (
+        signal in CHECKIN_SIGNALS
+        and meaning.text_digest is not None
+        and await already_counted(session, group=group, text_digest=meaning.text_digest)
+    ):
+        return  # the same check-in, forwarded by another relative
+    source = "member" if meaning.from_member and signal is Signal.CHECKIN else "phrase"
+    await record_signal(
+        session,
+        group=group,
+        signal=signal,
+        at=at,
+        source=source,
+        now=now,
+        message=message,
+        leg_id=meaning.leg_id,
+    )
+
+
+# --------------------------------------------------------------------------- questions
+
+
+CONFIRM_CHOICES = {"y": Signal.CHECKIN, "n": None, "d": Signal.DETAINED}
+
+
+def _short(value: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
+
+
+def _unshort(text: str) -> uuid.UUID:
+    return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=="))
+
+
+def which_group_data(message_id: uuid.UUID, group_id: uuid.UUID) -> str:
+    return f"g:{_short(message_id)}:{_short(group_id)}"
+
+
+def confirm_data(message_id: uuid.UUID, choice: str) -> str:
+    return f"c:{_short(message_id)}:{choice}"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    kind: str  # "g" which group, "c" confirmation
+    message_id: uuid.UUID
+    value: str
+
+
+def parse_choice(data: str) -> Choice | None:
+    try:
+        kind, message, value = data.split(":")
+        if kind not in ("g", "c") or (kind == "c" and value not in CONFIRM_CHOICES):
+            return None
+        return Choice(kind, _unshort(message), value)
+    except ValueError:
+        return None
+
+
+async def apply_choice(
+    session: AsyncSession, *, choice: Choice, person: Person, now: datetime
+) -> bool:
+    """A relative's answer about their own message; anything else is ignored."""
+    message = await session.get(Message, choice.message_id)
+    if message is None or message.sender_id != person.id:
+        return False
+    at = min(message.origin_at or message.sent_at or message.received_at, message.received_at)
+    if choice.kind == "g":
+        if message.group_id is not None:
+            return False
+        group_id = _unshort(choice.value)
+        groups = {g.id: g for g in await forwarder_groups(session, person_id=person.id)}
+        if group_id not in groups:
+            return False
+        group = groups[group_id]
+        await link_to_chosen(session, message=message, group=group)
+        if message.signal is not None:
+            await record_signal(
+                session,
+                group=group,
+                signal=message.signal,
+                at=at,
+                source="phrase",
+                now=now,
+                message=message,
+            )
+        return True
+    signal = CONFIRM_CHOICES[choice.value]
+    if message.group_id is None or message.signal is not None or signal is None:
+        return signal is None
+    linked = await session.get(Group, message.group_id)
+    if linked is None:
+        return False
+    message.signal = signal
+    session.add(message)
+    await record_signal(
+        session, group=linked, signal=signal, at=at, source="relative", now=now, message=message
+    )
+    return True
