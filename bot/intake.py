@@ -190,6 +190,7 @@ class Intake:
             sent_at=received.sent_at,
             chat_ref=chat_ref,
             previous=previous,
+            group=meaning.group,
             link_reason=meaning.reason,
             candidates=meaning.candidates,
             signal=meaning.signal,
