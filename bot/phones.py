@@ -1,0 +1,79 @@
+"""Phone numbers written in a text: a pasted SMS or KakaoTalk message usually carries the
+sender's number, which may be a known member's (linking rule 3).
+
+Pure: no I/O. Numbers come back in E.164 (``+8613800138000``), the form
+``storage.identifiers.normalise_phone`` stores blind indexes of.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import phonenumbers
+from phonenumbers import PhoneNumberFormat, PhoneNumberMatcher, PhoneNumberType
+
+__all__ = ["phone_numbers_in"]
+
+DEFAULT_REGIONS = ("CN", "KR")
+
+# A traveller texts from a mobile; when one written number reads as a valid number in
+# two regions, the mobile reading wins over the region order. "010-1234-5678" is a
+# Korean mobile and also a Beijing landline (010 is Beijing's area code).
+_MOBILE = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+class _Reading(NamedTuple):
+    start: int
+    end: int
+    not_mobile: bool
+    region_rank: int
+    e164: str
+
+
+def _prepared(text: str) -> str:
+    # NFKC turns full-width digits, plus signs, hyphens and parentheses into ASCII;
+    # format characters (zero-width space, joiners, direction marks) become spaces so
+    # they neither hide a number nor glue two numbers into one.
+    normal = unicodedata.normalize("NFKC", text)
+    return "".join(" " if unicodedata.category(c) == "Cf" else c for c in normal)
+
+
+def phone_numbers_in(text: str, *, regions: Sequence[str] = DEFAULT_REGIONS) -> list[str]:
+    """Every valid phone number written in the text, as E.164, each once, in text order.
+
+    A number without a country code is read as a number of each region in turn; one that
+    is valid in several is taken as the mobile reading, else as the first region's.
+    Numbers with ``+`` read the same in every region, and are the only ones read when
+    ``regions`` is empty. Dates, prices and order numbers are
+    not valid numbers and are not returned.
+    """
+    unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise ValueError(f"unknown phone regions: {', '.join(unknown)}")
+    prepared = _prepared(text)
+    readings: list[_Reading] = []
+    # With no region only numbers written with their country code are read ("ZZ" is
+    # phonenumbers' unknown region).
+    for rank, region in enumerate(regions or ("ZZ",)):
+        for match in PhoneNumberMatcher(prepared, region, leniency=phonenumbers.Leniency.VALID):
+            number = match.number
+            readings.append(
+                _Reading(
+                    match.start,
+                    match.end,
+                    phonenumbers.number_type(number) not in _MOBILE,
+                    rank,
+                    phonenumbers.format_number(number, PhoneNumberFormat.E164),
+                )
+            )
+    # Earliest first; at one place, the mobile reading, then the earlier region. A reading
+    # overlapping one already taken is the same digits read another way, so it is dropped.
+    readings.sort(key=lambda r: (r.start, r.not_mobile, r.region_rank))
+    taken: list[_Reading] = []
+    for reading in readings:
+        if any(reading.start < t.end and t.start < reading.end for t in taken):
+            continue
+        taken.append(reading)
+    return list(dict.fromkeys(r.e164 for r in taken))
