@@ -36,8 +36,16 @@ from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
 from bot.meaning import confirm_data, which_group_data
 from storage import audit
-from storage.messages import chat_ref_of, find_by_update, undeleted_in_chat
-from storage.people import find_person, get_or_create_person, pseudonym, redeem_invite
+from storage.messages import chat_ref_of, find_by_update, undeleted_in_chat, unlinked_count
+from storage.models import Role
+from storage.people import (
+    chat_id_of,
+    find_person,
+    get_or_create_person,
+    people_with_role,
+    pseudonym,
+    redeem_invite,
+)
 from storage.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -120,6 +128,8 @@ async def on_content(update: Update, context: Context) -> None:
     ref = await _reference(runtime, update.update_id, taken)
     await _say(context, update, t(texts.RECEIPT).format(ref=ref))
     await _ask_questions(context, update, t, taken)
+    if taken.unlinked:
+        _tell_operators_soon(context)
     limit = runtime.settings.intake.max_attachment_mb
     for size in taken.too_large:
         await _say(
@@ -134,6 +144,34 @@ async def on_content(update: Update, context: Context) -> None:
         and await _delete_quietly(context, message.chat_id, [message.message_id])
     ):
         await _mark_deleted(runtime, update.update_id)
+
+
+UNLINKED_JOB = "unlinked-count"
+# A burst of unplaceable messages becomes one note to operators, not one each.
+UNLINKED_NOTE_DELAY = timedelta(seconds=30)
+
+
+def _tell_operators_soon(context: Context) -> None:
+    queue = context.job_queue
+    if queue is None or queue.get_jobs_by_name(UNLINKED_JOB):
+        return
+    queue.run_once(_tell_operators, when=UNLINKED_NOTE_DELAY, name=UNLINKED_JOB)
+
+
+async def _tell_operators(context: Context) -> None:
+    """Operators on Telegram learn how many messages wait unlinked: a count, no content."""
+    runtime = runtime_of(context)
+    async with runtime.sessions() as session:
+        count = await unlinked_count(session)
+        operators = await people_with_role(session, role=Role.OPERATOR)
+    for person in operators:
+        text = translator(pick_language(person.language, None))(texts.UNLINKED_WAITING)
+        try:
+            await context.bot.send_message(
+                chat_id_of(runtime.server, person), text.format(count=count), protect_content=True
+            )
+        except TelegramError as exc:
+            log.info("could not tell an operator the unlinked count (%s)", type(exc).__name__)
 
 
 async def _ask_questions(

@@ -64,6 +64,7 @@ class Taken:
     # ...or whether a linked message that shows nothing by itself came from the group.
     ask_confirmation: bool = False
     answered: bool = False  # a relative's answer to one of those, taken in
+    unlinked: bool = False  # stored for operators to place: they are told the count
 
 
 @dataclass(slots=True)
@@ -225,6 +226,7 @@ class Intake:
             too_large=tuple(too_large),
             ask_group=tuple((g.id, g.codename) for g in meaning.candidates),
             ask_confirmation=meaning.ask_confirmation and not received.is_edit,
+            unlinked=meaning.group is None and not meaning.candidates,
         )
 
     async def _answer(self, session: AsyncSession, update: Update, now: datetime) -> Taken | None:

@@ -238,3 +238,11 @@ async def undeleted_in_chat(session: AsyncSession, *, sender: Person) -> Sequenc
         )
     )
     return result.all()
+
+
+async def unlinked_count(session: AsyncSession) -> int:
+    """How many messages wait for an operator to place them in a group."""
+    result = await session.exec(
+        select(sa.func.count()).select_from(Message).where(col(Message.group_id).is_(None))
+    )
+    return int(result.one())

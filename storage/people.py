@@ -124,3 +124,12 @@ async def roles_of(session: AsyncSession, *, person: Person) -> list[RoleGrant]:
         )
     )
     return list(result.all())
+
+
+async def people_with_role(session: AsyncSession, *, role: Role) -> list[Person]:
+    result = await session.exec(
+        select(Person)
+        .join(RoleGrant, col(RoleGrant.person_id) == col(Person.id))
+        .where(RoleGrant.role == role, col(RoleGrant.revoked_at).is_(None))
+    )
+    return list(result.unique().all())

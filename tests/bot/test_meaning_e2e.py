@@ -282,3 +282,34 @@ async def test_the_same_forward_from_two_relatives_is_one_check_in(world: World)
         await taken_in(world, a, b)
     assert len(await world.installation.stored()) == 2  # both forwards are kept...
     assert await world.signals("PINE-7") == [Signal.CHECKIN]  # ...as one check-in
+
+
+async def test_operators_are_told_how_many_messages_wait_unlinked_and_nothing_else(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.handlers
+
+    monkeypatch.setattr(bot.handlers, "UNLINKED_NOTE_DELAY", timedelta(seconds=1))
+    operator_id, stranger_id = 5_400_000_001, 6_900_000_009
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        now = utcnow()
+        person = await get_or_create_person(
+            session, server=server, telegram_id=operator_id, chat_id=operator_id, now=now
+        )
+        _, code = await create_invite(
+            session, server=server, role=Role.OPERATOR, group=None, ttl=timedelta(days=1), now=now
+        )
+        await redeem_invite(session, server=server, code=code, person=person, now=now)
+    world.standin.user(operator_id, language_code="en")  # they started the bot, as people do
+    stranger = world.standin.user(stranger_id, language_code="en")
+    # Queued before the bot starts, so both are taken in (drained) before the note goes.
+    sent = [world.standin.send_text(stranger, text) for text in ("who is this", "please help")]
+    async with running_bot(world.installation, world.standin):
+        await taken_in(world, *sent)
+        await eventually(lambda: bool(texts_to(world.standin, operator_id)))
+    assert texts_to(world.standin, operator_id) == ["2 message(s) wait in the unlinked queue."]
