@@ -313,3 +313,38 @@ async def test_operators_are_told_how_many_messages_wait_unlinked_and_nothing_el
         await taken_in(world, *sent)
         await eventually(lambda: bool(texts_to(world.standin, operator_id)))
     assert texts_to(world.standin, operator_id) == ["2 message(s) wait in the unlinked queue."]
+
+
+async def test_what_relatives_send_leaves_no_identifier_or_phrase_in_the_database(
+    world: World, database: Database
+) -> None:
+    from tests.storage.scan import database_bytes, find, integer_encodings, text_encodings
+
+    member = world.standin.user(MEMBER_ID, "Kim", username="kim_canary_user")
+    async with running_bot(world.installation, world.standin):
+        sent = [
+            world.standin.send_text(world.of_one, f"SMS {MEMBER_PHONE}: the tea is warm"),
+            world.standin.send_forward(
+                world.of_two,
+                "the rain has stopped @kim_canary_user",
+                origin=origin_user(member, SENT),
+            ),
+            world.standin.send_contact(world.of_one, MEMBER_PHONE, "Kim", user_id=MEMBER_ID),
+        ]
+        await taken_in(world, *sent)
+    files = await database_bytes(database)
+    assert find([b"PINE-7"], files), "the scan must see the database"
+    needles = [
+        *text_encodings(MEMBER_PHONE),
+        *text_encodings(MEMBER_PHONE.removeprefix("+")),
+        *text_encodings("the tea is warm"),
+        *text_encodings("theteaiswarm"),
+        *text_encodings("the rain has stopped"),
+        *text_encodings("kim_canary_user"),
+        *text_encodings("Mi-rae K"),
+        *integer_encodings(MEMBER_ID),
+        *integer_encodings(RELATIVE_OF_ONE),
+        *integer_encodings(RELATIVE_OF_TWO),
+        *integer_encodings(int(MEMBER_PHONE.removeprefix("+"))),
+    ]
+    assert find(needles, files) == []
