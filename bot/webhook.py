@@ -41,7 +41,9 @@ def make_webhook_app(
         try:
             data = json.loads(await request.read())
             update = Update.de_json(data, application.bot)
-        except (ValueError, TypeError, KeyError):
+        except Exception:  # any shape of garbage: python-telegram-bot raises many kinds
+            return web.Response(status=400, text="not an update")
+        if not isinstance(update, Update):
             return web.Response(status=400, text="not an update")
         try:
             await intake.handle(update)
