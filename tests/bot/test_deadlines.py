@@ -1,0 +1,127 @@
+"""A group's status as a pure function of policy, last check-in and now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.deadlines import evaluate
+from storage.models import Group, ScheduleKind, Status
+
+CHECKIN = datetime(2026, 8, 10, 8, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+def group(**fields: object) -> Group:
+    base: dict[str, object] = {
+        "codename": "PINE-7",
+        "schedule_kind": ScheduleKind.INTERVAL,
+        "interval_s": 12 * 3600,
+        "grace_s": 2 * 3600,
+        "detained_after_s": 24 * 3600,
+        "kem": "X25519",
+        "public_key": b"",
+        "status": Status.OK,
+        "status_since": CHECKIN,
+        "last_checkin_at": CHECKIN,
+    }
+    return Group(**(base | fields))
+
+
+@pytest.mark.parametrize(
+    ("offset", "status", "since", "next_transition"),
+    [
+        (timedelta(0), Status.OK, CHECKIN, CHECKIN + 12 * H),
+        (12 * H - timedelta(seconds=1), Status.OK, CHECKIN, CHECKIN + 12 * H),
+        (12 * H, Status.LATE, CHECKIN + 12 * H, CHECKIN + 14 * H),
+        (14 * H - timedelta(seconds=1), Status.LATE, CHECKIN + 12 * H, CHECKIN + 14 * H),
+        (14 * H, Status.SILENT, CHECKIN + 14 * H, CHECKIN + 38 * H),
+        (38 * H, Status.DETAINED, CHECKIN + 38 * H, None),
+        (300 * H, Status.DETAINED, CHECKIN + 38 * H, None),
+    ],
+    ids=[
+        "just checked in",
+        "a second before due",
+        "due",
+        "end of grace",
+        "silent",
+        "detained",
+        "long after",
+    ],
+)
+def test_status_follows_the_schedule_and_is_dated_at_its_deadline(
+    offset: timedelta, status: Status, since: datetime, next_transition: datetime | None
+) -> None:
+    result = evaluate(group(), now=CHECKIN + offset)
+    assert (result.status, result.since, result.next_transition) == (status, since, next_transition)
+
+
+def test_a_group_without_a_check_in_is_pending_and_never_due() -> None:
+    result = evaluate(group(status=Status.PENDING, last_checkin_at=None), now=CHECKIN + 100 * H)
+    assert (result.status, result.next_transition) == (Status.PENDING, None)
+
+
+def test_a_check_in_after_silence_clears_it() -> None:
+    later = CHECKIN + 20 * H
+    result = evaluate(group(status=Status.SILENT, last_checkin_at=later), now=later + H)
+    assert (result.status, result.next_transition) == (Status.OK, later + 12 * H)
+
+
+def test_a_report_stands_until_the_group_checks_in_after_it() -> None:
+    reported = group(status=Status.DETAINED, status_basis="reported", status_since=CHECKIN + H)
+    assert evaluate(reported, now=CHECKIN + 2 * H).status is Status.DETAINED
+    assert evaluate(reported, now=CHECKIN + 2 * H).next_transition is None
+    checked_in = group(
+        status=Status.DETAINED,
+        status_basis="reported",
+        status_since=CHECKIN + H,
+        last_checkin_at=CHECKIN + 3 * H,
+    )
+    assert evaluate(checked_in, now=CHECKIN + 4 * H).status is Status.OK
+
+
+def test_a_duress_phrase_is_never_cleared_by_the_check_in_before_it() -> None:
+    duress = group(status=Status.DETAINED, status_basis="duress", status_since=CHECKIN + H)
+    assert evaluate(duress, now=CHECKIN + 2 * H).status is Status.DETAINED
+
+
+def test_safe_is_final_and_paused_resumes_at_its_end() -> None:
+    safe = group(status=Status.SAFE, status_basis="marked")
+    assert evaluate(safe, now=CHECKIN + 500 * H).status is Status.SAFE
+    until = CHECKIN + 30 * H
+    paused = group(status=Status.PAUSED, paused_until=until)
+    during = evaluate(paused, now=CHECKIN + 20 * H)
+    assert (during.status, during.next_transition) == (Status.PAUSED, until)
+    # The schedule starts again from the end of the dead zone, not from the old check-in.
+    after = evaluate(paused, now=until + H)
+    assert (after.status, after.next_transition) == (Status.OK, until + 12 * H)
+
+
+def test_cron_groups_are_due_at_their_local_times() -> None:
+    cron = group(
+        schedule_kind=ScheduleKind.CRON, interval_s=None, cron="0 8,20 * * *", tz="Asia/Shanghai"
+    )
+    result = evaluate(cron, now=CHECKIN)  # 08:00 UTC is 16:00 in Shanghai
+    assert result.next_transition == datetime(2026, 8, 10, 12, 0, tzinfo=UTC)  # 20:00 there
+
+
+def test_now_must_be_timezone_aware() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        evaluate(group(), now=datetime(2026, 8, 10))  # noqa: DTZ001
+
+
+@given(st.integers(min_value=0, max_value=100 * 3600))
+def test_the_next_transition_is_in_the_future_and_changes_the_status(seconds: int) -> None:
+    g = group()
+    now = CHECKIN + timedelta(seconds=seconds)
+    result = evaluate(g, now=now)
+    if result.next_transition is not None:
+        assert result.next_transition > now
+        assert evaluate(g, now=result.next_transition).status is not result.status
+        assert (
+            evaluate(g, now=result.next_transition - timedelta(microseconds=1)).status
+            is result.status
+        )
