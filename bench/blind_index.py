@@ -56,7 +56,8 @@ def main() -> None:
     print(
         f"one blind index: {slow * 1000:.0f} ms ({result['slowdown_vs_hmac']}x an HMAC); "
         f"all ~{CHINESE_MOBILE_NUMBERS:.0e} Chinese mobile numbers: {core_years:.1f} core-years, "
-        f"{result['search_days_on_1000_cores']} days on 1,000 cores (with the server secret in hand)"
+        f"{result['search_days_on_1000_cores']} days on 1,000 cores "
+        "(with the server secret in hand)"
     )
 
 

@@ -20,7 +20,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
     CallbackQueryHandler,
     ChatMemberHandler,
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
 PRIVATE = filters.ChatType.PRIVATE
 DELETE_BATCH = 100  # deleteMessages takes at most 100 ids
+DELETE_RETRY = timedelta(seconds=5)
 
 
 def runtime_of(context: Context) -> Runtime:
@@ -83,18 +84,26 @@ async def _say(
         sent = await context.bot.send_message(
             chat.id, text, protect_content=True, reply_markup=keyboard, disable_notification=True
         )
-    except Forbidden:
-        log.info("a reply was refused: the person blocked the bot")
+    except TelegramError as exc:
+        # What was received is stored already; a lost reply must not stop the
+        # rest (above all, deleting the relative's message).
+        log.info("a reply was not sent (%s)", type(exc).__name__)
         return None
     _delete_later(context, sent, runtime.settings.intake.receipt_ttl)
     return sent
 
 
 def _delete_later(context: Context, message: Message, after: timedelta) -> None:
+    _schedule_delete(context, message.chat_id, [message.message_id], after)
+
+
+def _schedule_delete(
+    context: Context, chat_id: int, message_ids: Sequence[int], after: timedelta
+) -> None:
     if context.job_queue is None:
         return
     context.job_queue.run_once(
-        _delete_job, when=after, data=(message.chat_id, message.message_id), name="delete-reply"
+        _delete_job, when=after, data=(chat_id, list(message_ids)), name="delete-messages"
     )
 
 
@@ -102,29 +111,54 @@ async def _delete_job(context: Context) -> None:
     job = context.job
     if job is None or not isinstance(job.data, tuple):
         return
-    chat_id, message_id = job.data
-    await _delete_quietly(context, chat_id, [message_id])
+    chat_id, message_ids = job.data
+    await _delete_quietly(context, chat_id, message_ids)
 
 
 async def _delete_quietly(context: Context, chat_id: int, message_ids: Sequence[int]) -> bool:
-    """Delete what Telegram still lets the bot delete; a message already gone is fine."""
+    """Delete what Telegram still lets the bot delete; a message already gone is fine.
+
+    A refusal that may pass (flood control, a network fault) is tried again
+    later from the job queue, so a relative's message is not left behind.
+    """
     try:
         for start in range(0, len(message_ids), DELETE_BATCH):
             await context.bot.delete_messages(chat_id, message_ids[start : start + DELETE_BATCH])
-    except (BadRequest, Forbidden) as exc:
+    except RetryAfter as exc:
+        _schedule_delete(context, chat_id, message_ids, _seconds(exc.retry_after) + DELETE_RETRY)
+        return False
+    except (TimedOut, NetworkError) as exc:
+        log.info("deleting messages failed for now (%s); trying again", type(exc).__name__)
+        _schedule_delete(context, chat_id, message_ids, DELETE_RETRY)
+        return False
+    except TelegramError as exc:
         log.info("could not delete messages in a chat (%s)", type(exc).__name__)
         return False
     return True
+
+
+def _seconds(value: object) -> timedelta:
+    # python-telegram-bot gives retry_after as int seconds now, as a timedelta later.
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(str(value)))
 
 
 # --------------------------------------------------------------------------- content
 
 
 async def on_content(update: Update, context: Context) -> None:
-    """Every private message and edit: one neutral receipt, then the original goes."""
-    runtime, language = await _words(context, update)
-    t = translator(language)
+    """Every private message and edit: the original goes first, then one neutral receipt."""
+    runtime = runtime_of(context)
     taken: Taken = runtime.taken.get(update.update_id, Taken(Outcome.SEEN))
+    message = update.effective_message
+    # Promise 3 comes first: whatever happens to the replies, the message leaves the phone.
+    if (
+        runtime.settings.intake.delete_forwarded
+        and message is not None
+        and await _delete_quietly(context, message.chat_id, [message.message_id])
+    ):
+        await _mark_deleted(runtime, update.update_id)
+    language = taken.language or (await _words(context, update))[1]
+    t = translator(language)
     ref = await _reference(runtime, update.update_id, taken)
     await _say(context, update, t(texts.RECEIPT).format(ref=ref))
     await _ask_questions(context, update, t, taken)
@@ -137,13 +171,6 @@ async def on_content(update: Update, context: Context) -> None:
             update,
             t(texts.TOO_LARGE).format(size_mb=-(-size // (1024 * 1024)), limit_mb=limit),
         )
-    message = update.effective_message
-    if (
-        runtime.settings.intake.delete_forwarded
-        and message is not None
-        and await _delete_quietly(context, message.chat_id, [message.message_id])
-    ):
-        await _mark_deleted(runtime, update.update_id)
 
 
 UNLINKED_JOB = "unlinked-count"

@@ -25,6 +25,7 @@ from telegram.error import BadRequest
 from telegram.ext import Application
 
 from bot.config import Settings
+from bot.i18n import pick_language
 from bot.meaning import apply_choice, checkin_time, parse_choice, record, understand
 from bot.received import FileRef, Received, read_update
 from storage.crypto import ServerKeys
@@ -65,6 +66,7 @@ class Taken:
     ask_confirmation: bool = False
     answered: bool = False  # a relative's answer to one of those, taken in
     unlinked: bool = False  # stored for operators to place: they are told the count
+    language: str | None = None  # the sender's, so the replies need not look it up
 
 
 @dataclass(slots=True)
@@ -107,19 +109,22 @@ class Intake:
         received = read_update(update)
         rt = self.runtime
         async with rt.sessions() as session:
+            files: list[_Fetched] = []
+            if received is not None and received.files:
+                async with session.begin():
+                    if await already_processed(session, update_id=update.update_id):
+                        return Taken(Outcome.SEEN)
+                    limited = await self._over_limit(session, received, now)
+                if not limited:
+                    # Downloads happen outside the transaction: a slow network never
+                    # holds the database's write lock.
+                    files = [await self._fetch(self.application.bot, ref) for ref in received.files]
             async with session.begin():
+                # Checked (again) in the writing transaction: a second delivery may
+                # have raced this one (webhook retries).
                 if await already_processed(session, update_id=update.update_id):
                     return Taken(Outcome.SEEN)
                 limited = received is not None and await self._over_limit(session, received, now)
-            files: list[_Fetched] = []
-            if received is not None and not limited:
-                # Downloads happen outside the transaction: a slow network never
-                # holds the database's write lock.
-                files = [await self._fetch(self.application.bot, ref) for ref in received.files]
-            async with session.begin():
-                # A second delivery may have raced this one (webhook retries).
-                if await already_processed(session, update_id=update.update_id):
-                    return Taken(Outcome.SEEN)
                 taken = Taken(Outcome.RATE_LIMITED if limited else Outcome.NOT_CONTENT)
                 if received is not None and not limited:
                     taken = await self._store(session, received, files, now)
@@ -227,6 +232,7 @@ class Intake:
             ask_group=tuple((g.id, g.codename) for g in meaning.candidates),
             ask_confirmation=meaning.ask_confirmation and not received.is_edit,
             unlinked=meaning.group is None and not meaning.candidates,
+            language=pick_language(sender.language, received.language),
         )
 
     async def _answer(self, session: AsyncSession, update: Update, now: datetime) -> Taken | None:

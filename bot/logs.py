@@ -12,7 +12,17 @@ import logging
 import sys
 
 OWN = ("bot", "storage", "__main__")
-QUIET = ("telegram", "httpx", "httpcore", "apscheduler", "aiohttp", "asyncio", "alembic")
+QUIET = (
+    "telegram",
+    "httpx",
+    "httpcore",
+    "apscheduler",
+    "aiohttp",
+    "aiosqlite",
+    "asyncpg",
+    "asyncio",
+    "alembic",
+)
 
 
 class WithholdLibraryDetails(logging.Filter):

@@ -40,6 +40,9 @@ def make_webhook_app(
             return web.Response(status=403, text="forbidden")
         try:
             data = json.loads(await request.read())
+            # Telegram's update_id is an integer; anything else is not an update.
+            if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+                return web.Response(status=400, text="not an update")
             update = Update.de_json(data, application.bot)
         except Exception:  # any shape of garbage: python-telegram-bot raises many kinds
             return web.Response(status=400, text="not an update")

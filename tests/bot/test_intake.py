@@ -386,3 +386,28 @@ async def test_an_update_taken_in_twice_is_stored_once(
     rows = await installation.stored()
     assert [r["body"]["text"] for r in rows] == ["only once"]
     assert isinstance(rows[0]["row"], Message)
+
+
+async def test_a_failed_receipt_still_removes_the_message_from_the_chat(
+    standin: TelegramStandIn, installation: Installation
+) -> None:
+    user = standin.user(RELATIVE, language_code="en")
+    async with running_bot(installation, standin):
+        standin.fail_next("sendMessage", status=500)
+        sent = standin.send_text(user, "the receipt of this one fails")
+        await send_and_wait(standin, user, sent)
+    [stored] = await installation.stored()
+    assert stored["row"].deleted_in_chat_at is not None
+
+
+async def test_a_deletion_refused_for_flood_control_is_tried_again(
+    standin: TelegramStandIn, installation: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.handlers
+
+    monkeypatch.setattr(bot.handlers, "DELETE_RETRY", timedelta(milliseconds=100))
+    user = standin.user(RELATIVE, language_code="en")
+    async with running_bot(installation, standin):
+        standin.fail_next("deleteMessages", status=429, retry_after=1)
+        sent = standin.send_text(user, "delete me after the flood wait")
+        await send_and_wait(standin, user, sent)  # waits until it is deleted after all
