@@ -258,10 +258,6 @@ class PrivateKey:
         x_pub = x25519.X25519PrivateKey.from_private_bytes(scalar).public_key()
         return PublicKey(self.kem, mlkem_pub.public_bytes_raw() + x_pub.public_bytes_raw())
 
-    def x25519_raw(self) -> bytes:
-        """The X25519 part (both KEMs have one): an age identity is made from it."""
-        return self._raw[-_X25519_RAW:]
-
     def __repr__(self) -> str:
         return f"PrivateKey({self.kem.value}, <hidden>)"
 

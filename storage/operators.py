@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlmodel import select
@@ -11,7 +10,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import Binding, PublicKey, ServerKeys
 from storage.models import Operator
-from storage.sealing import active_operators
 
 
 class OperatorExists(Exception):
@@ -46,7 +44,3 @@ async def add_operator(
 
 def operator_name(server: ServerKeys, operator: Operator) -> str:
     return server.open(operator.name_sealed, name_binding(operator.id)).decode()
-
-
-async def list_operators(session: AsyncSession) -> Sequence[Operator]:
-    return await active_operators(session)

@@ -117,15 +117,6 @@ async def redeem_invite(
     return grant
 
 
-async def roles_of(session: AsyncSession, *, person: Person) -> list[RoleGrant]:
-    result = await session.exec(
-        select(RoleGrant).where(
-            RoleGrant.person_id == person.id, col(RoleGrant.revoked_at).is_(None)
-        )
-    )
-    return list(result.all())
-
-
 async def people_with_role(session: AsyncSession, *, role: Role) -> list[Person]:
     result = await session.exec(
         select(Person)
