@@ -43,7 +43,7 @@ from bot.standin import TelegramStandIn
 from storage.crypto import KemName, PrivateKey, ServerKeys
 from storage.db import open_database, session_factory
 from storage.operators import add_operator
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 
 ECHO_TOKEN_ENV = "BENCH_ECHO_TOKEN"  # noqa: S105 (the name of a variable)
 THIS_FILE = Path(__file__).resolve()
@@ -137,7 +137,7 @@ rate_limit_per_hour = 1000000
             server=ServerKeys(secret),
             public_key=PrivateKey.generate(kem).public_key(),
             name="Bench operator",
-            now=utcnow(),
+            now=utc_now(),
         )
     return config
 

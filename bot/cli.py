@@ -51,7 +51,7 @@ from storage.models import CodebookEntry, Group, IdentifierKind, Leg, Role, Sign
 from storage.operators import OperatorExists, add_operator
 from storage.people import InviteError, create_invite
 from storage.sealing import NoRecipients
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 
 PASSPHRASE_ENV = "INTAKE_PASSPHRASE"  # noqa: S105 (the name of a variable, not a secret)
 ADMIN_ACTOR = "admin@cli"
@@ -215,7 +215,7 @@ def init(
             session_factory(engine)() as session,
             session.begin(),
         ):
-            await audit.append(session, actor=ADMIN_ACTOR, action="init", at=utcnow())
+            await audit.append(session, actor=ADMIN_ACTOR, action="init", at=utc_now())
 
     run(migrate())
     out.print(f"Wrote {config_path} and {secret_path} (mode 0600: keep it out of backups).")
@@ -294,14 +294,14 @@ def operator_add(
     async def go() -> int:
         async with workspace(config) as ws:
             op = await add_operator(
-                ws.session, server=ws.server, public_key=key, name=name, now=utcnow()
+                ws.session, server=ws.server, public_key=key, name=name, now=utc_now()
             )
             await audit.append(
                 ws.session,
                 actor=ADMIN_ACTOR,
                 action="operator.add",
                 subject=op.fingerprint,
-                at=utcnow(),
+                at=utc_now(),
             )
             return len(await list_groups(ws.session))
 
@@ -354,10 +354,10 @@ def group_add(
                 codename=name,
                 schedule=schedule,
                 kem=KemName(ws.settings.keys.kem),
-                now=utcnow(),
+                now=utc_now(),
             )
             await audit.append(
-                ws.session, actor=ADMIN_ACTOR, action="group.add", subject=name, at=utcnow()
+                ws.session, actor=ADMIN_ACTOR, action="group.add", subject=name, at=utc_now()
             )
             return group
 
@@ -407,7 +407,7 @@ def group_import(
                     interval=d.interval, grace=d.grace, detained_after=d.detained_after
                 ),
             )
-            now = utcnow()
+            now = utc_now()
             for spec in specs:
                 await create_group(
                     ws.session,
@@ -547,7 +547,7 @@ def member_add(
                         f"{group.codename} already has a member with that {_IDENTIFIER_WORDS[kind]}"
                     )
                 elsewhere += bool(holders)
-            now = utcnow()
+            now = utc_now()
             await add_member(
                 ws.session,
                 server=ws.server,
@@ -662,7 +662,7 @@ def codebook_add(
 
     async def go() -> str:
         async with workspace(config) as ws:
-            now = utcnow()
+            now = utc_now()
             group = (
                 _not_shredded(await get_group(ws.session, codename=codename)) if codename else None
             )
@@ -840,7 +840,7 @@ def invite(
             target = (
                 await get_group(ws.session, codename=normalise_codename(group)) if group else None
             )
-            now = utcnow()
+            now = utc_now()
             lifetime = _duration_option(ttl, "--ttl") or ws.settings.invites.ttl
             inv, code = await create_invite(
                 ws.session, server=ws.server, role=role, group=target, ttl=lifetime, now=now
@@ -901,7 +901,7 @@ def status(
             return list(await list_groups(ws.session))
 
     groups = run(go())
-    rows = _status_rows(groups, utcnow())
+    rows = _status_rows(groups, utc_now())
     if as_json:
         print(
             json.dumps(

@@ -46,7 +46,7 @@ from storage.people import (
     pseudonym,
     redeem_invite,
 )
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
@@ -252,7 +252,7 @@ async def _mark_deleted(runtime: Runtime, update_id: int) -> None:
     async with runtime.sessions() as session, session.begin():
         stored = await find_by_update(session, update_id=update_id)
         if stored is not None and stored.deleted_in_chat_at is None:
-            stored.deleted_in_chat_at = utcnow()
+            stored.deleted_in_chat_at = utc_now()
             session.add(stored)
 
 
@@ -266,7 +266,7 @@ async def on_start(update: Update, context: Context) -> None:
     if user is None or message is None:
         return
     code = context.args[0] if context.args else ""
-    now = utcnow()
+    now = utc_now()
     roles: list[str] = []
     async with runtime.sessions() as session, session.begin():
         person = await get_or_create_person(
@@ -336,7 +336,7 @@ async def on_language_chosen(update: Update, context: Context) -> None:
             server=runtime.server,
             telegram_id=update.effective_user.id,
             chat_id=update.effective_user.id,
-            now=utcnow(),
+            now=utc_now(),
         )
         person.language = choice
         session.add(person)
@@ -360,7 +360,7 @@ async def on_wipe(update: Update, context: Context) -> None:
             if ref is not None and ref.chat_id == message.chat_id:
                 ids.append(ref.message_id)
         if await _delete_quietly(context, message.chat_id, sorted(set(ids))):
-            now = utcnow()
+            now = utc_now()
             for row in stored:
                 row.deleted_in_chat_at = now
                 session.add(row)

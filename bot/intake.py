@@ -38,7 +38,7 @@ from storage.messages import (
 )
 from storage.models import OriginKind, Person
 from storage.people import find_person, get_or_create_person
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 from storage.updates import already_processed, mark_processed
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class Intake:
 
         Raises if the update could not be committed: the caller must not confirm it.
         """
-        taken = await self.take_in(update, now=utcnow())
+        taken = await self.take_in(update, now=utc_now())
         self.runtime.taken[update.update_id] = taken
         try:
             await self.application.process_update(update)

@@ -16,7 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 
 
 def _enum(kind: type[enum.Enum], column: str) -> sa.Enum:
@@ -135,7 +135,7 @@ class Group(SQLModel, table=True):
     grace_s: int
     detained_after_s: int
     status: Status = Field(default=Status.PENDING, sa_type=_enum(Status, "status"))
-    status_since: datetime = Field(default_factory=utcnow)
+    status_since: datetime = Field(default_factory=utc_now)
     status_basis: str | None = Field(default=None, max_length=32)
     last_checkin_at: datetime | None = None
     # The deadline engine's work list: the next moment this group's status can
@@ -146,7 +146,7 @@ class Group(SQLModel, table=True):
     paused_until: datetime | None = None
     kem: str = Field(max_length=24)
     public_key: bytes
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utc_now)
     shredded_at: datetime | None = None
 
 
@@ -173,7 +173,7 @@ class Operator(SQLModel, table=True):
     kem: str = Field(max_length=24)
     public_key: bytes = Field(unique=True)
     fingerprint: str = Field(max_length=64, unique=True)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utc_now)
     removed_at: datetime | None = None
 
 
@@ -187,7 +187,7 @@ class GroupKeyWrap(SQLModel, table=True):
     group_id: uuid.UUID = Field(foreign_key="groups.id", ondelete="CASCADE", index=True)
     operator_id: uuid.UUID = Field(foreign_key="operators.id", ondelete="CASCADE", index=True)
     wrapped: bytes
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utc_now)
 
 
 class KeyWrap(SQLModel, table=True):
@@ -228,7 +228,7 @@ class Member(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=_id, primary_key=True)
     group_id: uuid.UUID = Field(foreign_key="groups.id", ondelete="CASCADE", index=True)
     details_sealed: bytes | None = None
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utc_now)
 
 
 class MemberIdentifier(SQLModel, table=True):
@@ -251,7 +251,7 @@ class Person(SQLModel, table=True):
     telegram_index: bytes = Field(unique=True)
     chat_sealed: bytes
     language: str | None = Field(default=None, max_length=16)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utc_now)
     unreachable_at: datetime | None = None
 
 
@@ -265,7 +265,7 @@ class RoleGrant(SQLModel, table=True):
         default=None, foreign_key="groups.id", ondelete="CASCADE", index=True
     )
     invite_id: uuid.UUID | None = Field(default=None, foreign_key="invites.id", ondelete="SET NULL")
-    granted_at: datetime = Field(default_factory=utcnow)
+    granted_at: datetime = Field(default_factory=utc_now)
     revoked_at: datetime | None = None
 
 
@@ -280,7 +280,7 @@ class Invite(SQLModel, table=True):
     group_id: uuid.UUID | None = Field(
         default=None, foreign_key="groups.id", ondelete="CASCADE", index=True
     )
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utc_now)
     expires_at: datetime
     redeemed_at: datetime | None = None
     redeemed_by: uuid.UUID | None = Field(
@@ -319,7 +319,7 @@ class Message(SQLModel, table=True):
     # When the relative sent it to the bot (Telegram's date), and when the bot
     # took it in: after downtime the two differ, and deadlines use the first.
     sent_at: datetime | None = None
-    received_at: datetime = Field(default_factory=utcnow)
+    received_at: datetime = Field(default_factory=utc_now)
     # Equal for equal normalised texts with equal origin dates, so that one
     # check-in forwarded by several relatives is counted once. Keyed.
     text_digest: bytes | None = Field(default=None, index=True)
@@ -354,7 +354,7 @@ class Note(SQLModel, table=True):
         default=None, foreign_key="operators.id", ondelete="SET NULL"
     )
     body_sealed: bytes
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utc_now)
 
 
 class MessageMark(SQLModel, table=True):
@@ -376,7 +376,7 @@ class ProcessedUpdate(SQLModel, table=True):
     __tablename__ = "processed_updates"
 
     update_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    processed_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime = Field(default_factory=utc_now)
 
 
 # --------------------------------------------------------------------------- signals
@@ -394,7 +394,7 @@ class CodebookEntry(SQLModel, table=True):
     phrase_sealed: bytes
     means: Signal = Field(sa_type=_enum(Signal, "means"))
     leg_id: uuid.UUID | None = Field(default=None, foreign_key="legs.id", ondelete="SET NULL")
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utc_now)
 
 
 class CheckinEvent(SQLModel, table=True):
@@ -413,7 +413,7 @@ class CheckinEvent(SQLModel, table=True):
     # When the traveller sent it (the forward origin's date), not when a
     # relative forwarded it.
     at: datetime
-    recorded_at: datetime = Field(default_factory=utcnow)
+    recorded_at: datetime = Field(default_factory=utc_now)
     source: str = Field(max_length=24)
 
 
@@ -428,7 +428,7 @@ class Flip(SQLModel, table=True):
     # The deadline itself, not the moment the engine noticed it.
     at: datetime
     basis: str = Field(max_length=32)
-    recorded_at: datetime = Field(default_factory=utcnow)
+    recorded_at: datetime = Field(default_factory=utc_now)
 
 
 class Alert(SQLModel, table=True):
@@ -449,7 +449,7 @@ class Alert(SQLModel, table=True):
     sent_at: datetime | None = None
     telegram_message_id: int | None = None
     last_error: str | None = Field(default=None, max_length=64)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utc_now)
 
 
 class Acknowledgement(SQLModel, table=True):
@@ -459,7 +459,7 @@ class Acknowledgement(SQLModel, table=True):
     flip_id: uuid.UUID = Field(foreign_key="flips.id", ondelete="CASCADE", index=True)
     person_id: uuid.UUID = Field(foreign_key="people.id", ondelete="CASCADE")
     kind: AckKind = Field(sa_type=_enum(AckKind, "kind"))
-    at: datetime = Field(default_factory=utcnow)
+    at: datetime = Field(default_factory=utc_now)
 
 
 # --------------------------------------------------------------------------- audit

@@ -3,5 +3,5 @@
 from datetime import UTC, datetime
 
 
-def utcnow() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)

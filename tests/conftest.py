@@ -20,7 +20,7 @@ from storage.db import open_database, session_factory
 from storage.models import Operator
 from storage.operators import add_operator
 from storage.sealing import Keyring
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 
 PG_ENV = "INTAKE_TEST_DATABASE_URL"
 
@@ -97,7 +97,7 @@ async def operator(session: AsyncSession, server: ServerKeys, operator_key: Priv
         server=server,
         public_key=operator_key.public_key(),
         name="Operator One",
-        now=utcnow(),
+        now=utc_now(),
     )
     await session.commit()
     return op

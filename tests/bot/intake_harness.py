@@ -21,7 +21,7 @@ from storage.messages import attachments_of, open_attachment, open_message
 from storage.models import Message
 from storage.operators import add_operator
 from storage.sealing import Keyring
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 
 
 async def eventually(condition: Callable[[], bool], *, within: float = 15.0) -> None:
@@ -107,7 +107,7 @@ async def install(
             server=ServerKeys(settings.server_secret_bytes()),
             public_key=key.public_key(),
             name="Operator",
-            now=utcnow(),
+            now=utc_now(),
         )
     return Installation(path=folder, settings=settings, operator_key=key)
 

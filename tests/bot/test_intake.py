@@ -27,7 +27,7 @@ from storage.db import open_database, session_factory
 from storage.groups import Schedule, create_group
 from storage.models import Message, MessageKind, OriginKind, Role, RoleGrant
 from storage.people import create_invite
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
 from tests.conftest import Database
 
@@ -258,10 +258,10 @@ async def _invite(installation: Installation, role: Role) -> str:
                 detained_after=timedelta(days=2),
             ),
             kem=KemName.X25519,
-            now=utcnow(),
+            now=utc_now(),
         )
         _, code = await create_invite(
-            session, server=server, role=role, group=group, ttl=timedelta(days=1), now=utcnow()
+            session, server=server, role=role, group=group, ttl=timedelta(days=1), now=utc_now()
         )
     return code
 
@@ -379,8 +379,8 @@ async def test_an_update_taken_in_twice_is_stored_once(
     raw = standin.send_text(user, "only once")
     async with running(installation.settings) as (application, intake):
         update = Update.de_json(raw, application.bot)
-        first = await intake.take_in(update, now=utcnow())
-        again = await intake.take_in(update, now=utcnow())
+        first = await intake.take_in(update, now=utc_now())
+        again = await intake.take_in(update, now=utc_now())
     assert first.outcome.value == "stored"
     assert again.outcome.value == "seen"
     rows = await installation.stored()

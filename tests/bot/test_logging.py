@@ -23,7 +23,7 @@ from storage.crypto import ServerKeys
 from storage.db import open_database, session_factory
 from storage.models import Role
 from storage.people import create_invite
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, install
 from tests.bot.test_crash import bot_process, wait_until
 from tests.conftest import Database
@@ -93,7 +93,7 @@ async def real_invite(installation: Installation) -> str:
             role=Role.ADMIN,
             group=None,
             ttl=timedelta(days=1),
-            now=utcnow(),
+            now=utc_now(),
         )
     return code
 

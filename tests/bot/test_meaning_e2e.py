@@ -28,7 +28,7 @@ from storage.models import (
     Status,
 )
 from storage.people import create_invite, get_or_create_person, redeem_invite
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
 from tests.conftest import Database
 
@@ -81,7 +81,7 @@ async def world(tmp_path: Path, database: Database) -> AsyncIterator[World]:
     await standin.start()
     installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
     server = ServerKeys(installation.settings.server_secret_bytes())
-    now = utcnow()
+    now = utc_now()
     async with (
         open_database(installation.settings.database.url) as engine,
         session_factory(engine)() as session,
@@ -297,7 +297,7 @@ async def test_operators_are_told_how_many_messages_wait_unlinked_and_nothing_el
         session_factory(engine)() as session,
         session.begin(),
     ):
-        now = utcnow()
+        now = utc_now()
         person = await get_or_create_person(
             session, server=server, telegram_id=operator_id, chat_id=operator_id, now=now
         )

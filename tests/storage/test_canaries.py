@@ -18,7 +18,7 @@ from storage.messages import ChatRef, store_attachment, store_message
 from storage.models import IdentifierKind, MessageKind, OriginKind, Role, Signal
 from storage.operators import add_operator
 from storage.people import create_invite, get_or_create_person
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 from tests.conftest import Database
 from tests.storage.helpers import make_group
 from tests.storage.scan import database_bytes, find, integer_encodings, text_encodings
@@ -51,7 +51,7 @@ INT_CANARIES = {
 
 
 async def fill(session: AsyncSession, server: ServerKeys) -> None:
-    now = utcnow()
+    now = utc_now()
     await add_operator(
         session,
         server=server,

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.crypto import CryptoError, ServerKeys
 from storage.legs import BadLegName, LegExists, add_leg, find_leg, leg_name, legs_of
 from storage.models import Leg, Operator
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 from tests.conftest import Database
 from tests.storage.helpers import make_group
 from tests.storage.scan import database_bytes, find, text_encodings
@@ -32,7 +32,7 @@ async def test_leg_round_trips(
         name="  Qingdao to Kunming ",
         interval=timedelta(hours=6),
         grace=timedelta(hours=1),
-        now=utcnow(),
+        now=utc_now(),
     )
     await session.commit()
     session.expunge_all()
@@ -58,8 +58,8 @@ async def test_legs_are_appended_in_order_per_group(
     oak = await make_group(session, "OAK-2")
     names = ["Ryanggang", "Qingdao", "Kunming", "Laos border"]
     for name in names:
-        await add_leg(session, server=server, group=pine, name=name, now=utcnow())
-    await add_leg(session, server=server, group=oak, name="Shenyang", now=utcnow())
+        await add_leg(session, server=server, group=pine, name=name, now=utc_now())
+    await add_leg(session, server=server, group=oak, name="Shenyang", now=utc_now())
     await session.commit()
 
     pine_legs = await legs_of(session, server=server, group=pine)
@@ -77,12 +77,12 @@ async def test_leg_names_are_unique_within_a_group(
 ) -> None:
     pine = await make_group(session, "PINE-7")
     oak = await make_group(session, "OAK-2")
-    await add_leg(session, server=server, group=pine, name="Kunming", now=utcnow())
+    await add_leg(session, server=server, group=pine, name="Kunming", now=utc_now())
     with pytest.raises(LegExists) as refused:
-        await add_leg(session, server=server, group=pine, name=again, now=utcnow())
+        await add_leg(session, server=server, group=pine, name=again, now=utc_now())
     assert "unming" not in str(refused.value).casefold()  # the route is not echoed
     # The same name in another group is another leg.
-    await add_leg(session, server=server, group=oak, name=again, now=utcnow())
+    await add_leg(session, server=server, group=oak, name=again, now=utc_now())
     await session.commit()
     assert len(await legs_of(session, server=server, group=pine)) == 1
     assert len(await legs_of(session, server=server, group=oak)) == 1
@@ -94,7 +94,7 @@ async def test_empty_leg_name_is_refused(
 ) -> None:
     group = await make_group(session)
     with pytest.raises(BadLegName):
-        await add_leg(session, server=server, group=group, name=name, now=utcnow())
+        await add_leg(session, server=server, group=group, name=name, now=utc_now())
 
 
 async def test_leg_name_is_sealed_and_bound_to_its_row(
@@ -102,8 +102,8 @@ async def test_leg_name_is_sealed_and_bound_to_its_row(
 ) -> None:
     group = await make_group(session)
     name = f"CANARY-LEG-{TAG} 쿤밍 昆明"
-    first = await add_leg(session, server=server, group=group, name=name, now=utcnow())
-    second = await add_leg(session, server=server, group=group, name="Vientiane", now=utcnow())
+    first = await add_leg(session, server=server, group=group, name=name, now=utc_now())
+    second = await add_leg(session, server=server, group=group, name="Vientiane", now=utc_now())
     await session.commit()
 
     for leg in (await session.exec(select(Leg))).all():

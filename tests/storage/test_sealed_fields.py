@@ -25,7 +25,7 @@ from storage.models import IdentifierKind, KeyWrap, Message, MessageKind, Operat
 from storage.operators import add_operator, operator_name
 from storage.people import chat_id_of, find_person, get_or_create_person
 from storage.sealing import Keyring, NoRecipients, NotReadable
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 from tests.storage.helpers import make_group
 
 BODY = {
@@ -45,7 +45,7 @@ async def test_message_body_round_trips_when_linked_to_a_group(
         server=server,
         kind=MessageKind.TEXT,
         body=BODY,
-        received_at=utcnow(),
+        received_at=utc_now(),
         group=group,
         chat_ref=ChatRef(chat_id=5550001, message_id=42),
     )
@@ -61,10 +61,10 @@ async def test_unlinked_message_is_sealed_to_every_operator(
 ) -> None:
     second_key = PrivateKey.generate(KemName.X25519)
     second = await add_operator(
-        session, server=server, public_key=second_key.public_key(), name="Two", now=utcnow()
+        session, server=server, public_key=second_key.public_key(), name="Two", now=utc_now()
     )
     message = await store_message(
-        session, server=server, kind=MessageKind.TEXT, body=BODY, received_at=utcnow()
+        session, server=server, kind=MessageKind.TEXT, body=BODY, received_at=utc_now()
     )
     await session.commit()
     wraps = (await session.exec(select(KeyWrap).where(KeyWrap.subject_id == message.id))).all()
@@ -81,7 +81,7 @@ async def test_nothing_is_stored_when_no_operator_could_open_it(
 ) -> None:
     with pytest.raises(NoRecipients):
         await store_message(
-            session, server=server, kind=MessageKind.TEXT, body=BODY, received_at=utcnow()
+            session, server=server, kind=MessageKind.TEXT, body=BODY, received_at=utc_now()
         )
 
 
@@ -94,7 +94,7 @@ async def test_attachment_content_and_metadata_round_trip(
         server=server,
         kind=MessageKind.PHOTO,
         body={"caption": "screenshot"},
-        received_at=utcnow(),
+        received_at=utc_now(),
         group=group,
     )
     photo = bytes(range(256)) * 40
@@ -140,7 +140,7 @@ async def test_member_details_round_trip_and_identifiers_are_found_by_blind_inde
             (IdentifierKind.TELEGRAM_ID, "777000111"),
             (IdentifierKind.USERNAME, "@MiRae_K"),
         ],
-        now=utcnow(),
+        now=utc_now(),
     )
     await session.commit()
     assert await open_member(session, keyring, member) == {
@@ -170,10 +170,10 @@ async def test_codebook_phrases_round_trip_for_the_server(
         group=group,
         phrase="the tea is warm",
         means=Signal.CHECKIN,
-        now=utcnow(),
+        now=utc_now(),
     )
     await add_phrase(
-        session, server=server, group=group, phrase="비가 온다", means=Signal.DURESS, now=utcnow()
+        session, server=server, group=group, phrase="비가 온다", means=Signal.DURESS, now=utc_now()
     )
     await add_phrase(
         session,
@@ -181,10 +181,15 @@ async def test_codebook_phrases_round_trip_for_the_server(
         group=other,
         phrase="other group",
         means=Signal.CHECKIN,
-        now=utcnow(),
+        now=utc_now(),
     )
     await add_phrase(
-        session, server=server, group=None, phrase="我们被抓了", means=Signal.DETAINED, now=utcnow()
+        session,
+        server=server,
+        group=None,
+        phrase="我们被抓了",
+        means=Signal.DETAINED,
+        now=utc_now(),
     )
     await session.commit()
     phrases = {(p.text, p.means) for p in await phrases_for(session, server=server, group=group)}
@@ -199,10 +204,10 @@ async def test_people_are_found_by_telegram_id_and_their_chat_reopens(
     session: AsyncSession, server: ServerKeys
 ) -> None:
     person = await get_or_create_person(
-        session, server=server, telegram_id=424242, chat_id=424242, now=utcnow()
+        session, server=server, telegram_id=424242, chat_id=424242, now=utc_now()
     )
     again = await get_or_create_person(
-        session, server=server, telegram_id=424242, chat_id=424242, now=utcnow()
+        session, server=server, telegram_id=424242, chat_id=424242, now=utc_now()
     )
     await session.commit()
     assert again.id == person.id
@@ -226,7 +231,7 @@ async def test_ciphertext_copied_into_another_row_fails_to_open(
         server=server,
         kind=MessageKind.TEXT,
         body={"text": "one"},
-        received_at=utcnow(),
+        received_at=utc_now(),
         group=group,
     )
     second = await store_message(
@@ -234,7 +239,7 @@ async def test_ciphertext_copied_into_another_row_fails_to_open(
         server=server,
         kind=MessageKind.TEXT,
         body={"text": "two"},
-        received_at=utcnow(),
+        received_at=utc_now(),
         group=group,
     )
     await session.commit()
@@ -263,7 +268,7 @@ async def test_tampered_stored_ciphertext_fails_to_open(
         server=server,
         kind=MessageKind.TEXT,
         body={"text": "x"},
-        received_at=utcnow(),
+        received_at=utc_now(),
         group=group,
     )
     await session.commit()
@@ -285,7 +290,7 @@ async def test_a_key_of_no_registered_operator_opens_nothing(
         server=server,
         kind=MessageKind.TEXT,
         body={"text": "x"},
-        received_at=utcnow(),
+        received_at=utc_now(),
         group=group,
     )
     await session.commit()
@@ -305,12 +310,12 @@ async def test_an_operator_added_after_a_group_cannot_open_it_yet(
         server=server,
         kind=MessageKind.TEXT,
         body={"text": "x"},
-        received_at=utcnow(),
+        received_at=utc_now(),
         group=group,
     )
     late_key = PrivateKey.generate(KemName.MLKEM768_X25519)
     late = await add_operator(
-        session, server=server, public_key=late_key.public_key(), name="Late", now=utcnow()
+        session, server=server, public_key=late_key.public_key(), name="Late", now=utc_now()
     )
     await session.commit()
     with pytest.raises(NotReadable, match="holds no key"):
@@ -327,7 +332,7 @@ async def test_times_come_back_timezone_aware_utc(
         server=server,
         kind=MessageKind.TEXT,
         body={"text": "x"},
-        received_at=utcnow(),
+        received_at=utc_now(),
         group=group,
         origin_at=origin,
     )

@@ -23,7 +23,7 @@ from storage.models import (
     Status,
 )
 from storage.sealing import Keyring
-from storage.timeutil import utcnow
+from storage.timeutil import utc_now
 from tests.conftest import Database
 from tests.storage.helpers import make_group
 from tests.storage.scan import database_bytes, find
@@ -37,7 +37,7 @@ async def test_shredded_group_leaves_nothing_that_opens(
     keyring: Keyring,
 ) -> None:
     doomed, kept = await make_group(session, "PINE-7"), await make_group(session, "OAK-2")
-    now = utcnow()
+    now = utc_now()
     for group in (doomed, kept):
         message = await store_message(
             session,
@@ -91,7 +91,7 @@ async def test_shredded_group_leaves_nothing_that_opens(
         len(doomed_wraps) == 4
     )  # the group key, and the data keys of a message, an attachment, a member
 
-    await shred_group(session, group=doomed, now=utcnow())
+    await shred_group(session, group=doomed, now=utc_now())
     await session.commit()
     await reclaim_deleted(engine, tables=SHREDDED_TABLES)
 
