@@ -163,17 +163,6 @@ async def read_intake(url: str) -> Intake:
         return Intake(message_update_ids=message_ids, processed={int(u) for u in marks})
 
 
-@pytest.fixture
-async def standin() -> AsyncIterator[TelegramStandIn]:
-    server = TelegramStandIn()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-    assert server.errors == [], "the stand-in failed internally"
-
-
 def receipts(standin: TelegramStandIn) -> int:
     return sum(1 for m in standin.sent if m.chat_id in RELATIVES)
 

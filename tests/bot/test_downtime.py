@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,17 +30,6 @@ from tests.conftest import Database
 
 RELATIVE = 6_300_100_200
 OTHER_RELATIVE = 6_300_100_201
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[TelegramStandIn]:
-    server = TelegramStandIn()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-    assert server.errors == [], "the stand-in failed internally"
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ gets its neutral receipt, and is deleted from the relative's chat."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,14 +35,6 @@ STRANGER = 6_999_888_777
 TRAVELLER = 7_300_400_500
 ORIGIN_DATE = datetime(2026, 8, 12, 3, 15, tzinfo=UTC)
 RECEIPT_PREFIXES = ("Received, thank you. Ref ", "잘 받았습니다. 감사합니다. 참조 ")
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[TelegramStandIn]:
-    server = TelegramStandIn()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -54,17 +53,6 @@ NAMES = {
     "file name": "canary-file-Wq9.pdf",
     "file content": "canary-file-content-K3x",
 }
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[TelegramStandIn]:
-    server = TelegramStandIn()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-    assert server.errors == [], "the stand-in failed internally"
 
 
 @pytest.fixture

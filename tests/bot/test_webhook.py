@@ -46,17 +46,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-async def standin() -> AsyncIterator[TelegramStandIn]:
-    server = TelegramStandIn()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-    assert server.errors == [], "the stand-in failed internally"
-
-
 @dataclass
 class Webhook:
     installation: Installation
