@@ -1,4 +1,5 @@
-"""The ``intake`` command-line tool.
+"""Setting up: the installation, operators' keys, groups, members, codebook, invites,
+status, and running the bot.
 
 Each command is thin: read the settings once, open the database in one place,
 call a data function from ``storage``, print. Every mistake a user can make
@@ -8,176 +9,61 @@ traceback.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.cli.common import (
+    ADMIN_ACTOR,
+    PASSPHRASE_ENV,
+    ConfigOption,
+    Refused,
+    Workspace,
+    app,
+    codebook_app,
+    duration_option,
+    err,
+    fail,
+    group_app,
+    iso,
+    member_app,
+    operator_app,
+    out,
+    run,
+    when,
+    workspace,
+)
 from bot.config import (
-    ConfigError,
-    Settings,
     example_config_text,
     load_settings,
     resolve_config_path,
 )
-from bot.durations import format_duration, parse_duration
-from bot.group_import import Defaults, ImportFileError, read_groups
+from bot.durations import format_duration
+from bot.group_import import Defaults, read_groups
 from bot.phrases import SIGNAL_STRENGTH, BadMeaning, UnmatchablePhrase, fold, parse_means
 from bot.schedules import BadSchedule, describe, make_schedule, next_due, normalise_codename
 from storage import audit, keyfile
 from storage.codebook import add_phrase, phrases_for
-from storage.crypto import CryptoError, KemName, PrivateKey, PublicKey, ServerKeys
-from storage.db import DatabaseError, open_database, reason, session_factory
-from storage.groups import GroupExists, UnknownGroup, create_group, get_group, list_groups
+from storage.crypto import KemName, PrivateKey, PublicKey, ServerKeys
+from storage.db import open_database, session_factory
+from storage.groups import create_group, get_group, list_groups
 from storage.identifiers import BadIdentifier, normalise
-from storage.legs import BadLegName, LegExists, add_leg, find_leg
+from storage.legs import add_leg, find_leg
 from storage.members import add_member, members_with
 from storage.models import CodebookEntry, Group, IdentifierKind, Leg, Role, Signal
-from storage.operators import OperatorExists, add_operator
-from storage.people import InviteError, create_invite
-from storage.sealing import NoRecipients
+from storage.operators import add_operator
+from storage.people import create_invite
 from storage.timeutil import utc_now
-
-PASSPHRASE_ENV = "INTAKE_PASSPHRASE"  # noqa: S105 (the name of a variable, not a secret)
-ADMIN_ACTOR = "admin@cli"
-
-app = typer.Typer(
-    name="intake",
-    help="Check-in intake: seal covert check-ins, watch for silence, alert activists.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-group_app = typer.Typer(help="Travel groups, known only by codename.", no_args_is_help=True)
-operator_app = typer.Typer(
-    help="Operators: the keys that open the sealed inbox.", no_args_is_help=True
-)
-member_app = typer.Typer(
-    help="Travellers in a group: identifiers kept only as blind indexes.", no_args_is_help=True
-)
-codebook_app = typer.Typer(
-    help="Agreed phrases and what each one signals (sealed; never printed).",
-    no_args_is_help=True,
-)
-app.add_typer(group_app, name="group")
-app.add_typer(operator_app, name="operator")
-app.add_typer(member_app, name="member")
-app.add_typer(codebook_app, name="codebook")
-
-# markup off: messages carry "[section] key", which rich would take for a style tag.
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="Config file (else $INTAKE_CONFIG, else ./config.toml).",
-        show_default=False,
-        dir_okay=False,
-    ),
-]
-
-
-class Refused(Exception):
-    """A request the stored data refuses (a duplicate, a shredded group)."""
-
-
-# The mistakes a user can make, each of which prints its own message as one line.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError,
-    DatabaseError,
-    keyfile.KeyFileError,
-    CryptoError,
-    BadSchedule,
-    ImportFileError,
-    GroupExists,
-    UnknownGroup,
-    OperatorExists,
-    NoRecipients,
-    InviteError,
-    BadIdentifier,
-    BadLegName,
-    LegExists,
-    UnmatchablePhrase,
-    Refused,
-)
-
-
-class UsageError(Exception):
-    pass
-
-
-def fail(message: str) -> NoReturn:
-    raise UsageError(message)
-
-
-T = TypeVar("T")
-
-
-def run(coro: Awaitable[T]) -> T:
-    async def wrapper() -> T:
-        return await coro
-
-    return asyncio.run(wrapper())
-
-
-@dataclass(frozen=True, slots=True)
-class Workspace:
-    settings: Settings
-    server: ServerKeys
-    session: AsyncSession
-
-
-@contextlib.asynccontextmanager
-async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
-    """Settings, server keys and one database transaction: committed if the command
-    finishes, rolled back if it fails."""
-    settings = load_settings(resolve_config_path(config))
-    server = ServerKeys(settings.server_secret_bytes())
-    try:
-        async with (
-            open_database(settings.database.url) as engine,
-            session_factory(engine)() as session,
-            session.begin(),
-        ):
-            yield Workspace(settings=settings, server=server, session=session)
-    except (OSError, sa.exc.DBAPIError) as exc:
-        raise DatabaseError(f"database: {reason(exc)}") from None
-
-
-def _duration_option(value: str | None, name: str) -> timedelta | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        fail(f"{name}: {exc}")
-
-
-def _when(moment: datetime | None) -> str:
-    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
 
 # --------------------------------------------------------------------------- init
 
@@ -342,11 +228,11 @@ def group_add(
         async with workspace(config) as ws:
             d = ws.settings.defaults
             schedule = make_schedule(
-                interval=_duration_option(interval, "--interval") or (None if cron else d.interval),
+                interval=duration_option(interval, "--interval") or (None if cron else d.interval),
                 cron=cron,
                 tz=tz,
-                grace=_duration_option(grace, "--grace") or d.grace,
-                detained_after=_duration_option(detained_after, "--detained-after")
+                grace=duration_option(grace, "--grace") or d.grace,
+                detained_after=duration_option(detained_after, "--detained-after")
                 or d.detained_after,
             )
             group = await create_group(
@@ -386,7 +272,7 @@ def group_list(config: ConfigOption = None) -> None:
             format_duration(timedelta(seconds=g.grace_s)),
             format_duration(timedelta(seconds=g.detained_after_s)),
             g.status.value + (" (shredded)" if g.shredded_at else ""),
-            _when(g.created_at),
+            when(g.created_at),
         )
     out.print(table)
 
@@ -841,7 +727,7 @@ def invite(
                 await get_group(ws.session, codename=normalise_codename(group)) if group else None
             )
             now = utc_now()
-            lifetime = _duration_option(ttl, "--ttl") or ws.settings.invites.ttl
+            lifetime = duration_option(ttl, "--ttl") or ws.settings.invites.ttl
             inv, code = await create_invite(
                 ws.session, server=ws.server, role=role, group=target, ttl=lifetime, now=now
             )
@@ -861,7 +747,7 @@ def invite(
         out.print(f"https://t.me/{username}?start={code}")
     else:
         out.print(f"t.me/<bot>?start={code}   (set [telegram] username to get the full link)")
-    err.print(f"one use, valid until {_when(expires)}")
+    err.print(f"one use, valid until {when(expires)}")
 
 
 # --------------------------------------------------------------------------- status
@@ -906,7 +792,7 @@ def status(
         print(
             json.dumps(
                 [
-                    {k: _iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+                    {k: iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
                     for row in rows
                 ],
                 indent=2,
@@ -921,12 +807,12 @@ def status(
         due = (
             "—"
             if row["next_due"] is None
-            else _when(next_due(g, after=g.last_checkin_at))
+            else when(next_due(g, after=g.last_checkin_at))
             if g.last_checkin_at
             else "—"
         )
         table.add_row(
-            g.codename, g.status.value, _when(g.status_since), _when(g.last_checkin_at), due
+            g.codename, g.status.value, when(g.status_since), when(g.last_checkin_at), due
         )
     out.print(table)
 
@@ -944,24 +830,3 @@ def run_bot(config: ConfigOption = None) -> None:
     settings.require_token()
     logs.configure(settings.logging.level)
     bot_app.run_forever(settings)
-
-
-# --------------------------------------------------------------------------- entry point
-
-
-def main() -> None:
-    # Typer (standalone) answers wrong usage itself, with exit status 2; the
-    # mistakes found while running arrive here and become one line.
-    os.umask(0o077)  # the database, key files and exports are for this user alone
-    try:
-        app()
-    except UsageError as exc:
-        err.print(f"intake: error: {exc}")
-        sys.exit(2)
-    except USER_ERRORS as exc:
-        err.print(f"intake: error: {exc}")
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

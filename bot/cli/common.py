@@ -1,0 +1,157 @@
+"""What every ``intake`` command shares: the root command and its sub-commands,
+the consoles, the one-line errors, and one database transaction per command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import ConfigError, Settings, load_settings, resolve_config_path
+from bot.durations import parse_duration
+from bot.group_import import ImportFileError
+from bot.phrases import UnmatchablePhrase
+from bot.schedules import BadSchedule
+from storage import keyfile
+from storage.crypto import CryptoError, ServerKeys
+from storage.db import DatabaseError, open_database, reason, session_factory
+from storage.groups import GroupExists, UnknownGroup
+from storage.identifiers import BadIdentifier
+from storage.legs import BadLegName, LegExists
+from storage.operators import OperatorExists
+from storage.people import InviteError
+from storage.sealing import NoRecipients
+
+PASSPHRASE_ENV = "INTAKE_PASSPHRASE"  # noqa: S105 (the name of a variable, not a secret)
+ADMIN_ACTOR = "admin@cli"
+
+app = typer.Typer(
+    name="intake",
+    help="Check-in intake: seal covert check-ins, watch for silence, alert activists.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+group_app = typer.Typer(help="Travel groups, known only by codename.", no_args_is_help=True)
+operator_app = typer.Typer(
+    help="Operators: the keys that open the sealed inbox.", no_args_is_help=True
+)
+member_app = typer.Typer(
+    help="Travellers in a group: identifiers kept only as blind indexes.", no_args_is_help=True
+)
+codebook_app = typer.Typer(
+    help="Agreed phrases and what each one signals (sealed; never printed).",
+    no_args_is_help=True,
+)
+app.add_typer(group_app, name="group")
+app.add_typer(operator_app, name="operator")
+app.add_typer(member_app, name="member")
+app.add_typer(codebook_app, name="codebook")
+
+# markup off: messages carry "[section] key", which rich would take for a style tag.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Config file (else $INTAKE_CONFIG, else ./config.toml).",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
+
+class Refused(Exception):
+    """A request the stored data refuses (a duplicate, a shredded group)."""
+
+
+# The mistakes a user can make, each of which prints its own message as one line.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    DatabaseError,
+    keyfile.KeyFileError,
+    CryptoError,
+    BadSchedule,
+    ImportFileError,
+    GroupExists,
+    UnknownGroup,
+    OperatorExists,
+    NoRecipients,
+    InviteError,
+    BadIdentifier,
+    BadLegName,
+    LegExists,
+    UnmatchablePhrase,
+    Refused,
+)
+
+
+class UsageError(Exception):
+    pass
+
+
+def fail(message: str) -> NoReturn:
+    raise UsageError(message)
+
+
+T = TypeVar("T")
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def wrapper() -> T:
+        return await coro
+
+    return asyncio.run(wrapper())
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    settings: Settings
+    server: ServerKeys
+    session: AsyncSession
+
+
+@contextlib.asynccontextmanager
+async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
+    """Settings, server keys and one database transaction: committed if the command
+    finishes, rolled back if it fails."""
+    settings = load_settings(resolve_config_path(config))
+    server = ServerKeys(settings.server_secret_bytes())
+    try:
+        async with (
+            open_database(settings.database.url) as engine,
+            session_factory(engine)() as session,
+            session.begin(),
+        ):
+            yield Workspace(settings=settings, server=server, session=session)
+    except (OSError, sa.exc.DBAPIError) as exc:
+        raise DatabaseError(f"database: {reason(exc)}") from None
+
+
+def duration_option(value: str | None, name: str) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        fail(f"{name}: {exc}")
+
+
+def when(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
