@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,14 +24,14 @@ from bot.group_import import ImportFileError
 from bot.phrases import UnmatchablePhrase
 from bot.schedules import BadSchedule
 from storage import keyfile
-from storage.crypto import CryptoError, ServerKeys
+from storage.crypto import CryptoError, PrivateKey, ServerKeys
 from storage.db import DatabaseError, open_database, reason, session_factory
 from storage.groups import GroupExists, UnknownGroup
 from storage.identifiers import BadIdentifier
 from storage.legs import BadLegName, LegExists
 from storage.operators import OperatorExists
 from storage.people import InviteError
-from storage.sealing import NoRecipients
+from storage.sealing import Keyring, NoRecipients
 
 PASSPHRASE_ENV = "INTAKE_PASSPHRASE"  # noqa: S105 (the name of a variable, not a secret)
 ADMIN_ACTOR = "admin@cli"
@@ -155,3 +157,54 @@ def when(moment: datetime | None) -> str:
 
 def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- the operator's key
+
+KEY_ENV = "INTAKE_KEY"
+
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="The operator's key file (else $INTAKE_KEY, else ./operator.key).",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
+
+def key_path(key: Path | None) -> Path:
+    return key or Path(os.environ.get(KEY_ENV) or "operator.key")
+
+
+def unlock_operator_key(key: Path | None) -> PrivateKey:
+    """Read and unlock the operator's key file, asking for its passphrase once
+    (or taking it from $INTAKE_PASSPHRASE in scripts)."""
+    path = key_path(key)
+    data = keyfile.read(path)
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if not passphrase:
+        if not sys.stdin.isatty():
+            fail(
+                f"no terminal to ask for the passphrase of {path}; set {PASSPHRASE_ENV} in scripts"
+            )
+        passphrase = typer.prompt(f"Passphrase for {path}", hide_input=True)
+    return keyfile.unlock(data, passphrase)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorWorkspace:
+    ws: Workspace
+    keyring: Keyring
+
+
+@contextlib.asynccontextmanager
+async def operator_workspace(
+    config: Path | None, private_key: PrivateKey
+) -> AsyncIterator[OperatorWorkspace]:
+    """``workspace`` plus the keyring of the operator whose key was unlocked.
+    Unlock the key before calling (the passphrase prompt must not hold a transaction)."""
+    async with workspace(config) as ws:
+        keyring = await Keyring.for_key(ws.session, private_key)
+        yield OperatorWorkspace(ws=ws, keyring=keyring)
