@@ -31,7 +31,7 @@ from storage.identifiers import BadIdentifier
 from storage.legs import BadLegName, LegExists
 from storage.operators import OperatorExists
 from storage.people import InviteError
-from storage.sealing import Keyring, NoRecipients
+from storage.sealing import Keyring, NoRecipients, NotReadable
 
 PASSPHRASE_ENV = "INTAKE_PASSPHRASE"  # noqa: S105 (the name of a variable, not a secret)
 ADMIN_ACTOR = "admin@cli"
@@ -91,6 +91,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     UnknownGroup,
     OperatorExists,
     NoRecipients,
+    NotReadable,
     InviteError,
     BadIdentifier,
     BadLegName,
