@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -381,6 +382,29 @@ class AlertsSection(_Section):
 
     repeat_every: Duration = timedelta(minutes=15)
     escalate_after: Duration = timedelta(hours=1)
+    time_zone: str = "Asia/Seoul"
+    heartbeat_url: str | None = None
+
+    @field_validator("repeat_every", "escalate_after")
+    @classmethod
+    def _check_positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _check_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Seoul)") from None
+        return value
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _check_heartbeat_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
 
 
 class IntakeSection(_Section):

@@ -1,9 +1,9 @@
-"""A group's status as a pure function of its policy, its last check-in, and now.
+"""A group's status as a pure function of its policy, its check-ins, and now.
 
-No I/O, and ``now`` is passed in: the deadline engine (which stores the
-result and the next transition time, and claims due groups) is a thin layer
-over this. Every flip is dated at its deadline, not at the moment someone
-looked, so a late look never shifts the record.
+No I/O, and ``now`` is passed in: the deadline engine (``bot.engine``, which
+stores the result and the next transition time, and claims due groups) is a
+thin layer over this. Every flip is dated at its deadline, not at the moment
+someone looked, so a late look never shifts the record.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.schedules import next_due
-from storage.models import Group, Status
+from storage.models import Group, Leg, Status
 
-# Set by people or by a report, not by the clock: only a check-in made after
-# them (or a person) changes them.
+# Set by a report, not by the clock: only a check-in made after it changes it.
 _REPORTED = frozenset({Status.DETAINED})
-_MANUAL = frozenset({Status.SAFE, Status.PAUSED})
 _REPORT_BASES = frozenset({"reported", "duress", "marked"})
+# Enough steps for any ladder (PAUSED, OK, LATE, SILENT, DETAINED) with room to spare.
+_MAX_STEPS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,34 +31,67 @@ class Evaluation:
     next_transition: datetime | None
 
 
-def evaluate(group: Group, *, now: datetime) -> Evaluation:
+def evaluate(group: Group, *, now: datetime, leg: Leg | None = None) -> Evaluation:
+    """The status at ``now``. ``leg`` is the group's current leg, whose own
+    interval and grace (a border crossing is checked more tightly) win over the group's."""
     if now.utcoffset() is None:
         raise ValueError("evaluate needs a timezone-aware now")
-    if group.status in _MANUAL:
-        if group.status is Status.PAUSED and group.paused_until is not None:
-            if now < group.paused_until:
-                return Evaluation(Status.PAUSED, group.status_since, "paused", group.paused_until)
-            return _by_schedule(group, now, resumed=group.paused_until)
-        return Evaluation(group.status, group.status_since, group.status_basis or "marked", None)
+    if group.status is Status.SAFE:
+        return Evaluation(Status.SAFE, group.status_since, group.status_basis or "marked", None)
+    if group.status is Status.PAUSED:
+        basis = group.status_basis or "paused"
+        if group.paused_until is None:  # paused until someone resumes it
+            return Evaluation(Status.PAUSED, group.status_since, basis, None)
+        if now < group.paused_until:
+            return Evaluation(Status.PAUSED, group.status_since, basis, group.paused_until)
+        return _by_schedule(group, now, leg, resumed=group.paused_until)
     last = group.last_checkin_at
     # A report stands until the group itself checks in after it.
     standing_report = group.status in _REPORTED and group.status_basis in _REPORT_BASES
     if standing_report and (last is None or last <= group.status_since):
         return Evaluation(group.status, group.status_since, group.status_basis or "reported", None)
-    return _by_schedule(group, now, resumed=None)
+    return _by_schedule(group, now, leg, resumed=None)
 
 
-def _by_schedule(group: Group, now: datetime, *, resumed: datetime | None) -> Evaluation:
+def transitions(group: Group, *, now: datetime, leg: Leg | None = None) -> list[Evaluation]:
+    """Every status the group passed through since its stored one, up to ``now``,
+    each dated at its own deadline: after the bot was away for a day, a group
+    goes OK → LATE → SILENT → DETAINED in the record, not straight to DETAINED
+    at the moment the bot came back."""
+    steps: list[Evaluation] = []
+    current = group.status
+    moment = group.next_transition_at
+    if moment is None or moment > now:
+        moment = now
+    for _ in range(_MAX_STEPS):
+        result = evaluate(group, now=moment, leg=leg)
+        if result.status is not current:
+            steps.append(result)
+            current = result.status
+        if result.next_transition is None or result.next_transition > now:
+            break
+        moment = result.next_transition
+    final = evaluate(group, now=now, leg=leg)
+    if final.status is not current:
+        steps.append(final)
+    return steps
+
+
+def _by_schedule(
+    group: Group, now: datetime, leg: Leg | None, *, resumed: datetime | None
+) -> Evaluation:
     last = group.last_checkin_at
     if last is None and resumed is None:
         return Evaluation(Status.PENDING, group.status_since, "no check-in yet", None)
     # After a pause, the schedule starts again from its end: the dead zone was agreed.
     start = max(t for t in (last, resumed) if t is not None)
-    due = next_due(group, after=start)
-    grace = timedelta(seconds=group.grace_s)
-    detained_after = timedelta(seconds=group.detained_after_s)
-    silent_at = due + grace
-    detained_at = silent_at + detained_after
+    if leg is not None and leg.interval_s is not None:
+        due = start + timedelta(seconds=leg.interval_s)
+    else:
+        due = next_due(group, after=start)
+    grace_s = leg.grace_s if leg is not None and leg.grace_s is not None else group.grace_s
+    silent_at = due + timedelta(seconds=grace_s)
+    detained_at = silent_at + timedelta(seconds=group.detained_after_s)
     if now < due:
         return Evaluation(Status.OK, start, "checked in", due)
     if now < silent_at:

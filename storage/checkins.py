@@ -1,6 +1,6 @@
 """Signals about a group, and the flips they cause directly.
 
-The deadline engine (a later module) decides flips that silence causes; here
+The deadline engine (``bot.engine``) decides flips that silence causes; here
 are only the facts a message brings: a check-in at a time, a stage reached, a
 duress phrase or a detention report (which flip the group to DETAINED at
 once, with their basis recorded), a safe arrival.
@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.alerts import enqueue_for_flip
 from storage.models import (
     Attachment,
     CheckinEvent,
     Flip,
     Group,
     KeyWrap,
+    Leg,
     LinkReason,
     Message,
     Role,
@@ -86,6 +88,11 @@ async def record_signal(
     session.add(event)
     if signal in CHECKIN_SIGNALS and (group.last_checkin_at is None or at > group.last_checkin_at):
         group.last_checkin_at = at
+        # The deadline engine recomputes the status on its next pass (within a
+        # second): a check-in can end a silence, and that sends the all-clear.
+        group.next_transition_at = now
+    if signal is Signal.STAGE and leg_id is not None:
+        await _enter_leg(session, group=group, leg_id=leg_id, at=at, now=now)
     if signal in DETENTION_BASIS and group.status not in (Status.DETAINED, Status.SAFE):
         await flip(
             session, group=group, to=Status.DETAINED, at=at, basis=DETENTION_BASIS[signal], now=now
@@ -95,9 +102,36 @@ async def record_signal(
     return event
 
 
+async def _enter_leg(
+    session: AsyncSession, *, group: Group, leg_id: uuid.UUID, at: datetime, now: datetime
+) -> None:
+    leg = await session.get(Leg, leg_id)
+    if leg is None or leg.group_id != group.id:
+        return
+    if group.current_leg is not None and leg.position < group.current_leg:
+        return  # an old stage phrase forwarded late does not move the group back
+    group.current_leg = leg.position
+    if leg.dead_zone_s and group.status not in (Status.DETAINED, Status.SAFE):
+        # A planned dead zone: no check-in is expected until it ends.
+        group.paused_until = at + timedelta(seconds=leg.dead_zone_s)
+        await flip(session, group=group, to=Status.PAUSED, at=at, basis="dead zone", now=now)
+
+
 async def flip(
-    session: AsyncSession, *, group: Group, to: Status, at: datetime, basis: str, now: datetime
+    session: AsyncSession,
+    *,
+    group: Group,
+    to: Status,
+    at: datetime,
+    basis: str,
+    now: datetime,
+    alert: bool = True,
 ) -> Flip:
+    """Record a status change and write its alerts, in the caller's transaction.
+
+    ``alert=False`` records a step the group has already passed (the engine
+    catching up after downtime): its recipients hear only about where it is now.
+    """
     record = Flip(
         group_id=group.id,
         from_status=group.status,
@@ -107,8 +141,14 @@ async def flip(
         recorded_at=now,
     )
     group.status, group.status_since, group.status_basis = to, at, basis
+    if to is not Status.PAUSED:
+        group.paused_until = None
+    # Let the engine store the next transition that follows from the new status.
+    group.next_transition_at = now
     session.add_all([record, group])
     await session.flush()
+    if alert:
+        await enqueue_for_flip(session, flip=record, group=group, now=now)
     return record
 
 

@@ -115,6 +115,14 @@ class AlertState(enum.StrEnum):
     UNREACHABLE = "unreachable"
 
 
+class AlertPurpose(enum.StrEnum):
+    ALERT = "alert"  # a group flipped to SILENT or DETAINED
+    REMINDER = "reminder"  # still unacknowledged after alerts.repeat_every
+    ALL_CLEAR = "all_clear"  # the group checked in again (or was marked safe)
+    CLAIMED = "claimed"  # another recipient is handling it
+    UNREACHABLE = "unreachable"  # to admins: a recipient blocked the bot or is gone
+
+
 class AckKind(enum.StrEnum):
     ACKNOWLEDGE = "acknowledge"
     CLAIM = "claim"
@@ -251,6 +259,8 @@ class Person(SQLModel, table=True):
     telegram_index: bytes = Field(unique=True)
     chat_sealed: bytes
     language: str | None = Field(default=None, max_length=16)
+    # For the times in alerts; None means [alerts] time_zone.
+    tz: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utc_now)
     unreachable_at: datetime | None = None
 
@@ -429,22 +439,41 @@ class Flip(SQLModel, table=True):
     at: datetime
     basis: str = Field(max_length=32)
     recorded_at: datetime = Field(default_factory=utc_now)
+    acknowledged_at: datetime | None = None
+    # The deadline engine's second work list: when an unacknowledged alert is
+    # repeated or escalated next. Indexed so a pass reads only the due rows.
+    next_reminder_at: datetime | None = Field(default=None, index=True)
+    escalated_at: datetime | None = None
 
 
 class Alert(SQLModel, table=True):
-    """The outbox: one message to one recipient about one flip."""
+    """The outbox: one message to one recipient about one flip.
+
+    Written in the transaction that writes the flip; marked sent only after
+    Telegram accepted it. The unique key is what keeps two engines (or a
+    restart in the middle) from writing the same message twice.
+    """
 
     __tablename__ = "alerts"
-    __table_args__ = (sa.UniqueConstraint("flip_id", "recipient_id", "round"),)
+    __table_args__ = (
+        sa.UniqueConstraint("flip_id", "recipient_id", "purpose", "round"),
+        sa.Index("ix_alerts_due", "state", "next_attempt_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=_id, primary_key=True)
     flip_id: uuid.UUID = Field(foreign_key="flips.id", ondelete="CASCADE", index=True)
-    recipient_id: uuid.UUID = Field(foreign_key="people.id", ondelete="CASCADE")
+    recipient_id: uuid.UUID = Field(foreign_key="people.id", ondelete="CASCADE", index=True)
+    purpose: AlertPurpose = Field(
+        default=AlertPurpose.ALERT, sa_type=_enum(AlertPurpose, "purpose")
+    )
+    # Who a CLAIMED or UNREACHABLE notice is about: a display name or a
+    # pseudonym, sealed with the server key (the bot must read it back).
+    about_sealed: bytes | None = None
     tier: int = 1
     round: int = 0
     state: AlertState = Field(default=AlertState.PENDING, sa_type=_enum(AlertState, "state"))
     attempts: int = 0
-    next_attempt_at: datetime | None = Field(default=None, index=True)
+    next_attempt_at: datetime | None = None
     claimed_until: datetime | None = None
     sent_at: datetime | None = None
     telegram_message_id: int | None = None
@@ -460,6 +489,16 @@ class Acknowledgement(SQLModel, table=True):
     person_id: uuid.UUID = Field(foreign_key="people.id", ondelete="CASCADE")
     kind: AckKind = Field(sa_type=_enum(AckKind, "kind"))
     at: datetime = Field(default_factory=utc_now)
+
+
+class WatchState(SQLModel, table=True):
+    """The bot's own vital signs, such as when it last ran a deadline pass:
+    after a restart, admins are told how long it was away."""
+
+    __tablename__ = "watch_state"
+
+    name: str = Field(primary_key=True, max_length=32)
+    at: datetime
 
 
 # --------------------------------------------------------------------------- audit

@@ -1,0 +1,430 @@
+"""The alert outbox: who is told about a flip, and the state of each message.
+
+A flip writes its alert rows in its own transaction (``enqueue_for_flip``);
+the sender (``bot.alerts``) claims due rows, delivers them, and marks each sent
+only after Telegram accepted it. Delivery is at least once: a row stays
+pending until it is sent or its recipient is found unreachable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.crypto import Binding, ServerKeys
+from storage.models import (
+    AckKind,
+    Acknowledgement,
+    Alert,
+    AlertPurpose,
+    AlertState,
+    Flip,
+    Group,
+    Person,
+    Role,
+    RoleGrant,
+    Status,
+)
+
+# Tier 1 tells the group's own activists; tier 2 every activist and admin.
+TIER_OF = {Status.SILENT: 1, Status.DETAINED: 2}
+# Flips that end an alerted episode: everyone who was alerted hears the all-clear.
+CLEARING = frozenset({Status.OK, Status.SAFE})
+# How long a sender may hold a claimed row before another may take it over.
+CLAIM_FOR = timedelta(seconds=60)
+
+
+def about_binding(alert_id: uuid.UUID) -> Binding:
+    return Binding("alerts", "about_sealed", alert_id)
+
+
+def about_of(server: ServerKeys, alert: Alert) -> str | None:
+    if alert.about_sealed is None:
+        return None
+    return server.open(alert.about_sealed, about_binding(alert.id)).decode()
+
+
+async def audience(session: AsyncSession, *, group_id: uuid.UUID, tier: int) -> list[uuid.UUID]:
+    """The people an alert of ``tier`` about a group goes to, in a stable order."""
+    live = col(RoleGrant.revoked_at).is_(None)
+    own = (RoleGrant.role == Role.ACTIVIST) & (RoleGrant.group_id == group_id)
+    everyone = col(RoleGrant.role).in_([Role.ACTIVIST, Role.ADMIN])
+    result = await session.exec(
+        select(RoleGrant.person_id).where(live, own if tier == 1 else everyone).distinct()
+    )
+    return sorted(result.all())
+
+
+async def admins(session: AsyncSession) -> list[uuid.UUID]:
+    result = await session.exec(
+        select(RoleGrant.person_id)
+        .where(RoleGrant.role == Role.ADMIN, col(RoleGrant.revoked_at).is_(None))
+        .distinct()
+    )
+    return sorted(result.all())
+
+
+def _rows(
+    flip: Flip,
+    recipients: Sequence[uuid.UUID],
+    *,
+    purpose: AlertPurpose,
+    tier: int,
+    round_: int,
+    now: datetime,
+) -> list[Alert]:
+    return [
+        Alert(
+            flip_id=flip.id,
+            recipient_id=person_id,
+            purpose=purpose,
+            tier=tier,
+            round=round_,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for person_id in recipients
+    ]
+
+
+async def enqueue_for_flip(
+    session: AsyncSession, *, flip: Flip, group: Group, now: datetime
+) -> list[Alert]:
+    """Write the alert rows a new flip calls for, in the caller's transaction."""
+    # A new flip ends the reminders of the ones before it.
+    await session.exec(
+        update(Flip)
+        .where(col(Flip.group_id) == group.id, col(Flip.id) != flip.id)
+        .where(col(Flip.next_reminder_at).is_not(None))
+        .values(next_reminder_at=None)
+    )
+    rows: list[Alert] = []
+    if flip.to_status in TIER_OF:
+        tier = TIER_OF[flip.to_status]
+        recipients = await audience(session, group_id=group.id, tier=tier)
+        if not recipients and tier == 1:
+            # A group without its own activist must not fall silent unheard.
+            tier = 2
+            recipients = await audience(session, group_id=group.id, tier=tier)
+        rows = _rows(flip, recipients, purpose=AlertPurpose.ALERT, tier=tier, round_=0, now=now)
+        if tier == 2:
+            flip.escalated_at = now
+        # The engine works out the real repeat and escalation times on its next look.
+        flip.next_reminder_at = now
+    elif flip.to_status in CLEARING:
+        recipients = await alerted_since_last_clear(session, group_id=group.id, before=flip)
+        rows = _rows(flip, recipients, purpose=AlertPurpose.ALL_CLEAR, tier=0, round_=0, now=now)
+    session.add_all([flip, *rows])
+    await session.flush()
+    return rows
+
+
+async def alerted_since_last_clear(
+    session: AsyncSession, *, group_id: uuid.UUID, before: Flip
+) -> list[uuid.UUID]:
+    """Everyone alerted about the group since its last OK or SAFE."""
+    last_clear = (
+        select(sa.func.max(Flip.recorded_at))
+        .where(
+            Flip.group_id == group_id,
+            col(Flip.to_status).in_(list(CLEARING)),
+            Flip.id != before.id,
+        )
+        .scalar_subquery()
+    )
+    result = await session.exec(
+        select(Alert.recipient_id)
+        .join(Flip, col(Flip.id) == col(Alert.flip_id))
+        .where(
+            Flip.group_id == group_id,
+            Flip.id != before.id,
+            col(Alert.purpose).in_([AlertPurpose.ALERT, AlertPurpose.REMINDER]),
+            sa.or_(last_clear.is_(None), col(Flip.recorded_at) >= last_clear),
+        )
+        .distinct()
+    )
+    return sorted(result.all())
+
+
+# --------------------------------------------------------------------------- reminders
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderPlan:
+    """What an unacknowledged alerted flip needs now, decided by ``plan_reminder``."""
+
+    escalate: bool
+    repeat: bool
+    next_reminder_at: datetime | None
+
+
+def plan_reminder(
+    *,
+    flip: Flip,
+    group_status: Status,
+    last_round_at: datetime,
+    now: datetime,
+    repeat_every: timedelta,
+    escalate_after: timedelta,
+) -> ReminderPlan:
+    """Pure: whether to escalate or repeat an alert now, and when to look next."""
+    if flip.acknowledged_at is not None or group_status is not flip.to_status:
+        return ReminderPlan(escalate=False, repeat=False, next_reminder_at=None)
+    escalate_at = None if flip.escalated_at is not None else flip.recorded_at + escalate_after
+    escalate = escalate_at is not None and now >= escalate_at
+    repeat = now >= last_round_at + repeat_every
+    next_round = (now if repeat else last_round_at) + repeat_every
+    candidates = [next_round] + ([escalate_at] if escalate_at and not escalate else [])
+    return ReminderPlan(escalate=escalate, repeat=repeat, next_reminder_at=min(candidates))
+
+
+async def due_reminders(session: AsyncSession, *, now: datetime, limit: int) -> Sequence[Flip]:
+    result = await session.exec(
+        select(Flip)
+        .where(col(Flip.next_reminder_at) <= now)
+        .order_by(col(Flip.next_reminder_at))
+        .limit(limit)
+    )
+    return result.all()
+
+
+async def last_round(session: AsyncSession, *, flip: Flip) -> tuple[int, datetime]:
+    """The latest round of alerts about a flip, and when it was written."""
+    row = (
+        await session.exec(
+            select(sa.func.max(Alert.round), sa.func.max(Alert.created_at)).where(
+                Alert.flip_id == flip.id,
+                col(Alert.purpose).in_([AlertPurpose.ALERT, AlertPurpose.REMINDER]),
+            )
+        )
+    ).one()
+    rounds, at = row
+    return (rounds or 0), (at or flip.recorded_at)
+
+
+async def alerted(session: AsyncSession, *, flip_id: uuid.UUID) -> list[uuid.UUID]:
+    result = await session.exec(
+        select(Alert.recipient_id)
+        .where(Alert.flip_id == flip_id, Alert.purpose == AlertPurpose.ALERT)
+        .distinct()
+    )
+    return sorted(result.all())
+
+
+async def apply_reminder(
+    session: AsyncSession,
+    *,
+    flip: Flip,
+    plan: ReminderPlan,
+    expected: datetime | None,
+    now: datetime,
+) -> list[Alert]:
+    """Write what ``plan`` calls for, if this worker still holds the flip.
+
+    The conditional update is the claim: two engines that both read the flip
+    as due race here, and only the one that finds ``next_reminder_at`` as it
+    read it writes the reminders.
+    """
+    claimed = await session.exec(
+        update(Flip)
+        .where(col(Flip.id) == flip.id, col(Flip.next_reminder_at) == expected)
+        .values(
+            next_reminder_at=plan.next_reminder_at,
+            escalated_at=now if plan.escalate else Flip.escalated_at,
+        )
+    )
+    if claimed.rowcount != 1:
+        return []
+    rows: list[Alert] = []
+    already = await alerted(session, flip_id=flip.id)
+    if plan.escalate:
+        wider = await audience(session, group_id=flip.group_id, tier=2)
+        fresh = [p for p in wider if p not in already]
+        rows += _rows(flip, fresh, purpose=AlertPurpose.ALERT, tier=2, round_=0, now=now)
+    if plan.repeat and already:
+        round_, _ = await last_round(session, flip=flip)
+        rows += _rows(
+            flip, already, purpose=AlertPurpose.REMINDER, tier=0, round_=round_ + 1, now=now
+        )
+    session.add_all(rows)
+    await session.flush()
+    return rows
+
+
+# --------------------------------------------------------------------------- acknowledging
+
+
+class NotYours(Exception):
+    """A button pressed by someone the alert was not sent to."""
+
+
+async def acknowledge(
+    session: AsyncSession,
+    *,
+    alert_id: uuid.UUID,
+    person: Person,
+    kind: AckKind,
+    about: str | None,
+    server: ServerKeys,
+    now: datetime,
+) -> tuple[Flip, bool]:
+    """Record an acknowledgement (or a claim) of the flip an alert is about.
+
+    Returns the flip and whether this was the first acknowledgement. A claim
+    also tells the flip's other recipients who took it (``about``: the name the
+    claimer shows on Telegram, sealed with the server key).
+    """
+    alert = await session.get(Alert, alert_id)
+    if alert is None or alert.recipient_id != person.id:
+        raise NotYours("this alert was not sent to you")
+    flip = await session.get(Flip, alert.flip_id)
+    if flip is None:  # the group was shredded since
+        raise NotYours("this alert is gone")
+    session.add(Acknowledgement(flip_id=flip.id, person_id=person.id, kind=kind, at=now))
+    first = (
+        await session.exec(
+            update(Flip)
+            .where(col(Flip.id) == flip.id, col(Flip.acknowledged_at).is_(None))
+            .values(acknowledged_at=now, next_reminder_at=None)
+        )
+    ).rowcount == 1
+    if kind is AckKind.CLAIM:
+        others = [p for p in await alerted(session, flip_id=flip.id) if p != person.id]
+        claimed_before = (
+            await session.exec(
+                select(sa.func.count()).where(
+                    Alert.flip_id == flip.id, Alert.purpose == AlertPurpose.CLAIMED
+                )
+            )
+        ).one()
+        notices = _rows(
+            flip, others, purpose=AlertPurpose.CLAIMED, tier=0, round_=claimed_before, now=now
+        )
+        for notice in notices:
+            if about is not None:
+                notice.about_sealed = server.seal(about.encode(), about_binding(notice.id))
+        session.add_all(notices)
+    await session.flush()
+    await session.refresh(flip)
+    return flip, first
+
+
+# --------------------------------------------------------------------------- sending
+
+
+async def claim_due(
+    session: AsyncSession, *, now: datetime, limit: int, skip_locked: bool
+) -> list[Alert]:
+    """Take up to ``limit`` pending rows for this sender until ``now + CLAIM_FOR``."""
+    query = (
+        select(Alert)
+        .where(
+            Alert.state == AlertState.PENDING,
+            col(Alert.next_attempt_at) <= now,
+            sa.or_(col(Alert.claimed_until).is_(None), col(Alert.claimed_until) < now),
+        )
+        .order_by(col(Alert.next_attempt_at), col(Alert.created_at))
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    rows = list((await session.exec(query)).all())
+    for row in rows:
+        row.claimed_until = now + CLAIM_FOR
+    session.add_all(rows)
+    await session.flush()
+    return rows
+
+
+async def mark_sent(
+    session: AsyncSession, *, alert_ids: Sequence[uuid.UUID], message_id: int, now: datetime
+) -> None:
+    await session.exec(
+        update(Alert)
+        .where(col(Alert.id).in_(alert_ids))
+        .values(
+            state=AlertState.SENT,
+            sent_at=now,
+            telegram_message_id=message_id,
+            claimed_until=None,
+            attempts=Alert.attempts + 1,
+        )
+    )
+
+
+async def retry_later(
+    session: AsyncSession, *, alert_ids: Sequence[uuid.UUID], at: datetime, error: str
+) -> None:
+    await session.exec(
+        update(Alert)
+        .where(col(Alert.id).in_(alert_ids))
+        .values(
+            next_attempt_at=at,
+            claimed_until=None,
+            attempts=Alert.attempts + 1,
+            last_error=error[:64],
+        )
+    )
+
+
+async def mark_unreachable(
+    session: AsyncSession,
+    *,
+    alerts: Sequence[Alert],
+    person: Person,
+    about: str,
+    server: ServerKeys,
+    error: str,
+    now: datetime,
+) -> list[Alert]:
+    """The recipient blocked the bot or their chat is gone: stop trying them and
+    tell the admins (unless the unreachable one is the only admin left)."""
+    await session.exec(
+        update(Alert)
+        .where(col(Alert.id).in_([a.id for a in alerts]))
+        .values(state=AlertState.UNREACHABLE, claimed_until=None, last_error=error[:64])
+    )
+    person.unreachable_at = now
+    session.add(person)
+    notices: list[Alert] = []
+    flips = {a.flip_id for a in alerts if a.purpose is not AlertPurpose.UNREACHABLE}
+    for flip_id in sorted(flips):
+        flip = await session.get(Flip, flip_id)
+        if flip is None:
+            continue
+        told_before = (
+            await session.exec(
+                select(sa.func.count()).where(
+                    Alert.flip_id == flip_id, Alert.purpose == AlertPurpose.UNREACHABLE
+                )
+            )
+        ).one()
+        recipients = [p for p in await admins(session) if p != person.id]
+        rows = _rows(
+            flip,
+            recipients,
+            purpose=AlertPurpose.UNREACHABLE,
+            tier=0,
+            round_=told_before,
+            now=now,
+        )
+        for row in rows:
+            row.about_sealed = server.seal(about.encode(), about_binding(row.id))
+        notices += rows
+    session.add_all(notices)
+    await session.flush()
+    return notices
+
+
+async def reachable_again(session: AsyncSession, *, person: Person) -> None:
+    """Someone marked unreachable wrote to the bot: they can be alerted again."""
+    if person.unreachable_at is not None:
+        person.unreachable_at = None
+        session.add(person)
+        await session.flush()

@@ -1,0 +1,230 @@
+"""The deadline engine on a real database: due groups flip once, dated at their
+deadlines, with their alerts written in the same transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.engine import AlertTiming, run_pass
+from storage.alerts import acknowledge
+from storage.checkins import record_signal
+from storage.crypto import ServerKeys
+from storage.db import session_factory
+from storage.models import (
+    AckKind,
+    Alert,
+    AlertPurpose,
+    Flip,
+    Group,
+    Person,
+    Role,
+    RoleGrant,
+    Signal,
+    Status,
+)
+from storage.people import get_or_create_person
+from tests.storage.helpers import make_group
+
+T0 = datetime(2026, 8, 10, 8, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+TIMING = AlertTiming(repeat_every=timedelta(minutes=15), escalate_after=H)
+
+
+async def person(
+    session: AsyncSession, server: ServerKeys, telegram_id: int, role: Role, group: Group | None
+) -> Person:
+    someone = await get_or_create_person(
+        session, server=server, telegram_id=telegram_id, chat_id=telegram_id, now=T0
+    )
+    session.add(
+        RoleGrant(person_id=someone.id, role=role, group_id=group.id if group else None)
+    )
+    await session.commit()
+    return someone
+
+
+async def fresh(session: AsyncSession, group: Group) -> Group:
+    await session.refresh(group)
+    await session.commit()
+    return group
+
+
+async def checked_in(session: AsyncSession, group: Group, at: datetime) -> None:
+    await record_signal(session, group=group, signal=Signal.CHECKIN, at=at, source="test", now=at)
+    await session.commit()
+
+
+async def flips_of(session: AsyncSession, group: Group) -> list[tuple[Status, Status, datetime]]:
+    rows = await session.exec(
+        select(Flip).where(Flip.group_id == group.id).order_by(col(Flip.at), col(Flip.recorded_at))
+    )
+    found = [(f.from_status, f.to_status, f.at) for f in rows.all()]
+    await session.commit()  # SQLite: a reader holding BEGIN IMMEDIATE would block the engine
+    return found
+
+
+async def alerts_to(session: AsyncSession, someone: Person) -> list[tuple[AlertPurpose, int]]:
+    rows = await session.exec(
+        select(Alert).where(Alert.recipient_id == someone.id).order_by(col(Alert.created_at))
+    )
+    found = [(a.purpose, a.tier) for a in rows.all()]
+    await session.commit()
+    return found
+
+
+@pytest.fixture
+async def watched(
+    session: AsyncSession, server: ServerKeys, operator: object
+) -> tuple[Group, Person, Person, Person]:
+    group = await make_group(session)  # every 12h, grace 2h, detained after 2d
+    own = await person(session, server, 1001, Role.ACTIVIST, group)
+    other = await person(session, server, 1002, Role.ACTIVIST, None)
+    admin = await person(session, server, 1003, Role.ADMIN, None)
+    await checked_in(session, group, T0)
+    return group, own, other, admin
+
+
+async def test_silent_group_alerts_its_activists_and_is_dated_at_its_deadline(
+    engine: AsyncEngine, session: AsyncSession, watched: tuple[Group, Person, Person, Person]
+) -> None:
+    group, own, other, admin = watched
+    sessions = session_factory(engine)
+    await run_pass(sessions, now=T0 + timedelta(minutes=1), timing=TIMING)
+    await run_pass(sessions, now=T0 + 13 * H, timing=TIMING)  # LATE: nobody is told yet
+    assert await alerts_to(session, own) == []
+    result = await run_pass(sessions, now=T0 + 14 * H + timedelta(seconds=3), timing=TIMING)
+    assert result.flips == 1
+    await fresh(session, group)
+    assert group.status is Status.SILENT
+    assert group.next_transition_at == T0 + 14 * H + 48 * H
+    assert await flips_of(session, group) == [
+        (Status.PENDING, Status.OK, T0),
+        (Status.OK, Status.LATE, T0 + 12 * H),
+        (Status.LATE, Status.SILENT, T0 + 14 * H),  # the deadline, not the look
+    ]
+    assert await alerts_to(session, own) == [(AlertPurpose.ALERT, 1)]
+    assert await alerts_to(session, other) == []
+    assert await alerts_to(session, admin) == []
+
+
+async def test_a_bot_away_for_days_records_every_step_at_its_own_time(
+    engine: AsyncEngine, session: AsyncSession, watched: tuple[Group, Person, Person, Person]
+) -> None:
+    group, own, other, admin = watched
+    sessions = session_factory(engine)
+    await run_pass(sessions, now=T0 + timedelta(minutes=1), timing=TIMING)
+    await run_pass(sessions, now=T0 + 100 * H, timing=TIMING)
+    assert [(to, at) for _, to, at in await flips_of(session, group)] == [
+        (Status.OK, T0),
+        (Status.LATE, T0 + 12 * H),
+        (Status.SILENT, T0 + 14 * H),
+        (Status.DETAINED, T0 + 62 * H),
+    ]
+    # Everyone hears about the detention once; nobody gets a stale SILENT alert too.
+    for someone in (own, other, admin):
+        assert await alerts_to(session, someone) == [(AlertPurpose.ALERT, 2)]
+
+
+async def test_unacknowledged_alerts_repeat_and_escalate_until_acknowledged(
+    engine: AsyncEngine,
+    session: AsyncSession,
+    server: ServerKeys,
+    watched: tuple[Group, Person, Person, Person],
+) -> None:
+    group, own, other, admin = watched
+    sessions = session_factory(engine)
+    silent = T0 + 14 * H
+    await run_pass(sessions, now=T0 + timedelta(minutes=1), timing=TIMING)
+    await run_pass(sessions, now=silent, timing=TIMING)
+    await run_pass(sessions, now=silent + timedelta(minutes=1), timing=TIMING)
+    assert await alerts_to(session, own) == [(AlertPurpose.ALERT, 1)]
+    await run_pass(sessions, now=silent + timedelta(minutes=16), timing=TIMING)
+    assert await alerts_to(session, own) == [(AlertPurpose.ALERT, 1), (AlertPurpose.REMINDER, 0)]
+    await run_pass(sessions, now=silent + H + timedelta(seconds=1), timing=TIMING)
+    assert (AlertPurpose.ALERT, 2) in await alerts_to(session, other)
+    assert (AlertPurpose.ALERT, 2) in await alerts_to(session, admin)
+
+    first = (await session.exec(select(Alert).where(Alert.recipient_id == own.id))).first()
+    assert first is not None
+    flip, was_first = await acknowledge(
+        session,
+        alert_id=first.id,
+        person=own,
+        kind=AckKind.ACKNOWLEDGE,
+        about=None,
+        server=server,
+        now=silent + H + timedelta(minutes=2),
+    )
+    await session.commit()
+    assert was_first and flip.next_reminder_at is None
+    before = len(await alerts_to(session, other))
+    await run_pass(sessions, now=silent + 3 * H, timing=TIMING)
+    assert len(await alerts_to(session, other)) == before
+
+
+async def test_a_check_in_after_silence_sends_the_all_clear_to_everyone_alerted(
+    engine: AsyncEngine, session: AsyncSession, watched: tuple[Group, Person, Person, Person]
+) -> None:
+    group, own, other, admin = watched
+    sessions = session_factory(engine)
+    await run_pass(sessions, now=T0 + timedelta(minutes=1), timing=TIMING)
+    await run_pass(sessions, now=T0 + 15 * H, timing=TIMING)
+    await fresh(session, group)
+    await checked_in(session, group, T0 + 16 * H)
+    await run_pass(sessions, now=T0 + 16 * H + timedelta(seconds=1), timing=TIMING)
+    await fresh(session, group)
+    assert group.status is Status.OK
+    assert await alerts_to(session, own) == [(AlertPurpose.ALERT, 1), (AlertPurpose.ALL_CLEAR, 0)]
+    assert await alerts_to(session, other) == []
+
+
+async def test_a_pass_with_nothing_due_writes_nothing(
+    engine: AsyncEngine, session: AsyncSession, watched: tuple[Group, Person, Person, Person]
+) -> None:
+    sessions = session_factory(engine)
+    await run_pass(sessions, now=T0 + timedelta(minutes=1), timing=TIMING)
+    result = await run_pass(sessions, now=T0 + 2 * H, timing=TIMING)
+    assert (result.looked_at, result.wrote) == (0, False)
+
+
+async def test_two_engines_flip_each_group_once(
+    engine: AsyncEngine, session: AsyncSession, server: ServerKeys, operator: object
+) -> None:
+    groups = [await make_group(session, codename=f"G-{n}") for n in range(20)]
+    activist = await person(session, server, 2001, Role.ACTIVIST, None)
+    for group in groups:
+        session.add(RoleGrant(person_id=activist.id, role=Role.ACTIVIST, group_id=group.id))
+        await checked_in(session, group, T0)
+    sessions = session_factory(engine)
+    await run_pass(sessions, now=T0 + timedelta(minutes=1), timing=TIMING)
+    at = T0 + 14 * H + timedelta(seconds=1)
+    await asyncio.gather(*(run_pass(sessions, now=at, timing=TIMING) for _ in range(4)))
+    silent = await session.exec(select(Flip).where(Flip.to_status == Status.SILENT))
+    assert len(silent.all()) == len(groups)
+    assert len(await alerts_to(session, activist)) == len(groups)
+
+
+async def test_a_group_that_cannot_be_evaluated_is_set_aside_and_the_others_carry_on(
+    engine: AsyncEngine, session: AsyncSession, server: ServerKeys, operator: object
+) -> None:
+    broken = await make_group(session, codename="BROKEN-1")
+    fine = await make_group(session, codename="FINE-1")
+    for group in (broken, fine):
+        await checked_in(session, group, T0)
+    # A cron group whose time zone vanished from the tz database.
+    broken.schedule_kind, broken.cron, broken.tz = "cron", "0 8 * * *", "Mars/Olympus"  # type: ignore[assignment]
+    broken.interval_s = None
+    session.add(broken)
+    await session.commit()
+    result = await run_pass(session_factory(engine), now=T0 + 15 * H, timing=TIMING)
+    assert result.set_aside == 1
+    await fresh(session, fine)
+    await fresh(session, broken)
+    assert fine.status is Status.SILENT
+    assert broken.next_transition_at == T0 + 15 * H + timedelta(minutes=5)
