@@ -19,7 +19,7 @@ from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ApplicationBuilder
 
-from bot import handlers
+from bot import handlers, watch
 from bot.config import Settings
 from bot.intake import BotApplication, Intake, Runtime
 from bot.webhook import serve_webhook
@@ -27,13 +27,15 @@ from storage.crypto import ServerKeys
 from storage.db import open_database, session_factory
 from storage.models import Operator
 from storage.sealing import NoRecipients
+from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 LONG_POLL_SECONDS = 25
 MAX_BACKOFF_SECONDS = 30.0
 
-# What runs once the backlog is drained, before live updates: the deadline
-# engine hooks in here so that the bot's own downtime never looks like silence.
+# What runs once the backlog is drained, before the deadline engine starts
+# (bot.watch) and live updates are taken: the bot's own downtime never looks
+# like silence.
 AfterDrain = Callable[[BotApplication], Awaitable[None]]
 
 
@@ -80,6 +82,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[BotApplication, Int
 async def serve(
     settings: Settings, *, stop: asyncio.Event, after_drain: AfterDrain | None = None
 ) -> None:
+    started_at = utc_now()
     async with running(settings) as (application, intake):
         await handlers.set_default_commands(application.bot)
         if settings.telegram.mode == "webhook":
@@ -89,6 +92,7 @@ async def serve(
         offset = await drain(application, intake)
         if after_drain is not None:
             await after_drain(application)
+        await watch.start(application, started_at=started_at)
         if settings.telegram.mode == "webhook":
             await serve_webhook(settings, application, intake, stop=stop)
         else:

@@ -32,6 +32,7 @@ from telegram.ext import (
 )
 
 from bot import texts
+from bot.activists import ALERT_BUTTONS, on_alert_button
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
 from bot.meaning import confirm_data, which_group_data
@@ -439,6 +440,7 @@ def register(application: BotApplication) -> None:
     application.add_handler(CommandHandler("wipe", on_wipe, filters=PRIVATE))
     application.add_handler(CallbackQueryHandler(on_language_chosen, pattern=r"^lang:"))
     application.add_handler(CallbackQueryHandler(on_answer, pattern=r"^[gc]:"))
+    application.add_handler(CallbackQueryHandler(on_alert_button, pattern=ALERT_BUTTONS))
     application.add_handler(
         MessageHandler(
             PRIVATE & (filters.UpdateType.MESSAGE | filters.UpdateType.EDITED_MESSAGE), on_content

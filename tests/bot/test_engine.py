@@ -42,9 +42,7 @@ async def person(
     someone = await get_or_create_person(
         session, server=server, telegram_id=telegram_id, chat_id=telegram_id, now=T0
     )
-    session.add(
-        RoleGrant(person_id=someone.id, role=role, group_id=group.id if group else None)
-    )
+    session.add(RoleGrant(person_id=someone.id, role=role, group_id=group.id if group else None))
     await session.commit()
     return someone
 
@@ -137,7 +135,7 @@ async def test_unacknowledged_alerts_repeat_and_escalate_until_acknowledged(
     server: ServerKeys,
     watched: tuple[Group, Person, Person, Person],
 ) -> None:
-    group, own, other, admin = watched
+    _group, own, other, admin = watched
     sessions = session_factory(engine)
     silent = T0 + 14 * H
     await run_pass(sessions, now=T0 + timedelta(minutes=1), timing=TIMING)
@@ -162,7 +160,8 @@ async def test_unacknowledged_alerts_repeat_and_escalate_until_acknowledged(
         now=silent + H + timedelta(minutes=2),
     )
     await session.commit()
-    assert was_first and flip.next_reminder_at is None
+    assert was_first
+    assert flip.next_reminder_at is None
     before = len(await alerts_to(session, other))
     await run_pass(sessions, now=silent + 3 * H, timing=TIMING)
     assert len(await alerts_to(session, other)) == before
@@ -171,7 +170,7 @@ async def test_unacknowledged_alerts_repeat_and_escalate_until_acknowledged(
 async def test_a_check_in_after_silence_sends_the_all_clear_to_everyone_alerted(
     engine: AsyncEngine, session: AsyncSession, watched: tuple[Group, Person, Person, Person]
 ) -> None:
-    group, own, other, admin = watched
+    group, own, other, _admin = watched
     sessions = session_factory(engine)
     await run_pass(sessions, now=T0 + timedelta(minutes=1), timing=TIMING)
     await run_pass(sessions, now=T0 + 15 * H, timing=TIMING)

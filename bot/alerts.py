@@ -1,0 +1,406 @@
+"""Delivering the alert outbox: what each message says, and getting it to Telegram.
+
+An alert says the codename, the status and its basis, when the last check-in
+was (ago, and at what time in the recipient's zone), and the current leg:
+never anything from a message. Rows are claimed in one short transaction,
+sent outside it, and each result is written in its own: a row is marked sent
+only after Telegram accepted it, so a crash in between sends it again rather
+than never (at least once).
+
+Telegram allows about one message a second to one chat and thirty a second
+overall; ``Limiter`` keeps to both. More than ``DIGEST_OVER`` messages waiting
+for one chat go as one digest, so an outage of many groups is one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+
+from bot import texts
+from bot.durations import format_duration
+from bot.i18n import pick_language, translator
+from storage.alerts import about_of, claim_due, mark_sent, mark_unreachable, retry_later
+from storage.crypto import ServerKeys
+from storage.legs import leg_name
+from storage.models import Alert, AlertPurpose, Flip, Group, Leg, Person, Status
+from storage.people import chat_id_of, pseudonym
+
+log = logging.getLogger(__name__)
+DIGEST_OVER = 3
+CLAIM_BATCH = 200
+MAX_BACKOFF = timedelta(minutes=5)
+# Callback data of the buttons: the pressed message itself says which alerts.
+ACK, CLAIM, ACK_ALL = "al:ack", "al:claim", "al:ackall"
+BASIS_TEXT = {
+    "checked in": texts.BASIS_CHECKED_IN,
+    "check-in due": texts.BASIS_DUE,
+    "grace ran out": texts.BASIS_GRACE,
+    "silence": texts.BASIS_SILENCE,
+    "reported": texts.BASIS_REPORTED,
+    "duress": texts.BASIS_DURESS,
+    "marked": texts.BASIS_MARKED,
+    "dead zone": texts.BASIS_DEAD_ZONE,
+    "paused": texts.BASIS_PAUSED,
+}
+
+
+# --------------------------------------------------------------------------- words
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything an alert may say about a group."""
+
+    codename: str
+    status: Status
+    basis: str
+    since: datetime
+    last_checkin_at: datetime | None
+    leg: str | None
+
+
+def render(
+    purpose: AlertPurpose,
+    facts: Facts,
+    *,
+    language: str,
+    tz: ZoneInfo,
+    now: datetime,
+    about: str | None = None,
+) -> str:
+    """The text of one alert, in the recipient's language and time zone. Pure."""
+    _ = translator(language)
+
+    def local(moment: datetime) -> str:
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+    basis = _(BASIS_TEXT.get(facts.basis, facts.basis))
+    fields = {
+        "codename": facts.codename,
+        "status": facts.status.value,
+        "basis": basis,
+        "since": local(facts.since),
+        "who": about or "?",
+    }
+    if purpose is AlertPurpose.CLAIMED:
+        return _(texts.CLAIMED).format(**fields)
+    if purpose is AlertPurpose.UNREACHABLE:
+        return _(texts.UNREACHABLE).format(**fields)
+    headline = {
+        AlertPurpose.ALERT: texts.ALERT,
+        AlertPurpose.REMINDER: texts.REMINDER,
+        AlertPurpose.ALL_CLEAR: texts.ALL_CLEAR,
+    }[purpose]
+    lines = [_(headline).format(**fields)]
+    if facts.last_checkin_at is None:
+        lines.append(_(texts.NO_CHECKIN))
+    else:
+        ago = timedelta(minutes=max(0, int((now - facts.last_checkin_at).total_seconds() // 60)))
+        lines.append(
+            _(texts.LAST_CHECKIN).format(
+                ago=format_duration(ago), local=local(facts.last_checkin_at)
+            )
+        )
+    if facts.leg:
+        lines.append(_(texts.LEG).format(leg=facts.leg))
+    return "\n".join(lines)
+
+
+def digest(parts: Sequence[str], *, language: str) -> str:
+    _ = translator(language)
+    return "\n\n".join([_(texts.DIGEST).format(count=len(parts)), *parts])
+
+
+def buttons(kind: str, *, language: str) -> InlineKeyboardMarkup | None:
+    _ = translator(language)
+    if kind == "single":
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(_(texts.BUTTON_ACK), callback_data=ACK),
+                    InlineKeyboardButton(_(texts.BUTTON_CLAIM), callback_data=CLAIM),
+                ]
+            ]
+        )
+    if kind == "digest":
+        return InlineKeyboardMarkup(
+            [[InlineKeyboardButton(_(texts.BUTTON_ACK_ALL), callback_data=ACK_ALL)]]
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- pacing
+
+
+@dataclass(slots=True)
+class Limiter:
+    """At most one message a second to one chat and ``per_second`` overall."""
+
+    per_chat: float = 1.0
+    per_second: int = 30
+    clock: Callable[[], float] = time.monotonic
+    _last: dict[int, float] = field(default_factory=dict)
+    _window: collections.deque[float] = field(default_factory=collections.deque)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def wait(self, chat_id: int) -> None:
+        while True:
+            async with self._lock:
+                now = self.clock()
+                while self._window and self._window[0] <= now - 1.0:
+                    self._window.popleft()
+                delay = max(
+                    self._last.get(chat_id, -1e9) + self.per_chat - now,
+                    (self._window[0] + 1.0 - now) if len(self._window) >= self.per_second else 0.0,
+                )
+                if delay <= 0:
+                    self._last[chat_id] = now
+                    self._window.append(now)
+                    return
+            await asyncio.sleep(delay)
+
+    def hold(self, chat_id: int, seconds: float) -> None:
+        """Telegram asked this chat to wait (HTTP 429 with retry_after)."""
+        self._last[chat_id] = max(self._last.get(chat_id, 0.0), self.clock() + seconds)
+
+
+# --------------------------------------------------------------------------- sending
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    person_id: uuid.UUID
+    chat_id: int
+    alert_ids: tuple[uuid.UUID, ...]
+    text: str
+    markup: InlineKeyboardMarkup | None
+    attempts: int
+
+
+@dataclass(slots=True)
+class Delivery:
+    sent: int = 0
+    retried: int = 0
+    unreachable: int = 0
+
+
+async def deliver_due(
+    sessions: async_sessionmaker[AsyncSession],
+    bot: Bot,
+    *,
+    server: ServerKeys,
+    default_tz: str,
+    limiter: Limiter,
+    now: Callable[[], datetime],
+) -> Delivery:
+    """Send every alert that is due now; returns what happened."""
+    async with sessions() as session, session.begin():
+        postgres = session.bind.dialect.name == "postgresql" if session.bind else False
+        rows = await claim_due(session, now=now(), limit=CLAIM_BATCH, skip_locked=postgres)
+        outgoing = await _compose(session, rows, server=server, default_tz=default_tz, now=now())
+    delivery = Delivery()
+    by_chat: dict[int, list[Outgoing]] = collections.defaultdict(list)
+    for item in outgoing:
+        by_chat[item.chat_id].append(item)
+
+    async def one_chat(items: list[Outgoing]) -> None:
+        for item in items:
+            await _send(
+                sessions, bot, item, server=server, limiter=limiter, now=now, tally=delivery
+            )
+
+    await asyncio.gather(*(one_chat(items) for items in by_chat.values()))
+    return delivery
+
+
+async def _compose(
+    session: AsyncSession,
+    rows: Sequence[Alert],
+    *,
+    server: ServerKeys,
+    default_tz: str,
+    now: datetime,
+) -> list[Outgoing]:
+    by_person: dict[uuid.UUID, list[Alert]] = collections.defaultdict(list)
+    for row in rows:
+        by_person[row.recipient_id].append(row)
+    outgoing: list[Outgoing] = []
+    for person_id, alerts in by_person.items():
+        person = await session.get(Person, person_id)
+        if person is None:
+            continue
+        language = pick_language(person.language, None)
+        tz = ZoneInfo(person.tz or default_tz)
+        parts: list[tuple[Alert, str]] = []
+        for alert in alerts:
+            facts = await _facts(session, alert, server=server)
+            if facts is None:
+                continue
+            text = render(
+                alert.purpose,
+                facts,
+                language=language,
+                tz=tz,
+                now=now,
+                about=about_of(server, alert),
+            )
+            parts.append((alert, text))
+        if not parts:
+            continue
+        chat_id = chat_id_of(server, person)
+        attempts = max(a.attempts for a, _ in parts)
+        if len(parts) > DIGEST_OVER:
+            asks = any(_asks(a) for a, _ in parts)
+            outgoing.append(
+                Outgoing(
+                    person_id,
+                    chat_id,
+                    tuple(a.id for a, _ in parts),
+                    digest([t for _, t in parts], language=language),
+                    buttons("digest" if asks else "", language=language),
+                    attempts,
+                )
+            )
+            continue
+        for alert, text in parts:
+            kind = "single" if _asks(alert) else ""
+            outgoing.append(
+                Outgoing(
+                    person_id,
+                    chat_id,
+                    (alert.id,),
+                    text,
+                    buttons(kind, language=language),
+                    alert.attempts,
+                )
+            )
+    return outgoing
+
+
+def _asks(alert: Alert) -> bool:
+    """Whether the message asks for an acknowledgement."""
+    return alert.purpose in (AlertPurpose.ALERT, AlertPurpose.REMINDER)
+
+
+async def _facts(session: AsyncSession, alert: Alert, *, server: ServerKeys) -> Facts | None:
+    flip = await session.get(Flip, alert.flip_id)
+    group = await session.get(Group, flip.group_id) if flip else None
+    if flip is None or group is None:
+        return None
+    leg = None
+    if group.current_leg is not None:
+        row = (
+            await session.exec(
+                select(Leg).where(Leg.group_id == group.id, Leg.position == group.current_leg)
+            )
+        ).first()
+        leg = leg_name(server, row) if row else None
+    return Facts(
+        codename=group.codename,
+        status=flip.to_status,
+        basis=flip.basis,
+        since=flip.at,
+        last_checkin_at=group.last_checkin_at,
+        leg=leg,
+    )
+
+
+async def _send(
+    sessions: async_sessionmaker[AsyncSession],
+    bot: Bot,
+    item: Outgoing,
+    *,
+    server: ServerKeys,
+    limiter: Limiter,
+    now: Callable[[], datetime],
+    tally: Delivery,
+) -> None:
+    await limiter.wait(item.chat_id)
+    try:
+        sent = await bot.send_message(
+            item.chat_id, item.text, reply_markup=item.markup, protect_content=True
+        )
+    except RetryAfter as exc:
+        seconds = _seconds(exc.retry_after)
+        limiter.hold(item.chat_id, seconds)
+        await _later(sessions, item, at=now() + timedelta(seconds=seconds), error="429")
+        tally.retried += 1
+    except Forbidden as exc:
+        await _unreachable(sessions, item, server=server, error=type(exc).__name__, now=now())
+        tally.unreachable += 1
+    except BadRequest as exc:
+        if "chat not found" in exc.message.lower() or "deactivated" in exc.message.lower():
+            await _unreachable(sessions, item, server=server, error="chat not found", now=now())
+            tally.unreachable += 1
+        else:
+            log.error("an alert was refused (%s); trying again later", type(exc).__name__)
+            await _later(sessions, item, at=now() + _backoff(item.attempts), error="400")
+            tally.retried += 1
+    except (TimedOut, NetworkError, TelegramError) as exc:
+        # A timeout may mean Telegram took it and the answer was lost: sending
+        # again can repeat it, which beats losing it.
+        log.warning("an alert was not sent (%s); trying again", type(exc).__name__)
+        await _later(sessions, item, at=now() + _backoff(item.attempts), error=type(exc).__name__)
+        tally.retried += 1
+    else:
+        async with sessions() as session, session.begin():
+            await mark_sent(
+                session, alert_ids=item.alert_ids, message_id=sent.message_id, now=now()
+            )
+        tally.sent += len(item.alert_ids)
+
+
+async def _later(
+    sessions: async_sessionmaker[AsyncSession], item: Outgoing, *, at: datetime, error: str
+) -> None:
+    async with sessions() as session, session.begin():
+        await retry_later(session, alert_ids=item.alert_ids, at=at, error=error)
+
+
+async def _unreachable(
+    sessions: async_sessionmaker[AsyncSession],
+    item: Outgoing,
+    *,
+    server: ServerKeys,
+    error: str,
+    now: datetime,
+) -> None:
+    async with sessions() as session, session.begin():
+        person = await session.get(Person, item.person_id)
+        alerts = (await session.exec(select(Alert).where(col(Alert.id).in_(item.alert_ids)))).all()
+        if person is None:
+            return
+        await mark_unreachable(
+            session,
+            alerts=alerts,
+            person=person,
+            about=pseudonym(person),
+            server=server,
+            error=error,
+            now=now,
+        )
+    log.warning("an alert recipient is unreachable (%s); admins are told", error)
+
+
+def _backoff(attempts: int) -> timedelta:
+    return min(timedelta(seconds=2 ** min(attempts, 10)), MAX_BACKOFF)
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value)  # type: ignore[arg-type]
