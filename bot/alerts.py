@@ -19,7 +19,7 @@ import collections
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 DIGEST_OVER = 3
 CLAIM_BATCH = 200
 MAX_BACKOFF = timedelta(minutes=5)
+# Patient with a slow answer: a send that timed out may have been carried out,
+# and sending it again would repeat it. Only an answer lost after this long can.
+SEND_TIMEOUT = 30.0
 # Callback data of the buttons: the pressed message itself says which alerts.
 ACK, CLAIM, ACK_ALL = "al:ack", "al:claim", "al:ackall"
 BASIS_TEXT = {
@@ -153,6 +156,7 @@ class Limiter:
     per_chat: float = 1.0
     per_second: int = 30
     clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _last: dict[int, float] = field(default_factory=dict)
     _window: collections.deque[float] = field(default_factory=collections.deque)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -171,7 +175,7 @@ class Limiter:
                     self._last[chat_id] = now
                     self._window.append(now)
                     return
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
 
     def hold(self, chat_id: int, seconds: float) -> None:
         """Telegram asked this chat to wait (HTTP 429 with retry_after)."""
@@ -332,7 +336,11 @@ async def _send(
     await limiter.wait(item.chat_id)
     try:
         sent = await bot.send_message(
-            item.chat_id, item.text, reply_markup=item.markup, protect_content=True
+            item.chat_id,
+            item.text,
+            reply_markup=item.markup,
+            protect_content=True,
+            read_timeout=SEND_TIMEOUT,
         )
     except RetryAfter as exc:
         seconds = _seconds(exc.retry_after)
@@ -397,7 +405,7 @@ async def _unreachable(
 
 
 def _backoff(attempts: int) -> timedelta:
-    return min(timedelta(seconds=2 ** min(attempts, 10)), MAX_BACKOFF)
+    return min(timedelta(seconds=2 ** min(attempts + 1, 10)), MAX_BACKOFF)
 
 
 def _seconds(value: object) -> float:

@@ -1,0 +1,233 @@
+"""The alert sender against the stand-in's faults: every alert is delivered or
+its recipient flagged, none twice, none lost when a sender dies mid-way.
+
+The sender runs on a clock the test moves, so retries are due when the test
+says, not after real waits; Telegram's side is the real HTTP stand-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import Bot
+
+from bot.alerts import Delivery, Limiter, deliver_due
+from bot.standin import SimUser, TelegramStandIn
+from storage.alerts import CLAIM_FOR, claim_due
+from storage.checkins import flip
+from storage.crypto import ServerKeys
+from storage.db import session_factory
+from storage.models import Alert, AlertPurpose, AlertState, Group, Person, Role, RoleGrant, Status
+from storage.people import get_or_create_person
+from tests.storage.helpers import make_group
+
+T0 = datetime(2026, 8, 10, 8, 0, tzinfo=UTC)
+ACTIVISTS = (6_500_000_001, 6_500_000_002)
+ADMIN = 6_500_000_009
+
+
+@dataclass
+class Rig:
+    standin: TelegramStandIn
+    sessions: async_sessionmaker[AsyncSession]
+    server: ServerKeys
+    bot: Bot
+    limiter: Limiter
+    group: Group
+    clock: list[datetime]
+    users: dict[int, SimUser]
+
+    async def deliver(self) -> Delivery:
+        return await deliver_due(
+            self.sessions,
+            self.bot,
+            server=self.server,
+            default_tz="Asia/Seoul",
+            limiter=self.limiter,
+            now=lambda: self.clock[0],
+        )
+
+    def later(self, seconds: float) -> None:
+        self.clock[0] += timedelta(seconds=seconds)
+
+    def texts_to(self, telegram_id: int) -> list[str]:
+        return [m.text or "" for m in self.standin.sent if m.chat_id == telegram_id]
+
+    async def states(self) -> list[AlertState]:
+        async with self.sessions() as session:
+            rows = await session.exec(select(Alert).order_by(col(Alert.created_at)))
+            return [a.state for a in rows.all()]
+
+    async def flip_to(self, status: Status, basis: str) -> None:
+        async with self.sessions() as session, session.begin():
+            group = await session.get(Group, self.group.id)
+            assert group is not None
+            await flip(
+                session, group=group, to=status, at=self.clock[0], basis=basis, now=self.clock[0]
+            )
+
+
+@pytest.fixture
+async def rig(
+    engine: AsyncEngine,
+    session: AsyncSession,
+    server: ServerKeys,
+    standin: TelegramStandIn,
+    operator: object,
+) -> AsyncIterator[Rig]:
+    group = await make_group(session)
+    users = {}
+    for telegram_id, role in (
+        (ACTIVISTS[0], Role.ACTIVIST),
+        (ACTIVISTS[1], Role.ACTIVIST),
+        (ADMIN, Role.ADMIN),
+    ):
+        person = await get_or_create_person(
+            session, server=server, telegram_id=telegram_id, chat_id=telegram_id, now=T0
+        )
+        session.add(
+            RoleGrant(
+                person_id=person.id,
+                role=role,
+                group_id=group.id if role is Role.ACTIVIST else None,
+            )
+        )
+        users[telegram_id] = standin.user(telegram_id, language_code="en")
+    await session.commit()
+    async with Bot(standin.token, base_url=standin.base_url) as bot:
+        yield Rig(
+            standin=standin,
+            sessions=session_factory(engine),
+            server=server,
+            bot=bot,
+            limiter=Limiter(per_chat=0.0),
+            group=group,
+            clock=[T0],
+            users=users,
+        )
+
+
+async def test_each_alert_is_sent_once_with_its_buttons(rig: Rig) -> None:
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    assert (await rig.deliver()).sent == 2
+    assert (await rig.deliver()).sent == 0  # nothing twice
+    for telegram_id in ACTIVISTS:
+        [text] = rig.texts_to(telegram_id)
+        assert text.startswith("⚠ PINE-7 is SILENT (grace ran out)")
+    assert rig.texts_to(ADMIN) == []
+    assert await rig.states() == [AlertState.SENT, AlertState.SENT]
+
+
+async def test_http_429_waits_its_retry_after_then_delivers_once(rig: Rig) -> None:
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    rig.standin.fail_next("sendMessage", status=429, retry_after=7)
+    first = await rig.deliver()
+    assert (first.sent, first.retried) == (1, 1)
+    rig.later(6)
+    assert (await rig.deliver()).sent == 0  # retry_after is honoured
+    rig.later(2)
+    rig.limiter = Limiter(per_chat=0.0)  # the real limiter would also hold that chat 7 s
+    assert (await rig.deliver()).sent == 1
+    assert sorted(len(rig.texts_to(t)) for t in ACTIVISTS) == [1, 1]
+
+
+@pytest.mark.parametrize("status", [500, 502])
+async def test_server_errors_back_off_and_deliver_once(rig: Rig, status: int) -> None:
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    rig.standin.fail_next("sendMessage", status=status, retry_after=None, count=2)
+    assert (await rig.deliver()).retried == 2
+    rig.later(1)
+    assert (await rig.deliver()).sent == 0  # backing off
+    rig.later(5)
+    assert (await rig.deliver()).sent == 2
+    assert [len(rig.texts_to(t)) for t in ACTIVISTS] == [1, 1]
+
+
+async def test_a_slow_answer_is_waited_for_not_sent_twice(rig: Rig) -> None:
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    rig.standin.delay_next("sendMessage", seconds=6)  # longer than the library's 5 s default
+    assert (await rig.deliver()).sent == 2
+    rig.later(120)
+    assert (await rig.deliver()).sent == 0
+    assert [len(rig.texts_to(t)) for t in ACTIVISTS] == [1, 1]
+
+
+async def test_telegram_out_of_reach_delays_alerts_without_losing_them(rig: Rig) -> None:
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    await rig.standin.go_down()
+    assert (await rig.deliver()).retried == 2
+    await rig.standin.come_back()
+    rig.later(10)
+    assert (await rig.deliver()).sent == 2
+    assert [len(rig.texts_to(t)) for t in ACTIVISTS] == [1, 1]
+
+
+async def test_a_recipient_who_blocked_the_bot_is_flagged_and_the_admins_are_told(rig: Rig) -> None:
+    rig.standin.block(rig.users[ACTIVISTS[0]])
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    first = await rig.deliver()
+    assert (first.sent, first.unreachable) == (1, 1)
+    async with rig.sessions() as session:
+        person = (
+            await session.exec(select(Person).where(col(Person.unreachable_at).is_not(None)))
+        ).one()
+        assert person.unreachable_at == T0
+    assert (await rig.deliver()).sent == 1  # the notice to the admin
+    [notice] = rig.texts_to(ADMIN)
+    assert "could not reach P-" in notice
+    assert "PINE-7" in notice
+    assert str(ACTIVISTS[0]) not in notice
+    assert (await rig.deliver()).sent == 0
+    assert sorted(await rig.states()) == sorted(
+        [AlertState.UNREACHABLE, AlertState.SENT, AlertState.SENT]
+    )
+
+
+async def test_alerts_claimed_by_a_sender_that_died_are_sent_by_the_next(rig: Rig) -> None:
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    async with rig.sessions() as session, session.begin():
+        claimed = await claim_due(session, now=rig.clock[0], limit=10, skip_locked=False)
+    assert len(claimed) == 2  # ...and the process dies before sending them
+    assert (await rig.deliver()).sent == 0  # still held by the dead sender's claim
+    rig.later(CLAIM_FOR.total_seconds() + 1)
+    assert (await rig.deliver()).sent == 2
+    assert [len(rig.texts_to(t)) for t in ACTIVISTS] == [1, 1]
+
+
+async def test_more_than_three_alerts_for_one_chat_go_as_one_digest(
+    rig: Rig, session: AsyncSession
+) -> None:
+    others = [await make_group(session, codename=f"OAK-{n}") for n in range(4)]
+    async with rig.sessions() as s, s.begin():
+        for group in others:
+            mine = await s.get(Group, group.id)
+            assert mine is not None
+            await flip(s, group=mine, to=Status.DETAINED, at=T0, basis="silence", now=T0)
+    result = await rig.deliver()
+    assert result.sent == 4 * 3
+    [digest] = rig.texts_to(ADMIN)
+    assert digest.startswith("4 alerts:")
+    assert all(f"OAK-{n} is DETAINED" in digest for n in range(4))
+    [message] = [m for m in rig.standin.sent if m.chat_id == ADMIN]
+    assert message.callback_data == ["al:ackall"]
+
+
+async def test_the_all_clear_goes_to_everyone_alerted_and_asks_nothing(rig: Rig) -> None:
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    await rig.deliver()
+    rig.later(60)
+    await rig.flip_to(Status.OK, "checked in")
+    assert (await rig.deliver()).sent == 2
+    for telegram_id in ACTIVISTS:
+        assert rig.texts_to(telegram_id)[-1].startswith("✓ PINE-7 is OK again")
+    clears = [m for m in rig.standin.sent if (m.text or "").startswith("✓")]
+    assert all(m.reply_markup is None for m in clears)
+    async with rig.sessions() as s:
+        purposes = (await s.exec(select(Alert.purpose))).all()
+    assert sorted(purposes).count(AlertPurpose.ALL_CLEAR) == 2
