@@ -7,13 +7,15 @@ A pass touches only due rows: ``groups.next_transition_at`` and
 ``flips.next_reminder_at`` are indexed, so a pass with nothing due is one index
 probe per list however many groups are watched.
 
-Two bot processes may share one PostgreSQL database. Each due group is claimed
-with ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL) inside the pass's
-transaction, and then with a conditional update that expects the status and
-next transition time the pass read: on SQLite, where one writer at a time
-holds the database (``BEGIN IMMEDIATE``), the second pass finds nothing due; on
-PostgreSQL, a group another pass holds is skipped, and one it already flipped
-fails the condition. Either way a group is flipped once.
+Two bot processes may share one PostgreSQL database. The pass claims its due
+groups as it reads them, in the transaction that writes their flips: on
+PostgreSQL with ``SELECT … FOR UPDATE SKIP LOCKED`` (a group another pass
+holds is skipped, and once that pass commits the group is no longer due); on
+SQLite the pass's transaction holds the only write lock (``BEGIN IMMEDIATE``)
+before it reads, so a second pass reads after the first committed. Either way
+a group is flipped once. A pass decides every group's steps first (pure) and
+writes them together: a thousand deadlines passing at once are a few bulk
+statements, not thousands of round trips.
 """
 
 from __future__ import annotations
@@ -24,15 +26,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.deadlines import evaluate, transitions
-from storage.alerts import apply_reminder, due_reminders, last_round, plan_reminder
-from storage.checkins import flip
-from storage.models import Alert, Group, Leg
+from storage.alerts import (
+    apply_reminder,
+    due_reminders,
+    enqueue_for_flips,
+    last_round,
+    plan_reminder,
+)
+from storage.checkins import new_flip
+from storage.models import Flip, Group, Leg
 
 log = logging.getLogger(__name__)
 # How far a pass reaches at once; what is left is taken by the next pass.
@@ -69,9 +76,7 @@ async def run_pass(
     async with sessions() as session, session.begin():
         postgres = session.bind.dialect.name == "postgresql" if session.bind else False
         groups = await _due_groups(session, now=now, skip_locked=postgres)
-        legs = await _current_legs(session, groups)
-        for group in groups:
-            await _look_at(session, group, legs.get(group.id), now=now, result=result)
+        await _flip_due(session, groups, now=now, timing=timing, result=result)
         for reminder in await due_reminders(session, now=now, limit=BATCH):
             owner = await session.get(Group, reminder.group_id)
             if owner is None:
@@ -90,6 +95,59 @@ async def run_pass(
             )
             result.reminders += len(rows)
     return result
+
+
+async def _flip_due(
+    session: AsyncSession,
+    groups: Sequence[Group],
+    *,
+    now: datetime,
+    timing: AlertTiming,
+    result: PassResult,
+) -> None:
+    """Decide every due group's steps (pure), then write them all at once."""
+    legs = await _current_legs(session, groups)
+    alerting: list[tuple[Flip, Group]] = []
+    for group in groups:
+        result.looked_at += 1
+        leg = legs.get(group.id)
+        try:
+            steps = transitions(group, now=now, leg=leg)
+            following = steps[-1].next_transition if steps else _next_of(group, leg, now)
+        except Exception as exc:
+            # Logged without content, and only this group waits: one broken
+            # row must neither stop the others nor spin the engine.
+            log.error(
+                "deadline engine: group %s set aside (%s)", group.id.hex[:8], type(exc).__name__
+            )
+            group.next_transition_at = now + SET_ASIDE
+            session.add(group)
+            result.set_aside += 1
+            continue
+        for step in steps:
+            record = new_flip(group, to=step.status, at=step.since, basis=step.basis, now=now)
+            session.add(record)
+            result.flips += 1
+            if step is steps[-1]:
+                # After downtime the record holds every step; people hear only where it is now.
+                alerting.append((record, group))
+        group.next_transition_at = following
+        session.add(group)
+    await session.flush()
+    result.alerts += len(await enqueue_for_flips(session, flips=alerting, now=now))
+    for record, group in alerting:
+        if record.next_reminder_at is not None:  # an alert went out: when to repeat it
+            plan = plan_reminder(
+                flip=record,
+                group_status=group.status,
+                last_round_at=now,
+                now=now,
+                repeat_every=timing.repeat_every,
+                escalate_after=timing.escalate_after,
+            )
+            record.next_reminder_at = plan.next_reminder_at
+            session.add(record)
+    await session.flush()
 
 
 async def _due_groups(session: AsyncSession, *, now: datetime, skip_locked: bool) -> list[Group]:
@@ -112,57 +170,5 @@ async def _current_legs(session: AsyncSession, groups: Sequence[Group]) -> dict[
     return {leg.group_id: leg for leg in legs.all() if on_a_leg.get(leg.group_id) == leg.position}
 
 
-async def _look_at(
-    session: AsyncSession, group: Group, leg: Leg | None, *, now: datetime, result: PassResult
-) -> None:
-    result.looked_at += 1
-    expected_status, expected_next = group.status, group.next_transition_at
-    try:
-        async with session.begin_nested():
-            steps = transitions(group, now=now, leg=leg)
-            claimed = await session.exec(
-                update(Group)
-                .where(
-                    col(Group.id) == group.id,
-                    col(Group.status) == expected_status,
-                    col(Group.next_transition_at) == expected_next,
-                )
-                .values(next_transition_at=None)
-            )
-            if claimed.rowcount != 1:
-                return  # another engine got there first
-            for step in steps:
-                record = await flip(
-                    session,
-                    group=group,
-                    to=step.status,
-                    at=step.since,
-                    basis=step.basis,
-                    now=now,
-                    alert=step is steps[-1],
-                )
-                result.flips += 1
-                result.alerts += await _count_alerts(session, record.id)
-            group.next_transition_at = (
-                steps[-1].next_transition if steps else _next_of(group, leg, now)
-            )
-            session.add(group)
-            await session.flush()
-    except Exception as exc:
-        # Logged without content (a codename is not content, but a stack's
-        # locals might be): the type and where, and the group is set aside.
-        log.error("deadline engine: group %s set aside (%s)", group.id.hex[:8], type(exc).__name__)
-        await session.exec(
-            update(Group)
-            .where(col(Group.id) == group.id)
-            .values(next_transition_at=now + SET_ASIDE)
-        )
-        result.set_aside += 1
-
-
 def _next_of(group: Group, leg: Leg | None, now: datetime) -> datetime | None:
     return evaluate(group, now=now, leg=leg).next_transition
-
-
-async def _count_alerts(session: AsyncSession, flip_id: uuid.UUID) -> int:
-    return (await session.exec(select(func.count()).where(Alert.flip_id == flip_id))).one()

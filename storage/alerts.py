@@ -1,6 +1,6 @@
 """The alert outbox: who is told about a flip, and the state of each message.
 
-A flip writes its alert rows in its own transaction (``enqueue_for_flip``);
+A flip writes its alert rows in its own transaction (``enqueue_for_flips``);
 the sender (``bot.alerts``) claims due rows, delivers them, and marks each sent
 only after Telegram accepted it. Delivery is at least once: a row stays
 pending until it is sent or its recipient is found unreachable.
@@ -93,36 +93,75 @@ def _rows(
     ]
 
 
-async def enqueue_for_flip(
-    session: AsyncSession, *, flip: Flip, group: Group, now: datetime
+async def enqueue_for_flips(
+    session: AsyncSession, *, flips: Sequence[tuple[Flip, Group]], now: datetime
 ) -> list[Alert]:
-    """Write the alert rows a new flip calls for, in the caller's transaction."""
+    """Write the alert rows new flips call for, in the caller's transaction.
+
+    Built for the engine's bulk case (a thousand groups whose grace ended at
+    once): one query for the groups' own activists, one for everyone.
+    """
+    if not flips:
+        return []
+    group_ids = [group.id for _, group in flips]
     # A new flip ends the reminders of the ones before it.
     await session.exec(
         update(Flip)
-        .where(col(Flip.group_id) == group.id, col(Flip.id) != flip.id)
+        .where(col(Flip.group_id).in_(group_ids))
+        .where(col(Flip.id).not_in([f.id for f, _ in flips]))
         .where(col(Flip.next_reminder_at).is_not(None))
         .values(next_reminder_at=None)
+        # The flips in this session are new or unaffected: no need to scan them.
+        .execution_options(synchronize_session=False)
     )
+    own = await _own_activists(session, group_ids)
+    everyone: list[uuid.UUID] | None = None
     rows: list[Alert] = []
-    if flip.to_status in TIER_OF:
-        tier = TIER_OF[flip.to_status]
-        recipients = await audience(session, group_id=group.id, tier=tier)
-        if not recipients and tier == 1:
-            # A group without its own activist must not fall silent unheard.
-            tier = 2
-            recipients = await audience(session, group_id=group.id, tier=tier)
-        rows = _rows(flip, recipients, purpose=AlertPurpose.ALERT, tier=tier, round_=0, now=now)
-        if tier == 2:
-            flip.escalated_at = now
-        # The engine works out the real repeat and escalation times on its next look.
-        flip.next_reminder_at = now
-    elif flip.to_status in CLEARING:
-        recipients = await alerted_since_last_clear(session, group_id=group.id, before=flip)
-        rows = _rows(flip, recipients, purpose=AlertPurpose.ALL_CLEAR, tier=0, round_=0, now=now)
-    session.add_all([flip, *rows])
+    for flip, group in flips:
+        if flip.to_status in TIER_OF:
+            tier = TIER_OF[flip.to_status]
+            recipients = own.get(group.id, [])
+            if tier == 2 or not recipients:
+                # A group without its own activist must not fall silent unheard.
+                tier = 2
+                if everyone is None:
+                    everyone = await audience(session, group_id=group.id, tier=2)
+                recipients = everyone
+            rows += _rows(
+                flip, recipients, purpose=AlertPurpose.ALERT, tier=tier, round_=0, now=now
+            )
+            if tier == 2:
+                flip.escalated_at = now
+            # The engine works out the real repeat and escalation times on its next look.
+            flip.next_reminder_at = now
+        elif flip.to_status in CLEARING:
+            recipients = await alerted_since_last_clear(session, group_id=group.id, before=flip)
+            rows += _rows(
+                flip, recipients, purpose=AlertPurpose.ALL_CLEAR, tier=0, round_=0, now=now
+            )
+        session.add(flip)
+    session.add_all(rows)
     await session.flush()
     return rows
+
+
+async def _own_activists(
+    session: AsyncSession, group_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    result = await session.exec(
+        select(RoleGrant.group_id, RoleGrant.person_id)
+        .where(
+            col(RoleGrant.group_id).in_(group_ids),
+            RoleGrant.role == Role.ACTIVIST,
+            col(RoleGrant.revoked_at).is_(None),
+        )
+        .distinct()
+    )
+    own: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for group_id, person_id in result.all():
+        if group_id is not None:
+            own.setdefault(group_id, []).append(person_id)
+    return {g: sorted(people) for g, people in own.items()}
 
 
 async def alerted_since_last_clear(
@@ -238,6 +277,7 @@ async def apply_reminder(
             next_reminder_at=plan.next_reminder_at,
             escalated_at=now if plan.escalate else Flip.escalated_at,
         )
+        .execution_options(synchronize_session=False)
     )
     if claimed.rowcount != 1:
         return []

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.alerts import enqueue_for_flip
+from storage.alerts import enqueue_for_flips
 from storage.models import (
     Attachment,
     CheckinEvent,
@@ -117,21 +117,9 @@ async def _enter_leg(
         await flip(session, group=group, to=Status.PAUSED, at=at, basis="dead zone", now=now)
 
 
-async def flip(
-    session: AsyncSession,
-    *,
-    group: Group,
-    to: Status,
-    at: datetime,
-    basis: str,
-    now: datetime,
-    alert: bool = True,
-) -> Flip:
-    """Record a status change and write its alerts, in the caller's transaction.
-
-    ``alert=False`` records a step the group has already passed (the engine
-    catching up after downtime): its recipients hear only about where it is now.
-    """
+def new_flip(group: Group, *, to: Status, at: datetime, basis: str, now: datetime) -> Flip:
+    """The record of a status change, applied to ``group``; no I/O (the caller
+    adds both to its session, and writes the alerts)."""
     record = Flip(
         group_id=group.id,
         from_status=group.status,
@@ -145,10 +133,23 @@ async def flip(
         group.paused_until = None
     # Let the engine store the next transition that follows from the new status.
     group.next_transition_at = now
+    return record
+
+
+async def flip(
+    session: AsyncSession,
+    *,
+    group: Group,
+    to: Status,
+    at: datetime,
+    basis: str,
+    now: datetime,
+) -> Flip:
+    """Record a status change and write its alerts, in the caller's transaction."""
+    record = new_flip(group, to=to, at=at, basis=basis, now=now)
     session.add_all([record, group])
     await session.flush()
-    if alert:
-        await enqueue_for_flip(session, flip=record, group=group, now=now)
+    await enqueue_for_flips(session, flips=[(record, group)], now=now)
     return record
 
 

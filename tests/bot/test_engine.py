@@ -15,7 +15,7 @@ from bot.engine import AlertTiming, run_pass
 from storage.alerts import acknowledge
 from storage.checkins import record_signal
 from storage.crypto import ServerKeys
-from storage.db import session_factory
+from storage.db import open_database, session_factory
 from storage.models import (
     AckKind,
     Alert,
@@ -25,10 +25,12 @@ from storage.models import (
     Person,
     Role,
     RoleGrant,
+    ScheduleKind,
     Signal,
     Status,
 )
 from storage.people import get_or_create_person
+from tests.conftest import Database
 from tests.storage.helpers import make_group
 
 T0 = datetime(2026, 8, 10, 8, 0, tzinfo=UTC)
@@ -227,3 +229,48 @@ async def test_a_group_that_cannot_be_evaluated_is_set_aside_and_the_others_carr
     await fresh(session, broken)
     assert fine.status is Status.SILENT
     assert broken.next_transition_at == T0 + 15 * H + timedelta(minutes=5)
+
+
+async def test_two_bot_processes_and_a_thousand_deadlines_give_one_flip_and_one_alert_each(
+    database: Database, session: AsyncSession, server: ServerKeys, operator: object
+) -> None:
+    """Two engines with their own connection pools (as two processes have) on one
+    database, and 1,000 groups whose grace ends at the same moment."""
+    activist = await person(session, server, 3001, Role.ACTIVIST, None)
+    admin = await person(session, server, 3002, Role.ADMIN, None)
+    groups = []
+    for n in range(1000):
+        group = Group(
+            codename=f"G-{n:04d}",
+            schedule_kind=ScheduleKind.INTERVAL,
+            interval_s=12 * 3600,
+            grace_s=2 * 3600,
+            detained_after_s=48 * 3600,
+            kem="X25519",
+            public_key=b"",
+            status=Status.LATE,
+            status_since=T0 + 12 * H,
+            last_checkin_at=T0,
+            next_transition_at=T0 + 14 * H,
+        )
+        groups.append(group)
+    session.add_all(groups)
+    await session.flush()
+    session.add_all(
+        RoleGrant(person_id=activist.id, role=Role.ACTIVIST, group_id=g.id) for g in groups
+    )
+    await session.commit()
+    at = T0 + 14 * H + timedelta(milliseconds=1)
+    async with (
+        open_database(database.url, migrate_to_head=False) as first,
+        open_database(database.url, migrate_to_head=False) as second,
+    ):
+        passes = [run_pass(session_factory(eng), now=at, timing=TIMING) for eng in (first, second)]
+        results = await asyncio.gather(*passes)
+    assert sum(r.flips for r in results) == 1000
+    flips = (await session.exec(select(Flip.group_id).where(Flip.to_status == Status.SILENT))).all()
+    assert sorted(flips) == sorted(g.id for g in groups)
+    sent_to = (await session.exec(select(Alert.flip_id, Alert.recipient_id, Alert.purpose))).all()
+    assert len(sent_to) == len(set(sent_to)) == 1000
+    assert {r for _, r, _ in sent_to} == {activist.id}
+    assert admin.id not in {r for _, r, _ in sent_to}
