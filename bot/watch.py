@@ -40,6 +40,8 @@ HEARTBEAT_EVERY = timedelta(minutes=1)
 ALIVE = "alive"
 # Away for less than this is a restart, not an absence worth telling admins about.
 WORTH_TELLING = timedelta(minutes=2)
+# python-telegram-bot reads first=0 as "after one interval"; this is "now".
+AT_ONCE = timedelta(milliseconds=10)
 _JOB_OPTIONS: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
 
 
@@ -58,13 +60,21 @@ async def start(application: BotApplication, *, started_at: datetime) -> None:
         raise RuntimeError("the deadline engine needs python-telegram-bot[job-queue]")
     application.bot_data["limiter"] = Limiter()
     queue.run_repeating(
-        engine_job, interval=ENGINE_EVERY, first=0, name="deadline-engine", job_kwargs=_JOB_OPTIONS
+        engine_job,
+        interval=ENGINE_EVERY,
+        first=AT_ONCE,
+        name="deadline-engine",
+        job_kwargs=_JOB_OPTIONS,
     )
     queue.run_repeating(
-        send_job, interval=SEND_EVERY, first=0, name="alert-sender", job_kwargs=_JOB_OPTIONS
+        send_job, interval=SEND_EVERY, first=AT_ONCE, name="alert-sender", job_kwargs=_JOB_OPTIONS
     )
     queue.run_repeating(
-        heartbeat_job, interval=HEARTBEAT_EVERY, first=0, name="heartbeat", job_kwargs=_JOB_OPTIONS
+        heartbeat_job,
+        interval=HEARTBEAT_EVERY,
+        first=AT_ONCE,
+        name="heartbeat",
+        job_kwargs=_JOB_OPTIONS,
     )
 
 

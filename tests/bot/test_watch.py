@@ -1,0 +1,120 @@
+"""The bot watching itself: after a restart admins hear how long it was away and
+how much had queued; a heartbeat URL is requested so an outside monitor notices
+if the bot goes quiet."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bot.standin import TelegramStandIn
+from storage.crypto import ServerKeys
+from storage.db import open_database, session_factory
+from storage.models import Role, RoleGrant, WatchState
+from storage.people import get_or_create_person
+from storage.timeutil import utc_now
+from tests.bot.intake_harness import Installation, eventually, install, running_bot
+from tests.conftest import Database
+
+ADMIN = 6_600_000_001
+RELATIVE = 6_600_000_002
+
+
+@pytest.fixture
+async def monitor() -> AsyncIterator[tuple[str, list[str]]]:
+    """A stand-in for an outside monitor such as healthchecks.io."""
+    pings: list[str] = []
+
+    async def ping(request: web.Request) -> web.Response:
+        pings.append(request.path)
+        return web.Response(text="OK")
+
+    app = web.Application()
+    app.router.add_get("/ping/{check}", ping)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/ping/c0ffee", pings
+    await runner.cleanup()
+
+
+async def installed(
+    tmp_path: Path, database: Database, standin: TelegramStandIn, extra: str = ""
+) -> Installation:
+    installation = await install(
+        tmp_path / "server", standin=standin, database_url=database.url, extra=extra
+    )
+    server = ServerKeys(installation.settings.server_secret_bytes())
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        admin = await get_or_create_person(
+            session, server=server, telegram_id=ADMIN, chat_id=ADMIN, now=utc_now()
+        )
+        session.add(RoleGrant(person_id=admin.id, role=Role.ADMIN))
+        session.add(WatchState(name="alive", at=utc_now() - timedelta(hours=3)))
+    return installation
+
+
+async def test_after_a_restart_admins_hear_how_long_the_bot_was_away_and_what_queued(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    installation = await installed(tmp_path, database, standin)
+    relative = standin.user(RELATIVE, language_code="en")
+    standin.user(ADMIN, language_code="en")
+    standin.send_text(relative, "first, while the bot was down")
+    standin.send_text(relative, "second, while the bot was down")
+    async with running_bot(installation, standin):
+        await eventually(lambda: any(m.chat_id == ADMIN for m in standin.sent))
+    [note] = [m.text or "" for m in standin.sent if m.chat_id == ADMIN]
+    assert note.startswith("The bot is back after 3h")
+    assert "took in 2 update(s)" in note
+    assert "while the bot was down" not in note
+
+
+async def test_a_quick_restart_tells_nobody(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    installation = await installed(tmp_path, database, standin)
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        state = await session.get(WatchState, "alive")
+        assert state is not None
+        state.at = utc_now() - timedelta(seconds=30)
+        session.add(state)
+    async with running_bot(installation, standin):
+        await eventually(lambda: "setMyCommands" in standin.calls)
+    assert not any(m.chat_id == ADMIN for m in standin.sent)
+
+
+async def test_the_heartbeat_url_is_requested_while_the_engine_runs(
+    tmp_path: Path,
+    database: Database,
+    standin: TelegramStandIn,
+    monitor: tuple[str, list[str]],
+) -> None:
+    url, pings = monitor
+    installation = await installed(
+        tmp_path, database, standin, extra=f'[alerts]\nheartbeat_url = "{url}"\n'
+    )
+    async with running_bot(installation, standin):
+        await eventually(lambda: bool(pings))
+    assert pings == ["/ping/c0ffee"], pings
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+    ):
+        state = await session.get(WatchState, "alive")
+        assert state is not None
+        assert utc_now() - state.at < timedelta(minutes=1)
