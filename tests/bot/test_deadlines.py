@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.deadlines import evaluate
-from storage.models import Group, ScheduleKind, Status
+from bot.deadlines import evaluate, transitions
+from storage.models import Group, Leg, ScheduleKind, Status
 
 CHECKIN = datetime(2026, 8, 10, 8, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -125,3 +125,78 @@ def test_the_next_transition_is_in_the_future_and_changes_the_status(seconds: in
             evaluate(g, now=result.next_transition - timedelta(microseconds=1)).status
             is result.status
         )
+
+
+def test_a_leg_with_its_own_interval_and_grace_is_checked_more_tightly() -> None:
+    border = Leg(
+        group_id=group().id, position=4, name_sealed=b"", interval_s=2 * 3600, grace_s=1800
+    )
+    tight = evaluate(group(current_leg=4), now=CHECKIN + 2 * H + timedelta(minutes=31), leg=border)
+    assert (tight.status, tight.since) == (Status.SILENT, CHECKIN + 2 * H + timedelta(minutes=30))
+    loose = evaluate(group(), now=CHECKIN + 2 * H + timedelta(minutes=31))
+    assert loose.status is Status.OK
+
+
+def test_a_dead_zone_pauses_until_its_end_and_a_manual_pause_until_resumed() -> None:
+    until = CHECKIN + 40 * H
+    zone = group(status=Status.PAUSED, status_basis="dead zone", paused_until=until)
+    during = evaluate(zone, now=CHECKIN + 39 * H)
+    assert (during.status, during.basis, during.next_transition) == (
+        Status.PAUSED,
+        "dead zone",
+        until,
+    )
+    held = group(status=Status.PAUSED, status_basis="paused", paused_until=None)
+    assert evaluate(held, now=CHECKIN + 900 * H).status is Status.PAUSED
+    assert evaluate(held, now=CHECKIN + 900 * H).next_transition is None
+
+
+def test_catching_up_records_each_step_at_its_own_deadline() -> None:
+    g = group(status=Status.OK, next_transition_at=CHECKIN + 12 * H)
+    steps = transitions(g, now=CHECKIN + 100 * H)
+    assert [(s.status, s.since) for s in steps] == [
+        (Status.LATE, CHECKIN + 12 * H),
+        (Status.SILENT, CHECKIN + 14 * H),
+        (Status.DETAINED, CHECKIN + 38 * H),
+    ]
+    assert transitions(g, now=CHECKIN + H) == []
+
+
+@pytest.mark.parametrize(
+    ("tz", "cron", "checkin", "due"),
+    [
+        # New York springs forward on 8 March 2026: 08:00 local is 12:00 UTC after, 13:00 before.
+        (
+            "America/New_York",
+            "0 8 * * *",
+            datetime(2026, 3, 7, 14, 0, tzinfo=UTC),
+            datetime(2026, 3, 8, 12, 0, tzinfo=UTC),
+        ),
+        # Riga falls back on 25 October 2026: 08:00 local is 06:00 UTC after, 05:00 before.
+        (
+            "Europe/Riga",
+            "0 8 * * *",
+            datetime(2026, 10, 24, 6, 0, tzinfo=UTC),
+            datetime(2026, 10, 25, 6, 0, tzinfo=UTC),
+        ),
+    ],
+    ids=["spring, New York", "autumn, Riga"],
+)
+def test_cron_deadlines_follow_local_time_across_daylight_saving(
+    tz: str, cron: str, checkin: datetime, due: datetime
+) -> None:
+    g = group(
+        schedule_kind=ScheduleKind.CRON,
+        interval_s=None,
+        cron=cron,
+        tz=tz,
+        last_checkin_at=checkin,
+        status_since=checkin,
+    )
+    late = evaluate(g, now=due)
+    assert (late.status, late.since, late.next_transition) == (
+        Status.LATE,
+        due,
+        due + 2 * H,
+    )
+    assert evaluate(g, now=due - timedelta(seconds=1)).status is Status.OK

@@ -10,9 +10,10 @@ import pytest
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.checkins import record_signal
 from storage.crypto import CryptoError, ServerKeys
 from storage.legs import BadLegName, LegExists, add_leg, find_leg, leg_name, legs_of
-from storage.models import Leg, Operator
+from storage.models import Leg, Operator, Signal, Status
 from storage.timeutil import utc_now
 from tests.conftest import Database
 from tests.storage.helpers import make_group
@@ -124,3 +125,42 @@ async def test_leg_name_is_sealed_and_bound_to_its_row(
     # Nor with another installation's secret.
     with pytest.raises(CryptoError):
         leg_name(ServerKeys(ServerKeys.generate_secret()), first)
+
+
+async def test_a_stage_signal_moves_the_group_on_and_a_dead_zone_pauses_it(
+    session: AsyncSession, server: ServerKeys, operator: Operator
+) -> None:
+    group = await make_group(session)
+    now = utc_now()
+    qingdao = await add_leg(session, server=server, group=group, name="Qingdao", now=now)
+    mekong = await add_leg(
+        session, server=server, group=group, name="Mekong", dead_zone=timedelta(hours=30), now=now
+    )
+    await record_signal(
+        session, group=group, signal=Signal.STAGE, at=now, source="test", now=now, leg_id=qingdao.id
+    )
+    assert (group.current_leg, group.status) == (1, Status.PENDING)
+    later = now + timedelta(hours=5)
+    await record_signal(
+        session,
+        group=group,
+        signal=Signal.STAGE,
+        at=later,
+        source="test",
+        now=later,
+        leg_id=mekong.id,
+    )
+    assert group.current_leg == 2
+    assert (group.status, group.status_basis) == (Status.PAUSED, "dead zone")
+    assert group.paused_until == later + timedelta(hours=30)
+    # A stage phrase from earlier in the route, forwarded late, does not move it back.
+    await record_signal(
+        session,
+        group=group,
+        signal=Signal.STAGE,
+        at=later,
+        source="test",
+        now=later,
+        leg_id=qingdao.id,
+    )
+    assert group.current_leg == 2
