@@ -112,7 +112,9 @@ def render(
     if facts.last_checkin_at is None:
         lines.append(_(texts.NO_CHECKIN))
     else:
-        ago = timedelta(minutes=max(0, int((now - facts.last_checkin_at).total_seconds() // 60)))
+        seconds = max(0, int((now - facts.last_checkin_at).total_seconds()))
+        # To the minute, except within the first minute (where seconds matter).
+        ago = timedelta(seconds=seconds if seconds < 60 else seconds - seconds % 60)
         lines.append(
             _(texts.LAST_CHECKIN).format(
                 ago=format_duration(ago), local=local(facts.last_checkin_at)

@@ -45,3 +45,6 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level)
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # The engine's and the sender's jobs are set to skip a run while the last
+    # one is still busy (a slow send); APScheduler warns at each skip.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)

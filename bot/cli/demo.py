@@ -1,0 +1,44 @@
+"""``intake demo``: the whole product in under a minute, with no Telegram account."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import app, err, out, run
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="An empty folder to set the demo up in (default: a new temporary folder).",
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Play the seed article's story against a local Telegram, and leave the installation."""
+    from bot import logs
+    from bot.demo import DEMO_PASSPHRASE, DemoFailed, play
+
+    logs.configure("ERROR")  # the narration is the output; the bot's own log would drown it
+    folder = directory or Path(tempfile.mkdtemp(prefix="intake-demo-"))
+    try:
+        run(play(folder, out.print))
+    except DemoFailed as exc:
+        err.print(f"intake: error: {exc}")
+        raise typer.Exit(1) from None
+    config = folder / "config.toml"
+    out.print("")
+    out.print("The installation is left in place. Look around:")
+    out.print(f"  intake status --config {config}")
+    out.print(
+        f"  INTAKE_PASSPHRASE='{DEMO_PASSPHRASE}' intake inbox list --config {config} "
+        f"--key {folder / 'operator.key'}"
+    )
+    out.print(f"  intake timeline PINE-7 --config {config} --out pine-7.png")
