@@ -31,7 +31,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import texts
+from bot import commands, texts
 from bot.activists import ALERT_BUTTONS, on_alert_button
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
@@ -441,6 +441,9 @@ def register(application: BotApplication) -> None:
     application.add_handler(CallbackQueryHandler(on_language_chosen, pattern=r"^lang:"))
     application.add_handler(CallbackQueryHandler(on_answer, pattern=r"^[gc]:"))
     application.add_handler(CallbackQueryHandler(on_alert_button, pattern=ALERT_BUTTONS))
+    for name in commands.ACTIONS:
+        handler = commands.guarded(name, otherwise=on_content)
+        application.add_handler(CommandHandler(name, handler, filters=PRIVATE))
     application.add_handler(
         MessageHandler(
             PRIVATE & (filters.UpdateType.MESSAGE | filters.UpdateType.EDITED_MESSAGE), on_content

@@ -91,8 +91,9 @@ async def record_signal(
         # The deadline engine recomputes the status on its next pass (within a
         # second): a check-in can end a silence, and that sends the all-clear.
         group.next_transition_at = now
-    if signal is Signal.STAGE and leg_id is not None:
-        await _enter_leg(session, group=group, leg_id=leg_id, at=at, now=now)
+    leg = await session.get(Leg, leg_id) if signal is Signal.STAGE and leg_id else None
+    if leg is not None and leg.group_id == group.id:
+        await enter_leg(session, group=group, leg=leg, at=at, now=now)
     if signal in DETENTION_BASIS and group.status not in (Status.DETAINED, Status.SAFE):
         await flip(
             session, group=group, to=Status.DETAINED, at=at, basis=DETENTION_BASIS[signal], now=now
@@ -102,12 +103,10 @@ async def record_signal(
     return event
 
 
-async def _enter_leg(
-    session: AsyncSession, *, group: Group, leg_id: uuid.UUID, at: datetime, now: datetime
+async def enter_leg(
+    session: AsyncSession, *, group: Group, leg: Leg, at: datetime, now: datetime
 ) -> None:
-    leg = await session.get(Leg, leg_id)
-    if leg is None or leg.group_id != group.id:
-        return
+    """The group reached ``leg`` (a stage phrase, or an activist's /stage)."""
     if group.current_leg is not None and leg.position < group.current_leg:
         return  # an old stage phrase forwarded late does not move the group back
     group.current_leg = leg.position

@@ -1,0 +1,292 @@
+"""Activists' and admins' commands: /status, /group, /pause, /resume, /safe,
+/detained, /stage.
+
+An admin may act on every group; an activist on the groups their invite named.
+Anyone else gets exactly what any message gets (the neutral receipt, and the
+message deleted): whoever holds a relative's phone learns nothing from trying
+a command. Every use, allowed or refused, is an audit event.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot import texts
+from bot.alerts import BASIS_TEXT
+from bot.deadlines import evaluate
+from bot.durations import format_duration, parse_duration
+from bot.i18n import pick_language, translator
+from bot.intake import Runtime
+from bot.schedules import BadSchedule, normalise_codename
+from storage import audit
+from storage.checkins import enter_leg, flip
+from storage.groups import find_group
+from storage.legs import find_leg, leg_name
+from storage.models import Flip, Group, Leg, Person, Role, RoleGrant, Status
+from storage.people import find_person, pseudonym
+from storage.timeutil import utc_now
+
+log = logging.getLogger(__name__)
+Context = ContextTypes.DEFAULT_TYPE
+Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
+
+
+class Refused(Exception):
+    """Not this person's to do (or no such group): answered like any message."""
+
+
+@dataclass
+class Call:
+    """One command, from one person allowed some groups."""
+
+    runtime: Runtime
+    session: AsyncSession
+    person: Person
+    admin: bool
+    groups: set[uuid.UUID]
+    args: list[str]
+    now: datetime
+    language: str
+
+    def _(self, message: str) -> str:
+        return translator(self.language)(message)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.person.tz or self.runtime.settings.alerts.time_zone)
+
+    def local(self, moment: datetime | None) -> str:
+        return "—" if moment is None else moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z")
+
+    def ago(self, moment: datetime | None) -> str:
+        if moment is None:
+            return "—"
+        seconds = max(0, int((self.now - moment).total_seconds()))
+        return format_duration(timedelta(seconds=seconds if seconds < 60 else seconds // 60 * 60))
+
+    async def group(self, position: int = 0) -> Group:
+        if len(self.args) <= position:
+            raise Refused("no codename")
+        try:
+            codename = normalise_codename(self.args[position])
+        except BadSchedule:
+            raise Refused("bad codename") from None
+        group = await find_group(self.session, codename=codename)
+        if group is None or group.shredded_at is not None:
+            raise Refused("no such group")
+        if not (self.admin or group.id in self.groups):
+            raise Refused("not theirs")
+        return group
+
+
+Action = Callable[[Call], Awaitable[str]]
+
+
+async def _status(call: Call) -> str:
+    query = select(Group).where(col(Group.shredded_at).is_(None)).order_by(col(Group.codename))
+    if not call.admin:
+        query = query.where(col(Group.id).in_(call.groups))
+    groups = (await call.session.exec(query)).all()
+    if not groups:
+        return call._(texts.NO_GROUPS)
+    return "\n".join(
+        call._(texts.STATUS_LINE).format(
+            codename=g.codename,
+            status=g.status.value,
+            since=call.local(g.status_since),
+            ago=call.ago(g.last_checkin_at),
+        )
+        for g in groups
+    )
+
+
+async def _group(call: Call) -> str:
+    group = await call.group()
+    leg = await _current_leg(call, group)
+    lines = [
+        call._(texts.GROUP_HEAD).format(
+            codename=group.codename,
+            status=group.status.value,
+            basis=call._(BASIS_TEXT.get(group.status_basis or "", group.status_basis or "")),
+            since=call.local(group.status_since),
+        ),
+        call._(texts.LAST_CHECKIN).format(
+            ago=call.ago(group.last_checkin_at), local=call.local(group.last_checkin_at)
+        )
+        if group.last_checkin_at
+        else call._(texts.NO_CHECKIN),
+    ]
+    if leg is not None:
+        lines.append(call._(texts.LEG).format(leg=leg_name(call.runtime.server, leg)))
+    following = evaluate(group, now=call.now, leg=leg).next_transition
+    if following is not None:
+        lines.append(call._(texts.NEXT_CHANGE).format(local=call.local(following)))
+    last_flip = (
+        await call.session.exec(
+            select(Flip).where(Flip.group_id == group.id).order_by(col(Flip.recorded_at).desc())
+        )
+    ).first()
+    if last_flip is not None and last_flip.to_status in (Status.SILENT, Status.DETAINED):
+        lines.append(
+            call._(texts.ALERT_ACKNOWLEDGED).format(local=call.local(last_flip.acknowledged_at))
+            if last_flip.acknowledged_at
+            else call._(texts.ALERT_OPEN)
+        )
+    return "\n".join(lines)
+
+
+async def _current_leg(call: Call, group: Group) -> Leg | None:
+    if group.current_leg is None:
+        return None
+    query = select(Leg).where(Leg.group_id == group.id, Leg.position == group.current_leg)
+    return (await call.session.exec(query)).first()
+
+
+async def _pause(call: Call) -> str:
+    group = await call.group()
+    try:
+        length = parse_duration(call.args[1]) if len(call.args) > 1 else None
+    except ValueError:
+        length = None
+    if length is None:
+        return call._(texts.USAGE).format(usage="/pause CODENAME 12h")
+    await flip(
+        call.session, group=group, to=Status.PAUSED, at=call.now, basis="paused", now=call.now
+    )
+    group.paused_until = call.now + length
+    call.session.add(group)
+    return call._(texts.PAUSED_UNTIL).format(
+        codename=group.codename, local=call.local(group.paused_until)
+    )
+
+
+async def _resume(call: Call) -> str:
+    group = await call.group()
+    if group.status is Status.PAUSED:
+        # The engine's next look (within a second) resumes the schedule from now.
+        group.paused_until = call.now
+        group.next_transition_at = call.now
+        call.session.add(group)
+    return call._(texts.RESUMED).format(codename=group.codename)
+
+
+def _marking(to: Status) -> Action:
+    async def mark(call: Call) -> str:
+        group = await call.group()
+        if group.status is not to:
+            await flip(call.session, group=group, to=to, at=call.now, basis="marked", now=call.now)
+        return call._(texts.MARKED).format(codename=group.codename, status=to.value)
+
+    return mark
+
+
+async def _stage(call: Call) -> str:
+    group = await call.group()
+    name = " ".join(call.args[1:])
+    leg = (
+        await find_leg(call.session, server=call.runtime.server, group=group, name=name)
+        if name
+        else None
+    )
+    if leg is None:
+        return call._(texts.USAGE).format(usage="/stage CODENAME LEG")
+    await enter_leg(call.session, group=group, leg=leg, at=call.now, now=call.now)
+    return call._(texts.ON_LEG).format(
+        codename=group.codename, leg=leg_name(call.runtime.server, leg)
+    )
+
+
+ACTIONS: dict[str, Action] = {
+    "status": _status,
+    "group": _group,
+    "pause": _pause,
+    "resume": _resume,
+    "safe": _marking(Status.SAFE),
+    "detained": _marking(Status.DETAINED),
+    "stage": _stage,
+}
+
+
+def guarded(name: str, *, otherwise: Handler) -> Handler:
+    """The handler for /``name``: acts for those allowed, and for anyone else does
+    what ``otherwise`` does with any message."""
+    action = ACTIONS[name]
+
+    async def handle(update: Update, context: Context) -> None:
+        runtime = context.bot_data["runtime"]
+        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+        user, chat = update.effective_user, update.effective_chat
+        if user is None or chat is None:
+            return
+        now = utc_now()
+        reply: str | None = None
+        async with runtime.sessions() as session, session.begin():
+            person = await find_person(session, server=runtime.server, telegram_id=user.id)
+            grants = await _grants(session, person)
+            admin = any(g.role is Role.ADMIN for g in grants)
+            allowed = {g.group_id for g in grants if g.role is Role.ACTIVIST and g.group_id}
+            if person is not None and (admin or allowed):
+                call = Call(
+                    runtime,
+                    session,
+                    person,
+                    admin,
+                    allowed,
+                    list(context.args or []),
+                    now,
+                    pick_language(person.language, user.language_code),
+                )
+                try:
+                    reply = await action(call)
+                except Refused:
+                    reply = None
+            await audit.append(
+                session,
+                actor=pseudonym(person) if person else "unknown",
+                action=f"command.{name}",
+                subject=_codename_argument(context.args),
+                at=now,
+                details={"allowed": reply is not None},
+            )
+        if reply is None:
+            await otherwise(update, context)
+            return
+        try:
+            await context.bot.send_message(chat.id, reply, protect_content=True)
+        except TelegramError as exc:
+            log.info("a command's answer was not sent (%s)", type(exc).__name__)
+
+    return handle
+
+
+async def _grants(session: AsyncSession, person: Person | None) -> list[RoleGrant]:
+    if person is None:
+        return []
+    result = await session.exec(
+        select(RoleGrant).where(
+            RoleGrant.person_id == person.id, col(RoleGrant.revoked_at).is_(None)
+        )
+    )
+    return list(result.all())
+
+
+def _codename_argument(args: list[str] | None) -> str | None:
+    """The codename asked about, for the audit trail (a codename is not content)."""
+    if not args:
+        return None
+    try:
+        return normalise_codename(args[0])
+    except BadSchedule:
+        return None

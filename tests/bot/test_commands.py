@@ -1,0 +1,156 @@
+"""Activists' commands through the stand-in: the allowed act, everyone else gets
+what any message gets, and every use is audited."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from bot.standin import SimUser, TelegramStandIn
+from storage.checkins import record_signal
+from storage.crypto import KemName, ServerKeys
+from storage.db import open_database, session_factory
+from storage.groups import Schedule, create_group, get_group
+from storage.legs import add_leg
+from storage.models import AuditEvent, Group, Role, RoleGrant, Signal, Status
+from storage.people import get_or_create_person
+from storage.timeutil import utc_now
+from tests.bot.intake_harness import Installation, eventually, install, running_bot
+from tests.conftest import Database
+
+OWN, OTHER, ADMIN, RELATIVE, STRANGER = (6_700_000_000 + n for n in range(1, 6))
+SCHEDULE = Schedule(
+    interval=timedelta(hours=12), grace=timedelta(hours=2), detained_after=timedelta(days=2)
+)
+
+
+@dataclass
+class World:
+    standin: TelegramStandIn
+    installation: Installation
+    users: dict[int, SimUser]
+
+    async def ask(self, telegram_id: int, text: str) -> str:
+        mark = len(self.standin.sent)
+        self.standin.send_text(self.users[telegram_id], text)
+        await eventually(lambda: any(m.chat_id == telegram_id for m in self.standin.sent[mark:]))
+        return next(m.text or "" for m in self.standin.sent[mark:] if m.chat_id == telegram_id)
+
+    async def group(self, codename: str = "PINE-7") -> Group:
+        async with (
+            open_database(self.installation.settings.database.url) as engine,
+            session_factory(engine)() as session,
+        ):
+            return await get_group(session, codename=codename)
+
+    async def until(self, status: Status, codename: str = "PINE-7") -> None:
+        """Wait for the deadline engine's next pass (it looks four times a second)."""
+        for _ in range(200):
+            if (await self.group(codename)).status is status:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{codename} did not become {status.value}")
+
+    async def audited(self, action: str) -> list[bool]:
+        """Whether each use of a command was allowed, in order."""
+        async with (
+            open_database(self.installation.settings.database.url) as engine,
+            session_factory(engine)() as session,
+        ):
+            rows = await session.exec(
+                select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))
+            )
+            return [json.loads(e.details)["allowed"] for e in rows.all()]
+
+
+@pytest.fixture
+async def world(tmp_path: Path, database: Database, standin: TelegramStandIn) -> World:
+    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    server = ServerKeys(installation.settings.server_secret_bytes())
+    now = utc_now()
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await create_group(
+            session, codename="PINE-7", schedule=SCHEDULE, kem=KemName.X25519, now=now
+        )
+        oak = await create_group(
+            session, codename="OAK-2", schedule=SCHEDULE, kem=KemName.X25519, now=now
+        )
+        await add_leg(session, server=server, group=pine, name="Kunming", now=now)
+        for telegram_id, role, group in (
+            (OWN, Role.ACTIVIST, pine),
+            (OTHER, Role.ACTIVIST, oak),
+            (ADMIN, Role.ADMIN, None),
+            (RELATIVE, Role.RELATIVE, pine),
+        ):
+            person = await get_or_create_person(
+                session, server=server, telegram_id=telegram_id, chat_id=telegram_id, now=now
+            )
+            session.add(
+                RoleGrant(person_id=person.id, role=role, group_id=group.id if group else None)
+            )
+        for group in (pine, oak):
+            await record_signal(
+                session, group=group, signal=Signal.CHECKIN, at=now, source="test", now=now
+            )
+    users = {
+        t: standin.user(t, language_code="en") for t in (OWN, OTHER, ADMIN, RELATIVE, STRANGER)
+    }
+    return World(standin=standin, installation=installation, users=users)
+
+
+async def test_the_groups_activist_marks_it_safe_and_the_others_change_nothing(
+    world: World,
+) -> None:
+    async with running_bot(world.installation, world.standin):
+        for refused in (RELATIVE, OTHER, STRANGER):
+            answer = await world.ask(refused, "/safe PINE-7")
+            assert answer.startswith("Received, thank you. Ref "), refused
+        assert (await world.group()).status is not Status.SAFE
+        assert await world.ask(OWN, "/safe PINE-7") == "PINE-7 is marked SAFE."
+        assert (await world.group()).status is Status.SAFE
+    assert await world.audited("command.safe") == [False, False, False, True]
+
+
+async def test_status_group_pause_resume_stage_and_detained(world: World) -> None:
+    async with running_bot(world.installation, world.standin):
+        await world.until(Status.OK, "OAK-2")
+        await world.until(Status.OK, "PINE-7")
+        overview = await world.ask(ADMIN, "/status")
+        assert "OAK-2: OK since" in overview
+        assert "PINE-7: OK since" in overview
+        assert "OAK-2" not in await world.ask(OWN, "/status")
+
+        assert await world.ask(OWN, "/stage PINE-7 kunming") == "PINE-7 is on the leg Kunming."
+        assert (await world.group()).current_leg == 1
+        detail = await world.ask(OWN, "/group PINE-7")
+        assert detail.startswith("PINE-7: OK (checked in) since")
+        assert "Leg: Kunming." in detail
+        assert "Next deadline:" in detail
+
+        assert (await world.ask(OWN, "/pause PINE-7 6h")).startswith("PINE-7 is paused until")
+        paused = await world.group()
+        assert paused.status is Status.PAUSED
+        assert paused.paused_until is not None
+        assert await world.ask(OWN, "/resume PINE-7") == "PINE-7 follows its schedule again."
+
+        await world.until(Status.OK)
+
+        mark = len(world.standin.sent)
+        assert await world.ask(ADMIN, "/detained PINE-7") == "PINE-7 is marked DETAINED."
+        await eventually(
+            lambda: any(
+                m.chat_id == OTHER and "DETAINED (marked by an activist)" in (m.text or "")
+                for m in world.standin.sent[mark:]
+            )
+        )
+        assert (await world.group()).status_basis == "marked"
