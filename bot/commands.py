@@ -271,6 +271,18 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
     return handle
 
 
+async def watches(session: AsyncSession, *, person_id: uuid.UUID) -> bool:
+    """Whether the person is an activist or an admin (their menu shows these commands)."""
+    result = await session.exec(
+        select(RoleGrant.id).where(
+            RoleGrant.person_id == person_id,
+            col(RoleGrant.role).in_([Role.ACTIVIST, Role.ADMIN]),
+            col(RoleGrant.revoked_at).is_(None),
+        )
+    )
+    return result.first() is not None
+
+
 async def _grants(session: AsyncSession, person: Person | None) -> list[RoleGrant]:
     if person is None:
         return []

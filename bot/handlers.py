@@ -33,6 +33,7 @@ from telegram.ext import (
 
 from bot import commands, texts
 from bot.activists import ALERT_BUTTONS, on_alert_button
+from bot.commands import watches
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
 from bot.meaning import confirm_data, which_group_data
@@ -269,6 +270,7 @@ async def on_start(update: Update, context: Context) -> None:
     code = context.args[0] if context.args else ""
     now = utc_now()
     roles: list[str] = []
+    watcher = False
     async with runtime.sessions() as session, session.begin():
         person = await get_or_create_person(
             session, server=runtime.server, telegram_id=user.id, chat_id=message.chat_id, now=now
@@ -280,6 +282,7 @@ async def on_start(update: Update, context: Context) -> None:
         )
         if grant is not None:
             roles.append(grant.role.value)
+            watcher = await watches(session, person_id=person.id)
             await audit.append(
                 session,
                 actor=f"person:{pseudonym(person)}",
@@ -291,7 +294,7 @@ async def on_start(update: Update, context: Context) -> None:
     # The code is on the relative's screen: it goes, whatever it was.
     await _delete_quietly(context, message.chat_id, [message.message_id])
     if roles:
-        await set_chat_commands(context.bot, message.chat_id, language)
+        await set_chat_commands(context.bot, message.chat_id, language, watcher=watcher)
     await _say(context, update, translator(language)(texts.WELCOME))
 
 
@@ -341,9 +344,10 @@ async def on_language_chosen(update: Update, context: Context) -> None:
         )
         person.language = choice
         session.add(person)
+        watcher = await watches(session, person_id=person.id)
     if isinstance(query.message, Message):
         await query.message.edit_text(translator(choice)(texts.LANGUAGE_SET))
-    await set_chat_commands(context.bot, update.effective_user.id, choice)
+    await set_chat_commands(context.bot, update.effective_user.id, choice, watcher=watcher)
 
 
 async def on_wipe(update: Update, context: Context) -> None:
@@ -407,13 +411,17 @@ async def on_error(update: object, context: Context) -> None:
 # --------------------------------------------------------------------------- commands menu
 
 
-def command_menu(language: str) -> list[BotCommand]:
+def command_menu(language: str, *, watcher: bool = False) -> list[BotCommand]:
+    """Everyone's commands, and for activists and admins (``watcher``) theirs too."""
     t = translator(language)
-    return [
+    menu = [
         BotCommand("help", t(texts.COMMAND_HELP)),
         BotCommand("language", t(texts.COMMAND_LANGUAGE)),
         BotCommand("wipe", t(texts.COMMAND_WIPE)),
     ]
+    if watcher:
+        menu += [BotCommand(name, t(words)) for name, words in texts.WATCHER_COMMANDS]
+    return menu
 
 
 async def set_default_commands(bot: ExtBot[None]) -> None:
@@ -425,10 +433,14 @@ async def set_default_commands(bot: ExtBot[None]) -> None:
         )
 
 
-async def set_chat_commands(bot: ExtBot[None], chat_id: int, language: str) -> None:
-    """The menu in one person's chat (later issues add each role's commands)."""
+async def set_chat_commands(
+    bot: ExtBot[None], chat_id: int, language: str, *, watcher: bool = False
+) -> None:
+    """The menu in one person's chat, by their role."""
     try:
-        await bot.set_my_commands(command_menu(language), scope=BotCommandScopeChat(chat_id))
+        await bot.set_my_commands(
+            command_menu(language, watcher=watcher), scope=BotCommandScopeChat(chat_id)
+        )
     except TelegramError as exc:
         log.info("could not set a chat's command menu (%s)", type(exc).__name__)
 

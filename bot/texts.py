@@ -79,3 +79,12 @@ PAUSED_UNTIL = _("{codename} is paused until {local}.")
 RESUMED = _("{codename} follows its schedule again.")
 MARKED = _("{codename} is marked {status}.")
 ON_LEG = _("{codename} is on the leg {leg}.")
+WATCHER_COMMANDS = (
+    ("status", _("Every group you watch")),
+    ("group", _("One group in detail: /group CODENAME")),
+    ("pause", _("Pause a group: /pause CODENAME 12h")),
+    ("resume", _("Resume a paused group")),
+    ("safe", _("Mark a group safe")),
+    ("detained", _("Mark a group detained")),
+    ("stage", _("Move a group to a leg: /stage CODENAME LEG")),
+)

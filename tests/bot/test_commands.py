@@ -19,12 +19,12 @@ from storage.db import open_database, session_factory
 from storage.groups import Schedule, create_group, get_group
 from storage.legs import add_leg
 from storage.models import AuditEvent, Group, Role, RoleGrant, Signal, Status
-from storage.people import get_or_create_person
+from storage.people import create_invite, get_or_create_person
 from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
 from tests.conftest import Database
 
-OWN, OTHER, ADMIN, RELATIVE, STRANGER = (6_700_000_000 + n for n in range(1, 6))
+OWN, OTHER, ADMIN, RELATIVE, STRANGER, NEWCOMER = (6_700_000_000 + n for n in range(1, 7))
 SCHEDULE = Schedule(
     interval=timedelta(hours=12), grace=timedelta(hours=2), detained_after=timedelta(days=2)
 )
@@ -154,3 +154,35 @@ async def test_status_group_pause_resume_stage_and_detained(world: World) -> Non
             )
         )
         assert (await world.group()).status_basis == "marked"
+
+
+async def test_an_activists_menu_has_the_watchers_commands_and_a_relatives_does_not(
+    world: World,
+) -> None:
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await get_group(session, codename="PINE-7")
+        codes = {}
+        for who, role in ((STRANGER, Role.ACTIVIST), (NEWCOMER, Role.RELATIVE)):
+            _, codes[who] = await create_invite(
+                session, server=server, role=role, group=pine, ttl=timedelta(hours=1), now=utc_now()
+            )
+    world.users[NEWCOMER] = world.standin.user(NEWCOMER, language_code="en")
+    async with running_bot(world.installation, world.standin):
+        for who, code in codes.items():
+            await world.ask(who, f"/start {code}")
+        await eventually(lambda: f"chat:{NEWCOMER}" in world.standin.commands)
+        await eventually(lambda: f"chat:{STRANGER}" in world.standin.commands)
+    menu = {
+        who: [c["command"] for c in world.standin.commands[f"chat:{who}"]]
+        for who in (STRANGER, NEWCOMER)
+    }
+    assert menu[NEWCOMER] == ["help", "language", "wipe"]
+    assert menu[STRANGER][:3] == ["help", "language", "wipe"]
+    assert {"status", "group", "pause", "resume", "safe", "detained", "stage"} <= set(
+        menu[STRANGER]
+    )
