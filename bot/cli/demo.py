@@ -41,4 +41,4 @@ def demo(
         f"  INTAKE_PASSPHRASE='{DEMO_PASSPHRASE}' intake inbox list --config {config} "
         f"--key {folder / 'operator.key'}"
     )
-    out.print(f"  intake timeline PINE-7 --config {config} --out pine-7.png")
+    out.print(f"  intake audit verify --config {config}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,15 @@ DEMO_PASSPHRASE = "pine seven crosses the river"
 
 
 def intake(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
+    done = call(*args, cwd=cwd, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def call(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
         cwd=cwd,
         env={**os.environ, **(env or {})},
@@ -20,8 +30,6 @@ def intake(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_path: Path) -> None:
@@ -64,3 +72,71 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
     status = intake("status", "--json", "--config", str(folder / "config.toml"), cwd=tmp_path)
     assert '"codename": "PINE-7"' in status
     assert '"status": "DETAINED"' in status
+
+    # The operator reads what the demo's relative sent, on the same folder.
+    config = str(folder / "config.toml")
+    key = str(folder / "operator.key")
+    unlocked = {"INTAKE_PASSPHRASE": DEMO_PASSPHRASE}
+    lines = intake(
+        "inbox",
+        "list",
+        "--format",
+        "json",
+        "--config",
+        config,
+        "--key",
+        key,
+        cwd=tmp_path,
+        env=unlocked,
+    ).splitlines()
+    messages = [json.loads(line) for line in lines]
+    assert [m["text"] for m in messages][::-1] == [
+        "the tea is warm",
+        "the persimmons are ripe",
+        "[SMS +86 138 0013 8000] 버스 안이에요. 다 괜찮아요",
+        "엄마, 우리 잡혔어요. 국경에서",
+    ]
+    assert {m["group"] for m in messages} == {"PINE-7"}
+    assert messages[-1]["link_reason"] == "member_origin"
+    assert all(m["forwarder"].startswith("P-") for m in messages)
+    wrong = call(
+        "inbox",
+        "list",
+        "--config",
+        config,
+        "--key",
+        key,
+        cwd=tmp_path,
+        env={"INTAKE_PASSPHRASE": "not the passphrase"},
+    )
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith("intake: error:")
+    assert "엄마" not in wrong.stdout + wrong.stderr
+
+    assert intake("audit", "verify", "--config", config, cwd=tmp_path).startswith("OK: ")
+
+
+def test_audit_verify_names_the_first_changed_entry_and_a_checkpoint_catches_a_cut_tail(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "demo"
+    intake("demo", "--dir", str(folder), cwd=tmp_path)
+    config = str(folder / "config.toml")
+    kept = intake("audit", "checkpoint", "--config", config, cwd=tmp_path).strip()
+    seq = int(kept.split(":")[0])
+    assert seq >= 3
+    with sqlite3.connect(folder / "intake.db") as db:
+        # What an attacker holding the database file can do: the triggers go first.
+        db.execute("DROP TRIGGER audit_events_no_update")
+        db.execute("DROP TRIGGER audit_events_no_delete")
+        db.execute(f"DELETE FROM audit_events WHERE seq = {seq}")
+    cut = intake("audit", "verify", "--config", config, cwd=tmp_path)
+    assert cut.startswith("OK: ")  # without the checkpoint, a cut tail looks whole
+    caught = call("audit", "verify", "--checkpoint", kept, "--config", config, cwd=tmp_path)
+    assert caught.returncode == 1
+    assert caught.stdout.startswith("BROKEN:")
+    with sqlite3.connect(folder / "intake.db") as db:
+        db.execute("UPDATE audit_events SET actor = 'someone else' WHERE seq = 2")
+    changed = call("audit", "verify", "--config", config, cwd=tmp_path)
+    assert changed.returncode == 1
+    assert changed.stdout.strip() == "BROKEN: entry 2 was altered"
