@@ -5,7 +5,8 @@ folder (config, server secret, SQLite database, an operator key), the local
 Telegram stand-in, and the bot itself (``bot.app.serve``, the code of
 ``intake run``). Time is compressed: the group is due every few seconds.
 The folder is left behind so the reader can run ``intake status``,
-``intake inbox list`` and ``intake audit verify`` on it afterwards.
+``intake inbox list``, ``intake audit verify`` and ``intake timeline PINE-7`` on it
+afterwards.
 """
 
 from __future__ import annotations

@@ -42,3 +42,4 @@ def demo(
         f"--key {folder / 'operator.key'}"
     )
     out.print(f"  intake audit verify --config {config}")
+    out.print(f"  intake timeline PINE-7 --config {config} --out pine-7.png")

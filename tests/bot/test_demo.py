@@ -115,6 +115,16 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
 
     assert intake("audit", "verify", "--config", config, cwd=tmp_path).startswith("OK: ")
 
+    # The journey as a picture: times and statuses, nothing anyone wrote.
+    for name in ("pine-7.png", "pine-7.svg"):
+        intake("timeline", "PINE-7", "--config", config, "--out", name, cwd=tmp_path)
+    assert (tmp_path / "pine-7.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    svg = (tmp_path / "pine-7.svg").read_text()
+    assert svg.lstrip().startswith("<?xml")
+    assert "leg 3" in svg
+    for secret in ("tea is warm", "persimmons", "잡혔", "Kunming", "Mi-rae", "138 0013"):
+        assert secret not in svg
+
 
 def test_audit_verify_names_the_first_changed_entry_and_a_checkpoint_catches_a_cut_tail(
     tmp_path: Path,
