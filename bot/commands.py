@@ -1,5 +1,5 @@
 """Activists' and admins' commands: /status, /group, /pause, /resume, /safe,
-/detained, /stage.
+/detained, /stage, and /timezone (the zone of the times in their alerts).
 
 An admin may act on every group; an activist on the groups their invite named.
 Anyone else gets exactly what any message gets (the neutral receipt, and the
@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -208,6 +208,17 @@ async def _stage(call: Call) -> str:
     )
 
 
+async def _timezone(call: Call) -> str:
+    zone = call.args[0] if call.args else ""
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return call._(texts.USAGE).format(usage="/timezone Asia/Seoul")
+    call.person.tz = zone
+    call.session.add(call.person)
+    return call._(texts.TIME_ZONE_SET).format(zone=zone)
+
+
 ACTIONS: dict[str, Action] = {
     "status": _status,
     "group": _group,
@@ -216,6 +227,7 @@ ACTIONS: dict[str, Action] = {
     "safe": _marking(Status.SAFE),
     "detained": _marking(Status.DETAINED),
     "stage": _stage,
+    "timezone": _timezone,
 }
 
 

@@ -79,6 +79,7 @@ PAUSED_UNTIL = _("{codename} is paused until {local}.")
 RESUMED = _("{codename} follows its schedule again.")
 MARKED = _("{codename} is marked {status}.")
 ON_LEG = _("{codename} is on the leg {leg}.")
+TIME_ZONE_SET = _("Times are now shown in {zone}.")
 WATCHER_COMMANDS = (
     ("status", _("Every group you watch")),
     ("group", _("One group in detail: /group CODENAME")),
@@ -87,4 +88,5 @@ WATCHER_COMMANDS = (
     ("safe", _("Mark a group safe")),
     ("detained", _("Mark a group detained")),
     ("stage", _("Move a group to a leg: /stage CODENAME LEG")),
+    ("timezone", _("The time zone of your alerts: /timezone Asia/Seoul")),
 )

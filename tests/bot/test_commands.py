@@ -145,6 +145,10 @@ async def test_status_group_pause_resume_stage_and_detained(world: World) -> Non
 
         await world.until(Status.OK)
 
+        assert (
+            await world.ask(OTHER, "/timezone Europe/Riga") == "Times are now shown in Europe/Riga."
+        )
+        assert (await world.ask(OTHER, "/timezone Mars/Olympus")).startswith("Use: /timezone")
         mark = len(world.standin.sent)
         assert await world.ask(ADMIN, "/detained PINE-7") == "PINE-7 is marked DETAINED."
         await eventually(
@@ -153,6 +157,10 @@ async def test_status_group_pause_resume_stage_and_detained(world: World) -> Non
                 for m in world.standin.sent[mark:]
             )
         )
+        alert = next(
+            m.text or "" for m in world.standin.sent[mark:] if m.chat_id == OTHER and m.text
+        )
+        assert "EET" in alert or "EEST" in alert  # Riga time, as the activist chose
         assert (await world.group()).status_basis == "marked"
 
 
