@@ -25,8 +25,11 @@ from bot.engine import AlertTiming, run_pass
 from bot.i18n import pick_language, translator
 from bot.intake import BotApplication, Runtime
 from storage.alerts import admins
+from storage.db import reclaim_deleted
+from storage.groups import SHREDDED_TABLES
 from storage.models import Person, ProcessedUpdate, WatchState
 from storage.people import chat_id_of
+from storage.retention import apply_retention
 from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ Context = ContextTypes.DEFAULT_TYPE
 ENGINE_EVERY = timedelta(milliseconds=250)
 SEND_EVERY = timedelta(milliseconds=250)
 HEARTBEAT_EVERY = timedelta(minutes=1)
+RETENTION_EVERY = timedelta(hours=6)
 ALIVE = "alive"
 # Away for less than this is a restart, not an absence worth telling admins about.
 WORTH_TELLING = timedelta(minutes=2)
@@ -68,6 +72,13 @@ async def start(application: BotApplication, *, started_at: datetime) -> None:
     )
     queue.run_repeating(
         send_job, interval=SEND_EVERY, first=AT_ONCE, name="alert-sender", job_kwargs=_JOB_OPTIONS
+    )
+    queue.run_repeating(
+        retention_job,
+        interval=RETENTION_EVERY,
+        first=AT_ONCE,
+        name="retention",
+        job_kwargs=_JOB_OPTIONS,
     )
     queue.run_repeating(
         heartbeat_job,
@@ -106,6 +117,21 @@ async def send_job(context: Context) -> None:
         limiter=limiter,
         now=utc_now,
     )
+
+
+async def retention_job(context: Context) -> None:
+    """Shred the contents of groups SAFE for longer than [retention] after_safe."""
+    runtime = _runtime(context)
+    async with runtime.sessions() as session, session.begin():
+        done = await apply_retention(
+            session,
+            now=utc_now(),
+            after_safe=runtime.settings.retention.after_safe,
+            actor="bot@retention",
+        )
+    if done:
+        await reclaim_deleted(runtime.engine, tables=SHREDDED_TABLES)
+        log.info("retention: shredded the contents of %d group(s)", len(done))
 
 
 async def heartbeat_job(context: Context) -> None:

@@ -126,12 +126,34 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
         assert secret not in svg
 
 
-def test_audit_verify_names_the_first_changed_entry_and_a_checkpoint_catches_a_cut_tail(
+def test_shredding_then_audit_verify_names_a_changed_entry_and_a_checkpoint_a_cut_tail(
     tmp_path: Path,
 ) -> None:
     folder = tmp_path / "demo"
     intake("demo", "--dir", str(folder), cwd=tmp_path)
     config = str(folder / "config.toml")
+    refused = call(
+        "group", "shred", "PINE-7", "--yes-i-mean", "OAK-2", "--config", config, cwd=tmp_path
+    )
+    assert refused.returncode == 2
+    assert "nothing was shredded" in refused.stderr
+    assert intake(
+        "group", "shred", "PINE-7", "--yes-i-mean", "pine-7", "--config", config, cwd=tmp_path
+    ).startswith("PINE-7 is shredded")
+    left = intake(
+        "inbox",
+        "list",
+        "--format",
+        "json",
+        "--config",
+        config,
+        "--key",
+        str(folder / "operator.key"),
+        cwd=tmp_path,
+        env={"INTAKE_PASSPHRASE": DEMO_PASSPHRASE},
+    )
+    assert left == ""
+    assert intake("retention", "run", "--config", config, cwd=tmp_path).startswith("Nothing is due")
     kept = intake("audit", "checkpoint", "--config", config, cwd=tmp_path).strip()
     seq = int(kept.split(":")[0])
     assert seq >= 3

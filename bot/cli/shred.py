@@ -1,0 +1,85 @@
+"""``intake group shred`` and ``intake retention run``: contents go, the timeline stays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import (
+    ADMIN_ACTOR,
+    ConfigOption,
+    app,
+    fail,
+    group_app,
+    out,
+    run,
+    workspace,
+)
+from bot.config import load_settings, resolve_config_path
+from bot.schedules import normalise_codename
+from storage import audit
+from storage.db import open_database, reclaim_deleted
+from storage.groups import SHREDDED_TABLES, get_group, shred_group
+from storage.retention import apply_retention
+from storage.timeutil import utc_now
+
+retention_app = typer.Typer(help="How long contents are kept.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+@group_app.command("shred")
+def group_shred(
+    codename: Annotated[str, typer.Argument(help="The group's codename, like PINE-7.")],
+    confirm: Annotated[
+        str | None,
+        typer.Option("--yes-i-mean", help="The codename again, for scripts (else it is asked)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Destroy a group's key and every sealed row of it; its status timeline stays."""
+    name = normalise_codename(codename)
+    again = confirm if confirm is not None else typer.prompt(f"Type {name} again to shred it")
+    if normalise_codename(again) != name:
+        fail("the codenames differ: nothing was shredded")
+
+    async def go() -> None:
+        async with workspace(config) as ws:
+            now = utc_now()
+            group = await get_group(ws.session, codename=name)
+            await shred_group(ws.session, group=group, now=now)
+            await audit.append(
+                ws.session, actor=ADMIN_ACTOR, action="group.shred", subject=name, at=now
+            )
+        await _reclaim(config)
+
+    run(go())
+    out.print(f"{name} is shredded: its contents are gone; its status timeline remains.")
+
+
+@retention_app.command("run")
+def retention_run(config: ConfigOption = None) -> None:
+    """Shred the contents of groups SAFE for longer than [retention] after_safe."""
+
+    async def go() -> list[str]:
+        async with workspace(config) as ws:
+            done = await apply_retention(
+                ws.session,
+                now=utc_now(),
+                after_safe=ws.settings.retention.after_safe,
+                actor=ADMIN_ACTOR,
+            )
+        if done:
+            await _reclaim(config)
+        return done
+
+    done = run(go())
+    out.print(f"Shredded {', '.join(done)}." if done else "Nothing is due for shredding.")
+
+
+async def _reclaim(config: Path | None) -> None:
+    """After the commit: PostgreSQL keeps deleted rows in its files until rewritten."""
+    settings = load_settings(resolve_config_path(config))
+    async with open_database(settings.database.url, migrate_to_head=False) as engine:
+        await reclaim_deleted(engine, tables=SHREDDED_TABLES)
