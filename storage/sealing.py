@@ -171,6 +171,10 @@ class Keyring:
         self._groups[group.id] = key
         return key
 
+    def forget(self, group: Group) -> None:
+        """Drop a cached group key (the group's key pair was just rotated)."""
+        self._groups.pop(group.id, None)
+
     async def data_key(self, session: AsyncSession, *, table: str, row_id: uuid.UUID) -> bytes:
         wraps = (
             await session.exec(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from bot.cli import admin, audit, demo, inbox, shred, timeline  # noqa: F401 (register their commands)
+from bot.cli import admin, audit, demo, inbox, operators, shred, timeline  # noqa: F401 (register their commands)
 from bot.cli.common import USER_ERRORS, UsageError, app, err
 
 __all__ = ["app", "main"]

@@ -196,7 +196,7 @@ def operator_add(
     if groups:
         err.print(
             f"note: {groups} existing group(s) are not yet readable with this key; an existing "
-            "operator must re-wrap them for it."
+            f"operator shares them with `intake operator share {key.fingerprint()} --key FILE`."
         )
 
 

@@ -1,0 +1,148 @@
+"""Changing the set of operators: sharing every key with a newcomer, and taking
+everything away from one who leaves.
+
+Both work one group per call, so the caller commits after each and an
+interrupted run simply runs again: a group already done is recognised (the
+newcomer holds its key; the leaver no longer does) and skipped.
+
+Removing an operator rotates each group's key pair: the group's records' data
+keys are re-wrapped from the old group key to a new one, and the old one's
+wraps are deleted. The removed key then opens nothing in the database, and
+nothing sealed afterwards; a backup taken before the removal still holds what
+that key could open then (see docs/security.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.crypto import KemName, PrivateKey, unwrap_key, wrap_key
+from storage.models import Group, GroupKeyWrap, KeyWrap, Operator
+from storage.sealing import (
+    Keyring,
+    active_operators,
+    data_key_binding,
+    group_key_binding,
+    operator_public_key,
+)
+
+
+class LastOperator(Exception):
+    """Removing the only operator would leave nothing able to open anything."""
+
+
+async def live_groups(session: AsyncSession) -> Sequence[Group]:
+    return (
+        await session.exec(
+            select(Group).where(col(Group.shredded_at).is_(None)).order_by(col(Group.codename))
+        )
+    ).all()
+
+
+async def holds_key(session: AsyncSession, *, group: Group, operator: Operator) -> bool:
+    wrap = await session.exec(
+        select(GroupKeyWrap.id).where(
+            GroupKeyWrap.group_id == group.id, GroupKeyWrap.operator_id == operator.id
+        )
+    )
+    return wrap.first() is not None
+
+
+async def share_group(
+    session: AsyncSession, keyring: Keyring, *, group: Group, newcomer: Operator
+) -> bool:
+    """Wrap the group's key for ``newcomer``; False if they hold it already."""
+    if await holds_key(session, group=group, operator=newcomer):
+        return False
+    private = await keyring.group_key(session, group)
+    session.add(
+        GroupKeyWrap(
+            group_id=group.id,
+            operator_id=newcomer.id,
+            wrapped=wrap_key(
+                private.raw(), operator_public_key(newcomer), group_key_binding(group.id)
+            ),
+        )
+    )
+    await session.flush()
+    return True
+
+
+async def share_unlinked(session: AsyncSession, keyring: Keyring, *, newcomer: Operator) -> int:
+    """Wrap for ``newcomer`` the data keys of records no group claims yet."""
+    mine = (
+        await session.exec(select(KeyWrap).where(KeyWrap.operator_id == keyring.operator.id))
+    ).all()
+    theirs = set(
+        (
+            await session.exec(select(KeyWrap.subject_id).where(KeyWrap.operator_id == newcomer.id))
+        ).all()
+    )
+    added = 0
+    for wrap in mine:
+        if wrap.subject_id in theirs:
+            continue
+        binding = data_key_binding(wrap.subject_table, wrap.subject_id)
+        data_key = await keyring.data_key(session, table=wrap.subject_table, row_id=wrap.subject_id)
+        session.add(
+            KeyWrap(
+                subject_table=wrap.subject_table,
+                subject_id=wrap.subject_id,
+                operator_id=newcomer.id,
+                wrapped=wrap_key(data_key, operator_public_key(newcomer), binding),
+            )
+        )
+        added += 1
+    await session.flush()
+    return added
+
+
+async def retire(session: AsyncSession, *, leaver: Operator, now: datetime) -> None:
+    """Mark the operator removed, so nothing new is sealed to them."""
+    remaining = [op for op in await active_operators(session) if op.id != leaver.id]
+    if not remaining:
+        raise LastOperator("that is the only operator: add another before removing it")
+    if leaver.removed_at is None:
+        leaver.removed_at = now
+        session.add(leaver)
+        await session.flush()
+
+
+async def rotate_group(
+    session: AsyncSession, keyring: Keyring, *, group: Group, leaver: Operator
+) -> bool:
+    """Give the group a new key pair that ``leaver`` never held; False if done already."""
+    if not await holds_key(session, group=group, operator=leaver):
+        return False
+    old = await keyring.group_key(session, group)
+    new = PrivateKey.generate(KemName(group.kem))
+    for wrap in (await session.exec(select(KeyWrap).where(KeyWrap.group_id == group.id))).all():
+        binding = data_key_binding(wrap.subject_table, wrap.subject_id)
+        wrap.wrapped = wrap_key(unwrap_key(wrap.wrapped, old, binding), new.public_key(), binding)
+        session.add(wrap)
+    await session.exec(delete(GroupKeyWrap).where(col(GroupKeyWrap.group_id) == group.id))
+    binding = group_key_binding(group.id)
+    for op in await active_operators(session):
+        session.add(
+            GroupKeyWrap(
+                group_id=group.id,
+                operator_id=op.id,
+                wrapped=wrap_key(new.raw(), operator_public_key(op), binding),
+            )
+        )
+    group.public_key = new.public_key().raw
+    session.add(group)
+    await session.flush()
+    keyring.forget(group)
+    return True
+
+
+async def drop_record_wraps(session: AsyncSession, *, leaver: Operator) -> int:
+    """Delete the leaver's own wraps of records no group claims (every other active
+    operator holds theirs: unlinked records are sealed to each)."""
+    result = await session.exec(delete(KeyWrap).where(col(KeyWrap.operator_id) == leaver.id))
+    return int(result.rowcount or 0)

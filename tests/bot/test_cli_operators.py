@@ -1,0 +1,65 @@
+"""`intake operator share` and `intake operator remove`, as an admin and two operators
+run them: the newcomer reads every group; the leaver's key opens nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.bot.test_cli import assert_ok, assert_one_line_error, intake
+
+PASSPHRASE = {"INTAKE_PASSPHRASE": "correct horse battery staple"}
+
+
+def keygen(tmp_path: Path, name: str) -> tuple[str, str]:
+    """A key file; its public key line and its fingerprint."""
+    ran = intake("keygen", "--out", name, "--kem", "X25519", cwd=tmp_path, env=PASSPHRASE)
+    assert_ok(ran)
+    public = ran.stdout.strip()
+    fingerprint = ran.stderr.split()[1]
+    return public, fingerprint
+
+
+def test_a_new_operator_is_given_every_group_and_a_removed_one_opens_nothing(
+    tmp_path: Path,
+) -> None:
+    assert_ok(intake("init", cwd=tmp_path))
+    first_public, first = keygen(tmp_path, "first.key")
+    second_public, second = keygen(tmp_path, "second.key")
+    assert_ok(intake("operator", "add", first_public, "--name", "First", cwd=tmp_path))
+    assert_ok(intake("group", "add", "PINE-7", cwd=tmp_path))
+    assert_ok(intake("group", "add", "OAK-2", cwd=tmp_path))
+    added = intake("operator", "add", second_public, "--name", "Second", cwd=tmp_path)
+    assert_ok(added)
+    assert f"intake operator share {second}" in added.stderr
+
+    shared = intake(
+        "operator", "share", second[:12], "--key", "first.key", cwd=tmp_path, env=PASSPHRASE
+    )
+    assert_ok(shared)
+    assert "Shared 2 group key(s)" in shared.stdout
+    again = intake(
+        "operator", "share", second[:12], "--key", "first.key", cwd=tmp_path, env=PASSPHRASE
+    )
+    assert "Shared 0 group key(s)" in again.stdout  # safe to run again
+
+    assert_one_line_error(
+        intake(
+            "operator", "remove", second[:12], "--key", "second.key", cwd=tmp_path, env=PASSPHRASE
+        ),
+        "another operator's key",
+    )
+    removed = intake(
+        "operator", "remove", first[:12], "--key", "second.key", cwd=tmp_path, env=PASSPHRASE
+    )
+    assert_ok(removed)
+    assert "2 group key(s) rotated" in removed.stdout
+    assert_ok(intake("inbox", "list", "--key", "second.key", cwd=tmp_path, env=PASSPHRASE))
+    assert_one_line_error(
+        intake("inbox", "list", "--key", "first.key", cwd=tmp_path, env=PASSPHRASE),
+        "not a registered operator",
+    )
+    assert_one_line_error(
+        intake(
+            "operator", "remove", second[:12], "--key", "second.key", cwd=tmp_path, env=PASSPHRASE
+        ),
+    )
