@@ -258,6 +258,11 @@ class PrivateKey:
         x_pub = x25519.X25519PrivateKey.from_private_bytes(scalar).public_key()
         return PublicKey(self.kem, mlkem_pub.public_bytes_raw() + x_pub.public_bytes_raw())
 
+    def x25519_scalar(self) -> bytes:
+        """The X25519 private scalar (alone, or the classical half of the hybrid):
+        what an age identity holds, for exports the `age` tool opens."""
+        return self._raw if self.kem is KemName.X25519 else self._raw[_MLKEM_SEED:]
+
     def __repr__(self) -> str:
         return f"PrivateKey({self.kem.value}, <hidden>)"
 

@@ -40,6 +40,7 @@ from bot.cli.common import (
     operator_app,
     out,
     run,
+    unlock_operator_key,
     when,
     workspace,
 )
@@ -53,6 +54,7 @@ from bot.group_import import Defaults, read_groups
 from bot.phrases import SIGNAL_STRENGTH, BadMeaning, UnmatchablePhrase, fold, parse_means
 from bot.schedules import BadSchedule, describe, make_schedule, next_due, normalise_codename
 from storage import audit, keyfile
+from storage.age_export import age_identity
 from storage.codebook import add_phrase, phrases_for
 from storage.crypto import KemName, PrivateKey, PublicKey, ServerKeys
 from storage.db import open_database, session_factory
@@ -145,15 +147,30 @@ def _new_passphrase() -> str:
 @app.command()
 def keygen(
     output: Annotated[
-        Path, typer.Option("--out", help="Where to write the key file.", dir_okay=False)
-    ],
+        Path | None, typer.Option("--out", help="Where to write the key file.", dir_okay=False)
+    ] = None,
     kem: Annotated[
         KemName, typer.Option(help="Key type: the post-quantum hybrid (default) or X25519 alone.")
     ] = KemName.MLKEM768_X25519,
+    age: Annotated[
+        Path | None,
+        typer.Option(
+            "--age",
+            help="Instead: print the age identity of this existing key file, which opens "
+            "`intake inbox export` files with `age -d -i`.",
+            dir_okay=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Make an operator key pair. Run it on the operator's own machine, never on the server."""
     del config  # accepted on every command; keygen needs no installation
+    if age is not None:
+        out.print(age_identity(unlock_operator_key(age)))
+        err.print("keep it as secret as the key file itself")
+        return
+    if output is None:
+        fail("give --out FILE for the new key (or --age FILE to print an existing key's identity)")
     if output.exists():
         fail(f"{output} already exists; choose another --out")  # before asking for a passphrase
     passphrase = _new_passphrase()

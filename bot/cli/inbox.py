@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +16,8 @@ from bot.cli.common import (
     KeyOption,
     app,
     duration_option,
+    err,
+    fail,
     operator_workspace,
     out,
     run,
@@ -23,6 +26,7 @@ from bot.cli.common import (
 )
 from bot.schedules import normalise_codename
 from storage import audit
+from storage.age_export import encrypt_for
 from storage.groups import get_group
 from storage.inbox import InboxItem, list_inbox
 from storage.timeutil import utc_now
@@ -111,3 +115,46 @@ def inbox_list(
 
 def _short(moment: datetime | None) -> str:
     return when(moment).removesuffix(" UTC")
+
+
+@inbox_app.command("export")
+def inbox_export(
+    output: Annotated[
+        Path, typer.Option("--out", help="The file to write (an age file).", dir_okay=False)
+    ],
+    group: Annotated[str | None, typer.Option("--group", help="Only this group.")] = None,
+    plaintext: Annotated[
+        bool,
+        typer.Option("--plaintext", help="Write JSON lines in clear instead (think twice)."),
+    ] = False,
+    config: ConfigOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Every message as JSON lines, sealed to your own age identity (`intake keygen --age`
+    prints it; `age -d -i IDENTITY FILE` opens it)."""
+    if output.exists():
+        fail(f"{output} already exists; choose another --out")
+    private_key = unlock_operator_key(key)
+
+    async def go() -> list[InboxItem]:
+        async with operator_workspace(config, private_key) as ow:
+            session = ow.ws.session
+            target = await get_group(session, codename=normalise_codename(group)) if group else None
+            items = await list_inbox(session, ow.keyring, group=target)
+            await audit.append(
+                session,
+                actor=ow.keyring.operator.fingerprint[:16],
+                action="inbox.export",
+                subject=target.codename if target else None,
+                at=utc_now(),
+                details={"messages": len(items), "plaintext": plaintext},
+            )
+            return items
+
+    items = run(go())
+    lines = "".join(json.dumps(i.as_json(), ensure_ascii=False) + "\n" for i in items).encode()
+    output.write_bytes(lines if plaintext else encrypt_for(private_key, lines))
+    output.chmod(0o600)
+    if plaintext:
+        err.print("warning: the export is NOT encrypted; anyone who copies the file reads it")
+    out.print(f"Exported {len(items)} message(s) to {output}.")

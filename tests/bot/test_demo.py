@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from storage import keyfile
+from storage.age_export import decrypt_with
+
 DEMO_PASSPHRASE = "pine seven crosses the river"
 
 
@@ -112,6 +115,27 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
     assert wrong.returncode == 1
     assert wrong.stderr.startswith("intake: error:")
     assert "엄마" not in wrong.stdout + wrong.stderr
+
+    # The same messages, exported sealed to the operator's own age identity.
+    intake(
+        "inbox",
+        "export",
+        "--out",
+        "export.age",
+        "--config",
+        config,
+        "--key",
+        key,
+        cwd=tmp_path,
+        env=unlocked,
+    )
+    identity = intake("keygen", "--age", key, cwd=tmp_path, env=unlocked)
+    exported = decrypt_with(
+        keyfile.unlock(keyfile.read(Path(key)), DEMO_PASSPHRASE),
+        (tmp_path / "export.age").read_bytes(),
+    )
+    assert exported.decode().splitlines() == lines
+    assert identity.startswith("AGE-SECRET-KEY-1")
 
     assert intake("audit", "verify", "--config", config, cwd=tmp_path).startswith("OK: ")
 
