@@ -116,6 +116,27 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
     assert wrong.stderr.startswith("intake: error:")
     assert "엄마" not in wrong.stdout + wrong.stderr
 
+    # Acting on one message: read (which marks it seen), note, star, unlink, link.
+    def op(*args: str) -> str:
+        return intake("inbox", *args, "--config", config, "--key", key, cwd=tmp_path, env=unlocked)
+
+    caught = messages[0]["id"][:8]
+    assert "엄마, 우리 잡혔어요" in op("read", caught)
+    assert op("note", caught, "called the sister back") == "Note added.\n"
+    assert op("star", caught) == "Starred.\n"
+    assert [
+        json.loads(x)["id"] for x in op("list", "--starred", "--format", "json").splitlines()
+    ] == [messages[0]["id"]]
+    assert len(op("list", "--unread", "--format", "json").splitlines()) == 3
+    assert "note: called the sister back" in op("read", caught)
+    op("unlink", caught)
+    [waiting] = [json.loads(x) for x in op("list", "--unlinked", "--format", "json").splitlines()]
+    assert (waiting["id"], waiting["group"]) == (messages[0]["id"], None)
+    op("link", caught, "PINE-7")
+    relinked = json.loads(op("list", "--format", "json").splitlines()[0])
+    assert (relinked["group"], relinked["link_reason"]) == ("PINE-7", "operator")
+    assert "called the sister back" not in (folder / "intake.db").read_bytes().decode("latin-1")
+
     # The same messages, exported sealed to the operator's own age identity.
     intake(
         "inbox",
@@ -134,7 +155,7 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
         keyfile.unlock(keyfile.read(Path(key)), DEMO_PASSPHRASE),
         (tmp_path / "export.age").read_bytes(),
     )
-    assert exported.decode().splitlines() == lines
+    assert len(exported.decode().splitlines()) == len(lines) == 4
     assert identity.startswith("AGE-SECRET-KEY-1")
 
     assert intake("audit", "verify", "--config", config, cwd=tmp_path).startswith("OK: ")
