@@ -35,6 +35,7 @@ from storage.models import (
 CHECKIN_SIGNALS = frozenset({Signal.CHECKIN, Signal.STAGE})
 # The basis recorded on a DETAINED flip caused by a message.
 DETENTION_BASIS = {Signal.DETAINED: "reported", Signal.DURESS: "duress"}
+REPORTED_BASES = frozenset({*DETENTION_BASIS.values(), "marked"})
 
 
 async def forwarder_groups(session: AsyncSession, *, person_id: uuid.UUID) -> list[Group]:
@@ -94,13 +95,22 @@ async def record_signal(
     leg = await session.get(Leg, leg_id) if signal is Signal.STAGE and leg_id else None
     if leg is not None and leg.group_id == group.id:
         await enter_leg(session, group=group, leg=leg, at=at, now=now)
-    if signal in DETENTION_BASIS and group.status not in (Status.DETAINED, Status.SAFE):
+    if signal in DETENTION_BASIS and _report_changes_status(group):
         await flip(
             session, group=group, to=Status.DETAINED, at=at, basis=DETENTION_BASIS[signal], now=now
         )
     session.add(group)
     await session.flush()
     return event
+
+
+def _report_changes_status(group: Group) -> bool:
+    """A duress phrase or a detention report flips the group to DETAINED unless it
+    is SAFE or already DETAINED by a report: one DETAINED by silence alone becomes
+    DETAINED as reported, which the clock can no longer clear (and everyone hears)."""
+    if group.status is Status.SAFE:
+        return False
+    return not (group.status is Status.DETAINED and group.status_basis in REPORTED_BASES)
 
 
 async def enter_leg(

@@ -274,3 +274,26 @@ async def test_two_bot_processes_and_a_thousand_deadlines_give_one_flip_and_one_
     assert len(sent_to) == len(set(sent_to)) == 1000
     assert {r for _, r, _ in sent_to} == {activist.id}
     assert admin.id not in {r for _, r, _ in sent_to}
+
+
+async def test_a_duress_phrase_after_a_silence_detention_makes_it_a_reported_one(
+    engine: AsyncEngine, session: AsyncSession, watched: tuple[Group, Person, Person, Person]
+) -> None:
+    group, _own, _other, _admin = watched
+    sessions = session_factory(engine)
+    await run_pass(sessions, now=T0 + timedelta(minutes=1), timing=TIMING)
+    await run_pass(sessions, now=T0 + 100 * H, timing=TIMING)
+    await fresh(session, group)
+    assert (group.status, group.status_basis) == (Status.DETAINED, "silence")
+    late = T0 + 101 * H
+    await record_signal(session, group=group, signal=Signal.DURESS, at=late, source="t", now=late)
+    await session.commit()
+    assert (group.status, group.status_basis) == (Status.DETAINED, "duress")
+    # A second report changes nothing more, and the engine leaves a report standing.
+    await record_signal(session, group=group, signal=Signal.DETAINED, at=late, source="t", now=late)
+    await session.commit()
+    await run_pass(sessions, now=late + 100 * H, timing=TIMING)
+    await fresh(session, group)
+    assert (group.status, group.status_basis) == (Status.DETAINED, "duress")
+    detained = await session.exec(select(Flip.basis).where(Flip.to_status == Status.DETAINED))
+    assert sorted(detained.all()) == ["duress", "silence"]
