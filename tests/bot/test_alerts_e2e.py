@@ -22,7 +22,7 @@ from storage.codebook import add_phrase
 from storage.crypto import KemName, ServerKeys
 from storage.db import open_database, session_factory
 from storage.groups import Schedule, create_group
-from storage.models import Flip, Role, RoleGrant, Signal, Status
+from storage.models import Alert, Flip, Role, RoleGrant, Signal, Status
 from storage.people import get_or_create_person
 from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
@@ -50,6 +50,21 @@ class World:
 
     def texts_to(self, user: SimUser) -> list[str]:
         return [m.text or "" for m in self.alerts_to(user)]
+
+    async def recorded_as_sent(self, message_id: int) -> None:
+        """Wait until the bot has recorded which alert that Telegram message is."""
+        for _ in range(200):
+            async with (
+                open_database(self.installation.settings.database.url) as engine,
+                session_factory(engine)() as session,
+            ):
+                found = await session.exec(
+                    select(Alert.id).where(Alert.telegram_message_id == message_id)
+                )
+                if found.first() is not None:
+                    return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the alert was never recorded as sent")
 
     async def flips(self) -> list[Status]:
         async with (
@@ -130,6 +145,7 @@ async def test_silence_alerts_then_detention_escalates_ack_stops_repeats_and_che
         detained = next(
             m for m in reversed(world.alerts_to(world.own)) if "DETAINED" in (m.text or "")
         )
+        await world.recorded_as_sent(detained.message_id)  # as a person would: not within ms
         world.standin.press_button(world.own, detained.message, "al:ack")
         await eventually(lambda: bool(world.standin.answered_callbacks))
         await eventually(lambda: "reply_markup" not in _now(world, detained))  # buttons gone
