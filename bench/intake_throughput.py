@@ -47,6 +47,7 @@ from storage.timeutil import utc_now
 
 ECHO_TOKEN_ENV = "BENCH_ECHO_TOKEN"  # noqa: S105 (the name of a variable)
 THIS_FILE = Path(__file__).resolve()
+INTAKE_RUN = ("-m", "bot.cli", "run", "--config")
 FIRST_RELATIVE = 6_500_000_001
 
 
@@ -216,7 +217,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
                 intake = await timed_run(
                     standin,
                     "intake",
-                    [sys.executable, "-m", "bot.cli", "run", "--config", str(config)],
+                    [sys.executable, *profiled(args.profile), *INTAKE_RUN, str(config)],
                     env=child_env(),
                     updates=args.updates,
                     done=lambda: burst <= standin.confirmed_update_ids(),
@@ -263,6 +264,11 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def profiled(path: str | None) -> list[str]:
+    """Run the intake bot under cProfile (written when it stops on SIGTERM)."""
+    return [] if path is None else ["-m", "cProfile", "-o", path]
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
@@ -297,6 +303,7 @@ def main() -> None:
         "--kem", default=KemName.MLKEM768_X25519.value, choices=[k.value for k in KemName]
     )
     parser.add_argument("--timeout", type=float, default=1800, help="per bot, seconds")
+    parser.add_argument("--profile", help="write a cProfile of the intake bot to this file")
     parser.add_argument("--echo-bot", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()

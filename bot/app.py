@@ -12,16 +12,19 @@ import asyncio
 import contextlib
 import logging
 import signal
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ApplicationBuilder
+from telegram.warnings import PTBUserWarning
 
 from bot import handlers, watch
 from bot.config import Settings
-from bot.intake import BotApplication, Intake, Runtime
+from bot.intake import BotApplication, Intake, Runtime, Taken
 from bot.webhook import serve_webhook
 from storage.crypto import ServerKeys
 from storage.db import open_database, session_factory
@@ -100,19 +103,28 @@ async def serve(
 
 
 async def drain(application: BotApplication, intake: Intake) -> int | None:
-    """Take in every update that queued while the bot was down, oldest first."""
+    """Take in every update that queued while the bot was down, oldest first, a
+    getUpdates batch per transaction."""
     offset: int | None = None
     count = 0
-    while True:
-        updates = await _get_updates(application, offset=offset, poll_seconds=0)
-        if updates is None:
-            continue
-        if not updates:
-            break
-        for update in updates:
-            await intake.handle(update)
-            offset = update.update_id + 1
-            count += 1
+    replies = handlers.Replies(application)
+    try:
+        while True:
+            updates = await _get_updates(application, offset=offset, poll_seconds=0)
+            if updates is None:
+                continue
+            if not updates:
+                break
+            committed = await _take_in(intake, updates)
+            if committed:
+                # Confirmed by the next getUpdates, while the replies run.
+                offset = updates[len(committed) - 1].update_id + 1
+                count += len(committed)
+                await replies.start(updates[: len(committed)], committed)
+            if len(committed) < len(updates):
+                raise _NotCommitted(updates[len(committed)].update_id)
+    finally:
+        await replies.finish()
     log.info("drained %d update(s) that queued while the bot was down", count)
     return offset
 
@@ -124,34 +136,91 @@ async def poll(
     offset: int | None,
     stop: asyncio.Event,
 ) -> None:
-    """Long-poll until ``stop``; an update's offset moves past it only once it is committed."""
+    """Long-poll until ``stop``; the offset moves past a batch only once it is committed."""
     backoff = 1.0
-    while not stop.is_set():
-        updates = await _wait_or_stop(
-            _get_updates(application, offset=offset, poll_seconds=LONG_POLL_SECONDS), stop
-        )
-        if updates is None:
-            continue
-        for update in updates:
+    replies = handlers.Replies(application)
+    try:
+        while not stop.is_set():
+            updates = await _wait_or_stop(
+                _get_updates(application, offset=offset, poll_seconds=LONG_POLL_SECONDS), stop
+            )
+            if not updates:
+                continue
             try:
-                await intake.handle(update)
-            except Exception as exc:
+                committed = await _take_in(intake, updates)
+            except _NotCommitted:
+                committed = []
+            if committed:
+                offset = updates[len(committed) - 1].update_id + 1
+                backoff = 1.0
+                await replies.start(updates[: len(committed)], committed)
+            if len(committed) < len(updates):
                 # Not committed, so not confirmed: Telegram gives it again next time.
                 log.error(
-                    "could not store update %d (%s); retrying in %.0fs",
-                    update.update_id,
-                    type(exc).__name__,
+                    "could not store update %d; retrying in %.0fs",
+                    updates[len(committed)].update_id,
                     backoff,
                 )
                 await _sleep_or_stop(backoff, stop)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-                break
-            offset = update.update_id + 1
-            backoff = 1.0
+    finally:
+        await replies.finish()
     # Confirm what was committed since the last call, so it is not redelivered.
     if offset is not None:
         with contextlib.suppress(TelegramError):
             await application.bot.get_updates(offset=offset, timeout=0, limit=1)
+
+
+class _NotCommitted(Exception):
+    """Not even the first update of a batch could be committed."""
+
+    def __init__(self, update_id: int) -> None:
+        super().__init__(f"could not store update {update_id}")
+
+
+async def _take_in(intake: Intake, updates: list[Update]) -> list[Taken]:
+    """Commit a batch in one transaction; if that fails, one update at a time, so that
+    one update that cannot be stored holds back only itself and those after it.
+    Returns the ``Taken`` of the committed first part of the batch, in order; raises
+    ``_NotCommitted`` if not even the first update could be committed."""
+    try:
+        return await intake.take_in_batch(updates, now=utc_now())
+    except Exception as exc:
+        log.warning(
+            "a batch of %d update(s) was not committed (%s); taking them one at a time",
+            len(updates),
+            type(exc).__name__,
+        )
+    taken: list[Taken] = []
+    for update in updates:
+        try:
+            taken.append(await intake.take_in(update, now=utc_now()))
+            continue
+        except Exception as exc:
+            if _may_pass(exc):
+                log.error("could not store update %d (%s)", update.update_id, type(exc).__name__)
+                break
+            # Not the database or the network: this update itself cannot be taken in
+            # (a malformed value), and retrying it forever would hold back every
+            # update behind it.
+            log.warning(
+                "update %d could not be taken in (%s); confirmed without content",
+                update.update_id,
+                type(exc).__name__,
+            )
+        try:
+            taken.append(await intake.set_aside(update, now=utc_now()))
+        except Exception as exc:
+            log.error("could not store update %d (%s)", update.update_id, type(exc).__name__)
+            break
+    if not taken:
+        raise _NotCommitted(updates[0].update_id)
+    return taken
+
+
+def _may_pass(exc: BaseException) -> bool:
+    """A failure that a later try may not meet: the database or the network."""
+    return isinstance(exc, SQLAlchemyError | OSError | TimeoutError | TelegramError)
 
 
 async def _get_updates(
@@ -178,7 +247,53 @@ async def _get_updates(
     except (TimedOut, NetworkError, Conflict) as exc:
         log.warning("getUpdates failed (%s); trying again", type(exc).__name__)
         await asyncio.sleep(1)
+    except TelegramError:
+        raise
+    except Exception as exc:
+        # One update the library cannot read would make every later getUpdates fail
+        # the same way, and the bot would never get past it: read the batch one by one.
+        log.warning("a getUpdates batch could not be read (%s)", type(exc).__name__)
+        return await _get_updates_one_by_one(application, offset=offset)
     return None
+
+
+async def _get_updates_one_by_one(
+    application: BotApplication, *, offset: int | None
+) -> list[Update] | None:
+    """The batch as raw JSON, each update parsed alone. One that does not parse
+    becomes a bare ``Update(update_id)``: taken in as nothing and confirmed in its
+    place, with one log line naming only its number (its content may be a message)."""
+    bot = application.bot
+    kwargs: dict[str, object] = {"timeout": 0, "allowed_updates": Update.ALL_TYPES}
+    if offset is not None:
+        kwargs["offset"] = offset
+    try:
+        with warnings.catch_warnings():
+            # PTB suggests Bot.get_updates, which is the call that could not parse.
+            warnings.simplefilter("ignore", PTBUserWarning)
+            raw = await bot.do_api_request("getUpdates", api_kwargs=kwargs)
+    except (TimedOut, NetworkError, Conflict) as exc:
+        log.warning("getUpdates failed (%s); trying again", type(exc).__name__)
+        await asyncio.sleep(1)
+        return None
+    updates: list[Update] = []
+    for item in raw if isinstance(raw, list) else []:
+        update_id = item.get("update_id") if isinstance(item, dict) else None
+        if not isinstance(update_id, int):
+            log.warning("getUpdates gave an update without a number; skipped")
+            continue
+        try:
+            update = Update.de_json(item, bot)
+        except Exception as exc:
+            log.warning(
+                "update %d could not be read (%s); confirmed without content",
+                update_id,
+                type(exc).__name__,
+            )
+            update = Update(update_id=update_id)
+            update.set_bot(bot)
+        updates.append(update)
+    return updates
 
 
 async def _wait_or_stop(

@@ -6,9 +6,11 @@ Everything said to a relative is neutral and deletes itself after
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
+from typing import Any
 
 from telegram import (
     BotCommand,
@@ -22,6 +24,7 @@ from telegram import (
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
+    CallbackContext,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
@@ -38,7 +41,13 @@ from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
 from bot.meaning import confirm_data, which_group_data
 from storage import audit
-from storage.messages import chat_ref_of, find_by_update, undeleted_in_chat, unlinked_count
+from storage.messages import (
+    chat_ref_of,
+    find_by_update,
+    mark_deleted_in_chat,
+    undeleted_in_chat,
+    unlinked_count,
+)
 from storage.models import Role
 from storage.people import (
     chat_id_of,
@@ -144,6 +153,116 @@ def _seconds(value: object) -> timedelta:
     return value if isinstance(value, timedelta) else timedelta(seconds=float(str(value)))
 
 
+# --------------------------------------------------------------------------- batches
+
+
+# Batches whose replies may run at once while the next batch is taken in; the
+# intake waits beyond that, so a slow Telegram holds back intake, not memory.
+BATCHES_IN_FLIGHT = 2
+
+
+class Replies:
+    """The replies of committed batches: every chat at once, each chat's in order.
+
+    A chat's replies wait for that chat's replies of earlier batches, and start by
+    deleting all of the batch's messages from the chat in one call (promise 3
+    first, and one request instead of one per message); then each update's
+    handlers run in order. Replies are sent after the batch is committed, while
+    the next batch is fetched (which confirms this one) and taken in.
+    """
+
+    def __init__(self, application: BotApplication) -> None:
+        self.application = application
+        self._chats: dict[object, asyncio.Future[None]] = {}
+        self._batches: list[asyncio.Task[None]] = []
+
+    async def start(self, updates: Sequence[Update], takens: Sequence[Taken]) -> None:
+        """Start the replies of a committed batch; wait while too many are running."""
+        by_chat: dict[object, list[tuple[Update, Taken]]] = {}
+        for update, taken in zip(updates, takens, strict=True):
+            chat = update.effective_chat
+            key: object = chat.id if chat is not None else ("update", update.update_id)
+            by_chat.setdefault(key, []).append((update, taken))
+        loop = asyncio.get_running_loop()
+        chains = []
+        for key, items in by_chat.items():
+            # Taken now, in the order batches come: the chat's next batch waits for this.
+            after, done = self._chats.get(key), loop.create_future()
+            self._chats[key] = done
+            chains.append(self._chat(key, items, after, done))
+        self._batches.append(asyncio.create_task(self._batch(chains)))
+        while len(self._batches) > BATCHES_IN_FLIGHT:
+            await self._batches.pop(0)
+
+    async def finish(self) -> None:
+        """Wait for every reply started."""
+        while self._batches:
+            await self._batches.pop(0)
+
+    async def _batch(self, chains: list[Coroutine[Any, Any, list[int]]]) -> None:
+        """The chats' replies, then one transaction that notes which messages left their
+        chat (for /wipe; a note lost to a crash only means /wipe tries them again)."""
+        results = await asyncio.gather(*chains, return_exceptions=True)
+        deleted: list[int] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("replies in a chat failed (%s)", type(result).__name__)
+            else:
+                deleted += result
+        if not deleted:
+            return
+        runtime = self.application.bot_data["runtime"]
+        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+        try:
+            async with runtime.sessions() as session, session.begin():
+                await mark_deleted_in_chat(session, update_ids=deleted, now=utc_now())
+        except Exception as exc:  # the messages are gone whatever the note says
+            log.error("could not note deleted messages (%s)", type(exc).__name__)
+
+    async def _chat(
+        self,
+        key: object,
+        items: list[tuple[Update, Taken]],
+        after: asyncio.Future[None] | None,
+        done: asyncio.Future[None],
+    ) -> list[int]:
+        """One chat's replies of one batch; the update ids whose message left the chat."""
+        try:
+            if after is not None:
+                await after
+            return await self._replies(items)
+        finally:
+            done.set_result(None)
+            if self._chats.get(key) is done:
+                del self._chats[key]
+
+    async def _replies(self, items: list[tuple[Update, Taken]]) -> list[int]:
+        runtime = self.application.bot_data["runtime"]
+        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+        first = [(u.update_id, t.in_chat) for u, t in items if t.in_chat is not None]
+        deleted: list[int] = []
+        if runtime.settings.intake.delete_forwarded and first:
+            chat_id = first[0][1][0]
+            ids = sorted({ref[1] for _, ref in first})
+            context: Context = CallbackContext(self.application)
+            if await _delete_quietly(context, chat_id, ids):
+                deleted = [update_id for update_id, _ in first]
+            # Tried (and, if refused for now, tried again later): not again per message.
+            runtime.deleted_first.update(update_id for update_id, _ in first)
+        try:
+            for update, taken in items:
+                if taken.outcome is Outcome.UNREADABLE:
+                    continue
+                runtime.taken[update.update_id] = taken
+                try:
+                    await self.application.process_update(update)
+                finally:
+                    runtime.taken.pop(update.update_id, None)
+        finally:
+            runtime.deleted_first.difference_update(update_id for update_id, _ in first)
+        return deleted
+
+
 # --------------------------------------------------------------------------- content
 
 
@@ -152,10 +271,12 @@ async def on_content(update: Update, context: Context) -> None:
     runtime = runtime_of(context)
     taken: Taken = runtime.taken.get(update.update_id, Taken(Outcome.SEEN))
     message = update.effective_message
-    # Promise 3 comes first: whatever happens to the replies, the message leaves the phone.
+    # Promise 3 comes first: whatever happens to the replies, the message leaves the
+    # phone (a batch's replies delete a chat's messages in one call before any receipt).
     if (
         runtime.settings.intake.delete_forwarded
         and message is not None
+        and update.update_id not in runtime.deleted_first
         and await _delete_quietly(context, message.chat_id, [message.message_id])
     ):
         await _mark_deleted(runtime, update.update_id)
@@ -331,9 +452,11 @@ async def on_language_chosen(update: Update, context: Context) -> None:
         return
     choice = query.data.removeprefix("lang:")
     runtime = runtime_of(context)
-    await query.answer()
     if choice not in LANGUAGES:
+        await query.answer()
         return
+    # Committed before the button stops spinning: the next message (which may be
+    # taken in while these replies still run) is answered in the chosen language.
     async with runtime.sessions() as session, session.begin():
         person = await get_or_create_person(
             session,
@@ -345,6 +468,7 @@ async def on_language_chosen(update: Update, context: Context) -> None:
         person.language = choice
         session.add(person)
         watcher = await watches(session, person_id=person.id)
+    await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_text(translator(choice)(texts.LANGUAGE_SET))
     await set_chat_commands(context.bot, update.effective_user.id, choice, watcher=watcher)

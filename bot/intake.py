@@ -1,12 +1,18 @@
-"""Taking an update in: sealed and committed before Telegram may forget it.
+"""Taking updates in: sealed and committed before Telegram may forget them.
 
 Telegram forgets an update once the bot confirms it (the next getUpdates
-offset, or the 200 answer to a webhook call). ``Intake.handle`` returns only
-after what the update carries is committed, sealed, together with its
-``update_id``; the polling loop and the webhook confirm only after it returns.
-An update seen again after a crash finds its ``update_id`` and is not stored a
-second time, but its replies run again (a receipt may repeat; a forwarded
-message is still deleted from the relative's chat).
+offset, or the 200 answer to a webhook call). ``Intake.take_in_batch`` returns
+only after what a whole getUpdates batch carries is committed, sealed, in one
+transaction together with the batch's ``update_id``s; the polling loop confirms
+only after it returns, and the webhook (``Intake.handle``, one update) answers
+only after it. An update seen again after a crash finds its ``update_id`` and is
+not stored a second time, but its replies run again (a receipt may repeat; a
+forwarded message is still deleted from the relative's chat).
+
+A batch costs a handful of queries whatever its size: the processed
+``update_id``s, the senders, their recent counts (the per-person limit), their
+groups and the operators are read once each, and the rows are written by one
+flush and one commit.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,20 +33,30 @@ from telegram.ext import Application
 
 from bot.config import Settings
 from bot.i18n import pick_language
-from bot.meaning import apply_choice, checkin_time, parse_choice, record, understand
+from bot.meaning import (
+    Codebook,
+    apply_choice,
+    checkin_time,
+    parse_choice,
+    record,
+    understand,
+)
 from bot.received import FileRef, Received, read_update
+from storage.checkins import forwarder_groups
+from storage.codebook import Phrase
 from storage.crypto import ServerKeys
 from storage.messages import (
     ChatRef,
-    count_from_sender_since,
+    counts_from_senders_since,
     latest_version,
     store_attachment,
     store_message,
 )
-from storage.models import OriginKind, Person
-from storage.people import find_person, get_or_create_person
+from storage.models import Group, Operator, OriginKind, Person
+from storage.people import add_person, find_people
+from storage.sealing import active_operators
 from storage.timeutil import utc_now
-from storage.updates import already_processed, mark_processed
+from storage.updates import mark_all_processed, processed_among
 
 log = logging.getLogger(__name__)
 # python-telegram-bot's Application is generic in six types this bot leaves at their defaults.
@@ -53,6 +70,7 @@ class Outcome(enum.Enum):
     SEEN = "seen"  # taken in before (a redelivery after a crash)
     NOT_CONTENT = "not content"  # a command, a callback, a group chat...
     RATE_LIMITED = "rate limited"
+    UNREADABLE = "unreadable"  # malformed: confirmed, and no handler runs on it
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +85,9 @@ class Taken:
     answered: bool = False  # a relative's answer to one of those, taken in
     unlinked: bool = False  # stored for operators to place: they are told the count
     language: str | None = None  # the sender's, so the replies need not look it up
+    # A private message that the reply handlers delete from the relative's chat
+    # (content, not a command): a batch's replies delete these per chat in one call.
+    in_chat: tuple[int, int] | None = None  # (chat id, message id)
 
 
 @dataclass(slots=True)
@@ -79,6 +100,10 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     # What the durable step decided, for the reply handlers of the same update.
     taken: dict[int, Taken] = field(default_factory=dict)
+    # Updates whose message a batch's replies deleted from the chat already
+    # (bot.handlers.Replies), so that their handler does not delete it again.
+    deleted_first: set[int] = field(default_factory=set)
+    codebook: Codebook = field(default_factory=Codebook)
 
 
 @dataclass(slots=True)
@@ -87,17 +112,32 @@ class _Fetched:
     content: bytes | None
 
 
+@dataclass(slots=True)
+class _Batch:
+    """What one transaction reads once for a whole batch, and keeps up to date as it
+    stores: the senders (by Telegram id), their messages within the rate window,
+    their groups, the operators and the opened codebook."""
+
+    people: dict[int, Person]
+    recent: dict[uuid.UUID, int]
+    forwarders: dict[uuid.UUID, list[Group]] = field(default_factory=dict)
+    operators: list[Operator] | None = None
+    phrases: list[Phrase] | None = None
+
+
 class Intake:
     def __init__(self, application: BotApplication, runtime: Runtime) -> None:
         self.application = application
         self.runtime = runtime
 
     async def handle(self, update: Update) -> Taken:
-        """Store the update durably, then run its reply handlers.
+        """Store one update durably, then run its reply handlers (the webhook's way).
 
         Raises if the update could not be committed: the caller must not confirm it.
         """
         taken = await self.take_in(update, now=utc_now())
+        if taken.outcome is Outcome.UNREADABLE:
+            return taken
         self.runtime.taken[update.update_id] = taken
         try:
             await self.application.process_update(update)
@@ -106,43 +146,137 @@ class Intake:
         return taken
 
     async def take_in(self, update: Update, *, now: datetime) -> Taken:
-        received = read_update(update)
-        rt = self.runtime
-        async with rt.sessions() as session:
-            files: list[_Fetched] = []
-            if received is not None and received.files:
-                async with session.begin():
-                    if await already_processed(session, update_id=update.update_id):
-                        return Taken(Outcome.SEEN)
-                    limited = await self._over_limit(session, received, now)
-                if not limited:
-                    # Downloads happen outside the transaction: a slow network never
-                    # holds the database's write lock.
-                    files = [await self._fetch(self.application.bot, ref) for ref in received.files]
-            async with session.begin():
-                # Checked (again) in the writing transaction: a second delivery may
-                # have raced this one (webhook retries).
-                if await already_processed(session, update_id=update.update_id):
-                    return Taken(Outcome.SEEN)
-                limited = received is not None and await self._over_limit(session, received, now)
-                taken = Taken(Outcome.RATE_LIMITED if limited else Outcome.NOT_CONTENT)
-                if received is not None and not limited:
-                    taken = await self._store(session, received, files, now)
-                elif received is None:
-                    taken = await self._answer(session, update, now) or taken
-                await mark_processed(session, update_id=update.update_id, now=now)
-        if taken.outcome is Outcome.RATE_LIMITED:
-            log.warning("rate limit: update %d from one sender kept no content", update.update_id)
+        [taken] = await self.take_in_batch([update], now=now)
         return taken
 
-    async def _over_limit(self, session: AsyncSession, received: Received, now: datetime) -> bool:
-        person = await find_person(
-            session, server=self.runtime.server, telegram_id=received.sender_id
+    async def set_aside(self, update: Update, *, now: datetime) -> Taken:
+        """Confirm an update that cannot be taken in, as nothing (bot.app decides when)."""
+        async with self.runtime.sessions() as session, session.begin():
+            if not await processed_among(session, update_ids=[update.update_id]):
+                mark_all_processed(session, update_ids=[update.update_id], now=now)
+        return Taken(Outcome.UNREADABLE)
+
+    async def take_in_batch(self, updates: Sequence[Update], *, now: datetime) -> list[Taken]:
+        """Commit what the updates carry in one transaction; one ``Taken`` each, in order.
+
+        Raises if the transaction did not commit: then none of them is taken in,
+        and the caller must confirm none.
+        """
+        read = [_read(update) for update in updates]
+        unreadable = {u.update_id for u, (_, bad) in zip(updates, read, strict=True) if bad}
+        readings = [received for received, _ in read]
+        files = await self._downloads(updates, readings, now)
+        rt = self.runtime
+        async with rt.sessions() as session, session.begin():
+            # Checked in the writing transaction: a second delivery may have raced
+            # this one (webhook retries), or come back after a crash.
+            seen = await processed_among(session, update_ids=[u.update_id for u in updates])
+            batch = await self._batch(session, updates, readings, seen, now)
+            takens: list[Taken] = []
+            fresh: list[int] = []
+            for update, received in zip(updates, readings, strict=True):
+                if update.update_id in seen:
+                    takens.append(Taken(Outcome.SEEN, in_chat=_in_chat(received)))
+                    continue
+                seen.add(update.update_id)
+                fresh.append(update.update_id)
+                if update.update_id in unreadable:
+                    takens.append(Taken(Outcome.UNREADABLE))
+                    continue
+                taken = await self._take_one(
+                    session, batch, update, received, files.get(update.update_id, []), now
+                )
+                takens.append(taken)
+            mark_all_processed(session, update_ids=fresh, now=now)
+        for update, taken in zip(updates, takens, strict=True):
+            if taken.outcome is Outcome.RATE_LIMITED:
+                log.warning(
+                    "rate limit: update %d from one sender kept no content", update.update_id
+                )
+        return takens
+
+    async def _batch(
+        self,
+        session: AsyncSession,
+        updates: Sequence[Update],
+        readings: Sequence[Received | None],
+        seen: set[int],
+        now: datetime,
+    ) -> _Batch:
+        senders = {r.sender_id for r in readings if r is not None and r.update_id not in seen}
+        senders |= {
+            u.callback_query.from_user.id
+            for u in updates
+            if u.callback_query is not None and u.update_id not in seen
+        }
+        people = await find_people(session, server=self.runtime.server, telegram_ids=senders)
+        recent = await counts_from_senders_since(
+            session, sender_ids=[p.id for p in people.values()], since=now - RATE_WINDOW
         )
-        if person is None:
-            return False
-        recent = await count_from_sender_since(session, sender=person, since=now - RATE_WINDOW)
-        return recent >= self.runtime.settings.intake.rate_limit_per_hour
+        return _Batch(people=people, recent=recent)
+
+    async def _take_one(
+        self,
+        session: AsyncSession,
+        batch: _Batch,
+        update: Update,
+        received: Received | None,
+        files: list[_Fetched],
+        now: datetime,
+    ) -> Taken:
+        if received is None:
+            answered = await self._answer(session, batch, update, now)
+            if answered is None and not _of_known_kind(update):
+                # Nothing here for the bot (or a kind newer than the library): confirmed,
+                # so say so, by number only.
+                log.info("update %d: of no kind the bot takes in; confirmed", update.update_id)
+            return answered or Taken(Outcome.NOT_CONTENT)
+        sender = batch.people.get(received.sender_id)
+        if sender is not None and self._over_limit(batch, sender):
+            language = pick_language(sender.language, received.language)
+            return Taken(Outcome.RATE_LIMITED, language=language, in_chat=_in_chat(received))
+        if sender is None:
+            sender = await add_person(
+                session,
+                server=self.runtime.server,
+                telegram_id=received.sender_id,
+                chat_id=received.chat_id,
+                now=now,
+            )
+            batch.people[received.sender_id] = sender
+        batch.recent[sender.id] = batch.recent.get(sender.id, 0) + 1
+        return await self._store(session, batch, sender, received, files, now)
+
+    def _over_limit(self, batch: _Batch, sender: Person) -> bool:
+        limit = self.runtime.settings.intake.rate_limit_per_hour
+        return batch.recent.get(sender.id, 0) >= limit
+
+    async def _downloads(
+        self, updates: Sequence[Update], readings: Sequence[Received | None], now: datetime
+    ) -> dict[int, list[_Fetched]]:
+        """Fetch the attachments of the batch's new updates from senders under the limit.
+
+        Downloads happen outside the writing transaction: a slow network never holds
+        the database's write lock. The writing transaction decides again.
+        """
+        with_files = [r for r in readings if r is not None and r.files]
+        if not with_files:
+            return {}
+        async with self.runtime.sessions() as session, session.begin():
+            seen = await processed_among(session, update_ids=[r.update_id for r in with_files])
+            batch = await self._batch(session, updates, readings, seen, now)
+        fetched: dict[int, list[_Fetched]] = {}
+        for received in with_files:
+            sender = batch.people.get(received.sender_id)
+            if received.update_id in seen or (
+                sender is not None and self._over_limit(batch, sender)
+            ):
+                continue
+            if sender is not None:
+                batch.recent[sender.id] = batch.recent.get(sender.id, 0) + 1
+            bot = self.application.bot
+            fetched[received.update_id] = [await self._fetch(bot, ref) for ref in received.files]
+        return fetched
 
     async def _fetch(self, bot: Bot, ref: FileRef) -> _Fetched:
         limit = self.runtime.settings.intake.max_attachment_mb * MB
@@ -159,16 +293,15 @@ class Intake:
         return _Fetched(ref, bytes(await telegram_file.download_as_bytearray()))
 
     async def _store(
-        self, session: AsyncSession, received: Received, files: list[_Fetched], now: datetime
+        self,
+        session: AsyncSession,
+        batch: _Batch,
+        sender: Person,
+        received: Received,
+        files: list[_Fetched],
+        now: datetime,
     ) -> Taken:
         rt = self.runtime
-        sender = await get_or_create_person(
-            session,
-            server=rt.server,
-            telegram_id=received.sender_id,
-            chat_id=received.chat_id,
-            now=now,
-        )
         _remember_language(sender, received)
         chat_ref = ChatRef(chat_id=received.chat_id, message_id=received.message_id)
         previous = (
@@ -176,12 +309,23 @@ class Intake:
             if received.is_edit
             else None
         )
+        if sender.id not in batch.forwarders:
+            batch.forwarders[sender.id] = await forwarder_groups(session, person_id=sender.id)
+        if batch.phrases is None:
+            batch.phrases = await rt.codebook.phrases(session, server=rt.server)
         meaning = await understand(
-            session, server=rt.server, sender=sender, received=received, previous=previous
+            session,
+            server=rt.server,
+            received=received,
+            previous=previous,
+            forwarders=batch.forwarders[sender.id],
+            phrases=batch.phrases,
         )
         origin_index = None
         if received.origin_kind is OriginKind.USER and received.origin_user_id is not None:
             origin_index = rt.server.blind_index("telegram_id", str(received.origin_user_id))
+        if meaning.group is None and batch.operators is None:
+            batch.operators = await active_operators(session)
         message = await store_message(
             session,
             server=rt.server,
@@ -202,12 +346,22 @@ class Intake:
             signal=meaning.signal,
             possible_detention=meaning.possible_detention,
             text_digest=meaning.text_digest,
+            operators=batch.operators,
+            flush=False,
         )
+        if meaning.signal is not None or files:
+            # Check-ins and attachments refer to the message row. SQLAlchemy orders a
+            # flush's INSERTs by relationship(), which these models do not declare, so
+            # the message is written first; a message that nothing refers to waits for
+            # the batch's one flush.
+            await session.flush()
         await record(
             session,
             meaning=meaning,
             message=message,
-            at=checkin_time(received, now),
+            at=checkin_time(
+                origin_at=received.origin_at, sent_at=received.sent_at, received_at=now
+            ),
             now=now,
             previous=previous,
         )
@@ -233,21 +387,52 @@ class Intake:
             ask_confirmation=meaning.ask_confirmation and not received.is_edit,
             unlinked=meaning.group is None and not meaning.candidates,
             language=pick_language(sender.language, received.language),
+            in_chat=_in_chat(received),
         )
 
-    async def _answer(self, session: AsyncSession, update: Update, now: datetime) -> Taken | None:
+    async def _answer(
+        self, session: AsyncSession, batch: _Batch, update: Update, now: datetime
+    ) -> Taken | None:
         """A relative's button press about their own message, applied durably."""
         query = update.callback_query
         choice = parse_choice(query.data or "") if query is not None else None
         if query is None or choice is None:
             return None
-        person = await find_person(
-            session, server=self.runtime.server, telegram_id=query.from_user.id
-        )
+        person = batch.people.get(query.from_user.id)
         if person is None:
             return None
         applied = await apply_choice(session, choice=choice, person=person, now=now)
         return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, answered=applied)
+
+
+def _read(update: Update) -> tuple[Received | None, bool]:
+    """``read_update``, and whether the update is unreadable: one the library parsed but that
+    lacks what every message has (Telegram would not send it; a fault or a future
+    change might): confirmed as nothing, so that it cannot block the updates behind
+    it, and kept from the handlers, which would fail on it too."""
+    try:
+        return read_update(update), False
+    except Exception as exc:  # whatever a malformed update makes reading raise
+        log.warning(
+            "update %d could not be read (%s); confirmed without content",
+            update.update_id,
+            type(exc).__name__,
+        )
+        return None, True
+
+
+def _of_known_kind(update: Update) -> bool:
+    return any(getattr(update, kind, None) is not None for kind in Update.ALL_TYPES)
+
+
+def _in_chat(received: Received | None) -> tuple[int, int] | None:
+    """Where a message that its reply handler deletes sits: content only. A command
+    word (an activist's /status...) is left to its own handler, which may keep it."""
+    if received is None:
+        return None
+    if str(received.body.get("text") or "").startswith("/"):
+        return None
+    return (received.chat_id, received.message_id)
 
 
 def _remember_language(person: Person, received: Received) -> None:

@@ -25,8 +25,16 @@ QUIET = (
 )
 
 
+# python-telegram-bot logs CRITICAL (with the whole batch) when one update of a
+# getUpdates batch does not parse; bot.app then reads that batch one update at a
+# time and confirms the bad one with its own line, so it is no longer critical.
+_HANDLED_BY_THE_BOT = ("telegram.ext.ExtBot", "Error while parsing updates")
+
+
 class WithholdLibraryDetails(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if (record.name, str(record.msg)[: len(_HANDLED_BY_THE_BOT[1])]) == _HANDLED_BY_THE_BOT:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         if not record.name.startswith(OWN):
             record.msg = "%s: a %s from a library (details withheld)"
             record.args = (record.name, record.levelname.lower())

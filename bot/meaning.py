@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import base64
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,7 +29,7 @@ from storage.checkins import (
     link_to_chosen,
     record_signal,
 )
-from storage.codebook import all_phrases
+from storage.codebook import CodebookMark, Phrase, all_phrases, codebook_mark
 from storage.crypto import ServerKeys
 from storage.identifiers import BadIdentifier
 from storage.members import members_with
@@ -72,16 +73,39 @@ async def _groups_with(
     return frozenset(found)
 
 
+@dataclass(slots=True)
+class Codebook:
+    """The opened codebook of a running bot (it lives in the Runtime).
+
+    Opening every phrase for every message cost one AEAD per phrase per message;
+    the phrases are opened again only when ``codebook_mark`` shows that entries
+    were added or removed since (by the CLI, in another process)."""
+
+    _mark: CodebookMark | None = None
+    _phrases: list[Phrase] = field(default_factory=list)
+
+    async def phrases(self, session: AsyncSession, *, server: ServerKeys) -> list[Phrase]:
+        # The mark is read before the phrases: an entry added in between is
+        # opened now and read again next time, never missed.
+        mark = await codebook_mark(session)
+        if mark != self._mark:
+            self._phrases = await all_phrases(session, server=server)
+            self._mark = mark
+        return self._phrases
+
+
 async def understand(
     session: AsyncSession,
     *,
     server: ServerKeys,
-    sender: Person,
     received: Received,
     previous: Message | None,
+    forwarders: Sequence[Group],
+    phrases: Sequence[Phrase],
 ) -> Meaning:
+    """What ``received`` means, given the sender's groups (``forwarders``, from
+    ``storage.checkins.forwarder_groups``) and the opened codebook."""
     text = _text(received)
-    forwarders = await forwarder_groups(session, person_id=sender.id)
     origin_groups: frozenset[uuid.UUID] = frozenset()
     if received.origin_kind is OriginKind.USER and received.origin_user_id is not None:
         origin_groups = await _groups_with(
@@ -91,7 +115,6 @@ async def understand(
         name = str(received.body.get("origin", {}).get("name") or "")
         origin_groups = await _groups_with(session, server, IdentifierKind.HIDDEN_NAME, [name])
     phone_groups = await _groups_with(session, server, IdentifierKind.PHONE, phone_numbers_in(text))
-    phrases = await all_phrases(session, server=server)
     matched = match_phrases(text, phrases)
     link = decide(
         Evidence(
@@ -123,9 +146,20 @@ async def understand(
     )
 
 
-def checkin_time(received: Received, now: datetime) -> datetime:
-    """When the traveller sent it, never later than when the bot received it."""
-    return min(received.checkin_time, now)
+def checkin_time(
+    *, origin_at: datetime | None, sent_at: datetime | None, received_at: datetime
+) -> datetime:
+    """The one rule for when a message shows the group was alive: when the traveller
+    sent it (the forward origin's date, where Telegram gives one), else when the
+    relative sent it, and never later than when the bot received it."""
+    return min(origin_at or sent_at or received_at, received_at)
+
+
+def message_checkin_time(message: Message) -> datetime:
+    """``checkin_time`` of a stored message (a relative's answer about it, later)."""
+    return checkin_time(
+        origin_at=message.origin_at, sent_at=message.sent_at, received_at=message.received_at
+    )
 
 
 async def record(
@@ -208,7 +242,7 @@ async def apply_choice(
     message = await session.get(Message, choice.message_id)
     if message is None or message.sender_id != person.id:
         return False
-    at = min(message.origin_at or message.sent_at or message.received_at, message.received_at)
+    at = message_checkin_time(message)
     if choice.kind == "g":
         if message.group_id is not None:
             return False

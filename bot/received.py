@@ -54,11 +54,21 @@ class Received:
     files: list[FileRef] = field(default_factory=list)
     language: str | None = None
 
-    @property
-    def checkin_time(self) -> datetime:
-        """When the traveller sent it: the forward origin's date where Telegram
-        gives one, not when a relative forwarded it."""
-        return self.origin_at or self.sent_at
+
+def _whole(value: Any) -> Any:
+    """``value`` with every lone UTF-16 surrogate in its strings replaced by U+FFFD.
+
+    JSON may carry half of a surrogate pair (``"\\ud83d"``), and Python's json and
+    python-telegram-bot accept it; but such a string cannot be encoded as UTF-8, so
+    it could be neither sealed nor digested, and the update would fail again at
+    every delivery. Nothing else in the bot sees the strings before this."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {_whole(k): _whole(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_whole(v) for v in value]
+    return value
 
 
 def _utc(moment: datetime) -> datetime:
@@ -192,11 +202,11 @@ def read_update(update: Update) -> Received | None:
         message_id=message.message_id,
         sent_at=sent_at,
         kind=kind,
-        body=body,
+        body=_whole(body),
         is_edit=update.edited_message is not None,
         origin_kind=origin_kind,
         origin_user_id=origin_user_id,
         origin_at=origin_at,
-        files=files,
-        language=message.from_user.language_code,
+        files=[FileRef(f.kind, _whole(f.file_id), f.size, _whole(f.meta)) for f in files],
+        language=_whole(message.from_user.language_code),
     )

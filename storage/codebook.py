@@ -53,6 +53,28 @@ async def add_phrase(
     return entry
 
 
+@dataclass(frozen=True, slots=True)
+class CodebookMark:
+    """What changes whenever an entry is added or removed (entries are never edited in
+    place), read with one cheap query: a running bot keeps the opened phrases while the
+    mark stays the same, instead of opening every phrase for every message."""
+
+    count: int
+    newest: datetime | None
+
+
+async def codebook_mark(session: AsyncSession) -> CodebookMark:
+    row = (
+        await session.exec(
+            select(sa.func.count(), sa.func.max(CodebookEntry.created_at)).select_from(
+                CodebookEntry
+            )
+        )
+    ).one()
+    count, newest = row
+    return CodebookMark(count=int(count), newest=newest)
+
+
 async def all_phrases(session: AsyncSession, *, server: ServerKeys) -> list[Phrase]:
     """Every group's phrases and the organisation-wide ones (to find which group
     a message is about)."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import Binding, ServerKeys
@@ -20,6 +20,7 @@ from storage.models import (
     LinkReason,
     Message,
     MessageKind,
+    Operator,
     OriginKind,
     Person,
     Signal,
@@ -47,11 +48,16 @@ def chat_ref_digest(server: ServerKeys, ref: ChatRef) -> bytes:
 
 
 async def _recipients(
-    session: AsyncSession, group: Group | None, candidates: Sequence[Group]
+    session: AsyncSession,
+    group: Group | None,
+    candidates: Sequence[Group],
+    operators: Sequence[Operator] | None = None,
 ) -> dict[str, Any]:
     if group is not None:
         return {"groups": [group]}
-    return {"groups": list(candidates), "operators": await active_operators(session)}
+    if operators is None:
+        operators = await active_operators(session)
+    return {"groups": list(candidates), "operators": operators}
 
 
 def _json(value: Mapping[str, Any]) -> bytes:
@@ -79,18 +85,23 @@ async def store_message(
     signal: Signal | None = None,
     possible_detention: bool = False,
     text_digest: bytes | None = None,
+    operators: Sequence[Operator] | None = None,
+    flush: bool = True,
 ) -> Message:
     """Seal and add one message. ``body`` holds everything readable in it (text,
     caption, the forward origin's name, a location...), sealed as one field.
 
     Linked to ``group``, it is sealed to that group; otherwise to every
-    operator and to the ``candidates`` a relative is asked to choose from."""
+    operator (``operators``, when the caller has read them already: a batch reads
+    them once) and to the ``candidates`` a relative is asked to choose from.
+    With ``flush=False`` the rows wait for the caller's next flush, so that a
+    batch of messages is written in a few multi-row INSERTs."""
     message_id = uuid.uuid4()
     sealed = seal_record(
         table=MESSAGES,
         row_id=message_id,
         fields={"body_sealed": _json(body)},
-        **await _recipients(session, group, candidates),
+        **await _recipients(session, group, candidates, operators),
     )
     message = Message(
         id=message_id,
@@ -120,10 +131,12 @@ async def store_message(
         ),
         body_sealed=sealed.columns["body_sealed"],
     )
+    # Key wraps name their subject without a foreign key, so the order of the
+    # INSERTs does not matter.
     session.add(message)
-    await session.flush()
     session.add_all(sealed.wraps)
-    await session.flush()
+    if flush:
+        await session.flush()
     return message
 
 
@@ -219,6 +232,19 @@ async def find_by_update(session: AsyncSession, *, update_id: int) -> Message | 
     return (await session.exec(select(Message).where(Message.update_id == update_id))).first()
 
 
+async def mark_deleted_in_chat(
+    session: AsyncSession, *, update_ids: Sequence[int], now: datetime
+) -> None:
+    """The messages these updates brought are gone from the relative's chat: one UPDATE."""
+    if not update_ids:
+        return
+    await session.exec(
+        update(Message)
+        .where(col(Message.update_id).in_(update_ids), col(Message.deleted_in_chat_at).is_(None))
+        .values(deleted_in_chat_at=now)
+    )
+
+
 async def count_from_sender_since(session: AsyncSession, *, sender: Person, since: datetime) -> int:
     result = await session.exec(
         select(sa.func.count())
@@ -226,6 +252,20 @@ async def count_from_sender_since(session: AsyncSession, *, sender: Person, sinc
         .where(Message.sender_id == sender.id, col(Message.received_at) >= since)
     )
     return int(result.one())
+
+
+async def counts_from_senders_since(
+    session: AsyncSession, *, sender_ids: Sequence[uuid.UUID], since: datetime
+) -> dict[uuid.UUID, int]:
+    """``count_from_sender_since`` for many senders in one query (absent: none)."""
+    if not sender_ids:
+        return {}
+    result = await session.exec(
+        select(Message.sender_id, sa.func.count())
+        .where(col(Message.sender_id).in_(sender_ids), col(Message.received_at) >= since)
+        .group_by(col(Message.sender_id))
+    )
+    return {sender: int(count) for sender, count in result.all() if sender is not None}
 
 
 async def undeleted_in_chat(session: AsyncSession, *, sender: Person) -> Sequence[Message]:

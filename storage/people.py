@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlmodel import col, select
@@ -40,12 +41,32 @@ async def find_person(
     return (await session.exec(select(Person).where(Person.telegram_index == index))).first()
 
 
+async def find_people(
+    session: AsyncSession, *, server: ServerKeys, telegram_ids: Collection[int]
+) -> dict[int, Person]:
+    """The people among these Telegram ids who wrote before, by Telegram id: one query."""
+    indexes = {telegram_index(server, t): t for t in set(telegram_ids)}
+    if not indexes:
+        return {}
+    result = await session.exec(select(Person).where(col(Person.telegram_index).in_(list(indexes))))
+    return {indexes[p.telegram_index]: p for p in result.all()}
+
+
 async def get_or_create_person(
     session: AsyncSession, *, server: ServerKeys, telegram_id: int, chat_id: int, now: datetime
 ) -> Person:
     person = await find_person(session, server=server, telegram_id=telegram_id)
     if person is not None:
         return person
+    return await add_person(
+        session, server=server, telegram_id=telegram_id, chat_id=chat_id, now=now
+    )
+
+
+async def add_person(
+    session: AsyncSession, *, server: ServerKeys, telegram_id: int, chat_id: int, now: datetime
+) -> Person:
+    """A person who was not found (the caller looked, with ``find_person`` or ``find_people``)."""
     person_id = uuid.uuid4()
     person = Person(
         id=person_id,

@@ -1185,7 +1185,7 @@ class TelegramStandIn:
     async def _m_delete_message(self, p: dict[str, Any]) -> bool:
         chat = self._require_chat(p)
         message_id = self._require(p, "message_id")
-        self._delete(chat, int(message_id), strict=True)
+        self._delete(chat, _message_id(message_id), strict=True)
         return True
 
     async def _m_delete_messages(self, p: dict[str, Any]) -> bool:
@@ -1196,7 +1196,7 @@ class TelegramStandIn:
         if len(ids) > 100:
             raise bad_request("too many message identifiers specified")
         for message_id in ids:
-            self._delete(chat, int(message_id), strict=False)
+            self._delete(chat, _message_id(message_id), strict=False)
         return True
 
     async def _m_get_file(self, p: dict[str, Any]) -> JSON:
@@ -1291,7 +1291,10 @@ class TelegramStandIn:
                 if chat["type"] != "private" and str(chat.get("username", "")).lower() == name:
                     return chat
             raise bad_request("chat not found")
-        found = self._chats.get(int(chat_ref))
+        try:
+            found = self._chats.get(int(chat_ref))
+        except (TypeError, ValueError):
+            raise bad_request("chat not found") from None
         if found is None:
             raise bad_request("chat not found")
         return found
@@ -1377,8 +1380,9 @@ class TelegramStandIn:
             allow = bool(p.get("allow_sending_without_reply"))
         if message_id is None:
             return None
-        target = self._messages.get(chat_id, {}).get(int(message_id))
-        if target is None or (chat_id, int(message_id)) in self.deleted:
+        message_id = _message_id(message_id)
+        target = self._messages.get(chat_id, {}).get(message_id)
+        if target is None or (chat_id, message_id) in self.deleted:
             if allow:
                 return None
             raise bad_request("message to be replied not found")
@@ -1390,7 +1394,7 @@ class TelegramStandIn:
         if p.get("inline_message_id"):
             raise bad_request("MESSAGE_ID_INVALID")
         chat = self._require_chat(p)
-        message_id = int(self._require(p, "message_id"))
+        message_id = _message_id(self._require(p, "message_id"))
         msg = self._messages.get(chat["id"], {}).get(message_id)
         if msg is None or (chat["id"], message_id) in self.deleted:
             raise bad_request("message to edit not found")
@@ -1672,3 +1676,11 @@ class _WithDescription:
 
     result: Any
     text: str
+
+
+def _message_id(value: Any) -> int:
+    """A message id as Telegram reads one: an integer (or its digits), else 400."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise bad_request("message identifier is invalid") from None

@@ -155,7 +155,7 @@ async def test_every_attachment_kind_is_downloaded_and_sealed(
             standin.send_sticker(user, blobs[MessageKind.STICKER]),
         ]
         await send_and_wait(standin, user, *updates)
-        assert len(receipts(standin, RELATIVE)) == len(updates)
+        await eventually(lambda: len(receipts(standin, RELATIVE)) == len(updates))
     stored = {s["row"].kind: s for s in await installation.stored()}
     for kind in (
         MessageKind.PHOTO,
