@@ -1,7 +1,8 @@
 """Activists' and admins' commands: /status, /group, /pause, /resume, /safe,
 /detained, /stage, and /timezone (the zone of the times in their alerts).
 
-An admin may act on every group; an activist on the groups their invite named.
+An admin may act on every group; an activist on the groups their invite named
+(or on all of them, for a grant without a group).
 Anyone else gets exactly what any message gets (the neutral receipt, and the
 message deleted): whoever holds a relative's phone learns nothing from trying
 a command. Every use, allowed or refused, is an audit event.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from bot.i18n import pick_language, translator
 from bot.intake import Runtime
 from bot.schedules import BadSchedule, normalise_codename
 from storage import audit
-from storage.checkins import enter_leg, flip
+from storage.checkins import flip, stage_by_hand
 from storage.groups import find_group
 from storage.legs import find_leg, leg_name
 from storage.models import Flip, Group, Leg, Person, Role, RoleGrant, Status
@@ -54,7 +55,7 @@ class Call:
     runtime: Runtime
     session: AsyncSession
     person: Person
-    admin: bool
+    all_groups: bool  # an admin, or an activist whose grant names no group
     groups: set[uuid.UUID]
     args: list[str]
     now: datetime
@@ -86,7 +87,7 @@ class Call:
         group = await find_group(self.session, codename=codename)
         if group is None or group.shredded_at is not None:
             raise Refused("no such group")
-        if not (self.admin or group.id in self.groups):
+        if not (self.all_groups or group.id in self.groups):
             raise Refused("not theirs")
         return group
 
@@ -96,20 +97,34 @@ Action = Callable[[Call], Awaitable[str]]
 
 async def _status(call: Call) -> str:
     query = select(Group).where(col(Group.shredded_at).is_(None)).order_by(col(Group.codename))
-    if not call.admin:
+    if not call.all_groups:
         query = query.where(col(Group.id).in_(call.groups))
     groups = (await call.session.exec(query)).all()
     if not groups:
         return call._(texts.NO_GROUPS)
-    return "\n".join(
-        call._(texts.STATUS_LINE).format(
+    legs = await _current_legs(call, groups)
+    lines = []
+    for g in groups:
+        line = call._(texts.STATUS_LINE).format(
             codename=g.codename,
             status=g.status.value,
             since=call.local(g.status_since),
             ago=call.ago(g.last_checkin_at),
         )
-        for g in groups
-    )
+        following = evaluate(g, now=call.now, leg=legs.get(g.id)).next_transition
+        if following is not None:
+            line += " " + call._(texts.NEXT_CHANGE).format(local=call.local(following))
+        lines.append(line)
+    return "\n".join(lines)
+
+
+async def _current_legs(call: Call, groups: Sequence[Group]) -> dict[uuid.UUID, Leg]:
+    """Each group's current leg, in one query (its interval and grace set the next deadline)."""
+    at = {g.id: g.current_leg for g in groups if g.current_leg is not None}
+    if not at:
+        return {}
+    legs = await call.session.exec(select(Leg).where(col(Leg.group_id).in_(list(at))))
+    return {leg.group_id: leg for leg in legs.all() if at[leg.group_id] == leg.position}
 
 
 async def _group(call: Call) -> str:
@@ -174,11 +189,13 @@ async def _pause(call: Call) -> str:
 
 async def _resume(call: Call) -> str:
     group = await call.group()
-    if group.status is Status.PAUSED:
-        # The engine's next look (within a second) resumes the schedule from now.
-        group.paused_until = call.now
-        group.next_transition_at = call.now
-        call.session.add(group)
+    if group.status is not Status.PAUSED:
+        return call._(texts.NOT_PAUSED).format(codename=group.codename, status=group.status.value)
+    # The engine's next look (within a second) resumes the schedule from now
+    # (bot.deadlines.evaluate): no check-in is invented, the wait starts again.
+    group.paused_until = call.now
+    group.next_transition_at = call.now
+    call.session.add(group)
     return call._(texts.RESUMED).format(codename=group.codename)
 
 
@@ -202,7 +219,8 @@ async def _stage(call: Call) -> str:
     )
     if leg is None:
         return call._(texts.USAGE).format(usage="/stage CODENAME LEG")
-    await enter_leg(call.session, group=group, leg=leg, at=call.now, now=call.now)
+    # Not a check-in: the activist's word moves the group along, it is no news from it.
+    await stage_by_hand(call.session, group=group, leg=leg, now=call.now)
     return call._(texts.ON_LEG).format(
         codename=group.codename, leg=leg_name(call.runtime.server, leg)
     )
@@ -247,14 +265,17 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
         async with runtime.sessions() as session, session.begin():
             person = await find_person(session, server=runtime.server, telegram_id=user.id)
             grants = await _grants(session, person)
-            admin = any(g.role is Role.ADMIN for g in grants)
-            allowed = {g.group_id for g in grants if g.role is Role.ACTIVIST and g.group_id}
-            if person is not None and (admin or allowed):
+            activist = [g for g in grants if g.role is Role.ACTIVIST]
+            everywhere = any(g.role is Role.ADMIN for g in grants) or any(
+                g.group_id is None for g in activist
+            )
+            allowed = {g.group_id for g in activist if g.group_id is not None}
+            if person is not None and (everywhere or allowed):
                 call = Call(
                     runtime,
                     session,
                     person,
-                    admin,
+                    everywhere,
                     allowed,
                     list(context.args or []),
                     now,

@@ -90,3 +90,4 @@ WATCHER_COMMANDS = (
     ("stage", _("Move a group to a leg: /stage CODENAME LEG")),
     ("timezone", _("The time zone of your alerts: /timezone Asia/Seoul")),
 )
+NOT_PAUSED = _("{codename} is not paused: it is {status}.")

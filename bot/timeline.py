@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.schedules import next_due
+from storage.checkins import counts_as_checkin
 from storage.models import CheckinEvent, Flip, Group, Leg, Signal, Status
 
 COLOURS = {
@@ -67,7 +68,7 @@ async def gather(session: AsyncSession, *, group: Group, now: datetime) -> Journ
         leg.id: leg.position
         for leg in (await session.exec(select(Leg).where(Leg.group_id == group.id))).all()
     }
-    checkins = tuple(e.at for e in events if e.signal in (Signal.CHECKIN, Signal.STAGE))
+    checkins = tuple(e.at for e in events if counts_as_checkin(e))
     grace = timedelta(seconds=group.grace_s)
     windows = []
     for at in checkins:

@@ -33,6 +33,9 @@ from storage.models import (
 
 # The signals that show the group was alive and free when the message was sent.
 CHECKIN_SIGNALS = frozenset({Signal.CHECKIN, Signal.STAGE})
+# The source of a stage an activist set by hand (/stage): their word moves the
+# group along its route but is no news from the group, so not a check-in.
+BY_HAND = "activist"
 # The basis recorded on a DETAINED flip caused by a message.
 DETENTION_BASIS = {Signal.DETAINED: "reported", Signal.DURESS: "duress"}
 REPORTED_BASES = frozenset({*DETENTION_BASIS.values(), "marked"})
@@ -113,13 +116,46 @@ def _report_changes_status(group: Group) -> bool:
     return not (group.status is Status.DETAINED and group.status_basis in REPORTED_BASES)
 
 
+def counts_as_checkin(event: CheckinEvent) -> bool:
+    """Whether a recorded signal showed the group alive (a stage set by hand did not)."""
+    return event.signal in CHECKIN_SIGNALS and event.source != BY_HAND
+
+
+async def stage_by_hand(
+    session: AsyncSession, *, group: Group, leg: Leg, now: datetime
+) -> CheckinEvent:
+    """An activist's /stage: recorded as a stage signal, not as a check-in, and
+    it may move the group back (a person correcting a mistake, not a late phrase)."""
+    event = CheckinEvent(
+        group_id=group.id,
+        signal=Signal.STAGE,
+        leg_id=leg.id,
+        at=now,
+        recorded_at=now,
+        source=BY_HAND,
+    )
+    session.add(event)
+    await enter_leg(session, group=group, leg=leg, at=now, now=now, backwards=True)
+    session.add(group)
+    await session.flush()
+    return event
+
+
 async def enter_leg(
-    session: AsyncSession, *, group: Group, leg: Leg, at: datetime, now: datetime
+    session: AsyncSession,
+    *,
+    group: Group,
+    leg: Leg,
+    at: datetime,
+    now: datetime,
+    backwards: bool = False,
 ) -> None:
     """The group reached ``leg`` (a stage phrase, or an activist's /stage)."""
-    if group.current_leg is not None and leg.position < group.current_leg:
+    if not backwards and group.current_leg is not None and leg.position < group.current_leg:
         return  # an old stage phrase forwarded late does not move the group back
     group.current_leg = leg.position
+    # The new leg's interval and grace apply at once: the engine looks again now.
+    group.next_transition_at = now
     if leg.dead_zone_s and group.status not in (Status.DETAINED, Status.SAFE):
         # A planned dead zone: no check-in is expected until it ends.
         group.paused_until = at + timedelta(seconds=leg.dead_zone_s)

@@ -1,0 +1,405 @@
+"""Activists' commands through the stand-in, against the real bot.
+
+The allowed roles act (the database shows the flip, the pause, the leg; the
+alert or the all-clear reaches the stand-in); everyone else (a stranger, a
+relative, an operator, an activist of another group) gets what an unknown
+command gets, changes nothing, and is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, func, select
+
+from bot.standin import SentMessage, SimUser, TelegramStandIn
+from bot.timeline import gather
+from storage.checkins import BY_HAND, record_signal
+from storage.crypto import KemName, ServerKeys
+from storage.db import open_database, session_factory
+from storage.groups import Schedule, create_group, get_group
+from storage.legs import add_leg
+from storage.models import (
+    Alert,
+    AlertState,
+    AuditEvent,
+    CheckinEvent,
+    Flip,
+    Group,
+    Role,
+    RoleGrant,
+    Signal,
+    Status,
+)
+from storage.people import find_person, get_or_create_person, pseudonym
+from storage.timeutil import utc_now
+from tests.bot.intake_harness import Installation, eventually, install, running_bot
+from tests.conftest import Database
+
+OWN, OTHER, ADMIN, ROVING, RELATIVE, OPERATOR, STRANGER = (6_800_000_000 + n for n in range(1, 8))
+ALERTED = (OWN, OTHER, ADMIN, ROVING)  # a DETAINED flip reaches every activist and admin
+SCHEDULE = Schedule(
+    interval=timedelta(hours=12), grace=timedelta(hours=2), detained_after=timedelta(days=2)
+)
+BORDER = timedelta(hours=1)  # the Laos border leg is checked more tightly
+GROUP_COMMANDS = (
+    "/group PINE-7",
+    "/pause PINE-7 6h",
+    "/resume PINE-7",
+    "/safe PINE-7",
+    "/detained PINE-7",
+    "/stage PINE-7 Qingdao",
+)
+REF = re.compile(r"[0-9A-F]{6}$")  # the receipt's reference, last on its line
+
+
+@dataclass
+class World:
+    standin: TelegramStandIn
+    installation: Installation
+    users: dict[int, SimUser]
+
+    @property
+    def url(self) -> str:
+        return self.installation.settings.database.url
+
+    async def ask(self, who: int, text: str, *, expect: str = "") -> SentMessage:
+        """``who`` writes ``text``; the bot's first message to them after it that
+        contains ``expect`` (an alert may arrive beside a reply)."""
+        mark = len(self.standin.sent)
+        self.standin.send_text(self.users[who], text)
+
+        def found() -> SentMessage | None:
+            return next(
+                (
+                    m
+                    for m in self.standin.sent[mark:]
+                    if m.chat_id == who and expect in (m.text or "")
+                ),
+                None,
+            )
+
+        await eventually(lambda: found() is not None)
+        reply = found()
+        assert reply is not None
+        return reply
+
+    async def replies(self, who: int, text: str, count: int) -> list[str]:
+        """What the bot answers ``who`` writing ``text`` (``count`` messages, the receipt's
+        reference masked), once it has deleted their message from the chat."""
+        mark = len(self.standin.sent)
+        update = self.standin.send_text(self.users[who], text)
+        sent = (who, update["message"]["message_id"])
+        await eventually(lambda: sent in self.standin.deleted)
+        await eventually(lambda: len(self.texts_to(who, mark)) >= count)
+        answers = [m for m in self.standin.sent[mark:] if m.chat_id == who][:count]
+        assert all(m.protect_content for m in answers)
+        return [_shape(m.text or "") for m in answers]
+
+    async def pine(self) -> Group:
+        async with open_database(self.url) as engine, session_factory(engine)() as session:
+            return await get_group(session, codename="PINE-7")
+
+    async def until(self, check: Callable[[Group], bool], what: str) -> Group:
+        """Wait for the deadline engine's next pass (it looks four times a second)."""
+        for _ in range(200):
+            group = await self.pine()
+            if check(group):
+                return group
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"PINE-7 never got {what}")
+
+    async def counts(self) -> tuple[int, int]:
+        """How many flips and signals PINE-7 has."""
+        group = await self.pine()
+        async with open_database(self.url) as engine, session_factory(engine)() as session:
+            flips = await session.exec(
+                select(func.count()).select_from(Flip).where(Flip.group_id == group.id)
+            )
+            events = await session.exec(
+                select(func.count())
+                .select_from(CheckinEvent)
+                .where(CheckinEvent.group_id == group.id)
+            )
+            return flips.one(), events.one()
+
+    async def stage_events(self) -> list[CheckinEvent]:
+        async with open_database(self.url) as engine, session_factory(engine)() as session:
+            rows = await session.exec(
+                select(CheckinEvent)
+                .where(CheckinEvent.signal == Signal.STAGE)
+                .order_by(col(CheckinEvent.recorded_at))
+            )
+            return list(rows.all())
+
+    async def audited(self, action: str) -> list[tuple[str, str | None, dict[str, object]]]:
+        """Each use of a command, in order: who (a pseudonym), about what, and the details."""
+        async with open_database(self.url) as engine, session_factory(engine)() as session:
+            rows = await session.exec(
+                select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))
+            )
+            return [(e.actor, e.subject, json.loads(e.details)) for e in rows.all()]
+
+    async def alert_recorded_as_sent(self, telegram_id: int) -> None:
+        server = ServerKeys(self.installation.settings.server_secret_bytes())
+        for _ in range(200):
+            async with open_database(self.url) as engine, session_factory(engine)() as session:
+                person = await find_person(session, server=server, telegram_id=telegram_id)
+                assert person is not None
+                sent = await session.exec(
+                    select(Alert).where(
+                        Alert.recipient_id == person.id,
+                        Alert.state == AlertState.SENT,
+                        col(Alert.telegram_message_id).is_not(None),
+                    )
+                )
+                if sent.first() is not None:
+                    return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the alert was never recorded as sent")
+
+    async def actor(self, telegram_id: int) -> str:
+        server = ServerKeys(self.installation.settings.server_secret_bytes())
+        async with open_database(self.url) as engine, session_factory(engine)() as session:
+            person = await find_person(session, server=server, telegram_id=telegram_id)
+            return "unknown" if person is None else pseudonym(person)
+
+    async def everyone_told(
+        self, people: tuple[int, ...], *, since: int, starts: str, status: str
+    ) -> None:
+        """Each of ``people`` got an alert (or all-clear) about PINE-7 being ``status``."""
+
+        def told(who: int) -> bool:
+            return any(
+                t.startswith(starts) and "PINE-7" in t and status in t
+                for t in self.texts_to(who, since)
+            )
+
+        for who in people:
+            await eventually(partial(told, who))
+
+    def texts_to(self, who: int, since: int = 0) -> list[str]:
+        return [m.text or "" for m in self.standin.sent[since:] if m.chat_id == who]
+
+
+@pytest.fixture
+async def world(tmp_path: Path, database: Database, standin: TelegramStandIn) -> World:
+    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    server = ServerKeys(installation.settings.server_secret_bytes())
+    now = utc_now()
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await create_group(
+            session, codename="PINE-7", schedule=SCHEDULE, kem=KemName.X25519, now=now
+        )
+        oak = await create_group(
+            session, codename="OAK-2", schedule=SCHEDULE, kem=KemName.X25519, now=now
+        )
+        await add_leg(session, server=server, group=pine, name="Qingdao", now=now)
+        await add_leg(
+            session,
+            server=server,
+            group=pine,
+            name="Laos border",
+            interval=BORDER,
+            grace=timedelta(minutes=30),
+            now=now,
+        )
+        for telegram_id, role, group in (
+            (OWN, Role.ACTIVIST, pine),
+            (OTHER, Role.ACTIVIST, oak),
+            (ADMIN, Role.ADMIN, None),
+            (ROVING, Role.ACTIVIST, None),  # a grant naming no group: every group
+            (RELATIVE, Role.RELATIVE, pine),
+            (OPERATOR, Role.OPERATOR, None),
+        ):
+            person = await get_or_create_person(
+                session, server=server, telegram_id=telegram_id, chat_id=telegram_id, now=now
+            )
+            session.add(
+                RoleGrant(person_id=person.id, role=role, group_id=group.id if group else None)
+            )
+        for group in (pine, oak):
+            await record_signal(
+                session, group=group, signal=Signal.CHECKIN, at=now, source="test", now=now
+            )
+    languages = {ROVING: "ko", STRANGER: "ko"}
+    users = {
+        t: standin.user(t, language_code=languages.get(t, "en"))
+        for t in (OWN, OTHER, ADMIN, ROVING, RELATIVE, OPERATOR, STRANGER)
+    }
+    return World(standin=standin, installation=installation, users=users)
+
+
+def _shape(text: str) -> str:
+    return REF.sub("?", text)
+
+
+def _state(group: Group) -> tuple[object, ...]:
+    return (
+        group.status,
+        group.status_basis,
+        group.status_since,
+        group.paused_until,
+        group.current_leg,
+        group.last_checkin_at,
+    )
+
+
+async def test_refused_senders_get_an_unknown_commands_reply_change_nothing_and_are_audited(
+    world: World,
+) -> None:
+    refused = {
+        "/status": (STRANGER, RELATIVE, OPERATOR),
+        **{command: (STRANGER, RELATIVE, OPERATOR, OTHER) for command in GROUP_COMMANDS},
+    }
+    async with running_bot(world.installation, world.standin):
+        before = await world.until(lambda g: g.status is Status.OK, "OK")
+        counts = await world.counts()
+        for who in (STRANGER, RELATIVE, OPERATOR, OTHER):
+            # Any message gets a receipt; a relative's, linked to their group, a question too.
+            count = 2 if who == RELATIVE else 1
+            unknown = await world.replies(who, "/nonsense PINE-7", count)
+            assert unknown[0] in ("Received, thank you. Ref ?", "잘 받았습니다. 감사합니다. 참조 ?")
+            for command in (c for c, senders in refused.items() if who in senders):
+                assert await world.replies(who, command, count) == unknown, (who, command)
+        # Nothing moved, and nobody was alerted.
+        after = await world.pine()
+        assert _state(after) == _state(before)
+        assert await world.counts() == counts
+        for watcher in (OWN, ADMIN, ROVING):
+            assert world.texts_to(watcher) == []
+    # A stranger's command is stored like any message, which makes them a person.
+    actors = {who: await world.actor(who) for who in (STRANGER, RELATIVE, OPERATOR, OTHER)}
+    assert "unknown" not in actors.values()
+    for command, senders in refused.items():
+        action = "command." + command.split()[0].removeprefix("/")
+        subject = "PINE-7" if " " in command else None
+        expected = [(actors[who], subject, {"allowed": False}) for who in senders]
+        assert sorted(await world.audited(action)) == sorted(expected), command
+
+
+async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_everyone(
+    world: World,
+) -> None:
+    async with running_bot(world.installation, world.standin):
+        start = await world.until(lambda g: g.status is Status.OK, "OK")
+        checked_in = start.last_checkin_at
+        assert checked_in is not None
+
+        mine = await world.ask(OWN, "/status")
+        assert mine.protect_content
+        assert re.fullmatch(
+            r"PINE-7: OK since .+; last check-in .+ ago\. Next deadline: .+\.",
+            mine.text or "",
+        ), mine.text
+        everything = (await world.ask(ROVING, "/status")).text or ""
+        assert "OAK-2: OK" in everything
+        assert "PINE-7: OK" in everything
+        assert "마지막 연락" in everything  # the roving activist reads Korean
+
+        # /stage to the border: a tighter leg, applied at once, and no check-in.
+        staged = await world.ask(OWN, "/stage PINE-7 laos border")
+        assert staged.text == "PINE-7 is on the leg Laos border."
+        await world.until(
+            lambda g: g.current_leg == 2 and g.next_transition_at == checked_in + BORDER,
+            "the border leg's deadline",
+        )
+        assert (await world.pine()).last_checkin_at == checked_in
+        # A person may correct it, moving the group back (a late phrase could not).
+        await world.ask(OWN, "/stage PINE-7 Qingdao")
+        await world.until(lambda g: g.current_leg == 1, "back on the Qingdao leg")
+        assert [(e.source, e.message_id) for e in await world.stage_events()] == [
+            (BY_HAND, None),
+            (BY_HAND, None),
+        ]
+        detail = (await world.ask(OWN, "/group PINE-7")).text or ""
+        assert detail.startswith("PINE-7: OK (checked in) since")
+        assert "Leg: Qingdao." in detail
+        assert "Next deadline:" in detail
+        assert "KST" in detail  # the organisation's zone, as the activist chose none
+
+        # /pause, then /resume: the schedule starts again from now, no check-in invented.
+        paused_at = utc_now()
+        assert ((await world.ask(OWN, "/pause PINE-7 6h")).text or "").startswith(
+            "PINE-7 is paused until"
+        )
+        paused = await world.pine()
+        assert (paused.status, paused.status_basis) == (Status.PAUSED, "paused")
+        assert paused.paused_until is not None
+        assert abs(paused.paused_until - (paused_at + timedelta(hours=6))) < timedelta(minutes=1)
+        resumed_at = utc_now()
+        assert (await world.ask(ADMIN, "/resume PINE-7")).text == (
+            "PINE-7 follows its schedule again."
+        )
+        resumed = await world.until(lambda g: g.status is Status.OK, "resumed")
+        assert resumed.last_checkin_at == checked_in
+        assert resumed.paused_until is None
+        assert _near(resumed.status_since, resumed_at)
+        assert (await world.ask(OWN, "/resume PINE-7")).text == "PINE-7 is not paused: it is OK."
+
+        # /detained: tier 2, to every activist and admin at once.
+        mark = len(world.standin.sent)
+        await world.ask(ADMIN, "/detained PINE-7", expect="PINE-7 is marked DETAINED.")
+        detained = await world.pine()
+        assert (detained.status, detained.status_basis) == (Status.DETAINED, "marked")
+        await world.everyone_told(ALERTED, since=mark, starts="⚠", status="DETAINED")
+        assert "not acknowledged" in ((await world.ask(OWN, "/group PINE-7")).text or "")
+        alert = next(
+            m for m in world.standin.sent[mark:] if m.chat_id == OWN and "⚠" in (m.text or "")
+        )
+        # The button answers once the bot has recorded the alert as sent (after Telegram
+        # took it), so it is pressed after that, as a person would.
+        await world.alert_recorded_as_sent(OWN)
+        press = world.standin.press_button(world.users[OWN], alert.message, "al:ack")
+        query = press["callback_query"]["id"]
+        await eventually(lambda: query in world.standin.answered_callbacks)
+        assert world.standin.callback_answers[query]["text"] == "Acknowledged. Reminders stop."
+        acknowledged = await world.ask(OWN, "/group PINE-7")
+        assert "The alert was acknowledged at" in (acknowledged.text or "")
+
+        # /safe: the all-clear goes to everyone who was alerted.
+        mark = len(world.standin.sent)
+        await world.ask(OWN, "/safe PINE-7", expect="PINE-7 is marked SAFE.")
+        safe = await world.pine()
+        assert (safe.status, safe.status_basis) == (Status.SAFE, "marked")
+        await world.everyone_told(ALERTED, since=mark, starts="✓", status="SAFE")
+    # The journey's picture shows the stages set by hand, and no check-in for them.
+    async with open_database(world.url) as engine, session_factory(engine)() as session:
+        journey = await gather(
+            session, group=await get_group(session, codename="PINE-7"), now=utc_now()
+        )
+    assert journey.checkins == (checked_in,)
+    assert [position for _, position in journey.stages] == [2, 1]
+    allowed = {"allowed": True}
+    assert await world.audited("command.stage") == [
+        (await world.actor(OWN), "PINE-7", allowed),
+        (await world.actor(OWN), "PINE-7", allowed),
+    ]
+    assert await world.audited("command.status") == [
+        (await world.actor(OWN), None, allowed),
+        (await world.actor(ROVING), None, allowed),
+    ]
+    assert await world.audited("command.resume") == [
+        (await world.actor(ADMIN), "PINE-7", allowed),
+        (await world.actor(OWN), "PINE-7", allowed),
+    ]
+    assert await world.audited("command.detained") == [
+        (await world.actor(ADMIN), "PINE-7", allowed)
+    ]
+    assert await world.audited("command.safe") == [(await world.actor(OWN), "PINE-7", allowed)]
+
+
+def _near(moment: datetime, expected: datetime) -> bool:
+    return abs(moment - expected) < timedelta(seconds=10)
