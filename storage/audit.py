@@ -9,7 +9,7 @@ text or identifiers: codenames, roles, counts and row ids only.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -103,12 +103,25 @@ class ChainHead:
         return f"{self.seq}:{self.hash.hex()}"
 
 
-async def verify(session: AsyncSession, *, checkpoint: ChainHead | None = None) -> ChainHead:
-    """Check every link; with a checkpoint kept off the server, also detect a cut tail."""
+async def length(session: AsyncSession) -> int:
+    """How many entries the log holds (the total a progress bar counts to)."""
+    return int((await session.exec(select(sa.func.count()).select_from(AuditEvent))).one())
+
+
+async def verify(
+    session: AsyncSession,
+    *,
+    checkpoint: ChainHead | None = None,
+    on_entry: Callable[[int], None] | None = None,
+) -> ChainHead:
+    """Check every link; with a checkpoint kept off the server, also detect a cut tail.
+    ``on_entry`` is told each sequence number as it is checked (for a progress bar)."""
     prev, seq = GENESIS, 0
     result = await session.stream(select(AuditEvent).order_by(col(AuditEvent.seq)))
     async for (event,) in result:
         seq += 1
+        if on_entry is not None:
+            on_entry(seq)
         if event.seq != seq:
             raise AuditChainBroken(f"entry {seq} is missing (found {event.seq})")
         expected = _entry_hash(

@@ -7,6 +7,7 @@ bot's event loop never waits on a query.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_RECLAIM_WAIT_STEPS = 300  # of 0.1 s: a bot's transactions last well under 30 s
 
 
 class DatabaseError(Exception):
@@ -122,6 +124,19 @@ async def reclaim_deleted(engine: AsyncEngine, *, tables: Sequence[str]) -> None
     quoted = ", ".join(engine.dialect.identifier_preparer.quote(t) for t in tables)
     async with engine.connect() as conn:
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        # VACUUM keeps a deleted row while a transaction older than its deletion
+        # still runs, anywhere on the server (it holds back VACUUM's own snapshot):
+        # wait, a bounded while, until every transaction begun before now has ended.
+        mark = (await autocommit.exec_driver_sql("SELECT txid_current()")).scalar_one()
+        for _ in range(_RECLAIM_WAIT_STEPS):
+            oldest = (
+                await autocommit.exec_driver_sql(
+                    "SELECT txid_snapshot_xmin(txid_current_snapshot())"
+                )
+            ).scalar_one()
+            if oldest > mark:
+                break
+            await asyncio.sleep(0.1)
         await autocommit.exec_driver_sql(f"VACUUM FULL {quoted}")
         await autocommit.exec_driver_sql("CHECKPOINT")
 

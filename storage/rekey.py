@@ -14,7 +14,9 @@ that key could open then (see docs/security.md).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import col, delete, select
@@ -30,9 +32,29 @@ from storage.sealing import (
     operator_public_key,
 )
 
+# Where a rotation leaves old bytes behind: PostgreSQL keeps the replaced and deleted
+# wraps as dead rows in its files until ``storage.db.reclaim_deleted`` rewrites them.
+REKEYED_TABLES = ("key_wraps", "group_key_wraps")
+
 
 class LastOperator(Exception):
     """Removing the only operator would leave nothing able to open anything."""
+
+
+class OperatorRemoved(Exception):
+    """A removed operator is never given a key again (register a new key instead)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stranded:
+    """What the leaver opens and the operator doing the removal cannot: removing now
+    would skip those groups or lose those records."""
+
+    groups: tuple[str, ...]
+    records: int
+
+    def __bool__(self) -> bool:
+        return bool(self.groups or self.records)
 
 
 async def live_groups(session: AsyncSession) -> Sequence[Group]:
@@ -56,6 +78,7 @@ async def share_group(
     session: AsyncSession, keyring: Keyring, *, group: Group, newcomer: Operator
 ) -> bool:
     """Wrap the group's key for ``newcomer``; False if they hold it already."""
+    _refuse_removed(newcomer)
     if await holds_key(session, group=group, operator=newcomer):
         return False
     private = await keyring.group_key(session, group)
@@ -74,6 +97,7 @@ async def share_group(
 
 async def share_unlinked(session: AsyncSession, keyring: Keyring, *, newcomer: Operator) -> int:
     """Wrap for ``newcomer`` the data keys of records no group claims yet."""
+    _refuse_removed(newcomer)
     mine = (
         await session.exec(select(KeyWrap).where(KeyWrap.operator_id == keyring.operator.id))
     ).all()
@@ -141,8 +165,90 @@ async def rotate_group(
     return True
 
 
+async def stranded(session: AsyncSession, keyring: Keyring, *, leaver: Operator) -> Stranded:
+    """Check before removing: every group key and record the leaver opens must be
+    open to ``keyring``'s operator, who re-wraps them for the others."""
+    mine = await _held_groups(session, keyring.operator.id)
+    theirs = await _held_groups(session, leaver.id)
+    groups = (
+        await session.exec(select(Group.codename).where(col(Group.id).in_(theirs - mine)))
+    ).all()
+    records = await _operator_subjects(session, leaver.id)
+    records -= await _operator_subjects(session, keyring.operator.id)
+    records -= await _group_subjects(session, mine)
+    return Stranded(groups=tuple(sorted(groups)), records=len(records))
+
+
+async def hand_over_records(
+    session: AsyncSession, keyring: Keyring, *, leaver: Operator
+) -> tuple[int, int]:
+    """Give every remaining operator their own wrap of each record the leaver holds
+    one of (unless a group key already opens it for them), then delete the leaver's.
+    Returns (wraps added, wraps deleted)."""
+    remaining = [op for op in await active_operators(session) if op.id != leaver.id]
+    held = {op.id: await _operator_subjects(session, op.id) for op in remaining}
+    claimed = await _group_subjects(session, None)
+    added = 0
+    for subject in sorted(await _operator_subjects(session, leaver.id) - claimed):
+        lacking = [op for op in remaining if subject not in held[op.id]]
+        if not lacking:
+            continue
+        table, row_id = subject
+        data_key = await keyring.data_key(session, table=table, row_id=row_id)
+        binding = data_key_binding(table, row_id)
+        for op in lacking:
+            session.add(
+                KeyWrap(
+                    subject_table=table,
+                    subject_id=row_id,
+                    operator_id=op.id,
+                    wrapped=wrap_key(data_key, operator_public_key(op), binding),
+                )
+            )
+            added += 1
+    await session.flush()
+    return added, await drop_record_wraps(session, leaver=leaver)
+
+
 async def drop_record_wraps(session: AsyncSession, *, leaver: Operator) -> int:
     """Delete the leaver's own wraps of records no group claims (every other active
     operator holds theirs: unlinked records are sealed to each)."""
     result = await session.exec(delete(KeyWrap).where(col(KeyWrap.operator_id) == leaver.id))
     return int(result.rowcount or 0)
+
+
+def _refuse_removed(operator: Operator) -> None:
+    if operator.removed_at is not None:
+        raise OperatorRemoved(
+            f"operator {operator.fingerprint[:16]} was removed; register a new key instead"
+        )
+
+
+Subject = tuple[str, uuid.UUID]
+
+
+async def _held_groups(session: AsyncSession, operator_id: uuid.UUID) -> set[uuid.UUID]:
+    live = select(Group.id).where(col(Group.shredded_at).is_(None))
+    rows = await session.exec(
+        select(GroupKeyWrap.group_id).where(
+            GroupKeyWrap.operator_id == operator_id, col(GroupKeyWrap.group_id).in_(live)
+        )
+    )
+    return set(rows.all())
+
+
+async def _operator_subjects(session: AsyncSession, operator_id: uuid.UUID) -> set[Subject]:
+    rows = await session.exec(
+        select(KeyWrap.subject_table, KeyWrap.subject_id).where(KeyWrap.operator_id == operator_id)
+    )
+    return {(table, row_id) for table, row_id in rows.all()}
+
+
+async def _group_subjects(session: AsyncSession, group_ids: set[uuid.UUID] | None) -> set[Subject]:
+    """Records wrapped to any of ``group_ids`` (to any group at all if None)."""
+    query = select(KeyWrap.subject_table, KeyWrap.subject_id).where(
+        col(KeyWrap.group_id).is_not(None)
+    )
+    if group_ids is not None:
+        query = query.where(col(KeyWrap.group_id).in_(group_ids))
+    return {(table, row_id) for table, row_id in (await session.exec(query)).all()}

@@ -193,6 +193,19 @@ class Keyring:
                 return unwrap_key(wrap.wrapped, await self.group_key(session, group), binding)
         raise NotReadable(f"no key of this operator opens {table} {row_id}")
 
+    async def unwrap(self, session: AsyncSession, wrap: KeyWrap) -> bytes:
+        """The data key in one wrap already read (many rows' wraps are read at once
+        when a whole inbox is opened): this operator's own, or a group's it holds."""
+        binding = data_key_binding(wrap.subject_table, wrap.subject_id)
+        if wrap.operator_id == self.operator.id:
+            return unwrap_key(wrap.wrapped, self._private, binding)
+        group = await session.get(Group, wrap.group_id) if wrap.group_id else None
+        if group is None:
+            raise NotReadable(
+                f"no key of this operator opens {wrap.subject_table} {wrap.subject_id}"
+            )
+        return unwrap_key(wrap.wrapped, await self.group_key(session, group), binding)
+
     async def open_fields(
         self, session: AsyncSession, *, table: str, row_id: uuid.UUID, columns: Mapping[str, bytes]
     ) -> dict[str, bytes]:

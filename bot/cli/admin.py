@@ -189,10 +189,20 @@ def operator_add(
     name: Annotated[
         str, typer.Option("--name", help="Who this operator is (sealed in the database).")
     ],
+    share_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            help="An existing operator's key file: share every group key with the new one at "
+            "once (else later, with `intake operator share`).",
+            dir_okay=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Register an operator's public key: new content is sealed to it from now on."""
     key = PublicKey.from_text(public_key)
+    sharer = unlock_operator_key(share_key) if share_key else None  # before any transaction
 
     async def go() -> int:
         async with workspace(config) as ws:
@@ -210,7 +220,12 @@ def operator_add(
 
     groups = run(go())
     out.print(f"Operator {key.fingerprint()} added.")
-    if groups:
+    if sharer is not None:
+        from bot.cli.operators import share_with  # only this option needs it
+
+        shared = run(share_with(config, sharer, key.fingerprint()))
+        out.print(f"Shared {shared} group key(s) with {key.fingerprint()}.")
+    elif groups:
         err.print(
             f"note: {groups} existing group(s) are not yet readable with this key; an existing "
             f"operator shares them with `intake operator share {key.fingerprint()} --key FILE`."

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 
-from bot.cli.common import ConfigOption, app, fail, out, run, workspace
+from bot.cli.common import ConfigOption, app, err, fail, out, run, workspace
 from storage import audit
 from storage.audit import AuditChainBroken, ChainHead
 
@@ -28,13 +30,8 @@ def verify(
 ) -> None:
     """Check every entry's hash and its link to the one before; print the head."""
     kept = _parse(checkpoint) if checkpoint else None
-
-    async def go() -> ChainHead:
-        async with workspace(config) as ws:
-            return await audit.verify(ws.session, checkpoint=kept)
-
     try:
-        head = run(go())
+        head = run(_verify(config, kept))
     except AuditChainBroken as exc:
         out.print(f"BROKEN: {exc}")
         raise typer.Exit(1) from None
@@ -44,17 +41,24 @@ def verify(
 @audit_app.command("checkpoint")
 def checkpoint(config: ConfigOption = None) -> None:
     """Print SEQ:HASH of the verified head, to keep off the server."""
-
-    async def go() -> ChainHead:
-        async with workspace(config) as ws:
-            return await audit.verify(ws.session)
-
     try:
-        head = run(go())
+        head = run(_verify(config, None))
     except AuditChainBroken as exc:
         out.print(f"BROKEN: {exc}")
         raise typer.Exit(1) from None
     out.print(head.text())
+
+
+async def _verify(config: Path | None, checkpoint: ChainHead | None) -> ChainHead:
+    async with workspace(config) as ws:
+        total = await audit.length(ws.session)
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("verifying the audit chain", total=total)
+            return await audit.verify(
+                ws.session,
+                checkpoint=checkpoint,
+                on_entry=lambda seq: progress.update(task, completed=seq),
+            )
 
 
 def _parse(text: str) -> ChainHead:

@@ -1,24 +1,34 @@
-"""``intake inbox``: the operator reads the sealed inbox on their own machine."""
+"""``intake inbox``: the operator reads the sealed inbox on their own machine and acts
+on it. Each command asks for the passphrase once (before its transaction opens),
+and every read, listing, export, link and note is an audit event whose actor is
+the operator's key fingerprint and whose details carry no content."""
 
 from __future__ import annotations
 
 import enum
 import json
+import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
+from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from bot.cli.common import (
     ConfigOption,
     KeyOption,
     OperatorWorkspace,
+    Refused,
     app,
-    duration_option,
     err,
     fail,
     operator_workspace,
@@ -27,22 +37,33 @@ from bot.cli.common import (
     unlock_operator_key,
     when,
 )
+from bot.durations import parse_duration
 from bot.schedules import normalise_codename
 from storage import audit
 from storage.age_export import encrypt_for
 from storage.groups import get_group
 from storage.inbox import (
     InboxItem,
+    InboxRefused,
+    NoSuchMessage,
+    OpenedFile,
+    OpenedNote,
+    OpenedVersion,
+    Place,
     add_note,
     find_message,
+    iso,
     list_inbox,
     mark,
     notes_of,
+    open_files,
+    open_versions,
+    place_of,
     relink,
-    versions_of,
+    text_of,
 )
-from storage.messages import attachments_of, open_attachment, open_message
 from storage.models import Message
+from storage.sealing import Keyring
 from storage.timeutil import utc_now
 
 inbox_app = typer.Typer(
@@ -51,11 +72,56 @@ inbox_app = typer.Typer(
 )
 app.add_typer(inbox_app, name="inbox")
 SHORT = 60
+WIDE = 180
+# The table's columns before the text, and the widths they keep in a narrow terminal.
+COLUMNS = (
+    ("id", 8),
+    ("", 4),
+    ("group", 6),
+    ("linked by", 9),
+    ("signal", 8),
+    ("sent", 11),
+    ("received", 11),
+    ("from", 8),
+    ("kind", 5),
+)
+# What a file is called when the relative's file name gives no usable extension.
+SUFFIX = {
+    "photo": ".jpg",
+    "voice": ".ogg",
+    "audio": ".mp3",
+    "video": ".mp4",
+    "video_note": ".mp4",
+    "sticker": ".webp",
+}
+SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 
 
 class Format(enum.StrEnum):
     TABLE = "table"
     JSON = "json"
+
+
+def actor(keyring: Keyring) -> str:
+    """Who did it, in the audit log: the operator's key fingerprint, never a name."""
+    return keyring.operator.fingerprint[:16]
+
+
+def parse_since(value: str, *, now: datetime) -> datetime:
+    """``--since``: a duration back from now (24h, 7d) or a date or time (2026-08-10,
+    2026-08-10T06:00, UTC unless it says otherwise)."""
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--since: {value!r} is neither a duration (24h, 7d) nor a date (2026-08-10)")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- list
 
 
 @inbox_app.command("list")
@@ -64,41 +130,39 @@ def inbox_list(
     unlinked: Annotated[
         bool, typer.Option("--unlinked", help="Only messages no group claims yet.")
     ] = False,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only the last so long, like 24h or 7d.")
-    ] = None,
-    output: Annotated[
-        Format, typer.Option("--format", help="A table, or JSON lines.")
-    ] = Format.TABLE,
     unread: Annotated[bool, typer.Option("--unread", help="Only those you have not seen.")] = False,
     starred: Annotated[bool, typer.Option("--starred", help="Only those you starred.")] = False,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only those received since: 24h, 7d, or a date (2026-08-10)."),
+    ] = None,
+    output: Annotated[
+        Format, typer.Option("--format", help="A table, or JSON lines (whole texts).")
+    ] = Format.TABLE,
     config: ConfigOption = None,
     key: KeyOption = None,
 ) -> None:
     """Messages, newest first: group, why it was linked, signal, times, forwarder, text."""
-    window = duration_option(since, "--since")
+    now = utc_now()
+    after = parse_since(since, now=now) if since else None
     private_key = unlock_operator_key(key)  # before the transaction: the prompt may wait
 
     async def go() -> list[InboxItem]:
         async with operator_workspace(config, private_key) as ow:
-            now = utc_now()
-            target = (
-                await get_group(ow.ws.session, codename=normalise_codename(group))
-                if group
-                else None
-            )
+            session = ow.ws.session
+            target = await get_group(session, codename=normalise_codename(group)) if group else None
             items = await list_inbox(
-                ow.ws.session,
+                session,
                 ow.keyring,
                 group=target,
                 unlinked=unlinked,
-                since=now - window if window else None,
+                since=after,
                 unread=unread,
                 starred=starred,
             )
             await audit.append(
-                ow.ws.session,
-                actor=ow.keyring.operator.fingerprint[:16],
+                session,
+                actor=actor(ow.keyring),
                 action="inbox.list",
                 subject=target.codename if target else None,
                 at=now,
@@ -107,32 +171,63 @@ def inbox_list(
             return items
 
     items = run(go())
+    _warn_unreadable(items)
     if output is Format.JSON:
         for item in items:
-            out.print(json.dumps(item.as_json(), ensure_ascii=False), soft_wrap=True)
+            out.print(json.dumps(item.as_json(), ensure_ascii=False), soft_wrap=True, emoji=False)
         return
     if not items:
         out.print("No messages.")
         return
-    table = Table("id", "group", "linked by", "signal", "sent", "received", "from", "kind", "text")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for heading, width in COLUMNS:
+        table.add_column(heading, no_wrap=True, min_width=width)
+    table.add_column("text", no_wrap=True, overflow="ellipsis", min_width=20)
     for item in items:
-        text = item.text if len(item.text) <= SHORT else item.text[: SHORT - 1] + "…"
+        text = item.text if item.readable else "(not readable with your key)"
         table.add_row(
-            item.id.hex[:8],
-            item.group or "—",
-            item.link_reason or "—",
-            item.signal or "—",
-            _short(item.origin_at),
-            _short(item.received_at),
-            item.forwarder or "—",
-            item.kind,
-            text,
+            *(
+                Text(cell)  # as written: no ":name:" in a message becomes an emoji
+                for cell in (
+                    item.id.hex[:8],
+                    ("*" if item.starred else "") + ("" if item.seen else "new"),
+                    item.group or "—",
+                    item.link_reason or "—",
+                    item.signal or "—",
+                    _short(item.origin_at),
+                    _short(item.received_at),
+                    item.forwarder or "—",
+                    item.kind,
+                    shorten(text),
+                )
+            )
         )
-    out.print(table)
+    # Into a pipe or a file, rows keep SHORT characters of text instead of 80 columns.
+    wide = Console(width=WIDE, highlight=False, markup=False, soft_wrap=False)
+    (out if out.is_terminal else wide).print(table)
+
+
+def shorten(text: str, width: int = SHORT) -> str:
+    """One line of at most ``width`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _short(moment: datetime | None) -> str:
-    return when(moment).removesuffix(" UTC")
+    """Month, day and time (UTC): a year is rarely in doubt in an inbox."""
+    return "—" if moment is None else moment.astimezone(UTC).strftime("%m-%d %H:%M")
+
+
+def _warn_unreadable(items: list[InboxItem]) -> None:
+    unreadable = sum(not i.readable for i in items)
+    if unreadable:
+        err.print(
+            f"note: {unreadable} message(s) are sealed to groups whose key you were not given; "
+            "another operator gives them with `intake operator share`"
+        )
+
+
+# --------------------------------------------------------------------------- export
 
 
 @inbox_app.command("export")
@@ -148,20 +243,29 @@ def inbox_export(
     config: ConfigOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Every message as JSON lines, sealed to your own age identity (`intake keygen --age`
-    prints it; `age -d -i IDENTITY FILE` opens it)."""
+    """Every message as JSON lines (the fields of `list --format json`), sealed to your
+    own age identity (`intake keygen --age` prints it; `age -d -i IDENTITY FILE` opens it)."""
     if output.exists():
         fail(f"{output} already exists; choose another --out")
+    if not output.parent.is_dir():
+        fail(f"--out: there is no folder {output.parent}")  # before anything is opened
     private_key = unlock_operator_key(key)
 
     async def go() -> list[InboxItem]:
         async with operator_workspace(config, private_key) as ow:
             session = ow.ws.session
             target = await get_group(session, codename=normalise_codename(group)) if group else None
-            items = await list_inbox(session, ow.keyring, group=target)
+            with Progress(console=err, transient=True) as progress:
+                task = progress.add_task("opening messages", total=None)
+                items = await list_inbox(
+                    session,
+                    ow.keyring,
+                    group=target,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
             await audit.append(
                 session,
-                actor=ow.keyring.operator.fingerprint[:16],
+                actor=actor(ow.keyring),
                 action="inbox.export",
                 subject=target.codename if target else None,
                 at=utc_now(),
@@ -170,38 +274,65 @@ def inbox_export(
             return items
 
     items = run(go())
+    _warn_unreadable(items)
     lines = "".join(json.dumps(i.as_json(), ensure_ascii=False) + "\n" for i in items).encode()
-    output.write_bytes(lines if plaintext else encrypt_for(private_key, lines))
-    output.chmod(0o600)
+    _write_new(output, lines if plaintext else encrypt_for(private_key, lines))
     if plaintext:
         err.print("warning: the export is NOT encrypted; anyone who copies the file reads it")
     out.print(f"Exported {len(items)} message(s) to {output}.")
 
 
-MessageRef = Annotated[str, typer.Argument(help="The message id (its first 6+ characters do).")]
+def _write_new(path: Path, data: bytes) -> None:
+    """Write a file that did not exist, readable by this user alone from its first byte."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise Refused(f"{path} already exists; nothing was overwritten") from None
+    except OSError as exc:
+        raise Refused(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+
+
+# --------------------------------------------------------------------------- one message
+
+MessageRef = Annotated[
+    str, typer.Argument(help="The message id (its first 6+ characters do, if unique).")
+]
+Act = Callable[[OperatorWorkspace, Message], Awaitable["Done"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    said: str
+    details: dict[str, object] | None = None  # for the audit entry: counts and codenames only
+    audited: bool = True
 
 
 def _act(config: Path | None, key: Path | None, ref: str, action: str, act: Act) -> str:
-    """Open the inbox, find the message, do ``act``, audit it; what to print."""
+    """Unlock the key, then in one transaction find the message, do ``act`` and
+    audit it; what to print."""
     private_key = unlock_operator_key(key)
 
     async def go() -> str:
         async with operator_workspace(config, private_key) as ow:
-            message = await find_message(ow.ws.session, ref=ref)
-            said = await act(ow, message)
-            await audit.append(
-                ow.ws.session,
-                actor=ow.keyring.operator.fingerprint[:16],
-                action=f"inbox.{action}",
-                subject=str(message.id),
-                at=utc_now(),
-            )
-            return said
+            try:
+                message = await find_message(ow.ws.session, ref=ref)
+                done = await act(ow, message)
+            except (NoSuchMessage, InboxRefused) as exc:
+                raise Refused(str(exc)) from None
+            if done.audited:
+                await audit.append(
+                    ow.ws.session,
+                    actor=actor(ow.keyring),
+                    action=f"inbox.{action}",
+                    subject=str(message.id),
+                    at=utc_now(),
+                    details=done.details,
+                )
+            return done.said
 
     return run(go())
-
-
-Act = Callable[[OperatorWorkspace, Message], Awaitable[str]]
 
 
 @inbox_app.command("read")
@@ -210,42 +341,188 @@ def inbox_read(
     attachments: Annotated[
         Path | None,
         typer.Option(
-            "--attachments", help="A folder to write the attachments to.", file_okay=False
+            "--attachments",
+            help="A folder of yours to write the attachments to (made if missing; files 0600).",
+            file_okay=False,
         ),
     ] = None,
+    around: Annotated[
+        int, typer.Option("--around", min=0, help="Timeline entries shown before and after.")
+    ] = 3,
+    output: Annotated[Format, typer.Option("--format", help="Text, or one JSON object.")] = (
+        Format.TABLE
+    ),
     config: ConfigOption = None,
     key: KeyOption = None,
 ) -> None:
-    """The whole message: every version, its notes, and its attachments (to --attachments DIR)."""
+    """The whole message: every version, its attachments (written only to --attachments
+    DIR), your colleagues' notes, and its place in the group's timeline. Marks it seen."""
+    if attachments is not None and attachments.exists() and not attachments.is_dir():
+        fail(f"--attachments: {attachments} is not a folder")
 
-    async def act(ow: OperatorWorkspace, message: Message) -> str:
+    async def act(ow: OperatorWorkspace, message: Message) -> Done:
         session, keyring = ow.ws.session, ow.keyring
-        lines = [f"message {message.id}"]
-        for version in await versions_of(session, message=message):
-            body = await open_message(session, keyring, version)
-            lines.append(
-                f"--- version {version.version}, received {when(version.received_at)}, "
-                f"signal {version.signal.value if version.signal else '—'}"
-            )
-            lines.append(json.dumps(body, ensure_ascii=False, indent=2))
-        for note in await notes_of(session, keyring, message=message):
-            lines.append(f"note: {note}")
-        files = await attachments_of(session, message=message)
-        for n, attachment in enumerate(files, 1):
-            opened = await open_attachment(session, keyring, attachment)
-            lines.append(f"attachment {n}: {attachment.kind.value} {json.dumps(opened.meta)}")
-            if attachments is not None and opened.content is not None:
-                attachments.mkdir(parents=True, exist_ok=True, mode=0o700)
-                target = attachments / f"{message.id.hex[:8]}-{n}"
-                target.write_bytes(opened.content)
-                target.chmod(0o600)
-                lines.append(f"  written to {target}")
+        versions = await open_versions(session, keyring, message=message)
+        files = [
+            (version, opened)
+            for version in versions
+            for opened in await open_files(session, keyring, message=version.message)
+        ]
+        notes = await notes_of(session, keyring, message=message)
+        place = await place_of(session, message=message, around=around)
+        written = _write_attachments(attachments, files) if attachments is not None else {}
         await mark(
             session, operator_id=keyring.operator.id, message=message, now=utc_now(), seen=True
         )
-        return "\n".join(lines)
+        said = (
+            json.dumps(
+                _read_json(message, versions, files, written, notes, place),
+                ensure_ascii=False,
+                indent=2,
+            )
+            if output is Format.JSON
+            else _read_text(message, versions, files, written, notes, place)
+        )
+        return Done(
+            said,
+            {"versions": len(versions), "attachments": len(files), "written": len(written)},
+        )
 
-    out.print(_act(config, key, ref, "read", act), soft_wrap=True)
+    # As written: no ":name:" in a message becomes an emoji, no "[x]" a style.
+    out.print(_act(config, key, ref, "read", act), soft_wrap=True, emoji=False)
+
+
+def file_name(version: OpenedVersion, n: int, opened: OpenedFile) -> str:
+    """A name made here, never the relative's own (which could hold a path): the
+    message, the version, the number, and a plain extension."""
+    given = str(opened.meta.get("file_name") or "")
+    suffix = Path(given).suffix if SAFE_SUFFIX.fullmatch(Path(given).suffix) else ""
+    suffix = suffix or SUFFIX.get(opened.attachment.kind.value, ".bin")
+    return f"{version.message.id.hex[:8]}-v{version.message.version}-{n}{suffix.lower()}"
+
+
+def _write_attachments(
+    folder: Path, files: list[tuple[OpenedVersion, OpenedFile]]
+) -> dict[int, Path]:
+    """Write each fetched attachment as a new 0600 file in ``folder`` (made 0700 if
+    missing); nothing is overwritten, and nothing is written if anything would be."""
+    targets = {
+        n: folder / file_name(version, n, opened)
+        for n, (version, opened) in enumerate(files, 1)
+        if opened.content is not None
+    }
+    clash = [t for t in targets.values() if t.exists() or t.is_symlink()]
+    if clash:
+        raise InboxRefused(f"{clash[0]} already exists; nothing was overwritten")
+    if targets:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for n, target in targets.items():
+        content = files[n - 1][1].content
+        assert content is not None  # noqa: S101 (only fetched files have a target)
+        _write_new(target, content)
+    return targets
+
+
+def _extra(body: dict[str, Any]) -> dict[str, Any]:
+    """What a body holds beyond its text: the forward's origin, a place, a contact."""
+    return {k: v for k, v in body.items() if k not in ("text", "caption") and v is not None}
+
+
+def _read_text(
+    message: Message,
+    versions: list[OpenedVersion],
+    files: list[tuple[OpenedVersion, OpenedFile]],
+    written: dict[int, Path],
+    notes: list[OpenedNote],
+    place: Place | None,
+) -> str:
+    latest = versions[-1].message
+    lines = [f"message {message.id}"]
+    lines.append(f"version {message.version} of {len(versions)}; {latest.kind.value}")
+    for version in versions:
+        row = version.message
+        sent, signal = when(row.origin_at or row.sent_at), row.signal.value if row.signal else "—"
+        lines.append(
+            f"--- version {row.version} ({row.id.hex[:8]}): sent {sent}, "
+            f"received {when(row.received_at)}, signal {signal}"
+        )
+        lines.append(text_of(version.body) or "(no text)")
+        extra = _extra(version.body)
+        if extra:
+            lines.append(json.dumps(extra, ensure_ascii=False, sort_keys=True))
+    for n, (version, opened) in enumerate(files, 1):
+        size = len(opened.content) if opened.content is not None else None
+        lines.append(
+            f"attachment {n} (version {version.message.version}): {opened.attachment.kind.value}, "
+            + (f"{size} bytes" if size is not None else "too large to fetch, details only")
+            + f" {json.dumps(opened.meta, ensure_ascii=False, sort_keys=True)}"
+        )
+        if n in written:
+            lines.append(f"  written to {written[n]}")
+        elif opened.content is not None:
+            lines.append("  (give --attachments DIR to write it)")
+    for note in notes:
+        lines.append(f"note: {note.text}  ({when(note.at)}, {note.author or 'a former operator'})")
+    if place is None:
+        lines.append("timeline: not linked to a group")
+    else:
+        lines.append("timeline:")
+        for entry in place.before:
+            mine = "  <- this message" if entry.this_message else ""
+            lines.append(f"  {when(entry.at)}  {entry.what}{mine}")
+        lines.append(f"> {when(place.moment)}  this message")
+        for entry in place.after:
+            lines.append(f"  {when(entry.at)}  {entry.what}")
+    return "\n".join(lines)
+
+
+def _read_json(
+    message: Message,
+    versions: list[OpenedVersion],
+    files: list[tuple[OpenedVersion, OpenedFile]],
+    written: dict[int, Path],
+    notes: list[OpenedNote],
+    place: Place | None,
+) -> dict[str, object]:
+    def entry(e: Any) -> dict[str, object]:
+        return {"at": iso(e.at), "what": e.what, "this_message": e.this_message}
+
+    return {
+        "id": str(message.id),
+        "versions": [
+            {
+                "id": str(v.message.id),
+                "version": v.message.version,
+                "signal": v.message.signal.value if v.message.signal else None,
+                "origin_at": iso(v.message.origin_at),
+                "sent_at": iso(v.message.sent_at),
+                "received_at": iso(v.message.received_at),
+                "body": v.body,
+            }
+            for v in versions
+        ],
+        "attachments": [
+            {
+                "version": v.message.version,
+                "kind": f.attachment.kind.value,
+                "meta": f.meta,
+                "size": len(f.content) if f.content is not None else None,
+                "written_to": str(written[n]) if n in written else None,
+            }
+            for n, (v, f) in enumerate(files, 1)
+        ],
+        "notes": [{"at": iso(n.at), "author": n.author, "text": n.text} for n in notes],
+        "timeline": None
+        if place is None
+        else {
+            "moment": iso(place.moment),
+            "before": [entry(e) for e in place.before],
+            "after": [entry(e) for e in place.after],
+        },
+    }
+
+
+# --------------------------------------------------------------------------- acting on it
 
 
 @inbox_app.command("link")
@@ -255,33 +532,48 @@ def inbox_link(
     config: ConfigOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Link a message to a group: only that group's key opens it from now on."""
+    """Link a message (all its versions) to a group: from now on only that group's key
+    opens it. A signal it carries is recorded for the group."""
 
-    async def act(ow: OperatorWorkspace, message: Message) -> str:
+    async def act(ow: OperatorWorkspace, message: Message) -> Done:
         group = await get_group(ow.ws.session, codename=normalise_codename(codename))
-        await relink(ow.ws.session, ow.keyring, message=message, group=group)
-        return f"Linked to {group.codename}."
+        if message.group_id == group.id:
+            return Done(f"Already linked to {group.codename}.", audited=False)
+        done = await relink(ow.ws.session, ow.keyring, message=message, group=group, now=utc_now())
+        said = f"Linked to {group.codename}."
+        if done.signal_recorded:
+            said += f" Its signal ({message.signal}) was recorded for {group.codename}."
+        return Done(
+            said,
+            {
+                "group": group.codename,
+                "records": done.records,
+                "signal_recorded": done.signal_recorded,
+            },
+        )
 
     out.print(_act(config, key, ref, "link", act))
 
 
 @inbox_app.command("unlink")
 def inbox_unlink(ref: MessageRef, config: ConfigOption = None, key: KeyOption = None) -> None:
-    """Unlink a message: it waits for operators again, sealed to each of them."""
+    """Unlink a message: it waits in the unlinked queue again, sealed to every operator
+    (and to the forwarder's own groups, as when it arrived), no longer to its group."""
 
-    async def act(ow: OperatorWorkspace, message: Message) -> str:
-        await relink(ow.ws.session, ow.keyring, message=message, group=None)
-        return "Unlinked."
+    async def act(ow: OperatorWorkspace, message: Message) -> Done:
+        done = await relink(ow.ws.session, ow.keyring, message=message, group=None, now=utc_now())
+        return Done("Unlinked.", {"records": done.records})
 
     out.print(_act(config, key, ref, "unlink", act))
 
 
 def _marker(action: str, said: str, **change: bool) -> Callable[..., None]:
     def command(ref: MessageRef, config: ConfigOption = None, key: KeyOption = None) -> None:
-        async def act(ow: OperatorWorkspace, message: Message) -> str:
+        async def act(ow: OperatorWorkspace, message: Message) -> Done:
             op = ow.keyring.operator.id
             await mark(ow.ws.session, operator_id=op, message=message, now=utc_now(), **change)
-            return said
+            # Your own reading marks are not reads of the content: not audited.
+            return Done(said, audited=False)
 
         out.print(_act(config, key, ref, action, act))
 
@@ -294,26 +586,37 @@ inbox_app.command("star", help="Star a message (for you alone).")(
 inbox_app.command("unstar", help="Remove your star.")(
     _marker("unstar", "Unstarred.", starred=False)
 )
-inbox_app.command("seen", help="Mark a message seen (for you alone).")(
+inbox_app.command("seen", help="Mark a message seen (for you alone; `read` does it too).")(
     _marker("seen", "Seen.", seen=True)
+)
+inbox_app.command("unseen", help="Mark a message unread again (for you alone).")(
+    _marker("unseen", "Marked unread.", seen=False)
 )
 
 
 @inbox_app.command("note")
 def inbox_note(
     ref: MessageRef,
-    text: Annotated[str, typer.Argument(help='The note; "-" reads it from standard input.')],
+    text: Annotated[
+        str, typer.Argument(help='The note; "-" reads it from standard input (no shell history).')
+    ],
     config: ConfigOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Add a note to a message, sealed to every operator ("-" keeps it out of shell history)."""
-    body = sys.stdin.read().strip() if text == "-" else text.strip()
+    """Add a note to a message, sealed to every operator."""
+    if text == "-":
+        if sys.stdin.isatty():
+            err.print("Type the note, then Ctrl-D:")
+        text = sys.stdin.read()
+    body = text.strip()
     if not body:
         fail("the note is empty")
 
-    async def act(ow: OperatorWorkspace, message: Message) -> str:
+    async def act(ow: OperatorWorkspace, message: Message) -> Done:
         op = ow.keyring.operator.id
-        await add_note(ow.ws.session, operator_id=op, message=message, text=body, now=utc_now())
-        return "Note added."
+        note = await add_note(
+            ow.ws.session, operator_id=op, message=message, text=body, now=utc_now()
+        )
+        return Done("Note added.", {"note": str(note.id)})
 
     out.print(_act(config, key, ref, "note", act))

@@ -23,21 +23,29 @@ from bot.cli.common import (
     run,
     unlock_operator_key,
 )
+from bot.config import load_settings, resolve_config_path
 from storage import audit
 from storage.crypto import PrivateKey
+from storage.db import open_database, reclaim_deleted
 from storage.models import Group, Operator
 from storage.rekey import (
-    drop_record_wraps,
+    REKEYED_TABLES,
+    LastOperator,
+    OperatorRemoved,
+    hand_over_records,
     live_groups,
     retire,
     rotate_group,
     share_group,
     share_unlinked,
+    stranded,
 )
+from storage.sealing import Keyring
 from storage.timeutil import utc_now
 
 Fingerprint = Annotated[str, typer.Argument(help="The operator's key fingerprint (or its start).")]
-Step = Callable[..., Awaitable[bool]]
+# One group's step: (session, the acting keyring, the group, the other operator) -> done now?
+Step = Callable[[AsyncSession, Keyring, Group, Operator], Awaitable[bool]]
 
 
 @operator_app.command("share")
@@ -47,7 +55,7 @@ def operator_share(
     """Wrap every group's key, and every unlinked record's, for an operator added later.
     Run by an operator who holds them (their --key); safe to run again."""
     private = unlock_operator_key(key)
-    done = run(_each_group(config, private, fingerprint, share_group, "newcomer", "sharing"))
+    done = run(share_with(config, private, fingerprint))
     out.print(f"Shared {done} group key(s) with {fingerprint}.")
 
 
@@ -58,60 +66,146 @@ def operator_remove(
     """Remove an operator: each group gets a new key pair they never held, and their
     wraps go, so their key opens nothing in the database. Resumable."""
     private = unlock_operator_key(key)
-    done = run(_each_group(config, private, fingerprint, rotate_group, "leaver", "rotating"))
+    done = run(_remove(config, private, fingerprint))
     out.print(f"Removed {fingerprint}: {done} group key(s) rotated; their key opens nothing here.")
+
+
+async def share_with(config: Path | None, private: PrivateKey, fingerprint: str) -> int:
+    """Give the operator ``fingerprint`` every group key and unlinked record that the
+    holder of ``private`` opens; the number of groups shared now."""
+    async with operator_workspace(config, private) as ow:
+        target = await _other_operator(ow.ws.session, ow.keyring, fingerprint)
+        if target.removed_at is not None:
+            raise Refused(f"operator {fingerprint} was removed; register a new key instead")
+        codenames = [g.codename for g in await live_groups(ow.ws.session)]
+
+    async def share(session: AsyncSession, keyring: Keyring, group: Group, to: Operator) -> bool:
+        return await share_group(session, keyring, group=group, newcomer=to)
+
+    done = await _each_group(config, private, fingerprint, codenames, share, "operator.share")
+    async with operator_workspace(config, private) as ow:
+        session = ow.ws.session
+        target = await _operator(session, fingerprint)
+        try:
+            records = await share_unlinked(session, ow.keyring, newcomer=target)
+        except OperatorRemoved as exc:  # removed by someone else meanwhile
+            raise Refused(str(exc)) from None
+        await audit.append(
+            session,
+            actor=_actor(ow.keyring),
+            action="operator.share",
+            subject=target.fingerprint[:16],
+            at=utc_now(),
+            details={"groups": done, "records": records},
+        )
+    return done
+
+
+async def _remove(config: Path | None, private: PrivateKey, fingerprint: str) -> int:
+    async with operator_workspace(config, private) as ow:
+        session = ow.ws.session
+        target = await _other_operator(session, ow.keyring, fingerprint)
+        # Checked before anything changes: once retired, the leaver's key can no
+        # longer share what only it opens.
+        left = await stranded(session, ow.keyring, leaver=target)
+        if left:
+            raise Refused(
+                f"{fingerprint} alone opens {', '.join(left.groups) or 'no group'} and "
+                f"{left.records} record(s) your key does not; they must first run "
+                f"`intake operator share {ow.keyring.operator.fingerprint[:16]} --key THEIR_KEY`"
+            )
+        if target.removed_at is None:
+            try:
+                await retire(session, leaver=target, now=utc_now())
+            except LastOperator as exc:
+                raise Refused(str(exc)) from None
+            await audit.append(
+                session,
+                actor=_actor(ow.keyring),
+                action="operator.retire",
+                subject=target.fingerprint[:16],
+                at=utc_now(),
+            )
+        codenames = [g.codename for g in await live_groups(session)]
+
+    async def rotate(session: AsyncSession, keyring: Keyring, group: Group, of: Operator) -> bool:
+        return await rotate_group(session, keyring, group=group, leaver=of)
+
+    done = await _each_group(config, private, fingerprint, codenames, rotate, "operator.rotate")
+    async with operator_workspace(config, private) as ow:
+        session = ow.ws.session
+        target = await _operator(session, fingerprint)
+        added, dropped = await hand_over_records(session, ow.keyring, leaver=target)
+        await audit.append(
+            session,
+            actor=_actor(ow.keyring),
+            action="operator.remove",
+            subject=target.fingerprint[:16],
+            at=utc_now(),
+            details={"groups": done, "records_rewrapped": added, "wraps_deleted": dropped},
+        )
+    await _reclaim(config)
+    return done
 
 
 async def _each_group(
     config: Path | None,
     private: PrivateKey,
     fingerprint: str,
+    codenames: list[str],
     step: Step,
-    role: str,
-    verb: str,
+    action: str,
 ) -> int:
-    async with operator_workspace(config, private) as ow:  # the one who holds the keys
-        target = await _operator(ow.ws.session, fingerprint)
-        if target.id == ow.keyring.operator.id:
-            raise Refused("use another operator's key to change this one")
-        if role == "leaver":
-            await retire(ow.ws.session, leaver=target, now=utc_now())
-        codenames = [g.codename for g in await live_groups(ow.ws.session)]
+    """Run ``step`` on each group in its own transaction, so an interrupted run keeps
+    what it finished and a rerun skips it (the step says whether it had work)."""
     done = 0
     with Progress(console=err, transient=True) as progress:
-        task = progress.add_task(f"{verb} group keys", total=len(codenames))
-        for codename in codenames:
-            async with operator_workspace(config, private) as ow:  # one commit per group
-                session = ow.ws.session
-                group = (await session.exec(select(Group).where(Group.codename == codename))).one()
-                target = await _operator(session, fingerprint)
-                if await step(session, ow.keyring, group=group, **{role: target}):
-                    done += 1
-                    await audit.append(
-                        session,
-                        actor=ow.keyring.operator.fingerprint[:16],
-                        action=f"operator.{'share' if role == 'newcomer' else 'rotate'}",
-                        subject=codename,
-                        at=utc_now(),
-                        details={"operator": target.fingerprint[:16]},
-                    )
-            progress.advance(task)
-    async with operator_workspace(config, private) as ow:
-        session = ow.ws.session
-        target = await _operator(session, fingerprint)
-        if role == "newcomer":
-            await share_unlinked(session, ow.keyring, newcomer=target)
-        else:
-            await drop_record_wraps(session, leaver=target)
-        await audit.append(
-            session,
-            actor=ow.keyring.operator.fingerprint[:16],
-            action="operator.share" if role == "newcomer" else "operator.remove",
-            subject=target.fingerprint[:16],
-            at=utc_now(),
-            details={"groups": done},
+        task = progress.add_task(
+            action.replace("operator.", "") + " group keys", total=len(codenames)
         )
+        for codename in codenames:
+            async with operator_workspace(config, private) as ow:
+                session = ow.ws.session
+                group = (
+                    await session.exec(select(Group).where(Group.codename == codename))
+                ).first()
+                target = await _operator(session, fingerprint)
+                if group is not None and group.shredded_at is None:
+                    try:
+                        changed = await step(session, ow.keyring, group, target)
+                    except OperatorRemoved as exc:
+                        raise Refused(str(exc)) from None
+                    if changed:
+                        done += 1
+                        await audit.append(
+                            session,
+                            actor=_actor(ow.keyring),
+                            action=action,
+                            subject=codename,
+                            at=utc_now(),
+                            details={"operator": target.fingerprint[:16]},
+                        )
+            progress.advance(task)
     return done
+
+
+async def _reclaim(config: Path | None) -> None:
+    """After the commits: PostgreSQL keeps replaced and deleted wraps in its files
+    until they are rewritten, and the leaver's key opens those."""
+    settings = load_settings(resolve_config_path(config))
+    async with open_database(settings.database.url, migrate_to_head=False) as engine:
+        await reclaim_deleted(engine, tables=REKEYED_TABLES)
+
+
+def _actor(keyring: Keyring) -> str:
+    return keyring.operator.fingerprint[:16]
+
+
+async def _other_operator(session: AsyncSession, keyring: Keyring, fingerprint: str) -> Operator:
+    target = await _operator(session, fingerprint)
+    if target.id == keyring.operator.id:
+        raise Refused("use another operator's key to change this one")
+    return target
 
 
 async def _operator(session: AsyncSession, fingerprint: str) -> Operator:

@@ -63,3 +63,54 @@ def test_a_new_operator_is_given_every_group_and_a_removed_one_opens_nothing(
             "operator", "remove", second[:12], "--key", "second.key", cwd=tmp_path, env=PASSPHRASE
         ),
     )
+
+
+def test_operator_add_with_a_key_shares_at_once_and_removal_waits_for_what_only_the_leaver_opens(
+    tmp_path: Path,
+) -> None:
+    assert_ok(intake("init", cwd=tmp_path))
+    first_public, first = keygen(tmp_path, "first.key")
+    second_public, second = keygen(tmp_path, "second.key")
+    third_public, _ = keygen(tmp_path, "third.key")
+    assert_ok(intake("operator", "add", first_public, "--name", "First", cwd=tmp_path))
+    assert_ok(intake("group", "add", "PINE-7", cwd=tmp_path))
+    added = intake(
+        "operator",
+        "add",
+        second_public,
+        "--name",
+        "Second",
+        "--key",
+        "first.key",
+        cwd=tmp_path,
+        env=PASSPHRASE,
+    )
+    assert_ok(added)
+    assert f"Shared 1 group key(s) with {second}" in added.stdout
+    assert_ok(intake("operator", "add", third_public, "--name", "Third", cwd=tmp_path))
+
+    # The third was never given PINE-7: removing the first with the third's key would
+    # skip it, so it is refused before anything changes.
+    assert_one_line_error(
+        intake(
+            "operator", "remove", first[:12], "--key", "third.key", cwd=tmp_path, env=PASSPHRASE
+        ),
+        "alone opens PINE-7",
+    )
+    removed = intake(
+        "operator", "remove", first[:12], "--key", "second.key", cwd=tmp_path, env=PASSPHRASE
+    )
+    assert_ok(removed)
+    assert "1 group key(s) rotated" in removed.stdout
+    again = intake(
+        "operator", "remove", first[:12], "--key", "second.key", cwd=tmp_path, env=PASSPHRASE
+    )
+    assert_ok(again)
+    assert "0 group key(s) rotated" in again.stdout  # resumable: nothing is done twice
+    assert_one_line_error(
+        intake("operator", "share", first[:12], "--key", "third.key", cwd=tmp_path, env=PASSPHRASE),
+        "was removed",
+    )
+    verified = intake("audit", "verify", cwd=tmp_path)
+    assert_ok(verified)
+    assert verified.stdout.startswith("OK: ")

@@ -1,0 +1,205 @@
+"""`intake audit verify` and `intake audit checkpoint` against a log an intruder with
+the database has changed, removed, reordered, rewritten or cut: on SQLite and on
+PostgreSQL, with the append-only triggers dropped first, as such an intruder would."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import audit
+from storage.audit import _entry_hash
+from storage.models import AuditEvent
+from tests.bot.test_cli import Call, Ran, assert_ok, intake, intake_many
+from tests.conftest import Database
+
+T0 = datetime(2026, 8, 12, 3, 0, tzinfo=UTC)
+ENTRIES = 5
+
+
+@pytest.fixture
+async def log(database: Database, engine: AsyncEngine, session: AsyncSession) -> None:
+    """ENTRIES entries, and the append-only triggers dropped."""
+    for i in range(ENTRIES):
+        await audit.append(
+            session,
+            actor="admin@cli",
+            action="group.add",
+            subject=f"G-{i}",
+            at=T0 + timedelta(minutes=i),
+            details={"n": i},
+        )
+    await session.commit()
+    await _drop_guards(database, engine)
+
+
+@pytest.fixture
+async def install(log: None, database: Database, tmp_path: Path) -> Path:
+    """An installation whose config points at the test database."""
+    folder = tmp_path / "server"
+    folder.mkdir()
+    assert_ok(intake("init", cwd=folder))
+    config = folder / "config.toml"
+    text, n = re.subn(
+        r'^url = "sqlite:///intake.db"$',
+        f'url = "{database.url}"',
+        config.read_text(),
+        flags=re.M,
+    )
+    assert n == 1
+    config.write_text(text)
+    return folder
+
+
+async def _drop_guards(database: Database, engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        if database.backend == "sqlite":
+            await conn.exec_driver_sql("DROP TRIGGER audit_events_no_update")
+            await conn.exec_driver_sql("DROP TRIGGER audit_events_no_delete")
+        else:
+            await conn.exec_driver_sql("DROP TRIGGER audit_events_append_only ON audit_events")
+
+
+async def _sql(engine: AsyncEngine, *statements: str, **params: object) -> None:
+    async with engine.begin() as conn:
+        for statement in statements:
+            await conn.execute(sa.text(statement), params)
+
+
+def _verify(folder: Path, checkpoint: str | None = None) -> Ran:
+    extra = ("--checkpoint", checkpoint) if checkpoint else ()
+    return intake("audit", "verify", *extra, cwd=folder)
+
+
+def _broken(ran: Ran, reason: str) -> None:
+    assert ran.returncode == 1, str(ran)
+    assert "Traceback" not in ran.stderr, str(ran)
+    assert ran.stdout.strip() == f"BROKEN: {reason}", str(ran)
+
+
+async def test_verify_prints_the_head_that_checkpoint_prints(install: Path) -> None:
+    ran = intake_many(
+        {
+            "verify": Call(("audit", "verify"), install),
+            "checkpoint": Call(("audit", "checkpoint"), install),
+        }
+    )
+    assert_ok(ran["verify"])
+    assert_ok(ran["checkpoint"])
+    kept = ran["checkpoint"].stdout.strip()
+    assert re.fullmatch(rf"{ENTRIES}:[0-9a-f]{{64}}", kept)
+    assert ran["verify"].stdout.strip() == f"OK: {ENTRIES} entries, head {kept}"
+    assert_ok(_verify(install, kept))
+
+
+async def test_a_changed_entry_is_named(install: Path, engine: AsyncEngine) -> None:
+    await _sql(engine, "UPDATE audit_events SET subject = 'G-9' WHERE seq = 3")
+    _broken(_verify(install), "entry 3 was altered")
+
+
+async def test_a_deleted_entry_is_named(install: Path, engine: AsyncEngine) -> None:
+    await _sql(engine, "DELETE FROM audit_events WHERE seq = 2")
+    _broken(_verify(install), "entry 2 is missing (found 3)")
+
+
+async def test_reordered_entries_are_named(install: Path, engine: AsyncEngine) -> None:
+    await _sql(
+        engine,
+        "UPDATE audit_events SET seq = -1 WHERE seq = 2",
+        "UPDATE audit_events SET seq = 2 WHERE seq = 4",
+        "UPDATE audit_events SET seq = 4 WHERE seq = -1",
+    )
+    _broken(_verify(install), "entry 2 was altered")
+
+
+async def test_a_cut_tail_is_caught_only_against_a_checkpoint(
+    install: Path, engine: AsyncEngine
+) -> None:
+    kept = intake("audit", "checkpoint", cwd=install)
+    assert_ok(kept)
+    await _sql(engine, "DELETE FROM audit_events WHERE seq >= 4")
+    ran = intake_many(
+        {
+            "alone": Call(("audit", "verify"), install),
+            "against": Call(("audit", "verify", "--checkpoint", kept.stdout.strip()), install),
+        }
+    )
+    assert_ok(ran["alone"])  # what is left is a whole chain
+    assert ran["alone"].stdout.startswith("OK: 3 entries")
+    _broken(ran["against"], f"the log ends at 3, before the checkpoint at {ENTRIES}")
+
+
+async def test_a_rewritten_chain_is_caught_against_a_checkpoint(
+    install: Path, engine: AsyncEngine, session: AsyncSession
+) -> None:
+    kept = intake("audit", "checkpoint", cwd=install)
+    assert_ok(kept)
+    # The hash chain has no key: an intruder can edit entry 2 and recompute every
+    # hash after it. Only a head kept off the server tells.
+    events = (await session.exec(select(AuditEvent).order_by(col(AuditEvent.seq)))).all()
+    await session.commit()
+    prev = events[0].hash
+    for event in events[1:]:
+        details = '{"n":99}' if event.seq == 2 else event.details
+        digest = _entry_hash(
+            prev,
+            seq=event.seq,
+            at=event.at,
+            actor=event.actor,
+            action=event.action,
+            subject=event.subject,
+            details=details,
+        )
+        await _sql(
+            engine,
+            "UPDATE audit_events SET details = :details, prev_hash = :prev, hash = :hash "
+            "WHERE seq = :seq",
+            details=details,
+            prev=prev,
+            hash=digest,
+            seq=event.seq,
+        )
+        prev = digest
+    ran = intake_many(
+        {
+            "alone": Call(("audit", "verify"), install),
+            "against": Call(("audit", "verify", "--checkpoint", kept.stdout.strip()), install),
+        }
+    )
+    assert_ok(ran["alone"])
+    _broken(ran["against"], f"entry {ENTRIES} does not match the checkpoint")
+
+
+@pytest.mark.parametrize(
+    "column", ["at", "actor", "action", "subject", "details", "prev_hash", "hash"]
+)
+async def test_any_changed_field_breaks_the_chain_at_that_entry(
+    log: None, engine: AsyncEngine, session: AsyncSession, column: str
+) -> None:
+    values: dict[str, object] = {
+        "at": T0 + timedelta(days=1),
+        "actor": "someone else",
+        "action": "group.shred",
+        "subject": None,
+        "details": "{}",
+        "prev_hash": bytes(32),
+        "hash": bytes(32),
+    }
+    await _sql(engine, f"UPDATE audit_events SET {column} = :v WHERE seq = 4", v=values[column])
+    with pytest.raises(audit.AuditChainBroken, match="entry 4 was altered"):
+        await audit.verify(session)
+
+
+def test_a_checkpoint_that_is_not_seq_colon_hash_is_one_line_error(tmp_path: Path) -> None:
+    ran = intake("audit", "verify", "--checkpoint", "five:zz", cwd=tmp_path)
+    assert ran.returncode != 0
+    assert ran.stderr.splitlines() == [
+        "intake: error: --checkpoint: give SEQ:HASH as `intake audit checkpoint` prints it"
+    ]

@@ -1,0 +1,321 @@
+"""``intake inbox`` end to end: messages taken in by the real bot from the local
+Telegram stand-in, then read, marked, noted, linked and exported by the operator
+with the real command line (as processes), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from bot.standin import TelegramStandIn
+from storage import keyfile
+from storage.age_export import decrypt_with
+from storage.codebook import add_phrase
+from storage.crypto import KemName, PassphraseCost, ServerKeys
+from storage.db import open_database, session_factory
+from storage.groups import Schedule, create_group
+from storage.models import AuditEvent, Group, KeyWrap, Role, Signal
+from storage.people import create_invite, get_or_create_person, redeem_invite
+from storage.timeutil import utc_now
+from tests.bot.intake_harness import Installation, eventually, install, running_bot
+from tests.bot.test_cli import Ran, assert_ok, assert_one_line_error, base_env, mode
+from tests.conftest import Database
+from tests.storage.scan import database_bytes, find, text_encodings
+
+PASSPHRASE = "pine seven crosses the river"
+UNLOCKED = {"INTAKE_PASSPHRASE": PASSPHRASE}
+RELATIVE = 6_100_200_301
+STRANGER = 6_900_000_777
+SCHEDULE = Schedule(
+    interval=timedelta(hours=12), grace=timedelta(hours=2), detained_after=timedelta(days=2)
+)
+CAPTION = "canary-caption 버스표 사진"
+STRANGER_TEXT = "canary-stranger: please tell my brother the boat leaves at dawn, at dawn!"
+NOTE = "canary-note: called the sister back"
+PHOTO = b"\xff\xd8\xff canary jpeg bytes" * 50
+
+
+def run_intake(*args: str, cwd: Path, env: Mapping[str, str] | None = None, stdin: str = "") -> Ran:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=cwd,
+        env=base_env(env or {}),
+        input=stdin.encode(),
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+    return Ran(tuple(args), done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+async def taken_in(installation: Installation, standin: TelegramStandIn) -> None:
+    """Through the real bot: a check-in phrase, a photo, an edit, and a stranger's text."""
+    settings = installation.settings
+    server = ServerKeys(settings.server_secret_bytes())
+    now = utc_now()
+    async with (
+        open_database(settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await create_group(
+            session, codename="PINE-7", schedule=SCHEDULE, kem=KemName.X25519, now=now
+        )
+        await create_group(
+            session, codename="OAK-2", schedule=SCHEDULE, kem=KemName.X25519, now=now
+        )
+        await add_phrase(
+            session,
+            server=server,
+            group=pine,
+            phrase="the tea is warm",
+            means=Signal.CHECKIN,
+            now=now,
+        )
+        person = await get_or_create_person(
+            session, server=server, telegram_id=RELATIVE, chat_id=RELATIVE, now=now
+        )
+        _, code = await create_invite(
+            session, server=server, role=Role.RELATIVE, group=pine, ttl=timedelta(days=1), now=now
+        )
+        await redeem_invite(session, server=server, code=code, person=person, now=now)
+    mother = standin.user(RELATIVE, language_code="en")
+    stranger = standin.user(STRANGER, language_code="en")
+    async with running_bot(installation, standin):
+        for send in (
+            lambda: standin.send_text(mother, "Mum, the tea is warm today"),
+            lambda: standin.send_photo(mother, PHOTO, caption=CAPTION),
+            lambda: standin.send_text(mother, "at the station"),
+        ):
+            update = send()
+            await eventually(lambda u=update: u["update_id"] in standin.confirmed_update_ids())
+        station = update["message"]["message_id"]
+        edit = standin.edit_text(mother, station, "at the bus station")
+        await eventually(lambda: edit["update_id"] in standin.confirmed_update_ids())
+        last = standin.send_text(stranger, STRANGER_TEXT)
+        await eventually(lambda: last["update_id"] in standin.confirmed_update_ids())
+
+
+async def wraps_of(installation: Installation, message_id: str) -> set[tuple[str | None, bool]]:
+    """Who each wrap of a message's key is for: (codename, or None for an operator)."""
+    async with (
+        open_database(installation.settings.database.url, migrate_to_head=False) as engine,
+        session_factory(engine)() as session,
+    ):
+        wraps = (
+            await session.exec(select(KeyWrap).where(KeyWrap.subject_id == uuid.UUID(message_id)))
+        ).all()
+        codenames = {g.id: g.codename for g in (await session.exec(select(Group))).all()}
+        return {
+            (codenames[w.group_id] if w.group_id else None, w.operator_id is not None)
+            for w in wraps
+        }
+
+
+async def audit_rows(installation: Installation) -> list[AuditEvent]:
+    async with (
+        open_database(installation.settings.database.url, migrate_to_head=False) as engine,
+        session_factory(engine)() as session,
+    ):
+        query = select(AuditEvent).where(col(AuditEvent.action).startswith("inbox."))
+        return list((await session.exec(query.order_by(col(AuditEvent.seq)))).all())
+
+
+def age_decrypt(tool: str, *, identity: Path, file: Path) -> str:
+    opened = subprocess.run(
+        [tool, "-d", "-i", str(identity), str(file)], capture_output=True, check=True, timeout=30
+    )
+    return opened.stdout.decode()
+
+
+def lines_of(ran: Ran) -> list[dict[str, Any]]:
+    assert_ok(ran)
+    return [json.loads(line) for line in ran.stdout.splitlines()]
+
+
+async def test_an_operator_reads_marks_notes_links_and_exports_what_the_bot_took_in(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    installation = await install(
+        tmp_path / "server",
+        standin=standin,
+        database_url=database.url,
+        extra="delete_forwarded = false",  # so that the relative can still edit
+    )
+    await taken_in(installation, standin)
+    home = tmp_path / "operator"
+    home.mkdir()
+    cheap = PassphraseCost(memory_kib=8192, iterations=1, lanes=1)
+    keyfile.write(home / "operator.key", keyfile.lock(installation.operator_key, PASSPHRASE, cheap))
+    config = str(installation.path / "config.toml")
+    fingerprint = installation.operator_key.public_key().fingerprint()
+
+    def inbox(*args: str, stdin: str = "") -> Ran:
+        return run_intake(
+            "inbox",
+            *args,
+            "--config",
+            config,
+            cwd=home,
+            env={**UNLOCKED, "INTAKE_KEY": "operator.key"},
+            stdin=stdin,
+        )
+
+    # ---- list: newest first, whole texts in JSON, pseudonyms for forwarders
+    listed = lines_of(inbox("list", "--format", "json"))
+    assert [m["text"] for m in listed] == [
+        STRANGER_TEXT,
+        "at the bus station",
+        "at the station",
+        CAPTION,
+        "Mum, the tea is warm today",
+    ]
+    stranger_msg, edited, original, photo, tea = listed
+    assert [m["group"] for m in listed] == [None, "PINE-7", "PINE-7", "PINE-7", "PINE-7"]
+    assert tea["signal"] == "checkin"
+    assert tea["link_reason"] is not None
+    assert (edited["version"], edited["previous_id"]) == (2, original["id"])
+    assert photo["kind"] == "photo"
+    assert photo["attachments"] == 1
+    assert len({m["forwarder"] for m in listed}) == 2
+    assert all(m["forwarder"].startswith("P-") for m in listed)
+    assert all(str(RELATIVE) not in m["forwarder"] for m in listed)
+    table = inbox("list")
+    assert_ok(table)
+    assert photo["id"][:8] in table.stdout
+    assert STRANGER_TEXT not in table.stdout  # shortened...
+    assert STRANGER_TEXT[:40] in table.stdout  # ...on one line
+    assert [m["id"] for m in lines_of(inbox("list", "--unlinked", "--format", "json"))] == [
+        stranger_msg["id"]
+    ]
+    assert (
+        len(lines_of(inbox("list", "--group", "pine-7", "--since", "1h", "--format", "json"))) == 4
+    )
+
+    # ---- read: every version, the attachment written 0600 to the folder named, the timeline
+    folder = home / "files"
+    read = inbox("read", photo["id"][:8], "--attachments", str(folder))
+    assert_ok(read)
+    assert CAPTION in read.stdout
+    [written] = list(folder.iterdir())
+    assert written.read_bytes() == PHOTO
+    assert mode(written) == 0o600
+    assert mode(folder) == 0o700
+    assert written.suffix == ".jpg"
+    assert "checkin" in read.stdout.split("timeline:")[1]  # the check-in before it
+    again = inbox("read", photo["id"][:8], "--attachments", str(folder))
+    assert_one_line_error(again, "already exists")
+    assert written.read_bytes() == PHOTO
+    versions = json.loads(inbox("read", edited["id"], "--format", "json").stdout)
+    assert [v["body"]["text"] for v in versions["versions"]] == [
+        "at the station",
+        "at the bus station",
+    ]
+    assert "checkin (phrase)" in [e["what"] for e in versions["timeline"]["before"]]
+
+    # ---- seen (read marks it), star, note from standard input
+    unread = lines_of(inbox("list", "--unread", "--format", "json"))
+    assert {m["id"] for m in unread} == {stranger_msg["id"], original["id"], tea["id"]}
+    assert inbox("star", stranger_msg["id"][:10]).stdout == "Starred.\n"
+    assert inbox("seen", tea["id"][:8]).stdout == "Seen.\n"
+    assert inbox("note", stranger_msg["id"][:8], "-", stdin=NOTE + "\n").stdout == "Note added.\n"
+    assert [m["id"] for m in lines_of(inbox("list", "--starred", "--format", "json"))] == [
+        stranger_msg["id"]
+    ]
+
+    # ---- link re-seals to the group alone; unlink gives it back to operators
+    assert await wraps_of(installation, stranger_msg["id"]) == {(None, True)}
+    linked = inbox("link", stranger_msg["id"][:8], "OAK-2")
+    assert linked.stdout == "Linked to OAK-2.\n"
+    assert await wraps_of(installation, stranger_msg["id"]) == {("OAK-2", False)}
+    read = inbox("read", stranger_msg["id"][:8])
+    assert_ok(read)
+    assert f"note: {NOTE}" in read.stdout
+    assert "canary-stranger" in read.stdout  # opened through OAK-2's key now
+    assert_ok(inbox("unlink", stranger_msg["id"][:8]))
+    assert await wraps_of(installation, stranger_msg["id"]) == {(None, True)}
+    assert_ok(inbox("link", stranger_msg["id"][:8], "PINE-7"))
+    relinked = lines_of(inbox("list", "--group", "PINE-7", "--format", "json"))[0]
+    assert (relinked["id"], relinked["link_reason"]) == (stranger_msg["id"], "operator")
+    assert inbox("link", stranger_msg["id"][:8], "PINE-7").stdout == "Already linked to PINE-7.\n"
+    assert_one_line_error(inbox("link", stranger_msg["id"][:8], "ELM-9"), "ELM-9")
+    assert_one_line_error(inbox("read", "ffffff"), "no message id starts with ffffff")
+
+    # ---- export: an age file that the age format opens with the operator's identity
+    final = inbox("list", "--format", "json")
+    exported = inbox("export", "--out", str(home / "inbox.age"))
+    assert_ok(exported)
+    assert mode(home / "inbox.age") == 0o600
+    sealed = (home / "inbox.age").read_bytes()
+    assert sealed.startswith(b"age-encryption.org/v1\n")
+    assert b"canary" not in sealed
+    identity = run_intake("keygen", "--age", "operator.key", cwd=home, env=UNLOCKED)
+    assert_ok(identity)
+    (home / "identity.txt").write_text(identity.stdout)
+    assert decrypt_with(installation.operator_key, sealed).decode() == final.stdout
+    plain = inbox("export", "--group", "PINE-7", "--plaintext", "--out", str(home / "pine.jsonl"))
+    assert "NOT encrypted" in plain.stderr
+    assert len((home / "pine.jsonl").read_text().splitlines()) == 5
+    assert_one_line_error(inbox("export", "--out", str(home / "pine.jsonl")), "already exists")
+
+    # ---- every read, listing, export, link and note is audited by key, with no content
+    rows = await audit_rows(installation)
+    actions = [r.action for r in rows]
+    for action in (
+        "inbox.list",
+        "inbox.read",
+        "inbox.link",
+        "inbox.unlink",
+        "inbox.note",
+        "inbox.export",
+    ):
+        assert action in actions, action
+    assert actions.count("inbox.read") == 3  # the refused one left nothing
+    assert {r.actor for r in rows} == {fingerprint[:16]}
+    assert {r.subject for r in rows if r.action == "inbox.link"} == {stranger_msg["id"]}
+    logged = json.dumps([[r.actor, r.subject, r.details] for r in rows], ensure_ascii=False)
+    assert "canary" not in logged
+    assert "P-" not in logged
+
+    # ---- and nothing anyone wrote reached the database in clear
+    files = await database_bytes(database)
+    for canary in (CAPTION, STRANGER_TEXT[:30], NOTE, "at the bus station"):
+        assert find(text_encodings(canary), files) == [], canary
+    assert find([PHOTO[:24]], files) == []
+
+    # ---- last, as it needs Debian's `age`: the real tool opens the export
+    age = shutil.which("age")
+    if age is None:
+        pytest.skip("Debian's `age` is not on PATH (.ci/run installs it): the rest is checked")
+    opened = age_decrypt(age, identity=home / "identity.txt", file=home / "inbox.age")
+    assert opened == final.stdout
+    assert [json.loads(x)["id"] for x in opened.splitlines()] == [m["id"] for m in listed]
+
+
+def test_note_refuses_an_empty_note_before_asking_anything(tmp_path: Path) -> None:
+    ran = run_intake("inbox", "note", "abcdef12", "-", cwd=tmp_path, stdin="  \n")
+    assert_one_line_error(ran, "the note is empty")
+
+
+def test_keygen_age_prints_the_identity_that_age_opens_exports_with(tmp_path: Path) -> None:
+    made = run_intake("keygen", "--out", "op.key", "--kem", "X25519", cwd=tmp_path, env=UNLOCKED)
+    assert_ok(made)
+    identity = run_intake("keygen", "--age", "op.key", cwd=tmp_path, env=UNLOCKED)
+    assert_ok(identity)
+    assert identity.stdout.startswith("AGE-SECRET-KEY-1")
+    assert len(identity.stdout.splitlines()) == 1
+    assert "secret" in identity.stderr
+    wrong = run_intake(
+        "keygen", "--age", "op.key", cwd=tmp_path, env={"INTAKE_PASSPHRASE": "not it"}
+    )
+    assert_one_line_error(wrong)
