@@ -46,16 +46,19 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from intake_throughput import child_env, cpu_seconds, fresh_database
 
 from bot.engine import AlertTiming, run_pass
 from bot.standin import TelegramStandIn
@@ -97,22 +100,6 @@ POLL_EVERY = 0.01
 
 
 # ------------------------------------------------------------------ small helpers
-# (copied from bench/intake_throughput.py rather than imported: each bench stands alone)
-
-
-def child_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a running process (Linux)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def memory_mb(pid: int) -> dict[str, float]:
     """VmHWM (the peak resident set) and VmRSS (now) of a running process, in MB (Linux)."""
     found: dict[str, float] = {}
@@ -128,25 +115,6 @@ def pct(values: list[float], p: float) -> float:
     """The p-th percentile, nearest rank."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(url: str | None, folder: Path) -> AsyncIterator[str]:
-    """A new, empty database: a SQLite file, or a throwaway PostgreSQL database."""
-    if url is None or url.startswith("sqlite"):
-        yield f"sqlite+aiosqlite:///{folder / 'intake.db'}"
-        return
-    admin_url = make_url(url).set(drivername="postgresql+asyncpg")
-    name = f"intake_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.dispose()
 
 
 async def install(folder: Path, standin: TelegramStandIn, database_url: str) -> ServerKeys:
