@@ -1,5 +1,6 @@
 """Activists' and admins' commands: /status, /group, /pause, /resume, /safe,
-/detained, /stage, and /timezone (the zone of the times in their alerts).
+/detained, /stage, /timeline (a picture of a group's journey, without contents),
+and /timezone (the zone of the times in their alerts).
 
 An admin may act on every group; an activist on the groups their invite named
 (or on all of them, for a grant without a group).
@@ -10,12 +11,13 @@ a command. Every use, allowed or refused, is an audit event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import col, select
@@ -38,6 +40,9 @@ from storage.legs import find_leg, leg_name
 from storage.models import Flip, Group, Leg, Person, Role, RoleGrant, Status
 from storage.people import find_person, pseudonym
 from storage.timeutil import utc_now
+
+if TYPE_CHECKING:  # matplotlib loads only when someone asks for a picture
+    from bot.timeline import Journey
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
@@ -92,7 +97,15 @@ class Call:
         return group
 
 
-Action = Callable[[Call], Awaitable[str]]
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """An answer that is a picture: drawn after the transaction, sent as a photo."""
+
+    journey: Journey
+    caption: str
+
+
+Action = Callable[[Call], Awaitable[str | Picture]]
 
 
 async def _status(call: Call) -> str:
@@ -237,6 +250,17 @@ async def _timezone(call: Call) -> str:
     return call._(texts.TIME_ZONE_SET).format(zone=zone)
 
 
+async def _timeline(call: Call) -> Picture:
+    from bot.timeline import gather
+
+    group = await call.group()
+    journey = await gather(call.session, group=group, now=call.now)
+    caption = call._(texts.TIMELINE_CAPTION).format(
+        codename=group.codename, local=call.local(call.now)
+    )
+    return Picture(journey, caption)
+
+
 ACTIONS: dict[str, Action] = {
     "status": _status,
     "group": _group,
@@ -246,6 +270,7 @@ ACTIONS: dict[str, Action] = {
     "detained": _marking(Status.DETAINED),
     "stage": _stage,
     "timezone": _timezone,
+    "timeline": _timeline,
 }
 
 
@@ -261,7 +286,7 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
         if user is None or chat is None:
             return
         now = utc_now()
-        reply: str | None = None
+        reply: str | Picture | None = None
         async with runtime.sessions() as session, session.begin():
             person = await find_person(session, server=runtime.server, telegram_id=user.id)
             grants = await _grants(session, person)
@@ -297,7 +322,16 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
             await otherwise(update, context)
             return
         try:
-            await context.bot.send_message(chat.id, reply, protect_content=True)
+            if isinstance(reply, Picture):
+                from bot.timeline import render
+
+                # Drawing takes a few hundred milliseconds of CPU: not on the event loop.
+                png = await asyncio.to_thread(render, reply.journey, "png")
+                await context.bot.send_photo(
+                    chat.id, png, caption=reply.caption, protect_content=True
+                )
+            else:
+                await context.bot.send_message(chat.id, reply, protect_content=True)
         except TelegramError as exc:
             log.info("a command's answer was not sent (%s)", type(exc).__name__)
 

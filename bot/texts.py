@@ -89,5 +89,10 @@ WATCHER_COMMANDS = (
     ("detained", _("Mark a group detained")),
     ("stage", _("Move a group to a leg: /stage CODENAME LEG")),
     ("timezone", _("The time zone of your alerts: /timezone Asia/Seoul")),
+    ("timeline", _("A picture of a group's journey: /timeline CODENAME")),
+)
+TIMELINE_CAPTION = _(
+    "{codename}: check-ins (dots), due windows and grace (bands), legs reached and the "
+    "status over time (colours), up to {local}."
 )
 NOT_PAUSED = _("{codename} is not paused: it is {status}.")

@@ -22,6 +22,7 @@ class Kind(Enum):
     BOOL = "bool"
     JSON = "json"  # an object or array, JSON-serialized in form encodings
     CHAT = "chat"  # Integer or String (@username)
+    FILE = "file"  # InputFile (an upload, kept as bytes) or String (a file_id or attach://)
 
 
 class ApiError(Exception):
@@ -50,7 +51,7 @@ def bad_request(what: str) -> ApiError:
     return ApiError(400, f"Bad Request: {what}")
 
 
-_I, _S, _B, _J, _C = Kind.INT, Kind.STR, Kind.BOOL, Kind.JSON, Kind.CHAT
+_I, _S, _B, _J, _C, _F = Kind.INT, Kind.STR, Kind.BOOL, Kind.JSON, Kind.CHAT, Kind.FILE
 
 METHOD_PARAMS: dict[str, dict[str, Kind]] = {
     "getMe": {},
@@ -76,6 +77,24 @@ METHOD_PARAMS: dict[str, dict[str, Kind]] = {
         "entities": _J,
         "link_preview_options": _J,
         "disable_web_page_preview": _B,
+        "disable_notification": _B,
+        "protect_content": _B,
+        "allow_paid_broadcast": _B,
+        "message_effect_id": _S,
+        "reply_parameters": _J,
+        "reply_to_message_id": _I,
+        "allow_sending_without_reply": _B,
+        "reply_markup": _J,
+    },
+    "sendPhoto": {
+        "business_connection_id": _S,
+        "chat_id": _C,
+        "message_thread_id": _I,
+        "photo": _F,
+        "caption": _S,
+        "parse_mode": _S,
+        "show_caption_above_media": _B,
+        "has_spoiler": _B,
         "disable_notification": _B,
         "protect_content": _B,
         "allow_paid_broadcast": _B,
@@ -158,14 +177,21 @@ def coerce(method: str, raw: dict[str, Any]) -> dict[str, Any]:
     for name, kind in spec.items():
         if name not in raw or raw[name] is None:
             continue
-        params[name] = _coerce_one(name, kind, raw[name])
+        value = raw[name]
+        if kind is Kind.FILE and isinstance(value, str) and value.startswith("attach://"):
+            value = raw.get(value.removeprefix("attach://"))
+            if value is None:
+                raise bad_request(f"wrong file identifier/HTTP URL specified for {name}")
+        params[name] = _coerce_one(name, kind, value)
     return params
 
 
 def _coerce_one(name: str, kind: Kind, value: Any) -> Any:
+    if kind is Kind.FILE and isinstance(value, bytes):
+        return value
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    if kind is Kind.STR:
+    if kind in (Kind.STR, Kind.FILE):
         if isinstance(value, str):
             return value
         if isinstance(value, bool):

@@ -57,6 +57,7 @@ GROUP_COMMANDS = (
     "/safe PINE-7",
     "/detained PINE-7",
     "/stage PINE-7 Qingdao",
+    "/timeline PINE-7",
 )
 REF = re.compile(r"[0-9A-F]{6}$")  # the receipt's reference, last on its line
 
@@ -399,6 +400,32 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
         (await world.actor(ADMIN), "PINE-7", allowed)
     ]
     assert await world.audited("command.safe") == [(await world.actor(OWN), "PINE-7", allowed)]
+
+
+async def test_timeline_sends_the_groups_activist_a_picture_of_its_journey(world: World) -> None:
+    async with running_bot(world.installation, world.standin):
+        await world.until(lambda g: g.status is Status.OK, "OK")
+        picture = await world.ask(OWN, "/timeline pine-7")
+        assert picture.photo is not None
+        assert picture.photo.startswith(b"\x89PNG\r\n\x1a\n")
+        assert picture.protect_content
+        caption = picture.message["caption"]
+        assert caption.startswith("PINE-7: check-ins (dots)")
+        # Korean for the roving activist, who reads Korean.
+        roving = await world.ask(ROVING, "/timeline PINE-7")
+        assert roving.photo is not None
+        assert "체크인" in roving.message["caption"]
+    # What it draws is the journey that gather() reads, and nothing but times, statuses and
+    # leg numbers (bot/timeline.py); here, the one check-in the fixture made.
+    async with open_database(world.url) as engine, session_factory(engine)() as session:
+        journey = await gather(
+            session, group=await get_group(session, codename="PINE-7"), now=utc_now()
+        )
+    assert len(journey.checkins) == 1
+    assert await world.audited("command.timeline") == [
+        (await world.actor(OWN), "PINE-7", {"allowed": True}),
+        (await world.actor(ROVING), "PINE-7", {"allowed": True}),
+    ]
 
 
 def _near(moment: datetime, expected: datetime) -> bool:

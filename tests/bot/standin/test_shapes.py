@@ -70,6 +70,7 @@ _KIND_TYPES = {
     Kind.STR: [["String"], ["InputFile", "String"]],
     Kind.BOOL: [["Boolean"]],
     Kind.CHAT: [["Integer", "String"]],
+    Kind.FILE: [["InputFile", "String"]],
 }
 _DEPRECATED_PARAMS = {
     "reply_to_message_id",
@@ -342,6 +343,7 @@ async def test_every_method_result_has_the_documented_return_type(
         query = standin.press_button(alice, standin.sent[0].message, "g:1")
         await ok("answerCallbackQuery", callback_query_id=query["callback_query"]["id"], text="ok")
         await ok("getFile", file_id=photo)
+        await ok("sendPhoto", chat_id=alice.id, photo=photo, caption="a *c*", parse_mode="Markdown")
         await ok("sendChatAction", chat_id=alice.id, action="typing")
         await ok("setMyCommands", commands=[{"command": "help", "description": "Help"}])
         await ok("getMyCommands")
