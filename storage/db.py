@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,16 +112,24 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await conn.run_sync(_current)
 
 
-async def reclaim_deleted(engine: AsyncEngine, *, tables: Sequence[str]) -> None:
+async def reclaim_deleted(
+    engine: AsyncEngine,
+    *,
+    tables: Sequence[str],
+    on_table: Callable[[str], None] | None = None,
+) -> None:
     """Make rows deleted from ``tables`` unrecoverable from the database files.
 
     SQLite zeroes them as it deletes (secure_delete). PostgreSQL leaves dead
     rows in its data files until they are rewritten, so the tables are
-    rewritten with VACUUM FULL (which cannot run inside a transaction).
+    rewritten with VACUUM FULL (which cannot run inside a transaction), one at
+    a time; ``on_table`` is told each table once it is done (for a progress bar).
     """
     if engine.dialect.name != "postgresql":
+        for table in tables:
+            if on_table is not None:
+                on_table(table)
         return
-    quoted = ", ".join(engine.dialect.identifier_preparer.quote(t) for t in tables)
     async with engine.connect() as conn:
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
         # VACUUM keeps a deleted row while a transaction older than its deletion
@@ -137,7 +145,11 @@ async def reclaim_deleted(engine: AsyncEngine, *, tables: Sequence[str]) -> None
             if oldest > mark:
                 break
             await asyncio.sleep(0.1)
-        await autocommit.exec_driver_sql(f"VACUUM FULL {quoted}")
+        for table in tables:
+            quoted = engine.dialect.identifier_preparer.quote(table)
+            await autocommit.exec_driver_sql(f"VACUUM FULL {quoted}")
+            if on_table is not None:
+                on_table(table)
         await autocommit.exec_driver_sql("CHECKPOINT")
 
 

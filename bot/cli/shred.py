@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress, TaskID
 
 from bot.cli.common import (
     ADMIN_ACTOR,
     ConfigOption,
     app,
+    err,
     fail,
     group_app,
     out,
@@ -45,14 +47,17 @@ def group_shred(
         fail("the codenames differ: nothing was shredded")
 
     async def go() -> None:
-        async with workspace(config) as ws:
-            now = utc_now()
-            group = await get_group(ws.session, codename=name)
-            await shred_group(ws.session, group=group, now=now)
-            await audit.append(
-                ws.session, actor=ADMIN_ACTOR, action="group.shred", subject=name, at=now
-            )
-        await _reclaim(config)
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task(f"shredding {name}", total=1 + len(SHREDDED_TABLES))
+            async with workspace(config) as ws:
+                now = utc_now()
+                group = await get_group(ws.session, codename=name)
+                await shred_group(ws.session, group=group, now=now)
+                await audit.append(
+                    ws.session, actor=ADMIN_ACTOR, action="group.shred", subject=name, at=now
+                )
+            progress.advance(task)  # committed: the key and the sealed rows are gone
+            await _reclaim(config, progress, task)
 
     run(go())
     out.print(f"{name} is shredded: its contents are gone; its status timeline remains.")
@@ -63,23 +68,29 @@ def retention_run(config: ConfigOption = None) -> None:
     """Shred the contents of groups SAFE for longer than [retention] after_safe."""
 
     async def go() -> list[str]:
-        async with workspace(config) as ws:
-            done = await apply_retention(
-                ws.session,
-                now=utc_now(),
-                after_safe=ws.settings.retention.after_safe,
-                actor=ADMIN_ACTOR,
-            )
-        if done:
-            await _reclaim(config)
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("shredding what is due", total=1 + len(SHREDDED_TABLES))
+            async with workspace(config) as ws:
+                done = await apply_retention(
+                    ws.session,
+                    now=utc_now(),
+                    after_safe=ws.settings.retention.after_safe,
+                    actor=ADMIN_ACTOR,
+                )
+            progress.advance(task)
+            if done:
+                await _reclaim(config, progress, task)
         return done
 
     done = run(go())
     out.print(f"Shredded {', '.join(done)}." if done else "Nothing is due for shredding.")
 
 
-async def _reclaim(config: Path | None) -> None:
-    """After the commit: PostgreSQL keeps deleted rows in its files until rewritten."""
+async def _reclaim(config: Path | None, progress: Progress, task: TaskID) -> None:
+    """After the commit: PostgreSQL keeps deleted rows in its files until rewritten
+    (a table at a time, which is what takes long on a big database)."""
     settings = load_settings(resolve_config_path(config))
     async with open_database(settings.database.url, migrate_to_head=False) as engine:
-        await reclaim_deleted(engine, tables=SHREDDED_TABLES)
+        await reclaim_deleted(
+            engine, tables=SHREDDED_TABLES, on_table=lambda _: progress.advance(task)
+        )
