@@ -31,8 +31,9 @@ import signal
 import sys
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -56,7 +57,8 @@ class Run:
     name: str
     updates: int
     seconds: float
-    cpu_seconds: float | None
+    cpu_seconds: float | None  # from its first getUpdates on: start-up is not counted
+    calls: dict[str, int] = field(default_factory=dict)  # Bot API calls in that time
 
     @property
     def per_second(self) -> float:
@@ -187,13 +189,19 @@ async def timed_run(
         await standin.wait_for(
             lambda: "getUpdates" in standin.calls[calls_before:] or exited(), within=60
         )
-        start = loop.time()
+        start, cpu_at_start, calls_at_start = loop.time(), cpu_seconds(proc.pid), len(standin.calls)
         await standin.wait_for(lambda: done() or exited(), within=within)
         end = loop.time()
         if exited():
             stderr = await proc.stderr.read() if proc.stderr else b""
             raise SystemExit(f"{name} exited early:\n{stderr.decode(errors='replace')[-2000:]}")
-        cpu = cpu_seconds(proc.pid)
+        cpu_at_end = cpu_seconds(proc.pid)
+        cpu = (
+            cpu_at_end - cpu_at_start
+            if cpu_at_end is not None and cpu_at_start is not None
+            else None
+        )
+        calls = dict(Counter(standin.calls[calls_at_start:]))
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
@@ -202,7 +210,7 @@ async def timed_run(
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-    return Run(name=name, updates=updates, seconds=end - start, cpu_seconds=cpu)
+    return Run(name=name, updates=updates, seconds=end - start, cpu_seconds=cpu, calls=calls)
 
 
 async def bench(args: argparse.Namespace) -> dict[str, object]:
@@ -261,6 +269,8 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
         "echo_cpu_ms_per_update": _round(echo.cpu_ms_per_update),
         "ratio": round(intake.per_second / echo.per_second, 3),
         "target_ratio": 0.5,
+        "intake_calls": intake.calls,
+        "echo_calls": echo.calls,
     }
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import (
@@ -105,7 +106,31 @@ async def _say(
 
 
 def _delete_later(context: Context, message: Message, after: timedelta) -> None:
-    _schedule_delete(context, message.chat_id, [message.message_id], after)
+    """Delete the message ``after`` from now (rounded up to the second), with the chat's
+    other messages due in that second: a burst's receipts go in a few calls, and the job
+    queue holds a job per chat and second, not one per receipt."""
+    if context.job_queue is None:
+        return
+    runtime = runtime_of(context)
+    due = math.ceil((utc_now() + after).timestamp())
+    key = (message.chat_id, due)
+    waiting = runtime.receipts_due.get(key)
+    if waiting is not None:
+        waiting.append(message.message_id)
+        return
+    runtime.receipts_due[key] = [message.message_id]
+    context.job_queue.run_once(
+        _delete_due_job, when=datetime.fromtimestamp(due, UTC), data=key, name="delete-due"
+    )
+
+
+async def _delete_due_job(context: Context) -> None:
+    job = context.job
+    if job is None or not isinstance(job.data, tuple):
+        return
+    message_ids = runtime_of(context).receipts_due.pop(job.data, [])
+    if message_ids:
+        await _delete_quietly(context, job.data[0], message_ids)
 
 
 def _schedule_delete(
@@ -302,15 +327,20 @@ UNLINKED_NOTE_DELAY = timedelta(seconds=30)
 
 
 def _tell_operators_soon(context: Context) -> None:
+    # A flag, not a look through the job queue (which walks every job, and a burst
+    # schedules many): this runs once per unlinked message.
+    runtime = runtime_of(context)
     queue = context.job_queue
-    if queue is None or queue.get_jobs_by_name(UNLINKED_JOB):
+    if queue is None or runtime.unlinked_note_due:
         return
+    runtime.unlinked_note_due = True
     queue.run_once(_tell_operators, when=UNLINKED_NOTE_DELAY, name=UNLINKED_JOB)
 
 
 async def _tell_operators(context: Context) -> None:
     """Operators on Telegram learn how many messages wait unlinked: a count, no content."""
     runtime = runtime_of(context)
+    runtime.unlinked_note_due = False  # what arrives from now on makes another note
     async with runtime.sessions() as session:
         count = await unlinked_count(session)
         operators = await people_with_role(session, role=Role.OPERATOR)

@@ -104,6 +104,11 @@ class Runtime:
     # (bot.handlers.Replies), so that their handler does not delete it again.
     deleted_first: set[int] = field(default_factory=set)
     codebook: Codebook = field(default_factory=Codebook)
+    # Receipts waiting to delete themselves, by (chat, due second): one job per
+    # chat and second, not one per receipt (bot.handlers).
+    receipts_due: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    # Whether a note to operators about unlinked messages is already scheduled.
+    unlinked_note_due: bool = False
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ Pure: no I/O. Numbers come back in E.164 (``+8613800138000``), the form
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -40,6 +41,25 @@ def _prepared(text: str) -> str:
     return "".join(" " if unicodedata.category(c) == "Cf" else c for c in normal)
 
 
+@functools.cache
+def _fewest_digits(regions: tuple[str, ...]) -> int:
+    """The fewest digits a valid number read in ``regions`` can have: the shortest
+    national number of those regions, or a country code and the shortest national
+    number of any region (written with ``+``, which reads the same everywhere)."""
+
+    def shortest(region: str) -> int:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        desc = metadata.general_desc if metadata else None
+        lengths = desc.possible_length if desc else ()
+        return min((n for n in lengths if n > 0), default=1)
+
+    international = min(
+        len(str(phonenumbers.country_code_for_region(r))) + shortest(r)
+        for r in phonenumbers.SUPPORTED_REGIONS
+    )
+    return min([international, *(shortest(r) for r in regions)])
+
+
 def phone_numbers_in(text: str, *, regions: Sequence[str] = DEFAULT_REGIONS) -> list[str]:
     """Every valid phone number written in the text, as E.164, each once, in text order.
 
@@ -53,6 +73,8 @@ def phone_numbers_in(text: str, *, regions: Sequence[str] = DEFAULT_REGIONS) -> 
     if unknown:
         raise ValueError(f"unknown phone regions: {', '.join(unknown)}")
     prepared = _prepared(text)
+    if sum(c.isdigit() for c in prepared) < _fewest_digits(tuple(regions)):
+        return []  # most texts ("잘 있어요", "12:30"): the matcher is the costly part
     readings: list[_Reading] = []
     # With no region only numbers written with their country code are read ("ZZ" is
     # phonenumbers' unknown region).

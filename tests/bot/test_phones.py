@@ -155,3 +155,24 @@ def test_phone_numbers_in_gives_only_distinct_valid_e164_numbers(text: str) -> N
         parsed = phonenumbers.parse(number)
         assert phonenumbers.is_valid_number(parsed)
         assert phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) == number
+
+
+def test_texts_skipped_for_too_few_digits_could_hold_no_valid_number() -> None:
+    """The digit count that lets most texts skip the matcher never hides a valid number:
+    every example number of every region and type has at least that many digits, read
+    nationally in its own region and internationally anywhere."""
+    from bot.phones import _fewest_digits
+
+    anywhere = _fewest_digits(())
+    checked = 0
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for kind in phonenumbers.PhoneNumberType.values():
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is None or not phonenumbers.is_valid_number(number):
+                continue
+            checked += 1
+            national = phonenumbers.national_significant_number(number)
+            assert len(national) >= _fewest_digits((region,)), (region, kind)
+            assert len(str(number.country_code)) + len(national) >= anywhere, (region, kind)
+    assert checked > 1000
+    assert phone_numbers_in("check-in 0001 at 12:30") == []
