@@ -4,8 +4,9 @@ The bot is the real python-telegram-bot Application of ``bot.app.running``, conn
 to the local stand-in, with its database on SQLite and on PostgreSQL. Three ways in, as in
 production:
 
-- valid updates of every kind go to ``Intake.handle(Update.de_json(...))``, as ``drain`` and
-  ``poll`` call it (fast: no getUpdates round trip);
+- valid updates of every kind go to ``Intake.handle(Update.de_json(...))`` one at a time (the
+  quick run), or 25 at a time to ``Intake.take_in_batch`` and then ``handlers.Replies``, as
+  ``drain`` and ``poll`` take a getUpdates batch (the long run); no getUpdates round trip;
 - hostile updates that are still JSON go through ``bot.app.drain``: queued at the stand-in,
   fetched with getUpdates and parsed by python-telegram-bot, exactly as after a restart;
 - lone surrogates and bytes that are not UTF-8 cannot travel through getUpdates's JSON, so they
@@ -43,11 +44,13 @@ from sqlmodel import col, select
 from telegram import Update
 
 from bot.app import drain, running
+from bot.handlers import Replies
 from bot.intake import BotApplication, Intake
 from bot.logs import QUIET, WithholdLibraryDetails
 from bot.standin import TelegramStandIn
 from bot.webhook import SECRET_HEADER, make_webhook_app
 from storage.models import Message
+from storage.timeutil import utc_now
 from tests.bot.fuzz_updates import (
     CANARY,
     BotApi,
@@ -202,8 +205,23 @@ class Fuzz:
     def answers(self, chat_id: int | None) -> int:
         return sum(1 for m in self.standin.sent if m.chat_id == chat_id)
 
+    async def stored(self, update_ids: list[int]) -> Counter[int]:
+        """How many ``Message`` rows each of ``update_ids`` has."""
+        async with self.intake.runtime.sessions() as session:
+            query = select(Message.update_id).where(col(Message.update_id).in_(update_ids))
+            return Counter(int(u) for u in (await session.exec(query)).all() if u is not None)
+
     async def handle(self, raw: dict[str, Any]) -> None:
         await self.intake.handle(Update.de_json(raw, self.application.bot))
+
+    async def take_in_batch(self, raws: list[dict[str, Any]]) -> None:
+        """One getUpdates batch as ``bot.app`` takes it: one transaction, then the replies."""
+        updates = [Update.de_json(raw, self.application.bot) for raw in raws]
+        taken = await self.intake.take_in_batch(updates, now=utc_now())
+        assert len(taken) == len(updates)  # the whole batch committed
+        replies = Replies(self.application)
+        await replies.start(updates, taken)
+        await replies.finish()
 
     async def drain(self, update_id: int, raw: dict[str, Any]) -> int | None:
         """Queue ``raw`` at the stand-in and take it in as ``bot.app.drain`` does."""
@@ -378,6 +396,41 @@ async def valid_updates(fuzz: Fuzz, count: int, strategy: st.SearchStrategy[Gene
         assert leaks(lines, raw) == [], generated.label
         fuzz.counts[generated.label] += 1
         event(generated.label)
+
+    await asyncio.to_thread(check)
+
+
+BATCH = 25  # updates per batch in the long run: one transaction each, as getUpdates gives
+
+
+async def valid_batches(fuzz: Fuzz, count: int, strategy: st.SearchStrategy[Generated]) -> None:
+    """``count`` valid updates, ``BATCH`` at a time, each batch delivered twice now and then;
+    every update checked as ``valid_updates`` checks one."""
+
+    @fuzz_settings(count // BATCH)
+    @given(batch=st.lists(strategy, min_size=BATCH, max_size=BATCH), twice=st.booleans())
+    def check(batch: list[Generated], twice: bool) -> None:
+        numbered = [fuzz.number(generated) for generated in batch]
+        raws = [raw for _, raw in numbered]
+        mark = fuzz.logs.mark()
+        answered = Counter(m.chat_id for m in fuzz.standin.sent)
+        fuzz.run(fuzz.take_in_batch(raws))
+        if twice:  # a redelivery after a crash before the confirmation
+            fuzz.run(fuzz.take_in_batch(raws))
+        rows = fuzz.run(fuzz.stored([update_id for update_id, _ in numbered]))
+        now_answered = Counter(m.chat_id for m in fuzz.standin.sent)
+        lines = fuzz.logs.since(mark)
+        for (update_id, raw), generated in zip(numbered, batch, strict=True):
+            expected = 1 if generated.stored else 0
+            assert rows[update_id] == expected, (generated.label, rows[update_id])
+            if generated.stored:
+                chat_id = generated.chat_id
+                assert chat_id is not None, generated.label
+                assert now_answered[chat_id] > answered[chat_id], generated.label
+            assert leaks(lines, raw) == [], generated.label
+            fuzz.counts[generated.label] += 1
+            event(generated.label)
+        assert failures(lines) == [], [g.label for g in batch]
 
     await asyncio.to_thread(check)
 
@@ -562,7 +615,7 @@ def long_run(request: pytest.FixtureRequest) -> None:
 @pytest.mark.usefixtures("long_run")
 async def test_ten_thousand_valid_updates_are_each_stored_exactly_once(fuzz: Fuzz) -> None:
     started = time.monotonic()
-    await valid_updates(fuzz, LONG["valid"], fuzz.shapes.valid())
+    await valid_batches(fuzz, LONG["valid"], fuzz.shapes.valid())
     report(fuzz, "valid updates", started)
     assert sum(fuzz.counts.values()) >= LONG["valid"]
     assert set(fuzz.shapes.valid_kinds()) <= set(fuzz.counts)  # every kind met
