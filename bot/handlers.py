@@ -540,6 +540,7 @@ async def on_group_chat(update: Update, context: Context) -> None:
         ChatMemberStatus.BANNED,
     ):
         return
+    log.info("update %d: from a group chat, which the bot leaves", update.update_id)
     try:
         await context.bot.leave_chat(chat.id)
     except TelegramError as exc:

@@ -114,7 +114,8 @@ class Runtime:
 @dataclass(slots=True)
 class _Fetched:
     ref: FileRef
-    content: bytes | None
+    content: bytes | None  # None: kept as metadata only (too large, or refused)
+    refused: bool = False  # Telegram would not give it (not a size matter)
 
 
 @dataclass(slots=True)
@@ -280,19 +281,27 @@ class Intake:
             if sender is not None:
                 batch.recent[sender.id] = batch.recent.get(sender.id, 0) + 1
             bot = self.application.bot
-            fetched[received.update_id] = [await self._fetch(bot, ref) for ref in received.files]
+            fetched[received.update_id] = [
+                await self._fetch(bot, ref, update_id=received.update_id) for ref in received.files
+            ]
         return fetched
 
-    async def _fetch(self, bot: Bot, ref: FileRef) -> _Fetched:
+    async def _fetch(self, bot: Bot, ref: FileRef, *, update_id: int) -> _Fetched:
         limit = self.runtime.settings.intake.max_attachment_mb * MB
         if ref.size is not None and ref.size > limit:
             return _Fetched(ref, None)
         try:
             telegram_file = await bot.get_file(ref.file_id)
         except BadRequest as exc:
-            if "too big" in exc.message.lower():
+            words = exc.message.lower()
+            if "too big" in words:
                 return _Fetched(ref, None)
-            raise
+            if "temporarily" in words:
+                raise  # "file is temporarily unavailable": the next try may get it
+            # Refused for good (a file id Telegram does not know): asking again would
+            # hold back every update behind this one, so the message is kept without it.
+            log.warning("update %d: Telegram refused a file; kept without it", update_id)
+            return _Fetched(ref, None, refused=True)
         if telegram_file.file_size is not None and telegram_file.file_size > limit:
             return _Fetched(ref, None)
         return _Fetched(ref, bytes(await telegram_file.download_as_bytearray()))
@@ -382,7 +391,7 @@ class Intake:
                 meta=meta,
                 content=fetched.content,
             )
-            if fetched.content is None:
+            if fetched.content is None and not fetched.refused:
                 too_large.append(fetched.ref.size or 0)
         return Taken(
             Outcome.STORED,
@@ -416,14 +425,53 @@ def _read(update: Update) -> tuple[Received | None, bool]:
     change might): confirmed as nothing, so that it cannot block the updates behind
     it, and kept from the handlers, which would fail on it too."""
     try:
-        return read_update(update), False
+        problem = _malformed(update)
+        if problem is None:
+            return read_update(update), False
     except Exception as exc:  # whatever a malformed update makes reading raise
-        log.warning(
-            "update %d could not be read (%s); confirmed without content",
-            update.update_id,
-            type(exc).__name__,
-        )
-        return None, True
+        problem = type(exc).__name__
+    log.warning(
+        "update %d could not be read (%s); confirmed without content", update.update_id, problem
+    )
+    return None, True
+
+
+_CHAT_TYPES = frozenset({"private", "group", "supergroup", "channel"})
+_MESSAGE_KINDS = ("message", "edited_message", "channel_post", "edited_channel_post")
+
+
+def _malformed(update: Update) -> str | None:
+    """The first field (by name: a name is not content) that Telegram always sends as a
+    whole number or one of its words and this update does not; None if there is none.
+
+    The library keeps whatever a field holds, and a handler that meets a chat type of
+    ``true`` or a message id of ``"abc"`` matches no filter and passes it by in silence:
+    such an update is confirmed as nothing, with a log line, like one that cannot be read.
+    """
+    for kind in _MESSAGE_KINDS:
+        message = getattr(update, kind, None)
+        if message is None:
+            continue
+        for field_name, ok in (
+            ("message_id", _whole(message.message_id)),
+            ("chat.id", _whole(message.chat.id)),
+            ("chat.type", message.chat.type in _CHAT_TYPES),
+            ("from.id", message.from_user is None or _whole(message.from_user.id)),
+        ):
+            if not ok:
+                return f"{kind}.{field_name}"
+    query = update.callback_query
+    if query is not None and not _whole(query.from_user.id):
+        return "callback_query.from.id"
+    for kind in ("my_chat_member", "chat_member"):
+        member = getattr(update, kind, None)
+        if member is not None and not (_whole(member.chat.id) and member.chat.type in _CHAT_TYPES):
+            return f"{kind}.chat"
+    return None
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _of_known_kind(update: Update) -> bool:

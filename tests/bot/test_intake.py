@@ -220,6 +220,27 @@ async def test_a_file_over_the_limit_gets_a_clear_reply_and_its_details_are_kept
     assert file.meta["size"] == len(big)
 
 
+async def test_a_file_telegram_refuses_is_kept_as_details_and_holds_nothing_back(
+    standin: TelegramStandIn, installation: Installation
+) -> None:
+    """A file id Telegram will not resolve (400, not "too big") would be refused on every
+    try: the message is kept without its content, and the updates behind it go on."""
+    user = standin.user(RELATIVE, language_code="en")
+    standin.fail_next(
+        "getFile", status=400, description="Bad Request: wrong file identifier/HTTP URL specified"
+    )
+    async with running_bot(installation, standin):
+        photo = standin.send_photo(user, b"\xff\xd8screenshot", caption="at the border")
+        await send_and_wait(standin, user, photo)
+        await send_and_wait(standin, user, standin.send_text(user, "and after"))
+    assert not any("too large" in (m.text or "") for m in standin.sent)
+    first, second = await installation.stored()
+    [file] = first["files"]
+    assert file.content is None
+    assert first["body"]["caption"] == "at the border"
+    assert second["body"]["text"] == "and after"
+
+
 async def test_a_stranger_gets_the_same_receipt_and_is_stored_for_operators(
     standin: TelegramStandIn, installation: Installation
 ) -> None:
