@@ -56,6 +56,14 @@ async def on_alert_button(update: Update, context: Context) -> None:
         )
         if person is None or not alerts:
             answer = _(texts.NOT_YOURS)
+            # Not this person's alert (or a forged press): refused, and recorded.
+            await audit.append(
+                session,
+                actor=pseudonym(person) if person else "unknown",
+                action="alert.refused",
+                at=now,
+                details={"allowed": False},
+            )
         else:
             first_of_flip: dict[uuid.UUID, Alert] = {}
             for alert in alerts:

@@ -92,7 +92,9 @@ async def serve(
             # Telegram holds back getUpdates while a webhook is set: take the
             # webhook down, drain, and put it back.
             await application.bot.delete_webhook(drop_pending_updates=False)
-        offset = await drain(application, intake)
+        offset = await drain(application, intake, stop=stop)
+        if stop.is_set():
+            return
         if after_drain is not None:
             await after_drain(application)
         await watch.start(application, started_at=started_at)
@@ -102,11 +104,14 @@ async def serve(
             await poll(application, intake, offset=offset, stop=stop)
 
 
-async def drain(application: BotApplication, intake: Intake) -> int | None:
+async def drain(
+    application: BotApplication, intake: Intake, *, stop: asyncio.Event | None = None
+) -> int | None:
     """Take in every update that queued while the bot was down, oldest first, a
     getUpdates batch per transaction."""
     offset: int | None = None
     count = 0
+    backoff = 1.0
     replies = handlers.Replies(application)
     try:
         while True:
@@ -115,14 +120,31 @@ async def drain(application: BotApplication, intake: Intake) -> int | None:
                 continue
             if not updates:
                 break
-            committed = await _take_in(intake, updates)
+            try:
+                committed = await _take_in(intake, updates)
+            except _NotCommitted:
+                committed = []
             if committed:
                 # Confirmed by the next getUpdates, while the replies run.
                 offset = updates[len(committed) - 1].update_id + 1
                 count += len(committed)
+                backoff = 1.0
                 await replies.start(updates[: len(committed)], committed)
             if len(committed) < len(updates):
-                raise _NotCommitted(updates[len(committed)].update_id)
+                # The database is away (PostgreSQL restarting, SQLite locked): not
+                # confirmed, so Telegram gives it again; wait, as poll() does.
+                log.error(
+                    "could not store update %d; retrying in %.0fs",
+                    updates[len(committed)].update_id,
+                    backoff,
+                )
+                if stop is None:
+                    await asyncio.sleep(backoff)
+                else:
+                    await _sleep_or_stop(backoff, stop)
+                    if stop.is_set():
+                        break
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
     finally:
         await replies.finish()
     log.info("drained %d update(s) that queued while the bot was down", count)

@@ -65,6 +65,7 @@ Context = ContextTypes.DEFAULT_TYPE
 PRIVATE = filters.ChatType.PRIVATE
 DELETE_BATCH = 100  # deleteMessages takes at most 100 ids
 DELETE_RETRY = timedelta(seconds=5)
+SEND_ATTEMPTS = 6  # a reply refused for now (flood control, a 5xx) is tried again
 
 
 def runtime_of(context: Context) -> Runtime:
@@ -92,17 +93,35 @@ async def _say(
     if chat is None:
         return None
     runtime = runtime_of(context)
-    try:
-        sent = await context.bot.send_message(
-            chat.id, text, protect_content=True, reply_markup=keyboard, disable_notification=True
-        )
-    except TelegramError as exc:
-        # What was received is stored already; a lost reply must not stop the
-        # rest (above all, deleting the relative's message).
-        log.info("a reply was not sent (%s)", type(exc).__name__)
-        return None
-    _delete_later(context, sent, runtime.settings.intake.receipt_ttl)
-    return sent
+    for attempt in range(SEND_ATTEMPTS):
+        try:
+            sent = await context.bot.send_message(
+                chat.id,
+                text,
+                protect_content=True,
+                reply_markup=keyboard,
+                disable_notification=True,
+            )
+        except RetryAfter as exc:  # flood control: Telegram says when
+            await asyncio.sleep(_seconds(exc.retry_after).total_seconds())
+            continue
+        except TimedOut as exc:
+            # It may have been sent: a second try could leave two on the phone.
+            log.info("a reply was not confirmed (%s)", type(exc).__name__)
+            return None
+        except NetworkError as exc:  # a 5xx or a broken connection: refused for now
+            log.info("a reply was not sent (%s); trying again", type(exc).__name__)
+            await asyncio.sleep(min(2.0**attempt, 30.0))
+            continue
+        except TelegramError as exc:
+            # What was received is stored already; a lost reply must not stop the
+            # rest (above all, deleting the relative's message).
+            log.info("a reply was not sent (%s)", type(exc).__name__)
+            return None
+        _delete_later(context, sent, runtime.settings.intake.receipt_ttl)
+        return sent
+    log.info("a reply was not sent after %d attempts", SEND_ATTEMPTS)
+    return None
 
 
 def _delete_later(context: Context, message: Message, after: timedelta) -> None:
@@ -441,6 +460,16 @@ async def on_start(update: Update, context: Context) -> None:
                 at=now,
                 subject=str(grant.invite_id),
                 details={"role": grant.role.value},
+            )
+        elif code:
+            # Never issued, used or expired: the same reply as any code, and recorded
+            # (not the code itself, which would help whoever guesses codes).
+            await audit.append(
+                session,
+                actor=f"person:{pseudonym(person)}",
+                action="invite.refused",
+                at=now,
+                details={"allowed": False},
             )
     # The code is on the relative's screen: it goes, whatever it was.
     await _delete_quietly(context, message.chat_id, [message.message_id])

@@ -42,6 +42,7 @@ from bot.meaning import (
     understand,
 )
 from bot.received import FileRef, Received, read_update
+from storage import audit
 from storage.checkins import forwarder_groups
 from storage.codebook import Phrase
 from storage.crypto import ServerKeys
@@ -52,8 +53,8 @@ from storage.messages import (
     store_attachment,
     store_message,
 )
-from storage.models import Group, Operator, OriginKind, Person
-from storage.people import add_person, find_people
+from storage.models import Group, Message, Operator, OriginKind, Person
+from storage.people import add_person, find_people, pseudonym
 from storage.sealing import active_operators
 from storage.timeutil import utc_now
 from storage.updates import mark_all_processed, processed_among
@@ -413,8 +414,19 @@ class Intake:
         if query is None or choice is None:
             return None
         person = batch.people.get(query.from_user.id)
-        if person is None:
-            return None
+        message = await session.get(Message, choice.message_id)
+        if person is None or message is None or message.sender_id != person.id:
+            # Only the message's own sender answers its question: anyone else's press
+            # (a forged one) changes nothing, closes the question the same way, and is
+            # recorded.
+            await audit.append(
+                session,
+                actor=pseudonym(person) if person else "unknown",
+                action="answer.refused",
+                at=now,
+                details={"allowed": False},
+            )
+            return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, answered=False)
         applied = await apply_choice(session, choice=choice, person=person, now=now)
         return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, answered=applied)
 
