@@ -3,7 +3,9 @@ INTAKE_TEST_DATABASE_URL names a server (``.ci/run`` sets it)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -113,3 +115,53 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's own INTAKE_* variables."""
     for name in ("INTAKE_CONFIG", "INTAKE_PASSPHRASE"):
         monkeypatch.delenv(name, raising=False)
+
+
+# --------------------------------------------------------------------------- hygiene
+
+_STARTED = time.time()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the whole run: no canary in any database, journal, WAL or log the tests
+    made (tests/hygiene.py says what is read). A find fails the run."""
+    config = session.config
+    if config.getoption("collectonly") or session.testscollected == 0:
+        return
+    from tests.hygiene import scan
+
+    temporary = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]  # pytest's own
+    done, found = scan(temporary=temporary, postgres_data=_local_postgres_data(), since=_STARTED)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    lines = [
+        f"plaintext scan: {done.files} database, journal, WAL and log files, "
+        f"{done.size / 1e6:.1f} MB, {len(found)} with a canary"
+        + (f" ({done.skipped})" if done.skipped else "")
+    ]
+    lines += [f"  canary in {f.path} at byte {f.offset}: {f.excerpt!r}" for f in found[:20]]
+    if reporter is not None:
+        reporter.write_line("")
+        for line in lines:
+            reporter.write_line(line, red=bool(found))
+    if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _local_postgres_data() -> Path | None:
+    """The data directory of the tests' PostgreSQL server, if it runs on this machine."""
+    url = os.environ.get(PG_ENV)
+    if not url or make_url(url).host not in ("127.0.0.1", "localhost", "::1", None):
+        return None
+
+    async def ask() -> str:
+        engine = create_async_engine(_async_pg_url(url))
+        try:
+            async with engine.connect() as conn:
+                return str((await conn.exec_driver_sql("SHOW data_directory")).scalar_one())
+        finally:
+            await engine.dispose()
+
+    try:
+        return Path(asyncio.run(ask()))
+    except Exception:  # a server that is gone by now: nothing to read
+        return None
