@@ -314,7 +314,7 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
                 session,
                 actor=pseudonym(person) if person else "unknown",
                 action=f"command.{name}",
-                subject=_codename_argument(context.args),
+                subject=await _subject(session, context.args),
                 at=now,
                 details={"allowed": reply is not None},
             )
@@ -361,11 +361,15 @@ async def _grants(session: AsyncSession, person: Person | None) -> list[RoleGran
     return list(result.all())
 
 
-def _codename_argument(args: list[str] | None) -> str | None:
-    """The codename asked about, for the audit trail (a codename is not content)."""
+async def _subject(session: AsyncSession, args: list[str] | None) -> str | None:
+    """The group asked about, for the audit trail. Only a codename the organisation knows
+    is written (a codename is not content, and the groups table holds it already):
+    whatever else someone typed after a command is theirs, and the audit table is not
+    sealed."""
     if not args:
         return None
     try:
-        return normalise_codename(args[0])
+        codename = normalise_codename(args[0])
     except BadSchedule:
         return None
+    return codename if await find_group(session, codename=codename) is not None else None

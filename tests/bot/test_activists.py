@@ -291,6 +291,22 @@ async def test_refused_senders_get_an_unknown_commands_reply_change_nothing_and_
         assert sorted(await world.audited(action)) == sorted(expected), command
 
 
+async def test_what_a_refused_sender_typed_after_a_command_is_not_audited_in_clear(
+    world: World,
+) -> None:
+    """The audit table is not sealed: it names a group only by a codename the organisation
+    knows, never by what someone typed (which may be anything they meant to tell us)."""
+    async with running_bot(world.installation, world.standin):
+        for who in (STRANGER, OWN):
+            await world.replies(who, "/group CANARY-HUSBAND-LI", 1)
+    assert sorted(await world.audited("command.group")) == sorted(
+        [
+            (await world.actor(STRANGER), None, {"allowed": False}),
+            (await world.actor(OWN), None, {"allowed": False}),
+        ]
+    )
+
+
 async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_everyone(
     world: World,
 ) -> None:
