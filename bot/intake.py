@@ -428,6 +428,19 @@ class Intake:
             )
             return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, answered=False)
         applied = await apply_choice(session, choice=choice, person=person, now=now)
+        if applied:
+            # A change made by a person (a check-in confirmed, a detention reported, a
+            # message linked): audited like an activist's command. The choice is one of
+            # the buttons' words, not content; the group is named by its codename.
+            group = await session.get(Group, message.group_id) if message.group_id else None
+            await audit.append(
+                session,
+                actor=pseudonym(person),
+                action="answer.group" if choice.kind == "g" else "answer.confirm",
+                subject=group.codename if group else None,
+                at=now,
+                details={"allowed": True, "choice": choice.value if choice.kind == "c" else "g"},
+            )
         return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, answered=applied)
 
 

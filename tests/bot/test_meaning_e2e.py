@@ -3,6 +3,7 @@ signals, and that a duress phrase gets exactly a check-in's reply."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from storage.db import open_database, session_factory
 from storage.groups import Schedule, create_group, get_group
 from storage.members import add_member
 from storage.models import (
+    AuditEvent,
     Group,
     IdentifierKind,
     KeyWrap,
@@ -262,6 +264,17 @@ async def test_they_are_in_danger_flips_the_group_to_detained_as_reported(world:
     pine = await world.group("PINE-7")
     assert pine.status is Status.DETAINED
     assert pine.status_basis == "reported"
+    # A change a person made: audited, by pseudonym, codename and the button's word.
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+    ):
+        events = (
+            await session.exec(select(AuditEvent).where(AuditEvent.action == "answer.confirm"))
+        ).all()
+    assert [(e.subject, json.loads(e.details)) for e in events] == [
+        ("PINE-7", {"allowed": True, "choice": "d"})
+    ]
 
 
 async def test_an_organisation_wide_detention_phrase_in_chinese_is_a_report(world: World) -> None:
