@@ -224,6 +224,8 @@ class Replies:
         """Start the replies of a committed batch; wait while too many are running."""
         by_chat: dict[object, list[tuple[Update, Taken]]] = {}
         for update, taken in zip(updates, takens, strict=True):
+            if taken.outcome is Outcome.UNREADABLE:
+                continue  # confirmed as nothing, with its log line: no reply, no handler
             chat = update.effective_chat
             key: object = chat.id if chat is not None else ("update", update.update_id)
             by_chat.setdefault(key, []).append((update, taken))
@@ -295,8 +297,6 @@ class Replies:
             runtime.deleted_first.update(update_id for update_id, _ in first)
         try:
             for update, taken in items:
-                if taken.outcome is Outcome.UNREADABLE:
-                    continue
                 runtime.taken[update.update_id] = taken
                 try:
                     await self.application.process_update(update)

@@ -27,7 +27,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import Bot, Update
+from telegram import Bot, MaybeInaccessibleMessage, Update
+from telegram import Message as TelegramMessage
 from telegram.error import BadRequest
 from telegram.ext import Application
 
@@ -470,29 +471,50 @@ def _malformed(update: Update) -> str | None:
     whole number or one of its words and this update does not; None if there is none.
 
     The library keeps whatever a field holds, and a handler that meets a chat type of
-    ``true`` or a message id of ``"abc"`` matches no filter and passes it by in silence:
-    such an update is confirmed as nothing, with a log line, like one that cannot be read.
+    ``true`` or a message id of ``"abc"`` matches no filter and passes it by in silence,
+    or fails in the library's own filters: such an update is confirmed as nothing, with a
+    log line, like one that cannot be read.
     """
     for kind in _MESSAGE_KINDS:
         message = getattr(update, kind, None)
-        if message is None:
-            continue
-        for field_name, ok in (
-            ("message_id", _whole(message.message_id)),
-            ("chat.id", _whole(message.chat.id)),
-            ("chat.type", message.chat.type in _CHAT_TYPES),
-            ("from.id", message.from_user is None or _whole(message.from_user.id)),
-        ):
-            if not ok:
-                return f"{kind}.{field_name}"
+        problem = _message_problem(message) if message is not None else None
+        if problem is not None:
+            return f"{kind}.{problem}"
     query = update.callback_query
-    if query is not None and not _whole(query.from_user.id):
-        return "callback_query.from.id"
+    if query is not None:
+        if not _whole(query.from_user.id):
+            return "callback_query.from.id"
+        problem = _message_problem(query.message) if query.message is not None else None
+        if problem is not None:
+            return f"callback_query.message.{problem}"
     for kind in ("my_chat_member", "chat_member"):
         member = getattr(update, kind, None)
         if member is not None and not (_whole(member.chat.id) and member.chat.type in _CHAT_TYPES):
             return f"{kind}.chat"
     return None
+
+
+def _message_problem(message: MaybeInaccessibleMessage) -> str | None:
+    checks = [
+        ("message_id", _whole(message.message_id)),
+        ("chat.id", _whole(message.chat.id)),
+        ("chat.type", message.chat.type in _CHAT_TYPES),
+    ]
+    if isinstance(message, TelegramMessage):
+        sender = message.from_user
+        checks += [
+            ("from.id", sender is None or _whole(sender.id)),
+            # In a private chat Telegram always names the sender; without one the
+            # handlers (which answer a person) would pass the message by in silence.
+            ("from", sender is not None or message.chat.type != "private"),
+            # The command handlers slice the text by the first entity's numbers.
+            *(
+                (f"{name}.{n}", _whole(e.offset) and _whole(e.length) and isinstance(e.type, str))
+                for name in ("entities", "caption_entities")
+                for n, e in enumerate(getattr(message, name) or ())
+            ),
+        ]
+    return next((name for name, ok in checks if not ok), None)
 
 
 def _whole(value: object) -> bool:
