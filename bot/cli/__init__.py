@@ -12,7 +12,21 @@ from __future__ import annotations
 import os
 import sys
 
-from bot.cli import admin, audit, demo, inbox, operators, shred, timeline  # noqa: F401 (register their commands)
+from bot.cli import (  # noqa: F401 (register their commands)
+    audit,
+    codebook,
+    demo,
+    groups,
+    inbox,
+    invites,
+    members,
+    operators,
+    run,
+    setup,
+    shred,
+    status,
+    timeline,
+)
 from bot.cli.common import USER_ERRORS, UsageError, app, err
 
 __all__ = ["app", "main"]

@@ -22,13 +22,14 @@ from bot.config import ConfigError, Settings, load_settings, resolve_config_path
 from bot.durations import parse_duration
 from bot.group_import import ImportFileError
 from bot.phrases import UnmatchablePhrase
-from bot.schedules import BadSchedule
+from bot.schedules import BadSchedule, normalise_codename
 from storage import keyfile
 from storage.crypto import CryptoError, PrivateKey, ServerKeys
 from storage.db import DatabaseError, open_database, reason, session_factory
 from storage.groups import GroupExists, UnknownGroup
 from storage.identifiers import BadIdentifier
 from storage.legs import BadLegName, LegExists
+from storage.models import Group
 from storage.operators import OperatorExists
 from storage.people import InviteError
 from storage.sealing import Keyring, NoRecipients, NotReadable
@@ -209,3 +210,25 @@ async def operator_workspace(
     async with workspace(config) as ws:
         keyring = await Keyring.for_key(ws.session, private_key)
         yield OperatorWorkspace(ws=ws, keyring=keyring)
+
+
+# --------------------------------------------------------------------------- shared by the commands
+
+
+def codename_argument(text: str) -> str:
+    # Never echo the argument: in these commands a misplaced phone number or phrase
+    # would otherwise land on the screen and in the scrollback.
+    try:
+        return normalise_codename(text)
+    except BadSchedule:
+        fail("CODENAME: use 2 to 32 letters, digits and dashes, like PINE-7")
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def not_shredded(group: Group) -> Group:
+    if group.shredded_at is not None:
+        raise Refused(f"group {group.codename} was shredded")
+    return group

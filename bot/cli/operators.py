@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.cli.common import (
+    ADMIN_ACTOR,
     ConfigOption,
     KeyOption,
     Refused,
@@ -22,12 +23,15 @@ from bot.cli.common import (
     out,
     run,
     unlock_operator_key,
+    workspace,
 )
 from bot.config import load_settings, resolve_config_path
 from storage import audit
-from storage.crypto import PrivateKey
+from storage.crypto import PrivateKey, PublicKey
 from storage.db import open_database, reclaim_deleted
+from storage.groups import list_groups
 from storage.models import Group, Operator
+from storage.operators import add_operator
 from storage.rekey import (
     REKEYED_TABLES,
     LastOperator,
@@ -214,3 +218,55 @@ async def _operator(session: AsyncSession, fingerprint: str) -> Operator:
     if len(found) != 1:
         raise Refused(f"no single operator has a fingerprint starting {fingerprint!r}")
     return found[0]
+
+
+# --------------------------------------------------------------------------- add
+
+
+@operator_app.command("add")
+def operator_add(
+    public_key: Annotated[
+        str, typer.Argument(help="The line `intake keygen` printed (ckpk1:...).")
+    ],
+    name: Annotated[
+        str, typer.Option("--name", help="Who this operator is (sealed in the database).")
+    ],
+    share_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            help="An existing operator's key file: share every group key with the new one at "
+            "once (else later, with `intake operator share`).",
+            dir_okay=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register an operator's public key: new content is sealed to it from now on."""
+    key = PublicKey.from_text(public_key)
+    sharer = unlock_operator_key(share_key) if share_key else None  # before any transaction
+
+    async def go() -> int:
+        async with workspace(config) as ws:
+            op = await add_operator(
+                ws.session, server=ws.server, public_key=key, name=name, now=utc_now()
+            )
+            await audit.append(
+                ws.session,
+                actor=ADMIN_ACTOR,
+                action="operator.add",
+                subject=op.fingerprint,
+                at=utc_now(),
+            )
+            return len(await list_groups(ws.session))
+
+    groups = run(go())
+    out.print(f"Operator {key.fingerprint()} added.")
+    if sharer is not None:
+        shared = run(share_with(config, sharer, key.fingerprint()))
+        out.print(f"Shared {shared} group key(s) with {key.fingerprint()}.")
+    elif groups:
+        err.print(
+            f"note: {groups} existing group(s) are not yet readable with this key; an existing "
+            f"operator shares them with `intake operator share {key.fingerprint()} --key FILE`."
+        )

@@ -1,0 +1,71 @@
+"""One-time invites: `intake invite`, redeemed in Telegram with `/start CODE`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import (
+    ADMIN_ACTOR,
+    ConfigOption,
+    app,
+    duration_option,
+    err,
+    out,
+    run,
+    when,
+    workspace,
+)
+from bot.schedules import normalise_codename
+from storage import audit
+from storage.groups import get_group
+from storage.models import Role
+from storage.people import create_invite
+from storage.timeutil import utc_now
+
+# --------------------------------------------------------------------------- invites
+
+
+@app.command()
+def invite(
+    role: Annotated[Role, typer.Option("--role", help="What the invite grants.")],
+    group: Annotated[
+        str | None, typer.Option("--group", help="The group (relatives and activists).")
+    ] = None,
+    ttl: Annotated[
+        str | None,
+        typer.Option("--ttl", help="How long the code stays valid (default [invites] ttl)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Make a one-time invite code; the person redeems it with /start CODE."""
+
+    async def go() -> tuple[str, datetime, str | None]:
+        async with workspace(config) as ws:
+            target = (
+                await get_group(ws.session, codename=normalise_codename(group)) if group else None
+            )
+            now = utc_now()
+            lifetime = duration_option(ttl, "--ttl") or ws.settings.invites.ttl
+            inv, code = await create_invite(
+                ws.session, server=ws.server, role=role, group=target, ttl=lifetime, now=now
+            )
+            await audit.append(
+                ws.session,
+                actor=ADMIN_ACTOR,
+                action="invite.create",
+                subject=str(inv.id),
+                at=now,
+                details={"role": role.value, "group": target.codename if target else None},
+            )
+            return code, inv.expires_at, ws.settings.telegram.username
+
+    code, expires, username = run(go())
+    out.print(code)
+    if username:
+        out.print(f"https://t.me/{username}?start={code}")
+    else:
+        out.print(f"t.me/<bot>?start={code}   (set [telegram] username to get the full link)")
+    err.print(f"one use, valid until {when(expires)}")

@@ -1,0 +1,145 @@
+"""Setting up: the installation (`intake init`) and an operator's key pair (`intake keygen`)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import (
+    ADMIN_ACTOR,
+    PASSPHRASE_ENV,
+    ConfigOption,
+    app,
+    err,
+    fail,
+    out,
+    run,
+    unlock_operator_key,
+)
+from bot.config import (
+    example_config_text,
+    load_settings,
+)
+from storage import audit, keyfile
+from storage.age_export import age_identity
+from storage.crypto import KemName, PrivateKey, ServerKeys
+from storage.db import open_database, session_factory
+from storage.timeutil import utc_now
+
+# --------------------------------------------------------------------------- init
+
+
+@app.command()
+def init(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Folder to set up (default: the current one).", file_okay=False),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Set up a new installation: config.toml, the server secret, and the database."""
+    if (
+        config is not None
+        and directory is not None
+        and config.parent.resolve() != directory.resolve()
+    ):
+        fail("--config and --dir name different folders")
+    target = directory or (config.parent if config else Path.cwd())
+    config_path = config or target / "config.toml"
+    target.mkdir(parents=True, exist_ok=True)
+    secret_path = target / "server_secret"
+    for path in (config_path, secret_path):
+        if path.exists():
+            fail(f"{path} already exists; intake init never overwrites an installation")
+    secret = base64.urlsafe_b64encode(ServerKeys.generate_secret()).decode()
+    _create_private(secret_path, secret + "\n")
+    _create_private(config_path, example_config_text())
+    settings = load_settings(config_path)
+
+    async def migrate() -> None:
+        async with (
+            open_database(settings.database.url) as engine,
+            session_factory(engine)() as session,
+            session.begin(),
+        ):
+            await audit.append(session, actor=ADMIN_ACTOR, action="init", at=utc_now())
+
+    run(migrate())
+    out.print(f"Wrote {config_path} and {secret_path} (mode 0600: keep it out of backups).")
+    out.print(f"Database ready: {_safe_url(settings.database.url)}")
+    out.print("Next: on the operator's own machine, `intake keygen --out operator.key`;")
+    out.print(
+        "then here, `intake operator add PUBLIC_KEY --name NAME` and `intake group add CODENAME`."
+    )
+
+
+def _create_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _safe_url(url: str) -> str:
+    # Never print a password that a PostgreSQL URL may carry.
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _new_passphrase() -> str:
+    from_env = os.environ.get(PASSPHRASE_ENV)
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        fail(f"no terminal to ask for a passphrase; set {PASSPHRASE_ENV} in scripts")
+    passphrase: str = typer.prompt(
+        "Passphrase for the new key", hide_input=True, confirmation_prompt=True
+    )
+    if len(passphrase) < 12:
+        fail("choose a passphrase of at least 12 characters")
+    return passphrase
+
+
+@app.command()
+def keygen(
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the key file.", dir_okay=False)
+    ] = None,
+    kem: Annotated[
+        KemName, typer.Option(help="Key type: the post-quantum hybrid (default) or X25519 alone.")
+    ] = KemName.MLKEM768_X25519,
+    age: Annotated[
+        Path | None,
+        typer.Option(
+            "--age",
+            help="Instead: print the age identity of this existing key file, which opens "
+            "`intake inbox export` files with `age -d -i`.",
+            dir_okay=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Make an operator key pair. Run it on the operator's own machine, never on the server."""
+    del config  # accepted on every command; keygen needs no installation
+    if age is not None:
+        out.print(age_identity(unlock_operator_key(age)))
+        err.print("keep it as secret as the key file itself")
+        return
+    if output is None:
+        fail("give --out FILE for the new key (or --age FILE to print an existing key's identity)")
+    if output.exists():
+        fail(f"{output} already exists; choose another --out")  # before asking for a passphrase
+    passphrase = _new_passphrase()
+    key = PrivateKey.generate(kem)
+    keyfile.write(output, keyfile.lock(key, passphrase))
+    public = key.public_key()
+    out.print(public.to_text(), soft_wrap=True)
+    err.print(f"fingerprint {public.fingerprint()}  (key file {output}, mode 0600)")

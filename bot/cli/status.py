@@ -1,0 +1,90 @@
+"""`intake status`: every group's status, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from bot.cli.common import (
+    ConfigOption,
+    app,
+    iso,
+    out,
+    run,
+    when,
+    workspace,
+)
+from bot.schedules import next_due
+from storage.groups import list_groups
+from storage.models import Group
+from storage.timeutil import utc_now
+
+# --------------------------------------------------------------------------- status
+
+
+def _status_rows(groups: list[Group], now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for g in groups:
+        due = None
+        if g.last_checkin_at is not None and g.shredded_at is None:
+            due = next_due(g, after=g.last_checkin_at)
+        rows.append(
+            {
+                "codename": g.codename,
+                "status": g.status.value,
+                "status_since": g.status_since,
+                "basis": g.status_basis,
+                "last_checkin": g.last_checkin_at,
+                "next_due": due,
+                "overdue": due is not None and due < now,
+            }
+        )
+    return rows
+
+
+@app.command()
+def status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array instead of a table.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Every group's status, last check-in and next due time."""
+
+    async def go() -> list[Group]:
+        async with workspace(config) as ws:
+            return list(await list_groups(ws.session))
+
+    groups = run(go())
+    rows = _status_rows(groups, utc_now())
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {k: iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+                    for row in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        out.print("No groups yet. Add one with `intake group add CODENAME`.")
+        return
+    table = Table("codename", "status", "since", "last check-in", "next due")
+    for row, g in zip(rows, groups, strict=True):
+        due = (
+            "—"
+            if row["next_due"] is None
+            else when(next_due(g, after=g.last_checkin_at))
+            if g.last_checkin_at
+            else "—"
+        )
+        table.add_row(
+            g.codename, g.status.value, when(g.status_since), when(g.last_checkin_at), due
+        )
+    out.print(table)
