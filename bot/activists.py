@@ -1,7 +1,7 @@
 """What activists and admins do in the chat: answer alerts with their buttons.
 
-The buttons carry no ids (callback data is ``al:ack``, ``al:claim`` or
-``al:ackall``): the message they sit under says which alerts they answer,
+The buttons carry no ids (callback data is ``al:ack``, ``al:claim``,
+``al:ackall`` or ``al:clear``): the message they sit under says which alerts they answer,
 and only its recipient may answer them.
 """
 
@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import texts
-from bot.alerts import ACK, ACK_ALL, CLAIM
+from bot.acts.service import Rules, actor_for, request
+from bot.alerts import ACK, ACK_ALL, CLAIM, CLEAR
+from bot.commands import act_answer
 from bot.i18n import pick_language, translator
 from bot.intake import Runtime
 from storage import audit
 from storage.alerts import acknowledge
-from storage.models import AckKind, Alert, Group
-from storage.people import find_person, pseudonym
+from storage.models import AckKind, ActKind, Alert, Flip, Group, Person, Role, RoleGrant
+from storage.people import display_name, find_person, live_grants, pseudonym
 from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -38,13 +44,18 @@ async def on_alert_button(update: Update, context: Context) -> None:
     assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
     kind = AckKind.CLAIM if query.data == CLAIM else AckKind.ACKNOWLEDGE
     now = utc_now()
+    answer: str | None = None
     async with runtime.sessions() as session, session.begin():
         person = await find_person(session, server=runtime.server, telegram_id=query.from_user.id)
         language = pick_language(person.language if person else None, query.from_user.language_code)
         _ = translator(language)
+        # Only someone who still holds a live activist or admin grant may press:
+        # a revoked person's button, even under an alert sent before, is a stranger's.
+        grants = await live_grants(session, person_id=person.id) if person else []
+        watching = [g for g in grants if g.role in (Role.ACTIVIST, Role.ADMIN)]
         alerts = (
             []
-            if person is None or query.data not in (ACK, CLAIM, ACK_ALL)
+            if person is None or not watching or query.data not in (ACK, CLAIM, ACK_ALL, CLEAR)
             else (
                 await session.exec(
                     select(Alert).where(
@@ -54,9 +65,13 @@ async def on_alert_button(update: Update, context: Context) -> None:
                 )
             ).all()
         )
-        if person is None or not alerts:
+        if person is not None and alerts and query.data == CLEAR:
+            answer = await _clear(session, runtime, person, watching, alerts[0], language, now)
+        elif person is not None and alerts:
+            answer = await _acknowledge(session, runtime, person, kind, alerts, language, now)
+        if answer is None:
             answer = _(texts.NOT_YOURS)
-            # Not this person's alert (or a forged press): refused, and recorded.
+            # Not this person's alert (or a forged press, or a revoked person): refused, recorded.
             await audit.append(
                 session,
                 actor=pseudonym(person) if person else "unknown",
@@ -64,38 +79,81 @@ async def on_alert_button(update: Update, context: Context) -> None:
                 at=now,
                 details={"allowed": False},
             )
-        else:
-            first_of_flip: dict[uuid.UUID, Alert] = {}
-            for alert in alerts:
-                first_of_flip.setdefault(alert.flip_id, alert)
-            fresh = False
-            for alert in first_of_flip.values():
-                flip, first = await acknowledge(
-                    session,
-                    alert_id=alert.id,
-                    person=person,
-                    kind=kind,
-                    about=query.from_user.full_name,
-                    server=runtime.server,
-                    now=now,
-                )
-                fresh = fresh or first
-                group = await session.get(Group, flip.group_id)
-                await audit.append(
-                    session,
-                    actor=pseudonym(person),
-                    action=f"alert.{kind.value}",
-                    subject=group.codename if group else None,
-                    at=now,
-                    details={"flip": str(flip.id), "status": flip.to_status.value},
-                )
-            if kind is AckKind.CLAIM:
-                answer = _(texts.CLAIMED_BY_YOU)
-            else:
-                answer = _(texts.ACKNOWLEDGED if fresh else texts.ALREADY_ACKNOWLEDGED)
+        elif person is not None:
+            person.last_seen_at = now
+            session.add(person)
     try:
         await query.answer(answer)
-        if person is not None and alerts:
+        if person is not None and alerts and query.data != CLEAR:
             await query.message.edit_reply_markup(reply_markup=None)
     except TelegramError as exc:
         log.info("could not close an alert's buttons (%s)", type(exc).__name__)
+
+
+async def _acknowledge(
+    session: AsyncSession,
+    runtime: Runtime,
+    person: Person,
+    kind: AckKind,
+    alerts: Sequence[Alert],
+    language: str,
+    now: datetime,
+) -> str:
+    _ = translator(language)
+    first_of_flip: dict[uuid.UUID, Alert] = {}
+    for alert in alerts:
+        first_of_flip.setdefault(alert.flip_id, alert)
+    fresh = False
+    name = await display_name(session, server=runtime.server, person=person)
+    for alert in first_of_flip.values():
+        flip, first = await acknowledge(
+            session,
+            alert_id=alert.id,
+            person=person,
+            kind=kind,
+            about=name,
+            server=runtime.server,
+            now=now,
+        )
+        fresh = fresh or first
+        group = await session.get(Group, flip.group_id)
+        await audit.append(
+            session,
+            actor=pseudonym(person),
+            action=f"alert.{kind.value}",
+            subject=group.codename if group else None,
+            at=now,
+            details={"flip": str(flip.id), "status": flip.to_status.value},
+        )
+    if kind is AckKind.CLAIM:
+        return _(texts.CLAIMED_BY_YOU)
+    return _(texts.ACKNOWLEDGED if fresh else texts.ALREADY_ACKNOWLEDGED)
+
+
+async def _clear(
+    session: AsyncSession,
+    runtime: Runtime,
+    person: Person,
+    grants: Sequence[RoleGrant],
+    alert: Alert,
+    language: str,
+    now: datetime,
+) -> str | None:
+    """The alert's Clear button: /clear for the alert's group, by the same rules."""
+    flip = await session.get(Flip, alert.flip_id)
+    group = await session.get(Group, flip.group_id) if flip else None
+    everywhere = any(g.role is Role.ADMIN or g.group_id is None for g in grants)
+    if group is None or not (everywhere or any(g.group_id == group.id for g in grants)):
+        return None  # an escalated alert reaches activists of other groups: not theirs to clear
+    alerts = runtime.settings.alerts
+    result = await request(
+        session,
+        server=runtime.server,
+        group=group,
+        act=ActKind.CLEAR,
+        actor=await actor_for(session, server=runtime.server, person=person),
+        rules=Rules(confirm_within=alerts.confirm_within, max_pause=alerts.max_pause),
+        now=now,
+    )
+    tz = ZoneInfo(person.tz or alerts.time_zone)
+    return act_answer(translator(language), tz, group, ActKind.CLEAR, result, alerts.max_pause)

@@ -31,13 +31,14 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot import texts
+from bot.acts.words import notice_text
 from bot.durations import format_duration
 from bot.i18n import pick_language, translator
 from storage.alerts import about_of, claim_due, mark_sent, mark_unreachable, retry_later
 from storage.crypto import ServerKeys
 from storage.legs import leg_name
 from storage.models import Alert, AlertPurpose, Flip, Group, Leg, Person, Status
-from storage.people import chat_id_of, pseudonym
+from storage.people import chat_id_of, display_name
 
 log = logging.getLogger(__name__)
 DIGEST_OVER = 3
@@ -47,7 +48,7 @@ MAX_BACKOFF = timedelta(minutes=5)
 # and sending it again would repeat it. Only an answer lost after this long can.
 SEND_TIMEOUT = 30.0
 # Callback data of the buttons: the pressed message itself says which alerts.
-ACK, CLAIM, ACK_ALL = "al:ack", "al:claim", "al:ackall"
+ACK, CLAIM, ACK_ALL, CLEAR = "al:ack", "al:claim", "al:ackall", "al:clear"
 BASIS_TEXT = {
     "checked in": texts.BASIS_CHECKED_IN,
     "check-in due": texts.BASIS_DUE,
@@ -103,6 +104,16 @@ def render(
         return _(texts.CLAIMED).format(**fields)
     if purpose is AlertPurpose.UNREACHABLE:
         return _(texts.UNREACHABLE).format(**fields)
+    if purpose is AlertPurpose.NOTICE:
+        return notice_text(
+            codename=facts.codename,
+            status=facts.status.value,
+            basis=facts.basis,
+            since=facts.since,
+            about=about,
+            translate=_,
+            local=local,
+        )
     headline = {
         AlertPurpose.ALERT: texts.ALERT,
         AlertPurpose.REMINDER: texts.REMINDER,
@@ -138,7 +149,9 @@ def buttons(kind: str, *, language: str) -> InlineKeyboardMarkup | None:
                 [
                     InlineKeyboardButton(_(texts.BUTTON_ACK), callback_data=ACK),
                     InlineKeyboardButton(_(texts.BUTTON_CLAIM), callback_data=CLAIM),
-                ]
+                ],
+                # The same as /clear: a second person confirms (bot.acts).
+                [InlineKeyboardButton(_(texts.BUTTON_CLEAR), callback_data=CLEAR)],
             ]
         )
     if kind == "digest":
@@ -478,7 +491,7 @@ async def _unreachable(
             session,
             alerts=alerts,
             person=person,
-            about=pseudonym(person),
+            about=await display_name(session, server=server, person=person),
             server=server,
             error=error,
             now=now,

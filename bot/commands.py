@@ -1,5 +1,6 @@
 """Activists' and admins' commands: /status, /group, /pause, /resume, /safe,
-/detained, /stage, /timeline (a picture of a group's journey, without contents),
+/clear, /detained (pausing, marking SAFE and clearing a warning take two people:
+``bot.acts``), /stage, /timeline (a picture of a group's journey, without contents),
 and /timezone (the zone of the times in their alerts).
 
 An admin may act on every group; an activist on the groups their invite named
@@ -27,6 +28,8 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import texts
+from bot.acts.rules import Outcome
+from bot.acts.service import Result, Rules, actor_for, request, resume
 from bot.alerts import BASIS_TEXT
 from bot.deadlines import evaluate
 from bot.durations import format_duration, parse_duration
@@ -37,7 +40,7 @@ from storage import audit
 from storage.checkins import flip, stage_by_hand
 from storage.groups import find_group
 from storage.legs import find_leg, leg_name
-from storage.models import Flip, Group, Leg, Person, Role, RoleGrant, Status
+from storage.models import ActKind, Flip, Group, Leg, Person, Role, RoleGrant, Status
 from storage.people import find_person, pseudonym
 from storage.timeutil import utc_now
 
@@ -182,44 +185,105 @@ async def _current_leg(call: Call, group: Group) -> Leg | None:
     return (await call.session.exec(query)).first()
 
 
-async def _pause(call: Call) -> str:
+def _rules(call: Call) -> Rules:
+    alerts = call.runtime.settings.alerts
+    return Rules(confirm_within=alerts.confirm_within, max_pause=alerts.max_pause)
+
+
+async def _request(call: Call, act: ActKind, length: timedelta | None = None) -> str:
+    """/pause, /safe, /clear: done at once, asked of a second person, or
+    confirmed, as ``bot.acts`` decides; the others are told either way."""
     group = await call.group()
+    actor = await actor_for(call.session, server=call.runtime.server, person=call.person)
+    result = await request(
+        call.session,
+        server=call.runtime.server,
+        group=group,
+        act=act,
+        actor=actor,
+        rules=_rules(call),
+        now=call.now,
+        length=length,
+    )
+    return act_reply(call, group, act, result)
+
+
+def act_reply(call: Call, group: Group, act: ActKind, result: Result) -> str:
+    return act_answer(call._, call.tz, group, act, result, call.runtime.settings.alerts.max_pause)
+
+
+def act_answer(
+    _: Callable[[str], str],
+    tz: ZoneInfo,
+    group: Group,
+    act: ActKind,
+    result: Result,
+    max_pause: timedelta,
+) -> str:
+    """What the person who acted is told (by a command or the alert's button)."""
+
+    def local(moment: datetime | None) -> str:
+        return "—" if moment is None else moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+    fields = {"codename": group.codename, "status": result.status.value, "command": act.value}
+    if result.outcome is Outcome.NOTHING:
+        return _(texts.NOTHING_TO_CLEAR).format(**fields)
+    if result.outcome is Outcome.ASK:
+        return _(texts.ASKED_SECOND).format(**fields, local=local(result.waits_until))
+    if result.outcome is Outcome.WAITING:
+        return _(texts.STILL_WAITING).format(**fields, local=local(result.waits_until))
+    if act is ActKind.PAUSE:
+        reply = _(texts.PAUSED_UNTIL).format(**fields, local=local(result.paused_until))
+        if result.capped:
+            reply += " " + _(texts.PAUSE_CAPPED).format(longest=format_duration(max_pause))
+        return reply
+    if act is ActKind.CLEAR:
+        return _(texts.CLEARED).format(**fields)
+    return _(texts.MARKED).format(**fields)
+
+
+async def _pause(call: Call) -> str:
+    await call.group()  # a stranger's /pause is refused before its usage is explained
     try:
         length = parse_duration(call.args[1]) if len(call.args) > 1 else None
     except ValueError:
         length = None
     if length is None:
         return call._(texts.USAGE).format(usage="/pause CODENAME 12h")
-    await flip(
-        call.session, group=group, to=Status.PAUSED, at=call.now, basis="paused", now=call.now
-    )
-    group.paused_until = call.now + length
-    call.session.add(group)
-    return call._(texts.PAUSED_UNTIL).format(
-        codename=group.codename, local=call.local(group.paused_until)
-    )
+    return await _request(call, ActKind.PAUSE, length)
+
+
+async def _safe(call: Call) -> str:
+    return await _request(call, ActKind.SAFE)
+
+
+async def _clear(call: Call) -> str:
+    return await _request(call, ActKind.CLEAR)
 
 
 async def _resume(call: Call) -> str:
     group = await call.group()
-    if group.status is not Status.PAUSED:
+    actor = await actor_for(call.session, server=call.runtime.server, person=call.person)
+    if not await resume(
+        call.session, server=call.runtime.server, group=group, actor=actor, now=call.now
+    ):
         return call._(texts.NOT_PAUSED).format(codename=group.codename, status=group.status.value)
-    # The engine's next look (within a second) resumes the schedule from now
-    # (bot.deadlines.evaluate): no check-in is invented, the wait starts again.
-    group.paused_until = call.now
-    group.next_transition_at = call.now
-    call.session.add(group)
     return call._(texts.RESUMED).format(codename=group.codename)
 
 
-def _marking(to: Status) -> Action:
-    async def mark(call: Call) -> str:
-        group = await call.group()
-        if group.status is not to:
-            await flip(call.session, group=group, to=to, at=call.now, basis="marked", now=call.now)
-        return call._(texts.MARKED).format(codename=group.codename, status=to.value)
-
-    return mark
+async def _detained(call: Call) -> str:
+    """Raising the alarm needs one person: it can only make people look."""
+    group = await call.group()
+    if group.status is not Status.DETAINED:
+        await flip(
+            call.session,
+            group=group,
+            to=Status.DETAINED,
+            at=call.now,
+            basis="marked",
+            now=call.now,
+        )
+    return call._(texts.MARKED).format(codename=group.codename, status=Status.DETAINED.value)
 
 
 async def _stage(call: Call) -> str:
@@ -266,8 +330,9 @@ ACTIONS: dict[str, Action] = {
     "group": _group,
     "pause": _pause,
     "resume": _resume,
-    "safe": _marking(Status.SAFE),
-    "detained": _marking(Status.DETAINED),
+    "safe": _safe,
+    "clear": _clear,
+    "detained": _detained,
     "stage": _stage,
     "timezone": _timezone,
     "timeline": _timeline,
@@ -296,6 +361,7 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
             )
             allowed = {g.group_id for g in activist if g.group_id is not None}
             if person is not None and (everywhere or allowed):
+                person.last_seen_at = now
                 call = Call(
                     runtime,
                     session,

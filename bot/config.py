@@ -384,8 +384,13 @@ class AlertsSection(_Section):
     escalate_after: Duration = timedelta(hours=1)
     time_zone: str = "Asia/Seoul"
     heartbeat_url: str | None = None
+    # Pausing, marking SAFE or clearing a SILENT or DETAINED group waits this
+    # long for a second person's confirmation, then lapses.
+    confirm_within: Duration = timedelta(minutes=30)
+    # The longest a pause lasts; after it the schedule resumes by itself.
+    max_pause: Duration = timedelta(days=7)
 
-    @field_validator("repeat_every", "escalate_after")
+    @field_validator("repeat_every", "escalate_after", "confirm_within", "max_pause")
     @classmethod
     def _check_positive(cls, value: timedelta) -> timedelta:
         if value < timedelta(seconds=1):

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.schedules import next_due
+from storage.checkins import standing_report
 from storage.models import Group, Leg, Status
 
-# Set by a report, not by the clock: only a check-in made after it changes it.
-_REPORTED = frozenset({Status.DETAINED})
-_REPORT_BASES = frozenset({"reported", "duress", "marked"})
 # Enough steps for any ladder (PAUSED, OK, LATE, SILENT, DETAINED) with room to spare.
 _MAX_STEPS = 8
 
@@ -45,10 +43,9 @@ def evaluate(group: Group, *, now: datetime, leg: Leg | None = None) -> Evaluati
         if now < group.paused_until:
             return Evaluation(Status.PAUSED, group.status_since, basis, group.paused_until)
         return _by_schedule(group, now, leg, resumed=group.paused_until)
-    last = group.last_checkin_at
-    # A report stands until the group itself checks in after it.
-    standing_report = group.status in _REPORTED and group.status_basis in _REPORT_BASES
-    if standing_report and (last is None or last <= group.status_since):
+    # A report stands until a person clears it (bot.acts): captors can force an
+    # "all is well", so no check-in, however late, ends it.
+    if standing_report(group):
         return Evaluation(group.status, group.status_since, group.status_basis or "reported", None)
     return _by_schedule(group, now, leg, resumed=None)
 
@@ -81,10 +78,13 @@ def _by_schedule(
     group: Group, now: datetime, leg: Leg | None, *, resumed: datetime | None
 ) -> Evaluation:
     last = group.last_checkin_at
-    if last is None and resumed is None:
+    # After a pause, the schedule starts again from its end: the dead zone was
+    # agreed. ``schedule_from`` keeps that moment (and the moment two people
+    # cleared a warning) once the pause is over: no check-in is invented.
+    restarts = [t for t in (resumed, group.schedule_from) if t is not None]
+    if last is None and not restarts:
         return Evaluation(Status.PENDING, group.status_since, "no check-in yet", None)
-    # After a pause, the schedule starts again from its end: the dead zone was agreed.
-    start = max(t for t in (last, resumed) if t is not None)
+    start = max(t for t in (last, *restarts) if t is not None)
     if leg is not None and leg.interval_s is not None:
         due = start + timedelta(seconds=leg.interval_s)
     else:

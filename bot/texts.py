@@ -90,9 +90,42 @@ WATCHER_COMMANDS = (
     ("stage", _("Move a group to a leg: /stage CODENAME LEG")),
     ("timezone", _("The time zone of your alerts: /timezone Asia/Seoul")),
     ("timeline", _("A picture of a group's journey: /timeline CODENAME")),
+    ("clear", _("Clear a warning (a second person confirms): /clear CODENAME")),
 )
 TIMELINE_CAPTION = _(
     "{codename}: check-ins (dots), due windows and grace (bands), legs reached and the "
     "status over time (colours), up to {local}."
 )
 NOT_PAUSED = _("{codename} is not paused: it is {status}.")
+
+# --- two people for a warning, and check-ins after a report (bot.acts)
+
+ACT_PAUSE = _("pause it")
+ACT_PAUSE_UNTIL = _("pause it until {until}")
+ACT_SAFE = _("mark it SAFE")
+ACT_CLEAR = _("clear it")
+ACT_RESUME = _("resume its schedule")
+REPORT_DURESS = _("duress signal")
+REPORT_REPORTED = _("detention report")
+REPORT_MARKED = _("DETAINED mark")
+NOTICE_AFTER_REPORT = _(
+    "{codename}: a check-in arrived after the {report} at {since}; the status stays {status} "
+    "until one of you clears it (/clear {codename})."
+)
+NOTICE_ASKED = _(
+    "{codename}: {who} asked to {act}. Nothing changes until a second person confirms with "
+    "/{command} {codename} within {within}; the alerts go on."
+)
+NOTICE_DONE = _("{codename}: {who} chose to {act}; it is now {status}.")
+NOTICE_CONFIRMED = _(
+    "{codename}: {who} confirmed the request of {first} to {act}; it is now {status}."
+)
+ASKED_SECOND = _(
+    "{codename} stays {status} until a second person (another activist of the group or an "
+    "admin) confirms with /{command} {codename} before {local}. The others were told."
+)
+STILL_WAITING = _("You asked already: {codename} waits for a second person until {local}.")
+NOTHING_TO_CLEAR = _("{codename} is {status}: there is nothing to clear.")
+CLEARED = _("{codename} is cleared: it follows its schedule again from now.")
+PAUSE_CAPPED = _("A pause lasts at most {longest}.")
+BUTTON_CLEAR = _("Clear (a second person confirms)")

@@ -184,6 +184,7 @@ async def alerted_since_last_clear(
             Flip.group_id == group_id,
             Flip.id != before.id,
             col(Alert.purpose).in_([AlertPurpose.ALERT, AlertPurpose.REMINDER]),
+            _still_watching(),
             sa.or_(last_clear.is_(None), col(Flip.recorded_at) >= last_clear),
         )
         .distinct()
@@ -247,13 +248,96 @@ async def last_round(session: AsyncSession, *, flip: Flip) -> tuple[int, datetim
     return (rounds or 0), (at or flip.recorded_at)
 
 
+def _still_watching() -> sa.ColumnElement[bool]:
+    """The recipient still holds a live activist or admin grant: someone whose
+    role was revoked hears nothing more (reminders and all-clears included)."""
+    live = (
+        select(RoleGrant.id)
+        .where(
+            col(RoleGrant.person_id) == col(Alert.recipient_id),
+            col(RoleGrant.role).in_([Role.ACTIVIST, Role.ADMIN]),
+            col(RoleGrant.revoked_at).is_(None),
+        )
+        .exists()
+    )
+    return live
+
+
 async def alerted(session: AsyncSession, *, flip_id: uuid.UUID) -> list[uuid.UUID]:
     result = await session.exec(
         select(Alert.recipient_id)
-        .where(Alert.flip_id == flip_id, Alert.purpose == AlertPurpose.ALERT)
+        .where(Alert.flip_id == flip_id, Alert.purpose == AlertPurpose.ALERT, _still_watching())
         .distinct()
     )
     return sorted(result.all())
+
+
+async def watchers(session: AsyncSession, *, group_id: uuid.UUID) -> list[uuid.UUID]:
+    """Everyone told about a group: its own activists, the admins, and whoever
+    was alerted about it since it was last OK or SAFE (escalation widens it)."""
+    people = set(await admins(session))
+    people |= set((await _own_activists(session, [group_id])).get(group_id, []))
+    last = (
+        await session.exec(
+            select(Flip).where(Flip.group_id == group_id).order_by(col(Flip.recorded_at).desc())
+        )
+    ).first()
+    if last is not None:
+        people |= set(await alerted_since_last_clear(session, group_id=group_id, before=last))
+        people |= set(await alerted(session, flip_id=last.id))
+    return sorted(people)
+
+
+async def latest_flip(session: AsyncSession, *, group_id: uuid.UUID) -> Flip | None:
+    query = select(Flip).where(Flip.group_id == group_id).order_by(col(Flip.recorded_at).desc())
+    return (await session.exec(query)).first()
+
+
+async def enqueue_notice(
+    session: AsyncSession,
+    *,
+    flip: Flip,
+    recipients: Sequence[uuid.UUID],
+    about: str | None,
+    server: ServerKeys | None,
+    now: datetime,
+) -> list[Alert]:
+    """Tell ``recipients`` something about the group ``flip`` belongs to: a
+    person's act (``about``: what was done and by whom, sealed with the server
+    key), or, with no ``about``, that a check-in came after the report ``flip``
+    records. Numbered per flip, as claims are, so several may follow one flip."""
+    told_before = (
+        await session.exec(
+            select(sa.func.count()).where(
+                Alert.flip_id == flip.id, Alert.purpose == AlertPurpose.NOTICE
+            )
+        )
+    ).one()
+    rows = _rows(
+        flip,
+        sorted(set(recipients)),
+        purpose=AlertPurpose.NOTICE,
+        tier=0,
+        round_=told_before,
+        now=now,
+    )
+    for row in rows:
+        if about is not None and server is not None:
+            row.about_sealed = server.seal(about.encode(), about_binding(row.id))
+    session.add_all(rows)
+    await session.flush()
+    return rows
+
+
+async def cancel_pending(session: AsyncSession, *, person_id: uuid.UUID, now: datetime) -> int:
+    """Drop the unsent alerts to someone whose role was revoked."""
+    result = await session.exec(
+        update(Alert)
+        .where(col(Alert.recipient_id) == person_id, col(Alert.state) == AlertState.PENDING)
+        .values(state=AlertState.FAILED, claimed_until=None, last_error="revoked")
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
 
 
 async def apply_reminder(
@@ -430,9 +514,15 @@ async def mark_unreachable(
         .where(col(Alert.id).in_([a.id for a in alerts]))
         .values(state=AlertState.UNREACHABLE, claimed_until=None, last_error=error[:64])
     )
+    already_told = person.unreachable_at is not None
     person.unreachable_at = now
     session.add(person)
     notices: list[Alert] = []
+    if already_told:
+        # The admins heard it when it first happened; every later round of
+        # reminders failing again says nothing new (until the person writes).
+        await session.flush()
+        return notices
     flips = {a.flip_id for a in alerts if a.purpose is not AlertPurpose.UNREACHABLE}
     for flip_id in sorted(flips):
         flip = await session.get(Flip, flip_id)

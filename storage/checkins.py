@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.alerts import enqueue_for_flips
+from storage.alerts import enqueue_for_flips, enqueue_notice, latest_flip, watchers
 from storage.models import (
     Attachment,
     CheckinEvent,
@@ -80,6 +80,7 @@ async def record_signal(
     message: Message | None = None,
     leg_id: uuid.UUID | None = None,
 ) -> CheckinEvent:
+    told = signal in CHECKIN_SIGNALS and source != BY_HAND and after_report(group, at=at)
     event = CheckinEvent(
         group_id=group.id,
         message_id=message.id if message else None,
@@ -88,8 +89,18 @@ async def record_signal(
         at=at,
         recorded_at=now,
         source=source,
+        after_report=told,
     )
     session.add(event)
+    if told:
+        # Recorded, and the group's people are told, but the status stays: a
+        # forced "all is well" must not end a duress alarm (PRODUCT "Statuses").
+        report = await latest_flip(session, group_id=group.id)
+        if report is not None:
+            recipients = await watchers(session, group_id=group.id)
+            await enqueue_notice(
+                session, flip=report, recipients=recipients, about=None, server=None, now=now
+            )
     if signal in CHECKIN_SIGNALS and (group.last_checkin_at is None or at > group.last_checkin_at):
         group.last_checkin_at = at
         # The deadline engine recomputes the status on its next pass (within a
@@ -107,13 +118,25 @@ async def record_signal(
     return event
 
 
+def standing_report(group: Group) -> bool:
+    """DETAINED because someone said so (a duress phrase, a relative's report, a
+    person's mark), not by the clock: only people clear it (``bot.acts``)."""
+    return group.status is Status.DETAINED and group.status_basis in REPORTED_BASES
+
+
+def after_report(group: Group, *, at: datetime) -> bool:
+    """Whether a check-in sent at ``at`` came while a report stood: captors can
+    force an "all is well", so it is told to the group's people and clears nothing."""
+    return standing_report(group) and at >= group.status_since
+
+
 def _report_changes_status(group: Group) -> bool:
     """A duress phrase or a detention report flips the group to DETAINED unless it
     is SAFE or already DETAINED by a report: one DETAINED by silence alone becomes
     DETAINED as reported, which the clock can no longer clear (and everyone hears)."""
     if group.status is Status.SAFE:
         return False
-    return not (group.status is Status.DETAINED and group.status_basis in REPORTED_BASES)
+    return not standing_report(group)
 
 
 def counts_as_checkin(event: CheckinEvent) -> bool:
@@ -173,6 +196,9 @@ def new_flip(group: Group, *, to: Status, at: datetime, basis: str, now: datetim
         basis=basis,
         recorded_at=now,
     )
+    if group.status is Status.PAUSED and to is not Status.PAUSED and group.paused_until:
+        # The schedule goes on from the pause's end, after this flip as well.
+        group.schedule_from = max(group.paused_until, group.schedule_from or group.paused_until)
     group.status, group.status_since, group.status_basis = to, at, basis
     if to is not Status.PAUSED:
         group.paused_until = None

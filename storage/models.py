@@ -121,6 +121,17 @@ class AlertPurpose(enum.StrEnum):
     ALL_CLEAR = "all_clear"  # the group checked in again (or was marked safe)
     CLAIMED = "claimed"  # another recipient is handling it
     UNREACHABLE = "unreachable"  # to admins: a recipient blocked the bot or is gone
+    # To everyone alerted about a group: a person's act on it (asked, confirmed,
+    # done) or a check-in after a report. What it says is in ``about_sealed``.
+    NOTICE = "notice"
+
+
+class ActKind(enum.StrEnum):
+    """What one person asks of a group that may need a second person's word."""
+
+    PAUSE = "pause"
+    SAFE = "safe"
+    CLEAR = "clear"
 
 
 class AckKind(enum.StrEnum):
@@ -152,6 +163,9 @@ class Group(SQLModel, table=True):
     # The leg the group is on, by its position (legs are ordered).
     current_leg: int | None = None
     paused_until: datetime | None = None
+    # The schedule counts from here when it is later than the last check-in: a
+    # pause ended, or two people cleared a warning (no check-in is invented).
+    schedule_from: datetime | None = None
     kem: str = Field(max_length=24)
     public_key: bytes
     created_at: datetime = Field(default_factory=utc_now)
@@ -263,6 +277,8 @@ class Person(SQLModel, table=True):
     tz: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utc_now)
     unreachable_at: datetime | None = None
+    # When they last wrote or pressed a button: for ``intake people list``.
+    last_seen_at: datetime | None = None
 
 
 class RoleGrant(SQLModel, table=True):
@@ -296,6 +312,9 @@ class Invite(SQLModel, table=True):
     redeemed_by: uuid.UUID | None = Field(
         default=None, foreign_key="people.id", ondelete="SET NULL"
     )
+    # What the admin calls the person ("Ji-woo"), sealed with the server key:
+    # admins' notices and ``intake people list`` name people by it.
+    label_sealed: bytes | None = None
 
 
 # --------------------------------------------------------------------------- messages
@@ -425,6 +444,9 @@ class CheckinEvent(SQLModel, table=True):
     at: datetime
     recorded_at: datetime = Field(default_factory=utc_now)
     source: str = Field(max_length=24)
+    # A check-in that came while a report stood (duress, detention, a person's
+    # mark): recorded and announced, but it clears nothing (captors can force it).
+    after_report: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class Flip(SQLModel, table=True):
@@ -479,6 +501,34 @@ class Alert(SQLModel, table=True):
     telegram_message_id: int | None = None
     last_error: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utc_now)
+
+
+class GroupAct(SQLModel, table=True):
+    """One person's request to pause, mark SAFE or clear a group that is SILENT
+    or DETAINED: it waits for a second person (``bot.acts``) and lapses after
+    ``[alerts] confirm_within``. Until then the group and its alerts go on."""
+
+    __tablename__ = "group_acts"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", ondelete="CASCADE", index=True)
+    act: ActKind = Field(sa_type=_enum(ActKind, "act"))
+    # The status the group had when it was asked: a confirmation applies only
+    # while the group is still in it.
+    from_status: Status = Field(sa_type=_enum(Status, "from_status"))
+    # None when asked on the command line (an admin there counts as one person).
+    requested_by: uuid.UUID | None = Field(
+        default=None, foreign_key="people.id", ondelete="SET NULL"
+    )
+    requested_at: datetime
+    expires_at: datetime
+    pause_s: int | None = None
+    confirmed_by: uuid.UUID | None = Field(
+        default=None, foreign_key="people.id", ondelete="SET NULL"
+    )
+    done_at: datetime | None = None
+    # "confirmed" (in Telegram or on the command line) or "lapsed".
+    outcome: str | None = Field(default=None, max_length=16)
 
 
 class Acknowledgement(SQLModel, table=True):

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import Binding, ServerKeys, sha256
@@ -23,6 +23,10 @@ class InviteError(ValueError):
 
 def chat_binding(person_id: uuid.UUID) -> Binding:
     return Binding("people", "chat_sealed", person_id)
+
+
+def label_binding(invite_id: uuid.UUID) -> Binding:
+    return Binding("invites", "label_sealed", invite_id)
 
 
 def telegram_index(server: ServerKeys, telegram_id: int) -> bytes:
@@ -96,6 +100,7 @@ async def create_invite(
     group: Group | None,
     ttl: timedelta,
     now: datetime,
+    label: str | None = None,
 ) -> tuple[Invite, str]:
     if role in GROUP_ROLES and group is None:
         raise InviteError(f"a {role.value} invite needs --group")
@@ -109,6 +114,8 @@ async def create_invite(
         created_at=now,
         expires_at=now + ttl,
     )
+    if label:
+        invite.label_sealed = server.seal(label.encode(), label_binding(invite.id))
     session.add(invite)
     await session.flush()
     return invite, code
@@ -118,14 +125,26 @@ async def redeem_invite(
     session: AsyncSession, *, server: ServerKeys, code: str, person: Person, now: datetime
 ) -> RoleGrant | None:
     """Grant the invite's role once. A used, expired or unknown code gives None,
-    and the caller answers all three alike."""
-    invite = (
-        await session.exec(select(Invite).where(Invite.code_digest == server.code_digest(code)))
-    ).first()
-    if invite is None or invite.redeemed_at is not None or invite.expires_at <= now:
+    and the caller answers all three alike.
+
+    The claim is one conditional UPDATE whose row count says who won: five
+    accounts sending the same code in one batch, on PostgreSQL where reads do
+    not wait for each other, get one grant (a read-then-write gave five)."""
+    digest = server.code_digest(code)
+    claimed = await session.exec(
+        update(Invite)
+        .where(
+            col(Invite.code_digest) == digest,
+            col(Invite.redeemed_at).is_(None),
+            col(Invite.expires_at) > now,
+        )
+        .values(redeemed_at=now, redeemed_by=person.id)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
         return None
-    invite.redeemed_at = now
-    invite.redeemed_by = person.id
+    invite = (await session.exec(select(Invite).where(Invite.code_digest == digest))).one()
+    await session.refresh(invite)
     grant = RoleGrant(
         person_id=person.id,
         role=invite.role,
@@ -133,9 +152,90 @@ async def redeem_invite(
         invite_id=invite.id,
         granted_at=now,
     )
-    session.add_all([invite, grant])
+    session.add(grant)
     await session.flush()
     return grant
+
+
+def label_of_invite(server: ServerKeys, invite: Invite) -> str | None:
+    if invite.label_sealed is None:
+        return None
+    return server.open(invite.label_sealed, label_binding(invite.id)).decode()
+
+
+async def label_of(session: AsyncSession, *, server: ServerKeys, person: Person) -> str | None:
+    """The label the admin gave at invite time (the newest labelled grant's)."""
+    result = await session.exec(
+        select(Invite)
+        .join(RoleGrant, col(RoleGrant.invite_id) == col(Invite.id))
+        .where(RoleGrant.person_id == person.id, col(Invite.label_sealed).is_not(None))
+        .order_by(col(RoleGrant.granted_at).desc())
+    )
+    invite = result.first()
+    return label_of_invite(server, invite) if invite is not None else None
+
+
+async def display_name(session: AsyncSession, *, server: ServerKeys, person: Person) -> str:
+    """How admins and activists are told who someone is: the invite's label and
+    the pseudonym ("Ji-woo (P-4310A9)"), or the pseudonym alone. Never a
+    Telegram name, which the person chose and may change."""
+    label = await label_of(session, server=server, person=person)
+    return f"{label} ({pseudonym(person)})" if label else pseudonym(person)
+
+
+async def live_grants(session: AsyncSession, *, person_id: uuid.UUID) -> list[RoleGrant]:
+    result = await session.exec(
+        select(RoleGrant).where(
+            RoleGrant.person_id == person_id, col(RoleGrant.revoked_at).is_(None)
+        )
+    )
+    return list(result.all())
+
+
+async def find_by_pseudonym(session: AsyncSession, *, name: str) -> Person | None:
+    """The person a pseudonym names (pseudonyms are derived, so every person is
+    looked at: there are tens, not millions)."""
+    wanted = name.strip().upper()
+    for person in (await session.exec(select(Person))).all():
+        if pseudonym(person) == wanted:
+            return person
+    return None
+
+
+async def revoke(
+    session: AsyncSession,
+    *,
+    person: Person,
+    role: Role | None,
+    group_id: uuid.UUID | None,
+    now: datetime,
+) -> list[RoleGrant]:
+    """End a person's live grants (all, or those of one role and/or one group) at
+    once; returns those ended. Conditional on ``revoked_at`` still being empty."""
+    query = update(RoleGrant).where(
+        col(RoleGrant.person_id) == person.id, col(RoleGrant.revoked_at).is_(None)
+    )
+    if role is not None:
+        query = query.where(col(RoleGrant.role) == role)
+    if group_id is not None:
+        query = query.where(col(RoleGrant.group_id) == group_id)
+    ended = [
+        g.id
+        for g in await live_grants(session, person_id=person.id)
+        if (role is None or g.role is role) and (group_id is None or g.group_id == group_id)
+    ]
+    if not ended:
+        return []
+    await session.exec(
+        query.where(col(RoleGrant.id).in_(ended))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.exec(select(RoleGrant).where(col(RoleGrant.id).in_(ended)))
+    grants = list(result.all())
+    for grant in grants:
+        await session.refresh(grant)
+    return grants
 
 
 async def people_with_role(session: AsyncSession, *, role: Role) -> list[Person]:

@@ -70,17 +70,42 @@ def test_a_check_in_after_silence_clears_it() -> None:
     assert (result.status, result.next_transition) == (Status.OK, later + 12 * H)
 
 
-def test_a_report_stands_until_the_group_checks_in_after_it() -> None:
-    reported = group(status=Status.DETAINED, status_basis="reported", status_since=CHECKIN + H)
+@pytest.mark.parametrize("basis", ["reported", "duress", "marked"])
+def test_a_report_stands_whatever_check_in_follows_it(basis: str) -> None:
+    reported = group(status=Status.DETAINED, status_basis=basis, status_since=CHECKIN + H)
     assert evaluate(reported, now=CHECKIN + 2 * H).status is Status.DETAINED
     assert evaluate(reported, now=CHECKIN + 2 * H).next_transition is None
+    # Captors can force an "all is well": only a person clears a report (bot.acts).
     checked_in = group(
         status=Status.DETAINED,
-        status_basis="reported",
+        status_basis=basis,
         status_since=CHECKIN + H,
         last_checkin_at=CHECKIN + 3 * H,
     )
-    assert evaluate(checked_in, now=CHECKIN + 4 * H).status is Status.OK
+    result = evaluate(checked_in, now=CHECKIN + 400 * H)
+    assert (result.status, result.basis, result.next_transition) == (Status.DETAINED, basis, None)
+
+
+def test_detained_by_silence_alone_is_left_by_a_check_in() -> None:
+    silent = group(
+        status=Status.DETAINED,
+        status_basis="silence",
+        status_since=CHECKIN + 38 * H,
+        last_checkin_at=CHECKIN + 40 * H,
+    )
+    assert evaluate(silent, now=CHECKIN + 41 * H).status is Status.OK
+
+
+def test_a_cleared_group_counts_its_schedule_from_the_clearing() -> None:
+    cleared_at = CHECKIN + 100 * H
+    cleared = group(
+        status=Status.OK, status_basis="cleared", status_since=cleared_at, schedule_from=cleared_at
+    )
+    result = evaluate(cleared, now=cleared_at + H)
+    assert (result.status, result.next_transition) == (Status.OK, cleared_at + 12 * H)
+    # Once LATE, it still counts from the clearing, not from the old check-in.
+    late = group(status=Status.LATE, status_since=cleared_at + 12 * H, schedule_from=cleared_at)
+    assert evaluate(late, now=cleared_at + 13 * H).status is Status.LATE
 
 
 def test_a_duress_phrase_is_never_cleared_by_the_check_in_before_it() -> None:

@@ -1,0 +1,65 @@
+"""What a notice about a group says (``AlertPurpose.NOTICE``): a person's act,
+told to everyone else alerted about the group, or a check-in after a report.
+Pure; the alert sender calls it with the recipient's language and zone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bot import texts
+from bot.durations import format_duration
+
+ACT_WORDS = {
+    "pause": texts.ACT_PAUSE,
+    "safe": texts.ACT_SAFE,
+    "clear": texts.ACT_CLEAR,
+    "resume": texts.ACT_RESUME,
+}
+REPORT_WORDS = {
+    "duress": texts.REPORT_DURESS,
+    "reported": texts.REPORT_REPORTED,
+    "marked": texts.REPORT_MARKED,
+}
+
+
+def notice_text(
+    *,
+    codename: str,
+    status: str,
+    basis: str,
+    since: datetime,
+    about: str | None,
+    translate: Callable[[str], str],
+    local: Callable[[datetime], str],
+) -> str:
+    """``about`` is the sealed notice (JSON); None means a check-in came after
+    the report recorded by the flip the notice hangs on (``basis`` at ``since``)."""
+    _ = translate
+    if about is None:
+        report = _(REPORT_WORDS.get(basis, texts.REPORT_REPORTED))
+        return _(texts.NOTICE_AFTER_REPORT).format(
+            codename=codename, report=report, since=local(since), status=status
+        )
+    notice = json.loads(about)
+    act = str(notice.get("act", ""))
+    if act == "pause" and notice.get("until"):
+        words = _(texts.ACT_PAUSE_UNTIL).format(
+            until=local(datetime.fromisoformat(str(notice["until"])))
+        )
+    else:
+        words = _(ACT_WORDS.get(act, act))
+    fields = {
+        "codename": codename,
+        "who": str(notice.get("who", "?")),
+        "act": words,
+        "status": str(notice.get("status", status)),
+        "command": act,
+    }
+    if notice.get("kind") == "asked":
+        within = format_duration(timedelta(seconds=int(notice.get("within_s", 0))))
+        return _(texts.NOTICE_ASKED).format(**fields, within=within)
+    if notice.get("kind") == "confirmed":
+        return _(texts.NOTICE_CONFIRMED).format(**fields, first=str(notice.get("first", "?")))
+    return _(texts.NOTICE_DONE).format(**fields)
