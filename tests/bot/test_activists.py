@@ -386,12 +386,24 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
         acknowledged = await world.ask(OWN, "/group PINE-7")
         assert "The alert was acknowledged at" in (acknowledged.text or "")
 
-        # /safe: the all-clear goes to everyone who was alerted.
+        # /safe of a DETAINED group: one person's word changes nothing, and the
+        # others hear of it at once (a seized phone cannot quietly close a case).
         mark = len(world.standin.sent)
-        await world.ask(OWN, "/safe PINE-7", expect="PINE-7 is marked SAFE.")
+        await world.ask(OWN, "/safe PINE-7", expect="PINE-7 stays DETAINED until a second person")
+        assert (await world.pine()).status is Status.DETAINED
+        await world.everyone_told(
+            (OTHER, ADMIN), since=mark, starts="PINE-7: ", status="asked to mark it SAFE"
+        )
+        await world.everyone_told((ROVING,), since=mark, starts="PINE-7: ", status="/safe PINE-7")
+        # The same person asking again is still one person.
+        await world.ask(OWN, "/safe PINE-7", expect="You asked already")
+        # A second person confirms: SAFE, and the all-clear goes to everyone who was alerted.
+        mark = len(world.standin.sent)
+        await world.ask(ADMIN, "/safe PINE-7", expect="PINE-7 is marked SAFE.")
         safe = await world.pine()
-        assert (safe.status, safe.status_basis) == (Status.SAFE, "marked")
+        assert (safe.status, safe.status_basis) == (Status.SAFE, "confirmed")
         await world.everyone_told(ALERTED, since=mark, starts="✓", status="SAFE")
+        await world.everyone_told((OWN,), since=mark, starts="PINE-7: ", status="confirmed")
     # The journey's picture shows the stages set by hand, and no check-in for them.
     async with open_database(world.url) as engine, session_factory(engine)() as session:
         journey = await gather(
@@ -415,7 +427,16 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
     assert await world.audited("command.detained") == [
         (await world.actor(ADMIN), "PINE-7", allowed)
     ]
-    assert await world.audited("command.safe") == [(await world.actor(OWN), "PINE-7", allowed)]
+    assert await world.audited("command.safe") == [
+        (await world.actor(OWN), "PINE-7", allowed),
+        (await world.actor(OWN), "PINE-7", allowed),
+        (await world.actor(ADMIN), "PINE-7", allowed),
+    ]
+    assert [d["outcome"] for _, _, d in await world.audited("group.safe")] == [
+        "asked",
+        "waiting",
+        "confirmed",
+    ]
 
 
 async def test_timeline_sends_the_groups_activist_a_picture_of_its_journey(world: World) -> None:

@@ -133,7 +133,7 @@ async def test_silence_alerts_then_detention_escalates_ack_stops_repeats_and_che
         assert "PINE-7" in (silent.text or "")
         assert "KST" in (silent.text or "")  # the time in the recipient's zone
         assert silent.protect_content
-        assert silent.callback_data == ["al:ack", "al:claim"]
+        assert silent.callback_data == ["al:ack", "al:claim", "al:clear"]
         # SILENT is for the group's own activists only.
         assert not any("SILENT" in t for t in world.texts_to(world.other))
 
