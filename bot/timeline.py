@@ -47,6 +47,8 @@ class Journey:
     windows: tuple[tuple[datetime, datetime], ...]  # (due, end of grace) after each check-in
     stages: tuple[tuple[datetime, int], ...]  # (when, leg position)
     statuses: tuple[tuple[datetime, Status], ...]  # (since, status), in order
+    # Check-ins that came while a report stood: drawn apart, as they cleared nothing.
+    after_report: tuple[datetime, ...] = ()
 
 
 async def gather(session: AsyncSession, *, group: Group, now: datetime) -> Journey:
@@ -68,7 +70,7 @@ async def gather(session: AsyncSession, *, group: Group, now: datetime) -> Journ
         leg.id: leg.position
         for leg in (await session.exec(select(Leg).where(Leg.group_id == group.id))).all()
     }
-    checkins = tuple(e.at for e in events if counts_as_checkin(e))
+    checkins = tuple(e.at for e in events if counts_as_checkin(e) and not e.after_report)
     grace = timedelta(seconds=group.grace_s)
     windows = []
     for at in checkins:
@@ -86,6 +88,7 @@ async def gather(session: AsyncSession, *, group: Group, now: datetime) -> Journ
             if e.signal is Signal.STAGE and e.leg_id in positions
         ),
         statuses=((group.created_at, Status.PENDING), *((f.at, f.to_status) for f in flips)),
+        after_report=tuple(e.at for e in events if e.after_report),
     )
 
 
@@ -107,6 +110,15 @@ def render(journey: Journey, fmt: Format) -> bytes:
         axes.axvline(_x(due), ymin=0.2, color="#f9a825", linewidth=1)
     points = [_x(at) for at in journey.checkins]
     axes.plot(points, [0.5] * len(points), "o", color="#2e7d32", label="check-in")
+    if journey.after_report:
+        forced = [_x(at) for at in journey.after_report]
+        axes.plot(
+            forced,
+            [0.5] * len(forced),
+            "x",
+            color="#c62828",
+            label="check-in after a report (cleared nothing)",
+        )
     for at, position in journey.stages:
         axes.annotate(f"leg {position}", (_x(at), 0.75), fontsize=8, ha="center")
     axes.set_ylim(0, 1)

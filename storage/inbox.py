@@ -128,6 +128,23 @@ def _where(place: Mapping[str, Any]) -> str:
     return f"{place.get('latitude')}, {place.get('longitude')}"
 
 
+# How a check-in that came while a report stood is shown: it cleared nothing
+# (captors can force an "all is well"), and operators should read it so.
+AFTER_REPORT = "(after a report)"
+
+
+async def _after_report(session: AsyncSession, message_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    if not message_ids:
+        return set()
+    result = await session.exec(
+        select(CheckinEvent.message_id).where(
+            col(CheckinEvent.message_id).in_(list(message_ids)),
+            col(CheckinEvent.after_report).is_(True),
+        )
+    )
+    return {m for m in result.all() if m is not None}
+
+
 async def list_inbox(
     session: AsyncSession,
     keyring: Keyring,
@@ -161,6 +178,7 @@ async def list_inbox(
     codenames = {g.id: g.codename for g in (await session.exec(select(Group))).all()}
     senders = await _pseudonyms(session, {r.sender_id for r in rows if r.sender_id})
     files = await _attachment_counts(session, [r.id for r in rows])
+    after_a_report = await _after_report(session, [r.id for r in rows])
     items = []
     for start in range(0, len(rows), BATCH):
         batch = rows[start : start + BATCH]
@@ -173,7 +191,13 @@ async def list_inbox(
                     id=row.id,
                     group=codenames.get(row.group_id) if row.group_id else None,
                     link_reason=row.link_reason.value if row.link_reason else None,
-                    signal=row.signal.value if row.signal else None,
+                    signal=(
+                        f"{row.signal.value} {AFTER_REPORT}"
+                        if row.signal and row.id in after_a_report
+                        else row.signal.value
+                        if row.signal
+                        else None
+                    ),
                     kind=row.kind.value,
                     version=row.version,
                     previous_id=row.previous_id,
@@ -415,7 +439,12 @@ async def place_of(session: AsyncSession, *, message: Message, around: int = 3) 
     ).all()
     flips = (await session.exec(select(Flip).where(Flip.group_id == message.group_id))).all()
     entries = [
-        TimelineEntry(e.at, f"{e.signal.value} ({e.source})", e.message_id in ids) for e in checkins
+        TimelineEntry(
+            e.at,
+            f"{e.signal.value} ({e.source})" + (f" {AFTER_REPORT}" if e.after_report else ""),
+            e.message_id in ids,
+        )
+        for e in checkins
     ] + [
         TimelineEntry(f.at, f"{f.from_status.value} -> {f.to_status.value} ({f.basis})", False)
         for f in flips

@@ -1,0 +1,254 @@
+"""Signals that hold under coercion (issue 13), end to end through the stand-in:
+a forced "all is well" after a duress phrase or a report leaves the group
+DETAINED and is told to its people; only two people clear it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from bot.standin import SimUser, TelegramStandIn, origin_user
+from bot.timeline import gather
+from storage.codebook import add_phrase
+from storage.crypto import KemName, ServerKeys
+from storage.db import open_database, session_factory
+from storage.groups import Schedule, create_group, get_group
+from storage.inbox import AFTER_REPORT, place_of
+from storage.members import add_member
+from storage.models import (
+    CheckinEvent,
+    Group,
+    GroupAct,
+    IdentifierKind,
+    Message,
+    Role,
+    Signal,
+    Status,
+)
+from storage.people import create_invite, get_or_create_person, redeem_invite
+from storage.timeutil import utc_now
+from tests.bot.intake_harness import Installation, eventually, install, running_bot
+from tests.conftest import Database
+
+RELATIVE = 6_300_000_001
+FIRST, SECOND, ADMIN = 6_300_000_011, 6_300_000_012, 6_300_000_013
+MEMBER_ID = 7_300_000_001
+SCHEDULE = Schedule(
+    interval=timedelta(hours=12), grace=timedelta(hours=2), detained_after=timedelta(days=2)
+)
+
+
+@dataclass
+class World:
+    standin: TelegramStandIn
+    installation: Installation
+    relative: SimUser
+    sent_at: datetime
+
+    @property
+    def url(self) -> str:
+        return self.installation.settings.database.url
+
+    async def pine(self) -> Group:
+        async with open_database(self.url) as engine, session_factory(engine)() as session:
+            return await get_group(session, codename="PINE-7")
+
+    async def events(self) -> list[CheckinEvent]:
+        async with open_database(self.url) as engine, session_factory(engine)() as session:
+            rows = await session.exec(select(CheckinEvent).order_by(col(CheckinEvent.at)))
+            return list(rows.all())
+
+    def texts_to(self, who: int, since: int = 0) -> list[str]:
+        return [m.text or "" for m in self.standin.sent[since:] if m.chat_id == who]
+
+    async def told(self, who: int, words: str, *, since: int = 0) -> str:
+        def found() -> bool:
+            return any(words in t for t in self.texts_to(who, since))
+
+        await eventually(found, within=30)
+        return next(t for t in self.texts_to(who, since) if words in t)
+
+    async def ask(self, who: int, text: str, expect: str) -> str:
+        mark = len(self.standin.sent)
+        self.standin.send_text(self.standin.user(who, "Activist", language_code="en"), text)
+        return await self.told(who, expect, since=mark)
+
+    async def taken_in(self, update: dict[str, object]) -> None:
+        await eventually(lambda: update["update_id"] in self.standin.confirmed_update_ids())
+
+
+@pytest.fixture
+async def world(tmp_path: Path, database: Database) -> AsyncIterator[World]:
+    standin = TelegramStandIn()
+    await standin.start()
+    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    server = ServerKeys(installation.settings.server_secret_bytes())
+    now = utc_now()
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await create_group(
+            session, codename="PINE-7", schedule=SCHEDULE, kem=KemName.X25519, now=now
+        )
+        await add_member(
+            session,
+            server=server,
+            group=pine,
+            name="Kim",
+            notes=None,
+            now=now,
+            identifiers=[(IdentifierKind.TELEGRAM_ID, str(MEMBER_ID))],
+        )
+        for phrase, means in (("the tea is warm", Signal.CHECKIN), ("rain stopped", Signal.DURESS)):
+            await add_phrase(
+                session, server=server, group=pine, phrase=phrase, means=means, now=now
+            )
+        for telegram_id, role, group, label in (
+            (RELATIVE, Role.RELATIVE, pine, None),
+            (FIRST, Role.ACTIVIST, pine, "Ji-woo"),
+            (SECOND, Role.ACTIVIST, pine, "Min-seo"),
+            (ADMIN, Role.ADMIN, None, "Desk"),
+        ):
+            person = await get_or_create_person(
+                session, server=server, telegram_id=telegram_id, chat_id=telegram_id, now=now
+            )
+            _, code = await create_invite(
+                session,
+                server=server,
+                role=role,
+                group=group,
+                ttl=timedelta(days=1),
+                now=now,
+                label=label,
+            )
+            await redeem_invite(session, server=server, code=code, person=person, now=now)
+    for telegram_id in (FIRST, SECOND, ADMIN):
+        standin.user(telegram_id, "Activist", language_code="en")
+    yield World(standin, installation, standin.user(RELATIVE, language_code="en"), now)
+    await standin.stop()
+
+
+async def _duress(world: World) -> datetime:
+    """The traveller's duress phrase, forwarded: PINE-7 becomes DETAINED (duress)."""
+    at = utc_now() - timedelta(minutes=10)
+    member = world.standin.user(MEMBER_ID, "Kim")
+    update = world.standin.send_forward(
+        world.relative, "mum, rain stopped", origin=origin_user(member, at)
+    )
+    await world.taken_in(update)
+    await eventually(lambda: any("⚠" in t for t in world.texts_to(FIRST)), within=30)
+    group = await world.pine()
+    assert (group.status, group.status_basis) == (Status.DETAINED, "duress")
+    return at
+
+
+async def _forced_checkin(world: World, how: str) -> None:
+    """A forced "all is well" after the duress phrase, in one of three ways."""
+    member = world.standin.user(MEMBER_ID, "Kim")
+    if how == "forwarded":
+        update = world.standin.send_forward(
+            world.relative, "all is well", origin=origin_user(member, utc_now())
+        )
+        await world.taken_in(update)
+    elif how == "typed phrase":
+        await world.taken_in(world.standin.send_text(world.relative, "the tea is warm"))
+    else:  # the relative answers "Yes" to "Is this a message from the group?"
+        mark = len(world.standin.sent)
+        await world.taken_in(world.standin.send_text(world.relative, "saw them at the station"))
+
+        def question() -> bool:
+            return any(m.reply_markup and m.chat_id == RELATIVE for m in world.standin.sent[mark:])
+
+        await eventually(question)
+        asked = next(m for m in world.standin.sent[mark:] if m.reply_markup)
+        assert asked.text == "Is this a message from the group?"
+        yes = asked.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        await world.taken_in(world.standin.press_button(world.relative, asked.message, yes))
+
+
+@pytest.mark.parametrize("how", ["forwarded", "typed phrase", "relatives yes"])
+async def test_a_forced_check_in_after_duress_leaves_the_group_detained_and_is_told(
+    world: World, how: str
+) -> None:
+    async with running_bot(world.installation, world.standin):
+        duress_at = await _duress(world)
+        mark = len(world.standin.sent)
+        await _forced_checkin(world, how)
+        for who in (FIRST, SECOND, ADMIN):
+            notice = await world.told(who, "a check-in arrived after the duress signal", since=mark)
+            assert notice.startswith("PINE-7: ")
+            assert "stays DETAINED until one of you clears it" in notice
+        # Nobody hears an all-clear, and the group stays as the duress phrase left it.
+        assert not any("✓" in t for who in (FIRST, SECOND, ADMIN) for t in world.texts_to(who))
+        group = await world.pine()
+        assert (group.status, group.status_basis) == (Status.DETAINED, "duress")
+        assert group.last_checkin_at is not None
+        assert group.last_checkin_at > duress_at
+    forced = [e for e in await world.events() if e.after_report]
+    assert [e.signal for e in forced] == [Signal.CHECKIN]
+    # The timeline and the inbox show it as a check-in after a report.
+    async with open_database(world.url) as engine, session_factory(engine)() as session:
+        group = await get_group(session, codename="PINE-7")
+        journey = await gather(session, group=group, now=utc_now())
+        message = await session.get(Message, forced[0].message_id)
+        assert message is not None
+        place = await place_of(session, message=message)
+    assert journey.after_report == (forced[0].at,)
+    assert forced[0].at not in journey.checkins
+    assert place is not None
+    assert any(AFTER_REPORT in e.what for e in place.before if e.this_message)
+
+
+async def test_clear_by_one_activist_waits_for_a_second_then_sends_the_all_clear(
+    world: World,
+) -> None:
+    async with running_bot(world.installation, world.standin):
+        await _duress(world)
+        await _forced_checkin(world, "forwarded")
+        mark = len(world.standin.sent)
+        reply = await world.ask(FIRST, "/clear PINE-7", "stays DETAINED until a second person")
+        assert "/clear PINE-7" in reply
+        # The others are told at once, by the label the admin gave and the pseudonym.
+        for who in (SECOND, ADMIN):
+            notice = await world.told(who, "asked to clear it", since=mark)
+            assert notice.startswith("PINE-7: Ji-woo (P-")
+        assert (await world.pine()).status is Status.DETAINED
+        mark = len(world.standin.sent)
+        await world.ask(SECOND, "/clear PINE-7", "PINE-7 is cleared")
+        for who in (FIRST, SECOND, ADMIN):
+            await world.told(who, "✓ PINE-7 is OK again", since=mark)
+        notice = await world.told(FIRST, "confirmed the request of Ji-woo", since=mark)
+        assert notice.startswith("PINE-7: Min-seo (P-")
+    group = await world.pine()
+    assert (group.status, group.status_basis) == (Status.OK, "cleared")
+    async with open_database(world.url) as engine, session_factory(engine)() as session:
+        acts = (await session.exec(select(GroupAct))).all()
+    assert [(a.act.value, a.outcome) for a in acts] == [("clear", "confirmed")]
+
+
+async def test_a_check_in_ends_detention_by_silence_alone(world: World) -> None:
+    async with (
+        open_database(world.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        group = await get_group(session, codename="PINE-7")
+        long_ago = utc_now() - timedelta(days=5)
+        group.last_checkin_at = long_ago
+        group.status, group.status_since, group.status_basis = Status.OK, long_ago, "checked in"
+        group.next_transition_at = utc_now()
+        session.add(group)
+    async with running_bot(world.installation, world.standin):
+        await eventually(lambda: any("DETAINED" in t for t in world.texts_to(FIRST)), within=30)
+        assert (await world.pine()).status_basis == "silence"
+        await _forced_checkin(world, "typed phrase")
+        await world.told(FIRST, "✓ PINE-7 is OK again")
+    assert not any(e.after_report for e in await world.events())
+    assert (await world.pine()).status is Status.OK
