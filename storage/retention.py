@@ -13,15 +13,23 @@ from storage import audit
 from storage.groups import shred_group
 from storage.models import Group, Status
 
+# The SAFE that starts the retention clock: two people agreed to it
+# ("confirmed"), or an operator marked it on the server ("operator"). One
+# person's SAFE ("marked", possibly from a seized phone) never destroys anything.
+SHREDDABLE_SAFE = frozenset({"confirmed", "operator"})
+
 
 def due_for_shredding(
     groups: Sequence[Group], *, now: datetime, after_safe: timedelta
 ) -> list[Group]:
-    """Pure: the groups SAFE for at least ``after_safe`` whose contents remain."""
+    """Pure: the groups agreed SAFE for at least ``after_safe`` whose contents remain."""
     return [
         g
         for g in groups
-        if g.status is Status.SAFE and g.shredded_at is None and g.status_since + after_safe <= now
+        if g.status is Status.SAFE
+        and g.status_basis in SHREDDABLE_SAFE
+        and g.shredded_at is None
+        and g.status_since + after_safe <= now
     ]
 
 

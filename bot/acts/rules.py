@@ -15,6 +15,8 @@ NEEDS_TWO = frozenset({Status.SILENT, Status.DETAINED})
 CLEARED = "cleared"  # two people cleared a warning
 CONFIRMED = "confirmed"  # two people agreed (SAFE or a pause of a warning)
 COMMAND_LINE = "operator"  # an operator's command on the server
+# Only CONFIRMED and COMMAND_LINE SAFE start retention's shredding clock
+# (storage.retention.SHREDDABLE_SAFE); one person's "marked" SAFE never does.
 
 
 class Outcome(enum.StrEnum):
@@ -66,7 +68,3 @@ def safe_basis(outcome: Outcome, *, command_line: bool) -> str:
     if outcome is Outcome.CONFIRM:
         return CONFIRMED
     return COMMAND_LINE if command_line else "marked"
-
-
-# SAFE that may start the retention clock: two people agreed, or an operator on the server.
-SHREDDABLE_SAFE = frozenset({CONFIRMED, COMMAND_LINE})

@@ -13,6 +13,7 @@ import os
 import sys
 
 from bot.cli import (  # noqa: F401 (register their commands)
+    acts,
     audit,
     codebook,
     demo,
@@ -21,6 +22,7 @@ from bot.cli import (  # noqa: F401 (register their commands)
     invites,
     members,
     operators,
+    people,
     run,
     setup,
     shred,

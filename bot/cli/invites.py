@@ -13,6 +13,7 @@ from bot.cli.common import (
     app,
     duration_option,
     err,
+    fail,
     out,
     run,
     when,
@@ -38,6 +39,14 @@ def invite(
         str | None,
         typer.Option("--ttl", help="How long the code stays valid (default [invites] ttl)."),
     ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--label",
+            help='What you call the person ("Ji-woo"); sealed, and how notices to admins '
+            "and `intake people list` name them, beside their pseudonym.",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Make a one-time invite code; the person redeems it with /start CODE."""
@@ -50,7 +59,13 @@ def invite(
             now = utc_now()
             lifetime = duration_option(ttl, "--ttl") or ws.settings.invites.ttl
             inv, code = await create_invite(
-                ws.session, server=ws.server, role=role, group=target, ttl=lifetime, now=now
+                ws.session,
+                server=ws.server,
+                role=role,
+                group=target,
+                ttl=lifetime,
+                now=now,
+                label=_label(label),
             )
             await audit.append(
                 ws.session,
@@ -58,7 +73,12 @@ def invite(
                 action="invite.create",
                 subject=str(inv.id),
                 at=now,
-                details={"role": role.value, "group": target.codename if target else None},
+                # Whether a label was given, never the label itself (the audit log is not sealed).
+                details={
+                    "role": role.value,
+                    "group": target.codename if target else None,
+                    "labelled": bool(label),
+                },
             )
             return code, inv.expires_at, ws.settings.telegram.username
 
@@ -69,3 +89,12 @@ def invite(
     else:
         out.print(f"t.me/<bot>?start={code}   (set [telegram] username to get the full link)")
     err.print(f"one use, valid until {when(expires)}")
+
+
+def _label(text: str | None) -> str | None:
+    if text is None:
+        return None
+    label = " ".join(text.split())
+    if not label or len(label) > 64:
+        fail("--label: give 1 to 64 characters")
+    return label

@@ -17,7 +17,9 @@ NOW = datetime(2026, 9, 1, tzinfo=UTC)
 MONTH = timedelta(days=30)
 
 
-def group(status: Status, since: datetime, shredded: datetime | None = None) -> Group:
+def group(
+    status: Status, since: datetime, shredded: datetime | None = None, basis: str = "confirmed"
+) -> Group:
     return Group(
         codename="G-1",
         schedule_kind="interval",
@@ -28,6 +30,7 @@ def group(status: Status, since: datetime, shredded: datetime | None = None) -> 
         public_key=b"",
         status=status,
         status_since=since,
+        status_basis=basis,
         shredded_at=shredded,
     )
 
@@ -51,13 +54,27 @@ def test_only_groups_safe_for_long_enough_and_not_yet_shredded_are_due() -> None
     )
 
 
+def test_only_a_safe_two_people_agreed_to_or_an_operator_made_starts_shredding() -> None:
+    # One person's SAFE (perhaps from a seized phone) never destroys anything.
+    alone = group(Status.SAFE, NOW - 9 * MONTH, basis="marked")
+    assert due_for_shredding([alone], now=NOW, after_safe=MONTH) == []
+    for basis in ("confirmed", "operator"):
+        agreed = group(Status.SAFE, NOW - MONTH, basis=basis)
+        assert due_for_shredding([agreed], now=NOW, after_safe=MONTH) == [agreed]
+
+
 async def test_retention_shreds_contents_keeps_the_timeline_and_audits(
     session: AsyncSession, operator: Operator
 ) -> None:
     safe = await make_group(session, codename="SAFE-1")
     travelling = await make_group(session, codename="ON-ROAD-2")
     await flip(
-        session, group=safe, to=Status.SAFE, at=NOW - 2 * MONTH, basis="marked", now=NOW - 2 * MONTH
+        session,
+        group=safe,
+        to=Status.SAFE,
+        at=NOW - 2 * MONTH,
+        basis="confirmed",
+        now=NOW - 2 * MONTH,
     )
     await session.commit()
     assert await apply_retention(session, now=NOW, after_safe=MONTH, actor="test") == ["SAFE-1"]
