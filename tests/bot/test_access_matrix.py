@@ -48,7 +48,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler
 
 from bot import commands, handlers, texts
-from bot.alerts import ACK, ACK_ALL, CLAIM
+from bot.alerts import ACK, ACK_ALL, CLAIM, CLEAR
 from bot.config import load_settings
 from bot.i18n import LANGUAGES, translator
 from bot.meaning import CONFIRM_CHOICES, parse_choice
@@ -60,12 +60,14 @@ from storage.groups import Schedule, create_group, get_group
 from storage.legs import add_leg
 from storage.models import (
     Acknowledgement,
+    ActKind,
     Alert,
     AlertState,
     AuditEvent,
     CheckinEvent,
     Flip,
     Group,
+    GroupAct,
     LinkReason,
     Message,
     Person,
@@ -91,6 +93,9 @@ class Who(enum.StrEnum):
     ACTIVIST = "activist"  # PINE-7's own activist
     OPERATOR = "operator"
     ADMIN = "admin"
+    # Once PINE-7's activist and an admin; both grants revoked (`intake role revoke`).
+    # PRODUCT.md People: "every role can be revoked at once": refused like a stranger.
+    REVOKED = "revoked"
 
 
 class Neutral(enum.Enum):
@@ -159,6 +164,9 @@ TABLE: tuple[Action, ...] = (
     Action("resume", "/resume PINE-7", PINES, Neutral.RECEIPT, GROUP_RULE),
     Action("detained", "/detained PINE-7", PINES, Neutral.RECEIPT, GROUP_RULE),
     Action("safe", "/safe PINE-7", PINES, Neutral.RECEIPT, GROUP_RULE),
+    # PRODUCT promise 7: clearing a warning takes two people; the first asks, the second
+    # (here the admin, after the activist) confirms.
+    Action("clear", "/clear PINE-7", PINES, Neutral.RECEIPT, GROUP_RULE + "; PRODUCT promise 7"),
     # The /language keyboard, in the presser's own chat.
     Action("lang-ko", "lang:ko", EVERYONE, Neutral.NONE, "handlers.on_language_chosen: anyone"),
     Action("lang-en", "lang:en", EVERYONE, Neutral.NONE, "handlers.on_language_chosen: anyone"),
@@ -169,6 +177,14 @@ TABLE: tuple[Action, ...] = (
     Action("alert-claim", CLAIM, frozenset({Who.ACTIVIST}), Neutral.NOT_YOURS, "bot/activists.py"),
     Action(
         "alert-ack-all", ACK_ALL, frozenset({Who.ACTIVIST}), Neutral.NOT_YOURS, "bot/activists.py"
+    ),
+    # The alert's Clear button is /clear for the alert's group (bot.acts): it asks.
+    Action(
+        "alert-clear",
+        CLEAR,
+        frozenset({Who.ACTIVIST}),
+        Neutral.NOT_YOURS,
+        "bot/activists.py; PRODUCT promise 7",
     ),
     # Under the questions the bot asks the relative about their own message. PRODUCT.md:
     # the relative "answers 'which group is this about?'"; bot.meaning.apply_choice.
@@ -204,6 +220,7 @@ ROLE_IDS = {
     Who.ACTIVIST: 6_900_000_004,
     Who.OPERATOR: 6_900_000_005,
     Who.ADMIN: 6_900_000_006,
+    Who.REVOKED: 6_900_000_007,
 }
 FIRST_UNKNOWN = 6_900_100_001
 DIGESTED = ("ELM-1", "ELM-2", "ELM-3", "ELM-4")  # more than DIGEST_OVER: one digest message
@@ -218,6 +235,9 @@ REF = re.compile(r"[0-9A-F]{6}$")  # the receipt's reference, last on its line
 NOISE = re.compile(
     r"^(⚠|✓|Reminder|\d+ alerts:|\d+ message\(s\) wait|The bot is back|An alert about)"
     r"|is handling [A-Z]+-\d+\.$"
+    # Notices of other people's acts on a group (bot.acts), told to everyone alerted.
+    r"|^[A-Z]+-\d+: .*(asked to .*the alerts go on\.|chose to .*; it is now [A-Z]+\.)$"
+    r"|^[A-Z]+-\d+: .*confirmed the request of "
 )
 PNG = b"\x89PNG\r\n\x1a\n"
 WITHIN = 15.0  # seconds the bot may take to get anywhere (not a timing assertion)
@@ -410,6 +430,8 @@ class Matrix:
                 shot[f"events {groups[group_id].codename} {signal} {source}"] = count
             for a in (await session.exec(select(Acknowledgement))).all():
                 shot[f"ack {a.id}"] = (str(a.flip_id), str(a.person_id), a.kind)
+            for a in (await session.exec(select(GroupAct))).all():
+                shot[f"act {a.id}"] = (a.act, str(a.requested_by), a.outcome)
             for r in (await session.exec(select(RoleGrant))).all():
                 shot[f"grant {r.id}"] = (str(r.person_id), r.role, r.group_id, r.revoked_at)
             for p in (await session.exec(select(Person))).all():
@@ -558,6 +580,7 @@ class Matrix:
         # Answered first, edited after: an allowed press, or any answer to a question,
         # changes the message; a refused alert press must leave it (watched a moment).
         changes_message = action.neutral is Neutral.THANKS or who in action.allowed
+        changes_message = changes_message and action.does != CLEAR  # Clear asks; buttons stay
         if changes_message:
             await self.standin.wait_for(
                 lambda: self.now_in_chat(message.chat_id, message.message_id) != was,
@@ -644,7 +667,8 @@ class Matrix:
             CLAIM: await self.alert_to_activist("⚠ ASH-1 is SILENT"),
             ACK_ALL: digest,
         }
-        for action_id in ("alert-ack-all", "alert-ack", "alert-claim"):
+        silent[CLEAR] = silent[ACK]  # pressed first: Acknowledge then closes the buttons
+        for action_id in ("alert-clear", "alert-ack-all", "alert-ack", "alert-claim"):
             action = ACTIONS[action_id]
             message = silent[action.does]
             flips = await self.flips_under(message)
@@ -697,10 +721,17 @@ class Matrix:
     async def prepare(self, action: Action) -> None:
         """The state in which the action would change something."""
         pine = await self.pine()
+        warning = pine.status in (Status.SILENT, Status.DETAINED)
         if action.id == "resume" and pine.status is not Status.PAUSED:
             await self.set_pine(Status.PAUSED, "paused")
         elif (action.id, pine.status) in (("detained", Status.DETAINED), ("safe", Status.SAFE)):
             await self.set_pine(Status.PAUSED, "paused")  # a way out that alerts nobody
+        elif action.id in ("pause", "safe") and warning:
+            # One person acts at once only on a group that is not a warning (bot.acts);
+            # test_coercion.py plays the two-person case in depth.
+            await self.set_pine(Status.PAUSED, "paused")
+        elif action.id == "clear" and not warning:
+            await self.set_pine(Status.DETAINED, "duress")
 
 
 # --------------------------------------------------------------------------- the run
@@ -761,6 +792,8 @@ async def _install(folder: Path, standin: TelegramStandIn, url: str) -> Installa
             (Who.ACTIVIST, Role.ACTIVIST, ("PINE-7", "ASH-1", *DIGESTED)),
             (Who.OPERATOR, Role.OPERATOR, ()),
             (Who.ADMIN, Role.ADMIN, ()),
+            (Who.REVOKED, Role.ACTIVIST, ("PINE-7", "ASH-1")),
+            (Who.REVOKED, Role.ADMIN, ()),
         ]
         for who, role, codenames in grants:
             person = await get_or_create_person(
@@ -768,7 +801,10 @@ async def _install(folder: Path, standin: TelegramStandIn, url: str) -> Installa
             )
             for named in codenames or (None,):
                 of = groups[named].id if named else None
-                session.add(RoleGrant(person_id=person.id, role=role, group_id=of))
+                revoked = now if who is Who.REVOKED else None
+                session.add(
+                    RoleGrant(person_id=person.id, role=role, group_id=of, revoked_at=revoked)
+                )
     return installation
 
 
@@ -896,6 +932,33 @@ def _marked(status: Status) -> Check:
     return check
 
 
+def _clear(cell: Cell, seen: Observed) -> None:
+    """The first person asks (nothing changes); the second confirms (OK, cleared)."""
+    [reply] = cell.texts
+    # New requests, and the ones this act settled (an earlier one lapses once the status moved).
+    acts = [a for k, (b, a) in cell.changes.items() if k.startswith("act ") and a != ABSENT]
+    acts = [a for a in acts if not (isinstance(a, tuple) and a[2] == "lapsed")]
+    if reply.startswith("PINE-7 stays DETAINED until a second person"):
+        assert "group PINE-7" not in cell.changes
+        assert acts == [(ActKind.CLEAR, cell.person, None)]
+    else:
+        assert reply == "PINE-7 is cleared: it follows its schedule again from now."
+        assert (_pine_after(cell).status, _pine_after(cell).basis) == (Status.OK, "cleared")
+        [(kind, first, outcome)] = acts  # type: ignore[misc]
+        assert (kind, outcome) == (ActKind.CLEAR, "confirmed")
+        assert first != cell.person
+
+
+def _clear_pressed(cell: Cell, seen: Observed) -> None:
+    assert cell.answer is not None
+    assert str(cell.answer.get("text")).startswith("PINE-7 stays SILENT until a second person")
+    assert "group PINE-7" not in cell.changes
+    assert [a for k, (b, a) in cell.changes.items() if k.startswith("act ")] == [
+        (ActKind.CLEAR, cell.person, None)
+    ]
+    assert cell.pressed_after == cell.pressed_before  # the alert keeps its buttons
+
+
 def _language(code: str) -> Check:
     def check(cell: Cell, seen: Observed) -> None:
         assert cell.answer is not None
@@ -986,6 +1049,8 @@ ACTED: dict[str, Check] = {
     "resume": _resume,
     "detained": _marked(Status.DETAINED),
     "safe": _marked(Status.SAFE),
+    "clear": _clear,
+    "alert-clear": _clear_pressed,
     "lang-ko": _language("ko"),
     "lang-en": _language("en"),
     "alert-ack": _acknowledged(texts.ACKNOWLEDGED, "acknowledge", 1),
@@ -1046,6 +1111,7 @@ def test_the_table_has_every_command_and_every_button() -> None:
         ACK: ACK,
         CLAIM: CLAIM,
         ACK_ALL: ACK_ALL,
+        CLEAR: CLEAR,
         **{f"lang:{code}": f"lang:{code}" for code in LANGUAGES},
         **{f"c:MESSAGE:{code}": f"c:{_short(uuid.uuid4())}:{code}" for code in CONFIRM_CHOICES},
         "g:MESSAGE:PINE-7": f"g:{_short(uuid.uuid4())}:{_short(uuid.uuid4())}",
