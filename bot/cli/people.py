@@ -55,6 +55,16 @@ class Format(enum.StrEnum):
     JSON = "json"
 
 
+COLUMNS = (
+    ("pseudonym", 9),
+    ("label", 12),
+    ("roles", 18),
+    ("granted", 20),
+    ("last seen", 20),
+    ("revoked", 18),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Listed:
     pseudonym: str
@@ -173,8 +183,10 @@ def people_list(
         out.print("No people.")
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for heading in ("pseudonym", "label", "roles", "granted", "last seen", "revoked"):
-        table.add_column(heading, no_wrap=True)
+    # Wide enough for whole values even on an 80-column terminal (or none): a
+    # truncated pseudonym or label would name nobody.
+    for heading, width in COLUMNS:
+        table.add_column(heading, no_wrap=True, min_width=width)
     for item in listed:
         cells = (
             item.pseudonym,

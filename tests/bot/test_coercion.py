@@ -4,6 +4,11 @@ DETAINED and is told to its people; only two people clear it."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,16 +26,27 @@ from storage.groups import Schedule, create_group, get_group
 from storage.inbox import AFTER_REPORT, place_of
 from storage.members import add_member
 from storage.models import (
+    Alert,
+    AuditEvent,
     CheckinEvent,
+    Flip,
     Group,
     GroupAct,
     IdentifierKind,
+    Invite,
     Message,
     Role,
+    RoleGrant,
     Signal,
     Status,
 )
-from storage.people import create_invite, get_or_create_person, redeem_invite
+from storage.people import (
+    create_invite,
+    find_person,
+    get_or_create_person,
+    pseudonym,
+    redeem_invite,
+)
 from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
 from tests.conftest import Database
@@ -38,6 +54,8 @@ from tests.conftest import Database
 RELATIVE = 6_300_000_001
 FIRST, SECOND, ADMIN = 6_300_000_011, 6_300_000_012, 6_300_000_013
 MEMBER_ID = 7_300_000_001
+# Reminders come quickly, and a pause lasts at most a few seconds, so the tests see both.
+EXTRA = '[alerts]\nrepeat_every = "2s"\nmax_pause = "6s"\n'
 SCHEDULE = Schedule(
     interval=timedelta(hours=12), grace=timedelta(hours=2), detained_after=timedelta(days=2)
 )
@@ -86,7 +104,9 @@ class World:
 async def world(tmp_path: Path, database: Database) -> AsyncIterator[World]:
     standin = TelegramStandIn()
     await standin.start()
-    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    installation = await install(
+        tmp_path / "server", standin=standin, database_url=database.url, extra=EXTRA
+    )
     server = ServerKeys(installation.settings.server_secret_bytes())
     now = utc_now()
     async with (
@@ -252,3 +272,160 @@ async def test_a_check_in_ends_detention_by_silence_alone(world: World) -> None:
         await world.told(FIRST, "✓ PINE-7 is OK again")
     assert not any(e.after_report for e in await world.events())
     assert (await world.pine()).status is Status.OK
+
+
+async def _pseudonym_of(world: World, telegram_id: int) -> str:
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    async with open_database(world.url) as engine, session_factory(engine)() as session:
+        person = await find_person(session, server=server, telegram_id=telegram_id)
+        assert person is not None
+        return pseudonym(person)
+
+
+async def _intake(world: World, *args: str) -> str:
+    """The real command line, as a process, on this installation."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    config = world.installation.path / "config.toml"
+    ran = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot.cli", *args, "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+async def test_a_seized_phone_alone_cannot_pause_mark_safe_or_clear_a_detained_group(
+    world: World,
+) -> None:
+    async with running_bot(world.installation, world.standin):
+        await _duress(world)
+        mark = len(world.standin.sent)
+        for command, act in (
+            ("/pause PINE-7 3650d", "pause it"),
+            ("/safe PINE-7", "mark it SAFE"),
+            ("/clear PINE-7", "clear it"),
+        ):
+            await world.ask(FIRST, command, "PINE-7 stays DETAINED until a second person")
+            group = await world.pine()
+            assert (group.status, group.status_basis, group.paused_until) == (
+                Status.DETAINED,
+                "duress",
+                None,
+            )
+            # The others are told at once, naming who asked.
+            for who in (SECOND, ADMIN):
+                notice = await world.told(who, f"asked to {act}", since=mark)
+                assert notice.startswith("PINE-7: Ji-woo (P-")
+        # The alerts go on: the others keep being reminded.
+        mark = len(world.standin.sent)
+        for who in (SECOND, ADMIN):
+            await world.told(who, "Reminder, not yet acknowledged: PINE-7 is DETAINED", since=mark)
+        assert (await world.pine()).status is Status.DETAINED
+        # A second person agrees to the pause: it lasts at most [alerts] max_pause.
+        reply = await world.ask(SECOND, "/pause PINE-7 3650d", "PINE-7 is paused until")
+        assert "A pause lasts at most 6s." in reply
+        paused = await world.pine()
+        assert (paused.status, paused.status_basis) == (Status.PAUSED, "confirmed")
+        assert paused.paused_until is not None
+        assert paused.paused_until - utc_now() < timedelta(seconds=7)
+        await world.told(FIRST, "confirmed the request of Ji-woo", since=mark)
+        # ...and then ends by itself: the schedule resumes.
+        for _ in range(300):
+            if (await world.pine()).status is not Status.PAUSED:
+                break
+            await asyncio.sleep(0.1)
+        assert (await world.pine()).status is not Status.PAUSED
+
+
+async def test_a_revoked_activist_is_refused_everything_and_alerted_no_more(world: World) -> None:
+    async with running_bot(world.installation, world.standin):
+        await _duress(world)
+        alert = next(m for m in world.standin.sent if m.chat_id == FIRST and "⚠" in (m.text or ""))
+        name = await _pseudonym_of(world, FIRST)
+
+        async def sent_recorded() -> bool:
+            async with open_database(world.url) as engine, session_factory(engine)() as session:
+                rows = await session.exec(
+                    select(Alert).where(Alert.telegram_message_id == alert.message_id)
+                )
+                return rows.first() is not None
+
+        for _ in range(200):
+            if await sent_recorded():
+                break
+            await asyncio.sleep(0.05)
+        said = await _intake(world, "role", "revoke", name)
+        assert said.startswith(f"Revoked {name}: activist PINE-7.")
+        # Acknowledge, under an alert sent before the revocation: refused like a stranger's.
+        press = world.standin.press_button(
+            world.standin.user(FIRST, "Activist", language_code="en"), alert.message, "al:ack"
+        )
+        query = press["callback_query"]["id"]
+        await eventually(lambda: query in world.standin.answered_callbacks)
+        assert world.standin.callback_answers[query]["text"] == "This alert was not sent to you."
+        # Every command: the receipt any message gets.
+        for command in ("/status", "/clear PINE-7", "/safe PINE-7", "/pause PINE-7 1h"):
+            reply = await world.ask(FIRST, command, "Received, thank you.")
+            assert reply.startswith("Received, thank you. Ref ")
+        # No further alert: the others are reminded, the revoked one is not.
+        mark = len(world.standin.sent)
+        await world.told(SECOND, "Reminder, not yet acknowledged", since=mark)
+        await world.told(SECOND, "Reminder, not yet acknowledged", since=len(world.standin.sent))
+        assert not any("PINE-7" in t for t in world.texts_to(FIRST, mark))
+        group = await world.pine()
+    assert (group.status, group.status_basis) == (Status.DETAINED, "duress")
+    async with open_database(world.url) as engine, session_factory(engine)() as session:
+        flips = (await session.exec(select(Flip))).all()
+        audited = (await session.exec(select(AuditEvent).where(AuditEvent.actor == name))).all()
+    assert all(f.acknowledged_at is None for f in flips)
+    refusals = [(e.action, json.loads(e.details).get("allowed")) for e in audited]
+    assert ("alert.refused", False) in refusals
+    assert ("command.clear", False) in refusals
+    assert ("command.status", False) in refusals
+    # The admin sees them by label and pseudonym, with the role they lost; no identifier.
+    listed = [
+        json.loads(line)
+        for line in (await _intake(world, "people", "list", "--format", "json")).splitlines()
+    ]
+    [row] = [r for r in listed if r["pseudonym"] == name]
+    assert (row["label"], row["roles"], row["revoked"]) == ("Ji-woo", [], ["activist PINE-7"])
+    assert str(FIRST) not in json.dumps(listed)
+    activists = (await _intake(world, "people", "list", "--role", "activist")).splitlines()
+    assert any("Min-seo" in line for line in activists), activists
+    assert not any("Ji-woo" in line for line in activists)
+
+
+async def test_five_accounts_redeeming_one_invite_at_once_get_one_grant(world: World) -> None:
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    async with (
+        open_database(world.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        invite, code = await create_invite(
+            session,
+            server=server,
+            role=Role.ADMIN,
+            group=None,
+            ttl=timedelta(hours=1),
+            now=utc_now(),
+        )
+    # Queued before the bot starts: one getUpdates batch, handled side by side.
+    people = [world.standin.user(6_300_100_000 + n, language_code="en") for n in range(5)]
+    updates = [world.standin.send_text(p, f"/start {code}") for p in people]
+    async with running_bot(world.installation, world.standin):
+        for update in updates:
+            await world.taken_in(update)
+    async with open_database(world.url) as engine, session_factory(engine)() as session:
+        grants = (
+            await session.exec(select(RoleGrant).where(RoleGrant.invite_id == invite.id))
+        ).all()
+        redeemed = await session.get(Invite, invite.id)
+    assert len(grants) == 1
+    assert redeemed is not None
+    assert redeemed.redeemed_by == grants[0].person_id
