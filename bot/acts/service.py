@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.acts.rules import CLEARED, Outcome, decide, is_live, pause_end, safe_basis
@@ -128,8 +128,9 @@ async def request(
     elif outcome in (Outcome.APPLY, Outcome.CONFIRM):
         first = None
         if outcome is Outcome.CONFIRM and waiting is not None:
-            waiting.done_at, waiting.outcome, waiting.confirmed_by = now, "confirmed", actor.id
-            session.add(waiting)
+            if not await _settle(session, act=waiting, by=actor.id, now=now):
+                # Someone else confirmed it in the same instant: theirs took effect.
+                return Result(Outcome.WAITING, group.status, waits_until=waiting.expires_at)
             if waiting.pause_s is not None:
                 length = timedelta(seconds=waiting.pause_s)
             first = await _name(session, server=server, person_id=waiting.requested_by)
@@ -233,6 +234,24 @@ async def _apply(
     group.schedule_from = now
     await flip(session, group=group, to=Status.OK, at=now, basis=CLEARED, now=now)
     return Result(outcome, group.status)
+
+
+async def _settle(
+    session: AsyncSession, *, act: GroupAct, by: uuid.UUID | None, now: datetime
+) -> bool:
+    """Mark a waiting act confirmed, once: a conditional UPDATE whose row count
+    says whether this confirmation is the one that counts (two people pressing
+    at once on PostgreSQL must not apply it twice)."""
+    done = await session.exec(
+        update(GroupAct)
+        .where(col(GroupAct.id) == act.id, col(GroupAct.done_at).is_(None))
+        .values(done_at=now, outcome="confirmed", confirmed_by=by)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:
+        return False
+    await session.refresh(act)
+    return True
 
 
 async def _name(session: AsyncSession, *, server: ServerKeys, person_id: uuid.UUID | None) -> str:
