@@ -429,3 +429,24 @@ async def test_five_accounts_redeeming_one_invite_at_once_get_one_grant(world: W
     assert len(grants) == 1
     assert redeemed is not None
     assert redeemed.redeemed_by == grants[0].person_id
+
+
+async def test_an_admin_on_the_command_line_is_one_person_and_telegram_confirms(
+    world: World,
+) -> None:
+    async with running_bot(world.installation, world.standin):
+        await _duress(world)
+        mark = len(world.standin.sent)
+        said = await _intake(world, "group", "clear", "PINE-7")
+        assert said.startswith("PINE-7 stays DETAINED until a second person")
+        for who in (FIRST, SECOND, ADMIN):
+            notice = await world.told(who, "asked to clear it", since=mark)
+            assert notice.startswith("PINE-7: an admin on the command line asked")
+        # The command line cannot tell two admins apart: a second command is the same person.
+        again = await _intake(world, "group", "clear", "PINE-7")
+        assert again.startswith("Asked already on the command line")
+        assert (await world.pine()).status is Status.DETAINED
+        await world.ask(SECOND, "/clear PINE-7", "PINE-7 is cleared")
+        await world.told(FIRST, "✓ PINE-7 is OK again", since=mark)
+    group = await world.pine()
+    assert (group.status, group.status_basis) == (Status.OK, "cleared")
