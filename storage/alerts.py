@@ -288,6 +288,15 @@ async def watchers(session: AsyncSession, *, group_id: uuid.UUID) -> list[uuid.U
     return sorted(people)
 
 
+async def _rounds_of(session: AsyncSession, *, flip_id: uuid.UUID, purpose: AlertPurpose) -> int:
+    """How many notices of ``purpose`` a flip has had: the next one's round (the
+    outbox's unique key lets several notices follow one flip)."""
+    result = await session.exec(
+        select(sa.func.count()).where(Alert.flip_id == flip_id, Alert.purpose == purpose)
+    )
+    return int(result.one())
+
+
 async def latest_flip(session: AsyncSession, *, group_id: uuid.UUID) -> Flip | None:
     query = select(Flip).where(Flip.group_id == group_id).order_by(col(Flip.recorded_at).desc())
     return (await session.exec(query)).first()
@@ -306,13 +315,7 @@ async def enqueue_notice(
     person's act (``about``: what was done and by whom, sealed with the server
     key), or, with no ``about``, that a check-in came after the report ``flip``
     records. Numbered per flip, as claims are, so several may follow one flip."""
-    told_before = (
-        await session.exec(
-            select(sa.func.count()).where(
-                Alert.flip_id == flip.id, Alert.purpose == AlertPurpose.NOTICE
-            )
-        )
-    ).one()
+    told_before = await _rounds_of(session, flip_id=flip.id, purpose=AlertPurpose.NOTICE)
     rows = _rows(
         flip,
         sorted(set(recipients)),
@@ -420,13 +423,7 @@ async def acknowledge(
     ).rowcount == 1
     if kind is AckKind.CLAIM:
         others = [p for p in await alerted(session, flip_id=flip.id) if p != person.id]
-        claimed_before = (
-            await session.exec(
-                select(sa.func.count()).where(
-                    Alert.flip_id == flip.id, Alert.purpose == AlertPurpose.CLAIMED
-                )
-            )
-        ).one()
+        claimed_before = await _rounds_of(session, flip_id=flip.id, purpose=AlertPurpose.CLAIMED)
         notices = _rows(
             flip, others, purpose=AlertPurpose.CLAIMED, tier=0, round_=claimed_before, now=now
         )
@@ -528,13 +525,7 @@ async def mark_unreachable(
         flip = await session.get(Flip, flip_id)
         if flip is None:
             continue
-        told_before = (
-            await session.exec(
-                select(sa.func.count()).where(
-                    Alert.flip_id == flip_id, Alert.purpose == AlertPurpose.UNREACHABLE
-                )
-            )
-        ).one()
+        told_before = await _rounds_of(session, flip_id=flip_id, purpose=AlertPurpose.UNREACHABLE)
         recipients = [p for p in await admins(session) if p != person.id]
         rows = _rows(
             flip,
