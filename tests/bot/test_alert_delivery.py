@@ -189,6 +189,21 @@ async def test_a_recipient_who_blocked_the_bot_is_flagged_and_the_admins_are_tol
     )
 
 
+async def test_a_recipient_still_unreachable_is_reported_to_the_admins_once(rig: Rig) -> None:
+    rig.standin.block(rig.users[ACTIVISTS[0]])
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    await rig.deliver()
+    await rig.deliver()  # the notice to the admin
+    # Round after round of reminders fails again for them: nothing new for the admins.
+    for status, basis in ((Status.DETAINED, "silence"), (Status.SILENT, "grace ran out")):
+        await rig.flip_to(status, basis)
+        rig.later(60)
+        await rig.deliver()
+        await rig.deliver()
+    [notice] = [t for t in rig.texts_to(ADMIN) if "could not reach" in t]
+    assert "P-" in notice
+
+
 async def test_alerts_claimed_by_a_sender_that_died_are_sent_by_the_next(rig: Rig) -> None:
     await rig.flip_to(Status.SILENT, "grace ran out")
     async with rig.sessions() as session, session.begin():
