@@ -15,7 +15,7 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -41,7 +41,7 @@ from storage.timeutil import utc_now
 
 DEMO_PASSPHRASE = "pine seven crosses the river"  # noqa: S105 (printed for the reader)
 ACTOR = "demo"
-RELATIVE, JIWOO, TAEMIN = 7_100_000_001, 7_100_000_002, 7_100_000_003
+RELATIVE, JIWOO, TAEMIN, DESK = 7_100_000_001, 7_100_000_002, 7_100_000_003, 7_100_000_004
 MEMBER_PHONE = "+86 138 0013 8000"
 LEGS = ("Ryanggang", "Qingdao", "Kunming", "Laos border")
 TRAVELLERS = (
@@ -119,6 +119,7 @@ class Cast:
     relative: SimUser
     jiwoo: SimUser
     taemin: SimUser
+    desk: SimUser
     settings: Settings
     key: PrivateKey
     invites: dict[str, str]
@@ -221,13 +222,20 @@ async def _install(folder: Path, standin: TelegramStandIn, tell: Narration) -> C
         await add_phrase(
             session, server=server, group=None, phrase=CAUGHT, means=Signal.DETAINED, now=now
         )
-        for who, role, group in (
-            ("relative", Role.RELATIVE, pine),
-            ("jiwoo", Role.ACTIVIST, pine),
-            ("taemin", Role.ACTIVIST, oak),
+        for who, role, group, label in (
+            ("relative", Role.RELATIVE, pine, None),
+            ("jiwoo", Role.ACTIVIST, pine, "Ji-woo"),
+            ("taemin", Role.ACTIVIST, oak, "Tae-min"),
+            ("desk", Role.ADMIN, None, "Desk"),
         ):
             _, codes[who] = await create_invite(
-                session, server=server, role=role, group=group, ttl=timedelta(hours=1), now=now
+                session,
+                server=server,
+                role=role,
+                group=group,
+                ttl=timedelta(hours=1),
+                now=now,
+                label=label,
             )
     tell(f"Installed in {folder}: config, server secret, SQLite database, operator key.")
     tell("Group PINE-7: ten adults and a child, route " + " → ".join(LEGS) + ".")
@@ -237,6 +245,7 @@ async def _install(folder: Path, standin: TelegramStandIn, tell: Narration) -> C
         relative=standin.user(RELATIVE, "Sister in Seoul", language_code="ko"),
         jiwoo=standin.user(JIWOO, "Ji-woo", language_code="en"),
         taemin=standin.user(TAEMIN, "Tae-min", language_code="en"),
+        desk=standin.user(DESK, "Desk", language_code="en"),
         settings=settings,
         key=key,
         invites=codes,
@@ -251,11 +260,12 @@ async def _story(cast: Cast, tell: Narration) -> None:
         (cast.relative, "relative", "The sister in Seoul (relative of PINE-7)"),
         (cast.jiwoo, "jiwoo", "Ji-woo (activist for PINE-7)"),
         (cast.taemin, "taemin", "Tae-min (activist for another group, OAK-2)"),
+        (cast.desk, "desk", "The organisation's desk (an admin)"),
     ):
         await _welcome(cast, user, codes[who])
         tell(f"{label} redeems an invite; the bot answers: {cast.said_to(user)[-1]!r}")
 
-    async def forward(text: str, note: str, *, hidden: bool = True) -> None:
+    async def forward(text: str, note: str, hidden: bool = True) -> None:
         mark = len(standin.sent)
         if hidden:
             standin.send_forward(
@@ -306,6 +316,51 @@ async def _story(cast: Cast, tell: Narration) -> None:
         "  DETAINED, as reported by a relative; every activist is told:\n    "
         + detained.replace("\n", "\n    ")
     )
+    await _forced_all_is_well(cast, tell, forward)
+
+
+async def _forced_all_is_well(
+    cast: Cast, tell: Narration, forward: Callable[[str, str], Awaitable[None]]
+) -> None:
+    """Captors force the group to send its check-in phrase: the report stands,
+    and only two people clear it (PRODUCT promise 7)."""
+    standin = cast.standin
+    mark = len(standin.sent)
+    await forward(CHECK_IN, 'the check-in phrase again, forced by the captors ("all is well")')
+    await _until(
+        lambda: any("after the" in t for t in cast.said_to(cast.jiwoo, mark)), "the notice"
+    )
+    notice = next(t for t in cast.said_to(cast.jiwoo, mark) if "after the" in t)
+    await _reach(cast, Status.DETAINED)
+    tell(f"  PINE-7 stays DETAINED; no all-clear. Ji-woo is told: {notice!r}")
+
+    async def press_clear(user: SimUser, name: str) -> str:
+        """``user`` presses Clear under their DETAINED alert (the same as /clear)."""
+        alert = next(
+            m
+            for m in standin.sent
+            if m.chat_id == user.id and "⚠ PINE-7 is DETAINED" in (m.text or "")
+        )
+        await _until(lambda: "al:clear" in alert.callback_data, "the alert's buttons")
+        press = standin.press_button(user, alert.message, "al:clear")
+        query = press["callback_query"]["id"]
+        await _until(lambda: query in standin.answered_callbacks, "the button's answer")
+        answer = str(standin.callback_answers[query].get("text", ""))
+        tell(f"{name} presses Clear under the alert; the bot answers: {answer!r}")
+        return answer
+
+    mark = len(standin.sent)
+    await press_clear(cast.jiwoo, "Ji-woo")
+    await _until(lambda: any("asked to" in t for t in cast.said_to(cast.desk, mark)), "a notice")
+    asked = next(t for t in cast.said_to(cast.desk, mark) if "asked to" in t)
+    tell(f"  PINE-7 is still DETAINED. The desk is told at once: {asked!r}")
+    await _until(
+        lambda: any("⚠ PINE-7 is DETAINED" in t for t in cast.said_to(cast.desk)), "the alert"
+    )
+    await press_clear(cast.desk, "The desk, a second person,")
+    await _reach(cast, Status.OK)
+    await _until(lambda: any("✓" in t for t in cast.said_to(cast.jiwoo, mark)), "the all-clear")
+    tell("  Two people agreed: PINE-7 is OK again, and everyone alerted gets the all-clear.")
 
 
 async def _welcome(cast: Cast, user: SimUser, code: str) -> None:

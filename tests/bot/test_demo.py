@@ -43,6 +43,7 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
         "The sister in Seoul (relative of PINE-7) redeems an invite",
         "Ji-woo (activist for PINE-7) redeems an invite",
         "Tae-min (activist for another group, OAK-2) redeems an invite",
+        "The organisation's desk (an admin) redeems an invite",
         "The sister forwards Mi-rae's check-in from Qingdao",
         "PINE-7 is OK.",
         "The sister forwards a stage phrase from Kunming",
@@ -55,26 +56,36 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
         "Ji-woo presses Acknowledge",
         'The sister forwards a message in Korean: "we were caught"',
         "⚠ PINE-7 is DETAINED (reported by a relative)",
+        # A forced "all is well" leaves it DETAINED; only two people clear it (issue 13).
+        'forced by the captors ("all is well")',
+        "PINE-7 stays DETAINED; no all-clear",
+        "a check-in arrived after the detention report",
+        "Ji-woo presses Clear under the alert",
+        "until a second person",
+        "The desk is told at once: 'PINE-7: Ji-woo (P-",
+        "The desk, a second person, presses Clear",
+        "PINE-7 is cleared",
+        "Two people agreed: PINE-7 is OK again",
         "The operator opens the sealed inbox",
         "The audit chain verifies",
-        "PINE-7 is DETAINED (reported).",
+        "PINE-7 is OK (cleared).",
     ]
     positions = [story.find(step) for step in steps]
     assert -1 not in positions, [s for s, p in zip(steps, positions, strict=True) if p == -1]
     assert positions == sorted(positions), "the steps were told out of order"
     # Every reply to the relative was the same neutral receipt, in her language.
     receipts = [line for line in story.splitlines() if "the bot replies" in line]
-    assert len(receipts) == 4
+    assert len(receipts) == 5
     assert all("잘 받았습니다" in line for line in receipts)
-    # The four messages the operator opened, with what they signalled.
-    assert story.count(" checkin ") == 2
+    # The five messages the operator opened, with what they signalled.
+    assert story.count(" checkin ") == 3
     assert " stage " in story
     assert " detained " in story
     assert "Traceback" not in story
 
     status = intake("status", "--json", "--config", str(folder / "config.toml"), cwd=tmp_path)
     assert '"codename": "PINE-7"' in status
-    assert '"status": "DETAINED"' in status
+    assert '"status": "OK"' in status
 
     # The operator reads what the demo's relative sent, on the same folder.
     config = str(folder / "config.toml")
@@ -98,6 +109,7 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
         "the persimmons are ripe",
         "[SMS +86 138 0013 8000] 버스 안이에요. 다 괜찮아요",
         "엄마, 우리 잡혔어요. 국경에서",
+        "the tea is warm",
     ]
     assert {m["group"] for m in messages} == {"PINE-7"}
     assert messages[-1]["link_reason"] == "member_origin"
@@ -120,20 +132,27 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
     def op(*args: str) -> str:
         return intake("inbox", *args, "--config", config, "--key", key, cwd=tmp_path, env=unlocked)
 
-    caught = messages[0]["id"][:8]
+    # The newest is the forced "all is well"; the one before it, the report of the capture.
+    assert messages[0]["signal"] == "checkin (after a report)"
+    caught_id = messages[1]["id"]
+    caught = caught_id[:8]
     assert "엄마, 우리 잡혔어요" in op("read", caught)
     assert op("note", caught, "called the sister back") == "Note added.\n"
     assert op("star", caught) == "Starred.\n"
     assert [
         json.loads(x)["id"] for x in op("list", "--starred", "--format", "json").splitlines()
-    ] == [messages[0]["id"]]
-    assert len(op("list", "--unread", "--format", "json").splitlines()) == 3
+    ] == [caught_id]
+    assert len(op("list", "--unread", "--format", "json").splitlines()) == 4
     assert "note: called the sister back" in op("read", caught)
     op("unlink", caught)
     [waiting] = [json.loads(x) for x in op("list", "--unlinked", "--format", "json").splitlines()]
-    assert (waiting["id"], waiting["group"]) == (messages[0]["id"], None)
+    assert (waiting["id"], waiting["group"]) == (caught_id, None)
     op("link", caught, "PINE-7")
-    relinked = json.loads(op("list", "--format", "json").splitlines()[0])
+    [relinked] = [
+        m
+        for m in map(json.loads, op("list", "--format", "json").splitlines())
+        if m["id"] == caught_id
+    ]
     assert (relinked["group"], relinked["link_reason"]) == ("PINE-7", "operator")
     assert "called the sister back" not in (folder / "intake.db").read_bytes().decode("latin-1")
 
@@ -155,7 +174,7 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
         keyfile.unlock(keyfile.read(Path(key)), DEMO_PASSPHRASE),
         (tmp_path / "export.age").read_bytes(),
     )
-    assert len(exported.decode().splitlines()) == len(lines) == 4
+    assert len(exported.decode().splitlines()) == len(lines) == 5
     assert identity.startswith("AGE-SECRET-KEY-1")
 
     assert intake("audit", "verify", "--config", config, cwd=tmp_path).startswith("OK: ")
