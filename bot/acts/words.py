@@ -42,7 +42,13 @@ def notice_text(
         return _(texts.NOTICE_AFTER_REPORT).format(
             codename=codename, report=report, since=local(since), status=status
         )
-    notice = json.loads(about)
+    try:
+        parsed = json.loads(about)
+    except ValueError:
+        parsed = None
+    # A notice is always written as a JSON object (bot.acts.service); anything
+    # else is said as a bare "who did something", never shown raw.
+    notice: dict[str, object] = parsed if isinstance(parsed, dict) else {"who": about}
     act = str(notice.get("act", ""))
     if act == "pause" and notice.get("until"):
         words = _(texts.ACT_PAUSE_UNTIL).format(
@@ -58,7 +64,7 @@ def notice_text(
         "command": act,
     }
     if notice.get("kind") == "asked":
-        within = format_duration(timedelta(seconds=int(notice.get("within_s", 0))))
+        within = format_duration(timedelta(seconds=int(str(notice.get("within_s", 60)))))
         return _(texts.NOTICE_ASKED).format(**fields, within=within)
     if notice.get("kind") == "confirmed":
         return _(texts.NOTICE_CONFIRMED).format(**fields, first=str(notice.get("first", "?")))

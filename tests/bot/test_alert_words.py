@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -44,11 +45,21 @@ def test_an_alert_in_korean_keeps_codename_status_and_times() -> None:
 
 @pytest.mark.parametrize("language", ["en", "ko"])
 def test_every_alert_sentence_has_a_translation(language: str) -> None:
+    notices = [
+        json.dumps({"kind": kind, "act": act, "who": "Min", "first": "Ji", "within_s": 1800})
+        for kind in ("asked", "done", "confirmed")
+        for act in ("pause", "safe", "clear", "resume")
+    ]
     for purpose in AlertPurpose:
-        text = render(purpose, FACTS, language=language, tz=SEOUL, now=SINCE, about="Min")
-        assert "{" not in text
-        if language == "ko":
-            assert not any(word in text for word in ("is SILENT", "Last check-in", "handling"))
+        abouts = [*notices, None] if purpose is AlertPurpose.NOTICE else ["Min"]
+        for about in abouts:
+            text = render(purpose, FACTS, language=language, tz=SEOUL, now=SINCE, about=about)
+            assert "{" not in text
+            if language == "ko":
+                assert not any(
+                    word in text
+                    for word in ("is SILENT", "Last check-in", "handling", "asked", "clear it")
+                )
 
 
 async def test_the_limiter_keeps_one_message_a_second_per_chat_and_thirty_overall() -> None:
