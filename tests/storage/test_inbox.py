@@ -332,7 +332,8 @@ async def test_a_messages_place_is_between_the_check_ins_and_flips_around_it(
         ("detained (phrase)", True),
         ("SILENT -> DETAINED (reported)", False),
     ]
-    assert [e.what for e in place.after] == ["checkin (phrase)"]
+    # It came while the report stood: shown as such, since it cleared nothing.
+    assert [e.what for e in place.after] == ["checkin (phrase) (after a report)"]
     assert await place_of(session, message=await message(session, server, "x", at=T0)) is None
 
 
