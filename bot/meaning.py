@@ -269,6 +269,9 @@ async def apply_choice(
     linked = await session.get(Group, message.group_id)
     if linked is None:
         return False
+    # A relative whose role was revoked confirms nothing any more.
+    if not await forwarder_groups(session, person_id=person.id):
+        return False
     message.signal = signal
     session.add(message)
     await record_signal(

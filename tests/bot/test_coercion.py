@@ -46,6 +46,7 @@ from storage.people import (
     get_or_create_person,
     pseudonym,
     redeem_invite,
+    revoke,
 )
 from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
@@ -450,3 +451,36 @@ async def test_an_admin_on_the_command_line_is_one_person_and_telegram_confirms(
         await world.told(FIRST, "✓ PINE-7 is OK again", since=mark)
     group = await world.pine()
     assert (group.status, group.status_basis) == (Status.OK, "cleared")
+
+
+async def test_a_revoked_relatives_yes_records_nothing(world: World) -> None:
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    async with running_bot(world.installation, world.standin):
+        mark = len(world.standin.sent)
+        await world.taken_in(world.standin.send_text(world.relative, "saw them at the station"))
+
+        def question() -> bool:
+            return any(m.reply_markup and m.chat_id == RELATIVE for m in world.standin.sent[mark:])
+
+        await eventually(question)
+        asked = next(m for m in world.standin.sent[mark:] if m.reply_markup)
+        async with (
+            open_database(world.url) as engine,
+            session_factory(engine)() as session,
+            session.begin(),
+        ):
+            person = await find_person(session, server=server, telegram_id=RELATIVE)
+            assert person is not None
+            await revoke(session, person=person, role=None, group_id=None, now=utc_now())
+        yes = asked.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        await world.taken_in(world.standin.press_button(world.relative, asked.message, yes))
+    assert await world.events() == []
+    assert (await world.pine()).last_checkin_at is None
+
+
+async def test_labels_are_sealed_in_the_database(world: World, database: Database) -> None:
+    from tests.storage.scan import database_bytes, find, text_encodings
+
+    files = await database_bytes(database)
+    assert find([b"PINE-7"], files), "the scan must see the database"
+    assert find([*text_encodings("Ji-woo"), *text_encodings("Min-seo")], files) == []
