@@ -59,6 +59,9 @@ BASIS_TEXT = {
     "marked": texts.BASIS_MARKED,
     "dead zone": texts.BASIS_DEAD_ZONE,
     "paused": texts.BASIS_PAUSED,
+    "cleared": texts.BASIS_CLEARED,
+    "confirmed": texts.BASIS_CONFIRMED,
+    "operator": texts.BASIS_OPERATOR,
 }
 
 

@@ -65,6 +65,9 @@ BASIS_DURESS = _("duress phrase")
 BASIS_MARKED = _("marked by an activist")
 BASIS_DEAD_ZONE = _("planned dead zone")
 BASIS_PAUSED = _("paused")
+BASIS_CLEARED = _("cleared by two people")
+BASIS_CONFIRMED = _("agreed by two people")
+BASIS_OPERATOR = _("set on the server by an admin")
 
 # --- activists' commands
 
