@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +41,7 @@ from bot.activists import ALERT_BUTTONS, on_alert_button
 from bot.commands import watches
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
-from bot.meaning import confirm_data, which_group_data
+from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
 from storage import audit
 from storage.messages import (
     chat_ref_of,
@@ -86,9 +87,14 @@ async def _words(context: Context, update: Update) -> tuple[Runtime, str]:
 
 
 async def _say(
-    context: Context, update: Update, text: str, *, keyboard: InlineKeyboardMarkup | None = None
+    context: Context,
+    update: Update,
+    text: str,
+    *,
+    keyboard: InlineKeyboardMarkup | None = None,
+    ttl: timedelta | None = None,
 ) -> Message | None:
-    """Send a neutral, protected reply that deletes itself after receipt_ttl."""
+    """Send a neutral, protected reply that deletes itself after ``ttl`` (receipt_ttl)."""
     chat = update.effective_chat
     if chat is None:
         return None
@@ -118,7 +124,7 @@ async def _say(
             # rest (above all, deleting the relative's message).
             log.info("a reply was not sent (%s)", type(exc).__name__)
             return None
-        _delete_later(context, sent, runtime.settings.intake.receipt_ttl)
+        _delete_later(context, sent, ttl or runtime.settings.intake.receipt_ttl)
         return sent
     log.info("a reply was not sent after %d attempts", SEND_ATTEMPTS)
     return None
@@ -326,9 +332,19 @@ async def on_content(update: Update, context: Context) -> None:
         await _mark_deleted(runtime, update.update_id)
     language = taken.language or (await _words(context, update))[1]
     t = translator(language)
-    ref = await _reference(runtime, update.update_id, taken)
+    message_id = await _stored_id(runtime, update.update_id, taken)
+    ref = _reference(runtime, update, message_id)
     await _say(context, update, t(texts.RECEIPT).format(ref=ref))
-    await _ask_questions(context, update, t, taken)
+    if update.edited_message is None:
+        # The same follow-up for everyone and everything (promise 4): what the message
+        # matched, and whether its sender is a relative at all, never shows here.
+        await _say(
+            context,
+            update,
+            t(texts.FOLLOW_UP),
+            keyboard=_follow_up(t, message_id or _stand_in_id(runtime, update)),
+            ttl=runtime.settings.intake.question_ttl,
+        )
     if taken.unlinked:
         _tell_operators_soon(context)
     limit = runtime.settings.intake.max_attachment_mb
@@ -373,51 +389,79 @@ async def _tell_operators(context: Context) -> None:
             log.info("could not tell an operator the unlinked count (%s)", type(exc).__name__)
 
 
-async def _ask_questions(
-    context: Context, update: Update, t: Callable[[str], str], taken: Taken
-) -> None:
-    """The questions a stored message leaves for its relative (bot.meaning decides)."""
-    if taken.message_id is None:
-        return
-    if taken.ask_group:
-        rows = [
-            [InlineKeyboardButton(codename, callback_data=which_group_data(taken.message_id, gid))]
-            for gid, codename in taken.ask_group
+def _buttons(message_id: uuid.UUID, buttons: Sequence[tuple[str, str]]) -> InlineKeyboardMarkup:
+    """One button a row: (choice, label)."""
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(label, callback_data=confirm_data(message_id, code))]
+            for code, label in buttons
         ]
-        await _say(context, update, t(texts.WHICH_GROUP), keyboard=InlineKeyboardMarkup(rows))
-    elif taken.ask_confirmation:
-        answers = (("y", texts.ANSWER_YES), ("n", texts.ANSWER_NOTE), ("d", texts.ANSWER_DANGER))
-        rows = [
-            [InlineKeyboardButton(t(label), callback_data=confirm_data(taken.message_id, code))]
-            for code, label in answers
-        ]
-        await _say(context, update, t(texts.FROM_GROUP), keyboard=InlineKeyboardMarkup(rows))
+    )
+
+
+def _follow_up(t: Callable[[str], str], message_id: uuid.UUID) -> InlineKeyboardMarkup:
+    answers = ((YES, t(texts.ANSWER_YES)), (NO, t(texts.ANSWER_NO)), (FLAG, texts.ANSWER_FLAG))
+    return _buttons(message_id, answers)
+
+
+def _sure(t: Callable[[str], str], message_id: uuid.UUID) -> InlineKeyboardMarkup:
+    return _buttons(message_id, ((SURE, t(texts.ANSWER_YES)), (NO, t(texts.ANSWER_NO))))
 
 
 async def on_answer(update: Update, context: Context) -> None:
-    """A relative's answer was taken in (bot.intake); close the question."""
+    """A press on a follow-up was taken in (bot.intake); show the step it leads to."""
     query = update.callback_query
     if query is None:
         return
-    _, language = await _words(context, update)
+    runtime, language = await _words(context, update)
+    t = translator(language)
+    taken: Taken = runtime.taken.get(update.update_id, Taken(Outcome.SEEN))
     await query.answer()
-    if isinstance(query.message, Message):
-        try:
-            await query.message.edit_text(translator(language)(texts.THANKS))
-        except BadRequest as exc:
-            log.info("could not close a question (%s)", type(exc).__name__)
+    if not isinstance(query.message, Message) or taken.message_id is None:
+        return
+    keyboard: InlineKeyboardMarkup | None = None
+    text = t(texts.THANKS)
+    if taken.then is Step.SURE:
+        text, keyboard = t(texts.SURE), _sure(t, taken.message_id)
+    elif taken.then is Step.WHICH:
+        carried = SURE if (query.data or "").endswith(f":{SURE}") else YES
+        text = t(texts.WHICH_ONE)
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        label, callback_data=which_group_data(taken.message_id, gid, carried)
+                    )
+                ]
+                for gid, label in taken.labels
+            ]
+        )
+    try:
+        await query.message.edit_text(text, reply_markup=keyboard)
+    except BadRequest as exc:
+        log.info("could not move a question on (%s)", type(exc).__name__)
 
 
-async def _reference(runtime: Runtime, update_id: int, taken: Taken) -> str:
-    message_id = taken.message_id
-    if message_id is None and taken.outcome is Outcome.SEEN:
+async def _stored_id(runtime: Runtime, update_id: int, taken: Taken) -> uuid.UUID | None:
+    if taken.message_id is None and taken.outcome is Outcome.SEEN:
         async with runtime.sessions() as session:
             stored = await find_by_update(session, update_id=update_id)
-            message_id = stored.id if stored else None
+            return stored.id if stored else None
+    return taken.message_id
+
+
+def _stand_in_id(runtime: Runtime, update: Update) -> uuid.UUID:
+    """For a message not stored (over the rate limit): an id of the same form for its
+    follow-up's buttons, so that the chat looks the same; a press on it records nothing."""
+    digest = runtime.server.digest("follow-up", str(update.update_id))
+    return uuid.UUID(bytes=digest[:16], version=4)
+
+
+def _reference(runtime: Runtime, update: Update, message_id: uuid.UUID | None) -> str:
     if message_id is not None:
         return message_id.hex[:6].upper()
     # Not stored (rate limit): a reference of the same form, so the reply does not differ.
-    return runtime.server.digest("receipt", str(update_id))[:3].hex().upper()
+    return runtime.server.digest("receipt", str(update.update_id))[:3].hex().upper()
 
 
 async def _mark_deleted(runtime: Runtime, update_id: int) -> None:

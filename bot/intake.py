@@ -35,14 +35,17 @@ from telegram.ext import Application
 from bot.config import Settings
 from bot.i18n import pick_language
 from bot.meaning import (
+    FLAG,
+    Answer,
     Codebook,
+    Step,
     apply_choice,
     checkin_time,
     parse_choice,
     record,
     understand,
 )
-from bot.received import FileRef, Received, read_update
+from bot.received import FileRef, Received, read_update, watcher_command
 from storage import audit
 from storage.checkins import forwarder_groups
 from storage.codebook import Phrase
@@ -55,7 +58,7 @@ from storage.messages import (
     store_message,
 )
 from storage.models import Group, Message, Operator, OriginKind, Person
-from storage.people import add_person, find_people, pseudonym
+from storage.people import add_person, find_people, pseudonym, watching_among
 from storage.sealing import active_operators
 from storage.timeutil import utc_now
 from storage.updates import mark_all_processed, processed_among
@@ -80,11 +83,10 @@ class Taken:
     outcome: Outcome
     message_id: uuid.UUID | None = None
     too_large: tuple[int, ...] = ()  # sizes in bytes of attachments kept as metadata only
-    # Questions for the relative: which of their groups it is about (id, codename)...
-    ask_group: tuple[tuple[uuid.UUID, str], ...] = ()
-    # ...or whether a linked message that shows nothing by itself came from the group.
-    ask_confirmation: bool = False
-    answered: bool = False  # a relative's answer to one of those, taken in
+    answered: bool = False  # a relative's press on a follow-up recorded something
+    # What the pressed follow-up shows next (bot.meaning.apply_choice decides).
+    then: Step = Step.THANKS
+    labels: tuple[tuple[uuid.UUID, str], ...] = ()  # (group id, chat label), for Step.WHICH
     unlinked: bool = False  # stored for operators to place: they are told the count
     language: str | None = None  # the sender's, so the replies need not look it up
     # A private message that the reply handlers delete from the relative's chat
@@ -128,6 +130,7 @@ class _Batch:
 
     people: dict[int, Person]
     recent: dict[uuid.UUID, int]
+    watchers: set[uuid.UUID]  # activists and admins: their commands are not messages
     forwarders: dict[uuid.UUID, list[Group]] = field(default_factory=dict)
     operators: list[Operator] | None = None
     phrases: list[Phrase] | None = None
@@ -221,7 +224,8 @@ class Intake:
         recent = await counts_from_senders_since(
             session, sender_ids=[p.id for p in people.values()], since=now - RATE_WINDOW
         )
-        return _Batch(people=people, recent=recent)
+        watchers = await watching_among(session, person_ids=[p.id for p in people.values()])
+        return _Batch(people=people, recent=recent, watchers=watchers)
 
     async def _take_one(
         self,
@@ -240,6 +244,10 @@ class Intake:
                 log.info("update %d: of no kind the bot takes in; confirmed", update.update_id)
             return answered or Taken(Outcome.NOT_CONTENT)
         sender = batch.people.get(received.sender_id)
+        if sender is not None and sender.id in batch.watchers and watcher_command(received):
+            # An activist's or admin's command is answered as a command (bot.commands),
+            # never stored in the inbox nor receipted; anyone else's is a message.
+            return Taken(Outcome.NOT_CONTENT)
         if sender is not None and self._over_limit(batch, sender):
             language = pick_language(sender.language, received.language)
             return Taken(Outcome.RATE_LIMITED, language=language, in_chat=_in_chat(received))
@@ -399,8 +407,6 @@ class Intake:
             Outcome.STORED,
             message_id=message.id,
             too_large=tuple(too_large),
-            ask_group=tuple((g.id, g.codename) for g in meaning.candidates),
-            ask_confirmation=meaning.ask_confirmation and not received.is_edit,
             unlinked=meaning.group is None and not meaning.candidates,
             language=pick_language(sender.language, received.language),
             in_chat=_in_chat(received),
@@ -416,20 +422,25 @@ class Intake:
             return None
         person = batch.people.get(query.from_user.id)
         message = await session.get(Message, choice.message_id)
-        if person is None or message is None or message.sender_id != person.id:
+        if person is not None and message is not None and message.sender_id != person.id:
             # Only the message's own sender answers its question: anyone else's press
             # (a forged one) changes nothing, closes the question the same way, and is
             # recorded.
             await audit.append(
                 session,
-                actor=pseudonym(person) if person else "unknown",
+                actor=pseudonym(person),
                 action="answer.refused",
                 at=now,
                 details={"allowed": False},
             )
-            return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, answered=False)
-        applied = await apply_choice(session, choice=choice, person=person, now=now)
-        if applied:
+            return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id)
+        if person is None or message is None:
+            # A press on a follow-up whose message was never stored (the sender was over
+            # the rate limit), or by someone never seen: the same steps, nothing recorded.
+            answer = Answer(False, Step.SURE if choice.value == FLAG else Step.THANKS)
+        else:
+            answer = await apply_choice(session, choice=choice, person=person, now=now)
+        if answer.applied and message is not None and person is not None:
             # A change made by a person (a check-in confirmed, a detention reported, a
             # message linked): audited like an activist's command. The choice is one of
             # the buttons' words, not content; the group is named by its codename.
@@ -440,9 +451,15 @@ class Intake:
                 action="answer.group" if choice.kind == "g" else "answer.confirm",
                 subject=group.codename if group else None,
                 at=now,
-                details={"allowed": True, "choice": choice.value if choice.kind == "c" else "g"},
+                details={"allowed": True, "choice": choice.value},
             )
-        return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, answered=applied)
+        return Taken(
+            Outcome.NOT_CONTENT,
+            message_id=choice.message_id,
+            answered=answer.applied,
+            then=answer.then,
+            labels=answer.labels,
+        )
 
 
 def _read(update: Update) -> tuple[Received | None, bool]:
@@ -526,11 +543,9 @@ def _of_known_kind(update: Update) -> bool:
 
 
 def _in_chat(received: Received | None) -> tuple[int, int] | None:
-    """Where a message that its reply handler deletes sits: content only. A command
-    word (an activist's /status...) is left to its own handler, which may keep it."""
+    """Where a message that its reply handler deletes sits: content only (an activist's
+    command is no content, and is not read into a ``Received``-backed ``Taken``)."""
     if received is None:
-        return None
-    if str(received.body.get("text") or "").startswith("/"):
         return None
     return (received.chat_id, received.message_id)
 

@@ -26,6 +26,11 @@ from storage.models import MessageKind, OriginKind
 
 # Commands the bot answers itself; their messages are not content to store.
 COMMANDS = frozenset({"start", "help", "language", "wipe"})
+# Activists' and admins' commands (bot.commands.ACTIONS): not content when one of them
+# types it; anyone else's is a message like any other, and gets the same receipt.
+WATCHER_COMMANDS = frozenset(
+    {"status", "group", "pause", "resume", "safe", "detained", "stage", "timezone", "timeline"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +80,23 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _command_name(text: str) -> str:
+    if not text.startswith("/") or len(text) < 2:
+        return ""
+    words = text[1:].split(maxsplit=1)
+    return words[0].split("@", 1)[0].casefold() if words else ""
+
+
 def is_command(message: Message) -> bool:
-    text = message.text or ""
-    if not text.startswith("/"):
-        return False
-    name = text[1:].split(maxsplit=1)[0].split("@", 1)[0].casefold() if len(text) > 1 else ""
-    return name in COMMANDS
+    return _command_name(message.text or "") in COMMANDS
+
+
+def watcher_command(received: Received) -> bool:
+    """Whether a new message is one of the activists' commands (not an edit of one)."""
+    text = received.body.get("text")
+    return (
+        not received.is_edit and isinstance(text, str) and _command_name(text) in WATCHER_COMMANDS
+    )
 
 
 def _origin(origin: MessageOrigin) -> tuple[OriginKind, int | None, dict[str, Any]]:

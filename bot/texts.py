@@ -21,11 +21,17 @@ HELP = _(
 LANGUAGE_QUESTION = _("Which language?")
 LANGUAGE_SET = _("Language: English")
 WIPED = _("Done.")
-WHICH_GROUP = _("Which group is this about?")
-FROM_GROUP = _("Is this a message from the group?")
+# The follow-up every stored message gets, from anyone, whatever it matched: its words
+# name no group and no danger. The third button (a flag, explained at enrolment, not in
+# the chat) reports trouble; it asks once more (SURE), so one stray tap raises nothing.
+FOLLOW_UP = _("Did this come from them?")
 ANSWER_YES = _("Yes")
-ANSWER_NOTE = _("No, just a note")
-ANSWER_DANGER = _("They are in danger")
+ANSWER_NO = _("No")
+ANSWER_FLAG = "⚑"
+SURE = _("Are you sure?")
+# A relative of several groups, after Yes or a confirmed flag: buttons with the labels
+# fixed at invite time (intake invite --chat-label), never codenames.
+WHICH_ONE = _("Which one?")
 THANKS = _("Thank you.")
 
 COMMAND_HELP = _("How to use this chat")
@@ -75,6 +81,10 @@ NEXT_CHANGE = _("Next deadline: {local}.")
 ALERT_ACKNOWLEDGED = _("The alert was acknowledged at {local}.")
 ALERT_OPEN = _("The alert is not acknowledged yet.")
 USAGE = _("Use: {usage}")
+# An activist's or admin's command about a group that is not theirs (or not at all):
+# answered as a command, never with a relative's receipt.
+NOT_AMONG_YOURS = _("No group {codename} among yours.")
+KNOWN_LEGS = _("Known legs: {legs}")
 PAUSED_UNTIL = _("{codename} is paused until {local}.")
 RESUMED = _("{codename} follows its schedule again.")
 MARKED = _("{codename} is marked {status}.")

@@ -275,6 +275,9 @@ class RoleGrant(SQLModel, table=True):
         default=None, foreign_key="groups.id", ondelete="CASCADE", index=True
     )
     invite_id: uuid.UUID | None = Field(default=None, foreign_key="invites.id", ondelete="SET NULL")
+    # A relative of several groups chooses among them by this short, neutral word
+    # fixed at invite time ("1", "A"): never the codename, which the chat must not show.
+    chat_label: str | None = Field(default=None, max_length=16)
     granted_at: datetime = Field(default_factory=utc_now)
     revoked_at: datetime | None = None
 
@@ -290,6 +293,7 @@ class Invite(SQLModel, table=True):
     group_id: uuid.UUID | None = Field(
         default=None, foreign_key="groups.id", ondelete="CASCADE", index=True
     )
+    chat_label: str | None = Field(default=None, max_length=16)  # given to the grant
     created_at: datetime = Field(default_factory=utc_now)
     expires_at: datetime
     redeemed_at: datetime | None = None

@@ -15,6 +15,8 @@ from storage.identifiers import normalise_telegram_id
 from storage.models import Group, IdentifierKind, Invite, Person, Role, RoleGrant
 
 GROUP_ROLES = frozenset({Role.RELATIVE, Role.ACTIVIST})
+# Short on purpose: a label is read on a relative's screen, and says nothing by itself.
+CHAT_LABEL_MAX = 16
 
 
 class InviteError(ValueError):
@@ -96,16 +98,22 @@ async def create_invite(
     group: Group | None,
     ttl: timedelta,
     now: datetime,
+    chat_label: str | None = None,
 ) -> tuple[Invite, str]:
     if role in GROUP_ROLES and group is None:
         raise InviteError(f"a {role.value} invite needs --group")
     if role not in GROUP_ROLES and group is not None:
         raise InviteError(f"an {role.value} invite is not for one group; leave out --group")
+    if chat_label is not None and role is not Role.RELATIVE:
+        raise InviteError("only a relative's invite takes a chat label")
+    if chat_label is not None and not 1 <= len(chat_label) <= CHAT_LABEL_MAX:
+        raise InviteError(f"a chat label is 1 to {CHAT_LABEL_MAX} characters")
     code = new_invite_code()
     invite = Invite(
         code_digest=server.code_digest(code),
         role=role,
         group_id=group.id if group else None,
+        chat_label=chat_label,
         created_at=now,
         expires_at=now + ttl,
     )
@@ -131,6 +139,7 @@ async def redeem_invite(
         role=invite.role,
         group_id=invite.group_id,
         invite_id=invite.id,
+        chat_label=invite.chat_label,
         granted_at=now,
     )
     session.add_all([invite, grant])
@@ -145,3 +154,19 @@ async def people_with_role(session: AsyncSession, *, role: Role) -> list[Person]
         .where(RoleGrant.role == role, col(RoleGrant.revoked_at).is_(None))
     )
     return list(result.unique().all())
+
+
+async def watching_among(
+    session: AsyncSession, *, person_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these people are activists or admins now (one query for a batch)."""
+    if not person_ids:
+        return set()
+    result = await session.exec(
+        select(RoleGrant.person_id).where(
+            col(RoleGrant.person_id).in_(list(person_ids)),
+            col(RoleGrant.role).in_([Role.ACTIVIST, Role.ADMIN]),
+            col(RoleGrant.revoked_at).is_(None),
+        )
+    )
+    return set(result.all())

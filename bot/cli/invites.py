@@ -38,6 +38,14 @@ def invite(
         str | None,
         typer.Option("--ttl", help="How long the code stays valid (default [invites] ttl)."),
     ] = None,
+    chat_label: Annotated[
+        str | None,
+        typer.Option(
+            "--chat-label",
+            help="For a relative of several groups: the short, neutral word their chat shows "
+            "for this group when asking which one (never the codename). Default: 1, 2, ...",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Make a one-time invite code; the person redeems it with /start CODE."""
@@ -50,7 +58,13 @@ def invite(
             now = utc_now()
             lifetime = duration_option(ttl, "--ttl") or ws.settings.invites.ttl
             inv, code = await create_invite(
-                ws.session, server=ws.server, role=role, group=target, ttl=lifetime, now=now
+                ws.session,
+                server=ws.server,
+                role=role,
+                group=target,
+                ttl=lifetime,
+                now=now,
+                chat_label=chat_label,
             )
             await audit.append(
                 ws.session,

@@ -1,0 +1,32 @@
+"""chat labels: the neutral word a relative of several groups chooses a group by
+
+Revision ID: 0004
+Revises: 0002
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_TABLES = ("invites", "role_grants")
+
+
+def upgrade() -> None:
+    for table in _TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(
+                sa.Column("chat_label", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True)
+            )
+
+
+def downgrade() -> None:
+    for table in _TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("chat_label")
