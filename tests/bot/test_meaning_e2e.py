@@ -13,6 +13,7 @@ import pytest
 from sqlmodel import select
 
 from bot.standin import SimUser, TelegramStandIn, origin_hidden_user, origin_user
+from bot.standin.server import SentMessage
 from storage.checkins import signals_of
 from storage.codebook import add_phrase
 from storage.crypto import KemName, ServerKeys
@@ -81,7 +82,10 @@ class World:
 async def world(tmp_path: Path, database: Database) -> AsyncIterator[World]:
     standin = TelegramStandIn()
     await standin.start()
-    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    # Long enough to press the follow-up's buttons on a loaded machine.
+    installation = await install(
+        tmp_path / "server", standin=standin, database_url=database.url, question_ttl="60s"
+    )
     server = ServerKeys(installation.settings.server_secret_bytes())
     now = utc_now()
     async with (
@@ -135,7 +139,7 @@ async def world(tmp_path: Path, database: Database) -> AsyncIterator[World]:
             person = await get_or_create_person(
                 session, server=server, telegram_id=telegram_id, chat_id=telegram_id, now=now
             )
-            for group in groups:
+            for label, group in enumerate(groups, start=1):
                 _, code = await create_invite(
                     session,
                     server=server,
@@ -143,6 +147,7 @@ async def world(tmp_path: Path, database: Database) -> AsyncIterator[World]:
                     group=group,
                     ttl=timedelta(days=1),
                     now=now,
+                    chat_label=f"{label}",
                 )
                 await redeem_invite(session, server=server, code=code, person=person, now=now)
     world = World(
@@ -193,25 +198,40 @@ async def test_a_forward_from_a_hidden_member_lands_in_their_group(world: World)
     assert pine.last_checkin_at == origin_date  # the traveller's time, not the forward's
 
 
-async def test_a_relative_of_two_groups_is_asked_and_the_answer_links_it(world: World) -> None:
+def follow_up(world: World) -> SentMessage:
+    return next(m for m in world.standin.sent if m.reply_markup)
+
+
+async def press(world: World, user: SimUser, question: SentMessage, row: int) -> None:
+    """Press the button of ``row`` under the question as it is now, and wait for the
+    question to move on."""
+    edits = question.edit_count
+    data = question.callback_data[row]
+    await taken_in(world, world.standin.press_button(user, question.message, data))
+    await eventually(lambda: question.edit_count > edits)
+
+
+async def test_a_relative_of_two_groups_chooses_by_label_after_yes(world: World) -> None:
     async with running_bot(world.installation, world.standin):
-        note = world.standin.send_text(world.of_two, "we are waiting for the bus")
+        note = world.standin.send_text(world.of_two, "we are waiting for the bus", date=SENT)
         await taken_in(world, note)
         await eventually(lambda: any(m.reply_markup for m in world.standin.sent))
-        question = next(m for m in world.standin.sent if m.reply_markup)
-        assert question.text == "Which group is this about?"
-        buttons = [b["text"] for row in question.reply_markup["inline_keyboard"] for b in row]
-        assert buttons == ["OAK-2", "PINE-7"]  # one button per codename, no other detail
+        question = follow_up(world)
+        assert question.text == "Did this come from them?"
         [stored] = await world.installation.stored()
         assert stored["row"].group_id is None
-        oak_data = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
-        press = world.standin.press_button(world.of_two, question.message, oak_data)
-        await taken_in(world, press)
-        await eventually(lambda: any(m.text == "Thank you." for m in world.standin.sent))
+        await press(world, world.of_two, question, 0)  # Yes
+        assert question.text == "Which one?"
+        buttons = [b["text"] for row in question.reply_markup["inline_keyboard"] for b in row]
+        assert buttons == ["1", "2"]  # the labels of the invites, never a codename
+        await press(world, world.of_two, question, 1)
+        assert question.text == "Thank you."
     [stored] = await world.installation.stored()
     oak = await world.group("OAK-2")
     assert stored["row"].group_id == oak.id
     assert stored["row"].link_reason is LinkReason.CHOSEN
+    assert await world.signals("OAK-2") == [Signal.CHECKIN]  # "Yes": it came from them
+    assert oak.last_checkin_at == SENT
     wraps = await world.wraps_of(stored["row"].id)
     assert {(w.group_id, w.operator_id) for w in wraps} == {(oak.id, None)}  # the others' gone
 
@@ -220,14 +240,15 @@ async def test_a_duress_phrase_gets_exactly_a_check_ins_reply(world: World) -> N
     async with running_bot(world.installation, world.standin):
         checkin = world.standin.send_text(world.of_one, "Mum, the tea is warm today", date=SENT)
         await taken_in(world, checkin)
-        await eventually(lambda: len(texts_to(world.standin, RELATIVE_OF_ONE)) == 1)
+        await eventually(lambda: len(texts_to(world.standin, RELATIVE_OF_ONE)) == 2)
         duress = world.standin.send_text(world.of_one, "Mum, the rain has stopped today", date=SENT)
         await taken_in(world, duress)
-        await eventually(lambda: len(texts_to(world.standin, RELATIVE_OF_ONE)) == 2)
-    first, second = texts_to(world.standin, RELATIVE_OF_ONE)
+        await eventually(lambda: len(texts_to(world.standin, RELATIVE_OF_ONE)) == 4)
+    first, first_question, second, second_question = texts_to(world.standin, RELATIVE_OF_ONE)
     # Byte for byte the same, apart from the six-character reference at the end.
     assert first[:-6].encode() == second[:-6].encode()
     assert len(first) == len(second)
+    assert first_question == second_question == "Did this come from them?"
     pine = await world.group("PINE-7")
     assert pine.status is Status.DETAINED
     assert pine.status_basis == "duress"
@@ -241,7 +262,7 @@ async def test_the_relative_confirms_a_message_came_from_the_group(world: World)
         await taken_in(world, plain)
         await eventually(lambda: any(m.reply_markup for m in world.standin.sent))
         question = next(m for m in world.standin.sent if m.reply_markup)
-        assert question.text == "Is this a message from the group?"
+        assert question.text == "Did this come from them?"
         yes = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
         press = world.standin.press_button(world.of_one, question.message, yes)
         await taken_in(world, press)
@@ -253,14 +274,17 @@ async def test_the_relative_confirms_a_message_came_from_the_group(world: World)
     assert (await world.group("PINE-7")).last_checkin_at == SENT
 
 
-async def test_they_are_in_danger_flips_the_group_to_detained_as_reported(world: World) -> None:
+async def test_a_confirmed_flag_flips_the_group_to_detained_as_reported(world: World) -> None:
     async with running_bot(world.installation, world.standin):
         plain = world.standin.send_text(world.of_one, "no news since morning")
         await taken_in(world, plain)
         await eventually(lambda: any(m.reply_markup for m in world.standin.sent))
-        question = next(m for m in world.standin.sent if m.reply_markup)
-        danger = question.reply_markup["inline_keyboard"][2][0]["callback_data"]
-        await taken_in(world, world.standin.press_button(world.of_one, question.message, danger))
+        question = follow_up(world)
+        await press(world, world.of_one, question, 2)  # the flag
+        assert question.text == "Are you sure?"
+        assert (await world.group("PINE-7")).status is Status.PENDING  # one tap: nothing yet
+        await press(world, world.of_one, question, 0)  # yes, sure
+        assert question.text == "Thank you."
     pine = await world.group("PINE-7")
     assert pine.status is Status.DETAINED
     assert pine.status_basis == "reported"
@@ -273,8 +297,20 @@ async def test_they_are_in_danger_flips_the_group_to_detained_as_reported(world:
             await session.exec(select(AuditEvent).where(AuditEvent.action == "answer.confirm"))
         ).all()
     assert [(e.subject, json.loads(e.details)) for e in events] == [
-        ("PINE-7", {"allowed": True, "choice": "d"})
+        ("PINE-7", {"allowed": True, "choice": "F"})
     ]
+
+
+async def test_a_flag_then_no_records_nothing(world: World) -> None:
+    async with running_bot(world.installation, world.standin):
+        await taken_in(world, world.standin.send_text(world.of_one, "no news since morning"))
+        await eventually(lambda: any(m.reply_markup for m in world.standin.sent))
+        question = follow_up(world)
+        await press(world, world.of_one, question, 2)
+        await press(world, world.of_one, question, 1)  # no
+        assert question.text == "Thank you."
+    assert await world.signals("PINE-7") == []
+    assert (await world.group("PINE-7")).status is Status.PENDING
 
 
 async def test_an_organisation_wide_detention_phrase_in_chinese_is_a_report(world: World) -> None:
