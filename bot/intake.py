@@ -422,22 +422,24 @@ class Intake:
             return None
         person = batch.people.get(query.from_user.id)
         message = await session.get(Message, choice.message_id)
-        if person is not None and message is not None and message.sender_id != person.id:
+        # The step after a flag is the same for every presser: nothing tells who may act.
+        step = Step.SURE if choice.kind == "c" and choice.value == FLAG else Step.THANKS
+        if message is not None and (person is None or message.sender_id != person.id):
             # Only the message's own sender answers its question: anyone else's press
-            # (a forged one) changes nothing, closes the question the same way, and is
+            # (a forged one) changes nothing, moves the question on the same way, and is
             # recorded.
             await audit.append(
                 session,
-                actor=pseudonym(person),
+                actor=pseudonym(person) if person else "unknown",
                 action="answer.refused",
                 at=now,
                 details={"allowed": False},
             )
-            return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id)
+            return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, then=step)
         if person is None or message is None:
-            # A press on a follow-up whose message was never stored (the sender was over
-            # the rate limit), or by someone never seen: the same steps, nothing recorded.
-            answer = Answer(False, Step.SURE if choice.value == FLAG else Step.THANKS)
+            # A press on a follow-up whose message was never stored (its sender was over
+            # the rate limit): the same steps, nothing recorded.
+            answer = Answer(False, step)
         else:
             answer = await apply_choice(session, choice=choice, person=person, now=now)
         if answer.applied and message is not None and person is not None:
