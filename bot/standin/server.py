@@ -144,6 +144,17 @@ class SentMessage:
         return [b["callback_data"] for row in rows for b in row if "callback_data" in b]
 
 
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    """One successful Bot API call about a chat, as a border guard's view of the chat
+    is made of: when, which method, which chat, with which parameters (coerced)."""
+
+    at: float  # the stand-in's clock
+    method: str
+    chat_id: int
+    params: JSON
+
+
 @dataclass(slots=True)
 class _StoredFile:
     file_id: str
@@ -217,6 +228,7 @@ class TelegramStandIn:
         self.chat_actions: list[tuple[int, str]] = []
         self.downloads: list[str] = []  # file_ids the bot downloaded
         self.calls: list[str] = []
+        self.chat_calls: list[ChatCall] = []  # the successful calls that name a chat, in order
         self.errors: list[BaseException] = []  # the stand-in's own failures, for debugging
 
         # Telegram's side
@@ -943,6 +955,10 @@ class TelegramStandIn:
             delay = self._take_delay(name.lower())
             try:
                 result = await handler(params)
+                if isinstance(params.get("chat_id"), int):
+                    self.chat_calls.append(
+                        ChatCall(self._clock(), name, params["chat_id"], copy.deepcopy(params))
+                    )
             finally:
                 self._notify()
             if delay:
