@@ -80,10 +80,7 @@ async def chats(tmp_path: Path, database: Database) -> AsyncIterator[Chats]:
             await add_phrase(
                 session, server=server, group=pine, phrase=phrase, means=means, now=now
             )
-        for kind, groups, first in (
-            ("one group", [pine], 6_300_000_001),
-            ("two groups", [pine, oak], 6_400_000_001),
-        ):
+        for groups, first in (([pine], 6_300_000_001), ([pine, oak], 6_400_000_001)):
             for telegram_id in range(first, first + POOL):
                 person = await get_or_create_person(
                     session, server=server, telegram_id=telegram_id, chat_id=telegram_id, now=now
