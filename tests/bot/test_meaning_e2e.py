@@ -397,3 +397,31 @@ async def test_what_relatives_send_leaves_no_identifier_or_phrase_in_the_databas
         *integer_encodings(int(MEMBER_PHONE.removeprefix("+"))),
     ]
     assert find(needles, files) == []
+
+
+async def test_a_strangers_answers_are_recorded_as_nothing(world: World) -> None:
+    stranger = world.standin.user(6_100_000_099, language_code="en")
+    async with running_bot(world.installation, world.standin):
+        # An ordinary text, pressed Yes; then another, flagged and confirmed.
+        for row, then in ((0, None), (2, 0)):
+            mark = len(world.standin.sent)
+            await taken_in(world, world.standin.send_text(stranger, "hello", date=SENT))
+            await eventually(lambda: any(m.reply_markup for m in world.standin.sent[mark:]))
+            question = next(m for m in world.standin.sent[mark:] if m.reply_markup)
+            assert question.text == "Did this come from them?"  # as a relative's
+            await press(world, stranger, question, row)
+            if then is not None:
+                assert question.text == "Are you sure?"
+                await press(world, stranger, question, then)
+            assert question.text == "Thank you."
+    assert await world.signals("PINE-7") == []
+    assert await world.signals("OAK-2") == []
+    assert (await world.group("PINE-7")).status is Status.PENDING
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+    ):
+        answers = (
+            await session.exec(select(AuditEvent).where(AuditEvent.action.startswith("answer")))
+        ).all()
+    assert answers == []  # nothing recorded, not even a refusal
