@@ -406,7 +406,7 @@ async def test_a_strangers_answers_are_recorded_as_nothing(world: World) -> None
         for row, then in ((0, None), (2, 0)):
             mark = len(world.standin.sent)
             await taken_in(world, world.standin.send_text(stranger, "hello", date=SENT))
-            await eventually(lambda: any(m.reply_markup for m in world.standin.sent[mark:]))
+            await eventually(lambda at=mark: any(m.reply_markup for m in world.standin.sent[at:]))
             question = next(m for m in world.standin.sent[mark:] if m.reply_markup)
             assert question.text == "Did this come from them?"  # as a relative's
             await press(world, stranger, question, row)
