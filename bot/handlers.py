@@ -320,6 +320,8 @@ async def on_content(update: Update, context: Context) -> None:
     """Every private message and edit: the original goes first, then one neutral receipt."""
     runtime = runtime_of(context)
     taken: Taken = runtime.taken.get(update.update_id, Taken(Outcome.SEEN))
+    if taken.outcome is Outcome.NOT_CONTENT:
+        return  # a service message (a pin, a timer set): not a message, so no reply at all
     message = update.effective_message
     # Promise 3 comes first: whatever happens to the replies, the message leaves the
     # phone (a batch's replies delete a chat's messages in one call before any receipt).

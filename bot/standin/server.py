@@ -461,6 +461,11 @@ class TelegramStandIn:
         body = self._user_text(text, entities, limit=4096, what="text")
         return self._user_message(user, body, date=date, chat_id=chat_id, reply_to=reply_to)
 
+    def send_fields(self, user: SimUser, fields: JSON, *, date: datetime | None = None) -> JSON:
+        """The user's private message with any fields (a service message, a poll, an old
+        forward, a shape of another Bot API version), put in the chat as it is."""
+        return self._user_message(user, copy.deepcopy(fields), date=date)
+
     def send_forward(
         self,
         user: SimUser,
