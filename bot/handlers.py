@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
@@ -332,6 +333,8 @@ async def on_content(update: Update, context: Context) -> None:
         and await _delete_quietly(context, message.chat_id, [message.message_id])
     ):
         await _mark_deleted(runtime, update.update_id)
+    if message is not None and _receipted_album(runtime, message):
+        return  # one receipt and one follow-up for a whole album
     language = taken.language or (await _words(context, update))[1]
     t = translator(language)
     message_id = await _stored_id(runtime, update.update_id, taken)
@@ -356,6 +359,25 @@ async def on_content(update: Update, context: Context) -> None:
             update,
             t(texts.TOO_LARGE).format(size_mb=-(-size // (1024 * 1024)), limit_mb=limit),
         )
+
+
+ALBUM_WINDOW = 600.0  # seconds: an album's parts come within moments of each other
+
+
+def _receipted_album(runtime: Runtime, message: Message) -> bool:
+    """Whether another part of the message's album was receipted already (and note
+    this one's album if not). Kept as keyed digests in memory, a few minutes long: after
+    a restart an album's later parts may get a receipt of their own."""
+    if message.media_group_id is None:
+        return False
+    now = time.monotonic()
+    for key in [k for k, at in runtime.albums.items() if now - at > ALBUM_WINDOW]:
+        del runtime.albums[key]
+    key = runtime.server.digest("album", f"{message.chat_id}|{message.media_group_id}")
+    if key in runtime.albums:
+        return True
+    runtime.albums[key] = now
+    return False
 
 
 UNLINKED_JOB = "unlinked-count"

@@ -113,6 +113,9 @@ class Runtime:
     receipts_due: dict[tuple[int, int], list[int]] = field(default_factory=dict)
     # Whether a note to operators about unlinked messages is already scheduled.
     unlinked_note_due: bool = False
+    # Albums already receipted, by keyed digest of (chat, media group), with when: an
+    # album gets one receipt and one follow-up, not one per photo (bot.handlers).
+    albums: dict[bytes, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

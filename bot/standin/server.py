@@ -491,9 +491,11 @@ class TelegramStandIn:
         height: int = 960,
         date: datetime | None = None,
         file_size: int | None = None,
+        media_group_id: str | None = None,
     ) -> JSON:
         """The user sends a photo; Telegram offers it in several sizes (a ``PhotoSize`` list,
-        smallest first). ``file_size`` claims a bigger size than ``data`` (for limits)."""
+        smallest first). ``file_size`` claims a bigger size than ``data`` (for limits).
+        Photos sent together as an album share a ``media_group_id``."""
         sizes: list[tuple[int, int]] = []
         for side in (90, 320, 800, 1280):
             scale = min(1.0, side / max(width, height))
@@ -513,6 +515,8 @@ class TelegramStandIn:
                 }
             )
         body: JSON = {"photo": photo}
+        if media_group_id is not None:
+            body["media_group_id"] = media_group_id
         body.update(self._caption(caption))
         return self._user_message(user, body, date=date, forward_origin=forward_origin)
 

@@ -223,3 +223,30 @@ async def test_old_format_forwards_keep_their_origin_and_original_date(
     ]
     assert stored[0]["body"]["origin"]["name"] == "Kim"
     assert stored[1]["body"]["origin"]["name"] == "Mi-rae K"
+
+
+async def test_an_album_gets_one_receipt_and_one_follow_up(installation: Installation) -> None:
+    standin: TelegramStandIn = installation.standin  # type: ignore[attr-defined]
+    user = standin.user(RELATIVE, language_code="en")
+    async with running_bot(installation, standin):
+        parts = [
+            standin.send_photo(user, bytes([n]) * 64, caption=None, media_group_id="1394")
+            for n in range(3)
+        ]
+        ids = {p["update_id"] for p in parts}
+        await eventually(lambda: ids <= standin.confirmed_update_ids(), within=30)
+        later = standin.send_text(user, "and a note")
+        await eventually(lambda: _sends(standin, RELATIVE) >= 4, within=30)
+        await eventually(lambda: later["update_id"] in standin.confirmed_update_ids())
+    assert len(await installation.stored()) == 4  # every photo is kept...
+    texts = [c.params["text"] for c in standin.chat_calls if c.method == "sendMessage"]
+    # ...and the album as a whole is answered once, like the note after it.
+    assert [t.split(" Ref ")[0] for t in texts] == [
+        "Received, thank you.",
+        "Did this come from them?",
+        "Received, thank you.",
+        "Did this come from them?",
+    ]
+    assert standin.messages_in(RELATIVE) == [] or all(
+        m["from"]["id"] == standin.bot_id for m in standin.messages_in(RELATIVE)
+    )
