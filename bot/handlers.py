@@ -43,7 +43,6 @@ from bot.commands import watches
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
 from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
-from storage import audit
 from storage.messages import (
     chat_ref_of,
     find_by_update,
@@ -57,8 +56,6 @@ from storage.people import (
     find_person,
     get_or_create_person,
     people_with_role,
-    pseudonym,
-    redeem_invite,
 )
 from storage.timeutil import utc_now
 
@@ -500,48 +497,28 @@ async def _mark_deleted(runtime: Runtime, update_id: int) -> None:
 
 
 async def on_start(update: Update, context: Context) -> None:
-    """/start CODE: redeem a one-time invite. Every outcome gets the same reply."""
+    """/start CODE: the invite was redeemed in the batch's transaction (bot.intake, so
+    that the messages after it in the same batch count); here, the reply. Every outcome
+    gets the same reply."""
     runtime, language = await _words(context, update)
     user, message = update.effective_user, update.effective_message
     if user is None or message is None:
         return
-    code = context.args[0] if context.args else ""
-    now = utc_now()
-    roles: list[str] = []
-    watcher = False
-    async with runtime.sessions() as session, session.begin():
-        person = await get_or_create_person(
-            session, server=runtime.server, telegram_id=user.id, chat_id=message.chat_id, now=now
-        )
-        grant = (
-            await redeem_invite(session, server=runtime.server, code=code, person=person, now=now)
-            if code
-            else None
-        )
-        if grant is not None:
-            roles.append(grant.role.value)
-            watcher = await watches(session, person_id=person.id)
-            await audit.append(
+    taken: Taken = runtime.taken.get(update.update_id, Taken(Outcome.SEEN))
+    granted, watcher = taken.started or (False, False)
+    if taken.started is None:
+        # A bare /start (or one seen before a restart): the person is known from now on.
+        async with runtime.sessions() as session, session.begin():
+            await get_or_create_person(
                 session,
-                actor=f"person:{pseudonym(person)}",
-                action="invite.redeem",
-                at=now,
-                subject=str(grant.invite_id),
-                details={"role": grant.role.value},
-            )
-        elif code:
-            # Never issued, used or expired: the same reply as any code, and recorded
-            # (not the code itself, which would help whoever guesses codes).
-            await audit.append(
-                session,
-                actor=f"person:{pseudonym(person)}",
-                action="invite.refused",
-                at=now,
-                details={"allowed": False},
+                server=runtime.server,
+                telegram_id=user.id,
+                chat_id=message.chat_id,
+                now=utc_now(),
             )
     # The code is on the relative's screen: it goes, whatever it was.
     await _delete_quietly(context, message.chat_id, [message.message_id])
-    if roles:
+    if granted:
         await set_chat_commands(context.bot, message.chat_id, language, watcher=watcher)
     await _say(context, update, translator(language)(texts.WELCOME))
 

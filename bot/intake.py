@@ -58,7 +58,14 @@ from storage.messages import (
     store_message,
 )
 from storage.models import Group, Message, Operator, OriginKind, Person
-from storage.people import add_person, find_people, pseudonym, watching_among
+from storage.people import (
+    add_person,
+    find_people,
+    find_person,
+    pseudonym,
+    redeem_invite,
+    watching_among,
+)
 from storage.sealing import active_operators
 from storage.timeutil import utc_now
 from storage.updates import mark_all_processed, processed_among
@@ -87,6 +94,10 @@ class Taken:
     # What the pressed follow-up shows next (bot.meaning.apply_choice decides).
     then: Step = Step.THANKS
     labels: tuple[tuple[uuid.UUID, str], ...] = ()  # (group id, chat label), for Step.WHICH
+    # /start CODE redeemed in the batch's transaction (so that the messages after it in
+    # the same batch are the new relative's): whether it granted a role, and whether the
+    # person now watches groups (their menu). None: /start was not taken in here.
+    started: tuple[bool, bool] | None = None
     unlinked: bool = False  # stored for operators to place: they are told the count
     language: str | None = None  # the sender's, so the replies need not look it up
     # A private message that the reply handlers delete from the relative's chat
@@ -239,6 +250,8 @@ class Intake:
         files: list[_Fetched],
         now: datetime,
     ) -> Taken:
+        if received is None and (code := _start_code(update)) is not None:
+            return await self._start(session, batch, update, code, now)
         if received is None:
             answered = await self._answer(session, batch, update, now)
             if answered is None and not _of_known_kind(update):
@@ -415,6 +428,46 @@ class Intake:
             in_chat=_in_chat(received),
         )
 
+    async def _start(
+        self, session: AsyncSession, batch: _Batch, update: Update, code: str, now: datetime
+    ) -> Taken:
+        """/start CODE: the invite redeemed in the batch's transaction. Every outcome gets
+        the same reply (bot.handlers.on_start); a refused code is recorded, not the code."""
+        message, user = update.message, update.effective_user
+        if message is None or user is None:  # _start_code checked both
+            return Taken(Outcome.NOT_CONTENT)
+        person = batch.people.get(user.id) or await find_person(
+            session, server=self.runtime.server, telegram_id=user.id
+        )
+        if person is None:
+            person = await add_person(
+                session,
+                server=self.runtime.server,
+                telegram_id=user.id,
+                chat_id=message.chat_id,
+                now=now,
+            )
+        batch.people[user.id] = person
+        grant = await redeem_invite(
+            session, server=self.runtime.server, code=code, person=person, now=now
+        )
+        await audit.append(
+            session,
+            actor=f"person:{pseudonym(person)}",
+            action="invite.redeem" if grant else "invite.refused",
+            at=now,
+            subject=str(grant.invite_id) if grant else None,
+            details={"role": grant.role.value} if grant else {"allowed": False},
+        )
+        if grant is None:
+            return Taken(Outcome.NOT_CONTENT, started=(False, False))
+        # The batch's later messages see the new groups and roles.
+        batch.forwarders.pop(person.id, None)
+        watching = person.id in await watching_among(session, person_ids=[person.id])
+        if watching:
+            batch.watchers.add(person.id)
+        return Taken(Outcome.NOT_CONTENT, started=(True, watching))
+
     async def _answer(
         self, session: AsyncSession, batch: _Batch, update: Update, now: datetime
     ) -> Taken | None:
@@ -541,6 +594,17 @@ def _message_problem(message: MaybeInaccessibleMessage) -> str | None:
 
 def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _start_code(update: Update) -> str | None:
+    """The code of a private ``/start CODE`` (not an edit), or None."""
+    message = update.message
+    if message is None or message.chat.type != "private" or message.from_user is None:
+        return None
+    words = (message.text or "").split()
+    if len(words) != 2 or words[0].split("@", 1)[0].casefold() != "/start":
+        return None
+    return words[1]
 
 
 def _of_known_kind(update: Update) -> bool:

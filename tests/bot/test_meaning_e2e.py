@@ -425,3 +425,33 @@ async def test_a_strangers_answers_are_recorded_as_nothing(world: World) -> None
             await session.exec(select(AuditEvent).where(AuditEvent.action.startswith("answer")))
         ).all()
     assert answers == []  # nothing recorded, not even a refusal
+
+
+async def test_start_and_a_message_in_one_batch_link_the_message(world: World) -> None:
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await get_group(session, codename="PINE-7")
+        _, code = await create_invite(
+            session,
+            server=server,
+            role=Role.RELATIVE,
+            group=pine,
+            ttl=timedelta(days=1),
+            now=utc_now(),
+        )
+    newcomer = world.standin.user(6_100_000_050, language_code="en")
+    # Both wait before the bot starts: its first getUpdates takes them in one batch.
+    start = world.standin.send_text(newcomer, f"/start {code}")
+    note = world.standin.send_text(newcomer, "we are at the station", date=SENT)
+    async with running_bot(world.installation, world.standin):
+        await taken_in(world, start, note)
+        await eventually(
+            lambda: any(t.startswith("Welcome.") for t in texts_to(world.standin, newcomer.id))
+        )
+    [stored] = await world.installation.stored()
+    assert stored["row"].group_id == pine.id  # a relative's message, not a stranger's
+    assert stored["row"].link_reason is LinkReason.SOLE_GROUP
