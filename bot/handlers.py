@@ -43,6 +43,7 @@ from bot.commands import watches
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
 from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
+from storage.alerts import audience
 from storage.messages import (
     chat_ref_of,
     find_by_update,
@@ -50,7 +51,7 @@ from storage.messages import (
     undeleted_in_chat,
     unlinked_count,
 )
-from storage.models import Role
+from storage.models import Group, Person, Role
 from storage.people import (
     chat_id_of,
     find_person,
@@ -349,6 +350,8 @@ async def on_content(update: Update, context: Context) -> None:
         )
     if taken.unlinked:
         _tell_operators_soon(context)
+    if taken.news:
+        _tell_activists_soon(context, taken.news)
     limit = runtime.settings.intake.max_attachment_mb
     for size in taken.too_large:
         await _say(
@@ -391,6 +394,45 @@ def _tell_operators_soon(context: Context) -> None:
         return
     runtime.unlinked_note_due = True
     queue.run_once(_tell_operators, when=UNLINKED_NOTE_DELAY, name=UNLINKED_JOB)
+
+
+def _tell_activists_soon(context: Context, groups: Sequence[uuid.UUID]) -> None:
+    """A group's activists learn that unconfirmed news arrived (promise 8), once a burst."""
+    runtime = runtime_of(context)
+    queue = context.job_queue
+    fresh = [g for g in groups if g not in runtime.news_due]
+    if queue is None or not fresh:
+        return
+    runtime.news_due.update(fresh)
+    for group_id in fresh:
+        queue.run_once(_tell_activists, when=NEWS_NOTE_DELAY, data=group_id, name="news")
+
+
+NEWS_NOTE_DELAY = timedelta(seconds=5)
+
+
+async def _tell_activists(context: Context) -> None:
+    job = context.job
+    if job is None or not isinstance(job.data, uuid.UUID):
+        return
+    runtime = runtime_of(context)
+    runtime.news_due.discard(job.data)
+    async with runtime.sessions() as session:
+        group = await session.get(Group, job.data)
+        ids = await audience(session, group_id=job.data, tier=1)
+        people = [p for p in [await session.get(Person, i) for i in ids] if p is not None]
+    if group is None:
+        return
+    for person in people:
+        text = translator(pick_language(person.language, None))(texts.UNCONFIRMED_NEWS)
+        try:
+            await context.bot.send_message(
+                chat_id_of(runtime.server, person),
+                text.format(codename=group.codename),
+                protect_content=True,
+            )
+        except TelegramError as exc:
+            log.info("could not tell an activist of unconfirmed news (%s)", type(exc).__name__)
 
 
 async def _tell_operators(context: Context) -> None:

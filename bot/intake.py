@@ -38,6 +38,7 @@ from bot.meaning import (
     FLAG,
     Answer,
     Codebook,
+    Meaning,
     Step,
     apply_choice,
     checkin_time,
@@ -57,7 +58,7 @@ from storage.messages import (
     store_attachment,
     store_message,
 )
-from storage.models import Group, Message, Operator, OriginKind, Person
+from storage.models import Group, Message, Operator, OriginKind, Person, Status
 from storage.people import (
     add_person,
     find_people,
@@ -98,6 +99,9 @@ class Taken:
     # the same batch are the new relative's): whether it granted a role, and whether the
     # person now watches groups (their menu). None: /start was not taken in here.
     started: tuple[bool, bool] | None = None
+    # Groups in trouble (LATE, SILENT, DETAINED) a relative's message with no signal is
+    # about: their activists are told that unconfirmed news arrived (bot.handlers).
+    news: tuple[uuid.UUID, ...] = ()
     unlinked: bool = False  # stored for operators to place: they are told the count
     language: str | None = None  # the sender's, so the replies need not look it up
     # A private message that the reply handlers delete from the relative's chat
@@ -127,6 +131,8 @@ class Runtime:
     # Albums already receipted, by keyed digest of (chat, media group), with when: an
     # album gets one receipt and one follow-up, not one per photo (bot.handlers).
     albums: dict[bytes, float] = field(default_factory=dict)
+    # Groups whose activists are about to be told of unconfirmed news (one note a burst).
+    news_due: set[uuid.UUID] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -405,6 +411,10 @@ class Intake:
             now=now,
             previous=previous,
         )
+        news = _unconfirmed_news(meaning, batch.forwarders[sender.id], received)
+        if news:
+            message.unconfirmed = True
+            session.add(message)
         too_large: list[int] = []
         for fetched in files:
             meta = {**fetched.ref.meta, "file_id": fetched.ref.file_id}
@@ -423,6 +433,7 @@ class Intake:
             Outcome.STORED,
             message_id=message.id,
             too_large=tuple(too_large),
+            news=news,
             unlinked=meaning.group is None and not meaning.candidates,
             language=pick_language(sender.language, received.language),
             in_chat=_in_chat(received),
@@ -594,6 +605,22 @@ def _message_problem(message: MaybeInaccessibleMessage) -> str | None:
 
 def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+TROUBLE = frozenset({Status.LATE, Status.SILENT, Status.DETAINED})
+
+
+def _unconfirmed_news(
+    meaning: Meaning, forwarders: Sequence[Group], received: Received
+) -> tuple[uuid.UUID, ...]:
+    """The groups in trouble that a relative's new message with no signal may be about
+    (the one it is linked to, or those they are asked to choose from). Such a message is
+    never silent, answered or not (promise 8): a check-in the relative forwarded and
+    then did not confirm must not leave the activists with nothing but the silence."""
+    if not forwarders or meaning.signal is not None or received.is_edit:
+        return ()
+    about = [meaning.group] if meaning.group is not None else list(meaning.candidates)
+    return tuple(g.id for g in about if g.status in TROUBLE)
 
 
 def _start_code(update: Update) -> str | None:

@@ -322,6 +322,7 @@ async def _confirmed(
     if signal is Signal.CHECKIN and message.signal is not None:
         return False  # it said something already, and that was counted
     message.signal = signal
+    message.unconfirmed = False  # confirmed: no longer news that waits for a person
     session.add(message)
     await record_signal(
         session,

@@ -38,6 +38,9 @@ COMMAND_HELP = _("How to use this chat")
 COMMAND_LANGUAGE = _("Change the language")
 COMMAND_WIPE = _("Remove this conversation from your phone")
 UNLINKED_WAITING = _("{count} message(s) wait in the unlinked queue.")
+# To a group's activists: that a relative's message with no signal came about a group in
+# trouble, and nothing of what it says (operators read it: inbox list --unconfirmed).
+UNCONFIRMED_NEWS = _("Unconfirmed news about {codename} arrived; operators can read it.")
 
 # --- alerts to activists and admins: codename, status and times, never message contents
 

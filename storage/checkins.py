@@ -81,7 +81,8 @@ async def forwarder_labels(
             continue
         seen.add(group.id)
         labelled.append((group, grant.chat_label or str(len(labelled) + 1)))
-    return labelled
+    # Shown in the order of their labels ("1" before "2"), as the relative was told.
+    return sorted(labelled, key=lambda pair: (len(pair[1]), pair[1]))
 
 
 async def already_counted(session: AsyncSession, *, group: Group, text_digest: bytes) -> bool:

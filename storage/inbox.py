@@ -134,6 +134,7 @@ async def list_inbox(
     *,
     group: Group | None = None,
     unlinked: bool = False,
+    unconfirmed: bool = False,
     since: datetime | None = None,
     unread: bool = False,
     starred: bool = False,
@@ -148,6 +149,8 @@ async def list_inbox(
         query = query.where(Message.group_id == group.id)
     if unlinked:
         query = query.where(col(Message.group_id).is_(None))
+    if unconfirmed:
+        query = query.where(col(Message.unconfirmed).is_(True))
     if since is not None:
         query = query.where(col(Message.received_at) >= since)
     rows: Sequence[Message] = (await session.exec(query)).all()
@@ -588,6 +591,8 @@ async def relink(
     for version in versions:
         version.group_id = group.id if group else None
         version.link_reason = LinkReason.OPERATOR if group else None
+        if group is not None:
+            version.unconfirmed = False  # an operator placed it: seen by a person
         session.add(version)
     await session.flush()
     recorded = False

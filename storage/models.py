@@ -323,6 +323,11 @@ class Message(SQLModel, table=True):
     kind: MessageKind = Field(sa_type=_enum(MessageKind, "kind"))
     signal: Signal | None = Field(default=None, sa_type=_enum(Signal, "signal"))
     possible_detention: bool = False
+    # A relative's message with no signal about a group that was LATE, SILENT or DETAINED
+    # when it came: its activists were told "unconfirmed news arrived" (no content), and
+    # operators see it first (intake inbox list --unconfirmed) until a signal is recorded
+    # for it or an operator links it.
+    unconfirmed: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     previous_id: uuid.UUID | None = Field(
         default=None, foreign_key="messages.id", ondelete="SET NULL"
     )

@@ -130,6 +130,14 @@ def inbox_list(
     unlinked: Annotated[
         bool, typer.Option("--unlinked", help="Only messages no group claims yet.")
     ] = False,
+    unconfirmed: Annotated[
+        bool,
+        typer.Option(
+            "--unconfirmed",
+            help="Only relatives' messages with no signal about a group that was LATE, "
+            "SILENT or DETAINED (its activists were told news arrived): read these first.",
+        ),
+    ] = False,
     unread: Annotated[bool, typer.Option("--unread", help="Only those you have not seen.")] = False,
     starred: Annotated[bool, typer.Option("--starred", help="Only those you starred.")] = False,
     since: Annotated[
@@ -156,6 +164,7 @@ def inbox_list(
                 ow.keyring,
                 group=target,
                 unlinked=unlinked,
+                unconfirmed=unconfirmed,
                 since=after,
                 unread=unread,
                 starred=starred,

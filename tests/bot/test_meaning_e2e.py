@@ -14,11 +14,12 @@ from sqlmodel import select
 
 from bot.standin import SimUser, TelegramStandIn, origin_hidden_user, origin_user
 from bot.standin.server import SentMessage
-from storage.checkins import signals_of
+from storage.checkins import flip, signals_of
 from storage.codebook import add_phrase
 from storage.crypto import KemName, ServerKeys
 from storage.db import open_database, session_factory
 from storage.groups import Schedule, create_group, get_group
+from storage.inbox import list_inbox
 from storage.members import add_member
 from storage.models import (
     AuditEvent,
@@ -27,10 +28,12 @@ from storage.models import (
     KeyWrap,
     LinkReason,
     Role,
+    RoleGrant,
     Signal,
     Status,
 )
 from storage.people import create_invite, get_or_create_person, redeem_invite
+from storage.sealing import Keyring
 from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
 from tests.conftest import Database
@@ -455,3 +458,42 @@ async def test_start_and_a_message_in_one_batch_link_the_message(world: World) -
     [stored] = await world.installation.stored()
     assert stored["row"].group_id == pine.id  # a relative's message, not a stranger's
     assert stored["row"].link_reason is LinkReason.SOLE_GROUP
+
+
+ACTIVIST = 6_100_000_070
+
+
+async def test_unconfirmed_news_about_a_silent_group_reaches_its_activists(world: World) -> None:
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    now = utc_now()
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await get_group(session, codename="PINE-7")
+        await flip(session, group=pine, to=Status.SILENT, at=now, basis="grace", now=now)
+        pine.next_transition_at = now + timedelta(days=1)  # the engine leaves it be
+        session.add(pine)
+        activist = await get_or_create_person(
+            session, server=server, telegram_id=ACTIVIST, chat_id=ACTIVIST, now=now
+        )
+        session.add(RoleGrant(person_id=activist.id, role=Role.ACTIVIST, group_id=pine.id))
+    world.standin.user(ACTIVIST, language_code="en")
+    news = "Unconfirmed news about PINE-7 arrived; operators can read it."
+    async with running_bot(world.installation, world.standin):
+        # Forwarded and left unanswered: the phone is put down.
+        await taken_in(world, world.standin.send_text(world.of_one, "saw them, all fine"))
+        await eventually(lambda: news in texts_to(world.standin, ACTIVIST), within=30)
+    # The relative's chat shows what any message gets, nothing more.
+    assert texts_to(world.standin, RELATIVE_OF_ONE)[1:] == ["Did this come from them?"]
+    [stored] = await world.installation.stored()
+    assert stored["row"].unconfirmed is True
+    assert stored["body"]["text"] not in " ".join(texts_to(world.standin, ACTIVIST))
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+    ):
+        keyring = await Keyring.for_key(session, world.installation.operator_key)
+        listed = await list_inbox(session, keyring, unconfirmed=True)
+    assert [item.id for item in listed] == [stored["row"].id]

@@ -1,4 +1,5 @@
-"""chat labels: the neutral word a relative of several groups chooses a group by
+"""chat labels: the neutral word a relative of several groups chooses a group by;
+unconfirmed news: a relative's message with no signal about a group in trouble
 
 Revision ID: 0004
 Revises: 0002
@@ -24,9 +25,15 @@ def upgrade() -> None:
             batch_op.add_column(
                 sa.Column("chat_label", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True)
             )
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("unconfirmed", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_column("unconfirmed")
     for table in _TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("chat_label")
