@@ -58,7 +58,7 @@ from storage.messages import (
     store_attachment,
     store_message,
 )
-from storage.models import Group, Message, Operator, OriginKind, Person, Status
+from storage.models import Group, Message, Operator, OriginKind, Person, Signal, Status
 from storage.people import (
     add_person,
     find_people,
@@ -608,6 +608,7 @@ def _whole(value: object) -> bool:
 
 
 TROUBLE = frozenset({Status.LATE, Status.SILENT, Status.DETAINED})
+ALARMS = frozenset({Signal.DURESS, Signal.DETAINED})
 
 
 def _unconfirmed_news(
@@ -617,7 +618,13 @@ def _unconfirmed_news(
     (the one it is linked to, or those they are asked to choose from). Such a message is
     never silent, answered or not (promise 8): a check-in the relative forwarded and
     then did not confirm must not leave the activists with nothing but the silence."""
-    if not forwarders or meaning.signal is not None or received.is_edit:
+    if not forwarders or received.is_edit:
+        return ()
+    if meaning.group is None and meaning.signal in ALARMS:
+        # A duress or detention phrase of several of their groups, not yet placed: each
+        # of those groups' activists hears of it at once, whatever its status.
+        return tuple(g.id for g in meaning.candidates)
+    if meaning.signal is not None:
         return ()
     about = [meaning.group] if meaning.group is not None else list(meaning.candidates)
     return tuple(g.id for g in about if g.status in TROUBLE)

@@ -128,7 +128,11 @@ async def understand(
         )
     )
     group = await session.get(Group, link.group_id) if link.group_id else None
-    relevant = [p for p in matched if p.group_id is None or (group and p.group_id == group.id)]
+    # The phrases of the group it is linked to, or, when the relative is asked which of
+    # several groups whose phrase it holds, of those: the strongest meaning among them is
+    # kept (a duress phrase of one of them is never taken for a check-in of another).
+    about = {group.id} if group is not None else set(link.ask)
+    relevant = [p for p in matched if p.group_id is None or p.group_id in about]
     strongest = strongest_phrase(relevant)
     from_member = group is not None and (group.id in origin_groups or group.id in phone_groups)
     signal = strongest.means if strongest else (Signal.CHECKIN if from_member else None)

@@ -497,3 +497,36 @@ async def test_unconfirmed_news_about_a_silent_group_reaches_its_activists(world
         keyring = await Keyring.for_key(session, world.installation.operator_key)
         listed = await list_inbox(session, keyring, unconfirmed=True)
     assert [item.id for item in listed] == [stored["row"].id]
+
+
+async def test_a_duress_phrase_of_two_of_the_relatives_groups_asks_which(world: World) -> None:
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        oak = await get_group(session, codename="OAK-2")
+        await add_phrase(
+            session,
+            server=server,
+            group=oak,
+            phrase="the rain has stopped",
+            means=Signal.CHECKIN,  # a check-in for OAK-2, duress for PINE-7
+            now=utc_now(),
+        )
+    async with running_bot(world.installation, world.standin):
+        await taken_in(world, world.standin.send_text(world.of_two, "the rain has stopped"))
+        await eventually(lambda: any(m.reply_markup for m in world.standin.sent))
+        question = follow_up(world)
+        assert question.text == "Did this come from them?"  # as for any text
+        [stored] = await world.installation.stored()
+        assert stored["row"].group_id is None  # not guessed into one of them
+        assert stored["row"].signal is Signal.DURESS  # the stronger meaning is kept
+        await press(world, world.of_two, question, 0)
+        assert question.text == "Which one?"
+        await press(world, world.of_two, question, 1)  # "2": OAK-2
+    [stored] = await world.installation.stored()
+    assert stored["row"].group_id == (await world.group("OAK-2")).id
+    assert await world.signals("OAK-2") == [Signal.DURESS]
+    assert await world.signals("PINE-7") == []
