@@ -32,6 +32,7 @@ from storage.models import (
     Note,
     Operator,
     Person,
+    Signal,
 )
 from storage.people import pseudonym
 from storage.sealing import (
@@ -616,9 +617,49 @@ async def relink(
     return Relinked(versions=len(versions), records=len(subjects), signal_recorded=recorded)
 
 
-async def _recorded(session: AsyncSession, group: Group, versions: Sequence[Message]) -> bool:
+async def record_meaning(
+    session: AsyncSession,
+    *,
+    message: Message,
+    group: Group,
+    signal: Signal,
+    leg_id: uuid.UUID | None,
+    now: datetime,
+) -> bool:
+    """What an operator found a message linked to ``group`` to mean (its codebook, or
+    their own word), recorded once per message and group; whether it was recorded."""
+    versions = await versions_of(session, message=message)
+    if await _recorded(session, group, versions, signal=signal):
+        return False
+    latest = versions[-1]
+    latest.signal = signal
+    latest.unconfirmed = False
+    session.add(latest)
+    await record_signal(
+        session,
+        group=group,
+        signal=signal,
+        at=min(moment_of(latest), latest.received_at),
+        source=OPERATOR_SOURCE,
+        now=now,
+        message=latest,
+        leg_id=leg_id if signal is Signal.STAGE else None,
+    )
+    return True
+
+
+async def _recorded(
+    session: AsyncSession,
+    group: Group,
+    versions: Sequence[Message],
+    *,
+    signal: Signal | None = None,
+) -> bool:
+    """Whether a signal (any, or this one) of the message was recorded for the group."""
     query = select(CheckinEvent.id).where(
         CheckinEvent.group_id == group.id,
         col(CheckinEvent.message_id).in_([v.id for v in versions]),
     )
+    if signal is not None:
+        query = query.where(CheckinEvent.signal == signal)
     return (await session.exec(query)).first() is not None
