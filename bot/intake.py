@@ -133,6 +133,8 @@ class Runtime:
     albums: dict[bytes, float] = field(default_factory=dict)
     # Groups whose activists are about to be told of unconfirmed news (one note a burst).
     news_due: set[uuid.UUID] = field(default_factory=set)
+    # Updates the library could not parse, sealed raw since start-up (the admins' note).
+    unreadable_taken: int = 0
 
 
 @dataclass(slots=True)
@@ -411,6 +413,8 @@ class Intake:
             now=now,
             previous=previous,
         )
+        if received.unreadable:
+            rt.unreadable_taken += 1
         news = _unconfirmed_news(meaning, batch.forwarders[sender.id], received)
         if news:
             message.unconfirmed = True

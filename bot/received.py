@@ -159,6 +159,7 @@ class Received:
     origin_at: datetime | None = None
     files: list[FileRef] = field(default_factory=list)
     language: str | None = None
+    unreadable: bool = False  # the library could not parse it: its raw JSON is the body
 
 
 def _whole(value: Any) -> Any:
@@ -373,6 +374,7 @@ def read_update(update: Update) -> Received | None:
         origin_at=origin_at,
         files=[FileRef(f.kind, _whole(f.file_id), f.size, _whole(f.meta)) for f in files],
         language=_whole(message.from_user.language_code),
+        unreadable=UNREADABLE in message.api_kwargs,
     )
 
 

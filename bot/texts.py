@@ -65,6 +65,10 @@ NOT_YOURS = _("This alert was not sent to you.")
 BACK_ONLINE = _(
     "The bot is back after {away} away; it took in {count} update(s) that queued meanwhile."
 )
+UNREADABLE_KEPT = _(
+    "{count} of them this version of the bot could not read; each was kept sealed as raw "
+    "data for operators."
+)
 BASIS_CHECKED_IN = _("checked in")
 BASIS_DUE = _("check-in due")
 BASIS_GRACE = _("grace ran out")
