@@ -93,6 +93,8 @@ async def serve(
             # Telegram holds back getUpdates while a webhook is set: take the
             # webhook down, drain, and put it back.
             await application.bot.delete_webhook(drop_pending_updates=False)
+        # Replies and messages a restart or a crash left behind go first (promise 3).
+        await handlers.restore_deletions(application)
         offset = await drain(application, intake, stop=stop)
         if stop.is_set():
             return

@@ -43,12 +43,14 @@ from bot.commands import watches
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
 from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
+from storage import deletions
 from storage.alerts import audience
 from storage.messages import (
     chat_ref_of,
     find_by_update,
     mark_deleted_in_chat,
     undeleted_in_chat,
+    undeleted_since,
     unlinked_count,
 )
 from storage.models import Group, Person, Role
@@ -123,26 +125,45 @@ async def _say(
             # rest (above all, deleting the relative's message).
             log.info("a reply was not sent (%s)", type(exc).__name__)
             return None
-        _delete_later(context, sent, ttl or runtime.settings.intake.receipt_ttl)
+        await _delete_later(context, sent, ttl or runtime.settings.intake.receipt_ttl)
         return sent
     log.info("a reply was not sent after %d attempts", SEND_ATTEMPTS)
     return None
 
 
-def _delete_later(context: Context, message: Message, after: timedelta) -> None:
-    """Delete the message ``after`` from now (rounded up to the second), with the chat's
-    other messages due in that second: a burst's receipts go in a few calls, and the job
-    queue holds a job per chat and second, not one per receipt."""
+async def _delete_later(context: Context, message: Message, after: timedelta) -> None:
+    """Delete the message ``after`` from now (rounded up to the second): written down
+    first (storage.deletions), so that a restart or a crash carries it out too."""
+    runtime = runtime_of(context)
+    now = utc_now()
+    due = math.ceil((now + after).timestamp())
+    try:
+        async with runtime.sessions() as session, session.begin():
+            deletions.remember(
+                session,
+                server=runtime.server,
+                chat_id=message.chat_id,
+                message_ids=[message.message_id],
+                sent_at=now,
+                due_at=datetime.fromtimestamp(due, UTC),
+            )
+    except Exception as exc:  # the reply still deletes itself while this process runs
+        log.error("could not write down a reply's deletion (%s)", type(exc).__name__)
+    _schedule_due(context, message.chat_id, [message.message_id], due)
+
+
+def _schedule_due(context: Context, chat_id: int, message_ids: Sequence[int], due: int) -> None:
+    """With the chat's other messages due in that second: a burst's receipts go in a few
+    calls, and the job queue holds a job per chat and second, not one per receipt."""
     if context.job_queue is None:
         return
     runtime = runtime_of(context)
-    due = math.ceil((utc_now() + after).timestamp())
-    key = (message.chat_id, due)
+    key = (chat_id, due)
     waiting = runtime.receipts_due.get(key)
     if waiting is not None:
-        waiting.append(message.message_id)
+        waiting.extend(message_ids)
         return
-    runtime.receipts_due[key] = [message.message_id]
+    runtime.receipts_due[key] = list(message_ids)
     context.job_queue.run_once(
         _delete_due_job, when=datetime.fromtimestamp(due, UTC), data=key, name="delete-due"
     )
@@ -154,16 +175,19 @@ async def _delete_due_job(context: Context) -> None:
         return
     message_ids = runtime_of(context).receipts_due.pop(job.data, [])
     if message_ids:
-        await _delete_quietly(context, job.data[0], message_ids)
+        await _delete_quietly(context, job.data[0], message_ids, durable=True)
 
 
 def _schedule_delete(
-    context: Context, chat_id: int, message_ids: Sequence[int], after: timedelta
+    context: Context, chat_id: int, message_ids: Sequence[int], after: timedelta, *, durable: bool
 ) -> None:
     if context.job_queue is None:
         return
     context.job_queue.run_once(
-        _delete_job, when=after, data=(chat_id, list(message_ids)), name="delete-messages"
+        _delete_job,
+        when=after,
+        data=(chat_id, list(message_ids), durable),
+        name="delete-messages",
     )
 
 
@@ -171,30 +195,110 @@ async def _delete_job(context: Context) -> None:
     job = context.job
     if job is None or not isinstance(job.data, tuple):
         return
-    chat_id, message_ids = job.data
-    await _delete_quietly(context, chat_id, message_ids)
+    chat_id, message_ids, durable = job.data
+    await _delete_quietly(context, chat_id, message_ids, durable=durable)
 
 
-async def _delete_quietly(context: Context, chat_id: int, message_ids: Sequence[int]) -> bool:
+async def _delete_quietly(
+    context: Context, chat_id: int, message_ids: Sequence[int], *, durable: bool = False
+) -> bool:
     """Delete what Telegram still lets the bot delete; a message already gone is fine.
 
     A refusal that may pass (flood control, a network fault) is tried again
     later from the job queue, so a relative's message is not left behind.
+    ``durable``: the messages are the bot's replies written down in storage.deletions,
+    crossed off once deleted (or refused for good: gone already, or too old).
     """
     try:
         for start in range(0, len(message_ids), DELETE_BATCH):
             await context.bot.delete_messages(chat_id, message_ids[start : start + DELETE_BATCH])
     except RetryAfter as exc:
-        _schedule_delete(context, chat_id, message_ids, _seconds(exc.retry_after) + DELETE_RETRY)
+        _schedule_delete(
+            context,
+            chat_id,
+            message_ids,
+            _seconds(exc.retry_after) + DELETE_RETRY,
+            durable=durable,
+        )
         return False
     except (TimedOut, NetworkError) as exc:
         log.info("deleting messages failed for now (%s); trying again", type(exc).__name__)
-        _schedule_delete(context, chat_id, message_ids, DELETE_RETRY)
+        _schedule_delete(context, chat_id, message_ids, DELETE_RETRY, durable=durable)
         return False
     except TelegramError as exc:
         log.info("could not delete messages in a chat (%s)", type(exc).__name__)
+        if durable:
+            await _cross_off(context, chat_id, message_ids)
         return False
+    if durable:
+        await _cross_off(context, chat_id, message_ids)
     return True
+
+
+async def _cross_off(context: Context, chat_id: int, message_ids: Sequence[int]) -> None:
+    runtime = runtime_of(context)
+    try:
+        async with runtime.sessions() as session, session.begin():
+            await deletions.forget(
+                session, server=runtime.server, chat_id=chat_id, message_ids=message_ids
+            )
+    except Exception as exc:  # tried again after a restart: deleting twice is harmless
+        log.error("could not cross off deleted replies (%s)", type(exc).__name__)
+
+
+# How many numbers after a chat's last known message are swept after a start: a chat's
+# replies are sent one at a time, so at most one was in flight when the bot was killed.
+UNRECORDED_AFTER_CRASH = 4
+
+
+async def restore_deletions(application: BotApplication) -> None:
+    """After a start: every reply still to delete is scheduled again (at once when it
+    was due while the bot was away), and every message a relative sent that was stored
+    but not yet deleted from their chat (a crash between the two) is deleted now."""
+    runtime = application.bot_data["runtime"]
+    assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+    context: Context = CallbackContext(application)
+    now = utc_now()
+    async with runtime.sessions() as session, session.begin():
+        due, expired = await deletions.all_pending(session, server=runtime.server, now=now)
+        left = (
+            list(await undeleted_since(session, since=now - deletions.DELETABLE_FOR))
+            if runtime.settings.intake.delete_forwarded
+            else []
+        )
+        refs = [(row, chat_ref_of(runtime.server, row)) for row in left]
+    if expired:
+        log.warning("%d repl(ies) were past Telegram's 48 hours and could not be deleted", expired)
+    for item in due:
+        when = max(math.ceil(item.due_at.timestamp()), math.ceil(now.timestamp()))
+        _schedule_due(context, item.chat_id, [item.message_id], when)
+    by_chat: dict[int, list[int]] = {}
+    for _, ref in refs:
+        if ref is not None:
+            by_chat.setdefault(ref.chat_id, []).append(ref.message_id)
+    # A reply sent just before a crash, before it was written down, has the next numbers
+    # of its chat (a private chat numbers its messages in order, the relative's and the
+    # bot's alike). Deleting those numbers is safe: a message of the relative's among them
+    # is stored already, or not yet confirmed, and Telegram gives its update again.
+    known: dict[int, int] = {}
+    for item in due:
+        known[item.chat_id] = max(known.get(item.chat_id, 0), item.message_id)
+    for chat_id, ids in by_chat.items():
+        known[chat_id] = max(known.get(chat_id, 0), *ids)
+    for chat_id, last in known.items():
+        after = range(last + 1, last + 1 + UNRECORDED_AFTER_CRASH)
+        by_chat.setdefault(chat_id, []).extend(after)
+    for chat_id, ids in by_chat.items():
+        await _delete_quietly(context, chat_id, sorted(set(ids)))
+    if refs:
+        async with runtime.sessions() as session, session.begin():
+            await mark_deleted_in_chat(
+                session,
+                update_ids=[row.update_id for row, _ in refs if row.update_id is not None],
+                now=utc_now(),
+            )
+    if due or refs:
+        log.info("after the start: %d repl(ies) and %d message(s) to delete", len(due), len(refs))
 
 
 def _seconds(value: object) -> timedelta:
@@ -621,24 +725,31 @@ async def on_language_chosen(update: Update, context: Context) -> None:
 
 
 async def on_wipe(update: Update, context: Context) -> None:
-    """/wipe: delete from the chat every message of it the bot may still delete."""
+    """/wipe: delete from the chat every message of it the bot may still delete (the
+    relative's stored messages and the bot's own replies still waiting to delete
+    themselves, also those written down before a restart), and answer only then."""
     runtime, language = await _words(context, update)
     user, message = update.effective_user, update.effective_message
     if user is None or message is None:
         return
     ids = [message.message_id]
-    async with runtime.sessions() as session, session.begin():
+    async with runtime.sessions() as session:
         person = await find_person(session, server=runtime.server, telegram_id=user.id)
         stored = list(await undeleted_in_chat(session, sender=person)) if person else []
-        for row in stored:
-            ref = chat_ref_of(runtime.server, row)
-            if ref is not None and ref.chat_id == message.chat_id:
-                ids.append(ref.message_id)
-        if await _delete_quietly(context, message.chat_id, sorted(set(ids))):
-            now = utc_now()
-            for row in stored:
-                row.deleted_in_chat_at = now
-                session.add(row)
+        replies = await deletions.in_chat(session, server=runtime.server, chat_id=message.chat_id)
+    for row in stored:
+        ref = chat_ref_of(runtime.server, row)
+        if ref is not None and ref.chat_id == message.chat_id:
+            ids.append(ref.message_id)
+    if await _delete_quietly(context, message.chat_id, sorted(set(ids))):
+        async with runtime.sessions() as session, session.begin():
+            await mark_deleted_in_chat(
+                session,
+                update_ids=[row.update_id for row in stored if row.update_id is not None],
+                now=utc_now(),
+            )
+    if replies:
+        await _delete_quietly(context, message.chat_id, replies, durable=True)
     await _say(context, update, translator(language)(texts.WIPED))
 
 

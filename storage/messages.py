@@ -280,6 +280,19 @@ async def undeleted_in_chat(session: AsyncSession, *, sender: Person) -> Sequenc
     return result.all()
 
 
+async def undeleted_since(session: AsyncSession, *, since: datetime) -> Sequence[Message]:
+    """Every stored message still in its sender's chat, received since ``since`` (after
+    a crash between storing and deleting: Telegram allows 48 hours)."""
+    result = await session.exec(
+        select(Message).where(
+            col(Message.chat_ref_sealed).is_not(None),
+            col(Message.deleted_in_chat_at).is_(None),
+            col(Message.received_at) >= since,
+        )
+    )
+    return result.all()
+
+
 async def unlinked_count(session: AsyncSession) -> int:
     """How many messages wait for an operator to place them in a group."""
     result = await session.exec(

@@ -351,6 +351,22 @@ class Message(SQLModel, table=True):
     deleted_in_chat_at: datetime | None = None
 
 
+class PendingDeletion(SQLModel, table=True):
+    """One of the bot's replies in a private chat that is still to delete itself: kept in
+    the database, so that a restart or a crash leaves nothing behind (promise 3). The
+    chat is sealed with the server secret and found by a keyed digest; the row goes once
+    the reply is deleted, or once Telegram's 48 hours have passed."""
+
+    __tablename__ = "pending_deletions"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    chat_digest: bytes = Field(index=True)
+    chat_sealed: bytes
+    message_id: int
+    sent_at: datetime
+    due_at: datetime = Field(index=True)
+
+
 class Attachment(SQLModel, table=True):
     __tablename__ = "attachments"
 

@@ -29,9 +29,23 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("unconfirmed", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    op.create_table(
+        "pending_deletions",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("chat_digest", sa.LargeBinary(), nullable=False),
+        sa.Column("chat_sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=False),
+        sa.Column("sent_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("due_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("pending_deletions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_pending_deletions_chat_digest"), ["chat_digest"])
+        batch_op.create_index(batch_op.f("ix_pending_deletions_due_at"), ["due_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("pending_deletions")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_column("unconfirmed")
     for table in _TABLES:
