@@ -56,9 +56,11 @@ from storage.messages import (
 from storage.models import Group, Person, Role
 from storage.people import (
     chat_id_of,
+    find_people,
     find_person,
     get_or_create_person,
     people_with_role,
+    watching_among,
 )
 from storage.timeutil import utc_now
 
@@ -280,12 +282,18 @@ async def restore_deletions(application: BotApplication) -> None:
     # of its chat (a private chat numbers its messages in order, the relative's and the
     # bot's alike). Deleting those numbers is safe: a message of the relative's among them
     # is stored already, or not yet confirmed, and Telegram gives its update again.
-    known: dict[int, int] = {}
+    # Only where the crash caught a batch (its messages are still undeleted), and never in
+    # an activist's or admin's chat, where the next numbers may be alerts.
+    known = {chat_id: max(ids) for chat_id, ids in by_chat.items()}
     for item in due:
-        known[item.chat_id] = max(known.get(item.chat_id, 0), item.message_id)
-    for chat_id, ids in by_chat.items():
-        known[chat_id] = max(known.get(chat_id, 0), *ids)
+        if item.chat_id in known:
+            known[item.chat_id] = max(known[item.chat_id], item.message_id)
+    async with runtime.sessions() as session:
+        people = await find_people(session, server=runtime.server, telegram_ids=list(known))
+        watching = await watching_among(session, person_ids=[p.id for p in people.values()])
     for chat_id, last in known.items():
+        if chat_id in people and people[chat_id].id in watching:
+            continue
         after = range(last + 1, last + 1 + UNRECORDED_AFTER_CRASH)
         by_chat.setdefault(chat_id, []).extend(after)
     for chat_id, ids in by_chat.items():
