@@ -320,6 +320,13 @@ def _seconds(value: object) -> timedelta:
 # Batches whose replies may run at once while the next batch is taken in; the
 # intake waits beyond that, so a slow Telegram holds back intake, not memory.
 BATCHES_IN_FLIGHT = 2
+# A chat whose replies take longer than this (flood control: Telegram may say "retry after
+# 60 s" for one chat) goes on alone, so that its batch, and the intake behind it, do not
+# wait for it (issue #14: a chat under flood control waits alone).
+DETACH_AFTER = 2.0
+# At shutdown, how long chats that went on alone may still finish (their deletions are
+# written down and carried out after the restart).
+DETACHED_AT_STOP = 5.0
 
 
 class Replies:
@@ -336,6 +343,7 @@ class Replies:
         self.application = application
         self._chats: dict[object, asyncio.Future[None]] = {}
         self._batches: list[asyncio.Task[None]] = []
+        self._alone: set[asyncio.Task[list[int]]] = set()
 
     async def start(self, updates: Sequence[Update], takens: Sequence[Taken]) -> None:
         """Start the replies of a committed batch; wait while too many are running."""
@@ -358,20 +366,45 @@ class Replies:
             await self._batches.pop(0)
 
     async def finish(self) -> None:
-        """Wait for every reply started."""
+        """Wait for every reply started (a chat that went on alone, a little while)."""
         while self._batches:
             await self._batches.pop(0)
+        if self._alone:
+            _, late = await asyncio.wait(set(self._alone), timeout=DETACHED_AT_STOP)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def _batch(self, chains: list[Coroutine[Any, Any, list[int]]]) -> None:
         """The chats' replies, then one transaction that notes which messages left their
         chat (for /wipe; a note lost to a crash only means /wipe tries them again)."""
-        results = await asyncio.gather(*chains, return_exceptions=True)
+        results = await asyncio.gather(*(self._or_alone(c) for c in chains), return_exceptions=True)
         deleted: list[int] = []
         for result in results:
             if isinstance(result, BaseException):
                 log.error("replies in a chat failed (%s)", type(result).__name__)
             else:
                 deleted += result
+        await self._note_deleted(deleted)
+
+    async def _or_alone(self, chain: Coroutine[Any, Any, list[int]]) -> list[int]:
+        """A chat's replies; after DETACH_AFTER, they go on alone (and note their own
+        deletions when they end), and the batch does not wait for them."""
+        task = asyncio.ensure_future(chain)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), DETACH_AFTER)
+        except TimeoutError:
+            self._alone.add(task)
+            task.add_done_callback(self._alone_done)
+            return []
+
+    def _alone_done(self, task: asyncio.Task[list[int]]) -> None:
+        self._alone.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            return
+        self._batches.append(asyncio.ensure_future(self._note_deleted(task.result())))
+
+    async def _note_deleted(self, deleted: list[int]) -> None:
         if not deleted:
             return
         runtime = self.application.bot_data["runtime"]
