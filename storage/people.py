@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import Collection
@@ -39,7 +40,8 @@ def pseudonym(person: Person) -> str:
 async def find_person(
     session: AsyncSession, *, server: ServerKeys, telegram_id: int
 ) -> Person | None:
-    index = telegram_index(server, telegram_id)
+    # Argon2id, tens of milliseconds: off the event loop, which serves every other chat.
+    index = await asyncio.to_thread(telegram_index, server, telegram_id)
     return (await session.exec(select(Person).where(Person.telegram_index == index))).first()
 
 
@@ -47,7 +49,9 @@ async def find_people(
     session: AsyncSession, *, server: ServerKeys, telegram_ids: Collection[int]
 ) -> dict[int, Person]:
     """The people among these Telegram ids who wrote before, by Telegram id: one query."""
-    indexes = {telegram_index(server, t): t for t in set(telegram_ids)}
+    indexes = await asyncio.to_thread(
+        lambda: {telegram_index(server, t): t for t in set(telegram_ids)}
+    )
     if not indexes:
         return {}
     result = await session.exec(select(Person).where(col(Person.telegram_index).in_(list(indexes))))
@@ -70,9 +74,10 @@ async def add_person(
 ) -> Person:
     """A person who was not found (the caller looked, with ``find_person`` or ``find_people``)."""
     person_id = uuid.uuid4()
+    index = await asyncio.to_thread(telegram_index, server, telegram_id)
     person = Person(
         id=person_id,
-        telegram_index=telegram_index(server, telegram_id),
+        telegram_index=index,
         chat_sealed=server.seal(str(chat_id).encode(), chat_binding(person_id)),
         created_at=now,
     )
