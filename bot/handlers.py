@@ -44,7 +44,7 @@ from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
 from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
 from storage import deletions
-from storage.alerts import audience
+from storage.alerts import admins, audience
 from storage.messages import (
     chat_ref_of,
     find_by_update,
@@ -53,7 +53,7 @@ from storage.messages import (
     undeleted_since,
     unlinked_count,
 )
-from storage.models import Group, Person, Role
+from storage.models import Group, Person, Role, WatchState
 from storage.people import (
     chat_id_of,
     find_people,
@@ -497,6 +497,10 @@ async def on_content(update: Update, context: Context) -> None:
         _tell_operators_soon(context)
     if taken.news:
         _tell_activists_soon(context, taken.news)
+    if runtime.attachments_budget_reached and not runtime.budget_note_due:
+        runtime.budget_note_due = True
+        if context.job_queue is not None:
+            context.job_queue.run_once(_tell_admins_budget, when=0, name="attachments-budget")
     limit = runtime.settings.intake.max_attachment_mb
     for size in taken.too_large:
         await _say(
@@ -578,6 +582,30 @@ async def _tell_activists(context: Context) -> None:
             )
         except TelegramError as exc:
             log.info("could not tell an activist of unconfirmed news (%s)", type(exc).__name__)
+
+
+BUDGET_NOTED = "attachments-budget"  # a WatchState row: the admins were told, once
+
+
+async def _tell_admins_budget(context: Context) -> None:
+    """The installation's attachment budget is reached: the admins hear it once (a row
+    remembers it across restarts), and new files are kept as details only."""
+    runtime = runtime_of(context)
+    async with runtime.sessions() as session, session.begin():
+        if await session.get(WatchState, BUDGET_NOTED) is not None:
+            return
+        session.add(WatchState(name=BUDGET_NOTED, at=utc_now()))
+        people = [p for p in [await session.get(Person, i) for i in await admins(session)] if p]
+    for person in people:
+        text = translator(pick_language(person.language, None))(texts.BUDGET_REACHED)
+        try:
+            await context.bot.send_message(
+                chat_id_of(runtime.server, person),
+                text.format(mb=runtime.settings.intake.attachments_budget_mb),
+                protect_content=True,
+            )
+        except TelegramError as exc:
+            log.info("could not tell an admin of the budget (%s)", type(exc).__name__)
 
 
 async def _tell_operators(context: Context) -> None:

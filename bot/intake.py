@@ -53,6 +53,7 @@ from storage.codebook import Phrase
 from storage.crypto import ServerKeys
 from storage.messages import (
     ChatRef,
+    attachment_bytes,
     counts_from_senders_since,
     latest_version,
     store_attachment,
@@ -63,6 +64,7 @@ from storage.people import (
     add_person,
     find_people,
     find_person,
+    granted_among,
     pseudonym,
     redeem_invite,
     watching_among,
@@ -76,6 +78,7 @@ log = logging.getLogger(__name__)
 BotApplication = Application[Any, Any, Any, Any, Any, Any]
 MB = 1024 * 1024
 RATE_WINDOW = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 class Outcome(enum.Enum):
@@ -135,13 +138,17 @@ class Runtime:
     news_due: set[uuid.UUID] = field(default_factory=set)
     # Updates the library could not parse, sealed raw since start-up (the admins' note).
     unreadable_taken: int = 0
+    # [intake] attachments_budget_mb was reached: new files are kept as details only,
+    # and the admins are told (once: bot.handlers).
+    attachments_budget_reached: bool = False
+    budget_note_due: bool = False
 
 
 @dataclass(slots=True)
 class _Fetched:
     ref: FileRef
     content: bytes | None  # None: kept as metadata only (too large, or refused)
-    refused: bool = False  # Telegram would not give it (not a size matter)
+    refused: bool = False  # Telegram would not give it, or over a budget (no size note)
 
 
 @dataclass(slots=True)
@@ -305,6 +312,15 @@ class Intake:
         async with self.runtime.sessions() as session, session.begin():
             seen = await processed_among(session, update_ids=[r.update_id for r in with_files])
             batch = await self._batch(session, updates, readings, seen, now)
+            known = [p.id for p in batch.people.values()]
+            granted = await granted_among(session, person_ids=known)
+            per_sender, total = await attachment_bytes(
+                session, sender_ids=[i for i in known if i not in granted], since=now - DAY
+            )
+        used: dict[object, int] = {k: v for k, v in per_sender.items()}
+        settings = self.runtime.settings.intake
+        per_stranger = settings.stranger_attachment_mb_per_day * MB
+        budget = settings.attachments_budget_mb * MB
         fetched: dict[int, list[_Fetched]] = {}
         for received in with_files:
             sender = batch.people.get(received.sender_id)
@@ -314,10 +330,25 @@ class Intake:
                 continue
             if sender is not None:
                 batch.recent[sender.id] = batch.recent.get(sender.id, 0) + 1
+            stranger = sender is None or sender.id not in granted
+            whose: object = sender.id if sender is not None else received.sender_id
             bot = self.application.bot
-            fetched[received.update_id] = [
-                await self._fetch(bot, ref, update_id=received.update_id) for ref in received.files
-            ]
+            kept: list[_Fetched] = []
+            for ref in received.files:
+                one = await self._fetch(bot, ref, update_id=received.update_id)
+                size = len(one.content) if one.content is not None else 0
+                if size and total + size > budget:
+                    # The installation's budget: details only, and the admins are told.
+                    self.runtime.attachments_budget_reached = True
+                    one = _Fetched(ref, None, refused=True)
+                elif size and stranger and used.get(whose, 0) + size > per_stranger:
+                    one = _Fetched(ref, None, refused=True)  # a stranger's daily budget
+                else:
+                    total += size
+                    if stranger:
+                        used[whose] = used.get(whose, 0) + size
+                kept.append(one)
+            fetched[received.update_id] = kept
         return fetched
 
     async def _fetch(self, bot: Bot, ref: FileRef, *, update_id: int) -> _Fetched:

@@ -65,6 +65,10 @@ NOT_YOURS = _("This alert was not sent to you.")
 BACK_ONLINE = _(
     "The bot is back after {away} away; it took in {count} update(s) that queued meanwhile."
 )
+BUDGET_REACHED = _(
+    "The installation keeps {mb} MB of attachments at most, and that is reached: new files are "
+    "kept as details only. Raise [intake] attachments_budget_mb or free space."
+)
 UNREADABLE_KEPT = _(
     "{count} of them this version of the bot could not read; each was kept sealed as raw "
     "data for operators."

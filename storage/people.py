@@ -175,3 +175,17 @@ async def watching_among(
         )
     )
     return set(result.all())
+
+
+async def granted_among(
+    session: AsyncSession, *, person_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these people hold any role now (the others are strangers)."""
+    if not person_ids:
+        return set()
+    result = await session.exec(
+        select(RoleGrant.person_id).where(
+            col(RoleGrant.person_id).in_(list(person_ids)), col(RoleGrant.revoked_at).is_(None)
+        )
+    )
+    return set(result.all())
