@@ -283,16 +283,24 @@ class Intake:
             language = pick_language(sender.language, received.language)
             return Taken(Outcome.RATE_LIMITED, language=language, in_chat=_in_chat(received))
         if sender is None:
-            sender = await add_person(
-                session,
-                server=self.runtime.server,
-                telegram_id=received.sender_id,
-                chat_id=received.chat_id,
-                now=now,
-            )
-            batch.people[received.sender_id] = sender
+            sender = await self._new_person(session, batch, received.sender_id, now)
         batch.recent[sender.id] = batch.recent.get(sender.id, 0) + 1
         return await self._store(session, batch, sender, received, files, now)
+
+    async def _new_person(
+        self, session: AsyncSession, batch: _Batch, telegram_id: int, now: datetime
+    ) -> Person:
+        """Someone the batch has not met: a person now (in a private chat, the chat id is
+        the Telegram id), known to the rest of the batch."""
+        person = await add_person(
+            session,
+            server=self.runtime.server,
+            telegram_id=telegram_id,
+            chat_id=telegram_id,
+            now=now,
+        )
+        batch.people[telegram_id] = person
+        return person
 
     def _over_limit(self, batch: _Batch, sender: Person) -> bool:
         limit = self.runtime.settings.intake.rate_limit_per_hour
@@ -486,13 +494,7 @@ class Intake:
             session, server=self.runtime.server, telegram_id=user.id
         )
         if person is None:
-            person = await add_person(
-                session,
-                server=self.runtime.server,
-                telegram_id=user.id,
-                chat_id=message.chat_id,
-                now=now,
-            )
+            person = await self._new_person(session, batch, user.id, now)
         batch.people[user.id] = person
         grant = await redeem_invite(
             session, server=self.runtime.server, code=code, person=person, now=now

@@ -165,27 +165,26 @@ async def watching_among(
     session: AsyncSession, *, person_ids: Collection[uuid.UUID]
 ) -> set[uuid.UUID]:
     """Which of these people are activists or admins now (one query for a batch)."""
-    if not person_ids:
-        return set()
-    result = await session.exec(
-        select(RoleGrant.person_id).where(
-            col(RoleGrant.person_id).in_(list(person_ids)),
-            col(RoleGrant.role).in_([Role.ACTIVIST, Role.ADMIN]),
-            col(RoleGrant.revoked_at).is_(None),
-        )
-    )
-    return set(result.all())
+    return await _granted(session, person_ids, roles=(Role.ACTIVIST, Role.ADMIN))
 
 
 async def granted_among(
     session: AsyncSession, *, person_ids: Collection[uuid.UUID]
 ) -> set[uuid.UUID]:
     """Which of these people hold any role now (the others are strangers)."""
+    return await _granted(session, person_ids, roles=tuple(Role))
+
+
+async def _granted(
+    session: AsyncSession, person_ids: Collection[uuid.UUID], *, roles: Collection[Role]
+) -> set[uuid.UUID]:
     if not person_ids:
         return set()
     result = await session.exec(
         select(RoleGrant.person_id).where(
-            col(RoleGrant.person_id).in_(list(person_ids)), col(RoleGrant.revoked_at).is_(None)
+            col(RoleGrant.person_id).in_(list(person_ids)),
+            col(RoleGrant.role).in_(list(roles)),
+            col(RoleGrant.revoked_at).is_(None),
         )
     )
     return set(result.all())
