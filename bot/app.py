@@ -25,6 +25,7 @@ from telegram.warnings import PTBUserWarning
 from bot import handlers, watch
 from bot.config import Settings
 from bot.intake import BotApplication, Intake, Runtime, Taken
+from bot.received import unreadable_update
 from bot.webhook import serve_webhook
 from storage.crypto import ServerKeys
 from storage.db import open_database, session_factory
@@ -92,6 +93,8 @@ async def serve(
             # Telegram holds back getUpdates while a webhook is set: take the
             # webhook down, drain, and put it back.
             await application.bot.delete_webhook(drop_pending_updates=False)
+        # Replies and messages a restart or a crash left behind go first (promise 3).
+        await handlers.restore_deletions(application)
         offset = await drain(application, intake, stop=stop)
         if stop.is_set():
             return
@@ -282,9 +285,11 @@ async def _get_updates(
 async def _get_updates_one_by_one(
     application: BotApplication, *, offset: int | None
 ) -> list[Update] | None:
-    """The batch as raw JSON, each update parsed alone. One that does not parse
-    becomes a bare ``Update(update_id)``: taken in as nothing and confirmed in its
-    place, with one log line naming only its number (its content may be a message)."""
+    """The batch as raw JSON, each update parsed alone. One that does not parse is,
+    where a private message can be read from it, a stand-in message carrying the raw
+    JSON (``bot.received.unreadable_update``: sealed, receipted, never dropped); else a
+    bare ``Update(update_id)``, taken in as nothing and confirmed in its place, with one
+    log line naming only its number."""
     bot = application.bot
     kwargs: dict[str, object] = {"timeout": 0, "allowed_updates": Update.ALL_TYPES}
     if offset is not None:
@@ -312,7 +317,7 @@ async def _get_updates_one_by_one(
                 update_id,
                 type(exc).__name__,
             )
-            update = Update(update_id=update_id)
+            update = unreadable_update(item) or Update(update_id=update_id)
             update.set_bot(bot)
         updates.append(update)
     return updates

@@ -39,7 +39,7 @@ from bot.schedules import BadSchedule, normalise_codename
 from storage import audit
 from storage.checkins import flip, stage_by_hand
 from storage.groups import find_group
-from storage.legs import find_leg, leg_name
+from storage.legs import find_leg, leg_name, legs_of
 from storage.models import ActKind, Flip, Group, Leg, Person, Role, RoleGrant, Status
 from storage.people import find_person, pseudonym
 from storage.timeutil import utc_now
@@ -295,7 +295,10 @@ async def _stage(call: Call) -> str:
         else None
     )
     if leg is None:
-        return call._(texts.USAGE).format(usage="/stage CODENAME LEG")
+        legs = await legs_of(call.session, server=call.runtime.server, group=group)
+        known = [opened for _, opened in legs]
+        usage = call._(texts.USAGE).format(usage=USAGES["stage"])
+        return "\n".join([usage, call._(texts.KNOWN_LEGS).format(legs=", ".join(known))])
     # Not a check-in: the activist's word moves the group along, it is no news from it.
     await stage_by_hand(call.session, group=group, leg=leg, now=call.now)
     return call._(texts.ON_LEG).format(
@@ -339,9 +342,30 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+# What an activist or admin is told when a command names no group.
+USAGES = {
+    "group": "/group CODENAME",
+    "pause": "/pause CODENAME 12h",
+    "resume": "/resume CODENAME",
+    "safe": "/safe CODENAME",
+    "detained": "/detained CODENAME",
+    "stage": "/stage CODENAME LEG",
+    "timeline": "/timeline CODENAME",
+}
+
+
+def _refusal(call: Call, name: str) -> str:
+    """An activist's or admin's command that cannot be done, answered as a command (a
+    mistyped codename must not read like success): the usage, or that no such group is
+    theirs (a group of someone else's is not told apart from none at all)."""
+    if not call.args:
+        return call._(texts.USAGE).format(usage=USAGES.get(name, f"/{name}"))
+    return call._(texts.NOT_AMONG_YOURS).format(codename=call.args[0])
+
+
 def guarded(name: str, *, otherwise: Handler) -> Handler:
-    """The handler for /``name``: acts for those allowed, and for anyone else does
-    what ``otherwise`` does with any message."""
+    """The handler for /``name``: acts for activists and admins (and answers them when
+    it cannot), and for anyone else does what ``otherwise`` does with any message."""
     action = ACTIONS[name]
 
     async def handle(update: Update, context: Context) -> None:
@@ -352,6 +376,7 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
             return
         now = utc_now()
         reply: str | Picture | None = None
+        done = False
         async with runtime.sessions() as session, session.begin():
             person = await find_person(session, server=runtime.server, telegram_id=user.id)
             grants = await _grants(session, person)
@@ -374,15 +399,16 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
                 )
                 try:
                     reply = await action(call)
+                    done = True
                 except Refused:
-                    reply = None
+                    reply = _refusal(call, name)
             await audit.append(
                 session,
                 actor=pseudonym(person) if person else "unknown",
                 action=f"command.{name}",
                 subject=await _subject(session, context.args),
                 at=now,
-                details={"allowed": reply is not None},
+                details={"allowed": done},
             )
         if reply is None:
             await otherwise(update, context)

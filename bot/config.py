@@ -417,10 +417,19 @@ class IntakeSection(_Section):
 
     delete_forwarded: bool = True
     receipt_ttl: Duration = timedelta(seconds=60)
+    # How long the follow-up question under a receipt can be answered before it deletes
+    # itself (at most Telegram's 48 hours, like receipt_ttl).
+    question_ttl: Duration = timedelta(minutes=15)
     max_attachment_mb: int = Field(default=20, ge=1, le=2000)
     rate_limit_per_hour: int = Field(default=120, ge=1)
+    # Attachments of people with no role (strangers) kept per person and day; beyond it,
+    # their details only (a stranger could otherwise fill the disk).
+    stranger_attachment_mb_per_day: int = Field(default=20, ge=0)
+    # Attachments the whole installation keeps; beyond it, details only, and the admins
+    # are told once.
+    attachments_budget_mb: int = Field(default=10_240, ge=1)
 
-    @field_validator("receipt_ttl")
+    @field_validator("receipt_ttl", "question_ttl")
     @classmethod
     def _check_receipt_ttl(cls, value: timedelta) -> timedelta:
         if value > _MAX_RECEIPT_TTL:

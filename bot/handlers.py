@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
+import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,23 +42,25 @@ from bot.activists import ALERT_BUTTONS, on_alert_button
 from bot.commands import watches
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
-from bot.meaning import confirm_data, which_group_data
-from storage import audit
+from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
+from storage import deletions
+from storage.alerts import admins, audience
 from storage.messages import (
     chat_ref_of,
     find_by_update,
     mark_deleted_in_chat,
     undeleted_in_chat,
+    undeleted_since,
     unlinked_count,
 )
-from storage.models import Role
+from storage.models import Group, Person, Role, WatchState
 from storage.people import (
     chat_id_of,
+    find_people,
     find_person,
     get_or_create_person,
     people_with_role,
-    pseudonym,
-    redeem_invite,
+    watching_among,
 )
 from storage.timeutil import utc_now
 
@@ -86,9 +90,14 @@ async def _words(context: Context, update: Update) -> tuple[Runtime, str]:
 
 
 async def _say(
-    context: Context, update: Update, text: str, *, keyboard: InlineKeyboardMarkup | None = None
+    context: Context,
+    update: Update,
+    text: str,
+    *,
+    keyboard: InlineKeyboardMarkup | None = None,
+    ttl: timedelta | None = None,
 ) -> Message | None:
-    """Send a neutral, protected reply that deletes itself after receipt_ttl."""
+    """Send a neutral, protected reply that deletes itself after ``ttl`` (receipt_ttl)."""
     chat = update.effective_chat
     if chat is None:
         return None
@@ -118,26 +127,45 @@ async def _say(
             # rest (above all, deleting the relative's message).
             log.info("a reply was not sent (%s)", type(exc).__name__)
             return None
-        _delete_later(context, sent, runtime.settings.intake.receipt_ttl)
+        await _delete_later(context, sent, ttl or runtime.settings.intake.receipt_ttl)
         return sent
     log.info("a reply was not sent after %d attempts", SEND_ATTEMPTS)
     return None
 
 
-def _delete_later(context: Context, message: Message, after: timedelta) -> None:
-    """Delete the message ``after`` from now (rounded up to the second), with the chat's
-    other messages due in that second: a burst's receipts go in a few calls, and the job
-    queue holds a job per chat and second, not one per receipt."""
+async def _delete_later(context: Context, message: Message, after: timedelta) -> None:
+    """Delete the message ``after`` from now (rounded up to the second): written down
+    first (storage.deletions), so that a restart or a crash carries it out too."""
+    runtime = runtime_of(context)
+    now = utc_now()
+    due = math.ceil((now + after).timestamp())
+    try:
+        async with runtime.sessions() as session, session.begin():
+            deletions.remember(
+                session,
+                server=runtime.server,
+                chat_id=message.chat_id,
+                message_ids=[message.message_id],
+                sent_at=now,
+                due_at=datetime.fromtimestamp(due, UTC),
+            )
+    except Exception as exc:  # the reply still deletes itself while this process runs
+        log.error("could not write down a reply's deletion (%s)", type(exc).__name__)
+    _schedule_due(context, message.chat_id, [message.message_id], due)
+
+
+def _schedule_due(context: Context, chat_id: int, message_ids: Sequence[int], due: int) -> None:
+    """With the chat's other messages due in that second: a burst's receipts go in a few
+    calls, and the job queue holds a job per chat and second, not one per receipt."""
     if context.job_queue is None:
         return
     runtime = runtime_of(context)
-    due = math.ceil((utc_now() + after).timestamp())
-    key = (message.chat_id, due)
+    key = (chat_id, due)
     waiting = runtime.receipts_due.get(key)
     if waiting is not None:
-        waiting.append(message.message_id)
+        waiting.extend(message_ids)
         return
-    runtime.receipts_due[key] = [message.message_id]
+    runtime.receipts_due[key] = list(message_ids)
     context.job_queue.run_once(
         _delete_due_job, when=datetime.fromtimestamp(due, UTC), data=key, name="delete-due"
     )
@@ -149,16 +177,19 @@ async def _delete_due_job(context: Context) -> None:
         return
     message_ids = runtime_of(context).receipts_due.pop(job.data, [])
     if message_ids:
-        await _delete_quietly(context, job.data[0], message_ids)
+        await _delete_quietly(context, job.data[0], message_ids, durable=True)
 
 
 def _schedule_delete(
-    context: Context, chat_id: int, message_ids: Sequence[int], after: timedelta
+    context: Context, chat_id: int, message_ids: Sequence[int], after: timedelta, *, durable: bool
 ) -> None:
     if context.job_queue is None:
         return
     context.job_queue.run_once(
-        _delete_job, when=after, data=(chat_id, list(message_ids)), name="delete-messages"
+        _delete_job,
+        when=after,
+        data=(chat_id, list(message_ids), durable),
+        name="delete-messages",
     )
 
 
@@ -166,30 +197,116 @@ async def _delete_job(context: Context) -> None:
     job = context.job
     if job is None or not isinstance(job.data, tuple):
         return
-    chat_id, message_ids = job.data
-    await _delete_quietly(context, chat_id, message_ids)
+    chat_id, message_ids, durable = job.data
+    await _delete_quietly(context, chat_id, message_ids, durable=durable)
 
 
-async def _delete_quietly(context: Context, chat_id: int, message_ids: Sequence[int]) -> bool:
+async def _delete_quietly(
+    context: Context, chat_id: int, message_ids: Sequence[int], *, durable: bool = False
+) -> bool:
     """Delete what Telegram still lets the bot delete; a message already gone is fine.
 
     A refusal that may pass (flood control, a network fault) is tried again
     later from the job queue, so a relative's message is not left behind.
+    ``durable``: the messages are the bot's replies written down in storage.deletions,
+    crossed off once deleted (or refused for good: gone already, or too old).
     """
     try:
         for start in range(0, len(message_ids), DELETE_BATCH):
             await context.bot.delete_messages(chat_id, message_ids[start : start + DELETE_BATCH])
     except RetryAfter as exc:
-        _schedule_delete(context, chat_id, message_ids, _seconds(exc.retry_after) + DELETE_RETRY)
+        _schedule_delete(
+            context,
+            chat_id,
+            message_ids,
+            _seconds(exc.retry_after) + DELETE_RETRY,
+            durable=durable,
+        )
         return False
     except (TimedOut, NetworkError) as exc:
         log.info("deleting messages failed for now (%s); trying again", type(exc).__name__)
-        _schedule_delete(context, chat_id, message_ids, DELETE_RETRY)
+        _schedule_delete(context, chat_id, message_ids, DELETE_RETRY, durable=durable)
         return False
     except TelegramError as exc:
         log.info("could not delete messages in a chat (%s)", type(exc).__name__)
+        if durable:
+            await _cross_off(context, chat_id, message_ids)
         return False
+    if durable:
+        await _cross_off(context, chat_id, message_ids)
     return True
+
+
+async def _cross_off(context: Context, chat_id: int, message_ids: Sequence[int]) -> None:
+    runtime = runtime_of(context)
+    try:
+        async with runtime.sessions() as session, session.begin():
+            await deletions.forget(
+                session, server=runtime.server, chat_id=chat_id, message_ids=message_ids
+            )
+    except Exception as exc:  # tried again after a restart: deleting twice is harmless
+        log.error("could not cross off deleted replies (%s)", type(exc).__name__)
+
+
+# How many numbers after a chat's last known message are swept after a start: a chat's
+# replies are sent one at a time, so at most one was in flight when the bot was killed.
+UNRECORDED_AFTER_CRASH = 4
+
+
+async def restore_deletions(application: BotApplication) -> None:
+    """After a start: every reply still to delete is scheduled again (at once when it
+    was due while the bot was away), and every message a relative sent that was stored
+    but not yet deleted from their chat (a crash between the two) is deleted now."""
+    runtime = application.bot_data["runtime"]
+    assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+    context: Context = CallbackContext(application)
+    now = utc_now()
+    async with runtime.sessions() as session, session.begin():
+        due, expired = await deletions.all_pending(session, server=runtime.server, now=now)
+        left = (
+            list(await undeleted_since(session, since=now - deletions.DELETABLE_FOR))
+            if runtime.settings.intake.delete_forwarded
+            else []
+        )
+        refs = [(row, chat_ref_of(runtime.server, row)) for row in left]
+    if expired:
+        log.warning("%d repl(ies) were past Telegram's 48 hours and could not be deleted", expired)
+    for item in due:
+        when = max(math.ceil(item.due_at.timestamp()), math.ceil(now.timestamp()))
+        _schedule_due(context, item.chat_id, [item.message_id], when)
+    by_chat: dict[int, list[int]] = {}
+    for _, ref in refs:
+        if ref is not None:
+            by_chat.setdefault(ref.chat_id, []).append(ref.message_id)
+    # A reply sent just before a crash, before it was written down, has the next numbers
+    # of its chat (a private chat numbers its messages in order, the relative's and the
+    # bot's alike). Deleting those numbers is safe: a message of the relative's among them
+    # is stored already, or not yet confirmed, and Telegram gives its update again.
+    # Only where the crash caught a batch (its messages are still undeleted), and never in
+    # an activist's or admin's chat, where the next numbers may be alerts.
+    known = {chat_id: max(ids) for chat_id, ids in by_chat.items()}
+    for item in due:
+        if item.chat_id in known:
+            known[item.chat_id] = max(known[item.chat_id], item.message_id)
+    async with runtime.sessions() as session:
+        people = await find_people(session, server=runtime.server, telegram_ids=list(known))
+        watching = await watching_among(session, person_ids=[p.id for p in people.values()])
+    for chat_id, last in known.items():
+        if chat_id in people and people[chat_id].id in watching:
+            continue
+        after = range(last + 1, last + 1 + UNRECORDED_AFTER_CRASH)
+        by_chat.setdefault(chat_id, []).extend(after)
+    for chat_id, ids in by_chat.items():
+        await _delete_quietly(context, chat_id, sorted(set(ids)))
+    if refs:
+        async with runtime.sessions() as session, session.begin():
+            await mark_deleted_in_chat(
+                session,
+                update_ids=[row.update_id for row, _ in refs if row.update_id is not None],
+                now=utc_now(),
+            )
+    if due or refs:
+        log.info("after the start: %d repl(ies) and %d message(s) to delete", len(due), len(refs))
 
 
 def _seconds(value: object) -> timedelta:
@@ -203,6 +320,13 @@ def _seconds(value: object) -> timedelta:
 # Batches whose replies may run at once while the next batch is taken in; the
 # intake waits beyond that, so a slow Telegram holds back intake, not memory.
 BATCHES_IN_FLIGHT = 2
+# A chat whose replies take longer than this (flood control: Telegram may say "retry after
+# 60 s" for one chat) goes on alone, so that its batch, and the intake behind it, do not
+# wait for it (issue #14: a chat under flood control waits alone).
+DETACH_AFTER = 2.0
+# At shutdown, how long chats that went on alone may still finish (their deletions are
+# written down and carried out after the restart).
+DETACHED_AT_STOP = 5.0
 
 
 class Replies:
@@ -219,6 +343,7 @@ class Replies:
         self.application = application
         self._chats: dict[object, asyncio.Future[None]] = {}
         self._batches: list[asyncio.Task[None]] = []
+        self._alone: set[asyncio.Task[list[int]]] = set()
 
     async def start(self, updates: Sequence[Update], takens: Sequence[Taken]) -> None:
         """Start the replies of a committed batch; wait while too many are running."""
@@ -241,20 +366,45 @@ class Replies:
             await self._batches.pop(0)
 
     async def finish(self) -> None:
-        """Wait for every reply started."""
+        """Wait for every reply started (a chat that went on alone, a little while)."""
         while self._batches:
             await self._batches.pop(0)
+        if self._alone:
+            _, late = await asyncio.wait(set(self._alone), timeout=DETACHED_AT_STOP)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def _batch(self, chains: list[Coroutine[Any, Any, list[int]]]) -> None:
         """The chats' replies, then one transaction that notes which messages left their
         chat (for /wipe; a note lost to a crash only means /wipe tries them again)."""
-        results = await asyncio.gather(*chains, return_exceptions=True)
+        results = await asyncio.gather(*(self._or_alone(c) for c in chains), return_exceptions=True)
         deleted: list[int] = []
         for result in results:
             if isinstance(result, BaseException):
                 log.error("replies in a chat failed (%s)", type(result).__name__)
             else:
                 deleted += result
+        await self._note_deleted(deleted)
+
+    async def _or_alone(self, chain: Coroutine[Any, Any, list[int]]) -> list[int]:
+        """A chat's replies; after DETACH_AFTER, they go on alone (and note their own
+        deletions when they end), and the batch does not wait for them."""
+        task = asyncio.ensure_future(chain)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), DETACH_AFTER)
+        except TimeoutError:
+            self._alone.add(task)
+            task.add_done_callback(self._alone_done)
+            return []
+
+    def _alone_done(self, task: asyncio.Task[list[int]]) -> None:
+        self._alone.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            return
+        self._batches.append(asyncio.ensure_future(self._note_deleted(task.result())))
+
+    async def _note_deleted(self, deleted: list[int]) -> None:
         if not deleted:
             return
         runtime = self.application.bot_data["runtime"]
@@ -314,6 +464,8 @@ async def on_content(update: Update, context: Context) -> None:
     """Every private message and edit: the original goes first, then one neutral receipt."""
     runtime = runtime_of(context)
     taken: Taken = runtime.taken.get(update.update_id, Taken(Outcome.SEEN))
+    if taken.outcome is Outcome.NOT_CONTENT:
+        return  # a service message (a pin, a timer set): not a message, so no reply at all
     message = update.effective_message
     # Promise 3 comes first: whatever happens to the replies, the message leaves the
     # phone (a batch's replies delete a chat's messages in one call before any receipt).
@@ -324,13 +476,31 @@ async def on_content(update: Update, context: Context) -> None:
         and await _delete_quietly(context, message.chat_id, [message.message_id])
     ):
         await _mark_deleted(runtime, update.update_id)
+    if message is not None and _receipted_album(runtime, message):
+        return  # one receipt and one follow-up for a whole album
     language = taken.language or (await _words(context, update))[1]
     t = translator(language)
-    ref = await _reference(runtime, update.update_id, taken)
+    message_id = await _stored_id(runtime, update.update_id, taken)
+    ref = _reference(runtime, update, message_id)
     await _say(context, update, t(texts.RECEIPT).format(ref=ref))
-    await _ask_questions(context, update, t, taken)
+    if update.edited_message is None:
+        # The same follow-up for everyone and everything (promise 4): what the message
+        # matched, and whether its sender is a relative at all, never shows here.
+        await _say(
+            context,
+            update,
+            t(texts.FOLLOW_UP),
+            keyboard=_follow_up(t, message_id or _stand_in_id(runtime, update)),
+            ttl=runtime.settings.intake.question_ttl,
+        )
     if taken.unlinked:
         _tell_operators_soon(context)
+    if taken.news:
+        _tell_activists_soon(context, taken.news)
+    if runtime.attachments_budget_reached and not runtime.budget_note_due:
+        runtime.budget_note_due = True
+        if context.job_queue is not None:
+            context.job_queue.run_once(_tell_admins_budget, when=0, name="attachments-budget")
     limit = runtime.settings.intake.max_attachment_mb
     for size in taken.too_large:
         await _say(
@@ -338,6 +508,25 @@ async def on_content(update: Update, context: Context) -> None:
             update,
             t(texts.TOO_LARGE).format(size_mb=-(-size // (1024 * 1024)), limit_mb=limit),
         )
+
+
+ALBUM_WINDOW = 600.0  # seconds: an album's parts come within moments of each other
+
+
+def _receipted_album(runtime: Runtime, message: Message) -> bool:
+    """Whether another part of the message's album was receipted already (and note
+    this one's album if not). Kept as keyed digests in memory, a few minutes long: after
+    a restart an album's later parts may get a receipt of their own."""
+    if message.media_group_id is None:
+        return False
+    now = time.monotonic()
+    for key in [k for k, at in runtime.albums.items() if now - at > ALBUM_WINDOW]:
+        del runtime.albums[key]
+    key = runtime.server.digest("album", f"{message.chat_id}|{message.media_group_id}")
+    if key in runtime.albums:
+        return True
+    runtime.albums[key] = now
+    return False
 
 
 UNLINKED_JOB = "unlinked-count"
@@ -354,6 +543,69 @@ def _tell_operators_soon(context: Context) -> None:
         return
     runtime.unlinked_note_due = True
     queue.run_once(_tell_operators, when=UNLINKED_NOTE_DELAY, name=UNLINKED_JOB)
+
+
+def _tell_activists_soon(context: Context, groups: Sequence[uuid.UUID]) -> None:
+    """A group's activists learn that unconfirmed news arrived (promise 8), once a burst."""
+    runtime = runtime_of(context)
+    queue = context.job_queue
+    fresh = [g for g in groups if g not in runtime.news_due]
+    if queue is None or not fresh:
+        return
+    runtime.news_due.update(fresh)
+    for group_id in fresh:
+        queue.run_once(_tell_activists, when=NEWS_NOTE_DELAY, data=group_id, name="news")
+
+
+NEWS_NOTE_DELAY = timedelta(seconds=5)
+
+
+async def _tell_activists(context: Context) -> None:
+    job = context.job
+    if job is None or not isinstance(job.data, uuid.UUID):
+        return
+    runtime = runtime_of(context)
+    runtime.news_due.discard(job.data)
+    async with runtime.sessions() as session:
+        group = await session.get(Group, job.data)
+        ids = await audience(session, group_id=job.data, tier=1)
+        people = [p for p in [await session.get(Person, i) for i in ids] if p is not None]
+    if group is None:
+        return
+    for person in people:
+        text = translator(pick_language(person.language, None))(texts.UNCONFIRMED_NEWS)
+        try:
+            await context.bot.send_message(
+                chat_id_of(runtime.server, person),
+                text.format(codename=group.codename),
+                protect_content=True,
+            )
+        except TelegramError as exc:
+            log.info("could not tell an activist of unconfirmed news (%s)", type(exc).__name__)
+
+
+BUDGET_NOTED = "attachments-budget"  # a WatchState row: the admins were told, once
+
+
+async def _tell_admins_budget(context: Context) -> None:
+    """The installation's attachment budget is reached: the admins hear it once (a row
+    remembers it across restarts), and new files are kept as details only."""
+    runtime = runtime_of(context)
+    async with runtime.sessions() as session, session.begin():
+        if await session.get(WatchState, BUDGET_NOTED) is not None:
+            return
+        session.add(WatchState(name=BUDGET_NOTED, at=utc_now()))
+        people = [p for p in [await session.get(Person, i) for i in await admins(session)] if p]
+    for person in people:
+        text = translator(pick_language(person.language, None))(texts.BUDGET_REACHED)
+        try:
+            await context.bot.send_message(
+                chat_id_of(runtime.server, person),
+                text.format(mb=runtime.settings.intake.attachments_budget_mb),
+                protect_content=True,
+            )
+        except TelegramError as exc:
+            log.info("could not tell an admin of the budget (%s)", type(exc).__name__)
 
 
 async def _tell_operators(context: Context) -> None:
@@ -373,51 +625,79 @@ async def _tell_operators(context: Context) -> None:
             log.info("could not tell an operator the unlinked count (%s)", type(exc).__name__)
 
 
-async def _ask_questions(
-    context: Context, update: Update, t: Callable[[str], str], taken: Taken
-) -> None:
-    """The questions a stored message leaves for its relative (bot.meaning decides)."""
-    if taken.message_id is None:
-        return
-    if taken.ask_group:
-        rows = [
-            [InlineKeyboardButton(codename, callback_data=which_group_data(taken.message_id, gid))]
-            for gid, codename in taken.ask_group
+def _buttons(message_id: uuid.UUID, buttons: Sequence[tuple[str, str]]) -> InlineKeyboardMarkup:
+    """One button a row: (choice, label)."""
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(label, callback_data=confirm_data(message_id, code))]
+            for code, label in buttons
         ]
-        await _say(context, update, t(texts.WHICH_GROUP), keyboard=InlineKeyboardMarkup(rows))
-    elif taken.ask_confirmation:
-        answers = (("y", texts.ANSWER_YES), ("n", texts.ANSWER_NOTE), ("d", texts.ANSWER_DANGER))
-        rows = [
-            [InlineKeyboardButton(t(label), callback_data=confirm_data(taken.message_id, code))]
-            for code, label in answers
-        ]
-        await _say(context, update, t(texts.FROM_GROUP), keyboard=InlineKeyboardMarkup(rows))
+    )
+
+
+def _follow_up(t: Callable[[str], str], message_id: uuid.UUID) -> InlineKeyboardMarkup:
+    answers = ((YES, t(texts.ANSWER_YES)), (NO, t(texts.ANSWER_NO)), (FLAG, texts.ANSWER_FLAG))
+    return _buttons(message_id, answers)
+
+
+def _sure(t: Callable[[str], str], message_id: uuid.UUID) -> InlineKeyboardMarkup:
+    return _buttons(message_id, ((SURE, t(texts.ANSWER_YES)), (NO, t(texts.ANSWER_NO))))
 
 
 async def on_answer(update: Update, context: Context) -> None:
-    """A relative's answer was taken in (bot.intake); close the question."""
+    """A press on a follow-up was taken in (bot.intake); show the step it leads to."""
     query = update.callback_query
     if query is None:
         return
-    _, language = await _words(context, update)
+    runtime, language = await _words(context, update)
+    t = translator(language)
+    taken: Taken = runtime.taken.get(update.update_id, Taken(Outcome.SEEN))
     await query.answer()
-    if isinstance(query.message, Message):
-        try:
-            await query.message.edit_text(translator(language)(texts.THANKS))
-        except BadRequest as exc:
-            log.info("could not close a question (%s)", type(exc).__name__)
+    if not isinstance(query.message, Message) or taken.message_id is None:
+        return
+    keyboard: InlineKeyboardMarkup | None = None
+    text = t(texts.THANKS)
+    if taken.then is Step.SURE:
+        text, keyboard = t(texts.SURE), _sure(t, taken.message_id)
+    elif taken.then is Step.WHICH:
+        carried = SURE if (query.data or "").endswith(f":{SURE}") else YES
+        text = t(texts.WHICH_ONE)
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        label, callback_data=which_group_data(taken.message_id, gid, carried)
+                    )
+                ]
+                for gid, label in taken.labels
+            ]
+        )
+    try:
+        await query.message.edit_text(text, reply_markup=keyboard)
+    except BadRequest as exc:
+        log.info("could not move a question on (%s)", type(exc).__name__)
 
 
-async def _reference(runtime: Runtime, update_id: int, taken: Taken) -> str:
-    message_id = taken.message_id
-    if message_id is None and taken.outcome is Outcome.SEEN:
+async def _stored_id(runtime: Runtime, update_id: int, taken: Taken) -> uuid.UUID | None:
+    if taken.message_id is None and taken.outcome is Outcome.SEEN:
         async with runtime.sessions() as session:
             stored = await find_by_update(session, update_id=update_id)
-            message_id = stored.id if stored else None
+            return stored.id if stored else None
+    return taken.message_id
+
+
+def _stand_in_id(runtime: Runtime, update: Update) -> uuid.UUID:
+    """For a message not stored (over the rate limit): an id of the same form for its
+    follow-up's buttons, so that the chat looks the same; a press on it records nothing."""
+    digest = runtime.server.digest("follow-up", str(update.update_id))
+    return uuid.UUID(bytes=digest[:16], version=4)
+
+
+def _reference(runtime: Runtime, update: Update, message_id: uuid.UUID | None) -> str:
     if message_id is not None:
         return message_id.hex[:6].upper()
     # Not stored (rate limit): a reference of the same form, so the reply does not differ.
-    return runtime.server.digest("receipt", str(update_id))[:3].hex().upper()
+    return runtime.server.digest("receipt", str(update.update_id))[:3].hex().upper()
 
 
 async def _mark_deleted(runtime: Runtime, update_id: int) -> None:
@@ -432,48 +712,28 @@ async def _mark_deleted(runtime: Runtime, update_id: int) -> None:
 
 
 async def on_start(update: Update, context: Context) -> None:
-    """/start CODE: redeem a one-time invite. Every outcome gets the same reply."""
+    """/start CODE: the invite was redeemed in the batch's transaction (bot.intake, so
+    that the messages after it in the same batch count); here, the reply. Every outcome
+    gets the same reply."""
     runtime, language = await _words(context, update)
     user, message = update.effective_user, update.effective_message
     if user is None or message is None:
         return
-    code = context.args[0] if context.args else ""
-    now = utc_now()
-    roles: list[str] = []
-    watcher = False
-    async with runtime.sessions() as session, session.begin():
-        person = await get_or_create_person(
-            session, server=runtime.server, telegram_id=user.id, chat_id=message.chat_id, now=now
-        )
-        grant = (
-            await redeem_invite(session, server=runtime.server, code=code, person=person, now=now)
-            if code
-            else None
-        )
-        if grant is not None:
-            roles.append(grant.role.value)
-            watcher = await watches(session, person_id=person.id)
-            await audit.append(
+    taken: Taken = runtime.taken.get(update.update_id, Taken(Outcome.SEEN))
+    granted, watcher = taken.started or (False, False)
+    if taken.started is None:
+        # A bare /start (or one seen before a restart): the person is known from now on.
+        async with runtime.sessions() as session, session.begin():
+            await get_or_create_person(
                 session,
-                actor=f"person:{pseudonym(person)}",
-                action="invite.redeem",
-                at=now,
-                subject=str(grant.invite_id),
-                details={"role": grant.role.value},
-            )
-        elif code:
-            # Never issued, used or expired: the same reply as any code, and recorded
-            # (not the code itself, which would help whoever guesses codes).
-            await audit.append(
-                session,
-                actor=f"person:{pseudonym(person)}",
-                action="invite.refused",
-                at=now,
-                details={"allowed": False},
+                server=runtime.server,
+                telegram_id=user.id,
+                chat_id=message.chat_id,
+                now=utc_now(),
             )
     # The code is on the relative's screen: it goes, whatever it was.
     await _delete_quietly(context, message.chat_id, [message.message_id])
-    if roles:
+    if granted:
         await set_chat_commands(context.bot, message.chat_id, language, watcher=watcher)
     await _say(context, update, translator(language)(texts.WELCOME))
 
@@ -534,24 +794,31 @@ async def on_language_chosen(update: Update, context: Context) -> None:
 
 
 async def on_wipe(update: Update, context: Context) -> None:
-    """/wipe: delete from the chat every message of it the bot may still delete."""
+    """/wipe: delete from the chat every message of it the bot may still delete (the
+    relative's stored messages and the bot's own replies still waiting to delete
+    themselves, also those written down before a restart), and answer only then."""
     runtime, language = await _words(context, update)
     user, message = update.effective_user, update.effective_message
     if user is None or message is None:
         return
     ids = [message.message_id]
-    async with runtime.sessions() as session, session.begin():
+    async with runtime.sessions() as session:
         person = await find_person(session, server=runtime.server, telegram_id=user.id)
         stored = list(await undeleted_in_chat(session, sender=person)) if person else []
-        for row in stored:
-            ref = chat_ref_of(runtime.server, row)
-            if ref is not None and ref.chat_id == message.chat_id:
-                ids.append(ref.message_id)
-        if await _delete_quietly(context, message.chat_id, sorted(set(ids))):
-            now = utc_now()
-            for row in stored:
-                row.deleted_in_chat_at = now
-                session.add(row)
+        replies = await deletions.in_chat(session, server=runtime.server, chat_id=message.chat_id)
+    for row in stored:
+        ref = chat_ref_of(runtime.server, row)
+        if ref is not None and ref.chat_id == message.chat_id:
+            ids.append(ref.message_id)
+    if await _delete_quietly(context, message.chat_id, sorted(set(ids))):
+        async with runtime.sessions() as session, session.begin():
+            await mark_deleted_in_chat(
+                session,
+                update_ids=[row.update_id for row in stored if row.update_id is not None],
+                now=utc_now(),
+            )
+    if replies:
+        await _delete_quietly(context, message.chat_id, replies, durable=True)
     await _say(context, update, translator(language)(texts.WIPED))
 
 

@@ -35,27 +35,40 @@ from telegram.ext import Application
 from bot.config import Settings
 from bot.i18n import pick_language
 from bot.meaning import (
+    FLAG,
+    Answer,
     Codebook,
+    Meaning,
+    Step,
     apply_choice,
     checkin_time,
     parse_choice,
     record,
     understand,
 )
-from bot.received import FileRef, Received, read_update
+from bot.received import FileRef, Received, read_update, watcher_command
 from storage import audit
 from storage.checkins import forwarder_groups
 from storage.codebook import Phrase
 from storage.crypto import ServerKeys
 from storage.messages import (
     ChatRef,
+    attachment_bytes,
     counts_from_senders_since,
     latest_version,
     store_attachment,
     store_message,
 )
-from storage.models import Group, Message, Operator, OriginKind, Person
-from storage.people import add_person, find_people, pseudonym
+from storage.models import Group, Message, Operator, OriginKind, Person, Signal, Status
+from storage.people import (
+    add_person,
+    find_people,
+    find_person,
+    granted_among,
+    pseudonym,
+    redeem_invite,
+    watching_among,
+)
 from storage.sealing import active_operators
 from storage.timeutil import utc_now
 from storage.updates import mark_all_processed, processed_among
@@ -65,6 +78,7 @@ log = logging.getLogger(__name__)
 BotApplication = Application[Any, Any, Any, Any, Any, Any]
 MB = 1024 * 1024
 RATE_WINDOW = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 class Outcome(enum.Enum):
@@ -80,11 +94,17 @@ class Taken:
     outcome: Outcome
     message_id: uuid.UUID | None = None
     too_large: tuple[int, ...] = ()  # sizes in bytes of attachments kept as metadata only
-    # Questions for the relative: which of their groups it is about (id, codename)...
-    ask_group: tuple[tuple[uuid.UUID, str], ...] = ()
-    # ...or whether a linked message that shows nothing by itself came from the group.
-    ask_confirmation: bool = False
-    answered: bool = False  # a relative's answer to one of those, taken in
+    answered: bool = False  # a relative's press on a follow-up recorded something
+    # What the pressed follow-up shows next (bot.meaning.apply_choice decides).
+    then: Step = Step.THANKS
+    labels: tuple[tuple[uuid.UUID, str], ...] = ()  # (group id, chat label), for Step.WHICH
+    # /start CODE redeemed in the batch's transaction (so that the messages after it in
+    # the same batch are the new relative's): whether it granted a role, and whether the
+    # person now watches groups (their menu). None: /start was not taken in here.
+    started: tuple[bool, bool] | None = None
+    # Groups in trouble (LATE, SILENT, DETAINED) a relative's message with no signal is
+    # about: their activists are told that unconfirmed news arrived (bot.handlers).
+    news: tuple[uuid.UUID, ...] = ()
     unlinked: bool = False  # stored for operators to place: they are told the count
     language: str | None = None  # the sender's, so the replies need not look it up
     # A private message that the reply handlers delete from the relative's chat
@@ -111,13 +131,24 @@ class Runtime:
     receipts_due: dict[tuple[int, int], list[int]] = field(default_factory=dict)
     # Whether a note to operators about unlinked messages is already scheduled.
     unlinked_note_due: bool = False
+    # Albums already receipted, by keyed digest of (chat, media group), with when: an
+    # album gets one receipt and one follow-up, not one per photo (bot.handlers).
+    albums: dict[bytes, float] = field(default_factory=dict)
+    # Groups whose activists are about to be told of unconfirmed news (one note a burst).
+    news_due: set[uuid.UUID] = field(default_factory=set)
+    # Updates the library could not parse, sealed raw since start-up (the admins' note).
+    unreadable_taken: int = 0
+    # [intake] attachments_budget_mb was reached: new files are kept as details only,
+    # and the admins are told (once: bot.handlers).
+    attachments_budget_reached: bool = False
+    budget_note_due: bool = False
 
 
 @dataclass(slots=True)
 class _Fetched:
     ref: FileRef
     content: bytes | None  # None: kept as metadata only (too large, or refused)
-    refused: bool = False  # Telegram would not give it (not a size matter)
+    refused: bool = False  # Telegram would not give it, or over a budget (no size note)
 
 
 @dataclass(slots=True)
@@ -128,6 +159,7 @@ class _Batch:
 
     people: dict[int, Person]
     recent: dict[uuid.UUID, int]
+    watchers: set[uuid.UUID]  # activists and admins: their commands are not messages
     forwarders: dict[uuid.UUID, list[Group]] = field(default_factory=dict)
     operators: list[Operator] | None = None
     phrases: list[Phrase] | None = None
@@ -221,7 +253,8 @@ class Intake:
         recent = await counts_from_senders_since(
             session, sender_ids=[p.id for p in people.values()], since=now - RATE_WINDOW
         )
-        return _Batch(people=people, recent=recent)
+        watchers = await watching_among(session, person_ids=[p.id for p in people.values()])
+        return _Batch(people=people, recent=recent, watchers=watchers)
 
     async def _take_one(
         self,
@@ -232,6 +265,8 @@ class Intake:
         files: list[_Fetched],
         now: datetime,
     ) -> Taken:
+        if received is None and (code := _start_code(update)) is not None:
+            return await self._start(session, batch, update, code, now)
         if received is None:
             answered = await self._answer(session, batch, update, now)
             if answered is None and not _of_known_kind(update):
@@ -240,20 +275,32 @@ class Intake:
                 log.info("update %d: of no kind the bot takes in; confirmed", update.update_id)
             return answered or Taken(Outcome.NOT_CONTENT)
         sender = batch.people.get(received.sender_id)
+        if sender is not None and sender.id in batch.watchers and watcher_command(received):
+            # An activist's or admin's command is answered as a command (bot.commands),
+            # never stored in the inbox nor receipted; anyone else's is a message.
+            return Taken(Outcome.NOT_CONTENT)
         if sender is not None and self._over_limit(batch, sender):
             language = pick_language(sender.language, received.language)
             return Taken(Outcome.RATE_LIMITED, language=language, in_chat=_in_chat(received))
         if sender is None:
-            sender = await add_person(
-                session,
-                server=self.runtime.server,
-                telegram_id=received.sender_id,
-                chat_id=received.chat_id,
-                now=now,
-            )
-            batch.people[received.sender_id] = sender
+            sender = await self._new_person(session, batch, received.sender_id, now)
         batch.recent[sender.id] = batch.recent.get(sender.id, 0) + 1
         return await self._store(session, batch, sender, received, files, now)
+
+    async def _new_person(
+        self, session: AsyncSession, batch: _Batch, telegram_id: int, now: datetime
+    ) -> Person:
+        """Someone the batch has not met: a person now (in a private chat, the chat id is
+        the Telegram id), known to the rest of the batch."""
+        person = await add_person(
+            session,
+            server=self.runtime.server,
+            telegram_id=telegram_id,
+            chat_id=telegram_id,
+            now=now,
+        )
+        batch.people[telegram_id] = person
+        return person
 
     def _over_limit(self, batch: _Batch, sender: Person) -> bool:
         limit = self.runtime.settings.intake.rate_limit_per_hour
@@ -273,6 +320,15 @@ class Intake:
         async with self.runtime.sessions() as session, session.begin():
             seen = await processed_among(session, update_ids=[r.update_id for r in with_files])
             batch = await self._batch(session, updates, readings, seen, now)
+            known = [p.id for p in batch.people.values()]
+            granted = await granted_among(session, person_ids=known)
+            per_sender, total = await attachment_bytes(
+                session, sender_ids=[i for i in known if i not in granted], since=now - DAY
+            )
+        used: dict[object, int] = {k: v for k, v in per_sender.items()}
+        settings = self.runtime.settings.intake
+        per_stranger = settings.stranger_attachment_mb_per_day * MB
+        budget = settings.attachments_budget_mb * MB
         fetched: dict[int, list[_Fetched]] = {}
         for received in with_files:
             sender = batch.people.get(received.sender_id)
@@ -282,10 +338,25 @@ class Intake:
                 continue
             if sender is not None:
                 batch.recent[sender.id] = batch.recent.get(sender.id, 0) + 1
+            stranger = sender is None or sender.id not in granted
+            whose: object = sender.id if sender is not None else received.sender_id
             bot = self.application.bot
-            fetched[received.update_id] = [
-                await self._fetch(bot, ref, update_id=received.update_id) for ref in received.files
-            ]
+            kept: list[_Fetched] = []
+            for ref in received.files:
+                one = await self._fetch(bot, ref, update_id=received.update_id)
+                size = len(one.content) if one.content is not None else 0
+                if size and total + size > budget:
+                    # The installation's budget: details only, and the admins are told.
+                    self.runtime.attachments_budget_reached = True
+                    one = _Fetched(ref, None, refused=True)
+                elif size and stranger and used.get(whose, 0) + size > per_stranger:
+                    one = _Fetched(ref, None, refused=True)  # a stranger's daily budget
+                else:
+                    total += size
+                    if stranger:
+                        used[whose] = used.get(whose, 0) + size
+                kept.append(one)
+            fetched[received.update_id] = kept
         return fetched
 
     async def _fetch(self, bot: Bot, ref: FileRef, *, update_id: int) -> _Fetched:
@@ -381,6 +452,12 @@ class Intake:
             now=now,
             previous=previous,
         )
+        if received.unreadable:
+            rt.unreadable_taken += 1
+        news = _unconfirmed_news(meaning, batch.forwarders[sender.id], received)
+        if news:
+            message.unconfirmed = True
+            session.add(message)
         too_large: list[int] = []
         for fetched in files:
             meta = {**fetched.ref.meta, "file_id": fetched.ref.file_id}
@@ -399,12 +476,45 @@ class Intake:
             Outcome.STORED,
             message_id=message.id,
             too_large=tuple(too_large),
-            ask_group=tuple((g.id, g.codename) for g in meaning.candidates),
-            ask_confirmation=meaning.ask_confirmation and not received.is_edit,
+            news=news,
             unlinked=meaning.group is None and not meaning.candidates,
             language=pick_language(sender.language, received.language),
             in_chat=_in_chat(received),
         )
+
+    async def _start(
+        self, session: AsyncSession, batch: _Batch, update: Update, code: str, now: datetime
+    ) -> Taken:
+        """/start CODE: the invite redeemed in the batch's transaction. Every outcome gets
+        the same reply (bot.handlers.on_start); a refused code is recorded, not the code."""
+        message, user = update.message, update.effective_user
+        if message is None or user is None:  # _start_code checked both
+            return Taken(Outcome.NOT_CONTENT)
+        person = batch.people.get(user.id) or await find_person(
+            session, server=self.runtime.server, telegram_id=user.id
+        )
+        if person is None:
+            person = await self._new_person(session, batch, user.id, now)
+        batch.people[user.id] = person
+        grant = await redeem_invite(
+            session, server=self.runtime.server, code=code, person=person, now=now
+        )
+        await audit.append(
+            session,
+            actor=f"person:{pseudonym(person)}",
+            action="invite.redeem" if grant else "invite.refused",
+            at=now,
+            subject=str(grant.invite_id) if grant else None,
+            details={"role": grant.role.value} if grant else {"allowed": False},
+        )
+        if grant is None:
+            return Taken(Outcome.NOT_CONTENT, started=(False, False))
+        # The batch's later messages see the new groups and roles.
+        batch.forwarders.pop(person.id, None)
+        watching = person.id in await watching_among(session, person_ids=[person.id])
+        if watching:
+            batch.watchers.add(person.id)
+        return Taken(Outcome.NOT_CONTENT, started=(True, watching))
 
     async def _answer(
         self, session: AsyncSession, batch: _Batch, update: Update, now: datetime
@@ -416,9 +526,11 @@ class Intake:
             return None
         person = batch.people.get(query.from_user.id)
         message = await session.get(Message, choice.message_id)
-        if person is None or message is None or message.sender_id != person.id:
+        # The step after a flag is the same for every presser: nothing tells who may act.
+        step = Step.SURE if choice.kind == "c" and choice.value == FLAG else Step.THANKS
+        if message is not None and (person is None or message.sender_id != person.id):
             # Only the message's own sender answers its question: anyone else's press
-            # (a forged one) changes nothing, closes the question the same way, and is
+            # (a forged one) changes nothing, moves the question on the same way, and is
             # recorded.
             await audit.append(
                 session,
@@ -427,9 +539,14 @@ class Intake:
                 at=now,
                 details={"allowed": False},
             )
-            return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, answered=False)
-        applied = await apply_choice(session, choice=choice, person=person, now=now)
-        if applied:
+            return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, then=step)
+        if person is None or message is None:
+            # A press on a follow-up whose message was never stored (its sender was over
+            # the rate limit): the same steps, nothing recorded.
+            answer = Answer(False, step)
+        else:
+            answer = await apply_choice(session, choice=choice, person=person, now=now)
+        if answer.applied and message is not None and person is not None:
             # A change made by a person (a check-in confirmed, a detention reported, a
             # message linked): audited like an activist's command. The choice is one of
             # the buttons' words, not content; the group is named by its codename.
@@ -440,9 +557,15 @@ class Intake:
                 action="answer.group" if choice.kind == "g" else "answer.confirm",
                 subject=group.codename if group else None,
                 at=now,
-                details={"allowed": True, "choice": choice.value if choice.kind == "c" else "g"},
+                details={"allowed": True, "choice": choice.value},
             )
-        return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, answered=applied)
+        return Taken(
+            Outcome.NOT_CONTENT,
+            message_id=choice.message_id,
+            answered=answer.applied,
+            then=answer.then,
+            labels=answer.labels,
+        )
 
 
 def _read(update: Update) -> tuple[Received | None, bool]:
@@ -521,16 +644,48 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+TROUBLE = frozenset({Status.LATE, Status.SILENT, Status.DETAINED})
+ALARMS = frozenset({Signal.DURESS, Signal.DETAINED})
+
+
+def _unconfirmed_news(
+    meaning: Meaning, forwarders: Sequence[Group], received: Received
+) -> tuple[uuid.UUID, ...]:
+    """The groups in trouble that a relative's new message with no signal may be about
+    (the one it is linked to, or those they are asked to choose from). Such a message is
+    never silent, answered or not (promise 8): a check-in the relative forwarded and
+    then did not confirm must not leave the activists with nothing but the silence."""
+    if not forwarders or received.is_edit:
+        return ()
+    if meaning.group is None and meaning.signal in ALARMS:
+        # A duress or detention phrase of several of their groups, not yet placed: each
+        # of those groups' activists hears of it at once, whatever its status.
+        return tuple(g.id for g in meaning.candidates)
+    if meaning.signal is not None:
+        return ()
+    about = [meaning.group] if meaning.group is not None else list(meaning.candidates)
+    return tuple(g.id for g in about if g.status in TROUBLE)
+
+
+def _start_code(update: Update) -> str | None:
+    """The code of a private ``/start CODE`` (not an edit), or None."""
+    message = update.message
+    if message is None or message.chat.type != "private" or message.from_user is None:
+        return None
+    words = (message.text or "").split()
+    if len(words) != 2 or words[0].split("@", 1)[0].casefold() != "/start":
+        return None
+    return words[1]
+
+
 def _of_known_kind(update: Update) -> bool:
     return any(getattr(update, kind, None) is not None for kind in Update.ALL_TYPES)
 
 
 def _in_chat(received: Received | None) -> tuple[int, int] | None:
-    """Where a message that its reply handler deletes sits: content only. A command
-    word (an activist's /status...) is left to its own handler, which may keep it."""
+    """Where a message that its reply handler deletes sits: content only (an activist's
+    command is no content, and is not read into a ``Received``-backed ``Taken``)."""
     if received is None:
-        return None
-    if str(received.body.get("text") or "").startswith("/"):
         return None
     return (received.chat_id, received.message_id)
 

@@ -49,6 +49,9 @@ def decide(evidence: Evidence) -> Link:
         groups: frozenset[uuid.UUID] = getattr(evidence, name)
         if len(groups) == 1:
             return Link(next(iter(groups)), reason)
+        if len(groups) > 1 and name == "phrase_groups" and groups <= evidence.forwarder_groups:
+            # A phrase of several of the relative's own groups: they are asked which.
+            return Link(None, None, ask=tuple(sorted(groups)))
         if len(groups) > 1:
             return UNLINKED
     if len(evidence.forwarder_groups) == 1:

@@ -11,6 +11,7 @@ a message.
 from __future__ import annotations
 
 import base64
+import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from bot.received import Received
 from storage.checkins import (
     CHECKIN_SIGNALS,
     already_counted,
-    forwarder_groups,
+    forwarder_labels,
     link_to_chosen,
     record_signal,
 )
@@ -127,7 +128,11 @@ async def understand(
         )
     )
     group = await session.get(Group, link.group_id) if link.group_id else None
-    relevant = [p for p in matched if p.group_id is None or (group and p.group_id == group.id)]
+    # The phrases of the group it is linked to, or, when the relative is asked which of
+    # several groups whose phrase it holds, of those: the strongest meaning among them is
+    # kept (a duress phrase of one of them is never taken for a check-in of another).
+    about = {group.id} if group is not None else set(link.ask)
+    relevant = [p for p in matched if p.group_id is None or p.group_id in about]
     strongest = strongest_phrase(relevant)
     from_member = group is not None and (group.id in origin_groups or group.id in phone_groups)
     signal = strongest.means if strongest else (Signal.CHECKIN if from_member else None)
@@ -197,9 +202,41 @@ async def record(
 
 
 # --------------------------------------------------------------------------- questions
+#
+# Every stored message gets the same follow-up under its receipt, from anyone and
+# whatever it matched: "Did this come from them?" [Yes] [No] [flag]. What a press does
+# depends on who pressed and on the message, but never shows in the chat beyond the
+# next step, which is the same for a phrase, a duress phrase and an ordinary text:
+#
+#   No          -> "Thank you." (a note: nothing recorded)
+#   flag        -> "Are you sure?" [Yes] [No]   (one stray tap raises no alarm)
+#   Yes / sure  -> "Thank you.", or for a relative of several groups whose message
+#                  nothing placed, "Which one?" with the labels fixed at invite time.
+#
+# Yes records a check-in of a linked message that showed nothing by itself; a confirmed
+# flag records a detention report. Presses of people who forward for no group are
+# recorded as nothing (a stranger's chat must look like a relative's, and a stranger's
+# "Yes" must not become a signal).
+
+YES, NO, FLAG, SURE = "y", "n", "f", "F"
+CONFIRM_CHOICES = {YES: Signal.CHECKIN, NO: None, FLAG: None, SURE: Signal.DETAINED}
+# What a label press carries on from the step before it.
+CARRIED = (YES, SURE)
 
 
-CONFIRM_CHOICES = {"y": Signal.CHECKIN, "n": None, "d": Signal.DETAINED}
+class Step(enum.Enum):
+    """What the question shows after a press."""
+
+    THANKS = "thanks"
+    SURE = "sure"
+    WHICH = "which"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    applied: bool  # something was recorded
+    then: Step = Step.THANKS
+    labels: tuple[tuple[uuid.UUID, str], ...] = ()  # for Step.WHICH: (group id, label)
 
 
 def _short(value: uuid.UUID) -> str:
@@ -210,8 +247,8 @@ def _unshort(text: str) -> uuid.UUID:
     return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=="))
 
 
-def which_group_data(message_id: uuid.UUID, group_id: uuid.UUID) -> str:
-    return f"g:{_short(message_id)}:{_short(group_id)}"
+def which_group_data(message_id: uuid.UUID, group_id: uuid.UUID, carried: str) -> str:
+    return f"g:{_short(message_id)}:{_short(group_id)}:{carried}"
 
 
 def confirm_data(message_id: uuid.UUID, choice: str) -> str:
@@ -220,61 +257,84 @@ def confirm_data(message_id: uuid.UUID, choice: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    kind: str  # "g" which group, "c" confirmation
+    kind: str  # "g" a label, "c" the follow-up's buttons
     message_id: uuid.UUID
-    value: str
+    value: str  # "c": one of CONFIRM_CHOICES; "g": YES or SURE, carried on
+    group_id: uuid.UUID | None = None  # "g" only
 
 
 def parse_choice(data: str) -> Choice | None:
     try:
-        kind, message, value = data.split(":")
-        if kind not in ("g", "c") or (kind == "c" and value not in CONFIRM_CHOICES):
-            return None
-        return Choice(kind, _unshort(message), value)
+        kind, message, *rest = data.split(":")
+        if kind == "c" and len(rest) == 1 and rest[0] in CONFIRM_CHOICES:
+            return Choice(kind, _unshort(message), rest[0])
+        if kind == "g" and len(rest) == 2 and rest[1] in CARRIED:
+            return Choice(kind, _unshort(message), rest[1], _unshort(rest[0]))
+        return None
     except ValueError:
         return None
 
 
 async def apply_choice(
     session: AsyncSession, *, choice: Choice, person: Person, now: datetime
-) -> bool:
-    """A relative's answer about their own message; anything else is ignored."""
+) -> Answer:
+    """A press on the follow-up of ``person``'s own message (the caller checked that)."""
+    if choice.kind == "c" and choice.value == NO:
+        return Answer(False)
+    if choice.kind == "c" and choice.value == FLAG:
+        return Answer(False, Step.SURE)
     message = await session.get(Message, choice.message_id)
-    if message is None or message.sender_id != person.id:
-        return False
-    at = message_checkin_time(message)
+    labelled = await forwarder_labels(session, person_id=person.id)
+    if message is None or message.sender_id != person.id or not labelled:
+        return Answer(False)  # not a relative of any group: recorded as nothing
     if choice.kind == "g":
-        if message.group_id is not None:
-            return False
-        group_id = _unshort(choice.value)
-        groups = {g.id: g for g in await forwarder_groups(session, person_id=person.id)}
-        if group_id not in groups:
-            return False
-        group = groups[group_id]
+        groups = {g.id: g for g, _ in labelled}
+        if message.group_id is not None or choice.group_id not in groups:
+            return Answer(False)
+        group = groups[choice.group_id]
         await link_to_chosen(session, message=message, group=group)
         if message.signal is not None:
             await record_signal(
                 session,
                 group=group,
                 signal=message.signal,
-                at=at,
+                at=message_checkin_time(message),
                 source="phrase",
                 now=now,
                 message=message,
             )
-        return True
-    signal = CONFIRM_CHOICES[choice.value]
-    if message.group_id is None or message.signal is not None or signal is None:
-        return signal is None
+        await _confirmed(session, message, group, choice.value, now)
+        return Answer(True)  # linked, whatever else the press added
+    if message.group_id is None:
+        if len(labelled) > 1:
+            return Answer(False, Step.WHICH, tuple((g.id, label) for g, label in labelled))
+        return Answer(False)  # placed by nothing although they forward for one: operators
     linked = await session.get(Group, message.group_id)
     if linked is None:
+        return Answer(False)
+    return Answer(await _confirmed(session, message, linked, choice.value, now))
+
+
+async def _confirmed(
+    session: AsyncSession, message: Message, group: Group, value: str, now: datetime
+) -> bool:
+    """Yes (a check-in, where the message showed nothing by itself) or a confirmed flag
+    (a detention report, once) about a linked message."""
+    signal = CONFIRM_CHOICES[value]
+    if signal is None or message.signal is signal:
         return False
-    # A relative whose role was revoked confirms nothing any more.
-    if not await forwarder_groups(session, person_id=person.id):
-        return False
+    if signal is Signal.CHECKIN and message.signal is not None:
+        return False  # it said something already, and that was counted
     message.signal = signal
+    message.unconfirmed = False  # confirmed: no longer news that waits for a person
     session.add(message)
     await record_signal(
-        session, group=linked, signal=signal, at=at, source="relative", now=now, message=message
+        session,
+        group=group,
+        signal=signal,
+        at=message_checkin_time(message),
+        source="relative",
+        now=now,
+        message=message,
     )
     return True

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from telegram import (
+    Chat,
     Message,
     MessageOrigin,
     MessageOriginChannel,
@@ -20,12 +21,117 @@ from telegram import (
     MessageOriginHiddenUser,
     MessageOriginUser,
     Update,
+    User,
 )
 
 from storage.models import MessageKind, OriginKind
 
 # Commands the bot answers itself; their messages are not content to store.
 COMMANDS = frozenset({"start", "help", "language", "wipe"})
+# Activists' and admins' commands (bot.commands.ACTIONS): not content when one of them
+# types it; anyone else's is a message like any other, and gets the same receipt.
+WATCHER_COMMANDS = frozenset(
+    {"status", "group", "pause", "resume", "safe", "detained", "stage", "timezone", "timeline"}
+)
+
+
+# Service messages are not messages (issue #14): an auto-delete timer set, a pin, write
+# access allowed, a chat background... make no row, no receipt and no question, so that
+# nothing the relative did not send becomes a signal. Every Message field of Bot API 10.0
+# that its description calls a service message, and the chat events beside them
+# (tests/bot/test_replay.py derives the list from api.json and compares).
+SERVICE_FIELDS = frozenset(
+    {
+        # chat events
+        "new_chat_members",
+        "left_chat_member",
+        "new_chat_title",
+        "new_chat_photo",
+        "migrate_to_chat_id",
+        "migrate_from_chat_id",
+        "pinned_message",
+        "connected_website",
+        # "Service message: ..."
+        "chat_owner_left",
+        "chat_owner_changed",
+        "delete_chat_photo",
+        "group_chat_created",
+        "supergroup_chat_created",
+        "channel_chat_created",
+        "message_auto_delete_timer_changed",
+        "successful_payment",
+        "refunded_payment",
+        "users_shared",
+        "chat_shared",
+        "gift",
+        "unique_gift",
+        "gift_upgrade_sent",
+        "write_access_allowed",
+        "proximity_alert_triggered",
+        "boost_added",
+        "chat_background_set",
+        "checklist_tasks_done",
+        "checklist_tasks_added",
+        "direct_message_price_changed",
+        "forum_topic_created",
+        "forum_topic_edited",
+        "forum_topic_closed",
+        "forum_topic_reopened",
+        "general_forum_topic_hidden",
+        "general_forum_topic_unhidden",
+        "giveaway_created",
+        "giveaway_completed",
+        "managed_bot_created",
+        "paid_message_price_changed",
+        "poll_option_added",
+        "poll_option_deleted",
+        "suggested_post_approved",
+        "suggested_post_approval_failed",
+        "suggested_post_declined",
+        "suggested_post_paid",
+        "suggested_post_refunded",
+        "video_chat_scheduled",
+        "video_chat_started",
+        "video_chat_ended",
+        "video_chat_participants_invited",
+        "web_app_data",
+    }
+)
+# Content kinds read as they are (no attachment to fetch): their whole JSON is sealed in
+# the body, so that a poll's question and options, a story, a checklist, a dice's value
+# or paid media reach operators. Fields the library does not know (a newer Bot API) are
+# sealed the same way.
+SEALED_KINDS = frozenset(
+    {
+        "animation",
+        "live_photo",
+        "paid_media",
+        "story",
+        "checklist",
+        "dice",
+        "game",
+        "poll",
+        "invoice",
+        "giveaway",
+        "giveaway_winners",
+        "passport_data",
+        "reply_to_story",
+        "external_reply",
+        "quote",
+    }
+)
+# The forward fields of Bot API 6.x and before (replaced by forward_origin in 7.0); a
+# self-hosted Bot API server of an older version still sends them.
+OLD_FORWARD = frozenset(
+    {
+        "forward_from",
+        "forward_from_chat",
+        "forward_from_message_id",
+        "forward_signature",
+        "forward_sender_name",
+        "forward_date",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +159,7 @@ class Received:
     origin_at: datetime | None = None
     files: list[FileRef] = field(default_factory=list)
     language: str | None = None
+    unreadable: bool = False  # the library could not parse it: its raw JSON is the body
 
 
 def _whole(value: Any) -> Any:
@@ -75,12 +182,23 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _command_name(text: str) -> str:
+    if not text.startswith("/") or len(text) < 2:
+        return ""
+    words = text[1:].split(maxsplit=1)
+    return words[0].split("@", 1)[0].casefold() if words else ""
+
+
 def is_command(message: Message) -> bool:
-    text = message.text or ""
-    if not text.startswith("/"):
-        return False
-    name = text[1:].split(maxsplit=1)[0].split("@", 1)[0].casefold() if len(text) > 1 else ""
-    return name in COMMANDS
+    return _command_name(message.text or "") in COMMANDS
+
+
+def watcher_command(received: Received) -> bool:
+    """Whether a new message is one of the activists' commands (not an edit of one)."""
+    text = received.body.get("text")
+    return (
+        not received.is_edit and isinstance(text, str) and _command_name(text) in WATCHER_COMMANDS
+    )
 
 
 def _origin(origin: MessageOrigin) -> tuple[OriginKind, int | None, dict[str, Any]]:
@@ -175,22 +293,69 @@ def _files_and_kind(message: Message) -> tuple[MessageKind, list[FileRef], dict[
     return MessageKind.OTHER, [], extra
 
 
+def is_service(raw: dict[str, Any]) -> bool:
+    """Whether a message (as JSON) is a service message. The library writes the
+    ``*_created`` and ``delete_chat_photo`` flags as false on every message."""
+    return any(raw.get(name) not in (None, False) for name in SERVICE_FIELDS)
+
+
+def _sealed_kinds(message: Message, raw: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(message.api_kwargs) - OLD_FORWARD - SERVICE_FIELDS
+    return {k: raw[k] for k in sorted(SEALED_KINDS | unknown) if raw.get(k) is not None}
+
+
+def _old_forward(raw: dict[str, Any]) -> MessageOrigin | None:
+    """A pre-7.0 forward (forward_from, forward_date...) read as the origin it means."""
+    date = raw.get("forward_date")
+    if not isinstance(date, int):
+        return None
+    data: dict[str, Any] = {"date": date}
+    if isinstance(raw.get("forward_from"), dict):
+        data |= {"type": "user", "sender_user": raw["forward_from"]}
+    elif isinstance(raw.get("forward_from_chat"), dict):
+        chat = raw["forward_from_chat"]
+        if chat.get("type") == "channel":
+            data |= {
+                "type": "channel",
+                "chat": chat,
+                "message_id": raw.get("forward_from_message_id") or 0,
+            }
+        else:
+            data |= {"type": "chat", "sender_chat": chat}
+        if raw.get("forward_signature"):
+            data["author_signature"] = raw["forward_signature"]
+    else:
+        data |= {"type": "hidden_user", "sender_user_name": raw.get("forward_sender_name") or ""}
+    try:
+        return MessageOrigin.de_json(data, None)
+    except Exception:  # a shape not even the old API sent: the date alone is still kept
+        return None
+
+
 def read_update(update: Update) -> Received | None:
-    """The content of a private message or edit; None for anything else."""
+    """The content of a private message or edit; None for anything else (a service
+    message included)."""
     message = update.message or update.edited_message
     if message is None or message.chat.type != "private" or message.from_user is None:
         return None
     if update.message is not None and is_command(message):
         return None
+    raw = message.to_dict()
+    if is_service(raw):
+        return None
     kind, files, extra = _files_and_kind(message)
     body: dict[str, Any] = {"text": message.text, "caption": message.caption, **extra}
+    content = _sealed_kinds(message, raw)
+    if content:
+        body["content"] = content
     entities = message.entities or message.caption_entities
     if entities:
         body["entities"] = [e.to_dict() for e in entities]
     origin_kind = origin_user_id = origin_at = None
-    if message.forward_origin is not None:
-        origin_kind, origin_user_id, names = _origin(message.forward_origin)
-        origin_at = _utc(message.forward_origin.date)
+    origin = message.forward_origin or _old_forward(raw)
+    if origin is not None:
+        origin_kind, origin_user_id, names = _origin(origin)
+        origin_at = _utc(origin.date)
         body["origin"] = {"kind": origin_kind.value, **names, "date": origin_at.isoformat()}
     sent_at = _utc(
         message.edit_date if update.edited_message and message.edit_date else message.date
@@ -209,4 +374,62 @@ def read_update(update: Update) -> Received | None:
         origin_at=origin_at,
         files=[FileRef(f.kind, _whole(f.file_id), f.size, _whole(f.meta)) for f in files],
         language=_whole(message.from_user.language_code),
+        unreadable=UNREADABLE in message.api_kwargs,
     )
+
+
+UNREADABLE = "unreadable"  # the body's key for the raw JSON of an update the library refused
+
+
+def unreadable_update(item: dict[str, Any]) -> Update | None:
+    """For an update python-telegram-bot cannot parse (an older or newer Bot API shape):
+    a stand-in private message that carries the raw JSON, so that it is sealed as an
+    "unreadable" message operators can open, receipted and deleted like any other. None
+    when no private message (sender, chat, number, date) can be read from it, or when it
+    is a service message (not a message at all)."""
+    update_id = item.get("update_id")
+    kind = next((k for k in ("message", "edited_message") if isinstance(item.get(k), dict)), None)
+    if not isinstance(update_id, int) or kind is None:
+        return None
+    raw = item[kind]
+    chat, sender = raw.get("chat"), raw.get("from")
+    numbers = (
+        raw.get("message_id"),
+        raw.get("date"),
+        chat.get("id") if isinstance(chat, dict) else None,
+        sender.get("id") if isinstance(sender, dict) else None,
+    )
+    if (
+        not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)
+        or not isinstance(chat, dict)
+        or chat.get("type") != "private"
+        or is_service(raw)
+    ):
+        return None
+    message_id, date, chat_id, sender_id = numbers
+    assert isinstance(sender, dict)  # noqa: S101 (checked above; for the type checker)
+    message = Message(
+        message_id=int(str(message_id)),
+        date=datetime.fromtimestamp(int(str(date)), UTC),
+        chat=Chat(id=int(str(chat_id)), type=Chat.PRIVATE),
+        from_user=User(
+            id=int(str(sender_id)),
+            is_bot=False,
+            first_name="",
+            language_code=sender.get("language_code")
+            if isinstance(sender.get("language_code"), str)
+            else None,
+        ),
+        api_kwargs={UNREADABLE: item},
+    )
+    if kind == "edited_message":
+        message = Message(
+            message_id=message.message_id,
+            date=message.date,
+            chat=message.chat,
+            from_user=message.from_user,
+            edit_date=message.date,
+            api_kwargs={UNREADABLE: item},
+        )
+        return Update(update_id=update_id, edited_message=message)
+    return Update(update_id=update_id, message=message)

@@ -21,17 +21,26 @@ HELP = _(
 LANGUAGE_QUESTION = _("Which language?")
 LANGUAGE_SET = _("Language: English")
 WIPED = _("Done.")
-WHICH_GROUP = _("Which group is this about?")
-FROM_GROUP = _("Is this a message from the group?")
+# The follow-up every stored message gets, from anyone, whatever it matched: its words
+# name no group and no danger. The third button (a flag, explained at enrolment, not in
+# the chat) reports trouble; it asks once more (SURE), so one stray tap raises nothing.
+FOLLOW_UP = _("Did this come from them?")
 ANSWER_YES = _("Yes")
-ANSWER_NOTE = _("No, just a note")
-ANSWER_DANGER = _("They are in danger")
+ANSWER_NO = _("No")
+ANSWER_FLAG = "⚑"
+SURE = _("Are you sure?")
+# A relative of several groups, after Yes or a confirmed flag: buttons with the labels
+# fixed at invite time (intake invite --chat-label), never codenames.
+WHICH_ONE = _("Which one?")
 THANKS = _("Thank you.")
 
 COMMAND_HELP = _("How to use this chat")
 COMMAND_LANGUAGE = _("Change the language")
 COMMAND_WIPE = _("Remove this conversation from your phone")
 UNLINKED_WAITING = _("{count} message(s) wait in the unlinked queue.")
+# To a group's activists: that a relative's message with no signal came about a group in
+# trouble, and nothing of what it says (operators read it: inbox list --unconfirmed).
+UNCONFIRMED_NEWS = _("Unconfirmed news about {codename} arrived; operators can read it.")
 
 # --- alerts to activists and admins: codename, status and times, never message contents
 
@@ -56,6 +65,14 @@ NOT_YOURS = _("This alert was not sent to you.")
 BACK_ONLINE = _(
     "The bot is back after {away} away; it took in {count} update(s) that queued meanwhile."
 )
+BUDGET_REACHED = _(
+    "The installation keeps {mb} MB of attachments at most, and that is reached: new files are "
+    "kept as details only. Raise [intake] attachments_budget_mb or free space."
+)
+UNREADABLE_KEPT = _(
+    "{count} of them this version of the bot could not read; each was kept sealed as raw "
+    "data for operators."
+)
 BASIS_CHECKED_IN = _("checked in")
 BASIS_DUE = _("check-in due")
 BASIS_GRACE = _("grace ran out")
@@ -78,6 +95,10 @@ NEXT_CHANGE = _("Next deadline: {local}.")
 ALERT_ACKNOWLEDGED = _("The alert was acknowledged at {local}.")
 ALERT_OPEN = _("The alert is not acknowledged yet.")
 USAGE = _("Use: {usage}")
+# An activist's or admin's command about a group that is not theirs (or not at all):
+# answered as a command, never with a relative's receipt.
+NOT_AMONG_YOURS = _("No group {codename} among yours.")
+KNOWN_LEGS = _("Known legs: {legs}")
 PAUSED_UNTIL = _("{codename} is paused until {local}.")
 RESUMED = _("{codename} follows its schedule again.")
 MARKED = _("{codename} is marked {status}.")

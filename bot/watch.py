@@ -189,6 +189,9 @@ async def _tell_admins_we_are_back(
         text = _(texts.BACK_ONLINE).format(
             away=format_duration(timedelta(seconds=int(away.total_seconds()))), count=drained
         )
+        if runtime.unreadable_taken:
+            # Never dropped: kept sealed as raw data, which operators open like any message.
+            text += " " + _(texts.UNREADABLE_KEPT).format(count=runtime.unreadable_taken)
         try:
             await application.bot.send_message(chat_id, text, protect_content=True)
         except TelegramError as exc:

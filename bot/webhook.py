@@ -17,6 +17,7 @@ from telegram import Update
 
 from bot.config import Settings
 from bot.intake import BotApplication, Intake
+from bot.received import unreadable_update
 from storage.crypto import digests_equal
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,17 @@ def make_webhook_app(
             # Telegram's update_id is an integer; anything else is not an update.
             if not isinstance(data, dict) or type(data.get("update_id")) is not int:
                 return web.Response(status=400, text="not an update")
-            update = Update.de_json(data, application.bot)
-        except Exception:  # any shape of garbage: python-telegram-bot raises many kinds
+        except Exception:  # any shape of garbage
             return web.Response(status=400, text="not an update")
+        try:
+            update = Update.de_json(data, application.bot)
+        except Exception:  # python-telegram-bot raises many kinds
+            # A private message of a shape the library refuses is still sealed, as raw JSON.
+            stand_in = unreadable_update(data)
+            if stand_in is None:
+                return web.Response(status=400, text="not an update")
+            stand_in.set_bot(application.bot)
+            update = stand_in
         if not isinstance(update, Update):
             return web.Response(status=400, text="not an update")
         try:

@@ -57,6 +57,34 @@ async def forwarder_groups(session: AsyncSession, *, person_id: uuid.UUID) -> li
     return list(result.unique().all())
 
 
+async def forwarder_labels(
+    session: AsyncSession, *, person_id: uuid.UUID
+) -> list[tuple[Group, str]]:
+    """The person's groups, each with the neutral label their chat shows for it: the one
+    fixed at invite time, else its place in the order of the grants ("1", "2"...).
+    Never the codename, which must not appear in a relative's chat."""
+    result = await session.exec(
+        select(RoleGrant, Group)
+        .join(Group, col(RoleGrant.group_id) == col(Group.id))
+        .where(
+            RoleGrant.person_id == person_id,
+            RoleGrant.role == Role.RELATIVE,
+            col(RoleGrant.revoked_at).is_(None),
+            col(Group.shredded_at).is_(None),
+        )
+        .order_by(col(RoleGrant.granted_at), col(RoleGrant.id))
+    )
+    labelled: list[tuple[Group, str]] = []
+    seen: set[uuid.UUID] = set()
+    for grant, group in result.all():
+        if group.id in seen:
+            continue
+        seen.add(group.id)
+        labelled.append((group, grant.chat_label or str(len(labelled) + 1)))
+    # Shown in the order of their labels ("1" before "2"), as the relative was told.
+    return sorted(labelled, key=lambda pair: (len(pair[1]), pair[1]))
+
+
 async def already_counted(session: AsyncSession, *, group: Group, text_digest: bytes) -> bool:
     """Whether the same text with the same origin date was already a check-in of
     this group (forwarded by another relative): one check-in, several forwarders."""

@@ -32,6 +32,7 @@ from storage.models import (
     Note,
     Operator,
     Person,
+    Signal,
 )
 from storage.people import pseudonym
 from storage.sealing import (
@@ -151,6 +152,7 @@ async def list_inbox(
     *,
     group: Group | None = None,
     unlinked: bool = False,
+    unconfirmed: bool = False,
     since: datetime | None = None,
     unread: bool = False,
     starred: bool = False,
@@ -165,6 +167,8 @@ async def list_inbox(
         query = query.where(Message.group_id == group.id)
     if unlinked:
         query = query.where(col(Message.group_id).is_(None))
+    if unconfirmed:
+        query = query.where(col(Message.unconfirmed).is_(True))
     if since is not None:
         query = query.where(col(Message.received_at) >= since)
     rows: Sequence[Message] = (await session.exec(query)).all()
@@ -617,6 +621,8 @@ async def relink(
     for version in versions:
         version.group_id = group.id if group else None
         version.link_reason = LinkReason.OPERATOR if group else None
+        if group is not None:
+            version.unconfirmed = False  # an operator placed it: seen by a person
         session.add(version)
     await session.flush()
     recorded = False
@@ -640,9 +646,49 @@ async def relink(
     return Relinked(versions=len(versions), records=len(subjects), signal_recorded=recorded)
 
 
-async def _recorded(session: AsyncSession, group: Group, versions: Sequence[Message]) -> bool:
+async def record_meaning(
+    session: AsyncSession,
+    *,
+    message: Message,
+    group: Group,
+    signal: Signal,
+    leg_id: uuid.UUID | None,
+    now: datetime,
+) -> bool:
+    """What an operator found a message linked to ``group`` to mean (its codebook, or
+    their own word), recorded once per message and group; whether it was recorded."""
+    versions = await versions_of(session, message=message)
+    if await _recorded(session, group, versions, signal=signal):
+        return False
+    latest = versions[-1]
+    latest.signal = signal
+    latest.unconfirmed = False
+    session.add(latest)
+    await record_signal(
+        session,
+        group=group,
+        signal=signal,
+        at=min(moment_of(latest), latest.received_at),
+        source=OPERATOR_SOURCE,
+        now=now,
+        message=latest,
+        leg_id=leg_id if signal is Signal.STAGE else None,
+    )
+    return True
+
+
+async def _recorded(
+    session: AsyncSession,
+    group: Group,
+    versions: Sequence[Message],
+    *,
+    signal: Signal | None = None,
+) -> bool:
+    """Whether a signal (any, or this one) of the message was recorded for the group."""
     query = select(CheckinEvent.id).where(
         CheckinEvent.group_id == group.id,
         col(CheckinEvent.message_id).in_([v.id for v in versions]),
     )
+    if signal is not None:
+        query = query.where(CheckinEvent.signal == signal)
     return (await session.exec(query)).first() is not None

@@ -280,6 +280,37 @@ async def undeleted_in_chat(session: AsyncSession, *, sender: Person) -> Sequenc
     return result.all()
 
 
+async def undeleted_since(session: AsyncSession, *, since: datetime) -> Sequence[Message]:
+    """Every stored message still in its sender's chat, received since ``since`` (after
+    a crash between storing and deleting: Telegram allows 48 hours)."""
+    result = await session.exec(
+        select(Message).where(
+            col(Message.chat_ref_sealed).is_not(None),
+            col(Message.deleted_in_chat_at).is_(None),
+            col(Message.received_at) >= since,
+        )
+    )
+    return result.all()
+
+
+async def attachment_bytes(
+    session: AsyncSession, *, sender_ids: Sequence[uuid.UUID], since: datetime
+) -> tuple[dict[uuid.UUID, int], int]:
+    """Bytes of attachment content kept: per sender since ``since``, and in all."""
+    size = sa.func.coalesce(sa.func.sum(sa.func.length(Attachment.content_sealed)), 0)
+    total = int((await session.exec(select(size))).one())
+    per: dict[uuid.UUID, int] = {}
+    if sender_ids:
+        rows = await session.exec(
+            select(Message.sender_id, size)
+            .join(Message, col(Message.id) == col(Attachment.message_id))
+            .where(col(Message.sender_id).in_(list(sender_ids)), col(Message.received_at) >= since)
+            .group_by(col(Message.sender_id))
+        )
+        per = {sender: int(n) for sender, n in rows.all() if sender is not None}
+    return per, total
+
+
 async def unlinked_count(session: AsyncSession) -> int:
     """How many messages wait for an operator to place them in a group."""
     result = await session.exec(

@@ -291,6 +291,9 @@ class RoleGrant(SQLModel, table=True):
         default=None, foreign_key="groups.id", ondelete="CASCADE", index=True
     )
     invite_id: uuid.UUID | None = Field(default=None, foreign_key="invites.id", ondelete="SET NULL")
+    # A relative of several groups chooses among them by this short, neutral word
+    # fixed at invite time ("1", "A"): never the codename, which the chat must not show.
+    chat_label: str | None = Field(default=None, max_length=16)
     granted_at: datetime = Field(default_factory=utc_now)
     revoked_at: datetime | None = None
 
@@ -306,6 +309,7 @@ class Invite(SQLModel, table=True):
     group_id: uuid.UUID | None = Field(
         default=None, foreign_key="groups.id", ondelete="CASCADE", index=True
     )
+    chat_label: str | None = Field(default=None, max_length=16)  # given to the grant
     created_at: datetime = Field(default_factory=utc_now)
     expires_at: datetime
     redeemed_at: datetime | None = None
@@ -338,6 +342,11 @@ class Message(SQLModel, table=True):
     kind: MessageKind = Field(sa_type=_enum(MessageKind, "kind"))
     signal: Signal | None = Field(default=None, sa_type=_enum(Signal, "signal"))
     possible_detention: bool = False
+    # A relative's message with no signal about a group that was LATE, SILENT or DETAINED
+    # when it came: its activists were told "unconfirmed news arrived" (no content), and
+    # operators see it first (intake inbox list --unconfirmed) until a signal is recorded
+    # for it or an operator links it.
+    unconfirmed: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     previous_id: uuid.UUID | None = Field(
         default=None, foreign_key="messages.id", ondelete="SET NULL"
     )
@@ -359,6 +368,22 @@ class Message(SQLModel, table=True):
     # A keyed digest of (chat, message id): how an edit finds the message it edits.
     chat_ref_digest: bytes | None = Field(default=None, index=True)
     deleted_in_chat_at: datetime | None = None
+
+
+class PendingDeletion(SQLModel, table=True):
+    """One of the bot's replies in a private chat that is still to delete itself: kept in
+    the database, so that a restart or a crash leaves nothing behind (promise 3). The
+    chat is sealed with the server secret and found by a keyed digest; the row goes once
+    the reply is deleted, or once Telegram's 48 hours have passed."""
+
+    __tablename__ = "pending_deletions"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    chat_digest: bytes = Field(index=True)
+    chat_sealed: bytes
+    message_id: int
+    sent_at: datetime
+    due_at: datetime = Field(index=True)
 
 
 class Attachment(SQLModel, table=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import Collection
@@ -15,6 +16,8 @@ from storage.identifiers import normalise_telegram_id
 from storage.models import Group, IdentifierKind, Invite, Person, Role, RoleGrant
 
 GROUP_ROLES = frozenset({Role.RELATIVE, Role.ACTIVIST})
+# Short on purpose: a label is read on a relative's screen, and says nothing by itself.
+CHAT_LABEL_MAX = 16
 
 
 class InviteError(ValueError):
@@ -41,7 +44,8 @@ def pseudonym(person: Person) -> str:
 async def find_person(
     session: AsyncSession, *, server: ServerKeys, telegram_id: int
 ) -> Person | None:
-    index = telegram_index(server, telegram_id)
+    # Argon2id, tens of milliseconds: off the event loop, which serves every other chat.
+    index = await asyncio.to_thread(telegram_index, server, telegram_id)
     return (await session.exec(select(Person).where(Person.telegram_index == index))).first()
 
 
@@ -49,7 +53,9 @@ async def find_people(
     session: AsyncSession, *, server: ServerKeys, telegram_ids: Collection[int]
 ) -> dict[int, Person]:
     """The people among these Telegram ids who wrote before, by Telegram id: one query."""
-    indexes = {telegram_index(server, t): t for t in set(telegram_ids)}
+    indexes = await asyncio.to_thread(
+        lambda: {telegram_index(server, t): t for t in set(telegram_ids)}
+    )
     if not indexes:
         return {}
     result = await session.exec(select(Person).where(col(Person.telegram_index).in_(list(indexes))))
@@ -72,9 +78,10 @@ async def add_person(
 ) -> Person:
     """A person who was not found (the caller looked, with ``find_person`` or ``find_people``)."""
     person_id = uuid.uuid4()
+    index = await asyncio.to_thread(telegram_index, server, telegram_id)
     person = Person(
         id=person_id,
-        telegram_index=telegram_index(server, telegram_id),
+        telegram_index=index,
         chat_sealed=server.seal(str(chat_id).encode(), chat_binding(person_id)),
         created_at=now,
     )
@@ -101,16 +108,22 @@ async def create_invite(
     ttl: timedelta,
     now: datetime,
     label: str | None = None,
+    chat_label: str | None = None,
 ) -> tuple[Invite, str]:
     if role in GROUP_ROLES and group is None:
         raise InviteError(f"a {role.value} invite needs --group")
     if role not in GROUP_ROLES and group is not None:
         raise InviteError(f"an {role.value} invite is not for one group; leave out --group")
+    if chat_label is not None and role is not Role.RELATIVE:
+        raise InviteError("only a relative's invite takes a chat label")
+    if chat_label is not None and not 1 <= len(chat_label) <= CHAT_LABEL_MAX:
+        raise InviteError(f"a chat label is 1 to {CHAT_LABEL_MAX} characters")
     code = new_invite_code()
     invite = Invite(
         code_digest=server.code_digest(code),
         role=role,
         group_id=group.id if group else None,
+        chat_label=chat_label,
         created_at=now,
         expires_at=now + ttl,
     )
@@ -150,6 +163,7 @@ async def redeem_invite(
         role=invite.role,
         group_id=invite.group_id,
         invite_id=invite.id,
+        chat_label=invite.chat_label,
         granted_at=now,
     )
     session.add(grant)
@@ -245,3 +259,32 @@ async def people_with_role(session: AsyncSession, *, role: Role) -> list[Person]
         .where(RoleGrant.role == role, col(RoleGrant.revoked_at).is_(None))
     )
     return list(result.unique().all())
+
+
+async def watching_among(
+    session: AsyncSession, *, person_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these people are activists or admins now (one query for a batch)."""
+    return await _granted(session, person_ids, roles=(Role.ACTIVIST, Role.ADMIN))
+
+
+async def granted_among(
+    session: AsyncSession, *, person_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these people hold any role now (the others are strangers)."""
+    return await _granted(session, person_ids, roles=tuple(Role))
+
+
+async def _granted(
+    session: AsyncSession, person_ids: Collection[uuid.UUID], *, roles: Collection[Role]
+) -> set[uuid.UUID]:
+    if not person_ids:
+        return set()
+    result = await session.exec(
+        select(RoleGrant.person_id).where(
+            col(RoleGrant.person_id).in_(list(person_ids)),
+            col(RoleGrant.role).in_(list(roles)),
+            col(RoleGrant.revoked_at).is_(None),
+        )
+    )
+    return set(result.all())

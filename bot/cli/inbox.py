@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,9 +39,11 @@ from bot.cli.common import (
     when,
 )
 from bot.durations import parse_duration
+from bot.phrases import match_phrases, strongest_phrase
 from bot.schedules import normalise_codename
 from storage import audit
 from storage.age_export import encrypt_for
+from storage.codebook import all_phrases
 from storage.groups import get_group
 from storage.inbox import (
     InboxItem,
@@ -59,10 +62,11 @@ from storage.inbox import (
     open_files,
     open_versions,
     place_of,
+    record_meaning,
     relink,
     text_of,
 )
-from storage.models import Message
+from storage.models import Group, Message, Signal
 from storage.sealing import Keyring
 from storage.timeutil import utc_now
 
@@ -130,6 +134,14 @@ def inbox_list(
     unlinked: Annotated[
         bool, typer.Option("--unlinked", help="Only messages no group claims yet.")
     ] = False,
+    unconfirmed: Annotated[
+        bool,
+        typer.Option(
+            "--unconfirmed",
+            help="Only relatives' messages with no signal about a group that was LATE, "
+            "SILENT or DETAINED (its activists were told news arrived): read these first.",
+        ),
+    ] = False,
     unread: Annotated[bool, typer.Option("--unread", help="Only those you have not seen.")] = False,
     starred: Annotated[bool, typer.Option("--starred", help="Only those you starred.")] = False,
     since: Annotated[
@@ -156,6 +168,7 @@ def inbox_list(
                 ow.keyring,
                 group=target,
                 unlinked=unlinked,
+                unconfirmed=unconfirmed,
                 since=after,
                 unread=unread,
                 starred=starred,
@@ -529,30 +542,66 @@ def _read_json(
 def inbox_link(
     ref: MessageRef,
     codename: Annotated[str, typer.Argument(help="The group it belongs to.")],
+    meaning: Annotated[
+        Signal | None,
+        typer.Option(
+            "--as",
+            help="What it means for the group, whatever its codebook says "
+            "(checkin, stage, duress, detained, safe).",
+        ),
+    ] = None,
     config: ConfigOption = None,
     key: KeyOption = None,
 ) -> None:
     """Link a message (all its versions) to a group: from now on only that group's key
-    opens it. A signal it carries is recorded for the group."""
+    opens it. A signal it carries is recorded for the group; else the group's codebook
+    is applied to its text (or --as says what it means)."""
 
     async def act(ow: OperatorWorkspace, message: Message) -> Done:
-        group = await get_group(ow.ws.session, codename=normalise_codename(codename))
-        if message.group_id == group.id:
+        session = ow.ws.session
+        group = await get_group(session, codename=normalise_codename(codename))
+        if message.group_id == group.id and meaning is None:
             return Done(f"Already linked to {group.codename}.", audited=False)
-        done = await relink(ow.ws.session, ow.keyring, message=message, group=group, now=utc_now())
+        now = utc_now()
+        done = await relink(session, ow.keyring, message=message, group=group, now=now)
         said = f"Linked to {group.codename}."
-        if done.signal_recorded:
-            said += f" Its signal ({message.signal}) was recorded for {group.codename}."
+        recorded: Signal | None = message.signal if done.signal_recorded else None
+        if not done.signal_recorded:
+            signal, leg_id = meaning, None
+            if signal is None:
+                signal, leg_id = await _codebook_meaning(ow, message, group)
+            if signal is not None and await record_meaning(
+                session, message=message, group=group, signal=signal, leg_id=leg_id, now=now
+            ):
+                recorded = signal
+        if recorded is not None:
+            said += f" Its signal ({recorded}) was recorded for {group.codename}."
         return Done(
             said,
             {
                 "group": group.codename,
                 "records": done.records,
-                "signal_recorded": done.signal_recorded,
+                "signal_recorded": recorded is not None,
+                "as": meaning.value if meaning else None,
             },
         )
 
     out.print(_act(config, key, ref, "link", act))
+
+
+async def _codebook_meaning(
+    ow: OperatorWorkspace, message: Message, group: Group
+) -> tuple[Signal | None, uuid.UUID | None]:
+    """What the message's text means in the group's codebook (and the organisation's
+    phrases): the text was sealed before anyone knew its group, so the bot could not."""
+    versions = await open_versions(ow.ws.session, ow.keyring, message=message)
+    text = text_of(versions[-1].body) if versions and versions[-1].body is not None else ""
+    phrases = await all_phrases(ow.ws.session, server=ow.ws.server)
+    mine = [p for p in phrases if p.group_id in (None, group.id)]
+    strongest = strongest_phrase(match_phrases(text, mine))
+    if strongest is None:
+        return None, None
+    return strongest.means, strongest.leg_id
 
 
 @inbox_app.command("unlink")

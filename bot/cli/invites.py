@@ -47,6 +47,14 @@ def invite(
             "and `intake people list` name them, beside their pseudonym.",
         ),
     ] = None,
+    chat_label: Annotated[
+        str | None,
+        typer.Option(
+            "--chat-label",
+            help="For a relative of several groups: the short, neutral word their chat shows "
+            "for this group when asking which one (never the codename). Default: 1, 2, ...",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Make a one-time invite code; the person redeems it with /start CODE."""
@@ -66,6 +74,7 @@ def invite(
                 ttl=lifetime,
                 now=now,
                 label=_label(label),
+                chat_label=chat_label,
             )
             await audit.append(
                 ws.session,

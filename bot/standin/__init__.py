@@ -15,7 +15,7 @@ Example::
 Run by hand with ``python -m bot.standin --port 8081``.
 """
 
-from .server import SentMessage, TelegramStandIn
+from .server import ChatCall, SentMessage, TelegramStandIn
 from .shapes import (
     SimUser,
     channel_chat,
@@ -27,6 +27,7 @@ from .shapes import (
 )
 
 __all__ = [
+    "ChatCall",
     "SentMessage",
     "SimUser",
     "TelegramStandIn",

@@ -144,6 +144,17 @@ class SentMessage:
         return [b["callback_data"] for row in rows for b in row if "callback_data" in b]
 
 
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    """One successful Bot API call about a chat, as a border guard's view of the chat
+    is made of: when, which method, which chat, with which parameters (coerced)."""
+
+    at: float  # the stand-in's clock
+    method: str
+    chat_id: int
+    params: JSON
+
+
 @dataclass(slots=True)
 class _StoredFile:
     file_id: str
@@ -217,6 +228,7 @@ class TelegramStandIn:
         self.chat_actions: list[tuple[int, str]] = []
         self.downloads: list[str] = []  # file_ids the bot downloaded
         self.calls: list[str] = []
+        self.chat_calls: list[ChatCall] = []  # the successful calls that name a chat, in order
         self.errors: list[BaseException] = []  # the stand-in's own failures, for debugging
 
         # Telegram's side
@@ -449,6 +461,11 @@ class TelegramStandIn:
         body = self._user_text(text, entities, limit=4096, what="text")
         return self._user_message(user, body, date=date, chat_id=chat_id, reply_to=reply_to)
 
+    def send_fields(self, user: SimUser, fields: JSON, *, date: datetime | None = None) -> JSON:
+        """The user's private message with any fields (a service message, a poll, an old
+        forward, a shape of another Bot API version), put in the chat as it is."""
+        return self._user_message(user, copy.deepcopy(fields), date=date)
+
     def send_forward(
         self,
         user: SimUser,
@@ -474,9 +491,11 @@ class TelegramStandIn:
         height: int = 960,
         date: datetime | None = None,
         file_size: int | None = None,
+        media_group_id: str | None = None,
     ) -> JSON:
         """The user sends a photo; Telegram offers it in several sizes (a ``PhotoSize`` list,
-        smallest first). ``file_size`` claims a bigger size than ``data`` (for limits)."""
+        smallest first). ``file_size`` claims a bigger size than ``data`` (for limits).
+        Photos sent together as an album share a ``media_group_id``."""
         sizes: list[tuple[int, int]] = []
         for side in (90, 320, 800, 1280):
             scale = min(1.0, side / max(width, height))
@@ -496,6 +515,8 @@ class TelegramStandIn:
                 }
             )
         body: JSON = {"photo": photo}
+        if media_group_id is not None:
+            body["media_group_id"] = media_group_id
         body.update(self._caption(caption))
         return self._user_message(user, body, date=date, forward_origin=forward_origin)
 
@@ -943,6 +964,10 @@ class TelegramStandIn:
             delay = self._take_delay(name.lower())
             try:
                 result = await handler(params)
+                if isinstance(params.get("chat_id"), int):
+                    self.chat_calls.append(
+                        ChatCall(self._clock(), name, params["chat_id"], copy.deepcopy(params))
+                    )
             finally:
                 self._notify()
             if delay:

@@ -61,7 +61,12 @@ class Installation:
 
 
 def write_installation(
-    folder: Path, *, standin: TelegramStandIn, database_url: str, extra: str = ""
+    folder: Path,
+    *,
+    standin: TelegramStandIn,
+    database_url: str,
+    extra: str = "",
+    question_ttl: str = "1s",
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "token").write_text(standin.token)
@@ -84,6 +89,7 @@ kem = "X25519"
 
 [intake]
 receipt_ttl = "1s"
+question_ttl = "{question_ttl}"
 max_attachment_mb = 1
 {extra}
 """
@@ -92,9 +98,16 @@ max_attachment_mb = 1
 
 
 async def install(
-    folder: Path, *, standin: TelegramStandIn, database_url: str, extra: str = ""
+    folder: Path,
+    *,
+    standin: TelegramStandIn,
+    database_url: str,
+    extra: str = "",
+    question_ttl: str = "1s",
 ) -> Installation:
-    config = write_installation(folder, standin=standin, database_url=database_url, extra=extra)
+    config = write_installation(
+        folder, standin=standin, database_url=database_url, extra=extra, question_ttl=question_ttl
+    )
     settings = load_settings(config)
     key = PrivateKey.generate(KemName.X25519)
     async with (

@@ -102,7 +102,10 @@ class Neutral(enum.Enum):
     """What a refused person gets instead."""
 
     NONE = "nobody is refused"
-    RECEIPT = "what any message gets: the receipt (and a relative's question), the text deleted"
+    RECEIPT = (
+        "what any message gets: the receipt and the follow-up, the text deleted; for an "
+        "activist or admin, the command's own refusal (no group PINE-7 among theirs)"
+    )
     WELCOME = "what /start gets, whatever the code"
     NOT_YOURS = "the alert buttons' one refusal, the alert left as it was"
     THANKS = "what an answer gets: the question closed with 'Thank you.'"
@@ -186,8 +189,9 @@ TABLE: tuple[Action, ...] = (
         Neutral.NOT_YOURS,
         "bot/activists.py; PRODUCT promise 7",
     ),
-    # Under the questions the bot asks the relative about their own message. PRODUCT.md:
-    # the relative "answers 'which group is this about?'"; bot.meaning.apply_choice.
+    # Under the follow-up every message gets (issue #14). PRODUCT.md: the relative
+    # "answers 'which group is this about?'"; bot.meaning.apply_choice. The flag only
+    # asks "Are you sure?", whoever presses it; its confirmation (F) is the report.
     *(
         Action(
             f"confirm-{code}",
@@ -196,11 +200,18 @@ TABLE: tuple[Action, ...] = (
             Neutral.THANKS,
             "PRODUCT.md People (relative); bot.meaning.apply_choice",
         )
-        for code in ("n", "y", "d")
+        for code in ("n", "y", "F")
+    ),
+    Action(
+        "confirm-f",
+        "c:MESSAGE:f",
+        EVERYONE,
+        Neutral.NONE,
+        "bot.meaning: a flag asks once to confirm, so one stray tap raises no alarm",
     ),
     Action(
         "which-group",
-        "g:MESSAGE:PINE-7",
+        "g:MESSAGE:PINE-7:y",
         frozenset({Who.RELATIVE}),
         Neutral.THANKS,
         "PRODUCT.md People (relative); bot.meaning.apply_choice",
@@ -551,7 +562,7 @@ class Matrix:
     async def command(self, action: Action, who: Who) -> None:
         user = self.user(who)
         count = 1
-        if action.neutral is Neutral.RECEIPT and who not in action.allowed:
+        if action.neutral is Neutral.RECEIPT and who not in action.allowed | WATCHING:
             count = len(self.baseline[who])
         before, head, at = await self._begin()
         replies, deleted = await self.send(user, action.does, count)
@@ -593,6 +604,17 @@ class Matrix:
         cell.pressed_before = was
         cell.pressed_after = self.now_in_chat(message.chat_id, message.message_id)
         await self._finish(cell, before, head, user)
+
+    async def step(self, message: SentMessage, data: str) -> None:
+        """The relative presses a button to reach the next step of a question (a flag
+        before its confirmation, Yes before the labels): no cell of its own."""
+        self.last = None
+        was = self.now_in_chat(message.chat_id, message.message_id)
+        self.standin.press_button(self.users[Who.RELATIVE], message.message, data)
+        await self.standin.wait_for(
+            lambda: self.now_in_chat(message.chat_id, message.message_id) != was, within=WITHIN
+        )
+        await self.settle()
 
     async def alert_to_activist(self, starts: str) -> SentMessage:
         activist = ROLE_IDS[Who.ACTIVIST]
@@ -657,7 +679,7 @@ class Matrix:
         await self.settle()
         digest = await self.alert_to_activist("4 alerts:")
         for who in Who:
-            replies, _deleted = await self.send(self.user(who), "/nonsense PINE-7", 1)
+            replies, _deleted = await self.send(self.user(who), "/nonsense PINE-7", 2)
             self.baseline[who] = [_shape(m.text or "") for m in replies]
 
         # Alert buttons, under the alerts PINE-7's activist got.
@@ -675,13 +697,17 @@ class Matrix:
             for who in self.order(action):
                 await self.press(action, who, message, action.does, about=flips)
 
-        # The relative's answers to "Is this a message from the group?", each under a
-        # question of its own (an answer closes the question).
-        confirming = [(ACTIONS[f"confirm-{c}"], c) for c in ("n", "y", "d")]
-        asked = iter(await self.questions(texts.FROM_GROUP, len(confirming) * len(Who)))
+        # The relative's answers to "Did this come from them?", each under a question of
+        # its own (an answer closes the question). The confirmation of a flag is pressed
+        # under a question the relative flagged first.
+        confirming = [(ACTIONS[f"confirm-{c}"], c) for c in ("n", "y", "f", "F")]
+        asked = iter(await self.questions(texts.FOLLOW_UP, len(confirming) * len(Who)))
         for action, code in confirming:
             for who in self.order(action):
                 question = next(asked)
+                if code == "F":
+                    [flag] = [d for d in question.callback_data if d.endswith(":f")]
+                    await self.step(question, flag)
                 [data] = [d for d in question.callback_data if d.endswith(f":{code}")]
                 await self.press(action, who, question, data, about=_about(data))
 
@@ -713,9 +739,12 @@ class Matrix:
         pine = _short(uuid.UUID((await self.group_ids())["PINE-7"]))
         roles = self.order(action)
         for who, question in zip(
-            roles, await self.questions(texts.WHICH_GROUP, len(roles)), strict=True
+            roles, await self.questions(texts.FOLLOW_UP, len(roles)), strict=True
         ):
-            [data] = [d for d in question.callback_data if d.endswith(f":{pine}")]
+            # "Yes" first, by the relative: the labels of their two groups follow.
+            [yes] = [d for d in question.callback_data if d.endswith(":y")]
+            await self.step(question, yes)
+            [data] = [d for d in question.callback_data if f":{pine}:" in d]
             await self.press(action, who, question, data, about=_about(data))
 
     async def prepare(self, action: Action) -> None:
@@ -766,7 +795,8 @@ async def _install(folder: Path, standin: TelegramStandIn, url: str) -> Installa
     installation = await install(folder, standin=standin, database_url=url, extra=EXTRA)
     # Replies stay for the run (the questions' buttons are pressed after them).
     config = folder / "config.toml"
-    config.write_text(config.read_text().replace('receipt_ttl = "1s"', 'receipt_ttl = "1h"'))
+    text = config.read_text().replace('receipt_ttl = "1s"', 'receipt_ttl = "1h"')
+    config.write_text(text.replace('question_ttl = "1s"', 'question_ttl = "1h"'))
     installation.settings = load_settings(config)
     server = ServerKeys(installation.settings.server_secret_bytes())
     now = utc_now()
@@ -997,6 +1027,12 @@ def _acknowledged(answer: str, kind: str, flips: int) -> Check:
     return check
 
 
+def _asked_sure(cell: Cell, seen: Observed) -> None:
+    assert cell.pressed_after is not None
+    assert cell.pressed_after["text"] == EN(texts.SURE)
+    assert cell.protected() == {}  # one tap records nothing
+
+
 def _thanked(cell: Cell) -> None:
     assert cell.pressed_after is not None
     assert cell.pressed_after["text"] == EN(texts.THANKS)
@@ -1031,7 +1067,7 @@ def _chose_group(cell: Cell, seen: Observed) -> None:
     [message] = cell.about
     assert cell.changes[f"message {message}"] == (
         (None, None, None),
-        (seen.group_ids["PINE-7"], None, LinkReason.CHOSEN),
+        (seen.group_ids["PINE-7"], Signal.CHECKIN, LinkReason.CHOSEN),
     )
 
 
@@ -1056,15 +1092,20 @@ ACTED: dict[str, Check] = {
     "alert-ack": _acknowledged(texts.ACKNOWLEDGED, "acknowledge", 1),
     "alert-claim": _acknowledged(texts.CLAIMED_BY_YOU, "claim", 1),
     "alert-ack-all": _acknowledged(texts.ACKNOWLEDGED, "acknowledge", len(DIGESTED)),
-    **{f"confirm-{code}": _confirmed(CONFIRM_CHOICES[code]) for code in ("n", "y", "d")},
+    **{f"confirm-{code}": _confirmed(CONFIRM_CHOICES[code]) for code in ("n", "y", "F")},
+    "confirm-f": _asked_sure,
     "which-group": _chose_group,
 }
 
 
 def _neutral(cell: Cell, seen: Observed) -> None:
     """A refused person gets what the action's neutral answer is, exactly."""
-    if cell.action.neutral is Neutral.RECEIPT:
+    if cell.action.neutral is Neutral.RECEIPT and cell.who in WATCHING:
+        # An activist's or admin's command is answered as one (issue #14), not receipted.
+        assert cell.texts == [EN(texts.NOT_AMONG_YOURS).format(codename="PINE-7")]
+    elif cell.action.neutral is Neutral.RECEIPT:
         assert cell.texts == seen.baseline[cell.who]
+        assert cell.texts[1] == EN(texts.FOLLOW_UP)
         assert cell.texts[0] == EN(texts.RECEIPT).format(ref="?")
         assert cell.deleted
     elif cell.action.neutral is Neutral.WELCOME:
@@ -1114,7 +1155,7 @@ def test_the_table_has_every_command_and_every_button() -> None:
         CLEAR: CLEAR,
         **{f"lang:{code}": f"lang:{code}" for code in LANGUAGES},
         **{f"c:MESSAGE:{code}": f"c:{_short(uuid.uuid4())}:{code}" for code in CONFIRM_CHOICES},
-        "g:MESSAGE:PINE-7": f"g:{_short(uuid.uuid4())}:{_short(uuid.uuid4())}",
+        "g:MESSAGE:PINE-7:y": f"g:{_short(uuid.uuid4())}:{_short(uuid.uuid4())}:y",
     }
     assert set(made) == {a.does for a in TABLE if a.is_button}
     for data in made.values():

@@ -459,6 +459,16 @@ def invite_runs(
             "no group": Call(("invite", "--role", "relative"), folder),
             "admin for a group": Call(("invite", "--role", "admin", "--group", "PINE-7"), folder),
             "unknown group": Call(("invite", "--role", "relative", "--group", "NOPE-1"), folder),
+            "labelled": Call(
+                ("invite", "--role", "relative", "--group", "PINE-7", "--chat-label", "A"), folder
+            ),
+            "label too long": Call(
+                ("invite", "--role", "relative", "--group", "PINE-7", "--chat-label", "x" * 17),
+                folder,
+            ),
+            "activist with a label": Call(
+                ("invite", "--role", "activist", "--group", "PINE-7", "--chat-label", "1"), folder
+            ),
         }
     )
     return ran, folder
@@ -478,6 +488,14 @@ def test_invite_prints_a_code_and_a_link(invite_runs: tuple[dict[str, Ran], Path
     ran, _ = invite_runs
     invite_code(ran["first"])
     assert "one use" in ran["first"].stderr
+
+
+def test_a_relatives_invite_takes_a_chat_label(invite_runs: tuple[dict[str, Ran], Path]) -> None:
+    ran, folder = invite_runs
+    invite_code(ran["labelled"])
+    with sqlite3.connect(folder / "intake.db") as db:
+        labels = [row[0] for row in db.execute("SELECT chat_label FROM invites")]
+    assert "A" in labels
 
 
 def test_two_invites_have_different_codes(invite_runs: tuple[dict[str, Ran], Path]) -> None:
@@ -502,6 +520,8 @@ def test_invite_code_is_not_in_the_database(invite_runs: tuple[dict[str, Ran], P
         ("no group", "--group"),
         ("admin for a group", "--group"),
         ("unknown group", "no group NOPE-1"),
+        ("label too long", "1 to 16 characters"),
+        ("activist with a label", "only a relative's invite"),
     ],
 )
 def test_invite_refusals(

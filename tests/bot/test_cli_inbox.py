@@ -23,7 +23,7 @@ from storage.age_export import decrypt_with
 from storage.codebook import add_phrase
 from storage.crypto import KemName, PassphraseCost, ServerKeys
 from storage.db import open_database, session_factory
-from storage.groups import Schedule, create_group
+from storage.groups import Schedule, create_group, get_group
 from storage.models import AuditEvent, Group, KeyWrap, Role, Signal
 from storage.people import create_invite, get_or_create_person, redeem_invite
 from storage.timeutil import utc_now
@@ -104,6 +104,24 @@ async def taken_in(installation: Installation, standin: TelegramStandIn) -> None
         await eventually(lambda: edit["update_id"] in standin.confirmed_update_ids())
         last = standin.send_text(stranger, STRANGER_TEXT)
         await eventually(lambda: last["update_id"] in standin.confirmed_update_ids())
+
+
+async def add_oak_phrase(installation: Installation, phrase: str) -> None:
+    settings = installation.settings
+    async with (
+        open_database(settings.database.url, migrate_to_head=False) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        oak = await get_group(session, codename="OAK-2")
+        await add_phrase(
+            session,
+            server=ServerKeys(settings.server_secret_bytes()),
+            group=oak,
+            phrase=phrase,
+            means=Signal.CHECKIN,
+            now=utc_now(),
+        )
 
 
 async def wraps_of(installation: Installation, message_id: str) -> set[tuple[str | None, bool]]:
@@ -235,8 +253,11 @@ async def test_an_operator_reads_marks_notes_links_and_exports_what_the_bot_took
 
     # ---- link re-seals to the group alone; unlink gives it back to operators
     assert await wraps_of(installation, stranger_msg["id"]) == {(None, True)}
+    # OAK-2's codebook gains a phrase the stranger's text holds: linking applies it (the
+    # bot could not: the text was sealed before anyone knew its group).
+    await add_oak_phrase(installation, "canary-stranger")
     linked = inbox("link", stranger_msg["id"][:8], "OAK-2")
-    assert linked.stdout == "Linked to OAK-2.\n"
+    assert linked.stdout == "Linked to OAK-2. Its signal (checkin) was recorded for OAK-2.\n"
     assert await wraps_of(installation, stranger_msg["id"]) == {("OAK-2", False)}
     read = inbox("read", stranger_msg["id"][:8])
     assert_ok(read)
@@ -248,6 +269,9 @@ async def test_an_operator_reads_marks_notes_links_and_exports_what_the_bot_took
     relinked = lines_of(inbox("list", "--group", "PINE-7", "--format", "json"))[0]
     assert (relinked["id"], relinked["link_reason"]) == (stranger_msg["id"], "operator")
     assert inbox("link", stranger_msg["id"][:8], "PINE-7").stdout == "Already linked to PINE-7.\n"
+    # The operator's own word, whatever the codebook says.
+    said = inbox("link", stranger_msg["id"][:8], "PINE-7", "--as", "stage").stdout
+    assert said == "Linked to PINE-7. Its signal (stage) was recorded for PINE-7.\n"
     assert_one_line_error(inbox("link", stranger_msg["id"][:8], "ELM-9"), "ELM-9")
     assert_one_line_error(inbox("read", "ffffff"), "no message id starts with ffffff")
 

@@ -112,13 +112,26 @@ async def test_the_groups_activist_marks_it_safe_and_the_others_change_nothing(
     world: World,
 ) -> None:
     async with running_bot(world.installation, world.standin):
-        for refused in (RELATIVE, OTHER, STRANGER):
+        for refused in (RELATIVE, STRANGER):
             answer = await world.ask(refused, "/safe PINE-7")
             assert answer.startswith("Received, thank you. Ref "), refused
+        # Another group's activist is answered as an activist: a mistyped or foreign
+        # codename must not read like success (nor say whose the group is).
+        assert await world.ask(OTHER, "/safe PINE-7") == "No group PINE-7 among yours."
         assert (await world.group()).status is not Status.SAFE
         assert await world.ask(OWN, "/safe PINE-7") == "PINE-7 is marked SAFE."
         assert (await world.group()).status is Status.SAFE
     assert await world.audited("command.safe") == [False, False, False, True]
+
+
+async def test_an_activists_mistyped_command_is_answered_and_never_stored(world: World) -> None:
+    async with running_bot(world.installation, world.standin):
+        assert await world.ask(OWN, "/detained PINE7") == "No group PINE7 among yours."
+        assert await world.ask(OWN, "/pause") == "Use: /pause CODENAME 12h"
+        legs = await world.ask(OWN, "/stage PINE-7 nowhere")
+        assert legs.splitlines() == ["Use: /stage CODENAME LEG", "Known legs: Kunming"]
+        assert not any((m.text or "").startswith("Received") for m in world.standin.sent)
+    assert await world.installation.stored() == []  # commands are not inbox messages
 
 
 async def test_status_group_pause_resume_stage_and_detained(world: World) -> None:

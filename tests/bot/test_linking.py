@@ -52,6 +52,10 @@ CASES = {
         Evidence(phrase_groups=f(A, C), forwarder_groups=f(A)),
         UNLINKED,
     ),
+    "a phrase of two of the relative's own groups asks which": (
+        Evidence(phrase_groups=f(A, B), forwarder_groups=f(A, B, C)),
+        Link(None, None, ask=(A, B)),
+    ),
     "a relative of several groups is asked": (
         Evidence(forwarder_groups=f(B, A)),
         Link(None, None, ask=(A, B)),

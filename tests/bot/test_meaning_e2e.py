@@ -13,11 +13,13 @@ import pytest
 from sqlmodel import select
 
 from bot.standin import SimUser, TelegramStandIn, origin_hidden_user, origin_user
-from storage.checkins import signals_of
+from bot.standin.server import SentMessage
+from storage.checkins import flip, signals_of
 from storage.codebook import add_phrase
 from storage.crypto import KemName, ServerKeys
 from storage.db import open_database, session_factory
 from storage.groups import Schedule, create_group, get_group
+from storage.inbox import list_inbox
 from storage.members import add_member
 from storage.models import (
     AuditEvent,
@@ -26,10 +28,12 @@ from storage.models import (
     KeyWrap,
     LinkReason,
     Role,
+    RoleGrant,
     Signal,
     Status,
 )
 from storage.people import create_invite, get_or_create_person, redeem_invite
+from storage.sealing import Keyring
 from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
 from tests.conftest import Database
@@ -81,7 +85,10 @@ class World:
 async def world(tmp_path: Path, database: Database) -> AsyncIterator[World]:
     standin = TelegramStandIn()
     await standin.start()
-    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    # Long enough to press the follow-up's buttons on a loaded machine.
+    installation = await install(
+        tmp_path / "server", standin=standin, database_url=database.url, question_ttl="60s"
+    )
     server = ServerKeys(installation.settings.server_secret_bytes())
     now = utc_now()
     async with (
@@ -135,7 +142,7 @@ async def world(tmp_path: Path, database: Database) -> AsyncIterator[World]:
             person = await get_or_create_person(
                 session, server=server, telegram_id=telegram_id, chat_id=telegram_id, now=now
             )
-            for group in groups:
+            for label, group in enumerate(groups, start=1):
                 _, code = await create_invite(
                     session,
                     server=server,
@@ -143,6 +150,7 @@ async def world(tmp_path: Path, database: Database) -> AsyncIterator[World]:
                     group=group,
                     ttl=timedelta(days=1),
                     now=now,
+                    chat_label=f"{label}",
                 )
                 await redeem_invite(session, server=server, code=code, person=person, now=now)
     world = World(
@@ -193,25 +201,40 @@ async def test_a_forward_from_a_hidden_member_lands_in_their_group(world: World)
     assert pine.last_checkin_at == origin_date  # the traveller's time, not the forward's
 
 
-async def test_a_relative_of_two_groups_is_asked_and_the_answer_links_it(world: World) -> None:
+def follow_up(world: World) -> SentMessage:
+    return next(m for m in world.standin.sent if m.reply_markup)
+
+
+async def press(world: World, user: SimUser, question: SentMessage, row: int) -> None:
+    """Press the button of ``row`` under the question as it is now, and wait for the
+    question to move on."""
+    edits = question.edit_count
+    data = question.callback_data[row]
+    await taken_in(world, world.standin.press_button(user, question.message, data))
+    await eventually(lambda: question.edit_count > edits)
+
+
+async def test_a_relative_of_two_groups_chooses_by_label_after_yes(world: World) -> None:
     async with running_bot(world.installation, world.standin):
-        note = world.standin.send_text(world.of_two, "we are waiting for the bus")
+        note = world.standin.send_text(world.of_two, "we are waiting for the bus", date=SENT)
         await taken_in(world, note)
         await eventually(lambda: any(m.reply_markup for m in world.standin.sent))
-        question = next(m for m in world.standin.sent if m.reply_markup)
-        assert question.text == "Which group is this about?"
-        buttons = [b["text"] for row in question.reply_markup["inline_keyboard"] for b in row]
-        assert buttons == ["OAK-2", "PINE-7"]  # one button per codename, no other detail
+        question = follow_up(world)
+        assert question.text == "Did this come from them?"
         [stored] = await world.installation.stored()
         assert stored["row"].group_id is None
-        oak_data = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
-        press = world.standin.press_button(world.of_two, question.message, oak_data)
-        await taken_in(world, press)
-        await eventually(lambda: any(m.text == "Thank you." for m in world.standin.sent))
+        await press(world, world.of_two, question, 0)  # Yes
+        assert question.text == "Which one?"
+        buttons = [b["text"] for row in question.reply_markup["inline_keyboard"] for b in row]
+        assert buttons == ["1", "2"]  # the labels of the invites, never a codename
+        await press(world, world.of_two, question, 1)
+        assert question.text == "Thank you."
     [stored] = await world.installation.stored()
     oak = await world.group("OAK-2")
     assert stored["row"].group_id == oak.id
     assert stored["row"].link_reason is LinkReason.CHOSEN
+    assert await world.signals("OAK-2") == [Signal.CHECKIN]  # "Yes": it came from them
+    assert oak.last_checkin_at == SENT
     wraps = await world.wraps_of(stored["row"].id)
     assert {(w.group_id, w.operator_id) for w in wraps} == {(oak.id, None)}  # the others' gone
 
@@ -220,14 +243,15 @@ async def test_a_duress_phrase_gets_exactly_a_check_ins_reply(world: World) -> N
     async with running_bot(world.installation, world.standin):
         checkin = world.standin.send_text(world.of_one, "Mum, the tea is warm today", date=SENT)
         await taken_in(world, checkin)
-        await eventually(lambda: len(texts_to(world.standin, RELATIVE_OF_ONE)) == 1)
+        await eventually(lambda: len(texts_to(world.standin, RELATIVE_OF_ONE)) == 2)
         duress = world.standin.send_text(world.of_one, "Mum, the rain has stopped today", date=SENT)
         await taken_in(world, duress)
-        await eventually(lambda: len(texts_to(world.standin, RELATIVE_OF_ONE)) == 2)
-    first, second = texts_to(world.standin, RELATIVE_OF_ONE)
+        await eventually(lambda: len(texts_to(world.standin, RELATIVE_OF_ONE)) == 4)
+    first, first_question, second, second_question = texts_to(world.standin, RELATIVE_OF_ONE)
     # Byte for byte the same, apart from the six-character reference at the end.
     assert first[:-6].encode() == second[:-6].encode()
     assert len(first) == len(second)
+    assert first_question == second_question == "Did this come from them?"
     pine = await world.group("PINE-7")
     assert pine.status is Status.DETAINED
     assert pine.status_basis == "duress"
@@ -241,7 +265,7 @@ async def test_the_relative_confirms_a_message_came_from_the_group(world: World)
         await taken_in(world, plain)
         await eventually(lambda: any(m.reply_markup for m in world.standin.sent))
         question = next(m for m in world.standin.sent if m.reply_markup)
-        assert question.text == "Is this a message from the group?"
+        assert question.text == "Did this come from them?"
         yes = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
         press = world.standin.press_button(world.of_one, question.message, yes)
         await taken_in(world, press)
@@ -253,14 +277,17 @@ async def test_the_relative_confirms_a_message_came_from_the_group(world: World)
     assert (await world.group("PINE-7")).last_checkin_at == SENT
 
 
-async def test_they_are_in_danger_flips_the_group_to_detained_as_reported(world: World) -> None:
+async def test_a_confirmed_flag_flips_the_group_to_detained_as_reported(world: World) -> None:
     async with running_bot(world.installation, world.standin):
         plain = world.standin.send_text(world.of_one, "no news since morning")
         await taken_in(world, plain)
         await eventually(lambda: any(m.reply_markup for m in world.standin.sent))
-        question = next(m for m in world.standin.sent if m.reply_markup)
-        danger = question.reply_markup["inline_keyboard"][2][0]["callback_data"]
-        await taken_in(world, world.standin.press_button(world.of_one, question.message, danger))
+        question = follow_up(world)
+        await press(world, world.of_one, question, 2)  # the flag
+        assert question.text == "Are you sure?"
+        assert (await world.group("PINE-7")).status is Status.PENDING  # one tap: nothing yet
+        await press(world, world.of_one, question, 0)  # yes, sure
+        assert question.text == "Thank you."
     pine = await world.group("PINE-7")
     assert pine.status is Status.DETAINED
     assert pine.status_basis == "reported"
@@ -273,8 +300,20 @@ async def test_they_are_in_danger_flips_the_group_to_detained_as_reported(world:
             await session.exec(select(AuditEvent).where(AuditEvent.action == "answer.confirm"))
         ).all()
     assert [(e.subject, json.loads(e.details)) for e in events] == [
-        ("PINE-7", {"allowed": True, "choice": "d"})
+        ("PINE-7", {"allowed": True, "choice": "F"})
     ]
+
+
+async def test_a_flag_then_no_records_nothing(world: World) -> None:
+    async with running_bot(world.installation, world.standin):
+        await taken_in(world, world.standin.send_text(world.of_one, "no news since morning"))
+        await eventually(lambda: any(m.reply_markup for m in world.standin.sent))
+        question = follow_up(world)
+        await press(world, world.of_one, question, 2)
+        await press(world, world.of_one, question, 1)  # no
+        assert question.text == "Thank you."
+    assert await world.signals("PINE-7") == []
+    assert (await world.group("PINE-7")).status is Status.PENDING
 
 
 async def test_an_organisation_wide_detention_phrase_in_chinese_is_a_report(world: World) -> None:
@@ -361,3 +400,133 @@ async def test_what_relatives_send_leaves_no_identifier_or_phrase_in_the_databas
         *integer_encodings(int(MEMBER_PHONE.removeprefix("+"))),
     ]
     assert find(needles, files) == []
+
+
+async def test_a_strangers_answers_are_recorded_as_nothing(world: World) -> None:
+    stranger = world.standin.user(6_100_000_099, language_code="en")
+    async with running_bot(world.installation, world.standin):
+        # An ordinary text, pressed Yes; then another, flagged and confirmed.
+        for row, then in ((0, None), (2, 0)):
+            mark = len(world.standin.sent)
+            await taken_in(world, world.standin.send_text(stranger, "hello", date=SENT))
+            await eventually(lambda at=mark: any(m.reply_markup for m in world.standin.sent[at:]))
+            question = next(m for m in world.standin.sent[mark:] if m.reply_markup)
+            assert question.text == "Did this come from them?"  # as a relative's
+            await press(world, stranger, question, row)
+            if then is not None:
+                assert question.text == "Are you sure?"
+                await press(world, stranger, question, then)
+            assert question.text == "Thank you."
+    assert await world.signals("PINE-7") == []
+    assert await world.signals("OAK-2") == []
+    assert (await world.group("PINE-7")).status is Status.PENDING
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+    ):
+        answers = (
+            await session.exec(select(AuditEvent).where(AuditEvent.action.startswith("answer")))
+        ).all()
+    assert answers == []  # nothing recorded, not even a refusal
+
+
+async def test_start_and_a_message_in_one_batch_link_the_message(world: World) -> None:
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await get_group(session, codename="PINE-7")
+        _, code = await create_invite(
+            session,
+            server=server,
+            role=Role.RELATIVE,
+            group=pine,
+            ttl=timedelta(days=1),
+            now=utc_now(),
+        )
+    newcomer = world.standin.user(6_100_000_050, language_code="en")
+    # Both wait before the bot starts: its first getUpdates takes them in one batch.
+    start = world.standin.send_text(newcomer, f"/start {code}")
+    note = world.standin.send_text(newcomer, "we are at the station", date=SENT)
+    async with running_bot(world.installation, world.standin):
+        await taken_in(world, start, note)
+        await eventually(
+            lambda: any(t.startswith("Welcome.") for t in texts_to(world.standin, newcomer.id))
+        )
+    [stored] = await world.installation.stored()
+    assert stored["row"].group_id == pine.id  # a relative's message, not a stranger's
+    assert stored["row"].link_reason is LinkReason.SOLE_GROUP
+
+
+ACTIVIST = 6_100_000_070
+
+
+async def test_unconfirmed_news_about_a_silent_group_reaches_its_activists(world: World) -> None:
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    now = utc_now()
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await get_group(session, codename="PINE-7")
+        await flip(session, group=pine, to=Status.SILENT, at=now, basis="grace", now=now)
+        pine.next_transition_at = now + timedelta(days=1)  # the engine leaves it be
+        session.add(pine)
+        activist = await get_or_create_person(
+            session, server=server, telegram_id=ACTIVIST, chat_id=ACTIVIST, now=now
+        )
+        session.add(RoleGrant(person_id=activist.id, role=Role.ACTIVIST, group_id=pine.id))
+    world.standin.user(ACTIVIST, language_code="en")
+    news = "Unconfirmed news about PINE-7 arrived; operators can read it."
+    async with running_bot(world.installation, world.standin):
+        # Forwarded and left unanswered: the phone is put down.
+        await taken_in(world, world.standin.send_text(world.of_one, "saw them, all fine"))
+        await eventually(lambda: news in texts_to(world.standin, ACTIVIST), within=30)
+    # The relative's chat shows what any message gets, nothing more.
+    assert texts_to(world.standin, RELATIVE_OF_ONE)[1:] == ["Did this come from them?"]
+    [stored] = await world.installation.stored()
+    assert stored["row"].unconfirmed is True
+    assert stored["body"]["text"] not in " ".join(texts_to(world.standin, ACTIVIST))
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+    ):
+        keyring = await Keyring.for_key(session, world.installation.operator_key)
+        listed = await list_inbox(session, keyring, unconfirmed=True)
+    assert [item.id for item in listed] == [stored["row"].id]
+
+
+async def test_a_duress_phrase_of_two_of_the_relatives_groups_asks_which(world: World) -> None:
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        oak = await get_group(session, codename="OAK-2")
+        await add_phrase(
+            session,
+            server=server,
+            group=oak,
+            phrase="the rain has stopped",
+            means=Signal.CHECKIN,  # a check-in for OAK-2, duress for PINE-7
+            now=utc_now(),
+        )
+    async with running_bot(world.installation, world.standin):
+        await taken_in(world, world.standin.send_text(world.of_two, "the rain has stopped"))
+        await eventually(lambda: any(m.reply_markup for m in world.standin.sent))
+        question = follow_up(world)
+        assert question.text == "Did this come from them?"  # as for any text
+        [stored] = await world.installation.stored()
+        assert stored["row"].group_id is None  # not guessed into one of them
+        assert stored["row"].signal is Signal.DURESS  # the stronger meaning is kept
+        await press(world, world.of_two, question, 0)
+        assert question.text == "Which one?"
+        await press(world, world.of_two, question, 1)  # "2": OAK-2
+    [stored] = await world.installation.stored()
+    assert stored["row"].group_id == (await world.group("OAK-2")).id
+    assert await world.signals("OAK-2") == [Signal.DURESS]
+    assert await world.signals("PINE-7") == []

@@ -78,6 +78,24 @@ async def test_after_a_restart_admins_hear_how_long_the_bot_was_away_and_what_qu
     assert note.startswith("The bot is back after 3h")
     assert "took in 2 update(s)" in note
     assert "while the bot was down" not in note
+    assert "could not read" not in note  # every one of them was readable
+
+
+async def test_the_admins_note_counts_updates_kept_raw_because_unreadable(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    installation = await installed(tmp_path, database, standin)
+    relative = standin.user(RELATIVE, language_code="en")
+    standin.user(ADMIN, language_code="en")
+    standin.send_text(relative, "readable")
+    # A live photo without its file: a shape python-telegram-bot refuses.
+    standin.send_fields(relative, {"caption": "unreadable", "live_photo": {"x": 1}})
+    async with running_bot(installation, standin):
+        await eventually(lambda: any(m.chat_id == ADMIN for m in standin.sent))
+    [note] = [m.text or "" for m in standin.sent if m.chat_id == ADMIN]
+    assert "took in 2 update(s)" in note
+    assert "1 of them this version of the bot could not read" in note
+    assert len(await installation.stored()) == 2  # sealed, both
 
 
 async def test_a_quick_restart_tells_nobody(

@@ -1,0 +1,136 @@
+"""No traces after a restart (issue #14, promise 3): the bot's replies and the relative's
+own messages that were still to be deleted when the bot stopped (SIGTERM) or was killed
+(SIGKILL) are deleted after it starts again, as the stand-in's record of the chat shows;
+/wipe after a restart empties the chat; a reply past Telegram's 48 hours is given up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.standin import SimUser, TelegramStandIn
+from storage.crypto import ServerKeys
+from storage.db import open_database, session_factory
+from storage.deletions import remember
+from storage.models import PendingDeletion
+from storage.timeutil import utc_now
+from tests.bot.intake_harness import Installation, eventually, install, running_bot
+from tests.bot.test_crash import bot_process, wait_until
+from tests.conftest import Database
+
+RELATIVE = 6_600_000_001
+# Long enough that the replies are still in the chat when the bot is stopped.
+TTL = "6s"
+
+
+async def _installed(tmp_path: Path, database: Database, standin: TelegramStandIn) -> Installation:
+    installation = await install(
+        tmp_path / "server", standin=standin, database_url=database.url, question_ttl=TTL
+    )
+    config = installation.path / "config.toml"
+    config.write_text(config.read_text().replace('receipt_ttl = "1s"', f'receipt_ttl = "{TTL}"'))
+    return installation
+
+
+async def _pending(installation: Installation) -> list[PendingDeletion]:
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+    ):
+        return list((await session.exec(select(PendingDeletion))).all())
+
+
+def _from_bot(standin: TelegramStandIn, user: SimUser) -> list[dict[str, object]]:
+    return [m for m in standin.messages_in(user.id) if m["from"]["id"] == standin.bot_id]
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+async def test_replies_left_by_a_stop_are_deleted_after_the_restart(
+    tmp_path: Path, database: Database, standin: TelegramStandIn, how: str
+) -> None:
+    installation = await _installed(tmp_path, database, standin)
+    user = standin.user(RELATIVE, language_code="en")
+    async with bot_process(installation) as bot:
+        await bot.start()
+        await wait_until(
+            standin, bot, lambda: "getUpdates" in standin.calls, within=60, what="the start"
+        )
+        for n in range(3):
+            standin.send_text(user, f"message {n}")
+        await wait_until(
+            standin, bot, lambda: len(_from_bot(standin, user)) >= 6, within=60, what="replies"
+        )
+        if how == "SIGTERM":
+            await bot.stop()
+        else:
+            await bot.kill()
+        # Nothing deleted them while the bot was down: they would stay for good.
+        assert len(_from_bot(standin, user)) == 6
+        await bot.start()
+        await wait_until(
+            standin,
+            bot,
+            lambda: standin.messages_in(user.id) == [],
+            within=60,
+            what="the chat to be empty",
+        )
+        await bot.stop()
+    assert await _pending(installation) == []
+
+
+async def test_wipe_after_a_restart_empties_the_chat(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    installation = await _installed(tmp_path, database, standin)
+    user = standin.user(RELATIVE, language_code="en")
+    async with bot_process(installation) as bot:
+        await bot.start()
+        await wait_until(
+            standin, bot, lambda: "getUpdates" in standin.calls, within=60, what="the start"
+        )
+        standin.send_text(user, "a message")
+        await wait_until(
+            standin, bot, lambda: len(_from_bot(standin, user)) >= 2, within=60, what="replies"
+        )
+        await bot.kill()
+        await bot.start()
+        standin.send_text(user, "/wipe")
+        await wait_until(
+            standin,
+            bot,
+            lambda: any(m.text == "Done." for m in standin.sent),
+            within=60,
+            what="/wipe's answer",
+        )
+        # /wipe answers when it is done: only its own answer is left, and it goes too.
+        left = standin.messages_in(user.id)
+        assert [m.get("text") for m in left] == ["Done."], left
+        await bot.stop()
+
+
+async def test_a_reply_past_telegrams_48_hours_is_given_up(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    server = ServerKeys(installation.settings.server_secret_bytes())
+    long_ago = utc_now() - timedelta(hours=49)
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        remember(
+            session,
+            server=server,
+            chat_id=RELATIVE,
+            message_ids=[41],
+            sent_at=long_ago,
+            due_at=long_ago + timedelta(minutes=1),
+        )
+    async with running_bot(installation, standin):
+        await eventually(lambda: "getUpdates" in standin.calls)
+    assert await _pending(installation) == []
+    assert "deleteMessages" not in standin.calls  # nothing Telegram would still allow
