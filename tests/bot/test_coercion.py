@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.standin import SimUser, TelegramStandIn, origin_user
+from bot.standin import SentMessage, SimUser, TelegramStandIn, origin_user
 from bot.timeline import gather
 from storage.codebook import add_phrase
 from storage.crypto import KemName, ServerKeys
@@ -181,17 +181,23 @@ async def _forced_checkin(world: World, how: str) -> None:
     elif how == "typed phrase":
         await world.taken_in(world.standin.send_text(world.relative, "the tea is warm"))
     else:  # the relative answers "Yes" to "Is this a message from the group?"
-        mark = len(world.standin.sent)
-        await world.taken_in(world.standin.send_text(world.relative, "saw them at the station"))
-
-        def question() -> bool:
-            return any(m.reply_markup and m.chat_id == RELATIVE for m in world.standin.sent[mark:])
-
-        await eventually(question)
-        asked = next(m for m in world.standin.sent[mark:] if m.reply_markup)
-        assert asked.text == "Is this a message from the group?"
+        asked = await _question(world)
         yes = asked.reply_markup["inline_keyboard"][0][0]["callback_data"]
         await world.taken_in(world.standin.press_button(world.relative, asked.message, yes))
+
+
+async def _question(world: World) -> SentMessage:
+    """The relative sends a plain note; the question the bot asks about it."""
+    mark = len(world.standin.sent)
+    await world.taken_in(world.standin.send_text(world.relative, "saw them at the station"))
+
+    def question() -> bool:
+        return any(m.reply_markup and m.chat_id == RELATIVE for m in world.standin.sent[mark:])
+
+    await eventually(question)
+    asked = next(m for m in world.standin.sent[mark:] if m.reply_markup)
+    assert asked.text == "Is this a message from the group?"
+    return asked
 
 
 @pytest.mark.parametrize("how", ["forwarded", "typed phrase", "relatives yes"])
@@ -456,14 +462,7 @@ async def test_an_admin_on_the_command_line_is_one_person_and_telegram_confirms(
 async def test_a_revoked_relatives_yes_records_nothing(world: World) -> None:
     server = ServerKeys(world.installation.settings.server_secret_bytes())
     async with running_bot(world.installation, world.standin):
-        mark = len(world.standin.sent)
-        await world.taken_in(world.standin.send_text(world.relative, "saw them at the station"))
-
-        def question() -> bool:
-            return any(m.reply_markup and m.chat_id == RELATIVE for m in world.standin.sent[mark:])
-
-        await eventually(question)
-        asked = next(m for m in world.standin.sent[mark:] if m.reply_markup)
+        asked = await _question(world)
         async with (
             open_database(world.url) as engine,
             session_factory(engine)() as session,
