@@ -180,7 +180,7 @@ async def _forced_checkin(world: World, how: str) -> None:
         await world.taken_in(update)
     elif how == "typed phrase":
         await world.taken_in(world.standin.send_text(world.relative, "the tea is warm"))
-    else:  # the relative answers "Yes" to "Is this a message from the group?"
+    else:  # the relative answers "Yes" to "Did this come from them?"
         asked = await _question(world)
         yes = asked.reply_markup["inline_keyboard"][0][0]["callback_data"]
         await world.taken_in(world.standin.press_button(world.relative, asked.message, yes))
@@ -196,7 +196,7 @@ async def _question(world: World) -> SentMessage:
 
     await eventually(question)
     asked = next(m for m in world.standin.sent[mark:] if m.reply_markup)
-    assert asked.text == "Is this a message from the group?"
+    assert asked.text == "Did this come from them?"
     return asked
 
 
