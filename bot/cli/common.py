@@ -131,11 +131,11 @@ class Workspace:
 async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
     """Settings, server keys and one database transaction: committed if the command
     finishes, rolled back if it fails."""
-    settings = load_settings(resolve_config_path(config))
+    settings = load_settings(resolve_config_path(config), read_token=False)
     server = ServerKeys(settings.server_secret_bytes())
     try:
         async with (
-            open_database(settings.database.url) as engine,
+            open_database(settings.database.url, must_exist=True) as engine,
             session_factory(engine)() as session,
             session.begin(),
         ):

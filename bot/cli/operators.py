@@ -196,8 +196,10 @@ async def _each_group(
 async def _reclaim(config: Path | None) -> None:
     """After the commits: PostgreSQL keeps replaced and deleted wraps in its files
     until they are rewritten, and the leaver's key opens those."""
-    settings = load_settings(resolve_config_path(config))
-    async with open_database(settings.database.url, migrate_to_head=False) as engine:
+    settings = load_settings(resolve_config_path(config), read_token=False)
+    async with open_database(
+        settings.database.url, migrate_to_head=False, must_exist=True
+    ) as engine:
         await reclaim_deleted(engine, tables=REKEYED_TABLES)
 
 

@@ -59,7 +59,7 @@ def init(
     secret = base64.urlsafe_b64encode(ServerKeys.generate_secret()).decode()
     _create_private(secret_path, secret + "\n")
     _create_private(config_path, example_config_text())
-    settings = load_settings(config_path)
+    settings = load_settings(config_path, read_token=False)
 
     async def migrate() -> None:
         async with (
