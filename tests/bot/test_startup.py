@@ -47,7 +47,7 @@ class Exited:
         return f"exit {self.status}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
 
 
-async def run_intake(config: Path, *args: str, timeout: float = 90) -> Exited:
+async def run_intake(config: Path, *args: str) -> Exited:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -62,7 +62,7 @@ async def run_intake(config: Path, *args: str, timeout: float = 90) -> Exited:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
     finally:
         if proc.returncode is None:
             proc.kill()
