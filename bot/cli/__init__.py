@@ -16,6 +16,7 @@ from bot.cli import (  # noqa: F401 (register their commands)
     audit,
     codebook,
     demo,
+    doctor,
     groups,
     inbox,
     invites,

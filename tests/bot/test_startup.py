@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 
@@ -314,3 +316,96 @@ async def processed(installation: Installation) -> int:
     async with open_database(url, migrate_to_head=False) as engine, engine.connect() as conn:
         count = (await conn.execute(sa.text("SELECT count(*) FROM processed_updates"))).scalar()
         return int(count or 0)
+
+
+# --------------------------------------------------------------------------- intake doctor
+
+
+async def doctor(installation: Installation) -> tuple[Exited, dict[str, dict[str, object]]]:
+    ran = await run_intake(config_of(installation), "doctor", "--format", "json")
+    report = json.loads(ran.stdout)
+    assert report["ok"] is (ran.status == 0), str(ran)
+    return ran, {check["name"]: check for check in report["checks"]}
+
+
+def healthy(installation: Installation) -> Installation:
+    config_of(installation).chmod(0o600)
+    path = installation.settings.database.url.removeprefix("sqlite+aiosqlite:///")
+    if installation.settings.database.url.startswith("sqlite"):
+        Path(path).chmod(0o600)
+    return installation
+
+
+async def test_doctor_passes_a_healthy_installation_and_names_the_bot(
+    installation: Installation, standin: TelegramStandIn
+) -> None:
+    ran, checks = await doctor(healthy(installation))
+    assert ran.status == 0, str(ran)
+    assert set(checks) >= {
+        "config",
+        "secrets",
+        "file modes",
+        "database",
+        "migration",
+        "operators",
+        "token",
+        "webhook",
+        "clock",
+        "disk",
+    }
+    assert str(checks["token"]["detail"]).startswith("the bot is @")
+    assert standin.token not in ran.stdout + ran.stderr
+    text = await run_intake(config_of(installation), "doctor")
+    assert text.status == 0, str(text)
+    assert all(line.startswith("ok") for line in text.stdout.splitlines()), str(text)
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        "world-readable token",
+        "database typo",
+        "token refused",
+        "telegram unreachable",
+        "webhook set while polling",
+        "token unset",
+    ],
+)
+async def test_doctor_fails_each_broken_installation_on_the_right_check(
+    installation: Installation, standin: TelegramStandIn, breakage: str
+) -> None:
+    healthy(installation)
+    config = config_of(installation)
+    failing = {
+        "world-readable token": "file modes",
+        "database typo": "database",
+        "token refused": "token",
+        "telegram unreachable": "telegram",
+        "webhook set while polling": "webhook",
+        "token unset": "secrets",
+    }[breakage]
+    if breakage == "world-readable token":
+        (installation.path / "token").chmod(0o644)
+    elif breakage == "database typo":
+        config.write_text(_with_database(config.read_text(), "sqlite:///intak.db"))
+    elif breakage == "token refused":
+        (installation.path / "token").write_text(OTHER_TOKEN)
+    elif breakage == "telegram unreachable":
+        config.write_text(
+            config.read_text().replace(standin.base_url, f"http://127.0.0.1:{free_port()}/bot")
+        )
+    elif breakage == "webhook set while polling":
+        async with aiohttp.ClientSession() as session:
+            url = f"{standin.base_url}{standin.token}/setWebhook"
+            async with session.post(url, json={"url": "http://127.0.0.1:9/x"}) as resp:
+                assert resp.status == 200
+    elif breakage == "token unset":
+        (installation.path / "token").unlink()
+    ran, checks = await doctor(installation)
+    assert ran.status == 1, str(ran)
+    assert checks[failing]["ok"] is False, str(ran)
+    others = [name for name, check in checks.items() if not check["ok"] and name != failing]
+    assert others == [], str(ran)
+    assert standin.token not in ran.stdout + ran.stderr
+    assert OTHER_TOKEN.split(":")[1] not in ran.stdout + ran.stderr
+    assert not (installation.path / "intak.db").exists()
