@@ -49,9 +49,14 @@ _COMPLETION_ENV = "_INTAKE_COMPLETE"
 
 def command_word(args: Sequence[str]) -> str | None:
     """The top-level command named on the command line (the first word that is not an
-    option), or None (`intake`, `intake --help`, `intake --version`)."""
+    option, nor the value of the root's --tz), or None (`intake`, `intake --help`)."""
+    skip = False
     for arg in args:
-        if not arg.startswith("-"):
+        if skip:
+            skip = False
+        elif arg == "--tz":
+            skip = True
+        elif not arg.startswith("-"):
             return arg
     return None
 
@@ -105,7 +110,7 @@ def main() -> None:
     from bot.cli.common import UsageError, app, err, is_user_error
 
     try:
-        app()
+        app(prog_name="intake")  # also under `python -m bot.cli`: one completion variable
     except UsageError as exc:
         err.print(f"intake: error: {exc}")
         sys.exit(2)

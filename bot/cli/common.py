@@ -4,11 +4,12 @@ the consoles, the one-line errors, and one database transaction per command."""
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
@@ -53,8 +54,76 @@ def _root(
             "--version", help="Print the version and exit.", is_eager=True, callback=_version
         ),
     ] = False,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="Show times in this zone (Asia/Seoul) instead of [display] timezone.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Check-in intake: seal covert check-ins, watch for silence, alert activists."""
+    if tz is not None:
+        _display.zone = _zone(tz, "--tz")
+        _display.chosen = True
+
+
+# --------------------------------------------------------------------------- times shown
+
+
+@dataclass(slots=True)
+class _Display:
+    """The zone every time is shown in: ``intake --tz``, else [display] timezone (read
+    with the settings, in ``workspace``), else UTC."""
+
+    zone: tzinfo = UTC
+    chosen: bool = False
+
+
+_display = _Display()
+
+
+def _zone(name: str, where: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"{where}: unknown time zone (use a name like Asia/Seoul)")
+
+
+def use_display_zone(settings: Settings) -> None:
+    if not _display.chosen:
+        _display.zone = _zone(settings.display.timezone, "[display] timezone")
+
+
+def when(moment: datetime | None) -> str:
+    """A time for people: in the display zone, to the minute, always with its zone."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(_display.zone)
+    label = local.tzname() or ""
+    if not label.isalpha():  # "+07" says less than the zone's name
+        label = str(_display.zone)
+    return f"{local:%Y-%m-%d %H:%M} {label}"
+
+
+class Format(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+FormatOption = Annotated[
+    Format, typer.Option("--format", help="A table for people, or JSON for scripts.")
+]
+
+
+def print_json(value: object) -> None:
+    """JSON for scripts: times in UTC, ISO 8601 (``iso``)."""
+    import json
+
+    print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 group_app = typer.Typer(help="Travel groups, known only by codename.", no_args_is_help=True)
@@ -162,6 +231,7 @@ async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
     from storage.db import DatabaseError, open_database, reason, session_factory
 
     settings = load_settings(resolve_config_path(config), read_token=False)
+    use_display_zone(settings)
     server = ServerKeys(settings.server_secret_bytes())
     try:
         async with (
@@ -183,10 +253,6 @@ def duration_option(value: str | None, name: str) -> timedelta | None:
         return parse_duration(value)
     except ValueError as exc:
         fail(f"{name}: {exc}")
-
-
-def when(moment: datetime | None) -> str:
-    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def iso(moment: datetime | None) -> str | None:
