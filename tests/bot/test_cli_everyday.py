@@ -4,12 +4,16 @@ and the command line loads only what the command being run needs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import typer
 
 from bot.cli import COMMANDS, load_all
@@ -223,3 +227,52 @@ def test_a_command_loads_only_its_own_modules(word: str | None, absent: tuple[st
     if word is not None:
         for module in COMMANDS[word][0]:
             assert f"bot.cli.{module}" in loaded
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def test_init_with_a_postgresql_url_creates_the_schema(tmp_path: Path) -> None:
+    admin_url = os.environ.get("INTAKE_TEST_DATABASE_URL")
+    if not admin_url:
+        pytest.skip("INTAKE_TEST_DATABASE_URL names no PostgreSQL server")
+    name = f"intake_init_{uuid.uuid4().hex[:12]}"
+
+    async def sql(statement: str) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(
+            sa.engine.make_url(admin_url).set(drivername="postgresql+asyncpg"),
+            isolation_level="AUTOCOMMIT",
+        )
+        try:
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql(statement)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(sql(f'CREATE DATABASE "{name}"'))
+    try:
+        url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        ran = intake("init", "--dir", "pg", "--database-url", url, cwd=tmp_path)
+        assert_ok(ran)
+        assert not (tmp_path / "pg" / "intake.db").exists()
+        status = intake("status", "--format", "json", cwd=tmp_path / "pg")
+        assert as_json(status) == []
+        doctor = intake("doctor", "--format", "json", cwd=tmp_path / "pg")
+        checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+        assert checks["database"]["ok"], doctor
+        assert checks["migration"]["ok"], doctor
+    finally:
+        asyncio.run(sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_init_keeps_a_database_password_out_of_the_config_and_leaves_nothing_if_it_fails(
+    tmp_path: Path,
+) -> None:
+    password = "CANARY-pw-" + uuid.uuid4().hex[:8]
+    url = f"postgresql://intake:{password}@127.0.0.1:9/intake"  # nothing listens on port 9
+    ran = intake("init", "--dir", "pg", "--database-url", url, cwd=tmp_path)
+    assert ran.returncode == 1, str(ran)
+    assert password not in ran.stdout + ran.stderr
+    assert sorted(p.name for p in (tmp_path / "pg").iterdir()) == []
