@@ -226,6 +226,14 @@ def _http_url(value: str, *, https_only: bool = False) -> str:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
+def _time_zone_name(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Seoul)") from None
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, hide_input_in_errors=True)
 
@@ -422,11 +430,7 @@ class AlertsSection(_Section):
     @field_validator("time_zone")
     @classmethod
     def _check_time_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Seoul)") from None
-        return value
+        return _time_zone_name(value)
 
     @field_validator("heartbeat_url")
     @classmethod
@@ -478,11 +482,7 @@ class DisplaySection(_Section):
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Seoul)") from None
-        return value
+        return _time_zone_name(value)
 
 
 class Settings(_Section):

@@ -35,6 +35,16 @@ from storage.legs import add_leg, find_leg
 from storage.models import CodebookEntry, Group, Leg, Signal
 from storage.timeutil import utc_now
 
+PhraseArguments = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="[CODENAME] PHRASE",
+        help="The group and the phrase, in quotes (with --all, the phrase alone). "
+        "A phrase of - is read from standard input, which keeps it out of shell history.",
+        show_default=False,
+    ),
+]
+
 
 def _codebook_target(words: list[str], org_wide: bool) -> tuple[str | None, str]:
     """(codename or None for --all, phrase) from the command's arguments."""
@@ -73,15 +83,7 @@ def _owner(codenames: dict[uuid.UUID, str], group_id: uuid.UUID | None) -> str:
 
 @codebook_app.command("add")
 def codebook_add(
-    words: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="[CODENAME] PHRASE",
-            help="The group and the phrase, in quotes (with --all, the phrase alone). "
-            "A phrase of - is read from standard input, which keeps it out of shell history.",
-            show_default=False,
-        ),
-    ],
+    words: PhraseArguments,
     means: Annotated[
         str,
         typer.Option(
@@ -291,15 +293,7 @@ def codebook_list(
 
 @codebook_app.command("remove")
 def codebook_remove(
-    words: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="[CODENAME] PHRASE",
-            help="The group and the phrase, in quotes (with --all, the phrase alone). "
-            "A phrase of - is read from standard input, which keeps it out of shell history.",
-            show_default=False,
-        ),
-    ],
+    words: PhraseArguments,
     org_wide: Annotated[
         bool, typer.Option("--all", help="From the organisation-wide codebook.")
     ] = False,

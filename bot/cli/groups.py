@@ -37,23 +37,24 @@ from storage.timeutil import utc_now
 
 # --------------------------------------------------------------------------- groups
 
+# The schedule's options, shared by `group add` and `group edit`.
+IntervalOption = Annotated[str | None, typer.Option(help="A check-in is due every so long (24h).")]
+CronOption = Annotated[
+    str | None, typer.Option(help='Check-ins due at cron times ("0 8,20 * * *").')
+]
+TzOption = Annotated[str | None, typer.Option(help="Time zone of --cron (Asia/Shanghai).")]
+GraceOption = Annotated[str | None, typer.Option(help="How late a check-in may be before SILENT.")]
+DetainedAfterOption = Annotated[str | None, typer.Option(help="Silent this long means DETAINED.")]
+
 
 @group_app.command("add")
 def group_add(
     codename: Annotated[str, typer.Argument(help="The group's codename, like PINE-7.")],
-    interval: Annotated[
-        str | None, typer.Option(help="A check-in is due every so long (24h).")
-    ] = None,
-    cron: Annotated[
-        str | None, typer.Option(help='Check-ins due at cron times ("0 8,20 * * *").')
-    ] = None,
-    tz: Annotated[str | None, typer.Option(help="Time zone of --cron (Asia/Shanghai).")] = None,
-    grace: Annotated[
-        str | None, typer.Option(help="How late a check-in may be before SILENT.")
-    ] = None,
-    detained_after: Annotated[
-        str | None, typer.Option(help="Silent this long means DETAINED.")
-    ] = None,
+    interval: IntervalOption = None,
+    cron: CronOption = None,
+    tz: TzOption = None,
+    grace: GraceOption = None,
+    detained_after: DetainedAfterOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Add a travel group, with its own key pair sealed to every operator."""
@@ -134,21 +135,11 @@ def group_list(output: FormatOption = Format.TABLE, config: ConfigOption = None)
 @group_app.command("edit")
 def group_edit(
     codename: Annotated[str, typer.Argument(help="The group's codename, like PINE-7.")],
-    interval: Annotated[
-        str | None, typer.Option(help="Instead: a check-in is due every so long (24h).")
-    ] = None,
-    cron: Annotated[
-        str | None, typer.Option(help='Instead: check-ins due at cron times ("0 8,20 * * *").')
-    ] = None,
-    tz: Annotated[
-        str | None, typer.Option(help="Time zone of --cron (kept if the group has one).")
-    ] = None,
-    grace: Annotated[
-        str | None, typer.Option(help="How late a check-in may be before SILENT.")
-    ] = None,
-    detained_after: Annotated[
-        str | None, typer.Option(help="Silent this long means DETAINED.")
-    ] = None,
+    interval: IntervalOption = None,
+    cron: CronOption = None,
+    tz: TzOption = None,
+    grace: GraceOption = None,
+    detained_after: DetainedAfterOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Change a group's schedule; what is not given stays as it is. The deadline engine

@@ -49,8 +49,8 @@ class Exited:
         return f"exit {self.status}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
 
 
-async def run_intake(config: Path, *args: str) -> Exited:
-    proc = await asyncio.create_subprocess_exec(
+async def start_intake(config: Path, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot.cli",
@@ -63,6 +63,10 @@ async def run_intake(config: Path, *args: str) -> Exited:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def run_intake(config: Path, *args: str) -> Exited:
+    proc = await start_intake(config, *args)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
     finally:
@@ -261,19 +265,7 @@ async def test_start_and_stop_are_one_line_each_and_sigterm_in_the_drain_loses_n
     for n in range(queued):
         standin.send_text(people[n % len(people)], f"queued text {n}")
     standin.delay_next("getUpdates", 0.3, count=1_000)  # a slow Telegram: the drain lasts
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "run",
-        "--config",
-        str(config),
-        env=child_env(),
-        cwd=REPO,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start_intake(config, "run")
     try:
         await eventually(lambda: standin.calls.count("getUpdates") >= 2, within=60)
         proc.send_signal(signal.SIGTERM)
