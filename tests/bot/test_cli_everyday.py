@@ -276,3 +276,12 @@ def test_init_keeps_a_database_password_out_of_the_config_and_leaves_nothing_if_
     assert ran.returncode == 1, str(ran)
     assert password not in ran.stdout + ran.stderr
     assert sorted(p.name for p in (tmp_path / "pg").iterdir()) == []
+
+
+def test_every_command_module_is_in_the_table_so_that_it_loads() -> None:
+    # A module missing from COMMANDS would never be imported, and its commands would be
+    # silently absent.
+    folder = Path(__file__).resolve().parents[2] / "bot" / "cli"
+    modules = {p.stem for p in folder.glob("*.py")} - {"__init__", "__main__", "common"}
+    listed = {m for ms, _ in COMMANDS.values() for m in ms}
+    assert modules == listed
