@@ -120,9 +120,12 @@ def pct(values: list[float], p: float) -> float:
 async def install(folder: Path, standin: TelegramStandIn, database_url: str) -> ServerKeys:
     """An installation as `intake init` + `intake operator add` leave it."""
     (folder / "token").write_text(standin.token)
+    (folder / "token").chmod(0o600)  # `intake run` refuses secrets others may read
     secret = ServerKeys.generate_secret()
     (folder / "server_secret").write_text(base64.urlsafe_b64encode(secret).decode())
+    (folder / "server_secret").chmod(0o600)  # `intake run` refuses secrets others may read
     (folder / "database_url").write_text(database_url)
+    (folder / "database_url").chmod(0o600)  # `intake run` refuses secrets others may read
     (folder / "config.toml").write_text(
         f"""
 [telegram]

@@ -108,9 +108,12 @@ async def install(folder: Path, standin: TelegramStandIn, database_url: str, kem
     """An installation as `intake init` + `intake operator add` leave it, with the per-person
     limit raised (a burst from a few relatives is far over the default 120 an hour)."""
     (folder / "token").write_text(standin.token)
+    (folder / "token").chmod(0o600)  # `intake run` refuses secrets others may read
     secret = ServerKeys.generate_secret()
     (folder / "server_secret").write_text(base64.urlsafe_b64encode(secret).decode())
+    (folder / "server_secret").chmod(0o600)  # `intake run` refuses secrets others may read
     (folder / "database_url").write_text(database_url)
+    (folder / "database_url").chmod(0o600)  # `intake run` refuses secrets others may read
     config = folder / "config.toml"
     config.write_text(
         f"""

@@ -15,22 +15,30 @@ import signal
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import select
+from sqlmodel import col, select
 from telegram import Update
-from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import (
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import ApplicationBuilder
 from telegram.warnings import PTBUserWarning
 
-from bot import handlers, watch
+from bot import handlers, startup, watch
 from bot.config import Settings
 from bot.intake import BotApplication, Intake, Runtime, Taken
 from bot.received import unreadable_update
-from bot.webhook import serve_webhook
+from bot.webhook import listening, set_webhook
 from storage.crypto import ServerKeys
-from storage.db import open_database, session_factory
-from storage.models import Operator
-from storage.sealing import NoRecipients
+from storage.db import DatabaseError, open_database, reason, session_factory
+from storage.models import Group, Operator
 from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -59,52 +67,133 @@ def build_application(settings: Settings, runtime: Runtime) -> BotApplication:
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[tuple[BotApplication, Intake]]:
-    """Open the database and the Application; close both, in one place."""
-    async with open_database(settings.database.url) as engine:
-        sessions = session_factory(engine)
-        async with sessions() as session:
-            if (await session.exec(select(Operator.id).limit(1))).first() is None:
-                raise NoRecipients(
-                    "no operator key is registered, so nothing received could be sealed: "
-                    "run `intake operator add` first"
+    """Open the database and the Application; close both, in one place.
+
+    Whatever keeps the bot from starting is a ``StartupFailure`` (one line, no token):
+    another process on the SQLite file, a database that is missing or unreachable, no
+    operator key, a token Telegram refuses, Telegram out of reach."""
+    with startup.sqlite_lock(settings.database.url):
+        try:
+            async with open_database(settings.database.url, must_exist=True) as engine:
+                sessions = session_factory(engine)
+                async with sessions() as session:
+                    if (await session.exec(select(Operator.id).limit(1))).first() is None:
+                        raise startup.StartupFailure(
+                            "no operator key is registered, so nothing received could be "
+                            "sealed: run `intake operator add` first",
+                            status=startup.EX_CONFIG,
+                        )
+                runtime = Runtime(
+                    settings=settings,
+                    server=ServerKeys(settings.server_secret_bytes()),
+                    engine=engine,
+                    sessions=sessions,
                 )
-        runtime = Runtime(
-            settings=settings,
-            server=ServerKeys(settings.server_secret_bytes()),
-            engine=engine,
-            sessions=sessions,
-        )
-        application = build_application(settings, runtime)
-        async with application:  # initialize() ... shutdown()
-            await application.start()  # the job queue (self-deleting replies)
-            try:
-                yield application, Intake(application, runtime)
-            finally:
-                await application.stop()
+                application = build_application(settings, runtime)
+                try:
+                    await _initialize(settings, application)
+                    await application.start()  # the job queue (self-deleting replies)
+                    try:
+                        yield application, Intake(application, runtime)
+                    finally:
+                        await application.stop()
+                finally:
+                    await application.shutdown()
+        except DatabaseError as exc:
+            raise startup.StartupFailure(str(exc), status=startup.EX_UNAVAILABLE) from None
+        except (OSError, SQLAlchemyError) as exc:
+            raise startup.StartupFailure(
+                f"database: {reason(exc)}", status=startup.EX_UNAVAILABLE
+            ) from None
+
+
+async def _initialize(settings: Settings, application: BotApplication) -> None:
+    """``Application.initialize``, which asks Telegram who the bot is (getMe): the
+    token is checked here. Messages name the host only (the token is in the URL)."""
+    host = startup.telegram_host(settings)
+    try:
+        await application.initialize()
+    except (InvalidToken, Forbidden) as exc:
+        del exc  # its text may carry the token
+        raise startup.StartupFailure(
+            f"Telegram at {host} refused the bot token: check [telegram] token "
+            "(as @BotFather gave it)",
+            status=startup.EX_CONFIG,
+        ) from None
+    except TelegramError as exc:
+        raise startup.StartupFailure(
+            f"cannot reach Telegram at {host} ({type(exc).__name__}); is the network up?",
+            status=startup.EX_UNAVAILABLE,
+        ) from None
 
 
 async def serve(
     settings: Settings, *, stop: asyncio.Event, after_drain: AfterDrain | None = None
 ) -> None:
     started_at = utc_now()
-    async with running(settings) as (application, intake):
-        await handlers.set_default_commands(application.bot)
+    async with running(settings) as (application, intake), contextlib.AsyncExitStack() as held:
+        bot = application.bot
+        if settings.telegram.mode == "webhook":
+            # Listen first: if the port is taken (another bot runs here), stop before
+            # touching the webhook that bot is being sent to.
+            listener = await held.enter_async_context(
+                listening(settings, application, intake, runtime_of(application))
+            )
+            where = f"webhook on {listener}"
+        else:
+            await held.enter_async_context(
+                startup.poller_lock(runtime_of(application).engine, bot.id)
+            )
+            where = "polling"
+        log.info(
+            "started: %s as @%s, database %s, watching %s",
+            where,
+            bot.username,
+            startup.database_kind(settings.database.url),
+            plural_groups(await _groups_watched(application)),
+        )
+        await handlers.set_default_commands(bot)
         if settings.telegram.mode == "webhook":
             # Telegram holds back getUpdates while a webhook is set: take the
             # webhook down, drain, and put it back.
-            await application.bot.delete_webhook(drop_pending_updates=False)
+            await bot.delete_webhook(drop_pending_updates=False)
         # Replies and messages a restart or a crash left behind go first (promise 3).
         await handlers.restore_deletions(application)
         offset = await drain(application, intake, stop=stop)
         if stop.is_set():
+            await _confirm(application, offset)
             return
         if after_drain is not None:
             await after_drain(application)
         await watch.start(application, started_at=started_at)
         if settings.telegram.mode == "webhook":
-            await serve_webhook(settings, application, intake, stop=stop)
+            await set_webhook(settings, application)
+            await stop.wait()
         else:
             await poll(application, intake, offset=offset, stop=stop)
+
+
+def runtime_of(application: BotApplication) -> Runtime:
+    runtime = application.bot_data["runtime"]
+    assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in build_application)
+    return runtime
+
+
+async def _groups_watched(application: BotApplication) -> int:
+    async with runtime_of(application).sessions() as session:
+        query = select(sa.func.count()).select_from(Group).where(col(Group.shredded_at).is_(None))
+        return int((await session.exec(query)).one())
+
+
+def plural_groups(count: int) -> str:
+    return f"{count} group" if count == 1 else f"{count} groups"
+
+
+async def _confirm(application: BotApplication, offset: int | None) -> None:
+    """Confirm what was committed, so that it is not given again."""
+    if offset is not None:
+        with contextlib.suppress(TelegramError):
+            await application.bot.get_updates(offset=offset, timeout=0, limit=1)
 
 
 async def drain(
@@ -117,7 +206,9 @@ async def drain(
     backoff = 1.0
     replies = handlers.Replies(application)
     try:
-        while True:
+        while stop is None or not stop.is_set():
+            # SIGTERM is honoured between batches: what was committed is confirmed
+            # by the caller; what was not is given again at the next start.
             updates = await _get_updates(application, offset=offset, poll_seconds=0)
             if updates is None:
                 continue
@@ -191,9 +282,7 @@ async def poll(
     finally:
         await replies.finish()
     # Confirm what was committed since the last call, so it is not redelivered.
-    if offset is not None:
-        with contextlib.suppress(TelegramError):
-            await application.bot.get_updates(offset=offset, timeout=0, limit=1)
+    await _confirm(application, offset)
 
 
 class _NotCommitted(Exception):
@@ -344,13 +433,25 @@ async def _sleep_or_stop(seconds: float, stop: asyncio.Event) -> None:
 
 
 def run_forever(settings: Settings) -> None:
-    """`intake run`: serve until SIGINT or SIGTERM."""
+    """`intake run`: serve until SIGINT or SIGTERM; one log line at start and at stop."""
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        signals: list[str] = []
+
+        def on_signal(sig: signal.Signals) -> None:
+            signals.append(sig.name)
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
+        began = loop.time()
         await serve(settings, stop=stop)
+        log.info(
+            "stopped (%s) after %.0fs",
+            signals[0] if signals else "ended",
+            loop.time() - began,
+        )
 
     asyncio.run(main())

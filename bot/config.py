@@ -47,6 +47,7 @@ __all__ = [
     "ConfigError",
     "DatabaseSection",
     "DefaultsSection",
+    "DisplaySection",
     "IntakeSection",
     "InvitesSection",
     "KeysSection",
@@ -66,6 +67,10 @@ SERVER_SECRET_BYTES = 32
 _EXAMPLE_NAME = "config.example.toml"
 
 _CONTEXT_PATH = "config_path"
+# Validation context keys: whether to read the bot token (only `intake run` and
+# `intake doctor` need it), and the list that collects every secret file read.
+_CONTEXT_TOKEN = "read_token"  # noqa: S105 (a key name, not a secret)
+_CONTEXT_FILES = "secret_files"
 _ENV_PREFIX = "env:"
 _FILE_PREFIX = "file:"
 _PLACEHOLDERS = frozenset(
@@ -160,6 +165,19 @@ def _read_reference(reference: str, config_dir: Path) -> str:
     return value
 
 
+def _note_secret_file(reference: str, info: ValidationInfo) -> None:
+    """Remember a ``file:`` reference's path, so that its mode can be checked."""
+    context = info.context
+    if not reference.startswith(_FILE_PREFIX) or not isinstance(context, dict):
+        return
+    files = context.get(_CONTEXT_FILES)
+    if isinstance(files, list):
+        path = Path(reference.removeprefix(_FILE_PREFIX)).expanduser()
+        if not path.is_absolute():
+            path = _config_dir(info) / path
+        files.append(Path(os.path.normpath(path)))
+
+
 def _secret_text(
     value: object, info: ValidationInfo, *, kinds: tuple[str, ...] = (_ENV_PREFIX, _FILE_PREFIX)
 ) -> str:
@@ -173,6 +191,7 @@ def _secret_text(
                 raise ValueError(f"must be a {use} reference")
             raise ValueError(f"secrets are never written in the config file; use {use}")
         text = _read_reference(value, _config_dir(info))
+        _note_secret_file(value, info)
     else:
         raise ValueError(f"must be a reference in quotes: {use}")
     if text.lower() in _PLACEHOLDERS:
@@ -207,6 +226,14 @@ def _http_url(value: str, *, https_only: bool = False) -> str:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
+def _time_zone_name(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Seoul)") from None
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, hide_input_in_errors=True)
 
@@ -224,6 +251,13 @@ class TelegramSection(_Section):
     @classmethod
     def _resolve_token(cls, value: object, info: ValidationInfo) -> SecretStr | None:
         if value is None:
+            return None
+        context = info.context
+        if isinstance(context, Mapping) and context.get(_CONTEXT_TOKEN) is False:
+            # Not read: every command but `intake run` works without the token. A
+            # literal token in the file is still refused.
+            if not (isinstance(value, str) and _is_reference(value)):
+                _secret_text(value, info)  # raises the usual message
             return None
         token = _secret_text(value, info)
         if not _TELEGRAM_TOKEN.fullmatch(token):
@@ -326,6 +360,7 @@ class DatabaseSection(_Section):
             return value  # the str type check reports it
         if _is_reference(value):
             url = _read_reference(value, _config_dir(info))
+            _note_secret_file(value, info)
         elif _has_password(value):
             raise ValueError(
                 "this URL holds a password, and secrets are never written in the config file; "
@@ -400,11 +435,7 @@ class AlertsSection(_Section):
     @field_validator("time_zone")
     @classmethod
     def _check_time_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Seoul)") from None
-        return value
+        return _time_zone_name(value)
 
     @field_validator("heartbeat_url")
     @classmethod
@@ -457,6 +488,17 @@ class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class DisplaySection(_Section):
+    """``[display]``: how times are shown to people."""
+
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        return _time_zone_name(value)
+
+
 class Settings(_Section):
     """All settings. Build it with :func:`load_settings`.
 
@@ -475,8 +517,11 @@ class Settings(_Section):
     invites: InvitesSection
     retention: RetentionSection
     logging: LoggingSection
+    display: DisplaySection
 
     _config_path: Path = PrivateAttr(default_factory=lambda: Path.cwd() / DEFAULT_CONFIG_NAME)
+    _secret_files: tuple[Path, ...] = PrivateAttr(default=())
+    _token_read: bool = PrivateAttr(default=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -490,6 +535,12 @@ class Settings(_Section):
     @model_validator(mode="after")
     def _check_webhook(self, info: ValidationInfo) -> Self:
         self._config_path = _config_path(info)
+        context = info.context
+        if isinstance(context, Mapping):
+            files = context.get(_CONTEXT_FILES)
+            if isinstance(files, list):
+                self._secret_files = tuple(dict.fromkeys(files))
+            self._token_read = context.get(_CONTEXT_TOKEN) is not False
         if self.telegram.mode == "webhook":
             missing = [
                 name
@@ -515,12 +566,20 @@ class Settings(_Section):
         return self._config_path
 
     @property
+    def secret_files(self) -> tuple[Path, ...]:
+        """Every file a ``file:`` reference was read from (token, secrets, database URL)."""
+        return self._secret_files
+
+    @property
     def config_dir(self) -> Path:
         """The folder relative paths in the config file are taken from."""
         return self._config_path.parent
 
     def require_token(self) -> str:
         """The bot token, or ConfigError if the config file does not set one."""
+        if self.telegram.token is None and not self._token_read:
+            # A bug, not a user's mistake: the command loaded its settings without the token.
+            raise RuntimeError("the settings were loaded without the bot token")
         if self.telegram.token is None:
             raise ConfigError(
                 self.config_path,
@@ -591,8 +650,12 @@ def _error_message(error: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[s
     return setting, message
 
 
-def load_settings(path: Path) -> Settings:
+def load_settings(path: Path, *, read_token: bool = True) -> Settings:
     """Read, check and resolve the config file at ``path``.
+
+    With ``read_token=False`` the bot token's reference is checked but not read, so that
+    an unset ``env:`` variable or a missing token file stops only the commands that talk
+    to Telegram.
 
     Raises ConfigError (one line, starting with ``path``) for every mistake a user can make:
     a missing or unreadable file, bad TOML, unknown sections or settings, wrong values, and
@@ -614,7 +677,8 @@ def load_settings(path: Path) -> Settings:
         raise ConfigError(path, f"not valid TOML: {error}") from None
     config_path = Path(os.path.normpath(path.absolute()))
     try:
-        return Settings.model_validate(data, context={_CONTEXT_PATH: config_path})
+        context = {_CONTEXT_PATH: config_path, _CONTEXT_TOKEN: read_token, _CONTEXT_FILES: []}
+        return Settings.model_validate(data, context=context)
     except ValidationError as error:
         first = error.errors(include_url=False, include_input=False)[0]
         setting, message = _error_message(first, data)

@@ -64,7 +64,9 @@ def _rows(path: Path) -> Iterator[tuple[str, Mapping[str, object]]]:
     reader = csv.DictReader(io.StringIO(text), restkey="(cells beyond the header)")
     unknown = set(reader.fieldnames or ()) - set(COLUMNS)
     if unknown:
-        raise ImportFileError(f"{path}: unknown column {sorted(unknown)[0]!r}")
+        raise ImportFileError(
+            f"{path}: unknown column {sorted(unknown)[0]!r}; the columns are {', '.join(COLUMNS)}"
+        )
     for row in reader:
         yield f"{path}: line {reader.line_num}", {k: v for k, v in row.items() if v}
 
@@ -87,7 +89,9 @@ def read_groups(path: Path, *, defaults: Defaults) -> list[GroupSpec]:
     for where, row in _rows(path):
         unknown = set(row) - set(COLUMNS)
         if unknown:
-            raise ImportFileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+            raise ImportFileError(
+                f"{where}: unknown key {sorted(unknown)[0]!r}; the keys are {', '.join(COLUMNS)}"
+            )
         raw_codename = row.get("codename")
         if not isinstance(raw_codename, str):
             raise ImportFileError(f"{where}: codename is missing")

@@ -8,20 +8,26 @@ before anything is read into the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
 
 from bot.config import Settings
-from bot.intake import BotApplication, Intake
+from bot.intake import BotApplication, Intake, Runtime
 from bot.received import unreadable_update
+from bot.startup import EX_UNAVAILABLE, StartupFailure
 from storage.crypto import digests_equal
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
+HEALTH_PATH = "/healthz"
 MAX_BODY = 1024 * 1024  # an update is JSON metadata; files are fetched separately
 
 
@@ -31,8 +37,21 @@ def make_webhook_app(
     secret_token: str,
     application: BotApplication,
     intake: Intake,
+    engine: AsyncEngine | None = None,
 ) -> web.Application:
     expected = secret_token.encode()
+
+    async def healthz(_request: web.Request) -> web.Response:
+        # For a load balancer or a monitor: 200 when the database answers, and no
+        # details either way (the listener may face the internet).
+        if engine is None:
+            return web.Response(status=200, text="ok")
+        try:
+            async with asyncio.timeout(5), engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception:
+            return web.Response(status=503, text="unavailable")
+        return web.Response(status=200, text="ok")
 
     async def receive(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
@@ -70,6 +89,8 @@ def make_webhook_app(
 
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post(path, receive)
+    if path != HEALTH_PATH:
+        app.router.add_get(HEALTH_PATH, healthz)
     return app
 
 
@@ -78,13 +99,13 @@ def webhook_path(settings: Settings) -> str:
     return urlsplit(public).path or "/"
 
 
-async def serve_webhook(
-    settings: Settings,
-    application: BotApplication,
-    intake: Intake,
-    *,
-    stop: asyncio.Event,
-) -> None:
+@contextlib.asynccontextmanager
+async def listening(
+    settings: Settings, application: BotApplication, intake: Intake, runtime: Runtime
+) -> AsyncIterator[str]:
+    """Bind ``[webhook] listen:port`` and serve updates and ``/healthz`` there; yields
+    the address. A port that cannot be bound is a ``StartupFailure`` raised before
+    anything else is done, so a bot already running there keeps its webhook."""
     secret = settings.webhook.secret_token
     if secret is None or settings.webhook.public_url is None:
         raise RuntimeError(
@@ -95,20 +116,34 @@ async def serve_webhook(
         secret_token=secret.get_secret_value(),
         application=application,
         intake=intake,
+        engine=runtime.engine,
     )
-    runner = web.AppRunner(
-        app, access_log=None
-    )  # access lines would carry the path only, but stay quiet
+    # Access lines would carry the path only, but stay quiet.
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.webhook.listen, settings.webhook.port)
-    await site.start()
+    listen, port = settings.webhook.listen, settings.webhook.port
+    address = f"[{listen}]:{port}" if ":" in listen else f"{listen}:{port}"
     try:
-        await application.bot.set_webhook(
-            settings.webhook.public_url,
-            secret_token=secret.get_secret_value(),
-            allowed_updates=Update.ALL_TYPES,
-            drop_pending_updates=False,
-        )
-        await stop.wait()
+        try:
+            await web.TCPSite(runner, listen, port).start()
+        except OSError as exc:
+            raise StartupFailure(
+                f"cannot listen on {address} for the webhook: {exc.strerror or type(exc).__name__}",
+                status=EX_UNAVAILABLE,
+            ) from None
+        yield address
     finally:
         await runner.cleanup()
+
+
+async def set_webhook(settings: Settings, application: BotApplication) -> None:
+    """Point Telegram at ``[webhook] public_url`` (once the backlog is drained)."""
+    secret = settings.webhook.secret_token
+    if secret is None or settings.webhook.public_url is None:
+        raise RuntimeError("webhook mode needs [webhook] public_url and secret_token")
+    await application.bot.set_webhook(
+        settings.webhook.public_url,
+        secret_token=secret.get_secret_value(),
+        allowed_updates=Update.ALL_TYPES,
+        drop_pending_updates=False,
+    )

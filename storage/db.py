@@ -48,6 +48,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for PostgreSQL and an in-memory database."""
+    if not url.startswith("sqlite"):
+        return None
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
 def create_engine(url: str) -> AsyncEngine:
     """Create the process's engine for an async URL (``sqlite+aiosqlite`` or
     ``postgresql+asyncpg``)."""
@@ -62,7 +72,14 @@ def create_engine(url: str) -> AsyncEngine:
         )
         sa.event.listen(engine.sync_engine, "connect", _disable_pysqlite_begin)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    try:
+        return create_async_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        if exc.name != "asyncpg":
+            raise
+        raise DatabaseError(
+            "PostgreSQL needs the asyncpg driver: pip install 'checkin-intake[postgres]'"
+        ) from None
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
@@ -162,8 +179,19 @@ def reason(exc: BaseException) -> str:
 
 
 @contextlib.asynccontextmanager
-async def open_database(url: str, *, migrate_to_head: bool = True) -> AsyncIterator[AsyncEngine]:
-    """The one place a process opens (and closes) its database."""
+async def open_database(
+    url: str, *, migrate_to_head: bool = True, must_exist: bool = False
+) -> AsyncIterator[AsyncEngine]:
+    """The one place a process opens (and closes) its database.
+
+    ``must_exist``: a SQLite file that is not there is an error rather than a new,
+    empty database (only `intake init` creates one; a typo in the path must not
+    look like an installation with no groups)."""
+    path = sqlite_file(url)
+    if must_exist and path is not None and not path.exists():
+        raise DatabaseError(
+            f"no database at {path}: run `intake init` first, or correct [database] url"
+        )
     engine = create_engine(url)
     try:
         if migrate_to_head:

@@ -96,6 +96,18 @@ async def create_group(
     return group
 
 
+def set_schedule(group: Group, schedule: Schedule, *, now: datetime) -> None:
+    """Give a group a new check-in policy; the deadline engine looks at it again at once
+    (its next pass), so a shorter schedule can make the group late straight away."""
+    group.schedule_kind = ScheduleKind.INTERVAL if schedule.interval else ScheduleKind.CRON
+    group.interval_s = int(schedule.interval.total_seconds()) if schedule.interval else None
+    group.cron = schedule.cron
+    group.tz = schedule.tz
+    group.grace_s = int(schedule.grace.total_seconds())
+    group.detained_after_s = int(schedule.detained_after.total_seconds())
+    group.next_transition_at = now
+
+
 async def find_group(session: AsyncSession, *, codename: str) -> Group | None:
     return (await session.exec(select(Group).where(Group.codename == codename))).first()
 

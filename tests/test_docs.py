@@ -20,7 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 # `intake WORD ...` up to the end of the line or of an inline code span; WORD is what a
 # command name looks like (prose such as "intake run's code" does not match).
-COMMAND = re.compile(r"(?:^|[`\s]|bin/)intake ([a-z][a-z-]*(?=[\s`]|$)[^`\n#|]*)", re.MULTILINE)
+# Not the user named intake in `sudo -u intake CMD` or `createdb -O intake NAME`.
+COMMAND = re.compile(
+    r"(?:^|[`\s]|bin/)(?<!-[uoOg] )intake ([a-z][a-z-]*(?=[\s`]|$)[^`\n#|]*)", re.MULTILINE
+)
 SETTING = re.compile(r"\[(\w+)\] `?(\w+)`?")
 # In code: `/help`, or a line of its own that starts with /start.
 BOT_COMMAND = re.compile(r"(?:`|^\s*)/([a-z]+)\b", re.MULTILINE)

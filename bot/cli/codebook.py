@@ -14,6 +14,8 @@ from sqlmodel import col, select
 from bot.cli.common import (
     ADMIN_ACTOR,
     ConfigOption,
+    Format,
+    FormatOption,
     Refused,
     Workspace,
     codebook_app,
@@ -21,6 +23,7 @@ from bot.cli.common import (
     fail,
     not_shredded,
     out,
+    print_json,
     run,
     workspace,
 )
@@ -31,6 +34,16 @@ from storage.groups import get_group, list_groups
 from storage.legs import add_leg, find_leg
 from storage.models import CodebookEntry, Group, Leg, Signal
 from storage.timeutil import utc_now
+
+PhraseArguments = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="[CODENAME] PHRASE",
+        help="The group and the phrase, in quotes (with --all, the phrase alone). "
+        "A phrase of - is read from standard input, which keeps it out of shell history.",
+        show_default=False,
+    ),
+]
 
 
 def _codebook_target(words: list[str], org_wide: bool) -> tuple[str | None, str]:
@@ -70,15 +83,7 @@ def _owner(codenames: dict[uuid.UUID, str], group_id: uuid.UUID | None) -> str:
 
 @codebook_app.command("add")
 def codebook_add(
-    words: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="[CODENAME] PHRASE",
-            help="The group and the phrase, in quotes (with --all, the phrase alone). "
-            "A phrase of - is read from standard input, which keeps it out of shell history.",
-            show_default=False,
-        ),
-    ],
+    words: PhraseArguments,
     means: Annotated[
         str,
         typer.Option(
@@ -220,6 +225,7 @@ def codebook_list(
     org_wide: Annotated[
         bool, typer.Option("--all", help="The organisation-wide codebook alone.")
     ] = False,
+    output: FormatOption = Format.TABLE,
     config: ConfigOption = None,
 ) -> None:
     """How many phrases mean what. Phrases themselves are never printed here."""
@@ -256,6 +262,16 @@ def codebook_list(
             )
 
     shown, rows = run(go())
+    if output is Format.JSON:
+        print_json(
+            [
+                {"means": label, "group": own, "organisation_wide": everyone}
+                if shown
+                else {"means": label, "organisation_wide": everyone}
+                for label, own, everyone in rows
+            ]
+        )
+        return
     if not rows:
         where = (
             f"{shown}'s codebook or the organisation-wide one"
@@ -273,3 +289,52 @@ def codebook_list(
         for label, _, everyone in rows:
             table.add_row(label, str(everyone))
     out.print(table)
+
+
+@codebook_app.command("remove")
+def codebook_remove(
+    words: PhraseArguments,
+    org_wide: Annotated[
+        bool, typer.Option("--all", help="From the organisation-wide codebook.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Remove a code phrase (matched as messages are: folded text). The phrase is never
+    printed; the audit trail records what it meant, not the phrase."""
+    codename, phrase = _codebook_target(words, org_wide)
+    if phrase == "-":
+        phrase = _read_phrase()
+    folded = fold(phrase.strip())
+    if not folded:
+        fail("the phrase is empty")
+
+    async def go() -> str:
+        async with workspace(config) as ws:
+            group = (
+                not_shredded(await get_group(ws.session, codename=codename)) if codename else None
+            )
+            group_id = group.id if group else None
+            matches = [
+                p
+                for p in await phrases_for(ws.session, server=ws.server, group=group)
+                if p.group_id == group_id and fold(p.text) == folded
+            ]
+            where = f"{group.codename}'s codebook" if group else "the organisation-wide codebook"
+            if not matches:
+                raise Refused(f"no such phrase in {where}")
+            for p in matches:
+                entry = await ws.session.get(CodebookEntry, p.entry_id)
+                if entry is not None:
+                    await ws.session.delete(entry)
+            await ws.session.flush()
+            await audit.append(
+                ws.session,
+                actor=ADMIN_ACTOR,
+                action="codebook.remove",
+                subject=group.codename if group else "*",
+                at=utc_now(),
+                details={"means": sorted({p.means.value for p in matches})},
+            )
+            return f"Phrase removed from {where}."
+
+    out.print(run(go()))

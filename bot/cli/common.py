@@ -3,36 +3,27 @@ the consoles, the one-line errors, and one database transaction per command."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import enum
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
-import sqlalchemy as sa
 import typer
 from rich.console import Console
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.config import ConfigError, Settings, load_settings, resolve_config_path
-from bot.durations import parse_duration
-from bot.group_import import ImportFileError
-from bot.phrases import UnmatchablePhrase
-from bot.schedules import BadSchedule, normalise_codename
-from storage import keyfile
-from storage.crypto import CryptoError, PrivateKey, ServerKeys
-from storage.db import DatabaseError, open_database, reason, session_factory
-from storage.groups import GroupExists, UnknownGroup
-from storage.identifiers import BadIdentifier
-from storage.legs import BadLegName, LegExists
-from storage.models import Group
-from storage.operators import OperatorExists
-from storage.people import InviteError
-from storage.sealing import Keyring, NoRecipients, NotReadable
+if TYPE_CHECKING:
+    # Imported where used: `intake --help` must not pay for the database and crypto stacks.
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from bot.config import Settings
+    from storage.crypto import PrivateKey, ServerKeys
+    from storage.models import Group
+    from storage.sealing import Keyring
 
 PASSPHRASE_ENV = "INTAKE_PASSPHRASE"  # noqa: S105 (the name of a variable, not a secret)
 ADMIN_ACTOR = "admin@cli"
@@ -41,10 +32,100 @@ app = typer.Typer(
     name="intake",
     help="Check-in intake: seal covert check-ins, watch for silence, alert activists.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"intake {version('checkin-intake')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_version
+        ),
+    ] = False,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="Show times in this zone (Asia/Seoul) instead of [display] timezone.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Check-in intake: seal covert check-ins, watch for silence, alert activists."""
+    if tz is not None:
+        _display.zone = _zone(tz, "--tz")
+        _display.chosen = True
+
+
+# --------------------------------------------------------------------------- times shown
+
+
+@dataclass(slots=True)
+class _Display:
+    """The zone every time is shown in: ``intake --tz``, else [display] timezone (read
+    with the settings, in ``workspace``), else UTC."""
+
+    zone: tzinfo = UTC
+    chosen: bool = False
+
+
+_display = _Display()
+
+
+def _zone(name: str, where: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"{where}: unknown time zone (use a name like Asia/Seoul)")
+
+
+def use_display_zone(settings: Settings) -> None:
+    if not _display.chosen:
+        _display.zone = _zone(settings.display.timezone, "[display] timezone")
+
+
+def when(moment: datetime | None) -> str:
+    """A time for people: in the display zone, to the minute, always with its zone."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(_display.zone)
+    label = local.tzname() or ""
+    if not label.isalpha():  # "+07" says less than the zone's name
+        label = str(_display.zone)
+    return f"{local:%Y-%m-%d %H:%M} {label}"
+
+
+class Format(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+FormatOption = Annotated[
+    Format, typer.Option("--format", help="A table for people, or JSON for scripts.")
+]
+
+
+def print_json(value: object) -> None:
+    """JSON for scripts: times in UTC, ISO 8601 (``iso``)."""
+    import json
+
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
 group_app = typer.Typer(help="Travel groups, known only by codename.", no_args_is_help=True)
 operator_app = typer.Typer(
     help="Operators: the keys that open the sealed inbox.", no_args_is_help=True
@@ -80,26 +161,36 @@ class Refused(Exception):
     """A request the stored data refuses (a duplicate, a shredded group)."""
 
 
-# The mistakes a user can make, each of which prints its own message as one line.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError,
-    DatabaseError,
-    keyfile.KeyFileError,
-    CryptoError,
-    BadSchedule,
-    ImportFileError,
-    GroupExists,
-    UnknownGroup,
-    OperatorExists,
-    NoRecipients,
-    NotReadable,
-    InviteError,
-    BadIdentifier,
-    BadLegName,
-    LegExists,
-    UnmatchablePhrase,
-    Refused,
+# The mistakes a user can make, each of which prints its own message as one line, named
+# by module so that checking one imports nothing (an exception of a module that was never
+# imported cannot have been raised).
+USER_ERRORS: tuple[tuple[str, str], ...] = (
+    ("bot.config", "ConfigError"),
+    ("storage.db", "DatabaseError"),
+    ("storage.keyfile", "KeyFileError"),
+    ("storage.crypto", "CryptoError"),
+    ("bot.schedules", "BadSchedule"),
+    ("bot.group_import", "ImportFileError"),
+    ("storage.groups", "GroupExists"),
+    ("storage.groups", "UnknownGroup"),
+    ("storage.operators", "OperatorExists"),
+    ("storage.sealing", "NoRecipients"),
+    ("storage.sealing", "NotReadable"),
+    ("storage.people", "InviteError"),
+    ("storage.identifiers", "BadIdentifier"),
+    ("storage.legs", "BadLegName"),
+    ("storage.legs", "LegExists"),
+    ("bot.phrases", "UnmatchablePhrase"),
+    (__name__, "Refused"),
 )
+
+
+def is_user_error(exc: BaseException) -> bool:
+    for module, name in USER_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+    return False
 
 
 class UsageError(Exception):
@@ -114,6 +205,8 @@ T = TypeVar("T")
 
 
 def run(coro: Awaitable[T]) -> T:
+    import asyncio  # here: `intake --help` needs no event loop
+
     async def wrapper() -> T:
         return await coro
 
@@ -131,11 +224,18 @@ class Workspace:
 async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
     """Settings, server keys and one database transaction: committed if the command
     finishes, rolled back if it fails."""
-    settings = load_settings(resolve_config_path(config))
+    import sqlalchemy as sa
+
+    from bot.config import load_settings, resolve_config_path
+    from storage.crypto import ServerKeys
+    from storage.db import DatabaseError, open_database, reason, session_factory
+
+    settings = load_settings(resolve_config_path(config), read_token=False)
+    use_display_zone(settings)
     server = ServerKeys(settings.server_secret_bytes())
     try:
         async with (
-            open_database(settings.database.url) as engine,
+            open_database(settings.database.url, must_exist=True) as engine,
             session_factory(engine)() as session,
             session.begin(),
         ):
@@ -145,16 +245,14 @@ async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
 
 
 def duration_option(value: str | None, name: str) -> timedelta | None:
+    from bot.durations import parse_duration
+
     if value is None:
         return None
     try:
         return parse_duration(value)
     except ValueError as exc:
         fail(f"{name}: {exc}")
-
-
-def when(moment: datetime | None) -> str:
-    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -183,6 +281,8 @@ def key_path(key: Path | None) -> Path:
 def unlock_operator_key(key: Path | None) -> PrivateKey:
     """Read and unlock the operator's key file, asking for its passphrase once
     (or taking it from $INTAKE_PASSPHRASE in scripts)."""
+    from storage import keyfile
+
     path = key_path(key)
     data = keyfile.read(path)
     passphrase = os.environ.get(PASSPHRASE_ENV)
@@ -207,6 +307,8 @@ async def operator_workspace(
 ) -> AsyncIterator[OperatorWorkspace]:
     """``workspace`` plus the keyring of the operator whose key was unlocked.
     Unlock the key before calling (the passphrase prompt must not hold a transaction)."""
+    from storage.sealing import Keyring
+
     async with workspace(config) as ws:
         keyring = await Keyring.for_key(ws.session, private_key)
         yield OperatorWorkspace(ws=ws, keyring=keyring)
@@ -218,6 +320,8 @@ async def operator_workspace(
 def codename_argument(text: str) -> str:
     # Never echo the argument: in these commands a misplaced phone number or phrase
     # would otherwise land on the screen and in the scrollback.
+    from bot.schedules import BadSchedule, normalise_codename
+
     try:
         return normalise_codename(text)
     except BadSchedule:

@@ -34,12 +34,31 @@ def demo(
         err.print(f"intake: error: {exc}")
         raise typer.Exit(1) from None
     config = folder / "config.toml"
+    intake = _how_to_call_intake()
     out.print("")
     out.print("The installation is left in place. Look around:")
-    out.print(f"  intake status --config {config}")
+    out.print(f"  {intake} status --config {config}")
     out.print(
-        f"  INTAKE_PASSPHRASE='{DEMO_PASSPHRASE}' intake inbox list --config {config} "
+        f"  INTAKE_PASSPHRASE='{DEMO_PASSPHRASE}' {intake} inbox list --config {config} "
         f"--key {folder / 'operator.key'}"
     )
-    out.print(f"  intake audit verify --config {config}")
-    out.print(f"  intake timeline PINE-7 --config {config} --out pine-7.png")
+    out.print(f"  {intake} audit verify --config {config}")
+    out.print(f"  {intake} timeline PINE-7 --config {config} --out pine-7.png")
+
+
+def _how_to_call_intake() -> str:
+    """``intake`` if the shell finds this one by that name (an activated virtualenv),
+    else the path of the one beside this Python (``.venv/bin/intake``)."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).with_name("intake")
+    found = shutil.which("intake")
+    if found is not None and Path(found).resolve() == beside.resolve():
+        return "intake"
+    if beside.exists():
+        try:
+            return str(beside.relative_to(Path.cwd()))
+        except ValueError:
+            return str(beside)
+    return "intake"

@@ -1,7 +1,9 @@
-"""Travellers in a group: `intake member add` (identifiers kept only as blind indexes)."""
+"""Travellers in a group: `intake member add` and `list` (identifiers kept only as blind
+indexes, never printed)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -9,14 +11,19 @@ import typer
 from bot.cli.common import (
     ADMIN_ACTOR,
     ConfigOption,
+    Format,
+    FormatOption,
     Refused,
     codename_argument,
     err,
+    iso,
     member_app,
     not_shredded,
     out,
     plural,
+    print_json,
     run,
+    when,
     workspace,
 )
 from storage import audit
@@ -150,3 +157,63 @@ def member_add(
             f"note: {elsewhere} of them also belong(s) to a member of another group; "
             "a message that only they place may wait in the unlinked queue."
         )
+
+
+@member_app.command("list")
+def member_list(
+    codename: Annotated[str, typer.Argument(help="The group's codename, like PINE-7.")],
+    output: FormatOption = Format.TABLE,
+    config: ConfigOption = None,
+) -> None:
+    """A group's travellers: for each, when it was added and how many identifiers of
+    each kind it has. Identifiers, names and notes are never printed (the server
+    cannot open names and notes; identifiers are kept only as blind indexes)."""
+    from rich.table import Table
+    from sqlmodel import col, select
+
+    from storage.models import Member, MemberIdentifier
+
+    target = codename_argument(codename)
+
+    async def go() -> tuple[str, list[tuple[int, datetime, dict[str, int]]]]:
+        async with workspace(config) as ws:
+            group = not_shredded(await get_group(ws.session, codename=target))
+            members = (
+                await ws.session.exec(
+                    select(Member)
+                    .where(Member.group_id == group.id)
+                    .order_by(col(Member.created_at), col(Member.id))
+                )
+            ).all()
+            kinds: dict[object, dict[str, int]] = {m.id: {} for m in members}
+            identifiers = await ws.session.exec(
+                select(MemberIdentifier.member_id, MemberIdentifier.kind).where(
+                    MemberIdentifier.group_id == group.id
+                )
+            )
+            for member_id, kind in identifiers.all():
+                counts = kinds.setdefault(member_id, {})
+                word = _IDENTIFIER_WORDS[IdentifierKind(kind)]
+                counts[word] = counts.get(word, 0) + 1
+            return group.codename, [
+                (number, m.created_at, kinds[m.id]) for number, m in enumerate(members, start=1)
+            ]
+
+    shown, rows = run(go())
+    if output is Format.JSON:
+        print_json(
+            [
+                {"member": number, "added_at": iso(added), "identifiers": counts}
+                for number, added, counts in rows
+            ]
+        )
+        return
+    if not rows:
+        out.print(f"No members in {shown} yet. Add one with `intake member add {shown} ...`.")
+        return
+    table = Table("#", "added", "identifiers")
+    for number, added, counts in rows:
+        described = ", ".join(f"{plural(n, word)}" for word, n in sorted(counts.items()))
+        table.add_row(str(number), when(added), described or "none")
+    out.print(table)
+    out.print(f"{plural(len(rows), 'member')} in {shown}.")

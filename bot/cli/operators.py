@@ -4,6 +4,8 @@ changes, and every group key follows, one group per transaction (resumable)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,14 +17,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.cli.common import (
     ADMIN_ACTOR,
     ConfigOption,
+    Format,
+    FormatOption,
     KeyOption,
     Refused,
     err,
+    iso,
     operator_app,
     operator_workspace,
     out,
+    print_json,
     run,
     unlock_operator_key,
+    when,
     workspace,
 )
 from bot.config import load_settings, resolve_config_path
@@ -196,8 +203,10 @@ async def _each_group(
 async def _reclaim(config: Path | None) -> None:
     """After the commits: PostgreSQL keeps replaced and deleted wraps in its files
     until they are rewritten, and the leaver's key opens those."""
-    settings = load_settings(resolve_config_path(config))
-    async with open_database(settings.database.url, migrate_to_head=False) as engine:
+    settings = load_settings(resolve_config_path(config), read_token=False)
+    async with open_database(
+        settings.database.url, migrate_to_head=False, must_exist=True
+    ) as engine:
         await reclaim_deleted(engine, tables=REKEYED_TABLES)
 
 
@@ -270,3 +279,77 @@ def operator_add(
             f"note: {groups} existing group(s) are not yet readable with this key; an existing "
             f"operator shares them with `intake operator share {key.fingerprint()} --key FILE`."
         )
+
+
+# --------------------------------------------------------------------------- list
+
+
+@dataclass(frozen=True, slots=True)
+class _OperatorRow:
+    name: str
+    fingerprint: str
+    kem: str
+    groups_readable: int
+    groups: int
+    added_at: datetime
+    removed_at: datetime | None
+
+
+@operator_app.command("list")
+def operator_list(output: FormatOption = Format.TABLE, config: ConfigOption = None) -> None:
+    """Every operator key: its name, fingerprint, type, and how many groups it opens."""
+    from rich.table import Table
+    from sqlalchemy import func
+
+    from storage.models import GroupKeyWrap
+    from storage.operators import operator_name
+
+    async def go() -> list[_OperatorRow]:
+        async with workspace(config) as ws:
+            query = select(Operator).order_by(col(Operator.created_at))
+            operators = (await ws.session.exec(query)).all()
+            per_operator = select(GroupKeyWrap.operator_id, func.count()).group_by(
+                col(GroupKeyWrap.operator_id)
+            )
+            shared = dict((await ws.session.exec(per_operator)).all())
+            groups = len([g for g in await list_groups(ws.session) if g.shredded_at is None])
+            return [
+                _OperatorRow(
+                    name=operator_name(ws.server, op),
+                    fingerprint=op.fingerprint,
+                    kem=op.kem,
+                    groups_readable=int(shared.get(op.id, 0)),
+                    groups=groups,
+                    added_at=op.created_at,
+                    removed_at=op.removed_at,
+                )
+                for op in operators
+            ]
+
+    rows = run(go())
+    if output is Format.JSON:
+        print_json(
+            [
+                {
+                    **asdict(row),
+                    "added_at": iso(row.added_at),
+                    "removed_at": iso(row.removed_at),
+                }
+                for row in rows
+            ]
+        )
+        return
+    if not rows:
+        out.print("No operators yet. Add one with `intake operator add PUBLIC_KEY --name NAME`.")
+        return
+    table = Table("name", "fingerprint", "key type", "opens", "added", "removed")
+    for row in rows:
+        table.add_row(
+            row.name,
+            row.fingerprint[:16],
+            row.kem,
+            f"{row.groups_readable} of {row.groups} groups",
+            when(row.added_at),
+            when(row.removed_at),
+        )
+    out.print(table)

@@ -40,6 +40,15 @@ def init(
         Path | None,
         typer.Option("--dir", help="Folder to set up (default: the current one).", file_okay=False),
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="postgresql://USER@HOST/DATABASE instead of the SQLite file intake.db. "
+            "A URL with a password is written to the file database_url (0600), not the config.",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Set up a new installation: config.toml, the server secret, and the database."""
@@ -53,13 +62,16 @@ def init(
     config_path = config or target / "config.toml"
     target.mkdir(parents=True, exist_ok=True)
     secret_path = target / "server_secret"
-    for path in (config_path, secret_path):
+    url_path = target / "database_url"
+    for path in (config_path, secret_path, url_path):
         if path.exists():
             fail(f"{path} already exists; intake init never overwrites an installation")
+    text = example_config_text()
+    if database_url is not None:
+        text = _with_database_url(text, database_url, url_path)
     secret = base64.urlsafe_b64encode(ServerKeys.generate_secret()).decode()
     _create_private(secret_path, secret + "\n")
-    _create_private(config_path, example_config_text())
-    settings = load_settings(config_path)
+    _create_private(config_path, text)
 
     async def migrate() -> None:
         async with (
@@ -69,13 +81,42 @@ def init(
         ):
             await audit.append(session, actor=ADMIN_ACTOR, action="init", at=utc_now())
 
-    run(migrate())
+    try:
+        settings = load_settings(config_path, read_token=False)
+        run(migrate())
+    except BaseException:
+        # Nothing half-made is left behind (a PostgreSQL database not yet created, say),
+        # so that `intake init` can simply be run again.
+        for path in (config_path, secret_path, url_path):
+            path.unlink(missing_ok=True)
+        raise
     out.print(f"Wrote {config_path} and {secret_path} (mode 0600: keep it out of backups).")
     out.print(f"Database ready: {_safe_url(settings.database.url)}")
     out.print("Next: on the operator's own machine, `intake keygen --out operator.key`;")
     out.print(
         "then here, `intake operator add PUBLIC_KEY --name NAME` and `intake group add CODENAME`."
     )
+
+
+def _with_database_url(example: str, url: str, url_path: Path) -> str:
+    """The example config with ``[database] url`` set to ``url``: in the file itself, or,
+    when the URL carries a password, as a reference to a 0600 file beside it."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        fail("--database-url: use postgresql://USER@HOST/DATABASE (or sqlite:///PATH)")
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        fail("--database-url: not a URL")
+    value = url
+    if password is not None:
+        _create_private(url_path, url + "\n")
+        value = f"file:{url_path.name}"
+    line = 'url = "sqlite:///intake.db"'
+    if example.count(line) != 1 or '"' in value:
+        fail("--database-url: cannot be written to the config")
+    return example.replace(line, f'url = "{value}"')
 
 
 def _create_private(path: Path, text: str) -> None:

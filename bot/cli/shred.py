@@ -89,8 +89,10 @@ def retention_run(config: ConfigOption = None) -> None:
 async def _reclaim(config: Path | None, progress: Progress, task: TaskID) -> None:
     """After the commit: PostgreSQL keeps deleted rows in its files until rewritten
     (a table at a time, which is what takes long on a big database)."""
-    settings = load_settings(resolve_config_path(config))
-    async with open_database(settings.database.url, migrate_to_head=False) as engine:
+    settings = load_settings(resolve_config_path(config), read_token=False)
+    async with open_database(
+        settings.database.url, migrate_to_head=False, must_exist=True
+    ) as engine:
         await reclaim_deleted(
             engine, tables=SHREDDED_TABLES, on_table=lambda _: progress.advance(task)
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,9 +10,12 @@ from rich.table import Table
 
 from bot.cli.common import (
     ConfigOption,
+    Format,
+    FormatOption,
     app,
     iso,
     out,
+    print_json,
     run,
     when,
     workspace,
@@ -48,9 +50,8 @@ def _status_rows(groups: list[Group], now: datetime) -> list[dict[str, Any]]:
 
 @app.command()
 def status(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON array instead of a table.")
-    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
+    output: FormatOption = Format.TABLE,
     config: ConfigOption = None,
 ) -> None:
     """Every group's status, last check-in and next due time."""
@@ -61,15 +62,9 @@ def status(
 
     groups = run(go())
     rows = _status_rows(groups, utc_now())
-    if as_json:
-        print(
-            json.dumps(
-                [
-                    {k: iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
-                    for row in rows
-                ],
-                indent=2,
-            )
+    if as_json or output is Format.JSON:
+        print_json(
+            [{k: iso(v) if isinstance(v, datetime) else v for k, v in row.items()} for row in rows]
         )
         return
     if not rows:

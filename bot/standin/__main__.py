@@ -62,7 +62,7 @@ async def _main(args: argparse.Namespace) -> None:
     await standin.start("127.0.0.1", args.port)
     person = standin.user(args.user_id, "Demo", language_code=args.language)
     print(f"base_url:      {standin.base_url}")
-    print(f"base_file_url: {standin.file_base_url}")
+    print(f"file_base_url: {standin.file_base_url}")
     print(f"token:         {standin.token}")
     print(f"Lines you type are sent as user {person.id}; Ctrl-C stops.", flush=True)
     printer = asyncio.create_task(_printer(standin))

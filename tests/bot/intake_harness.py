@@ -70,8 +70,10 @@ def write_installation(
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "token").write_text(standin.token)
+    (folder / "token").chmod(0o600)  # `intake run` refuses secrets others may read
     secret = base64.urlsafe_b64encode(ServerKeys.generate_secret()).decode()
     (folder / "server_secret").write_text(secret)
+    (folder / "server_secret").chmod(0o600)  # `intake run` refuses secrets others may read
     config = folder / "config.toml"
     config.write_text(
         f"""

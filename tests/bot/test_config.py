@@ -270,6 +270,12 @@ MALFORMED = [
         '[webhook] secret_token: [telegram] mode = "webhook" needs [webhook] secret_token',
     ),
     (
+        "unknown display time zone",
+        '[display]\ntimezone = "Mars/Olympus"\n',
+        {},
+        "[display] timezone: unknown time zone 'Mars/Olympus' (use a name like Asia/Seoul)",
+    ),
+    (
         "invalid toml",
         "[telegram\nmode = 1\n",
         {},
@@ -616,3 +622,28 @@ def test_durations_are_read_from_their_text_form(config_dir: Path) -> None:
     assert settings.defaults.interval == timedelta(hours=2, minutes=30)
     assert settings.defaults.grace == timedelta(hours=6)
     assert settings.invites.ttl == timedelta(weeks=2)
+
+
+def test_an_unset_token_stops_only_the_commands_that_read_it(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("INTAKE_TEST_UNSET", raising=False)
+    path = write_config(config_dir, '[telegram]\ntoken = "env:INTAKE_TEST_UNSET"\n')
+    settings = load_settings(path, read_token=False)
+    assert settings.telegram.token is None
+    with pytest.raises(ConfigError, match="INTAKE_TEST_UNSET is not set"):
+        load_settings(path)
+    # A literal token is refused even when the token is not read.
+    literal = write_config(config_dir, f'[telegram]\ntoken = "{GOOD_TOKEN}"\n')
+    with pytest.raises(ConfigError, match="secrets are never written in the config file"):
+        load_settings(literal, read_token=False)
+
+
+def test_every_secret_file_read_is_listed_for_the_mode_check(config_dir: Path) -> None:
+    (config_dir / "token").write_text(GOOD_TOKEN)
+    path = write_config(config_dir, '[telegram]\ntoken = "file:token"\n')
+    assert set(load_settings(path).secret_files) == {
+        config_dir / "token",
+        config_dir / "server_secret",
+    }
+    assert load_settings(path, read_token=False).secret_files == (config_dir / "server_secret",)

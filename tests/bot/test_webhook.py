@@ -180,6 +180,18 @@ def forged_update(update_id: int, text: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- delivery
 
 
+async def test_healthz_answers_200_with_no_details_while_the_database_answers(
+    standin: TelegramStandIn, webhook: Webhook
+) -> None:
+    async with (
+        webhook_bot(standin, webhook),
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{webhook.port}/healthz") as resp,
+    ):
+        assert resp.status == 200
+        assert await resp.text() == "ok"
+
+
 async def test_the_standin_delivers_to_the_webhook_and_each_update_is_stored_once(
     standin: TelegramStandIn, webhook: Webhook
 ) -> None:

@@ -60,7 +60,7 @@ async def test_the_runner_prints_its_urls_and_sends_typed_lines() -> None:
         lines = [(await asyncio.wait_for(proc.stdout.readline(), 10)).decode() for _ in range(4)]
         values = dict(line.split(":", 1) for line in lines[:3])
         base_url = values["base_url"].strip()
-        file_url = values["base_file_url"].strip()
+        file_url = values["file_base_url"].strip()
         token = values["token"].strip()
         assert base_url.startswith("http://127.0.0.1:")
         assert base_url.endswith("/bot")
