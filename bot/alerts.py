@@ -199,6 +199,7 @@ class Outgoing:
 
 @dataclass(slots=True)
 class Delivery:
+    claimed: int = 0  # rows taken from the outbox by this call
     sent: int = 0
     retried: int = 0
     unreachable: int = 0
@@ -218,7 +219,7 @@ async def deliver_due(
         postgres = session.bind.dialect.name == "postgresql" if session.bind else False
         rows = await claim_due(session, now=now(), limit=CLAIM_BATCH, skip_locked=postgres)
         outgoing = await _compose(session, rows, server=server, default_tz=default_tz, now=now())
-    delivery = Delivery()
+    delivery = Delivery(claimed=len(rows))
     marks = _SentMarks(sessions, now)
     by_chat: dict[int, list[Outgoing]] = collections.defaultdict(list)
     for item in outgoing:

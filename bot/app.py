@@ -79,6 +79,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[BotApplication, Int
             try:
                 yield application, Intake(application, runtime)
             finally:
+                await watch.stop(application)
                 await application.stop()
 
 

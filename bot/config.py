@@ -384,8 +384,13 @@ class AlertsSection(_Section):
     escalate_after: Duration = timedelta(hours=1)
     time_zone: str = "Asia/Seoul"
     heartbeat_url: str | None = None
+    # The engine and the sender sleep until the next stored deadline and are woken
+    # by writes (on PostgreSQL across processes by LISTEN/NOTIFY); this slow look
+    # covers a wake-up that was lost.
+    safety_look: Duration = timedelta(seconds=30)
+    notifications: bool = True
 
-    @field_validator("repeat_every", "escalate_after")
+    @field_validator("repeat_every", "escalate_after", "safety_look")
     @classmethod
     def _check_positive(cls, value: timedelta) -> timedelta:
         if value < timedelta(seconds=1):

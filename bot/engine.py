@@ -57,7 +57,7 @@ class AlertTiming:
 
 @dataclass(slots=True)
 class PassResult:
-    looked_at: int = 0
+    looked_at: int = 0  # due groups and due reminders read
     flips: int = 0
     alerts: int = 0
     reminders: int = 0
@@ -78,6 +78,7 @@ async def run_pass(
         groups = await _due_groups(session, now=now, skip_locked=postgres)
         await _flip_due(session, groups, now=now, timing=timing, result=result)
         for reminder in await due_reminders(session, now=now, limit=BATCH):
+            result.looked_at += 1
             owner = await session.get(Group, reminder.group_id)
             if owner is None:
                 continue

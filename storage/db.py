@@ -57,12 +57,17 @@ def create_engine(url: str) -> AsyncEngine:
         # aiosqlite's default of deferred transactions lets two writers both
         # read and then fail to upgrade their lock; BEGIN IMMEDIATE takes the
         # write lock first so they queue instead.
-        sa.event.listen(
-            engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE")
-        )
+        sa.event.listen(engine.sync_engine, "begin", _begin_immediate)
         sa.event.listen(engine.sync_engine, "connect", _disable_pysqlite_begin)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+def _begin_immediate(conn: sa.Connection) -> None:
+    # A probe of what is due next (storage.due) only reads: it runs without a
+    # transaction of its own, so it never queues for the write lock.
+    if not conn.get_execution_options().get("intake_probe"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
