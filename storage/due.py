@@ -130,8 +130,11 @@ def _after_rollback(session: Session) -> None:
 
 # --------------------------------------------------------------------------- probes
 
+# One row of two moments, either of which may be missing.
+_Moments = sa.Select[datetime | None, datetime | None]
 
-def _engine_due_query() -> sa.Select[datetime | None, datetime | None]:
+
+def _engine_due_query() -> _Moments:
     transition = (
         sa.select(col(Group.next_transition_at))
         .where(col(Group.next_transition_at).is_not(None), col(Group.shredded_at).is_(None))
@@ -149,7 +152,7 @@ def _engine_due_query() -> sa.Select[datetime | None, datetime | None]:
     return sa.select(transition, reminder)
 
 
-def _send_due_query() -> sa.Select[datetime | None, datetime | None]:
+def _send_due_query() -> _Moments:
     pending = col(Alert.state) == AlertState.PENDING
     unclaimed = (
         sa.select(col(Alert.next_attempt_at))
@@ -196,7 +199,7 @@ class Probe:
             self._connection = connection
         return self._connection
 
-    async def _earliest(self, query: sa.Select[datetime | None, datetime | None]) -> datetime | None:
+    async def _earliest(self, query: _Moments) -> datetime | None:
         connection = await self._open()
         try:
             row = (await connection.execute(query)).one()
