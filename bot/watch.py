@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ from storage.groups import SHREDDED_TABLES
 from storage.models import Person, ProcessedUpdate, WatchState
 from storage.people import chat_id_of
 from storage.retention import apply_retention
+from storage.runs import BEAT_EVERY, beat, end, register, release_dead
 from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -132,6 +134,8 @@ Work = Callable[[datetime], Awaitable[bool]]
 class Watchers:
     """The engine and the sender loops of one bot process, and what wakes them."""
 
+    runtime: Runtime
+    run_id: uuid.UUID
     engine_alarm: Alarm
     send_alarm: Alarm
     probes: list[Probe]
@@ -152,6 +156,8 @@ class Watchers:
             enabled=alerts.notifications,
         )
         watchers = cls(
+            runtime=runtime,
+            run_id=uuid.uuid4(),
             engine_alarm=engine_alarm,
             send_alarm=send_alarm,
             probes=[engine_probe, send_probe],
@@ -163,6 +169,13 @@ class Watchers:
             subscribe(runtime.engine, send_alarm.ring, tables=SEND_TABLES),
         ]
         await listener.ensure()
+        # Before the first look: the claims of a run that died (this bot's previous
+        # process, killed) are released now, not when they run out.
+        async with runtime.sessions() as session, session.begin():
+            await register(session, run_id=watchers.run_id, now=utc_now())
+            released = await release_dead(session, run_id=watchers.run_id, now=utc_now())
+        if released:
+            log.info("released %d alert(s) claimed by a bot process that died", released)
         timing = AlertTiming(repeat_every=alerts.repeat_every, escalate_after=alerts.escalate_after)
 
         async def flip(now: datetime) -> bool:
@@ -188,6 +201,7 @@ class Watchers:
                 default_tz=alerts.time_zone,
                 limiter=limiter,
                 now=utc_now,
+                run_id=watchers.run_id,
             )
             return delivery.claimed > 0
 
@@ -198,8 +212,24 @@ class Watchers:
             asyncio.create_task(
                 watchers._loop("alert sender", send_alarm, send_probe.send_due, send)
             ),
+            asyncio.create_task(watchers._beat()),
         ]
         return watchers
+
+    async def _beat(self) -> None:
+        """This run's heartbeat; and the claims of runs found dead are released."""
+        while True:
+            await asyncio.sleep(BEAT_EVERY.total_seconds())
+            try:
+                async with self.runtime.sessions() as session, session.begin():
+                    await beat(session, run_id=self.run_id, now=utc_now())
+                    released = await release_dead(session, run_id=self.run_id, now=utc_now())
+            except Exception as exc:
+                log.warning("run heartbeat: not written (%s)", type(exc).__name__)
+                continue
+            if released:
+                log.info("released %d alert(s) claimed by a bot process that died", released)
+                self.send_alarm.ring()
 
     async def _loop(self, name: str, alarm: Alarm, probe: Probed, work: Work) -> None:
         backoff = FIRST_BACKOFF
@@ -241,6 +271,11 @@ class Watchers:
         await self.listener.close()
         for probe in self.probes:
             await probe.close()
+        try:
+            async with self.runtime.sessions() as session, session.begin():
+                await end(session, run_id=self.run_id)
+        except Exception as exc:  # the database away: the next start releases them
+            log.warning("could not release this run's claims (%s)", type(exc).__name__)
 
 
 async def retention_job(context: Context) -> None:

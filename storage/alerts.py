@@ -359,9 +359,15 @@ async def acknowledge(
 
 
 async def claim_due(
-    session: AsyncSession, *, now: datetime, limit: int, skip_locked: bool
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    skip_locked: bool,
+    run_id: uuid.UUID | None = None,
 ) -> list[Alert]:
-    """Take up to ``limit`` pending rows for this sender until ``now + CLAIM_FOR``."""
+    """Take up to ``limit`` pending rows for this sender until ``now + CLAIM_FOR``,
+    in the name of ``run_id`` (whose death releases them at once: storage.runs)."""
     query = (
         select(Alert)
         .where(
@@ -377,6 +383,7 @@ async def claim_due(
     rows = list((await session.exec(query)).all())
     for row in rows:
         row.claimed_until = now + CLAIM_FOR
+        row.claimed_by = run_id
     session.add_all(rows)
     await session.flush()
     return rows
@@ -393,6 +400,7 @@ async def mark_sent(
             sent_at=now,
             telegram_message_id=message_id,
             claimed_until=None,
+            claimed_by=None,
             attempts=Alert.attempts + 1,
         )
     )
@@ -407,6 +415,7 @@ async def retry_later(
         .values(
             next_attempt_at=at,
             claimed_until=None,
+            claimed_by=None,
             attempts=Alert.attempts + 1,
             last_error=error[:64],
         )
@@ -428,7 +437,9 @@ async def mark_unreachable(
     await session.exec(
         update(Alert)
         .where(col(Alert.id).in_([a.id for a in alerts]))
-        .values(state=AlertState.UNREACHABLE, claimed_until=None, last_error=error[:64])
+        .values(
+            state=AlertState.UNREACHABLE, claimed_until=None, claimed_by=None, last_error=error[:64]
+        )
     )
     person.unreachable_at = now
     session.add(person)
