@@ -41,7 +41,10 @@ from storage.people import chat_id_of, pseudonym
 
 log = logging.getLogger(__name__)
 DIGEST_OVER = 3
+# Recipients taken from the outbox at once (each with every alert due for them).
 CLAIM_BATCH = 200
+# Telegram's longest text, in UTF-16 code units: a longer digest is split.
+MESSAGE_LIMIT = 4096
 MAX_BACKOFF = timedelta(minutes=5)
 # Patient with a slow answer: a send that timed out may have been carried out,
 # and sending it again would repeat it. Only an answer lost after this long can.
@@ -282,17 +285,18 @@ async def _compose(
         chat_id = chat_id_of(server, person)
         attempts = max(a.attempts for a, _ in parts)
         if len(parts) > DIGEST_OVER:
-            asks = any(_asks(a) for a, _ in parts)
-            outgoing.append(
-                Outgoing(
-                    person_id,
-                    chat_id,
-                    tuple(a.id for a, _ in parts),
-                    digest([t for _, t in parts], language=language),
-                    buttons("digest" if asks else "", language=language),
-                    attempts,
+            for chunk in _digest_chunks(parts, language=language):
+                asks = any(_asks(a) for a, _ in chunk)
+                outgoing.append(
+                    Outgoing(
+                        person_id,
+                        chat_id,
+                        tuple(a.id for a, _ in chunk),
+                        digest([t for _, t in chunk], language=language),
+                        buttons("digest" if asks else "", language=language),
+                        attempts,
+                    )
                 )
-            )
             continue
         for alert, text in parts:
             kind = "single" if _asks(alert) else ""
@@ -307,6 +311,27 @@ async def _compose(
                 )
             )
     return outgoing
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _digest_chunks(
+    parts: Sequence[tuple[Alert, str]], *, language: str
+) -> list[list[tuple[Alert, str]]]:
+    """The parts in order, as few digests as fit Telegram's length limit each."""
+    chunks: list[list[tuple[Alert, str]]] = [[]]
+    length = 0  # of the parts in the last chunk, each with the blank line before it
+    for part in parts:
+        size = _utf16_length(part[1]) + 2
+        header = _utf16_length(digest([""] * (len(chunks[-1]) + 1), language=language))
+        if chunks[-1] and header + length + size > MESSAGE_LIMIT:
+            chunks.append([])
+            length = 0
+        chunks[-1].append(part)
+        length += size
+    return chunks
 
 
 def _asks(alert: Alert) -> bool:

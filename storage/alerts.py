@@ -366,17 +366,30 @@ async def claim_due(
     skip_locked: bool,
     run_id: uuid.UUID | None = None,
 ) -> list[Alert]:
-    """Take up to ``limit`` pending rows for this sender until ``now + CLAIM_FOR``,
-    in the name of ``run_id`` (whose death releases them at once: storage.runs)."""
+    """Take the pending rows of up to ``limit`` recipients for this sender until
+    ``now + CLAIM_FOR``, in the name of ``run_id`` (whose death releases them at
+    once: storage.runs).
+
+    By recipient, not by row: every due alert of a recipient is taken together,
+    so an activist with many alerts gets one digest whatever order the rows were
+    written in (taken by row, a batch boundary split one activist's alerts and a
+    burst became many single messages)."""
+    due = sa.and_(
+        col(Alert.state) == AlertState.PENDING,
+        col(Alert.next_attempt_at) <= now,
+        sa.or_(col(Alert.claimed_until).is_(None), col(Alert.claimed_until) < now),
+    )
+    recipients = (
+        select(col(Alert.recipient_id))
+        .where(due)
+        .group_by(col(Alert.recipient_id))
+        .order_by(sa.func.min(Alert.next_attempt_at))
+        .limit(limit)
+    )
     query = (
         select(Alert)
-        .where(
-            Alert.state == AlertState.PENDING,
-            col(Alert.next_attempt_at) <= now,
-            sa.or_(col(Alert.claimed_until).is_(None), col(Alert.claimed_until) < now),
-        )
+        .where(due, col(Alert.recipient_id).in_(recipients.scalar_subquery()))
         .order_by(col(Alert.next_attempt_at), col(Alert.created_at))
-        .limit(limit)
     )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
