@@ -25,7 +25,6 @@ from telegram.warnings import PTBUserWarning
 from bot import handlers, watch
 from bot.config import Settings
 from bot.intake import BotApplication, Intake, Runtime, Taken
-from bot.webhook import serve_webhook
 from storage.crypto import ServerKeys
 from storage.db import open_database, session_factory
 from storage.models import Operator
@@ -100,6 +99,8 @@ async def serve(
             await after_drain(application)
         await watch.start(application, started_at=started_at)
         if settings.telegram.mode == "webhook":
+            from bot.webhook import serve_webhook  # aiohttp loads only for a webhook
+
             await serve_webhook(settings, application, intake, stop=stop)
         else:
             await poll(application, intake, offset=offset, stop=stop)
