@@ -9,8 +9,13 @@ looking on a tick. A write that can move that moment wakes them early:
   (``subscribe``), after the commit, so the woken look sees the write;
 - across processes on PostgreSQL, statement triggers on those tables
   (migration 0006) ``NOTIFY intake_due`` at commit, and ``Listener`` turns the
-  notification into the same callbacks. A lost notification (a dropped
-  connection) is covered by the callers' slow safety look.
+  notification into the same callbacks;
+- across processes on SQLite (``intake`` commands beside the bot), ``Listener``
+  watches the database file with Linux's inotify: another process's commit
+  writes the file, and the bot looks again (any write: it costs one probe).
+
+A lost notification (a dropped connection, no inotify) is covered by the
+callers' slow safety look.
 
 A look (``Probe``) is one read-only statement on a connection kept for it,
 outside any write transaction: on SQLite without ``BEGIN IMMEDIATE`` (which
@@ -20,8 +25,11 @@ autocommit.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ctypes
 import logging
+import os
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -227,23 +235,59 @@ class Probe:
                 await connection.close()
 
 
+class _FileWatch:
+    """Calls back when a file is written (Linux inotify through libc; no package)."""
+
+    IN_MODIFY = 0x00000002
+    IN_NONBLOCK = 0o4000
+    IN_CLOEXEC = 0o2000000
+
+    def __init__(self, path: str, callback: Callback) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(self.IN_NONBLOCK | self.IN_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        if libc.inotify_add_watch(fd, os.fsencode(path), self.IN_MODIFY) < 0:
+            os.close(fd)
+            raise OSError(ctypes.get_errno(), "inotify_add_watch")
+        self._fd = fd
+        self._callback = callback
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._fd, 4096):  # drain: one wake-up for a commit's writes
+                pass
+        self._callback()
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._fd)
+        os.close(self._fd)
+
+
 class Listener:
-    """``LISTEN intake_due`` on PostgreSQL: every process hears of a write that
-    may move the next deadline, whichever process made it. A no-op on SQLite
-    (one process owns the file; its own commits wake it through ``subscribe``)."""
+    """Hears of writes by other processes that may move the next deadline: on
+    PostgreSQL by ``LISTEN intake_due``, on SQLite by watching the database file.
+    This process's own commits wake it through ``subscribe`` either way."""
 
     def __init__(
         self, engine: AsyncEngine, callbacks: Sequence[_Subscription], *, enabled: bool = True
     ) -> None:
         self._engine = engine
         self._callbacks = list(callbacks)
-        # Off ([alerts] notifications = false) or SQLite: nothing to listen to.
-        self.wanted = enabled and engine.dialect.name == "postgresql"
+        self._postgres = engine.dialect.name == "postgresql"
+        self._file = None if self._postgres else engine.url.database
+        # Off ([alerts] notifications = false), or an in-memory SQLite: nothing to hear.
+        self.wanted = enabled and (self._postgres or bool(self._file and self._file != ":memory:"))
         self._connection: AsyncConnection | None = None
         self._driver: Any = None
+        self._watch: _FileWatch | None = None
 
     @property
     def listening(self) -> bool:
+        if self._watch is not None:
+            return True
         return self._driver is not None and not self._driver.is_closed()
 
     def _heard(self, _connection: object, _pid: object, _channel: object, table: object) -> None:
@@ -252,14 +296,26 @@ class Listener:
             if not table or table in tables:
                 callback()
 
+    def _written(self) -> None:
+        for _, callback in self._callbacks:
+            callback()
+
     async def ensure(self) -> bool:
         """Listen if not listening yet (or any more: the connection was lost);
-        returns whether it listens. Called at start and at each safety look."""
+        returns whether it listens. Called at start and before the engine's looks."""
         if not self.wanted:
             return False
         if self.listening:
             return True
         await self.close()
+        if self._file is not None:
+            try:
+                self._watch = _FileWatch(self._file, self._written)
+            except (OSError, AttributeError) as exc:  # not Linux, or no such file yet
+                log.warning("could not watch the database file (%s)", type(exc).__name__)
+                self.wanted = False  # the safety look it is
+                return False
+            return True
         try:
             connection = await self._engine.connect()
             await connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -274,11 +330,13 @@ class Listener:
             return False
         self._connection, self._driver = connection, driver
         # Whatever was written while nobody listened: look once now.
-        for _, callback in self._callbacks:
-            callback()
+        self._written()
         return True
 
     async def close(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
         connection, driver = self._connection, self._driver
         self._connection = self._driver = None
         if driver is not None and not driver.is_closed():

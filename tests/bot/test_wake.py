@@ -3,7 +3,8 @@ move it: no test here waits for a periodic look, because the safety look is an h
 wherever the wake-up itself is under test.
 
 - A commit in the bot's own process that brings a deadline forward wakes its engine.
-- On PostgreSQL, a write by another process wakes it through LISTEN/NOTIFY.
+- A write by another process wakes it: on PostgreSQL through LISTEN/NOTIFY, on
+  SQLite through a watch on the database file.
 - With notifications off, another process's write is seen at the safety look.
 """
 
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlmodel import col, select
 
 from bot.app import serve
@@ -178,11 +178,10 @@ async def test_a_commit_that_brings_a_deadline_forward_wakes_the_engine(
     assert found == [(Status.LATE, deadline)]
 
 
-async def test_on_postgresql_another_process_wakes_the_engine_by_notify(
+async def test_another_process_wakes_the_engine_by_notify_or_the_file_watch(
     tmp_path: Path, database: Database, standin: TelegramStandIn
 ) -> None:
-    if database.backend != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite's bot is woken by its own commits")
+    """PostgreSQL: LISTEN/NOTIFY. SQLite: the database file written (inotify)."""
     installation, group_id = await installed(
         tmp_path, database, standin, extra=config(safety_look="1h", notifications=True)
     )
