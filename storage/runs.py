@@ -21,9 +21,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Alert, AlertState, Run
 
-BEAT_EVERY = timedelta(seconds=2)
-# Three beats missed: a busy event loop can delay one, not three.
-STALE_AFTER = timedelta(seconds=6)
+# A beat is a write: every 5 s keeps the idle bot near zero. A restart on the same
+# machine does not wait for staleness (the dead pid is seen at once); staleness is
+# for a run on another machine, or a hung one. Three beats missed: a busy event
+# loop can delay one, not three.
+BEAT_EVERY = timedelta(seconds=5)
+STALE_AFTER = timedelta(seconds=15)
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
