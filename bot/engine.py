@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.deadlines import evaluate, transitions
 from storage.alerts import (
+    ReminderPlan,
     apply_reminder,
     due_reminders,
     enqueue_for_flips,
@@ -81,6 +82,16 @@ async def run_pass(
             result.looked_at += 1
             owner = await session.get(Group, reminder.group_id)
             if owner is None:
+                # Nothing left to remind about: clear it, or the engine, which now
+                # sleeps until the earliest reminder, would find it due forever.
+                nothing = ReminderPlan(escalate=False, repeat=False, next_reminder_at=None)
+                await apply_reminder(
+                    session,
+                    flip=reminder,
+                    plan=nothing,
+                    expected=reminder.next_reminder_at,
+                    now=now,
+                )
                 continue
             _, last_at = await last_round(session, flip=reminder)
             plan = plan_reminder(

@@ -35,7 +35,7 @@ from telegram.ext import ContextTypes
 from bot import texts
 from bot.alerts import Limiter, deliver_due
 from bot.durations import format_duration
-from bot.engine import AlertTiming, run_pass
+from bot.engine import BATCH, AlertTiming, run_pass
 from bot.i18n import pick_language, translator
 from bot.intake import BotApplication, Runtime
 from storage.alerts import admins
@@ -53,6 +53,9 @@ Context = ContextTypes.DEFAULT_TYPE
 # Something is due but this process could not take it (another process holds
 # it, on PostgreSQL): look again after this, or when that process's commit wakes us.
 BUSY_WAIT = 1.0
+# While the engine flips a burst batch by batch, the sender waits (at most this
+# many seconds) so that one activist's alerts go as one digest.
+MAX_HOLD = 3.0
 # After a failed look (the database away), wait this long, doubling up to the last.
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
 HEARTBEAT_EVERY = timedelta(minutes=1)
@@ -141,6 +144,8 @@ class Watchers:
     probes: list[Probe]
     listener: Listener
     safety: float
+    # Clear while the engine's last pass filled its batch: more is being flipped now.
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     unsubscribe: list[Callable[[], None]] = field(default_factory=list)
     looks: dict[str, int] = field(default_factory=dict)
@@ -164,6 +169,7 @@ class Watchers:
             listener=listener,
             safety=alerts.safety_look.total_seconds(),
         )
+        watchers.caught_up.set()
         watchers.unsubscribe = [
             subscribe(runtime.engine, engine_alarm.ring, tables=ENGINE_TABLES),
             subscribe(runtime.engine, send_alarm.ring, tables=SEND_TABLES),
@@ -187,13 +193,21 @@ class Watchers:
                     result.alerts,
                     result.reminders,
                 )
+            # A full batch: more is due at once (an outage of many groups). The sender
+            # waits for the rest, so each activist gets one digest, not one per batch.
+            if result.looked_at >= BATCH:
+                watchers.caught_up.clear()
+            else:
+                watchers.caught_up.set()
             if result.alerts or result.reminders:
-                send_alarm.ring()  # deliver now: the sender's own commit wake is ours
+                send_alarm.ring()
             return result.looked_at > 0
 
         limiter = application.bot_data.setdefault("limiter", Limiter())
 
         async def send(now: datetime) -> bool:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watchers.caught_up.wait(), MAX_HOLD)
             delivery = await deliver_due(
                 runtime.sessions,
                 application.bot,
@@ -239,6 +253,7 @@ class Watchers:
                 wait = await self._turn(name, probe, work, alarm is self.engine_alarm)
                 backoff = FIRST_BACKOFF
             except Exception as exc:
+                self.caught_up.set()  # a failed pass holds no sender back
                 # The database away (a restart, a lock held too long): try again, never die.
                 log.error(
                     "%s: a look failed (%s); again in %.0fs", name, type(exc).__name__, backoff
