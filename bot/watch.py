@@ -185,7 +185,14 @@ class Watchers:
         timing = AlertTiming(repeat_every=alerts.repeat_every, escalate_after=alerts.escalate_after)
 
         async def flip(now: datetime) -> bool:
-            result = await run_pass(runtime.sessions, now=now, timing=timing)
+            # Cleared before the pass: its own commit wakes the sender, which must
+            # not take the first batch of a burst before knowing more is coming.
+            watchers.caught_up.clear()
+            try:
+                result = await run_pass(runtime.sessions, now=now, timing=timing)
+            except BaseException:
+                watchers.caught_up.set()
+                raise
             if result.flips or result.reminders:
                 log.info(
                     "deadline engine: %d flip(s), %d alert(s), %d reminder(s)",
