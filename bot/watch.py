@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -334,18 +335,46 @@ async def heartbeat_job(context: Context) -> None:
 
 
 async def _record_alive(runtime: Runtime, now: datetime) -> None:
-    async with runtime.sessions() as session, session.begin():
-        state = await session.get(WatchState, ALIVE)
-        if state is None:
-            session.add(WatchState(name=ALIVE, at=now))
-        else:
-            state.at = now
-            session.add(state)
+    try:
+        async with runtime.sessions() as session, session.begin():
+            state = await session.get(WatchState, ALIVE)
+            if state is None:
+                session.add(WatchState(name=ALIVE, at=now))
+            else:
+                state.at = now
+                session.add(state)
+    except IntegrityError:  # another bot process wrote it first: it is alive too
+        return
 
 
 async def _tell_admins_we_are_back(
     application: BotApplication, runtime: Runtime, *, started_at: datetime
 ) -> None:
+    try:
+        away, drained, targets = await _absence(runtime, started_at=started_at)
+    except IntegrityError:
+        # Two bot processes started at once on a new database, and the other one
+        # wrote the first vital sign: nobody was away.
+        return
+    if away is None or away < WORTH_TELLING:
+        return
+    log.info("back after %s away; %d update(s) had queued", format_duration(away), drained)
+    for chat_id, language in targets:
+        _ = translator(pick_language(language, None))
+        text = _(texts.BACK_ONLINE).format(
+            away=format_duration(timedelta(seconds=int(away.total_seconds()))), count=drained
+        )
+        try:
+            await application.bot.send_message(chat_id, text, protect_content=True)
+        except TelegramError as exc:
+            log.info("could not tell an admin the bot is back (%s)", type(exc).__name__)
+
+
+async def _absence(
+    runtime: Runtime, *, started_at: datetime
+) -> tuple[timedelta | None, int, list[tuple[int, str | None]]]:
+    """How long the bot was away (None: never ran), what queued, and whom to tell."""
+    away: timedelta | None = None
     async with runtime.sessions() as session, session.begin():
         state = await session.get(WatchState, ALIVE)
         drained = (
@@ -362,15 +391,4 @@ async def _tell_admins_we_are_back(
             away = started_at - state.at
             state.at = now
             session.add(state)
-    if state is None or away < WORTH_TELLING:
-        return
-    log.info("back after %s away; %d update(s) had queued", format_duration(away), drained)
-    for chat_id, language in targets:
-        _ = translator(pick_language(language, None))
-        text = _(texts.BACK_ONLINE).format(
-            away=format_duration(timedelta(seconds=int(away.total_seconds()))), count=drained
-        )
-        try:
-            await application.bot.send_message(chat_id, text, protect_content=True)
-        except TelegramError as exc:
-            log.info("could not tell an admin the bot is back (%s)", type(exc).__name__)
+    return away, drained, targets

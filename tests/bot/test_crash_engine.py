@@ -34,9 +34,9 @@ writes closes it: marking first would lose the alert instead. The test measures 
 window (how many alerts were accepted but not yet marked at each kill, in how many
 messages, and how many were sent twice) and prints it (run with -s); it asserts the
 at-least-once promise, that a duplicate comes only from that window, and that the window
-is at most the messages in flight: each message's alerts are marked sent in their own
-commit as soon as Telegram answers (a group commit of up to thirty messages, as before,
-once repeated 138 alerts after one kill).
+is what was in flight: the marks of the messages Telegram accepted are committed together
+as soon as the previous commit ends (bot.alerts._SentMarks), so a kill repeats what
+Telegram accepted during one commit (the number of such messages at each kill is printed).
 
 A kill mid-delivery leaves rows claimed by the dead process. Each bot process is a run
 with a heartbeat (``storage.runs``); the restarted bot finds the dead run's process gone
@@ -487,8 +487,7 @@ async def test_sigkill_while_alerts_go_out_loses_none_and_repeats_only_unmarked_
     # And at most once more for each run that could have sent it again.
     assert max(told.values()) <= len(kills) + 1
     # What a kill repeated is at most what was in flight at it: alerts Telegram had taken
-    # whose mark was not committed (each message is marked on its own as Telegram
-    # answers; how many messages that was at each kill is printed below).
+    # whose mark was not yet committed (how many messages that was is printed below).
     for record in kills:
         again = set(keys_in(standin.sent[record.messages_before :], chats)) & record.accepted
         assert again <= record.window
