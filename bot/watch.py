@@ -269,17 +269,17 @@ class Watchers:
                 wait, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
             await alarm.sleep(wait)
 
-    async def _turn(self, name: str, probe: Probed, work: Work, keeps_listener: bool) -> float:
+    async def _turn(self, name: str, probe: Probed, work: Work, is_engine: bool) -> float:
         """One look; returns how long to sleep before the next one."""
-        if keeps_listener and self.listener.wanted and not self.listener.listening:
+        if is_engine and self.listener.wanted and not self.listener.listening:
             await self.listener.ensure()  # the connection was lost: listen again
         self.looks[name] = self.looks.get(name, 0) + 1
         now = utc_now()
         due = await probe()
-        if due is None:
-            return self.safety
-        if due > now:
-            return min(self.safety, (due - now).total_seconds())
+        if due is None or due > now:
+            if is_engine:  # the engine has nothing more due: the sender holds no longer
+                self.caught_up.set()
+            return self.safety if due is None else min(self.safety, (due - now).total_seconds())
         took = await work(now)
         return 0.0 if took else BUSY_WAIT
 
