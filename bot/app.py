@@ -35,7 +35,6 @@ from bot import handlers, startup, watch
 from bot.config import Settings
 from bot.intake import BotApplication, Intake, Runtime, Taken
 from bot.received import unreadable_update
-from bot.webhook import listening, set_webhook
 from storage.crypto import ServerKeys
 from storage.db import DatabaseError, open_database, reason, session_factory
 from storage.models import Group, Operator
@@ -96,6 +95,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[BotApplication, Int
                     try:
                         yield application, Intake(application, runtime)
                     finally:
+                        await watch.stop(application)
                         await application.stop()
                 finally:
                     await application.shutdown()
@@ -135,7 +135,9 @@ async def serve(
         bot = application.bot
         if settings.telegram.mode == "webhook":
             # Listen first: if the port is taken (another bot runs here), stop before
-            # touching the webhook that bot is being sent to.
+            # touching the webhook that bot is being sent to. (aiohttp loads only here.)
+            from bot.webhook import listening
+
             listener = await held.enter_async_context(
                 listening(settings, application, intake, runtime_of(application))
             )
@@ -167,6 +169,8 @@ async def serve(
             await after_drain(application)
         await watch.start(application, started_at=started_at)
         if settings.telegram.mode == "webhook":
+            from bot.webhook import set_webhook  # aiohttp loads only for a webhook
+
             await set_webhook(settings, application)
             await stop.wait()
         else:

@@ -424,8 +424,13 @@ class AlertsSection(_Section):
     confirm_within: Duration = timedelta(minutes=30)
     # The longest a pause lasts; after it the schedule resumes by itself.
     max_pause: Duration = timedelta(days=7)
+    # The engine and the sender sleep until the next stored deadline and are woken
+    # by writes (on PostgreSQL across processes by LISTEN/NOTIFY); this slow look
+    # covers a wake-up that was lost.
+    safety_look: Duration = timedelta(seconds=30)
+    notifications: bool = True
 
-    @field_validator("repeat_every", "escalate_after", "confirm_within", "max_pause")
+    @field_validator("repeat_every", "escalate_after", "confirm_within", "max_pause", "safety_look")
     @classmethod
     def _check_positive(cls, value: timedelta) -> timedelta:
         if value < timedelta(seconds=1):

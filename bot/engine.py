@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.deadlines import evaluate, transitions
 from storage.alerts import (
+    ReminderPlan,
     apply_reminder,
     due_reminders,
     enqueue_for_flips,
@@ -57,7 +58,7 @@ class AlertTiming:
 
 @dataclass(slots=True)
 class PassResult:
-    looked_at: int = 0
+    looked_at: int = 0  # due groups and due reminders read
     flips: int = 0
     alerts: int = 0
     reminders: int = 0
@@ -78,8 +79,19 @@ async def run_pass(
         groups = await _due_groups(session, now=now, skip_locked=postgres)
         await _flip_due(session, groups, now=now, timing=timing, result=result)
         for reminder in await due_reminders(session, now=now, limit=BATCH):
+            result.looked_at += 1
             owner = await session.get(Group, reminder.group_id)
             if owner is None:
+                # Nothing left to remind about: clear it, or the engine, which now
+                # sleeps until the earliest reminder, would find it due forever.
+                nothing = ReminderPlan(escalate=False, repeat=False, next_reminder_at=None)
+                await apply_reminder(
+                    session,
+                    flip=reminder,
+                    plan=nothing,
+                    expected=reminder.next_reminder_at,
+                    now=now,
+                )
                 continue
             _, last_at = await last_round(session, flip=reminder)
             plan = plan_reminder(

@@ -13,8 +13,10 @@ import contextlib
 import fcntl
 import os
 import stat
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -125,3 +127,34 @@ def telegram_host(settings: Settings) -> str:
 
 def database_kind(url: str) -> str:
     return "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+
+
+def run_from_command_line(config: Path | None) -> None:
+    """`intake run`: load the settings, check them, serve until SIGINT or SIGTERM.
+
+    Typer-free, so that the long-lived bot loads none of the other commands (typer,
+    rich, matplotlib): ``bot.cli.main`` calls this straight for a plain ``run``, and
+    the typer command calls it too, so both paths fail alike."""
+    from bot import logs
+    from bot.config import ConfigError, load_settings, resolve_config_path
+
+    try:
+        settings = load_settings(resolve_config_path(config))
+        settings.require_token()
+        check_secret_modes(settings)
+    except ConfigError as exc:
+        _exit(str(exc), EX_CONFIG)
+    except StartupFailure as exc:
+        _exit(str(exc), exc.status)
+    logs.configure(settings.logging.level)
+    from bot import app as bot_app
+
+    try:
+        bot_app.run_forever(settings)
+    except StartupFailure as exc:
+        _exit(str(exc), exc.status)
+
+
+def _exit(message: str, status: int) -> NoReturn:
+    print(f"intake: error: {message}", file=sys.stderr)
+    sys.exit(status)

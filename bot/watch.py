@@ -1,19 +1,34 @@
-"""The bot watching the groups, and itself: the jobs that run the deadline
-engine and deliver alerts, a heartbeat, and the note to admins after a restart.
+"""The bot watching the groups, and itself: the deadline engine and the alert
+sender, a heartbeat, and the note to admins after a restart.
 
-All of it runs on python-telegram-bot's JobQueue (APScheduler), started only
-after the backlog that queued while the bot was down has been taken in
-(``bot.app.serve``), so that the bot's own absence never looks like silence.
+The engine and the sender each sleep until the earliest stored moment
+something is due for them (``storage.due``): a group's next transition, a
+reminder, an alert's next attempt or the end of a claim. A commit in this
+process that may move that moment wakes them at once; on PostgreSQL, so does
+one in any other process (LISTEN/NOTIFY). A slow safety look
+(``[alerts] safety_look``) covers a lost wake-up. A look with nothing due is
+one read-only probe. Receipts delete themselves at their own moment from the
+JobQueue (``bot.handlers``), where the heartbeat and retention run too.
+
+All of it starts only after the backlog that queued while the bot was down has
+been taken in (``bot.app.serve``), so that the bot's own absence never looks
+like silence.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
+import httpx
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -21,24 +36,29 @@ from telegram.ext import ContextTypes
 from bot import texts
 from bot.alerts import Limiter, deliver_due
 from bot.durations import format_duration
-from bot.engine import AlertTiming, run_pass
+from bot.engine import BATCH, AlertTiming, run_pass
 from bot.i18n import pick_language, translator
 from bot.intake import BotApplication, Runtime
 from storage.alerts import admins
 from storage.db import reclaim_deleted
+from storage.due import ENGINE_TABLES, SEND_TABLES, Listener, Probe, subscribe
 from storage.groups import SHREDDED_TABLES
 from storage.models import Person, ProcessedUpdate, WatchState
 from storage.people import chat_id_of
 from storage.retention import apply_retention
+from storage.runs import BEAT_EVERY, beat, end, register, release_dead
 from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
-# How often the engine looks. With the next deadline stored and indexed, a
-# look with nothing due is one index probe, so looking often is cheap; it is
-# what keeps an alert within a second of its deadline.
-ENGINE_EVERY = timedelta(milliseconds=250)
-SEND_EVERY = timedelta(milliseconds=250)
+# Something is due but this process could not take it (another process holds
+# it, on PostgreSQL): look again after this, or when that process's commit wakes us.
+BUSY_WAIT = 1.0
+# While the engine flips a burst batch by batch, the sender waits (at most this
+# many seconds) so that one activist's alerts go as one digest.
+MAX_HOLD = 3.0
+# After a failed look (the database away), wait this long, doubling up to the last.
+FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
 HEARTBEAT_EVERY = timedelta(minutes=1)
 RETENTION_EVERY = timedelta(hours=6)
 ALIVE = "alive"
@@ -63,16 +83,7 @@ async def start(application: BotApplication, *, started_at: datetime) -> None:
     if queue is None:
         raise RuntimeError("the deadline engine needs python-telegram-bot[job-queue]")
     application.bot_data["limiter"] = Limiter()
-    queue.run_repeating(
-        engine_job,
-        interval=ENGINE_EVERY,
-        first=AT_ONCE,
-        name="deadline-engine",
-        job_kwargs=_JOB_OPTIONS,
-    )
-    queue.run_repeating(
-        send_job, interval=SEND_EVERY, first=AT_ONCE, name="alert-sender", job_kwargs=_JOB_OPTIONS
-    )
+    application.bot_data["watchers"] = await Watchers.start(application, runtime)
     queue.run_repeating(
         retention_job,
         interval=RETENTION_EVERY,
@@ -89,34 +100,205 @@ async def start(application: BotApplication, *, started_at: datetime) -> None:
     )
 
 
-async def engine_job(context: Context) -> None:
-    runtime = _runtime(context)
-    alerts = runtime.settings.alerts
-    timing = AlertTiming(repeat_every=alerts.repeat_every, escalate_after=alerts.escalate_after)
-    result = await run_pass(runtime.sessions, now=utc_now(), timing=timing)
-    if result.flips or result.reminders:
-        log.info(
-            "deadline engine: %d flip(s), %d alert(s), %d reminder(s)",
-            result.flips,
-            result.alerts,
-            result.reminders,
+async def stop(application: BotApplication) -> None:
+    """Stop the engine and the sender (before the Application stops)."""
+    watchers = application.bot_data.pop("watchers", None)
+    if isinstance(watchers, Watchers):
+        await watchers.stop()
+
+
+class Alarm:
+    """Wakes a sleeping loop early: ``ring`` from a commit or a notification."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.rung = 0  # how many times: tests and benchmarks read it
+
+    def ring(self) -> None:
+        self.rung += 1
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    async def sleep(self, seconds: float) -> None:
+        """Until ``seconds`` pass or the alarm rings (at once if it rang since ``clear``)."""
+        if seconds > 0 and not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), seconds)
+
+
+# One turn of a loop: given "now", the earliest moment it is due (probe), and
+# what to do when due; the latter says whether it took anything.
+Probed = Callable[[], Awaitable[datetime | None]]
+Work = Callable[[datetime], Awaitable[bool]]
+
+
+@dataclass(slots=True)
+class Watchers:
+    """The engine and the sender loops of one bot process, and what wakes them."""
+
+    runtime: Runtime
+    run_id: uuid.UUID
+    engine_alarm: Alarm
+    send_alarm: Alarm
+    probes: list[Probe]
+    listener: Listener
+    safety: float
+    # Clear while the engine's last pass filled its batch: more is being flipped now.
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    unsubscribe: list[Callable[[], None]] = field(default_factory=list)
+    looks: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    async def start(cls, application: BotApplication, runtime: Runtime) -> Watchers:
+        alerts = runtime.settings.alerts
+        engine_probe, send_probe = Probe(runtime.engine), Probe(runtime.engine)
+        engine_alarm, send_alarm = Alarm(), Alarm()
+        listener = Listener(
+            runtime.engine,
+            [(ENGINE_TABLES, engine_alarm.ring), (SEND_TABLES, send_alarm.ring)],
+            enabled=alerts.notifications,
         )
-        if context.job_queue is not None:  # deliver now rather than at the next tick
-            context.job_queue.run_once(send_job, when=0, name="alert-sender-now")
+        watchers = cls(
+            runtime=runtime,
+            run_id=uuid.uuid4(),
+            engine_alarm=engine_alarm,
+            send_alarm=send_alarm,
+            probes=[engine_probe, send_probe],
+            listener=listener,
+            safety=alerts.safety_look.total_seconds(),
+        )
+        watchers.caught_up.set()
+        watchers.unsubscribe = [
+            subscribe(runtime.engine, engine_alarm.ring, tables=ENGINE_TABLES),
+            subscribe(runtime.engine, send_alarm.ring, tables=SEND_TABLES),
+        ]
+        await listener.ensure()
+        # Before the first look: the claims of a run that died (this bot's previous
+        # process, killed) are released now, not when they run out.
+        async with runtime.sessions() as session, session.begin():
+            await register(session, run_id=watchers.run_id, now=utc_now())
+            released = await release_dead(session, run_id=watchers.run_id, now=utc_now())
+        if released:
+            log.info("released %d alert(s) claimed by a bot process that died", released)
+        timing = AlertTiming(repeat_every=alerts.repeat_every, escalate_after=alerts.escalate_after)
 
+        async def flip(now: datetime) -> bool:
+            # Cleared before the pass: its own commit wakes the sender, which must
+            # not take the first batch of a burst before knowing more is coming.
+            watchers.caught_up.clear()
+            try:
+                result = await run_pass(runtime.sessions, now=now, timing=timing)
+            except BaseException:
+                watchers.caught_up.set()
+                raise
+            if result.flips or result.reminders:
+                log.info(
+                    "deadline engine: %d flip(s), %d alert(s), %d reminder(s)",
+                    result.flips,
+                    result.alerts,
+                    result.reminders,
+                )
+            # A full batch: more is due at once (an outage of many groups). The sender
+            # waits for the rest, so each activist gets one digest, not one per batch.
+            if result.looked_at >= BATCH:
+                watchers.caught_up.clear()
+            else:
+                watchers.caught_up.set()
+            if result.alerts or result.reminders:
+                send_alarm.ring()
+            return result.looked_at > 0
 
-async def send_job(context: Context) -> None:
-    runtime = _runtime(context)
-    limiter = context.bot_data.setdefault("limiter", Limiter())
-    assert isinstance(limiter, Limiter)  # noqa: S101
-    await deliver_due(
-        runtime.sessions,
-        context.bot,
-        server=runtime.server,
-        default_tz=runtime.settings.alerts.time_zone,
-        limiter=limiter,
-        now=utc_now,
-    )
+        limiter = application.bot_data.setdefault("limiter", Limiter())
+
+        async def send(now: datetime) -> bool:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watchers.caught_up.wait(), MAX_HOLD)
+            delivery = await deliver_due(
+                runtime.sessions,
+                application.bot,
+                server=runtime.server,
+                default_tz=alerts.time_zone,
+                limiter=limiter,
+                now=utc_now,
+                run_id=watchers.run_id,
+            )
+            return delivery.claimed > 0
+
+        watchers.tasks = [
+            asyncio.create_task(
+                watchers._loop("deadline engine", engine_alarm, engine_probe.engine_due, flip)
+            ),
+            asyncio.create_task(
+                watchers._loop("alert sender", send_alarm, send_probe.send_due, send)
+            ),
+            asyncio.create_task(watchers._beat()),
+        ]
+        return watchers
+
+    async def _beat(self) -> None:
+        """This run's heartbeat; and the claims of runs found dead are released."""
+        while True:
+            await asyncio.sleep(BEAT_EVERY.total_seconds())
+            try:
+                async with self.runtime.sessions() as session, session.begin():
+                    await beat(session, run_id=self.run_id, now=utc_now())
+                    released = await release_dead(session, run_id=self.run_id, now=utc_now())
+            except Exception as exc:
+                log.warning("run heartbeat: not written (%s)", type(exc).__name__)
+                continue
+            if released:
+                log.info("released %d alert(s) claimed by a bot process that died", released)
+                self.send_alarm.ring()
+
+    async def _loop(self, name: str, alarm: Alarm, probe: Probed, work: Work) -> None:
+        backoff = FIRST_BACKOFF
+        while True:
+            alarm.clear()  # a ring from here on wakes the sleep below at once
+            try:
+                wait = await self._turn(name, probe, work, alarm is self.engine_alarm)
+                backoff = FIRST_BACKOFF
+            except Exception as exc:
+                self.caught_up.set()  # a failed pass holds no sender back
+                # The database away (a restart, a lock held too long): try again, never die.
+                log.error(
+                    "%s: a look failed (%s); again in %.0fs", name, type(exc).__name__, backoff
+                )
+                wait, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
+            await alarm.sleep(wait)
+
+    async def _turn(self, name: str, probe: Probed, work: Work, is_engine: bool) -> float:
+        """One look; returns how long to sleep before the next one."""
+        if is_engine and self.listener.wanted and not self.listener.listening:
+            await self.listener.ensure()  # the connection was lost: listen again
+        self.looks[name] = self.looks.get(name, 0) + 1
+        now = utc_now()
+        due = await probe()
+        if due is None or due > now:
+            if is_engine:  # the engine has nothing more due: the sender holds no longer
+                self.caught_up.set()
+            return self.safety if due is None else min(self.safety, (due - now).total_seconds())
+        took = await work(now)
+        return 0.0 if took else BUSY_WAIT
+
+    async def stop(self) -> None:
+        for unsubscribe in self.unsubscribe:
+            unsubscribe()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.listener.close()
+        for probe in self.probes:
+            await probe.close()
+        try:
+            async with self.runtime.sessions() as session, session.begin():
+                await end(session, run_id=self.run_id)
+        except Exception as exc:  # the database away: the next start releases them
+            log.warning("could not release this run's claims (%s)", type(exc).__name__)
 
 
 async def retention_job(context: Context) -> None:
@@ -140,31 +322,62 @@ async def heartbeat_job(context: Context) -> None:
     url = runtime.settings.alerts.heartbeat_url
     if url is None:
         return
+    # httpx, the HTTP client python-telegram-bot already loaded: no second stack
+    # (aiohttp) in the bot's memory for one request a minute.
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
-            http.get(url) as response,
-        ):
-            if response.status >= 400:
-                log.warning("heartbeat: the monitor answered HTTP %d", response.status)
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.get(url)
+        if response.status_code >= 400:
+            log.warning("heartbeat: the monitor answered HTTP %d", response.status_code)
+    except httpx.HTTPError as exc:
         # The URL itself is a secret of the monitor's: never logged.
         log.warning("heartbeat: the monitor could not be reached (%s)", type(exc).__name__)
 
 
 async def _record_alive(runtime: Runtime, now: datetime) -> None:
-    async with runtime.sessions() as session, session.begin():
-        state = await session.get(WatchState, ALIVE)
-        if state is None:
-            session.add(WatchState(name=ALIVE, at=now))
-        else:
-            state.at = now
-            session.add(state)
+    try:
+        async with runtime.sessions() as session, session.begin():
+            state = await session.get(WatchState, ALIVE)
+            if state is None:
+                session.add(WatchState(name=ALIVE, at=now))
+            else:
+                state.at = now
+                session.add(state)
+    except IntegrityError:  # another bot process wrote it first: it is alive too
+        return
 
 
 async def _tell_admins_we_are_back(
     application: BotApplication, runtime: Runtime, *, started_at: datetime
 ) -> None:
+    try:
+        away, drained, targets = await _absence(runtime, started_at=started_at)
+    except IntegrityError:
+        # Two bot processes started at once on a new database, and the other one
+        # wrote the first vital sign: nobody was away.
+        return
+    if away is None or away < WORTH_TELLING:
+        return
+    log.info("back after %s away; %d update(s) had queued", format_duration(away), drained)
+    for chat_id, language in targets:
+        _ = translator(pick_language(language, None))
+        text = _(texts.BACK_ONLINE).format(
+            away=format_duration(timedelta(seconds=int(away.total_seconds()))), count=drained
+        )
+        if runtime.unreadable_taken:
+            # Never dropped: kept sealed as raw data, which operators open like any message.
+            text += " " + _(texts.UNREADABLE_KEPT).format(count=runtime.unreadable_taken)
+        try:
+            await application.bot.send_message(chat_id, text, protect_content=True)
+        except TelegramError as exc:
+            log.info("could not tell an admin the bot is back (%s)", type(exc).__name__)
+
+
+async def _absence(
+    runtime: Runtime, *, started_at: datetime
+) -> tuple[timedelta | None, int, list[tuple[int, str | None]]]:
+    """How long the bot was away (None: never ran), what queued, and whom to tell."""
+    away: timedelta | None = None
     async with runtime.sessions() as session, session.begin():
         state = await session.get(WatchState, ALIVE)
         drained = (
@@ -181,18 +394,4 @@ async def _tell_admins_we_are_back(
             away = started_at - state.at
             state.at = now
             session.add(state)
-    if state is None or away < WORTH_TELLING:
-        return
-    log.info("back after %s away; %d update(s) had queued", format_duration(away), drained)
-    for chat_id, language in targets:
-        _ = translator(pick_language(language, None))
-        text = _(texts.BACK_ONLINE).format(
-            away=format_duration(timedelta(seconds=int(away.total_seconds()))), count=drained
-        )
-        if runtime.unreadable_taken:
-            # Never dropped: kept sealed as raw data, which operators open like any message.
-            text += " " + _(texts.UNREADABLE_KEPT).format(count=runtime.unreadable_taken)
-        try:
-            await application.bot.send_message(chat_id, text, protect_content=True)
-        except TelegramError as exc:
-            log.info("could not tell an admin the bot is back (%s)", type(exc).__name__)
+    return away, drained, targets

@@ -440,24 +440,44 @@ async def acknowledge(
 
 
 async def claim_due(
-    session: AsyncSession, *, now: datetime, limit: int, skip_locked: bool
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    skip_locked: bool,
+    run_id: uuid.UUID | None = None,
 ) -> list[Alert]:
-    """Take up to ``limit`` pending rows for this sender until ``now + CLAIM_FOR``."""
+    """Take the pending rows of up to ``limit`` recipients for this sender until
+    ``now + CLAIM_FOR``, in the name of ``run_id`` (whose death releases them at
+    once: storage.runs).
+
+    By recipient, not by row: every due alert of a recipient is taken together,
+    so an activist with many alerts gets one digest whatever order the rows were
+    written in (taken by row, a batch boundary split one activist's alerts and a
+    burst became many single messages)."""
+    due = sa.and_(
+        col(Alert.state) == AlertState.PENDING,
+        col(Alert.next_attempt_at) <= now,
+        sa.or_(col(Alert.claimed_until).is_(None), col(Alert.claimed_until) < now),
+    )
+    recipients = (
+        select(col(Alert.recipient_id))
+        .where(due)
+        .group_by(col(Alert.recipient_id))
+        .order_by(sa.func.min(Alert.next_attempt_at))
+        .limit(limit)
+    )
     query = (
         select(Alert)
-        .where(
-            Alert.state == AlertState.PENDING,
-            col(Alert.next_attempt_at) <= now,
-            sa.or_(col(Alert.claimed_until).is_(None), col(Alert.claimed_until) < now),
-        )
+        .where(due, col(Alert.recipient_id).in_(recipients.scalar_subquery()))
         .order_by(col(Alert.next_attempt_at), col(Alert.created_at))
-        .limit(limit)
     )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     rows = list((await session.exec(query)).all())
     for row in rows:
         row.claimed_until = now + CLAIM_FOR
+        row.claimed_by = run_id
     session.add_all(rows)
     await session.flush()
     return rows
@@ -474,6 +494,7 @@ async def mark_sent(
             sent_at=now,
             telegram_message_id=message_id,
             claimed_until=None,
+            claimed_by=None,
             attempts=Alert.attempts + 1,
         )
     )
@@ -488,6 +509,7 @@ async def retry_later(
         .values(
             next_attempt_at=at,
             claimed_until=None,
+            claimed_by=None,
             attempts=Alert.attempts + 1,
             last_error=error[:64],
         )
@@ -509,7 +531,9 @@ async def mark_unreachable(
     await session.exec(
         update(Alert)
         .where(col(Alert.id).in_([a.id for a in alerts]))
-        .values(state=AlertState.UNREACHABLE, claimed_until=None, last_error=error[:64])
+        .values(
+            state=AlertState.UNREACHABLE, claimed_until=None, claimed_by=None, last_error=error[:64]
+        )
     )
     already_told = person.unreachable_at is not None
     person.unreachable_at = now

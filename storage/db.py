@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic (about 10 MB of imports) loads only when a migration is to run: a
+# database already at the newest revision is recognised without it.
 MIGRATIONS = Path(__file__).with_name("migrations")
+_REVISION = re.compile(r'^revision(?:: str)? = "([^"]+)"', re.MULTILINE)
+_DOWN_REVISION = re.compile(r'^down_revision(?:: [^=]+)? = "([^"]+)"', re.MULTILINE)
 _RECLAIM_WAIT_STEPS = 300  # of 0.1 s: a bot's transactions last well under 30 s
 
 
@@ -67,9 +71,7 @@ def create_engine(url: str) -> AsyncEngine:
         # aiosqlite's default of deferred transactions lets two writers both
         # read and then fail to upgrade their lock; BEGIN IMMEDIATE takes the
         # write lock first so they queue instead.
-        sa.event.listen(
-            engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE")
-        )
+        sa.event.listen(engine.sync_engine, "begin", _begin_immediate)
         sa.event.listen(engine.sync_engine, "connect", _disable_pysqlite_begin)
         return engine
     try:
@@ -80,6 +82,13 @@ def create_engine(url: str) -> AsyncEngine:
         raise DatabaseError(
             "PostgreSQL needs the asyncpg driver: pip install 'checkin-intake[postgres]'"
         ) from None
+
+
+def _begin_immediate(conn: sa.Connection) -> None:
+    # A probe of what is due next (storage.due) only reads: it runs without a
+    # transaction of its own, so it never queues for the write lock.
+    if not conn.get_execution_options().get("intake_probe"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
@@ -93,31 +102,73 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
 def _upgrade(connection: sa.Connection) -> None:
+    from alembic import command
+
     config = _alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
 
 def _current(connection: sa.Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     if head is None:
         raise DatabaseError("the package carries no migrations (a broken install)")
     return head
 
 
+def _head_from_files() -> str | None:
+    """The newest revision, read from the migration files without alembic: the one
+    revision no other revises. None if that is not one clear answer (alembic decides)."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision = _REVISION.search(text)
+        if revision is None:
+            return None
+        revisions.add(revision[1])
+        revised.update(m[1] for m in _DOWN_REVISION.finditer(text))
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _stored_revision(connection: sa.Connection) -> str | None:
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
+async def _at_head(engine: AsyncEngine) -> bool:
+    head = _head_from_files()
+    if head is None:
+        return False
+    async with engine.connect() as conn:
+        reader = await conn.execution_options(intake_probe=True)  # reads only: no write lock
+        return await reader.run_sync(_stored_revision) == head
+
+
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the database to the current revision (idempotent)."""
     try:
+        if await _at_head(engine):
+            return
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade)
     except (OSError, sa.exc.DBAPIError) as exc:

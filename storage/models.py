@@ -522,6 +522,9 @@ class Alert(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = None
     claimed_until: datetime | None = None
+    # The bot process (``Run``) holding the claim: when that process is found
+    # dead, its claims are released at once instead of waiting out ``claimed_until``.
+    claimed_by: uuid.UUID | None = None
     sent_at: datetime | None = None
     telegram_message_id: int | None = None
     last_error: str | None = Field(default=None, max_length=64)
@@ -574,6 +577,21 @@ class WatchState(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=32)
     at: datetime
+
+
+class Run(SQLModel, table=True):
+    """One running bot process and its heartbeat: the claims of a run whose
+    heartbeat stopped, or whose process is gone from this machine, are released
+    (storage.runs). ``boot_id`` is the machine's boot (Linux's random boot id,
+    no name), so that ``pid`` is only ever checked on the machine it belongs to."""
+
+    __tablename__ = "runs"
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    boot_id: str = Field(max_length=40)
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
 
 
 # --------------------------------------------------------------------------- audit

@@ -19,6 +19,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["COMMANDS", "load_all", "main"]
 
@@ -104,10 +105,30 @@ def _not_loaded() -> None:  # pragma: no cover (only listed, never run)
 # --------------------------------------------------------------------------- entry point
 
 
+def _plain_run(argv: list[str]) -> tuple[bool, Path | None]:
+    """Whether ``argv`` is a plain ``run [--config PATH]``, and the path. Anything
+    else (help, a mistake) is typer's to answer."""
+    if argv == ["run"]:
+        return True, None
+    if len(argv) == 3 and argv[:2] == ["run", "--config"] and argv[2]:
+        return True, Path(argv[2])
+    if len(argv) == 2 and argv[0] == "run" and argv[1].startswith("--config="):
+        path = argv[1].removeprefix("--config=")
+        return bool(path), Path(path) if path else None
+    return False, None
+
+
 def main() -> None:
     # Typer (standalone) answers wrong usage itself, with exit status 2; the
     # mistakes found while running arrive here and become one line.
     os.umask(0o077)  # the database, key files and exports are for this user alone
+    plain, config = _plain_run(sys.argv[1:])
+    if plain:
+        # The long-lived bot: no typer, rich or matplotlib in its memory.
+        from bot.startup import run_from_command_line
+
+        run_from_command_line(config)
+        return
     load(command_word(sys.argv[1:]))
     from bot.cli.common import UsageError, app, err, is_user_error
 

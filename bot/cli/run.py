@@ -7,35 +7,12 @@ is unavailable now (see ``bot.startup``). The token never appears in either.
 
 from __future__ import annotations
 
-import sys
-from typing import NoReturn
-
-from bot.cli.common import ConfigOption, app, err
+from bot.cli.common import ConfigOption, app
 
 
 @app.command("run")
 def run_bot(config: ConfigOption = None) -> None:
     """Run the bot (polling or webhook, as configured) until SIGINT or SIGTERM."""
-    from bot import logs, startup
-    from bot.config import ConfigError, load_settings, resolve_config_path
+    from bot import startup
 
-    try:
-        settings = load_settings(resolve_config_path(config))
-        settings.require_token()
-        startup.check_secret_modes(settings)
-    except ConfigError as exc:
-        _exit(str(exc), startup.EX_CONFIG)
-    except startup.StartupFailure as exc:
-        _exit(str(exc), exc.status)
-    logs.configure(settings.logging.level)
-    from bot import app as bot_app
-
-    try:
-        bot_app.run_forever(settings)
-    except startup.StartupFailure as exc:
-        _exit(str(exc), exc.status)
-
-
-def _exit(message: str, status: int) -> NoReturn:
-    err.print(f"intake: error: {message}")
-    sys.exit(status)
+    startup.run_from_command_line(config)

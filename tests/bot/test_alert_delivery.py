@@ -21,7 +21,7 @@ from bot.alerts import Delivery, Limiter, deliver_due
 from bot.standin import SimUser, TelegramStandIn
 from storage.alerts import CLAIM_FOR, claim_due
 from storage.checkins import flip
-from storage.crypto import ServerKeys
+from storage.crypto import KemName, ServerKeys
 from storage.db import session_factory
 from storage.models import Alert, AlertPurpose, AlertState, Group, Person, Role, RoleGrant, Status
 from storage.people import get_or_create_person
@@ -246,3 +246,55 @@ async def test_the_all_clear_goes_to_everyone_alerted_and_asks_nothing(rig: Rig)
     async with rig.sessions() as s:
         purposes = (await s.exec(select(Alert.purpose))).all()
     assert sorted(purposes).count(AlertPurpose.ALL_CLEAR) == 2
+
+
+async def alerted_groups(rig: Rig, session: AsyncSession, count: int) -> list[str]:
+    """``count`` more groups of the rig's two activists, each flipped to SILENT:
+    each activist has ``count`` alerts waiting, written group by group, so that the
+    two activists' rows interleave in the outbox."""
+    codenames = []
+    people = (
+        await session.exec(select(RoleGrant.person_id).where(RoleGrant.group_id == rig.group.id))
+    ).all()
+    for n in range(count):
+        group = await make_group(session, codename=f"BURST-{n:02d}", kem=KemName.X25519)
+        session.add_all(
+            RoleGrant(person_id=p, role=Role.ACTIVIST, group_id=group.id) for p in people
+        )
+        await session.commit()
+        async with rig.sessions() as writer, writer.begin():
+            mine = await writer.get(Group, group.id)
+            assert mine is not None
+            await flip(writer, group=mine, to=Status.SILENT, at=T0, basis="grace ran out", now=T0)
+        codenames.append(group.codename)
+    return codenames
+
+
+async def test_an_activist_with_many_alerts_gets_one_digest_whatever_the_row_order(
+    rig: Rig, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codenames = await alerted_groups(rig, session, 6)
+    # One recipient per take: taken by row, the first take would have held one alert
+    # of one activist, and every alert would have gone alone.
+    monkeypatch.setattr("bot.alerts.CLAIM_BATCH", 1)
+    assert (await rig.deliver()).sent == 6
+    assert (await rig.deliver()).sent == 6
+    for telegram_id in ACTIVISTS:
+        [digest] = rig.texts_to(telegram_id)
+        assert digest.startswith("6 alerts:")
+        assert all(codename in digest for codename in codenames)
+
+
+async def test_a_digest_too_long_for_one_message_is_split_and_loses_nothing(
+    rig: Rig, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codenames = await alerted_groups(rig, session, 20)
+    # Telegram's limit is 4096; a smaller one here splits twenty alerts.
+    monkeypatch.setattr("bot.alerts.MESSAGE_LIMIT", 1000)
+    assert (await rig.deliver()).sent == 40
+    for telegram_id in ACTIVISTS:
+        digests = rig.texts_to(telegram_id)
+        assert len(digests) > 1
+        assert all(len(d.encode("utf-16-le")) // 2 <= 1000 for d in digests)
+        told = "".join(digests)
+        assert all(told.count(codename) == 1 for codename in codenames)

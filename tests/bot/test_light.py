@@ -1,0 +1,44 @@
+"""A light bot process: ``intake run`` loads none of the other commands' libraries,
+and a database already at the newest revision is opened without alembic."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from storage.db import _head_from_files, head_revision
+
+HEAVY = ("typer", "rich", "matplotlib", "alembic", "aiohttp")
+PROBE = """
+import sys
+sys.argv = ["intake", "run", "--config", sys.argv[1]]
+from bot.cli import main
+try:
+    main()
+except SystemExit as exc:
+    print("exit", exc.code)
+print(" ".join(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+def test_intake_run_loads_no_command_line_or_plotting_library(tmp_path: Path) -> None:
+    # A config that does not exist: `intake run` stops at the settings, after its
+    # imports, with one line on stderr.
+    missing = tmp_path / "absent.toml"
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), str(missing)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "exit 1"
+    assert lines[1:] in ([], [""]), f"`intake run` loaded {lines[1:]}"
+    assert done.stderr.startswith("intake: error:")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_the_newest_revision_read_without_alembic_is_alembics() -> None:
+    assert _head_from_files() == head_revision()

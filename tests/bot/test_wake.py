@@ -1,0 +1,218 @@
+"""The engine sleeps until the next stored deadline and is woken by the writes that
+move it: no test here waits for a periodic look, because the safety look is an hour
+wherever the wake-up itself is under test.
+
+- A commit in the bot's own process that brings a deadline forward wakes its engine.
+- A write by another process wakes it: on PostgreSQL through LISTEN/NOTIFY, on
+  SQLite through a watch on the database file.
+- With notifications off, another process's write is seen at the safety look.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from bot.app import serve
+from bot.intake import BotApplication, Runtime
+from bot.standin import TelegramStandIn
+from bot.watch import Watchers
+from storage.crypto import KemName, PrivateKey
+from storage.db import open_database, session_factory
+from storage.models import Flip, Group, ScheduleKind, Status
+from storage.timeutil import utc_now
+from tests.bot.intake_harness import Installation, eventually, install
+from tests.conftest import Database
+
+INTERVAL = timedelta(hours=1)
+GRACE = timedelta(minutes=30)
+FAR = timedelta(hours=10)  # a deadline the engine would sleep an hour towards
+
+
+@dataclass
+class Bot:
+    application: BotApplication
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime = self.application.bot_data["runtime"]
+        assert isinstance(runtime, Runtime)
+        return runtime
+
+    @property
+    def watchers(self) -> Watchers:
+        watchers = self.application.bot_data["watchers"]
+        assert isinstance(watchers, Watchers)
+        return watchers
+
+
+@contextlib.asynccontextmanager
+async def running(installation: Installation) -> AsyncIterator[Bot]:
+    """The bot in this process, with its Application at hand once the engine runs."""
+    stop = asyncio.Event()
+    drained: list[BotApplication] = []
+
+    async def after_drain(application: BotApplication) -> None:
+        drained.append(application)
+
+    task = asyncio.create_task(serve(installation.settings, stop=stop, after_drain=after_drain))
+    try:
+        await eventually(lambda: task.done() or bool(drained and "watchers" in drained[0].bot_data))
+        if task.done():
+            task.result()
+        bot = Bot(drained[0])
+        # Its first looks are done (each loop looks once at start), so that any
+        # later look is one a wake-up (or the safety look) caused.
+        await eventually(lambda: len(bot.watchers.looks) == 2)
+        yield bot
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=30)
+
+
+async def installed(
+    tmp_path: Path, database: Database, standin: TelegramStandIn, *, extra: str
+) -> tuple[Installation, uuid.UUID]:
+    """An installation with one group whose check-in is overdue, but whose stored
+    next deadline is far away (as if it had just been pushed back)."""
+    installation = await install(
+        tmp_path / "server", standin=standin, database_url=database.url, extra=extra
+    )
+    last = utc_now() - INTERVAL - timedelta(minutes=5)
+    group = Group(
+        codename="WAKE-1",
+        schedule_kind=ScheduleKind.INTERVAL,
+        interval_s=int(INTERVAL.total_seconds()),
+        grace_s=int(GRACE.total_seconds()),
+        detained_after_s=int(timedelta(days=3).total_seconds()),
+        status=Status.OK,
+        status_since=last,
+        status_basis="checked in",
+        last_checkin_at=last,
+        next_transition_at=utc_now() + FAR,
+        kem=KemName.X25519.value,
+        public_key=PrivateKey.generate(KemName.X25519).public_key().raw,
+        created_at=last,
+    )
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        session.add(group)
+    return installation, group.id
+
+
+def config(*, safety_look: str, notifications: bool) -> str:
+    return (
+        f'[alerts]\nsafety_look = "{safety_look}"\n'
+        f"notifications = {'true' if notifications else 'false'}\n"
+    )
+
+
+async def flips(url: str, group_id: uuid.UUID) -> list[tuple[Status, datetime]]:
+    async with open_database(url) as engine, session_factory(engine)() as session:
+        rows = await session.exec(
+            select(Flip.to_status, Flip.at)
+            .where(Flip.group_id == group_id)
+            .order_by(col(Flip.recorded_at))
+        )
+        return [(Status(s), at) for s, at in rows.all()]
+
+
+async def deadline_is_due(url: str, group_id: uuid.UUID) -> datetime:
+    """Bring the group's stored deadline back to when its check-in was due (the
+    engine backdates the flip to it), through an engine of its own."""
+    async with (
+        open_database(url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        group = await session.get(Group, group_id)
+        assert group is not None
+        assert group.last_checkin_at is not None
+        group.next_transition_at = group.last_checkin_at + INTERVAL
+        return group.next_transition_at
+
+
+async def eventually_flipped(url: str, group_id: uuid.UUID) -> list[tuple[Status, datetime]]:
+    found: list[tuple[Status, datetime]] = []
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + 30
+    while not found and loop.time() < give_up:
+        found = await flips(url, group_id)
+        await asyncio.sleep(0.05)
+    return found
+
+
+async def test_a_commit_that_brings_a_deadline_forward_wakes_the_engine(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    installation, group_id = await installed(
+        tmp_path, database, standin, extra=config(safety_look="1h", notifications=False)
+    )
+    async with running(installation) as bot:
+        looks = bot.watchers.looks["deadline engine"]
+        assert await flips(database.url, group_id) == []
+        # The write goes through the bot's own engine, as a check-in or a new group does.
+        async with bot.runtime.sessions() as session, session.begin():
+            group = await session.get(Group, group_id)
+            assert group is not None
+            assert group.last_checkin_at is not None
+            deadline = group.last_checkin_at + INTERVAL
+            group.next_transition_at = deadline
+            session.add(group)
+        found = await eventually_flipped(database.url, group_id)
+        assert bot.watchers.engine_alarm.rung >= 1
+        assert bot.watchers.looks["deadline engine"] > looks
+    # Flipped to LATE, dated at the deadline it missed, not at the look.
+    assert found == [(Status.LATE, deadline)]
+
+
+async def test_another_process_wakes_the_engine_by_notify_or_the_file_watch(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    """PostgreSQL: LISTEN/NOTIFY. SQLite: the database file written (inotify)."""
+    installation, group_id = await installed(
+        tmp_path, database, standin, extra=config(safety_look="1h", notifications=True)
+    )
+    async with running(installation) as bot:
+        assert bot.watchers.listener.listening
+        rung = bot.watchers.engine_alarm.rung
+        # A second process (a Python of its own) writes the deadline.
+        script = (
+            "import asyncio, sys, uuid\n"
+            "from tests.bot.test_wake import deadline_is_due\n"
+            "asyncio.run(deadline_is_due(sys.argv[1], uuid.UUID(sys.argv[2])))\n"
+        )
+        writer = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, database.url, str(group_id), cwd=Path.cwd()
+        )
+        assert await writer.wait() == 0
+        found = await eventually_flipped(database.url, group_id)
+        assert bot.watchers.engine_alarm.rung > rung
+    [(status, _)] = found
+    assert status is Status.LATE
+
+
+async def test_with_notifications_off_the_safety_look_still_flips(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    installation, group_id = await installed(
+        tmp_path, database, standin, extra=config(safety_look="1s", notifications=False)
+    )
+    async with running(installation) as bot:
+        assert not bot.watchers.listener.listening
+        # Written through an engine of its own: nothing in the bot hears of it.
+        deadline = await deadline_is_due(database.url, group_id)
+        found = await eventually_flipped(database.url, group_id)
+    assert found == [(Status.LATE, deadline)]
