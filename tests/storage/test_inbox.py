@@ -175,6 +175,7 @@ async def test_the_inbox_lists_newest_first_with_pseudonyms_and_filters(
         "seen",
         "starred",
         "readable",
+        "danger",
         "text",
     }
     assert items[2].as_json()["signal"] == "checkin"
