@@ -15,6 +15,7 @@ import sys
 from bot.cli import (  # noqa: F401 (register their commands)
     audit,
     codebook,
+    console,
     demo,
     groups,
     inbox,
