@@ -52,7 +52,7 @@ def console(
         int, typer.Option("--port", min=0, max=65535, help="The port (0: any free one).")
     ] = 0,
     idle: Annotated[
-        float, typer.Option("--idle", min=0.05, help="Minutes without a request before it stops.")
+        float, typer.Option("--idle", min=0.01, help="Minutes without a request before it stops.")
     ] = 30,
     tz: Annotated[str, typer.Option("--tz", help="The time zone every page shows.")] = "UTC",
     browser: Annotated[

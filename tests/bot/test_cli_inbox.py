@@ -58,7 +58,13 @@ def run_intake(*args: str, cwd: Path, env: Mapping[str, str] | None = None, stdi
     return Ran(tuple(args), done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
-async def taken_in(installation: Installation, standin: TelegramStandIn) -> None:
+async def taken_in(
+    installation: Installation,
+    standin: TelegramStandIn,
+    *,
+    photo: bytes = PHOTO,
+    strangers_texts: tuple[str, ...] = (STRANGER_TEXT,),
+) -> None:
     """Through the real bot: a check-in phrase, a photo, an edit, and a stranger's text."""
     settings = installation.settings
     server = ServerKeys(settings.server_secret_bytes())
@@ -94,7 +100,7 @@ async def taken_in(installation: Installation, standin: TelegramStandIn) -> None
     async with running_bot(installation, standin):
         for send in (
             lambda: standin.send_text(mother, "Mum, the tea is warm today"),
-            lambda: standin.send_photo(mother, PHOTO, caption=CAPTION),
+            lambda: standin.send_photo(mother, photo, caption=CAPTION),
             lambda: standin.send_text(mother, "at the station"),
         ):
             update = send()
@@ -102,8 +108,9 @@ async def taken_in(installation: Installation, standin: TelegramStandIn) -> None
         station = update["message"]["message_id"]
         edit = standin.edit_text(mother, station, "at the bus station")
         await eventually(lambda: edit["update_id"] in standin.confirmed_update_ids())
-        last = standin.send_text(stranger, STRANGER_TEXT)
-        await eventually(lambda: last["update_id"] in standin.confirmed_update_ids())
+        for text in strangers_texts:
+            last = standin.send_text(stranger, text)
+            await eventually(lambda u=last: u["update_id"] in standin.confirmed_update_ids())
 
 
 async def wraps_of(installation: Installation, message_id: str) -> set[tuple[str | None, bool]]:
