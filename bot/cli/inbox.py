@@ -41,6 +41,7 @@ from bot.durations import parse_duration
 from bot.schedules import normalise_codename
 from storage import audit
 from storage.age_export import encrypt_for
+from storage.db import open_database, reclaim_deleted
 from storage.groups import get_group
 from storage.inbox import (
     InboxItem,
@@ -52,14 +53,17 @@ from storage.inbox import (
     Place,
     add_note,
     find_message,
+    find_sender,
     iso,
     list_inbox,
     mark,
+    messages_from,
     notes_of,
     open_files,
     open_versions,
     place_of,
     relink,
+    shred_messages,
     text_of,
 )
 from storage.models import Message
@@ -620,3 +624,70 @@ def inbox_note(
         return Done("Note added.", {"note": str(note.id)})
 
     out.print(_act(config, key, ref, "note", act))
+
+
+# --------------------------------------------------------------------------- shredding
+
+# The tables a message's shredding deletes rows from (rewritten on PostgreSQL after).
+MESSAGE_TABLES = ("key_wraps", "messages", "attachments", "notes", "message_marks")
+
+
+@inbox_app.command("shred")
+def inbox_shred(
+    refs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Message ids (their first 6+ characters do, if unique).", show_default=False
+        ),
+    ] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Every message from this pseudonym (P-1A2B3C): a stranger's spam."
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask again (for scripts).")] = False,
+    config: ConfigOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Delete messages outright, for every operator: every version, attachment, note and
+    mark. A check-in recorded from one stays in its group's timeline. Audited."""
+    wanted = list(refs or [])
+    if bool(wanted) == bool(sender):
+        fail("give message ids, or --from PSEUDONYM (not both)")
+    what = f"every message from {sender.strip().upper()}" if sender else plural_messages(wanted)
+    if not yes:
+        again = typer.prompt(f"This destroys {what} for every operator. Type shred to go on")
+        if again.strip().lower() != "shred":
+            fail("not confirmed: nothing was shredded")
+    private_key = unlock_operator_key(key)
+
+    async def go() -> int:
+        async with operator_workspace(config, private_key) as ow:
+            session = ow.ws.session
+            try:
+                if sender:
+                    person = await find_sender(session, label=sender)
+                    messages = await messages_from(session, person=person)
+                else:
+                    messages = [await find_message(session, ref=ref) for ref in wanted]
+            except NoSuchMessage as exc:
+                raise Refused(str(exc)) from None
+            subjects = [str(m.id) for m in messages]
+            count = await shred_messages(session, messages=messages)
+            now = utc_now()
+            for subject in subjects:
+                await audit.append(
+                    session, actor=actor(ow.keyring), action="inbox.shred", subject=subject, at=now
+                )
+            url = ow.ws.settings.database.url
+        async with open_database(url, migrate_to_head=False) as engine:
+            await reclaim_deleted(engine, tables=MESSAGE_TABLES)
+        return count
+
+    count = run(go())
+    out.print(f"Shredded {count} message row(s), with their attachments and notes.")
+
+
+def plural_messages(refs: list[str]) -> str:
+    return "1 message" if len(refs) == 1 else f"{len(refs)} messages"
