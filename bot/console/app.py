@@ -66,10 +66,14 @@ class Console:
     last_request: float = field(default_factory=time.monotonic)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
+    # The operator's keyring, kept between pages so that each group key is unwrapped
+    # once per console rather than once per page; rebuilt after any failed page.
+    keyring: Keyring | None = None
 
     def drop_key(self) -> None:
         """Forget the key, the login and every session: nothing opens any more."""
         self.private_key = None
+        self.keyring = None
         self.login_token = None
         self.sessions.clear()
         self.stopped.set()
@@ -80,7 +84,13 @@ class Console:
         if self.private_key is None:
             raise web.HTTPServiceUnavailable(text="the console has stopped")
         async with session_factory(self.engine)() as session, session.begin():
-            yield session, await Keyring.for_key(session, self.private_key)
+            if self.keyring is None:
+                self.keyring = await Keyring.for_key(session, self.private_key)
+            try:
+                yield session, self.keyring
+            except BaseException:
+                self.keyring = None  # a re-keyed group, a removed operator: look again
+                raise
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
