@@ -75,3 +75,13 @@ def visible_parts(text: str, *, keep_newlines: bool = True) -> list[tuple[str, b
 def visible(text: str, *, keep_newlines: bool = True) -> str:
     """The text with every control and bidi character replaced by its mark."""
     return "".join(piece for piece, _ in visible_parts(text, keep_newlines=keep_newlines))
+
+
+def json_visible(dumped: str) -> str:
+    """JSON text (``json.dumps(..., ensure_ascii=False)``) with every character that
+    ``visible`` would mark written as a ``\\uXXXX`` escape instead: the same data for
+    a program, nothing a terminal obeys. (JSON escapes C0 controls itself.)"""
+    return "".join(
+        f"\\u{ord(c):04x}" if c != "\n" and mark_of(c, keep_newlines=True) is not None else c
+        for c in dumped
+    )
