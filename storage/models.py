@@ -319,8 +319,10 @@ class Message(SQLModel, table=True):
     kind: MessageKind = Field(sa_type=_enum(MessageKind, "kind"))
     signal: Signal | None = Field(default=None, sa_type=_enum(Signal, "signal"))
     possible_detention: bool = False
+    # Indexed: a message's later versions are found by it (opening one message,
+    # and each of thousands, must not read the whole table).
     previous_id: uuid.UUID | None = Field(
-        default=None, foreign_key="messages.id", ondelete="SET NULL"
+        default=None, foreign_key="messages.id", ondelete="SET NULL", index=True
     )
     version: int = 1
     origin_kind: OriginKind | None = Field(default=None, sa_type=_enum(OriginKind, "origin_kind"))
