@@ -34,7 +34,7 @@ import aiohttp
 from sqlmodel import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inbox_open import fill
+from inbox_open import arguments, fill
 from intake_throughput import fresh_database
 
 from bot.console.app import Console, serve
@@ -142,17 +142,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument(
-        "--kem", choices=[k.value for k in KemName], default=KemName.MLKEM768_X25519.value
-    )
-    parser.add_argument(
-        "--database-url",
-        help="a PostgreSQL server to bench on (a throwaway database is made there); "
-        "default: a SQLite file",
-    )
-    asyncio.run(main_async(parser.parse_args()))
+    asyncio.run(main_async(arguments().parse_args()))
 
 
 if __name__ == "__main__":
