@@ -371,9 +371,34 @@ async def test_every_console_response_carries_the_csp_and_no_store_and_no_extern
         status, response = fetch(running.base + "/")
         assert status == 403
         assert response.headers["Cache-Control"] == "no-store"
+
+        # ---- shred: asked again, then done, audited; one message, then a stranger's all
+        status, page = fetch(running.base + "/inbox?unlinked=1", cookie=cookie)
+        html = page.read().decode()
+        csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+        unlinked = re.findall(r'data-href="/message/([0-9a-f-]+)"', html)
+        assert len(unlinked) == 2
+        first = f"csrf={csrf}&action=shred&ids={unlinked[0]}".encode()
+        status, page = fetch(running.base + "/act", cookie=cookie, data=first)
+        assert status == 200
+        assert 'id="confirm-shred"' in page.read().decode()
+        assert fetch(running.base + f"/message/{unlinked[0]}", cookie=cookie)[0] == 200
+        status, page = fetch(running.base + "/act", cookie=cookie, data=first + b"&confirm=yes")
+        assert status == 200
+        assert "Shredded 1 message" in page.read().decode()
+        assert fetch(running.base + f"/message/{unlinked[0]}", cookie=cookie)[0] == 404
+        status, page = fetch(running.base + f"/message/{unlinked[1]}", cookie=cookie)
+        stranger = re.search(r'name="sender" value="(P-[0-9A-F]+)"', page.read().decode())
+        assert stranger is not None
+        everything = f"csrf={csrf}&action=shred&sender={stranger.group(1)}&confirm=yes".encode()
+        status, page = fetch(running.base + "/act", cookie=cookie, data=everything)
+        assert "Shredded 1 message" in page.read().decode()
+        assert fetch(running.base + f"/message/{unlinked[1]}", cookie=cookie)[0] == 404
     finally:
         said = stop(running)
     assert running.process.returncode == 0, said
+    shredded = [e.subject for e in await audit_rows(installation) if e.action == "inbox.shred"]
+    assert sorted(shredded) == sorted(unlinked)
 
 
 async def test_the_console_stops_by_itself_when_idle(
