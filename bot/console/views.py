@@ -302,8 +302,10 @@ async def attachment(request: web.Request) -> web.StreamResponse:
 
 
 def _back(form: MultiDictProxy[Any]) -> str:
+    # A path of this console only: "//host" and "/\\host" would leave it.
     back = str(form.get("back", ""))
-    return back if back.startswith("/") and not back.startswith("//") else "/inbox"
+    own = back.startswith("/") and not back.startswith(("//", "/\\")) and "\\" not in back
+    return back if own else "/inbox"
 
 
 async def act(request: web.Request) -> web.StreamResponse:
