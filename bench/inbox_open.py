@@ -144,7 +144,8 @@ async def main_async(args: argparse.Namespace) -> None:
     )
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
+    """The options of this bench and of ``bench/console.py``, which fills the same inbox."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument(
@@ -155,7 +156,11 @@ def main() -> None:
         help="a PostgreSQL server to bench on (a throwaway database is made there); "
         "default: a SQLite file",
     )
-    asyncio.run(main_async(parser.parse_args()))
+    return parser
+
+
+def main() -> None:
+    asyncio.run(main_async(arguments().parse_args()))
 
 
 if __name__ == "__main__":

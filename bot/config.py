@@ -341,6 +341,12 @@ def _database_url(url: str, config_dir: Path) -> str:
     )
 
 
+def database_url(url: str, config_dir: Path) -> str:
+    """A database URL given on the command line, normalised as the config file's is
+    (``intake console --database``: a copy of the database, no config file needed)."""
+    return _database_url(url, config_dir)
+
+
 def _has_password(url: str) -> bool:
     try:
         return urlsplit(url).password is not None

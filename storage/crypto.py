@@ -220,12 +220,16 @@ class PublicKey:
 class PrivateKey:
     """A group's or an operator's private key. Never held by the running bot."""
 
-    __slots__ = ("_raw", "kem")
+    # What the raw bytes give is computed once: rebuilding the HPKE key and the public
+    # key on every unwrap cost the inbox ten times the opens themselves.
+    __slots__ = ("_fingerprint", "_hpke", "_public", "_raw", "kem")
 
     def __init__(self, kem: KemName, raw: bytes) -> None:
         self.kem = kem
         self._raw = raw
-        self._hpke_key()  # validates
+        self._hpke = self._build_hpke_key()  # validates
+        self._public: PublicKey | None = None
+        self._fingerprint: str | None = None
 
     @classmethod
     def generate(cls, kem: KemName) -> PrivateKey:
@@ -237,6 +241,9 @@ class PrivateKey:
         return self._raw
 
     def _hpke_key(self) -> hpke.MLKEM768X25519PrivateKey | x25519.X25519PrivateKey:
+        return self._hpke
+
+    def _build_hpke_key(self) -> hpke.MLKEM768X25519PrivateKey | x25519.X25519PrivateKey:
         try:
             if self.kem is KemName.X25519:
                 return x25519.X25519PrivateKey.from_private_bytes(self._raw)
@@ -250,7 +257,18 @@ class PrivateKey:
             raise CryptoError("private key is malformed") from exc
 
     def public_key(self) -> PublicKey:
-        key = self._hpke_key()
+        if self._public is None:
+            self._public = self._build_public_key()
+        return self._public
+
+    def fingerprint(self) -> str:
+        """The public key's fingerprint (computed once: every unwrap binds it)."""
+        if self._fingerprint is None:
+            self._fingerprint = self.public_key().fingerprint()
+        return self._fingerprint
+
+    def _build_public_key(self) -> PublicKey:
+        key = self._hpke
         if isinstance(key, x25519.X25519PrivateKey):
             return PublicKey(self.kem, key.public_key().public_bytes_raw())
         seed, scalar = self._raw[:_MLKEM_SEED], self._raw[_MLKEM_SEED:]
@@ -282,7 +300,7 @@ def unwrap_key(blob: bytes, recipient: PrivateKey, binding: Binding) -> bytes:
     header, kem_id, rest = _split_header(blob, Kind.WRAP)
     if _KEM_BY_ID.get(kem_id) is not recipient.kem:
         raise CryptoError("key was wrapped for another kind of key")
-    info = header + binding.encode() + b"|" + recipient.public_key().fingerprint().encode()
+    info = header + binding.encode() + b"|" + recipient.fingerprint().encode()
     try:
         return _suite(recipient.kem).decrypt(rest, recipient._hpke_key(), info=info)
     except (InvalidTag, ValueError) as exc:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import col, delete, select
+import sqlalchemy as sa
+from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.checkins import forwarder_groups, record_signal
 from storage.crypto import Binding, open_content, wrap_key
@@ -28,6 +30,7 @@ from storage.models import (
     KeyWrap,
     LinkReason,
     Message,
+    MessageKind,
     MessageMark,
     Note,
     Operator,
@@ -84,6 +87,7 @@ class InboxItem:
     starred: bool  # by this operator
     readable: bool  # False: sealed to a group whose key this operator was not given
     text: str
+    danger: bool = False  # the text holds a danger word: for people to look, never a flip
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -101,6 +105,7 @@ class InboxItem:
             "seen": self.seen,
             "starred": self.starred,
             "readable": self.readable,
+            "danger": self.danger,
             "text": self.text,
         }
 
@@ -152,33 +157,43 @@ async def list_inbox(
     *,
     group: Group | None = None,
     unlinked: bool = False,
-    unconfirmed: bool = False,
     since: datetime | None = None,
     unread: bool = False,
     starred: bool = False,
+    unconfirmed: bool = False,
+    danger: bool = False,
+    kind: MessageKind | None = None,
+    sender: Person | None = None,
     limit: int | None = None,
+    offset: int = 0,
     progress: Progress | None = None,
 ) -> list[InboxItem]:
     """Messages, newest first, opened with the operator's key. ``unread`` and
-    ``starred`` are this operator's own marks; ``progress(done, total)`` is told
-    as messages are opened."""
-    query = select(Message).order_by(col(Message.received_at).desc(), col(Message.version).desc())
-    if group is not None:
-        query = query.where(Message.group_id == group.id)
-    if unlinked:
-        query = query.where(col(Message.group_id).is_(None))
-    if unconfirmed:
-        query = query.where(col(Message.unconfirmed).is_(True))
-    if since is not None:
-        query = query.where(col(Message.received_at) >= since)
-    rows: Sequence[Message] = (await session.exec(query)).all()
-    marks = await _marks(session, operator_id=keyring.operator.id)
-    if unread:
-        rows = [r for r in rows if r.id not in marks or marks[r.id].seen_at is None]
-    if starred:
-        rows = [r for r in rows if r.id in marks and marks[r.id].starred]
+    ``starred`` are this operator's own marks; ``unconfirmed``, a relative's news about a
+    group in trouble that no signal confirmed, and those linked by a guess (a phrase, a
+    relative's only group) that nobody confirmed; ``danger``,
+    those holding a danger word. The filters and the page (``limit``, ``offset``)
+    are the database's work, so a page of a large inbox opens only its own rows.
+    ``progress(done, total)`` is told as messages are opened."""
+    operator_id = keyring.operator.id
+    query = inbox_query(
+        operator_id,
+        group=group,
+        unlinked=unlinked,
+        since=since,
+        unread=unread,
+        starred=starred,
+        unconfirmed=unconfirmed,
+        danger=danger,
+        kind=kind,
+        sender=sender,
+    ).order_by(col(Message.received_at).desc(), col(Message.version).desc())
+    if offset:
+        query = query.offset(offset)
     if limit is not None:
-        rows = rows[:limit]
+        query = query.limit(limit)
+    rows: Sequence[Message] = (await session.exec(query)).all()
+    marks = await _marks(session, operator_id=operator_id, message_ids=[r.id for r in rows])
     codenames = {g.id: g.codename for g in (await session.exec(select(Group))).all()}
     senders = await _pseudonyms(session, {r.sender_id for r in rows if r.sender_id})
     files = await _attachment_counts(session, [r.id for r in rows])
@@ -213,6 +228,7 @@ async def list_inbox(
                     starred=mark_row is not None and mark_row.starred,
                     readable=body is not None,
                     text=text_of(body) if body is not None else "",
+                    danger=row.possible_detention,
                 )
             )
         if progress is not None:
@@ -272,9 +288,79 @@ async def data_keys(
     return keys
 
 
-async def _marks(session: AsyncSession, *, operator_id: uuid.UUID) -> dict[uuid.UUID, MessageMark]:
-    query = select(MessageMark).where(MessageMark.operator_id == operator_id)
-    return {m.message_id: m for m in (await session.exec(query)).all()}
+# A guess that neither the relative nor an operator confirmed.
+GUESSED = (LinkReason.PHRASE, LinkReason.SOLE_GROUP)
+
+
+def inbox_query(
+    operator_id: uuid.UUID,
+    *,
+    group: Group | None = None,
+    unlinked: bool = False,
+    since: datetime | None = None,
+    unread: bool = False,
+    starred: bool = False,
+    unconfirmed: bool = False,
+    danger: bool = False,
+    kind: MessageKind | None = None,
+    sender: Person | None = None,
+) -> SelectOfScalar[Message]:
+    """The messages that pass the inbox's filters (unordered)."""
+    query = select(Message)
+    if group is not None:
+        query = query.where(Message.group_id == group.id)
+    if unlinked:
+        query = query.where(col(Message.group_id).is_(None))
+    if since is not None:
+        query = query.where(col(Message.received_at) >= since)
+    if unconfirmed:
+        # News about a group in trouble that no signal confirmed (its activists were
+        # told), and messages linked by a guess that nobody confirmed.
+        query = query.where(
+            sa.or_(col(Message.unconfirmed).is_(True), col(Message.link_reason).in_(GUESSED))
+        )
+    if danger:
+        query = query.where(col(Message.possible_detention).is_(True))
+    if kind is not None:
+        query = query.where(Message.kind == kind)
+    if sender is not None:
+        query = query.where(Message.sender_id == sender.id)
+    mine = MessageMark.operator_id == operator_id
+    if unread:
+        seen = select(MessageMark.message_id).where(mine, col(MessageMark.seen_at).is_not(None))
+        query = query.where(col(Message.id).not_in(seen))
+    if starred:
+        stars = select(MessageMark.message_id).where(mine, col(MessageMark.starred).is_(True))
+        query = query.where(col(Message.id).in_(stars))
+    return query
+
+
+async def unread_counts(
+    session: AsyncSession, *, operator_id: uuid.UUID
+) -> dict[uuid.UUID | None, int]:
+    """How many messages this operator has not seen, per group (None: unlinked)."""
+    seen = select(MessageMark.message_id).where(
+        MessageMark.operator_id == operator_id, col(MessageMark.seen_at).is_not(None)
+    )
+    query = (
+        select(Message.group_id, sa.func.count())
+        .where(col(Message.id).not_in(seen))
+        .group_by(col(Message.group_id))
+    )
+    return {group_id: count for group_id, count in (await session.exec(query)).all()}
+
+
+async def _marks(
+    session: AsyncSession, *, operator_id: uuid.UUID, message_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, MessageMark]:
+    found: dict[uuid.UUID, MessageMark] = {}
+    for start in range(0, len(message_ids), BATCH):
+        query = select(MessageMark).where(
+            MessageMark.operator_id == operator_id,
+            col(MessageMark.message_id).in_(message_ids[start : start + BATCH]),
+        )
+        found |= {m.message_id: m for m in (await session.exec(query)).all()}
+    return found
 
 
 async def _pseudonyms(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -518,6 +604,7 @@ class OpenedNote:
     at: datetime
     author: str | None  # the author's key fingerprint (short), never a name
     text: str
+    author_id: uuid.UUID | None = None  # to name them where the names can be opened
 
 
 async def notes_of(
@@ -536,7 +623,7 @@ async def notes_of(
             continue  # written before this operator was added: not sealed to them
         text = open_content(keys[note.id], note.body_sealed, Binding(NOTES, "body_sealed", note.id))
         author = authors.get(note.operator_id) if note.operator_id else None
-        opened.append(OpenedNote(note.created_at, author, text.decode()))
+        opened.append(OpenedNote(note.created_at, author, text.decode(), note.operator_id))
     return opened
 
 
@@ -692,3 +779,60 @@ async def _recorded(
     if signal is not None:
         query = query.where(CheckinEvent.signal == signal)
     return (await session.exec(query)).first() is not None
+
+
+# --------------------------------------------------------------------------- shredding
+
+
+async def shred_messages(session: AsyncSession, *, messages: Sequence[Message]) -> int:
+    """Delete messages outright (every version, attachment, note, mark and wrapped
+    key of them), as SecureDrop lets journalists delete spam and finished
+    conversations. A check-in recorded from one stays in the group's timeline
+    without it. Returns the number of rows of messages deleted (versions count).
+    After the commit, ``storage.db.reclaim_deleted`` clears what the database
+    keeps of deleted rows."""
+    ids: set[uuid.UUID] = set()
+    for message in messages:
+        ids |= {v.id for v in await versions_of(session, message=message)}
+    wanted = list(ids)
+    for start in range(0, len(wanted), BATCH):
+        batch = wanted[start : start + BATCH]
+        sealed = sa.union_all(
+            select(Attachment.id).where(col(Attachment.message_id).in_(batch)),
+            select(Note.id).where(col(Note.message_id).in_(batch)),
+        )
+        await session.exec(delete(KeyWrap).where(col(KeyWrap.subject_id).in_(sealed)))
+        await session.exec(delete(KeyWrap).where(col(KeyWrap.subject_id).in_(batch)))
+        await session.exec(delete(Attachment).where(col(Attachment.message_id).in_(batch)))
+        await session.exec(delete(Note).where(col(Note.message_id).in_(batch)))
+        await session.exec(delete(MessageMark).where(col(MessageMark.message_id).in_(batch)))
+        await session.exec(
+            update(CheckinEvent)
+            .where(col(CheckinEvent.message_id).in_(batch))
+            .values(message_id=None)
+        )
+        await session.exec(
+            update(Message).where(col(Message.previous_id).in_(batch)).values(previous_id=None)
+        )
+    for start in range(0, len(wanted), BATCH):
+        await session.exec(
+            delete(Message).where(col(Message.id).in_(wanted[start : start + BATCH]))
+        )
+    return len(wanted)
+
+
+async def messages_from(session: AsyncSession, *, person: Person) -> list[Message]:
+    """Every message a person sent (each version)."""
+    query = select(Message).where(Message.sender_id == person.id)
+    return list((await session.exec(query)).all())
+
+
+async def find_sender(session: AsyncSession, *, label: str) -> Person:
+    """A person by their pseudonym (P-1A2B3C), as the inbox shows it."""
+    wanted = label.strip().upper()
+    senders = select(Message.sender_id).where(col(Message.sender_id).is_not(None)).distinct()
+    people = (await session.exec(select(Person).where(col(Person.id).in_(senders)))).all()
+    found = [p for p in people if pseudonym(p) == wanted]
+    if not found:
+        raise NoSuchMessage(f"no message comes from {wanted}")
+    return found[0]

@@ -347,8 +347,10 @@ class Message(SQLModel, table=True):
     # operators see it first (intake inbox list --unconfirmed) until a signal is recorded
     # for it or an operator links it.
     unconfirmed: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # Indexed: a message's later versions are found by it (opening one message,
+    # and each of thousands, must not read the whole table).
     previous_id: uuid.UUID | None = Field(
-        default=None, foreign_key="messages.id", ondelete="SET NULL"
+        default=None, foreign_key="messages.id", ondelete="SET NULL", index=True
     )
     version: int = 1
     origin_kind: OriginKind | None = Field(default=None, sa_type=_enum(OriginKind, "origin_kind"))

@@ -199,6 +199,8 @@ class Keyring:
         binding = data_key_binding(wrap.subject_table, wrap.subject_id)
         if wrap.operator_id == self.operator.id:
             return unwrap_key(wrap.wrapped, self._private, binding)
+        if wrap.group_id in self._groups:  # opened already: no need to look the group up
+            return unwrap_key(wrap.wrapped, self._groups[wrap.group_id], binding)
         group = await session.get(Group, wrap.group_id) if wrap.group_id else None
         if group is None:
             raise NotReadable(

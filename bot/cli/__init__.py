@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "people": (("people",), "People: pseudonyms, labels and roles"),
     "role": (("people",), "Roles: revoke one at once"),
     "inbox": (("inbox",), "The sealed inbox"),
+    "console": (("console",), "The sealed inbox in a browser, on the operator's machine"),
     "timeline": (("timeline",), "Draw the group's check-ins"),
     "audit": (("audit",), "The audit trail"),
     "retention": (("shred",), "How long contents are kept"),

@@ -44,6 +44,8 @@ def demo(
     )
     out.print(f"  {intake} audit verify --config {config}")
     out.print(f"  {intake} timeline PINE-7 --config {config} --out pine-7.png")
+    out.print("Or open the operator's console in your browser (the passphrase is the one above):")
+    out.print(f"  {intake} console --config {config} --key {folder / 'operator.key'}")
 
 
 def _how_to_call_intake() -> str:

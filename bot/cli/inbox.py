@@ -5,6 +5,7 @@ the operator's key fingerprint and whose details carry no content."""
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 import os
@@ -41,9 +42,11 @@ from bot.cli.common import (
 from bot.durations import parse_duration
 from bot.phrases import match_phrases, strongest_phrase
 from bot.schedules import normalise_codename
+from bot.visible import json_visible, visible
 from storage import audit
 from storage.age_export import encrypt_for
 from storage.codebook import all_phrases
+from storage.db import open_database, reclaim_deleted
 from storage.groups import get_group
 from storage.inbox import (
     InboxItem,
@@ -55,18 +58,22 @@ from storage.inbox import (
     Place,
     add_note,
     find_message,
+    find_sender,
     iso,
     list_inbox,
     mark,
+    messages_from,
     notes_of,
     open_files,
     open_versions,
     place_of,
     record_meaning,
     relink,
+    shred_messages,
     text_of,
 )
-from storage.models import Group, Message, Signal
+from storage.models import Group, Message, Operator, Signal
+from storage.operators import operator_name
 from storage.sealing import Keyring
 from storage.timeutil import utc_now
 
@@ -84,11 +91,15 @@ COLUMNS = (
     ("group", 6),
     ("linked by", 9),
     ("signal", 8),
+    ("danger", 6),
     ("sent", 11),
     ("received", 11),
     ("from", 8),
     ("kind", 5),
 )
+# Left out, in this order, when the terminal is too narrow for every column.
+DROPPED_FIRST = ("linked by", "received", "kind", "from", "sent", "signal")
+TEXT_MIN = 20
 # What a file is called when the relative's file name gives no usable extension.
 SUFFIX = {
     "photo": ".jpg",
@@ -187,37 +198,54 @@ def inbox_list(
     _warn_unreadable(items)
     if output is Format.JSON:
         for item in items:
-            out.print(json.dumps(item.as_json(), ensure_ascii=False), soft_wrap=True, emoji=False)
+            line = json_visible(json.dumps(item.as_json(), ensure_ascii=False))
+            out.print(line, soft_wrap=True, emoji=False)
         return
     if not items:
         out.print("No messages.")
         return
+    # Into a pipe or a file, rows keep SHORT characters of text instead of 80 columns
+    # (unless $COLUMNS says how wide); a terminal's table fits the terminal.
+    console = (
+        out
+        if out.is_terminal or os.environ.get("COLUMNS")
+        else Console(width=WIDE, highlight=False, markup=False, soft_wrap=False)
+    )
+    columns = fitted_columns(console.width)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for heading, width in COLUMNS:
+    for heading, width in columns:
         table.add_column(heading, no_wrap=True, min_width=width)
-    table.add_column("text", no_wrap=True, overflow="ellipsis", min_width=20)
+    table.add_column("text", no_wrap=True, overflow="ellipsis", min_width=TEXT_MIN)
     for item in items:
         text = item.text if item.readable else "(not readable with your key)"
-        table.add_row(
-            *(
-                Text(cell)  # as written: no ":name:" in a message becomes an emoji
-                for cell in (
-                    item.id.hex[:8],
-                    ("*" if item.starred else "") + ("" if item.seen else "new"),
-                    item.group or "—",
-                    item.link_reason or "—",
-                    item.signal or "—",
-                    _short(item.origin_at),
-                    _short(item.received_at),
-                    item.forwarder or "—",
-                    item.kind,
-                    shorten(text),
-                )
-            )
-        )
-    # Into a pipe or a file, rows keep SHORT characters of text instead of 80 columns.
-    wide = Console(width=WIDE, highlight=False, markup=False, soft_wrap=False)
-    (out if out.is_terminal else wide).print(table)
+        cells = {
+            "id": item.id.hex[:8],
+            "": ("*" if item.starred else "") + ("" if item.seen else "new"),
+            "group": item.group or "—",
+            "linked by": item.link_reason or "—",
+            "signal": item.signal or "—",
+            "danger": "yes" if item.danger else "",
+            "sent": _short(item.origin_at),
+            "received": _short(item.received_at),
+            "from": item.forwarder or "—",
+            "kind": item.kind,
+        }
+        # As written, with its control and bidi characters as marks; and no ":name:"
+        # in a message becomes an emoji.
+        row = [Text(cells[heading]) for heading, _ in columns]
+        table.add_row(*row, Text(shorten(visible(text))))
+    console.print(table, soft_wrap=False)  # cropped to the width, never wrapped
+
+
+def fitted_columns(width: int) -> list[tuple[str, int]]:
+    """The columns that fit ``width`` with TEXT_MIN characters of text left (each
+    column also takes two of padding), the least needed left out first."""
+    columns = list(COLUMNS)
+    for name in DROPPED_FIRST:
+        if sum(w + 2 for _, w in columns) + TEXT_MIN <= width:
+            break
+        columns = [c for c in columns if c[0] != name]
+    return columns
 
 
 def shorten(text: str, width: int = SHORT) -> str:
@@ -264,7 +292,7 @@ def inbox_export(
         fail(f"--out: there is no folder {output.parent}")  # before anything is opened
     private_key = unlock_operator_key(key)
 
-    async def go() -> list[InboxItem]:
+    async def go() -> tuple[list[InboxItem], list[dict[str, object]]]:
         async with operator_workspace(config, private_key) as ow:
             session = ow.ws.session
             target = await get_group(session, codename=normalise_codename(group)) if group else None
@@ -276,6 +304,11 @@ def inbox_export(
                     group=target,
                     progress=lambda done, total: progress.update(task, completed=done, total=total),
                 )
+                task = progress.add_task("opening notes and attachments", total=len(items))
+                records = []
+                for item in items:
+                    records.append(await _exported(ow, item))
+                    progress.advance(task)
             await audit.append(
                 session,
                 actor=actor(ow.keyring),
@@ -284,15 +317,43 @@ def inbox_export(
                 at=utc_now(),
                 details={"messages": len(items), "plaintext": plaintext},
             )
-            return items
+            return items, records
 
-    items = run(go())
+    items, records = run(go())
     _warn_unreadable(items)
-    lines = "".join(json.dumps(i.as_json(), ensure_ascii=False) + "\n" for i in items).encode()
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
     _write_new(output, lines if plaintext else encrypt_for(private_key, lines))
     if plaintext:
         err.print("warning: the export is NOT encrypted; anyone who copies the file reads it")
     out.print(f"Exported {len(items)} message(s) to {output}.")
+
+
+async def _exported(ow: OperatorWorkspace, item: InboxItem) -> dict[str, object]:
+    """One export line: the fields of `list --format json`, the notes (with their
+    authors' names), and ``files``: each attachment with its bytes (base64)."""
+    record = item.as_json()
+    message = await ow.ws.session.get(Message, item.id)
+    if message is None or not item.readable:
+        return record | {"notes": [], "files": []}
+    session, keyring = ow.ws.session, ow.keyring
+    notes = await notes_of(session, keyring, message=message)
+    names = await _names(ow, {n.author_id for n in notes if n.author_id})
+    files = await open_files(session, keyring, message=message)
+    return record | {
+        "notes": [
+            {"at": iso(n.at), "author": names.get(n.author_id), "text": n.text} for n in notes
+        ],
+        "files": [
+            {
+                "kind": f.attachment.kind.value,
+                "meta": f.meta,
+                "content_base64": base64.b64encode(f.content).decode()
+                if f.content is not None
+                else None,
+            }
+            for f in files
+        ],
+    }
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -382,19 +443,22 @@ def inbox_read(
             for opened in await open_files(session, keyring, message=version.message)
         ]
         notes = await notes_of(session, keyring, message=message)
+        names = await _names(ow, {n.author_id for n in notes if n.author_id})
         place = await place_of(session, message=message, around=around)
         written = _write_attachments(attachments, files) if attachments is not None else {}
         await mark(
             session, operator_id=keyring.operator.id, message=message, now=utc_now(), seen=True
         )
         said = (
-            json.dumps(
-                _read_json(message, versions, files, written, notes, place),
-                ensure_ascii=False,
-                indent=2,
+            json_visible(
+                json.dumps(
+                    _read_json(message, versions, files, written, notes, place, names),
+                    ensure_ascii=False,
+                    indent=2,
+                )
             )
             if output is Format.JSON
-            else _read_text(message, versions, files, written, notes, place)
+            else _read_text(message, versions, files, written, notes, place, names)
         )
         return Done(
             said,
@@ -441,6 +505,39 @@ def _extra(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in ("text", "caption") and v is not None}
 
 
+def described(fields: dict[str, Any], prefix: str = "") -> list[str]:
+    """Fields as lines a person reads ("origin date: 2026-08-10T06:00:00Z"), nested
+    ones under their parent's name, every value with its control characters marked."""
+    lines = []
+    for key, value in fields.items():
+        name = f"{prefix}{key}".replace("_", " ")
+        if isinstance(value, dict):
+            lines += described(value, prefix=f"{prefix}{key} ")
+        elif isinstance(value, list):
+            lines.append(
+                f"{name}: " + ", ".join(visible(str(v), keep_newlines=False) for v in value)
+            )
+        elif value is not None:
+            lines.append(f"{name}: {visible(str(value), keep_newlines=False)}")
+    return lines
+
+
+async def _names(ow: OperatorWorkspace, ids: set[Any]) -> dict[Any, str]:
+    """Operators' names (opened with the server secret this workspace holds), by id."""
+    names = {}
+    for operator_id in ids:
+        operator = await ow.ws.session.get(Operator, operator_id)
+        if operator is not None:
+            names[operator_id] = operator_name(ow.ws.server, operator)
+    return names
+
+
+def _author(note: OpenedNote, names: dict[Any, str]) -> str:
+    if note.author_id in names:
+        return f"{names[note.author_id]} ({note.author})"
+    return note.author or "a former operator"
+
+
 def _read_text(
     message: Message,
     versions: list[OpenedVersion],
@@ -448,6 +545,7 @@ def _read_text(
     written: dict[int, Path],
     notes: list[OpenedNote],
     place: Place | None,
+    names: dict[Any, str],
 ) -> str:
     latest = versions[-1].message
     lines = [f"message {message.id}"]
@@ -459,23 +557,21 @@ def _read_text(
             f"--- version {row.version} ({row.id.hex[:8]}): sent {sent}, "
             f"received {when(row.received_at)}, signal {signal}"
         )
-        lines.append(text_of(version.body) or "(no text)")
-        extra = _extra(version.body)
-        if extra:
-            lines.append(json.dumps(extra, ensure_ascii=False, sort_keys=True))
+        lines.append(visible(text_of(version.body)) or "(no text)")
+        lines += [f"  {line}" for line in described(_extra(version.body))]
     for n, (version, opened) in enumerate(files, 1):
         size = len(opened.content) if opened.content is not None else None
         lines.append(
             f"attachment {n} (version {version.message.version}): {opened.attachment.kind.value}, "
             + (f"{size} bytes" if size is not None else "too large to fetch, details only")
-            + f" {json.dumps(opened.meta, ensure_ascii=False, sort_keys=True)}"
         )
+        lines += [f"  {line}" for line in described(opened.meta)]
         if n in written:
             lines.append(f"  written to {written[n]}")
         elif opened.content is not None:
             lines.append("  (give --attachments DIR to write it)")
     for note in notes:
-        lines.append(f"note: {note.text}  ({when(note.at)}, {note.author or 'a former operator'})")
+        lines.append(f"note: {visible(note.text)}  ({when(note.at)}, {_author(note, names)})")
     if place is None:
         lines.append("timeline: not linked to a group")
     else:
@@ -496,6 +592,7 @@ def _read_json(
     written: dict[int, Path],
     notes: list[OpenedNote],
     place: Place | None,
+    names: dict[Any, str],
 ) -> dict[str, object]:
     def entry(e: Any) -> dict[str, object]:
         return {"at": iso(e.at), "what": e.what, "this_message": e.this_message}
@@ -524,7 +621,15 @@ def _read_json(
             }
             for n, (v, f) in enumerate(files, 1)
         ],
-        "notes": [{"at": iso(n.at), "author": n.author, "text": n.text} for n in notes],
+        "notes": [
+            {
+                "at": iso(n.at),
+                "author": names.get(n.author_id),
+                "author_fingerprint": n.author,
+                "text": n.text,
+            }
+            for n in notes
+        ],
         "timeline": None
         if place is None
         else {
@@ -669,3 +774,70 @@ def inbox_note(
         return Done("Note added.", {"note": str(note.id)})
 
     out.print(_act(config, key, ref, "note", act))
+
+
+# --------------------------------------------------------------------------- shredding
+
+# The tables a message's shredding deletes rows from (rewritten on PostgreSQL after).
+MESSAGE_TABLES = ("key_wraps", "messages", "attachments", "notes", "message_marks")
+
+
+@inbox_app.command("shred")
+def inbox_shred(
+    refs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Message ids (their first 6+ characters do, if unique).", show_default=False
+        ),
+    ] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Every message from this pseudonym (P-1A2B3C): a stranger's spam."
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask again (for scripts).")] = False,
+    config: ConfigOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Delete messages outright, for every operator: every version, attachment, note and
+    mark. A check-in recorded from one stays in its group's timeline. Audited."""
+    wanted = list(refs or [])
+    if bool(wanted) == bool(sender):
+        fail("give message ids, or --from PSEUDONYM (not both)")
+    what = f"every message from {sender.strip().upper()}" if sender else plural_messages(wanted)
+    if not yes:
+        again = typer.prompt(f"This destroys {what} for every operator. Type shred to go on")
+        if again.strip().lower() != "shred":
+            fail("not confirmed: nothing was shredded")
+    private_key = unlock_operator_key(key)
+
+    async def go() -> int:
+        async with operator_workspace(config, private_key) as ow:
+            session = ow.ws.session
+            try:
+                if sender:
+                    person = await find_sender(session, label=sender)
+                    messages = await messages_from(session, person=person)
+                else:
+                    messages = [await find_message(session, ref=ref) for ref in wanted]
+            except NoSuchMessage as exc:
+                raise Refused(str(exc)) from None
+            subjects = [str(m.id) for m in messages]
+            count = await shred_messages(session, messages=messages)
+            now = utc_now()
+            for subject in subjects:
+                await audit.append(
+                    session, actor=actor(ow.keyring), action="inbox.shred", subject=subject, at=now
+                )
+            url = ow.ws.settings.database.url
+        async with open_database(url, migrate_to_head=False) as engine:
+            await reclaim_deleted(engine, tables=MESSAGE_TABLES)
+        return count
+
+    count = run(go())
+    out.print(f"Shredded {count} message row(s), with their attachments and notes.")
+
+
+def plural_messages(refs: list[str]) -> str:
+    return "1 message" if len(refs) == 1 else f"{len(refs)} messages"

@@ -221,9 +221,16 @@ async def _other_operator(session: AsyncSession, keyring: Keyring, fingerprint: 
     return target
 
 
+def bare_fingerprint(text: str) -> str:
+    """A fingerprint as typed, with or without its colons, in any case: hex digits alone."""
+    return "".join(c for c in text.strip().lower() if c not in ": ")
+
+
 async def _operator(session: AsyncSession, fingerprint: str) -> Operator:
-    query = select(Operator).where(col(Operator.fingerprint).startswith(fingerprint.strip()))
-    found = (await session.exec(query)).all() if len(fingerprint.strip()) >= 8 else []
+    wanted = bare_fingerprint(fingerprint)
+    # Compared in Python (a handful of operators): the column keeps the colons.
+    everyone = (await session.exec(select(Operator))).all() if len(wanted) >= 8 else []
+    found = [op for op in everyone if bare_fingerprint(op.fingerprint).startswith(wanted)]
     if len(found) != 1:
         raise Refused(f"no single operator has a fingerprint starting {fingerprint!r}")
     return found[0]

@@ -161,8 +161,16 @@ def keygen(
         Path | None,
         typer.Option(
             "--age",
-            help="Instead: print the age identity of this existing key file, which opens "
-            "`intake inbox export` files with `age -d -i`.",
+            help="Instead: the age identity of this existing key file, which opens "
+            "`intake inbox export` files with `age -d -i` (printed, or written to --out, 0600).",
+            dir_okay=False,
+        ),
+    ] = None,
+    show: Annotated[
+        Path | None,
+        typer.Option(
+            "--show",
+            help="Instead: print the public key of this existing key file again (no passphrase).",
             dir_okay=False,
         ),
     ] = None,
@@ -170,8 +178,20 @@ def keygen(
 ) -> None:
     """Make an operator key pair. Run it on the operator's own machine, never on the server."""
     del config  # accepted on every command; keygen needs no installation
+    if show is not None:
+        public = keyfile.public_key_of(keyfile.read(show))
+        out.print(public.to_text(), soft_wrap=True)
+        err.print(f"fingerprint {public.fingerprint()}")
+        return
     if age is not None:
-        out.print(age_identity(unlock_operator_key(age)))
+        if output is not None and (output.exists() or output.is_symlink()):
+            fail(f"{output} already exists; choose another --out")
+        identity = age_identity(unlock_operator_key(age))
+        if output is None:
+            out.print(identity)
+        else:
+            _create_private(output, identity + "\n")
+            out.print(f"Wrote the age identity to {output} (mode 0600).")
         err.print("keep it as secret as the key file itself")
         return
     if output is None:

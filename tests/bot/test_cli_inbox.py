@@ -4,6 +4,7 @@ with the real command line (as processes), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -58,7 +59,13 @@ def run_intake(*args: str, cwd: Path, env: Mapping[str, str] | None = None, stdi
     return Ran(tuple(args), done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
-async def taken_in(installation: Installation, standin: TelegramStandIn) -> None:
+async def taken_in(
+    installation: Installation,
+    standin: TelegramStandIn,
+    *,
+    photo: bytes = PHOTO,
+    strangers_texts: tuple[str, ...] = (STRANGER_TEXT,),
+) -> None:
     """Through the real bot: a check-in phrase, a photo, an edit, and a stranger's text."""
     settings = installation.settings
     server = ServerKeys(settings.server_secret_bytes())
@@ -94,7 +101,7 @@ async def taken_in(installation: Installation, standin: TelegramStandIn) -> None
     async with running_bot(installation, standin):
         for send in (
             lambda: standin.send_text(mother, "Mum, the tea is warm today"),
-            lambda: standin.send_photo(mother, PHOTO, caption=CAPTION),
+            lambda: standin.send_photo(mother, photo, caption=CAPTION),
             lambda: standin.send_text(mother, "at the station"),
         ):
             update = send()
@@ -102,8 +109,9 @@ async def taken_in(installation: Installation, standin: TelegramStandIn) -> None
         station = update["message"]["message_id"]
         edit = standin.edit_text(mother, station, "at the bus station")
         await eventually(lambda: edit["update_id"] in standin.confirmed_update_ids())
-        last = standin.send_text(stranger, STRANGER_TEXT)
-        await eventually(lambda: last["update_id"] in standin.confirmed_update_ids())
+        for text in strangers_texts:
+            last = standin.send_text(stranger, text)
+            await eventually(lambda u=last: u["update_id"] in standin.confirmed_update_ids())
 
 
 async def add_oak_phrase(installation: Installation, phrase: str) -> None:
@@ -262,6 +270,7 @@ async def test_an_operator_reads_marks_notes_links_and_exports_what_the_bot_took
     read = inbox("read", stranger_msg["id"][:8])
     assert_ok(read)
     assert f"note: {NOTE}" in read.stdout
+    assert f"Operator ({fingerprint[:16]})" in read.stdout  # the author's name
     assert "canary-stranger" in read.stdout  # opened through OAK-2's key now
     assert_ok(inbox("unlink", stranger_msg["id"][:8]))
     assert await wraps_of(installation, stranger_msg["id"]) == {(None, True)}
@@ -286,7 +295,18 @@ async def test_an_operator_reads_marks_notes_links_and_exports_what_the_bot_took
     identity = run_intake("keygen", "--age", "operator.key", cwd=home, env=UNLOCKED)
     assert_ok(identity)
     (home / "identity.txt").write_text(identity.stdout)
-    assert decrypt_with(installation.operator_key, sealed).decode() == final.stdout
+    exported_lines = decrypt_with(installation.operator_key, sealed).decode()
+    records = [json.loads(line) for line in exported_lines.splitlines()]
+    listed_now = lines_of(final)
+    assert [
+        {k: v for k, v in r.items() if k not in ("notes", "files")} for r in records
+    ] == listed_now
+    by_id = {r["id"]: r for r in records}
+    [attached] = by_id[photo["id"]]["files"]
+    assert base64.b64decode(attached["content_base64"]) == PHOTO
+    assert attached["kind"] == "photo"
+    [noted] = by_id[stranger_msg["id"]]["notes"]
+    assert (noted["text"], noted["author"]) == (NOTE, "Operator")
     plain = inbox("export", "--group", "PINE-7", "--plaintext", "--out", str(home / "pine.jsonl"))
     assert "NOT encrypted" in plain.stderr
     assert len((home / "pine.jsonl").read_text().splitlines()) == 5
@@ -322,7 +342,7 @@ async def test_an_operator_reads_marks_notes_links_and_exports_what_the_bot_took
     if age is None:
         pytest.skip("Debian's `age` is not on PATH (.ci/run installs it): the rest is checked")
     opened = age_decrypt(age, identity=home / "identity.txt", file=home / "inbox.age")
-    assert opened == final.stdout
+    assert opened == exported_lines
     assert [json.loads(x)["id"] for x in opened.splitlines()] == [m["id"] for m in listed]
 
 
@@ -343,3 +363,119 @@ def test_keygen_age_prints_the_identity_that_age_opens_exports_with(tmp_path: Pa
         "keygen", "--age", "op.key", cwd=tmp_path, env={"INTAKE_PASSPHRASE": "not it"}
     )
     assert_one_line_error(wrong)
+
+
+HOSTILE = "canary-hostile \x1b]52;c;ZXZpbA==\x07\x1b[2J ALL SAFE \u202eefas\u202c \x9b31m"
+
+
+async def test_the_command_line_shows_hostile_characters_as_marks_and_shreds_a_stranger(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    if database.backend != "sqlite":
+        pytest.skip("the inbox's storage is tested on both databases; this is the printing")
+    installation = await install(
+        tmp_path / "server",
+        standin=standin,
+        database_url=database.url,
+        extra="delete_forwarded = false",
+    )
+    await taken_in(installation, standin, strangers_texts=(STRANGER_TEXT, HOSTILE + " arrested"))
+    home = tmp_path / "operator"
+    home.mkdir()
+    cheap = PassphraseCost(memory_kib=8192, iterations=1, lanes=1)
+    keyfile.write(home / "operator.key", keyfile.lock(installation.operator_key, PASSPHRASE, cheap))
+    config = str(installation.path / "config.toml")
+
+    def inbox(*args: str, env: Mapping[str, str] | None = None) -> Ran:
+        return run_intake(
+            "inbox",
+            *args,
+            "--config",
+            config,
+            cwd=home,
+            env={**UNLOCKED, "INTAKE_KEY": "operator.key", **(env or {})},
+        )
+
+    # ---- list and read: marks instead of escapes, the danger flag as a column and a field
+    table = inbox("list", env={"COLUMNS": "300"})
+    assert_ok(table)
+    assert "␛]52;c;ZXZpbA==␇␛[2J ALL SAFE ⟨RLO⟩efas" in table.stdout  # shortened
+    for raw in ("\x1b", "\x07", "\u202e", "\x9b"):
+        assert raw not in table.stdout
+    [heading] = [line for line in table.stdout.splitlines() if line.strip().startswith("id")]
+    assert "danger" in heading.split()
+    [row] = [line for line in table.stdout.splitlines() if "canary-hostile" in line]
+    assert " yes " in row  # the danger flag
+    listed = lines_of(inbox("list", "--format", "json"))
+    hostile = listed[0]
+    assert hostile["danger"] is True
+    assert hostile["text"] == HOSTILE + " arrested"  # the same data for a program...
+    raw_json = inbox("list", "--format", "json").stdout
+    assert "\u202e" not in raw_json  # ...with nothing a terminal obeys
+    assert "\\u202e" in raw_json
+    read = inbox("read", hostile["id"][:8])
+    assert_ok(read)
+    assert "␛]52;c;ZXZpbA==␇␛[2J ALL SAFE ⟨RLO⟩efas⟨PDF⟩ ⟨U+009B⟩31m arrested" in read.stdout
+    assert "\x1b" not in read.stdout
+    assert "{" not in read.stdout  # people-readable, no raw dictionaries
+    photo = next(m for m in listed if m["kind"] == "photo")
+    read_photo = inbox("read", photo["id"][:8])
+    assert "{" not in read_photo.stdout
+    assert "file size:" in read_photo.stdout or "size:" in read_photo.stdout
+
+    # ---- a narrow terminal gets a table that fits it
+    narrow = inbox("list", env={"COLUMNS": "80"})
+    assert_ok(narrow)
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+
+    # ---- shred every message of the stranger's pseudonym, confirmed, audited
+    stranger = hostile["forwarder"]
+    assert_one_line_error(
+        run_intake(
+            "inbox",
+            "shred",
+            "--from",
+            stranger,
+            "--config",
+            config,
+            cwd=home,
+            env={**UNLOCKED, "INTAKE_KEY": "operator.key"},
+            stdin="no\n",
+        ),
+        "not confirmed",
+    )
+    assert len([m for m in lines_of(inbox("list", "--format", "json"))]) == len(listed)
+    shred = inbox("shred", "--from", stranger.lower(), "--yes")
+    assert_ok(shred)
+    assert "Shredded 2 message" in shred.stdout
+    left = lines_of(inbox("list", "--format", "json"))
+    assert stranger not in {m["forwarder"] for m in left}
+    assert len(left) == len(listed) - 2
+    one = inbox("shred", left[0]["id"][:8], "--yes")
+    assert_ok(one)
+    shredded = [r for r in await audit_rows(installation) if r.action == "inbox.shred"]
+    assert len(shredded) == 3
+    files = await database_bytes(database)
+    assert find(text_encodings("canary-hostile"), files) == []
+
+
+def test_keygen_shows_the_public_key_again_and_writes_the_age_identity_0600(
+    tmp_path: Path,
+) -> None:
+    made = run_intake("keygen", "--out", "op.key", "--kem", "X25519", cwd=tmp_path, env=UNLOCKED)
+    assert_ok(made)
+    shown = run_intake("keygen", "--show", "op.key", cwd=tmp_path)  # no passphrase needed
+    assert_ok(shown)
+    assert shown.stdout == made.stdout
+    assert made.stderr.split()[1] in shown.stderr
+    written = run_intake(
+        "keygen", "--age", "op.key", "--out", "identity.txt", cwd=tmp_path, env=UNLOCKED
+    )
+    assert_ok(written)
+    assert mode(tmp_path / "identity.txt") == 0o600
+    assert (tmp_path / "identity.txt").read_text().startswith("AGE-SECRET-KEY-1")
+    assert "AGE-SECRET-KEY" not in written.stdout
+    again = run_intake(
+        "keygen", "--age", "op.key", "--out", "identity.txt", cwd=tmp_path, env=UNLOCKED
+    )
+    assert_one_line_error(again, "already exists")

@@ -175,6 +175,7 @@ async def test_the_inbox_lists_newest_first_with_pseudonyms_and_filters(
         "seen",
         "starred",
         "readable",
+        "danger",
         "text",
     }
     assert items[2].as_json()["signal"] == "checkin"
@@ -489,6 +490,89 @@ async def test_a_note_is_sealed_to_operators_and_no_plaintext_reaches_the_databa
     }
     [opened] = await notes_of(session, second_ring, message=stored)
     assert (opened.text, opened.author) == (CANARY_NOTE, operator.fingerprint[:16])
+    files = await database_bytes(database)
+    for canary in (CANARY_TEXT, CANARY_NOTE):
+        assert find(text_encodings(canary), files) == [], canary
+
+
+# --------------------------------------------------------------------------- filters and shredding
+
+
+async def test_the_new_filters_and_pages_are_the_databases_work(
+    session: AsyncSession, server: ServerKeys, keyring: Keyring
+) -> None:
+    pine = await make_group(session)
+    person = await relative(session, server, pine)
+    guessed = await message(session, server, "guessed", at=T0, group=pine, sender=person)
+    chosen = await message(session, server, "chosen", at=T0 + timedelta(minutes=1), group=pine)
+    chosen.link_reason = LinkReason.CHOSEN
+    danger = await message(session, server, "arrested", at=T0 + timedelta(minutes=2))
+    danger.possible_detention = True
+    session.add_all([chosen, danger])
+    await session.commit()
+
+    async def ids(**filters: object) -> list[uuid.UUID]:
+        return [i.id for i in await list_inbox(session, keyring, **filters)]  # type: ignore[arg-type]
+
+    assert await ids() == [danger.id, chosen.id, guessed.id]
+    assert await ids(unconfirmed=True) == [guessed.id]
+    assert await ids(danger=True) == [danger.id]
+    assert [i.danger for i in await list_inbox(session, keyring)] == [True, False, False]
+    assert await ids(kind=MessageKind.TEXT, sender=person) == [guessed.id]
+    assert await ids(kind=MessageKind.PHOTO) == []
+    assert await ids(limit=1, offset=1) == [chosen.id]
+    await mark(session, operator_id=keyring.operator.id, message=chosen, now=T0, seen=True)
+    assert await ids(unread=True) == [danger.id, guessed.id]
+    counts = await inbox.unread_counts(session, operator_id=keyring.operator.id)
+    assert counts == {pine.id: 1, None: 1}
+
+
+async def test_shredding_messages_leaves_nothing_of_them_but_the_timeline(
+    session: AsyncSession,
+    server: ServerKeys,
+    operator: Operator,
+    keyring: Keyring,
+    database: Database,
+) -> None:
+    pine = await make_group(session)
+    stranger = await get_or_create_person(
+        session, server=server, telegram_id=RELATIVE + 1, chat_id=RELATIVE + 1, now=T0
+    )
+    first = await message(session, server, CANARY_TEXT, at=T0, sender=stranger)
+    edit = await message(
+        session, server, CANARY_TEXT + " (edited)", at=T0, sender=stranger, previous=first
+    )
+    edit.version = 2
+    session.add(edit)
+    kept = await message(session, server, "kept", at=T0, group=pine, signal=Signal.CHECKIN)
+    await store_attachment(
+        session,
+        message=first,
+        group=None,
+        kind=MessageKind.PHOTO,
+        meta={"file_name": "canary.jpg"},
+        content=CANARY_NOTE.encode(),
+    )
+    await add_note(session, operator_id=operator.id, message=first, text=CANARY_NOTE, now=T0)
+    await mark(session, operator_id=operator.id, message=first, now=T0, starred=True)
+    await record_signal(
+        session, group=pine, signal=Signal.CHECKIN, at=T0, source="operator", now=T0, message=first
+    )
+    await session.commit()
+
+    sender = await inbox.find_sender(session, label=pseudonym(stranger).lower())
+    assert sender.id == stranger.id
+    gone = await inbox.shred_messages(
+        session, messages=await inbox.messages_from(session, person=sender)
+    )
+    await session.commit()
+    assert gone == 2
+    assert [m.id for m in (await session.exec(select(Message))).all()] == [kept.id]
+    assert await wraps_of(session, first.id, edit.id) == []
+    [event] = await signals_of(session, group=pine)
+    assert event.message_id is None  # the check-in stays in the timeline, without the message
+    with pytest.raises(NoSuchMessage):
+        await inbox.find_sender(session, label=pseudonym(stranger))
     files = await database_bytes(database)
     for canary in (CANARY_TEXT, CANARY_NOTE):
         assert find(text_encodings(canary), files) == [], canary

@@ -1,0 +1,430 @@
+"""The console's pages and actions. Each page is one database transaction; each
+read of content and each action is an audit event (actor: the operator's key
+fingerprint; details: counts and codenames, never content), as on the command line."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.console import pages
+from bot.console.app import CONSOLE, render
+from bot.durations import parse_duration
+from storage import audit
+from storage.groups import list_groups
+from storage.inbox import (
+    NoSuchMessage,
+    add_note,
+    find_sender,
+    list_inbox,
+    mark,
+    messages_from,
+    notes_of,
+    open_files,
+    open_versions,
+    place_of,
+    relink,
+    shred_messages,
+    text_of,
+    unread_counts,
+)
+from storage.models import Attachment, Group, Message, MessageKind
+from storage.people import pseudonym
+from storage.sealing import Keyring, NotReadable
+from storage.timeutil import utc_now
+
+PAGE = 50
+FILTERS = ("unlinked", "unconfirmed", "unread", "starred", "danger")
+MARKS = {
+    "star": {"starred": True},
+    "unstar": {"starred": False},
+    "seen": {"seen": True},
+    "unseen": {"seen": False},
+}
+# Pictures shown inline, recognised by their first bytes (never by what the sender
+# said they are): anything else is offered as a download.
+PICTURES = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def actor(keyring: Keyring) -> str:
+    """Who did it, in the audit log: the operator's key fingerprint (as the CLI writes it)."""
+    return keyring.operator.fingerprint[:16]
+
+
+def picture_type(content: bytes | None) -> str | None:
+    if content is None:
+        return None
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for magic, kind in PICTURES if content.startswith(magic)), None)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", board)
+    app.router.add_get("/timeline/{codename}.png", timeline)
+    app.router.add_get("/inbox", inbox)
+    app.router.add_get("/message/{id}", message)
+    app.router.add_get("/attachment/{id}", attachment)
+    app.router.add_post("/act", act)
+    app.router.add_get("/people", people)
+    app.router.add_get("/audit", audit_page)
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise web.HTTPNotFound(text="no such message") from None
+
+
+# --------------------------------------------------------------------------- the board
+
+
+async def board(request: web.Request) -> web.StreamResponse:
+    console = request.app[CONSOLE]
+    async with console.operator() as (session, keyring):
+        unread = await unread_counts(session, operator_id=keyring.operator.id)
+        rows = await pages.board(session, now=utc_now(), unread=unread)
+    return render(request, "board.html", rows=rows, unlinked_unread=unread.get(None, 0))
+
+
+async def timeline(request: web.Request) -> web.StreamResponse:
+    from bot.timeline import gather
+    from bot.timeline import render as draw
+
+    console = request.app[CONSOLE]
+    async with console.reading() as session:
+        group = (
+            await session.exec(
+                select(Group).where(Group.codename == request.match_info["codename"])
+            )
+        ).first()
+        if group is None:
+            raise web.HTTPNotFound(text="no such group")
+        journey = await gather(session, group=group, now=utc_now())
+    return web.Response(body=draw(journey, "png"), content_type="image/png")
+
+
+# --------------------------------------------------------------------------- the inbox
+
+
+def _since(value: str, now: datetime) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text="since: a duration (24h, 7d) or a date (2026-08-10)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def inbox(request: web.Request) -> web.StreamResponse:
+    console = request.app[CONSOLE]
+    query = request.query
+    flags = {name: query.get(name) == "1" for name in FILTERS}
+    kind_text = query.get("kind", "")
+    kind = MessageKind(kind_text) if kind_text in MessageKind._value2member_map_ else None
+    page = max(int(query.get("page", "1")) if query.get("page", "1").isdigit() else 1, 1)
+    since = _since(query.get("since", ""), utc_now())
+    async with console.operator() as (session, keyring):
+        groups = [g for g in await list_groups(session)]
+        chosen = next((g for g in groups if g.codename == query.get("group")), None)
+        items = await list_inbox(
+            session,
+            keyring,
+            group=chosen,
+            since=since,
+            kind=kind,
+            limit=PAGE + 1,
+            offset=(page - 1) * PAGE,
+            unlinked=flags["unlinked"],
+            unconfirmed=flags["unconfirmed"],
+            unread=flags["unread"],
+            starred=flags["starred"],
+            danger=flags["danger"],
+        )
+        unread = await unread_counts(session, operator_id=keyring.operator.id)
+        await audit.append(
+            session,
+            actor=actor(keyring),
+            action="inbox.list",
+            subject=chosen.codename if chosen else None,
+            at=utc_now(),
+            details={"messages": min(len(items), PAGE), "console": True},
+        )
+    codenames = {g.id: g.codename for g in groups}
+    return render(
+        request,
+        "inbox.html",
+        items=items[:PAGE],
+        more=len(items) > PAGE,
+        page=page,
+        query=dict(query),
+        flags=flags,
+        kinds=[k.value for k in MessageKind],
+        groups=[g for g in groups if g.shredded_at is None],
+        unread={codenames.get(k, "unlinked") if k else "unlinked": v for k, v in unread.items()},
+        total_unread=sum(unread.values()),
+    )
+
+
+# --------------------------------------------------------------------------- one message
+
+
+async def message(request: web.Request) -> web.StreamResponse:
+    console = request.app[CONSOLE]
+    message_id = _uuid(request.match_info["id"])
+    async with console.operator() as (session, keyring):
+        row = await session.get(Message, message_id)
+        if row is None:
+            raise web.HTTPNotFound(text="no such message (shredded?)")
+        try:
+            versions = await open_versions(session, keyring, message=row)
+        except NotReadable as exc:
+            raise web.HTTPForbidden(text=str(exc)) from None
+        files = []
+        for version in versions:
+            for opened in await open_files(session, keyring, message=version.message):
+                files.append(
+                    {
+                        "id": opened.attachment.id,
+                        "version": version.message.version,
+                        "kind": opened.attachment.kind.value,
+                        "size": len(opened.content) if opened.content is not None else None,
+                        "picture": picture_type(opened.content) is not None,
+                        "meta": json.dumps(opened.meta, ensure_ascii=False, sort_keys=True),
+                    }
+                )
+        notes = await notes_of(session, keyring, message=row)
+        place = await place_of(session, message=row, around=5)
+        group = await session.get(Group, row.group_id) if row.group_id else None
+        sender = None
+        if row.sender_id is not None:
+            from storage.models import Person
+
+            person = await session.get(Person, row.sender_id)
+            sender = pseudonym(person) if person else None
+        state = await mark(
+            session, operator_id=keyring.operator.id, message=row, now=utc_now(), seen=True
+        )
+        groups = [g for g in await list_groups(session) if g.shredded_at is None]
+        await audit.append(
+            session,
+            actor=actor(keyring),
+            action="inbox.read",
+            subject=str(row.id),
+            at=utc_now(),
+            details={"versions": len(versions), "attachments": len(files), "console": True},
+        )
+    shown = [
+        {
+            "row": v.message,
+            "text": text_of(v.body),
+            "extra": json.dumps(
+                {k: x for k, x in v.body.items() if k not in ("text", "caption") and x is not None},
+                ensure_ascii=False,
+                sort_keys=True,
+            ),
+        }
+        for v in versions
+    ]
+    return render(
+        request,
+        "message.html",
+        message=row,
+        versions=shown,
+        files=files,
+        notes=notes,
+        place=place,
+        group=group,
+        sender=sender,
+        starred=state.starred,
+        groups=groups,
+    )
+
+
+async def attachment(request: web.Request) -> web.StreamResponse:
+    """An attachment's bytes: a picture inline (its type from its own first bytes),
+    anything else as a download under a name made here."""
+    console = request.app[CONSOLE]
+    wanted = _uuid(request.match_info["id"])
+    async with console.operator() as (session, keyring):
+        row = await session.get(Attachment, wanted)
+        parent = await session.get(Message, row.message_id) if row else None
+        if row is None or parent is None:
+            raise web.HTTPNotFound(text="no such attachment")
+        opened = next(
+            (
+                f
+                for f in await open_files(session, keyring, message=parent)
+                if f.attachment.id == row.id
+            ),
+            None,
+        )
+        if opened is None or opened.content is None:
+            raise web.HTTPNotFound(text="this attachment was too large to fetch")
+        await audit.append(
+            session,
+            actor=actor(keyring),
+            action="inbox.attachment",
+            subject=str(parent.id),
+            at=utc_now(),
+            details={"bytes": len(opened.content), "console": True},
+        )
+    kind = picture_type(opened.content)
+    if kind is not None:
+        return web.Response(body=opened.content, content_type=kind)
+    response = web.Response(body=opened.content, content_type="application/octet-stream")
+    name = f"{parent.id.hex[:8]}-{row.id.hex[:8]}.bin"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def _back(form: MultiDictProxy[Any]) -> str:
+    # A path of this console only: "//host" and "/\\host" would leave it.
+    back = str(form.get("back", ""))
+    own = back.startswith("/") and not back.startswith(("//", "/\\")) and "\\" not in back
+    return back if own else "/inbox"
+
+
+async def act(request: web.Request) -> web.StreamResponse:
+    """Every action, on one message or a selection; shredding asks to be confirmed."""
+    console = request.app[CONSOLE]
+    form = await request.post()
+    action = str(form.get("action", ""))
+    ids = [_uuid(str(i)) for i in form.getall("ids", [])]
+    sender_label = str(form.get("sender", ""))
+    if action == "shred" and form.get("confirm") != "yes":
+        return render(
+            request,
+            "confirm.html",
+            ids=[str(i) for i in ids],
+            sender=sender_label,
+            back=_back(form),
+        )
+    async with console.operator() as (session, keyring):
+        rows = [m for m in [await session.get(Message, i) for i in ids] if m is not None]
+        if action == "shred" and sender_label:
+            try:
+                person = await find_sender(session, label=sender_label)
+            except NoSuchMessage as exc:
+                raise web.HTTPNotFound(text=str(exc)) from None
+            rows = await messages_from(session, person=person)
+        if not rows:
+            raise web.HTTPBadRequest(text="choose at least one message")
+        said = await _do(session, keyring, action, rows, form)
+    if action == "shred":
+        return render(request, "done.html", said=said)
+    raise web.HTTPSeeOther(_back(form))
+
+
+async def _do(
+    session: AsyncSession,
+    keyring: Keyring,
+    action: str,
+    rows: list[Message],
+    form: MultiDictProxy[Any],
+) -> str:
+    now = utc_now()
+    who = actor(keyring)
+    op = keyring.operator.id
+    if action in MARKS:
+        for row in rows:
+            await mark(session, operator_id=op, message=row, now=now, **MARKS[action])
+            await audit.append(
+                session, actor=who, action=f"inbox.{action}", subject=str(row.id), at=now
+            )
+        return action
+    if action in ("link", "unlink"):
+        group = None
+        if action == "link":
+            codename = str(form.get("codename", ""))
+            group = (await session.exec(select(Group).where(Group.codename == codename))).first()
+            if group is None or group.shredded_at is not None:
+                raise web.HTTPBadRequest(text="choose a group to link to")
+        for row in rows:
+            if group is not None and row.group_id == group.id:
+                continue
+            try:
+                done = await relink(session, keyring, message=row, group=group, now=now)
+            except NotReadable as exc:
+                raise web.HTTPForbidden(text=str(exc)) from None
+            details: dict[str, object] = {"records": done.records, "console": True}
+            if group is not None:
+                details |= {"group": group.codename, "signal_recorded": done.signal_recorded}
+            await audit.append(
+                session,
+                actor=who,
+                action=f"inbox.{action}",
+                subject=str(row.id),
+                at=now,
+                details=details,
+            )
+        return action
+    if action == "note":
+        text = str(form.get("text", "")).strip()
+        if not text:
+            raise web.HTTPBadRequest(text="the note is empty")
+        for row in rows:
+            note = await add_note(session, operator_id=op, message=row, text=text, now=now)
+            await audit.append(
+                session,
+                actor=who,
+                action="inbox.note",
+                subject=str(row.id),
+                at=now,
+                details={"note": str(note.id), "console": True},
+            )
+        return action
+    if action == "shred":
+        subjects = [str(r.id) for r in rows]
+        count = await shred_messages(session, messages=rows)
+        for subject in subjects:
+            await audit.append(
+                session,
+                actor=who,
+                action="inbox.shred",
+                subject=subject,
+                at=now,
+                details={"console": True},
+            )
+        return f"Shredded {count} message row(s) (every version, attachment and note)."
+    raise web.HTTPBadRequest(text="unknown action")
+
+
+# --------------------------------------------------------------------------- people and audit
+
+
+async def people(request: web.Request) -> web.StreamResponse:
+    console = request.app[CONSOLE]
+    async with console.reading() as session:
+        rows = await pages.people(session)
+    return render(request, "people.html", rows=rows)
+
+
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    console = request.app[CONSOLE]
+    async with console.reading() as session:
+        trail = await pages.audit_trail(session)
+    return render(request, "audit.html", trail=trail)
