@@ -26,11 +26,11 @@ from bot import handlers, watch
 from bot.config import Settings
 from bot.intake import BotApplication, Intake, Runtime, Taken
 from bot.webhook import serve_webhook
-from storage.crypto import ServerKeys
 from storage.db import open_database, session_factory
 from storage.models import Operator
 from storage.sealing import NoRecipients
 from storage.timeutil import utc_now
+from storage.trust import bind_installation
 
 log = logging.getLogger(__name__)
 LONG_POLL_SECONDS = 25
@@ -60,6 +60,9 @@ def build_application(settings: Settings, runtime: Runtime) -> BotApplication:
 async def running(settings: Settings) -> AsyncIterator[tuple[BotApplication, Intake]]:
     """Open the database and the Application; close both, in one place."""
     async with open_database(settings.database.url) as engine:
+        installation = bind_installation(
+            engine, secret=settings.server_secret_bytes(), config_dir=settings.config_dir
+        )
         sessions = session_factory(engine)
         async with sessions() as session:
             if (await session.exec(select(Operator.id).limit(1))).first() is None:
@@ -69,7 +72,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[BotApplication, Int
                 )
         runtime = Runtime(
             settings=settings,
-            server=ServerKeys(settings.server_secret_bytes()),
+            server=installation.server,
             engine=engine,
             sessions=sessions,
         )

@@ -14,6 +14,7 @@ from storage.crypto import ServerKeys
 from storage.identifiers import normalise
 from storage.models import Group, IdentifierKind, Member, MemberIdentifier
 from storage.sealing import Keyring, seal_record
+from storage.trust import UntrustedGroup, trusted_group
 
 TABLE = "members"
 
@@ -31,6 +32,11 @@ async def add_member(
     member_id = uuid.uuid4()
     normalised = {(kind, normalise(kind, value)) for kind, value in identifiers}
     details = json.dumps({"name": name, "notes": notes}, ensure_ascii=False).encode()
+    if not trusted_group(session, group):
+        raise UntrustedGroup(
+            f"group {group.codename}'s key fails its operator signature "
+            "(see `intake audit verify`): nothing is sealed to it"
+        )
     sealed = seal_record(
         table=TABLE, row_id=member_id, fields={"details_sealed": details}, groups=[group]
     )

@@ -26,6 +26,7 @@ from storage.models import (
     Signal,
 )
 from storage.sealing import Keyring, active_operators, seal_record
+from storage.trust import trusted_group
 
 MESSAGES = "messages"
 ATTACHMENTS = "attachments"
@@ -53,11 +54,13 @@ async def _recipients(
     candidates: Sequence[Group],
     operators: Sequence[Operator] | None = None,
 ) -> dict[str, Any]:
-    if group is not None:
+    if group is not None and trusted_group(session, group):
         return {"groups": [group]}
+    # A group key whose signature fails is never sealed to (a database writer may
+    # have swapped it): the record goes to the operators instead, so nothing is lost.
     if operators is None:
         operators = await active_operators(session)
-    return {"groups": list(candidates), "operators": operators}
+    return {"groups": [g for g in candidates if trusted_group(session, g)], "operators": operators}
 
 
 def _json(value: Mapping[str, Any]) -> bytes:

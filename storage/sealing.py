@@ -22,6 +22,7 @@ from storage.crypto import (
     KemName,
     PrivateKey,
     PublicKey,
+    SigningKey,
     new_data_key,
     open_content,
     seal_content,
@@ -29,6 +30,7 @@ from storage.crypto import (
     wrap_key,
 )
 from storage.models import Group, GroupKeyWrap, KeyWrap, Operator
+from storage.trust import trusted_operators
 
 DATA_KEY_COLUMN = "data_key"
 
@@ -133,15 +135,21 @@ def new_group_keys(
 class Keyring:
     """An operator's unlocked key, and the group keys it opens (cached per command)."""
 
-    def __init__(self, *, operator: Operator, private_key: PrivateKey) -> None:
+    def __init__(
+        self, *, operator: Operator, private_key: PrivateKey, signing: SigningKey | None = None
+    ) -> None:
         if private_key.public_key() != operator_public_key(operator):
             raise NotReadable("this key file does not belong to that operator")
         self.operator = operator
+        # Signs what this operator changes that the bot trusts (a rotated group key).
+        self.signing = signing
         self._private = private_key
         self._groups: dict[uuid.UUID, PrivateKey] = {}
 
     @classmethod
-    async def for_key(cls, session: AsyncSession, private_key: PrivateKey) -> Keyring:
+    async def for_key(
+        cls, session: AsyncSession, private_key: PrivateKey, signing: SigningKey | None = None
+    ) -> Keyring:
         public = private_key.public_key()
         operator = (
             await session.exec(select(Operator).where(Operator.public_key == public.raw))
@@ -150,7 +158,7 @@ class Keyring:
             raise NotReadable(
                 f"key {public.fingerprint()} is not a registered operator of this database"
             )
-        return cls(operator=operator, private_key=private_key)
+        return cls(operator=operator, private_key=private_key, signing=signing)
 
     async def group_key(self, session: AsyncSession, group: Group) -> PrivateKey:
         if group.id in self._groups:
@@ -217,9 +225,11 @@ class Keyring:
 
 
 async def active_operators(session: AsyncSession) -> list[Operator]:
+    """Operators not removed whose row verifies against the pinned signers
+    (storage/trust.py): nothing is ever wrapped to an operator someone inserted."""
     result = await session.exec(
         select(Operator)
         .where(col(Operator.removed_at).is_(None))
         .order_by(col(Operator.created_at))
     )
-    return list(result.all())
+    return trusted_operators(session, result.all())

@@ -15,13 +15,16 @@ from bot.cli.common import (
     ADMIN_ACTOR,
     ConfigOption,
     Refused,
+    SignKeyOption,
     Workspace,
     codebook_app,
     codename_argument,
     fail,
     not_shredded,
+    note_unsigned,
     out,
     run,
+    signing_key_of,
     workspace,
 )
 from bot.phrases import SIGNAL_STRENGTH, BadMeaning, UnmatchablePhrase, fold, parse_means
@@ -90,6 +93,7 @@ def codebook_add(
     org_wide: Annotated[
         bool, typer.Option("--all", help="The organisation-wide codebook, for every group.")
     ] = False,
+    key: SignKeyOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Add a code phrase to a group's codebook (or to every group's, with --all).
@@ -105,6 +109,7 @@ def codebook_add(
         fail(f"--means: {exc}")
     if stage is not None and codename is None:
         fail("a stage belongs to one group's route: give its CODENAME instead of --all")
+    signing = signing_key_of(key)  # before the phrase is read from standard input
     if phrase == "-":
         phrase = _read_phrase()
     phrase = phrase.strip()
@@ -149,6 +154,7 @@ def codebook_add(
                 means=signal,
                 leg_id=leg.id if leg else None,
                 now=now,
+                signing=signing,
             )
             details: dict[str, object] = {"means": signal.value}
             if leg is not None:
@@ -165,6 +171,7 @@ def codebook_add(
             return f"Phrase added to {where} codebook: it means {_meaning(signal, leg, new_leg)}."
 
     out.print(run(go()))
+    note_unsigned("the phrase's meaning", signing)
 
 
 async def _refuse_clash(

@@ -24,7 +24,7 @@ from bot.group_import import ImportFileError
 from bot.phrases import UnmatchablePhrase
 from bot.schedules import BadSchedule, normalise_codename
 from storage import keyfile
-from storage.crypto import CryptoError, PrivateKey, ServerKeys
+from storage.crypto import CryptoError, PrivateKey, ServerKeys, SigningKey
 from storage.db import DatabaseError, open_database, reason, session_factory
 from storage.groups import GroupExists, UnknownGroup
 from storage.identifiers import BadIdentifier
@@ -33,6 +33,14 @@ from storage.models import Group
 from storage.operators import OperatorExists
 from storage.people import InviteError
 from storage.sealing import Keyring, NoRecipients, NotReadable
+from storage.trust import (
+    Signers,
+    SignersFileError,
+    Trust,
+    UntrustedGroup,
+    bind,
+    signers_path,
+)
 
 PASSPHRASE_ENV = "INTAKE_PASSPHRASE"  # noqa: S105 (the name of a variable, not a secret)
 ADMIN_ACTOR = "admin@cli"
@@ -98,6 +106,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     BadLegName,
     LegExists,
     UnmatchablePhrase,
+    SignersFileError,
+    UntrustedGroup,
     Refused,
 )
 
@@ -133,13 +143,13 @@ async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
     finishes, rolled back if it fails."""
     settings = load_settings(resolve_config_path(config))
     server = ServerKeys(settings.server_secret_bytes())
+    signers = Signers.load(signers_path(settings.config_dir))
     try:
-        async with (
-            open_database(settings.database.url) as engine,
-            session_factory(engine)() as session,
-            session.begin(),
-        ):
-            yield Workspace(settings=settings, server=server, session=session)
+        async with open_database(settings.database.url) as engine:
+            # Every session on this engine keys the audit chain and checks signatures.
+            bind(engine, server=server, trust=Trust(signers))
+            async with session_factory(engine)() as session, session.begin():
+                yield Workspace(settings=settings, server=server, session=session)
     except (OSError, sa.exc.DBAPIError) as exc:
         raise DatabaseError(f"database: {reason(exc)}") from None
 
@@ -183,8 +193,17 @@ def key_path(key: Path | None) -> Path:
 def unlock_operator_key(key: Path | None) -> PrivateKey:
     """Read and unlock the operator's key file, asking for its passphrase once
     (or taking it from $INTAKE_PASSPHRASE in scripts)."""
+    return unlock_operator_keys(key).private
+
+
+def unlock_operator_keys(key: Path | None) -> keyfile.OperatorKeys:
+    """``unlock_operator_key``, with the signing key the file holds (None in a file
+    made before signing keys: `intake operator sign` adds one)."""
     path = key_path(key)
-    data = keyfile.read(path)
+    return keyfile.unlock_keys(keyfile.read(path), passphrase_for(path))
+
+
+def passphrase_for(path: Path) -> str:
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if not passphrase:
         if not sys.stdin.isatty():
@@ -192,7 +211,37 @@ def unlock_operator_key(key: Path | None) -> PrivateKey:
                 f"no terminal to ask for the passphrase of {path}; set {PASSPHRASE_ENV} in scripts"
             )
         passphrase = typer.prompt(f"Passphrase for {path}", hide_input=True)
-    return keyfile.unlock(data, passphrase)
+    return passphrase
+
+
+SignKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="An operator's key file: sign the new row at once (else the bot does not use it "
+        "until an operator runs `intake operator sign --key FILE`).",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
+
+def signing_key_of(key: Path | None) -> SigningKey | None:
+    """The signing key of ``--key`` when given (unlocked before any transaction)."""
+    if key is None:
+        return None
+    signing = unlock_operator_keys(key).signing
+    if signing is None:
+        fail(f"{key} holds no signing key yet: run `intake operator sign --key {key}` first")
+    return signing
+
+
+def note_unsigned(what: str, signing: SigningKey | None) -> None:
+    if signing is None:
+        err.print(
+            f"note: {what} is not signed, so the bot does not use it until an operator runs "
+            "`intake operator sign --key FILE` (or give --key now)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,12 +252,12 @@ class OperatorWorkspace:
 
 @contextlib.asynccontextmanager
 async def operator_workspace(
-    config: Path | None, private_key: PrivateKey
+    config: Path | None, private_key: PrivateKey, signing: SigningKey | None = None
 ) -> AsyncIterator[OperatorWorkspace]:
     """``workspace`` plus the keyring of the operator whose key was unlocked.
     Unlock the key before calling (the passphrase prompt must not hold a transaction)."""
     async with workspace(config) as ws:
-        keyring = await Keyring.for_key(ws.session, private_key)
+        keyring = await Keyring.for_key(ws.session, private_key, signing)
         yield OperatorWorkspace(ws=ws, keyring=keyring)
 
 

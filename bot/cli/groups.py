@@ -12,10 +12,13 @@ from rich.table import Table
 from bot.cli.common import (
     ADMIN_ACTOR,
     ConfigOption,
+    SignKeyOption,
     duration_option,
     group_app,
+    note_unsigned,
     out,
     run,
+    signing_key_of,
     when,
     workspace,
 )
@@ -47,10 +50,12 @@ def group_add(
     detained_after: Annotated[
         str | None, typer.Option(help="Silent this long means DETAINED.")
     ] = None,
+    key: SignKeyOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Add a travel group, with its own key pair sealed to every operator."""
     name = normalise_codename(codename)
+    signing = signing_key_of(key)
 
     async def go() -> Group:
         async with workspace(config) as ws:
@@ -69,6 +74,7 @@ def group_add(
                 schedule=schedule,
                 kem=KemName(ws.settings.keys.kem),
                 now=utc_now(),
+                signing=signing,
             )
             await audit.append(
                 ws.session, actor=ADMIN_ACTOR, action="group.add", subject=name, at=utc_now()
@@ -82,6 +88,7 @@ def group_add(
         f"Group {group.codename} added: {describe(group)}, grace {grace_text}, "
         f"detained after {detained_text}."
     )
+    note_unsigned(f"group {group.codename}'s key", signing)
 
 
 @group_app.command("list")
@@ -108,9 +115,11 @@ def group_list(config: ConfigOption = None) -> None:
 @group_app.command("import")
 def group_import(
     file: Annotated[Path, typer.Argument(help="A .csv or .toml file of groups.", dir_okay=False)],
+    key: SignKeyOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Add many groups at once; nothing is added unless every group in the file is valid."""
+    signing = signing_key_of(key)
 
     async def go() -> int:
         async with workspace(config) as ws:
@@ -129,6 +138,7 @@ def group_import(
                     schedule=spec.schedule,
                     kem=KemName(ws.settings.keys.kem),
                     now=now,
+                    signing=signing,
                 )
             await audit.append(
                 ws.session,
@@ -140,3 +150,4 @@ def group_import(
             return len(specs)
 
     out.print(f"Imported {run(go())} group(s).")
+    note_unsigned("the imported groups' keys", signing)
