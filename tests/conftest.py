@@ -86,8 +86,13 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture
-def server() -> ServerKeys:
-    return ServerKeys(ServerKeys.generate_secret())
+def server_secret() -> bytes:
+    return ServerKeys.generate_secret()
+
+
+@pytest.fixture
+def server(server_secret: bytes) -> ServerKeys:
+    return ServerKeys(server_secret)
 
 
 @pytest.fixture(params=[KemName.MLKEM768_X25519])
