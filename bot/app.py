@@ -25,6 +25,7 @@ from telegram.warnings import PTBUserWarning
 from bot import handlers, watch
 from bot.config import Settings
 from bot.intake import BotApplication, Intake, Runtime, Taken
+from bot.integrity import jobs as integrity_jobs
 from bot.webhook import serve_webhook
 from storage.db import open_database, session_factory
 from storage.models import Operator
@@ -101,10 +102,15 @@ async def serve(
         if after_drain is not None:
             await after_drain(application)
         await watch.start(application, started_at=started_at)
-        if settings.telegram.mode == "webhook":
-            await serve_webhook(settings, application, intake, stop=stop)
-        else:
-            await poll(application, intake, offset=offset, stop=stop)
+        try:
+            if settings.telegram.mode == "webhook":
+                await serve_webhook(settings, application, intake, stop=stop)
+            else:
+                await poll(application, intake, offset=offset, stop=stop)
+        finally:
+            await integrity_jobs.checkpoint_at_shutdown(
+                application.bot, application.bot_data["runtime"]
+            )
 
 
 async def drain(

@@ -133,6 +133,14 @@ class ChainHead:
         return f"{self.seq}:{self.hash.hex()}"
 
 
+async def head(session: AsyncSession) -> ChainHead:
+    """The last entry as stored (unverified: what a checkpoint records)."""
+    last = (
+        await session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1))
+    ).first()
+    return ChainHead(seq=0, hash=GENESIS) if last is None else ChainHead(last.seq, last.hash)
+
+
 async def length(session: AsyncSession) -> int:
     """How many entries the log holds (the total a progress bar counts to)."""
     return int((await session.exec(select(sa.func.count()).select_from(AuditEvent))).one())

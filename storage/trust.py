@@ -335,6 +335,10 @@ def bind_installation(engine: AsyncEngine, *, secret: bytes, config_dir: Path) -
     return bind(engine, server=ServerKeys(secret), trust=Trust(signers))
 
 
+def bound(engine: AsyncEngine) -> Installation | None:
+    return _BOUND.get(engine.sync_engine)
+
+
 def installation_of(session: AsyncSession) -> Installation | None:
     bind_ = session.get_bind()
     engine = bind_.engine if isinstance(bind_, sa.Connection) else bind_
