@@ -1,4 +1,5 @@
-"""``intake audit``: check the hash chain of the audit trail."""
+"""``intake audit``: check the keyed hash chain of the audit trail, and the operator
+signatures on what the bot trusts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rich.progress import Progress
 from bot.cli.common import ConfigOption, app, err, fail, out, run, workspace
 from storage import audit
 from storage.audit import AuditChainBroken, ChainHead
+from storage.trust import Rejected, trust_of, unverified
 
 audit_app = typer.Typer(help="The audit trail: a hash chain the database keeps append-only.")
 app.add_typer(audit_app, name="audit")
@@ -28,14 +30,26 @@ def verify(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Check every entry's hash and its link to the one before; print the head."""
+    """Check every entry's keyed hash and its link to the one before, and every
+    operator signature; print the head, and each row the bot refuses to use."""
     kept = _parse(checkpoint) if checkpoint else None
     try:
-        head = run(_verify(config, kept))
+        head, refused, enforced = run(_verify_all(config, kept))
     except AuditChainBroken as exc:
         out.print(f"BROKEN: {exc}")
         raise typer.Exit(1) from None
     out.print(f"OK: {head.seq} entries, head {head.text()}")
+    if head.legacy:
+        err.print(f"note: the first {head.legacy} entries predate the keyed chain")
+    if not enforced:
+        err.print(
+            "note: no operator_signers file: signatures are not checked yet; an operator runs "
+            "`intake operator sign --key FILE` once"
+        )
+    for rejected in refused:
+        out.print(f"NOT TRUSTED: {rejected.text()}")
+    if refused:
+        raise typer.Exit(1)
 
 
 @audit_app.command("checkpoint")
@@ -47,6 +61,15 @@ def checkpoint(config: ConfigOption = None) -> None:
         out.print(f"BROKEN: {exc}")
         raise typer.Exit(1) from None
     out.print(head.text())
+
+
+async def _verify_all(
+    config: Path | None, checkpoint: ChainHead | None
+) -> tuple[ChainHead, list[Rejected], bool]:
+    head = await _verify(config, checkpoint)
+    async with workspace(config) as ws:
+        trust = trust_of(ws.session)
+        return head, await unverified(ws.session, trust), trust.enforced
 
 
 async def _verify(config: Path | None, checkpoint: ChainHead | None) -> ChainHead:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from storage import keyfile
-from storage.crypto import PublicKey
+from storage.trust import OperatorIdentity
 
 PASSPHRASE = "correct horse battery staple"
 TIMEOUT_S = 120
@@ -302,17 +302,24 @@ def test_init_dir_from_another_folder(
 # --------------------------------------------------------------------------- keygen
 
 
-def test_keygen_prints_the_public_key_and_writes_a_private_key_file(keygen: Keygen) -> None:
+def test_keygen_prints_the_signed_public_key_and_writes_a_private_key_file(
+    keygen: Keygen,
+) -> None:
     assert_ok(keygen.ran)
     lines = keygen.ran.stdout.splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("ckpk1:")
-    public = PublicKey.from_text(lines[0])
+    assert lines[0].startswith("ckop1:")
+    identity = OperatorIdentity.from_text(lines[0])  # its signature verifies
+    public = identity.public_key
     assert f"fingerprint {public.fingerprint()}" in keygen.ran.stderr
     assert public.fingerprint() not in keygen.ran.stdout
     assert mode(keygen.key_file) == 0o600
     data = keygen.key_file.read_bytes()
-    assert keyfile.public_key_of(data).to_text() == lines[0]
+    assert keyfile.public_key_of(data) == public
+    assert keyfile.verify_key_of(data) == identity.verify_key
+    keys = keyfile.unlock_keys(data, PASSPHRASE)
+    assert keys.signing is not None
+    assert keys.signing.verify_key() == identity.verify_key
     assert PASSPHRASE.encode() not in data
 
 
@@ -616,7 +623,7 @@ def test_missing_config_says_to_run_init(config_runs: tuple[dict[str, Ran], Path
 def test_operator_name_is_not_in_the_database(templates: Templates, public_key: str) -> None:
     assert_ok(templates.operator_add)
     stored = database_bytes(templates.with_operator)
-    fingerprint = PublicKey.from_text(public_key).fingerprint()
+    fingerprint = OperatorIdentity.from_text(public_key).public_key.fingerprint()
     assert fingerprint.encode() in stored  # the scan reads the right file: stored in clear
     assert b"CANARY-OPNAME-" not in stored
     for form in text_encodings(templates.operator_name):

@@ -12,10 +12,20 @@ PASSPHRASE = {"INTAKE_PASSPHRASE": "correct horse battery staple"}
 
 def keygen(tmp_path: Path, name: str) -> tuple[str, str]:
     """A key file; its public key line and its fingerprint."""
-    ran = intake("keygen", "--out", name, "--kem", "X25519", cwd=tmp_path, env=PASSPHRASE)
+    ran = intake(
+        "keygen",
+        "--out",
+        name,
+        "--kem",
+        "X25519",
+        "--allow-classical",
+        cwd=tmp_path,
+        env=PASSPHRASE,
+    )
     assert_ok(ran)
     public = ran.stdout.strip()
-    fingerprint = ran.stderr.split()[1]
+    assert "warning: a classical-only key" in ran.stderr
+    fingerprint = ran.stderr.split("fingerprint ")[1].split()[0]
     return public, fingerprint
 
 

@@ -22,7 +22,9 @@ def upgrade() -> None:
     for table in _SIGNED:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("signature", sa.LargeBinary(), nullable=True))
-            batch.add_column(sa.Column("signed_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
+            batch.add_column(
+                sa.Column("signed_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
+            )
 
 
 def downgrade() -> None:
