@@ -141,6 +141,20 @@ async def head(session: AsyncSession) -> ChainHead:
     return ChainHead(seq=0, hash=GENESIS) if last is None else ChainHead(last.seq, last.hash)
 
 
+async def local_ids(session: AsyncSession) -> set[str]:
+    """The ``local_id`` of every entry that names one (operators' reads, which are
+    also kept in the operator's local audit file)."""
+    rows = await session.exec(
+        select(AuditEvent.details).where(col(AuditEvent.details).contains('"local_id"'))
+    )
+    found = set()
+    for text in rows.all():
+        value = json.loads(text).get("local_id")
+        if isinstance(value, str):
+            found.add(value)
+    return found
+
+
 async def length(session: AsyncSession) -> int:
     """How many entries the log holds (the total a progress bar counts to)."""
     return int((await session.exec(select(sa.func.count()).select_from(AuditEvent))).one())

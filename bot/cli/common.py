@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +25,7 @@ from bot.durations import parse_duration
 from bot.group_import import ImportFileError
 from bot.phrases import UnmatchablePhrase
 from bot.schedules import BadSchedule, normalise_codename
-from storage import keyfile
+from storage import audit, keyfile
 from storage.crypto import CryptoError, PrivateKey, ServerKeys, SigningKey
 from storage.db import DatabaseError, open_database, reason, session_factory
 from storage.groups import GroupExists, UnknownGroup
@@ -33,6 +35,7 @@ from storage.models import Group
 from storage.operators import OperatorExists
 from storage.people import InviteError
 from storage.sealing import Keyring, NoRecipients, NotReadable
+from storage.timeutil import utc_now
 from storage.trust import (
     Signers,
     SignersFileError,
@@ -259,6 +262,49 @@ async def operator_workspace(
     async with workspace(config) as ws:
         keyring = await Keyring.for_key(ws.session, private_key, signing)
         yield OperatorWorkspace(ws=ws, keyring=keyring)
+
+
+# --------------------------------------------------------------------------- operator reads
+
+
+def local_audit_path(key: Path | None) -> Path:
+    """The operator's own audit file, beside their key file: every read is written
+    there too, so that a read on a copy of the database (audited only into the copy)
+    is still on record; `intake audit merge` brings it into the real log."""
+    path = key_path(key)
+    return path.with_name(path.name + ".audit")
+
+
+async def audit_read(
+    session: AsyncSession,
+    keyring: Keyring,
+    key: Path | None,
+    *,
+    action: str,
+    subject: str | None,
+    details: dict[str, object],
+) -> None:
+    """Audit an operator's read in the database and in their local audit file."""
+    now = utc_now()
+    entry = {
+        "id": uuid.uuid4().hex,
+        "at": now.isoformat(),
+        "actor": keyring.operator.fingerprint[:16],
+        "action": action,
+        "subject": subject,
+        "details": details,
+    }
+    fd = os.open(local_audit_path(key), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+    await audit.append(
+        session,
+        actor=str(entry["actor"]),
+        action=action,
+        subject=subject,
+        at=now,
+        details={**details, "local_id": entry["id"]},
+    )
 
 
 # --------------------------------------------------------------------------- shared by the commands

@@ -29,6 +29,7 @@ from bot.cli.common import (
     OperatorWorkspace,
     Refused,
     app,
+    audit_read,
     err,
     fail,
     operator_workspace,
@@ -39,7 +40,6 @@ from bot.cli.common import (
 )
 from bot.durations import parse_duration
 from bot.schedules import normalise_codename
-from storage import audit
 from storage.age_export import encrypt_for
 from storage.groups import get_group
 from storage.inbox import (
@@ -160,12 +160,12 @@ def inbox_list(
                 unread=unread,
                 starred=starred,
             )
-            await audit.append(
+            await audit_read(
                 session,
-                actor=actor(ow.keyring),
+                ow.keyring,
+                key,
                 action="inbox.list",
                 subject=target.codename if target else None,
-                at=now,
                 details={"messages": len(items), "unlinked": unlinked},
             )
             return items
@@ -263,12 +263,12 @@ def inbox_export(
                     group=target,
                     progress=lambda done, total: progress.update(task, completed=done, total=total),
                 )
-            await audit.append(
+            await audit_read(
                 session,
-                actor=actor(ow.keyring),
+                ow.keyring,
+                key,
                 action="inbox.export",
                 subject=target.codename if target else None,
-                at=utc_now(),
                 details={"messages": len(items), "plaintext": plaintext},
             )
             return items
@@ -322,13 +322,13 @@ def _act(config: Path | None, key: Path | None, ref: str, action: str, act: Act)
             except (NoSuchMessage, InboxRefused) as exc:
                 raise Refused(str(exc)) from None
             if done.audited:
-                await audit.append(
+                await audit_read(
                     ow.ws.session,
-                    actor=actor(ow.keyring),
+                    ow.keyring,
+                    key,
                     action=f"inbox.{action}",
                     subject=str(message.id),
-                    at=utc_now(),
-                    details=done.details,
+                    details=dict(done.details or {}),
                 )
             return done.said
 

@@ -6,7 +6,9 @@ The intruder holds the database, not the server secret that keys the chain."""
 from __future__ import annotations
 
 import base64
+import json
 import re
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +23,7 @@ from storage import audit
 from storage.audit import _entry_body
 from storage.crypto import ServerKeys, sha256
 from storage.models import AuditEvent
-from tests.bot.test_cli import Call, Ran, assert_ok, intake, intake_many
+from tests.bot.test_cli import Call, Ran, assert_ok, intake, intake_many, mode
 from tests.conftest import Database
 
 T0 = datetime(2026, 8, 12, 3, 0, tzinfo=UTC)
@@ -265,3 +267,33 @@ def test_a_checkpoint_that_is_not_seq_colon_hash_is_one_line_error(tmp_path: Pat
     assert ran.stderr.splitlines() == [
         "intake: error: --checkpoint: give SEQ:HASH as `intake audit checkpoint` prints it"
     ]
+
+
+def test_a_read_on_a_copy_of_the_database_is_merged_back_from_the_local_audit_file(
+    tmp_path: Path,
+) -> None:
+    server = tmp_path / "server"
+    server.mkdir()
+    unlocked = {"INTAKE_PASSPHRASE": "pine seven crosses the river"}
+    assert_ok(intake("init", cwd=server))
+    made = intake("keygen", "--out", "op.key", cwd=tmp_path, env=unlocked)
+    assert_ok(made)
+    assert_ok(intake("operator", "add", made.stdout.strip(), "--name", "Op", cwd=server))
+    copy = tmp_path / "copy"
+    shutil.copytree(server, copy)
+    key = str(tmp_path / "op.key")
+
+    assert_ok(intake("inbox", "list", "--key", key, cwd=copy, env=unlocked))
+    local = tmp_path / "op.key.audit"
+    assert mode(local) == 0o600
+    [line] = local.read_text().splitlines()
+    assert json.loads(line)["action"] == "inbox.list"
+
+    merged = intake("audit", "merge", "--key", key, cwd=server)
+    assert_ok(merged)
+    assert merged.stdout.startswith("Merged 1 entry from")
+    again = intake("audit", "merge", "--key", key, cwd=server)
+    assert again.stdout.startswith("Merged 0 entries")
+    verified = intake("audit", "verify", cwd=server)
+    assert_ok(verified)
+    assert verified.stdout.startswith("OK: 3 entries")  # init, operator.add, the read
