@@ -25,7 +25,7 @@ from storage.models import (
     Person,
     Signal,
 )
-from storage.sealing import Keyring, active_operators, seal_record
+from storage.sealing import Keyring, active_operators, current_group_key, seal_record
 from storage.trust import trusted_group
 
 MESSAGES = "messages"
@@ -54,6 +54,10 @@ async def _recipients(
     candidates: Sequence[Group],
     operators: Sequence[Operator] | None = None,
 ) -> dict[str, Any]:
+    if group is not None:
+        await current_group_key(session, group)
+    for candidate in candidates:
+        await current_group_key(session, candidate)
     if group is not None and trusted_group(session, group):
         return {"groups": [group]}
     # A group key whose signature fails is never sealed to (a database writer may

@@ -29,6 +29,7 @@ from storage.sealing import (
     active_operators,
     data_key_binding,
     group_key_binding,
+    lock_for_rotation,
     operator_public_key,
 )
 from storage.trust import sign, trust_of
@@ -143,6 +144,7 @@ async def rotate_group(
     session: AsyncSession, keyring: Keyring, *, group: Group, leaver: Operator
 ) -> bool:
     """Give the group a new key pair that ``leaver`` never held; False if done already."""
+    await lock_for_rotation(session, group)
     if not await holds_key(session, group=group, operator=leaver):
         return False
     old = await keyring.group_key(session, group)

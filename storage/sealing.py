@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -222,6 +223,40 @@ class Keyring:
             name: open_content(data_key, blob, Binding(table, name, row_id))
             for name, blob in columns.items()
         }
+
+
+def _locks_rows(session: AsyncSession) -> bool:
+    # SQLite takes the whole database's write lock at BEGIN IMMEDIATE (storage/db.py):
+    # a rotation and a sealing never overlap there. PostgreSQL locks rows.
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def current_group_key(session: AsyncSession, group: Group) -> None:
+    """Read the group's key again under a share lock, just before sealing to it.
+
+    ``Group`` rows are read early in an intake batch; an operator removal that rotates
+    the key in between would otherwise have the batch seal to the old key (which the
+    removed operator opens and the others cannot). The share lock waits for a
+    rotation in progress (``lock_for_rotation``) and holds the next one off until this
+    transaction commits, so the rotation then sees, and re-wraps, what it sealed."""
+    if not _locks_rows(session):
+        return
+    row = (
+        await session.exec(
+            select(Group.public_key, Group.kem, Group.signature, Group.signed_by)
+            .where(Group.id == group.id)
+            .with_for_update(read=True)
+        )
+    ).one()
+    for name, value in zip(("public_key", "kem", "signature", "signed_by"), row, strict=True):
+        if getattr(group, name) != value:
+            set_committed_value(group, name, value)
+
+
+async def lock_for_rotation(session: AsyncSession, group: Group) -> None:
+    """Lock the group's row before a rotation reads its wraps (see ``current_group_key``)."""
+    if _locks_rows(session):
+        await session.exec(select(Group.id).where(Group.id == group.id).with_for_update())
 
 
 async def active_operators(session: AsyncSession) -> list[Operator]:
