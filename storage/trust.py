@@ -56,10 +56,6 @@ class SignersFileError(Exception):
     """The pinned signers file cannot be read; the message is one line."""
 
 
-class UntrustedGroup(Exception):
-    """A group whose key fails its operator signature: nothing is sealed to it."""
-
-
 # --------------------------------------------------------------------------- the pin file
 
 

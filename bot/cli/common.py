@@ -40,7 +40,6 @@ from storage.trust import (
     Signers,
     SignersFileError,
     Trust,
-    UntrustedGroup,
     bind,
     signers_path,
 )
@@ -110,7 +109,6 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     LegExists,
     UnmatchablePhrase,
     SignersFileError,
-    UntrustedGroup,
     Refused,
 )
 
