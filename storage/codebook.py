@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import Binding, ServerKeys, SigningKey
 from storage.models import CodebookEntry, Group, Signal
-from storage.trust import sign, trust_of
+from storage.trust import UNENFORCED, sign, trust_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +88,15 @@ async def all_phrases(session: AsyncSession, *, server: ServerKeys) -> list[Phra
 
 
 def _opened(
-    session: AsyncSession, server: ServerKeys, entries: Sequence[CodebookEntry]
+    session: AsyncSession,
+    server: ServerKeys,
+    entries: Sequence[CodebookEntry],
+    *,
+    trusted_only: bool = True,
 ) -> list[Phrase]:
     """The entries whose operator signature verifies, opened: a meaning someone
     changed in the database is never acted on (storage/trust.py)."""
-    trust = trust_of(session)
+    trust = trust_of(session) if trusted_only else UNENFORCED
     return [
         Phrase(
             entry_id=e.id,
@@ -107,12 +111,13 @@ def _opened(
 
 
 async def phrases_for(
-    session: AsyncSession, *, server: ServerKeys, group: Group | None
+    session: AsyncSession, *, server: ServerKeys, group: Group | None, trusted_only: bool = True
 ) -> list[Phrase]:
-    """The group's phrases and the organisation-wide ones."""
+    """The group's phrases and the organisation-wide ones; with ``trusted_only=False``
+    also those whose signature fails or is missing (a new phrase must clash with none)."""
     org_wide = col(CodebookEntry.group_id).is_(None)
     condition = (
         org_wide if group is None else sa.or_(org_wide, col(CodebookEntry.group_id) == group.id)
     )
     entries = (await session.exec(select(CodebookEntry).where(condition))).all()
-    return _opened(session, server, entries)
+    return _opened(session, server, entries, trusted_only=trusted_only)

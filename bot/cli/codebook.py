@@ -194,7 +194,7 @@ async def _refuse_clash(
     seen: set[uuid.UUID] = set()
     existing = []
     for scope in [*groups, None]:
-        for p in await phrases_for(ws.session, server=ws.server, group=scope):
+        for p in await phrases_for(ws.session, server=ws.server, group=scope, trusted_only=False):
             if p.entry_id not in seen:
                 seen.add(p.entry_id)
                 existing.append(p)
