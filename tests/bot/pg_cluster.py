@@ -67,6 +67,16 @@ class Cluster:
         await asyncio.to_thread(self.start)
 
 
+def _initdb(binaries: Path, data: Path, run_as: dict[str, Any]) -> None:
+    subprocess.run(
+        [str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-N"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        **run_as,
+    )
+
+
 @contextlib.asynccontextmanager
 async def throwaway_cluster() -> AsyncIterator[Cluster]:
     binaries = _binaries()
@@ -83,13 +93,7 @@ async def throwaway_cluster() -> AsyncIterator[Cluster]:
         run_as = {"user": "postgres"}
     data = folder / "data"
     try:
-        subprocess.run(
-            [str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-N"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-            **run_as,
-        )
+        await asyncio.to_thread(_initdb, binaries, data, run_as)
         cluster = Cluster(bin=binaries, data=data, port=_free_port(), run_as=run_as)
         await asyncio.to_thread(cluster.start)
         try:
