@@ -170,6 +170,18 @@ def open_content(data_key: bytes, blob: bytes, binding: Binding) -> bytes:
 # --------------------------------------------------------------------------- key pairs
 
 
+def _unprefixed(text: str, prefix: str, what: str) -> bytes:
+    """The bytes of a key's text form: ``prefix`` then unpadded base64url."""
+    text = text.strip()
+    if not text.startswith(prefix):
+        raise CryptoError(f'not {what} (it starts with "{prefix}")')
+    body = text.removeprefix(prefix)
+    try:
+        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except ValueError as exc:
+        raise CryptoError(f"{what} is not valid base64") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class PublicKey:
     """An HPKE recipient: a group's or an operator's public key."""
@@ -183,14 +195,7 @@ class PublicKey:
 
     @classmethod
     def from_text(cls, text: str) -> PublicKey:
-        text = text.strip()
-        if not text.startswith("ckpk1:"):
-            raise CryptoError('not an operator public key (it starts with "ckpk1:")')
-        body = text.removeprefix("ckpk1:")
-        try:
-            data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        except ValueError as exc:
-            raise CryptoError("public key is not valid base64") from exc
+        data = _unprefixed(text, "ckpk1:", "an operator public key")
         if not data or data[0] not in _KEM_BY_ID:
             raise CryptoError("public key names an unknown KEM")
         key = cls(kem=_KEM_BY_ID[data[0]], raw=data[1:])
@@ -327,15 +332,7 @@ class VerifyKey:
 
     @classmethod
     def from_text(cls, text: str) -> VerifyKey:
-        text = text.strip()
-        if not text.startswith("ckvk1:"):
-            raise CryptoError('not a signing public key (it starts with "ckvk1:")')
-        body = text.removeprefix("ckvk1:")
-        try:
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        except ValueError as exc:
-            raise CryptoError("signing public key is not valid base64") from exc
-        return cls(raw)
+        return cls(_unprefixed(text, "ckvk1:", "a signing public key"))
 
     def fingerprint(self) -> str:
         hexed = sha256(b"verify-key|" + self.raw)[:16].hex()

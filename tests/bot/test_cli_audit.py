@@ -144,6 +144,19 @@ async def test_a_cut_tail_is_caught_only_against_a_checkpoint(
     _broken(ran["against"], f"the log ends at 3, before the checkpoint at {ENTRIES}")
 
 
+def _body(prev: bytes, event: AuditEvent, *, seq: int, details: str) -> bytes:
+    """What an entry's hash covers, with the intruder's sequence number and details."""
+    return _entry_body(
+        prev,
+        seq=seq,
+        at=event.at,
+        actor=event.actor,
+        action=event.action,
+        subject=event.subject,
+        details=details,
+    )
+
+
 # How an intruder without the server secret may recompute the chain: with the old
 # code's formula (SHA-256 of the previous hash and the entry), and with the keyed
 # formula under a key of their own.
@@ -167,17 +180,7 @@ async def test_a_chain_recomputed_without_the_key_is_caught(
     prev = audit.GENESIS if first == 1 else kept[first - 2].hash
     for seq, event in enumerate(kept[first - 1 :], start=first):
         details = '{"n":99}' if event.seq == 2 else event.details
-        digest = FORMULAS[formula](
-            _entry_body(
-                prev,
-                seq=seq,
-                at=event.at,
-                actor=event.actor,
-                action=event.action,
-                subject=event.subject,
-                details=details,
-            )
-        )
+        digest = FORMULAS[formula](_body(prev, event, seq=seq, details=details))
         await _sql(
             engine,
             "UPDATE audit_events SET seq = :seq, details = :details, prev_hash = :prev, "
@@ -210,17 +213,7 @@ async def test_a_rewritten_chain_is_caught_against_a_checkpoint(
     prev = events[0].hash
     for event in events[1:]:
         details = '{"n":99}' if event.seq == 2 else event.details
-        digest = server.audit_mac(
-            _entry_body(
-                prev,
-                seq=event.seq,
-                at=event.at,
-                actor=event.actor,
-                action=event.action,
-                subject=event.subject,
-                details=details,
-            )
-        )
+        digest = server.audit_mac(_body(prev, event, seq=event.seq, details=details))
         await _sql(
             engine,
             "UPDATE audit_events SET details = :details, prev_hash = :prev, hash = :hash "
