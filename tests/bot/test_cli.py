@@ -333,6 +333,14 @@ def keygen_failures(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str,
                 ("keygen", "--out", "taken.key"), folder, {"INTAKE_PASSPHRASE": PASSPHRASE}
             ),
             "no passphrase": Call(("keygen", "--out", "new.key"), folder),
+            "short passphrase in the environment": Call(
+                ("keygen", "--out", "short.key"), folder, {"INTAKE_PASSPHRASE": "a"}
+            ),
+            "classical without consent": Call(
+                ("keygen", "--out", "x25519.key", "--kem", "X25519"),
+                folder,
+                {"INTAKE_PASSPHRASE": PASSPHRASE},
+            ),
         }
     )
     return ran, folder
@@ -351,6 +359,16 @@ def test_keygen_without_terminal_or_passphrase_names_the_variable(
     ran, folder = keygen_failures
     assert_one_line_error(ran["no passphrase"], "INTAKE_PASSPHRASE")
     assert not (folder / "new.key").exists()
+
+
+def test_keygen_holds_a_scripts_passphrase_to_the_same_rule_and_refuses_classical_alone(
+    keygen_failures: tuple[dict[str, Ran], Path],
+) -> None:
+    ran, folder = keygen_failures
+    assert_one_line_error(ran["short passphrase in the environment"], "at least 12 characters")
+    assert not (folder / "short.key").exists()
+    assert_one_line_error(ran["classical without consent"], "--allow-classical")
+    assert not (folder / "x25519.key").exists()
 
 
 # --------------------------------------------------------------------------- the happy path
