@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import uuid
 import weakref
 from collections.abc import Iterable
@@ -256,11 +257,34 @@ class Rejected:
         return f"{self.table} row {self.row_id.hex[:12]}: {self.reason}"
 
 
+_VERIFIED_KEPT = 100_000
+_LOOK_EVERY = 1.0  # seconds between looks at the signers file's modification time
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return (found.st_mtime_ns, found.st_size)
+
+
 class Trust:
     """Checks rows against the pinned signers and remembers the ones that fail."""
 
-    def __init__(self, signers: Signers | None) -> None:
+    def __init__(self, signers: Signers | None, path: Path | None = None) -> None:
         self.signers = signers
+        # The file the signers came from: read again when it changes, so that an
+        # operator added (or removed) while the bot runs counts at once.
+        self._path = path
+        self._stamp = _stamp(path)
+        self._looked = time.monotonic()
+        # Rows already verified, by a digest of (signer, signed message, signature): a
+        # hybrid verification costs about 1.5 ms, and the bot checks the same group and
+        # operators for every message. A changed row has another digest and is checked.
+        self._verified: set[bytes] = set()
         self._rejected: dict[tuple[str, uuid.UUID], Rejected] = {}
         self._told: set[tuple[str, uuid.UUID]] = set()
 
@@ -268,8 +292,21 @@ class Trust:
     def enforced(self) -> bool:
         return self.signers is not None
 
+    def _reload_if_changed(self) -> None:
+        if self._path is None or time.monotonic() - self._looked < _LOOK_EVERY:
+            return
+        self._looked = time.monotonic()
+        stamp = _stamp(self._path)
+        if stamp != self._stamp:
+            try:
+                self.signers = Signers.load(self._path) or self.signers
+            except SignersFileError:
+                return  # half-written or damaged: keep what was pinned
+            self._stamp = stamp
+
     def problem(self, row: Signed) -> str | None:
         """Why ``row`` cannot be trusted, or None if its signature verifies."""
+        self._reload_if_changed()
         if self.signers is None:
             return None
         if row.signature is None or row.signed_by is None:
@@ -279,8 +316,15 @@ class Trust:
             return "signed by a key that is not pinned (or was removed)"
         if isinstance(row, Operator) and signer.operator != row.fingerprint:
             return "not signed by the operator's own pinned key"
-        if not signer.verify_key.verify(row.signature, _message_of(row)):
+        message = _message_of(row)
+        seen = sha256(row.signed_by.encode() + b"\x00" + message + b"\x00" + row.signature)
+        if seen in self._verified:
+            return None
+        if not signer.verify_key.verify(row.signature, message):
             return "bad signature"
+        if len(self._verified) >= _VERIFIED_KEPT:
+            self._verified.clear()
+        self._verified.add(seen)
         return None
 
     def check(self, row: Signed) -> bool:
@@ -327,8 +371,8 @@ def bind(engine: AsyncEngine, *, server: ServerKeys, trust: Trust) -> Installati
 
 def bind_installation(engine: AsyncEngine, *, secret: bytes, config_dir: Path) -> Installation:
     """``bind`` with the server secret and the signers file beside the config."""
-    signers = Signers.load(signers_path(config_dir))
-    return bind(engine, server=ServerKeys(secret), trust=Trust(signers))
+    path = signers_path(config_dir)
+    return bind(engine, server=ServerKeys(secret), trust=Trust(Signers.load(path), path))
 
 
 def bound(engine: AsyncEngine) -> Installation | None:

@@ -144,11 +144,12 @@ async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
     finishes, rolled back if it fails."""
     settings = load_settings(resolve_config_path(config))
     server = ServerKeys(settings.server_secret_bytes())
-    signers = Signers.load(signers_path(settings.config_dir))
+    pins = signers_path(settings.config_dir)
+    signers = Signers.load(pins)
     try:
         async with open_database(settings.database.url) as engine:
             # Every session on this engine keys the audit chain and checks signatures.
-            bind(engine, server=server, trust=Trust(signers))
+            bind(engine, server=server, trust=Trust(signers, pins))
             async with session_factory(engine)() as session, session.begin():
                 yield Workspace(settings=settings, server=server, session=session)
     except (OSError, sa.exc.DBAPIError) as exc:

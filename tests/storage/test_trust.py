@@ -7,6 +7,7 @@ On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,8 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage import trust as trust_module
 from storage.codebook import add_phrase, all_phrases
-from storage.crypto import CryptoError, KemName, PrivateKey, ServerKeys, SigningKey, unwrap_key
+from storage.crypto import (
+    CryptoError,
+    KemName,
+    PrivateKey,
+    ServerKeys,
+    SigningKey,
+    VerifyKey,
+    unwrap_key,
+)
 from storage.groups import create_group
 from storage.messages import open_message, store_message
 from storage.models import (
@@ -253,3 +263,44 @@ async def test_signing_an_old_installation_signs_what_is_unsigned_and_never_a_ba
     assert [r.row_id for r in await unverified(session, trust)] == [tampered.id]
     entries = (await session.exec(select(CodebookEntry).order_by(col(CodebookEntry.means)))).all()
     assert len(entries) == 2
+
+
+def _pin(keys: dict[str, tuple[PrivateKey, SigningKey]], key: PrivateKey) -> tuple[str, VerifyKey]:
+    fingerprint = key.public_key().fingerprint()
+    return fingerprint, keys[fingerprint][1].verify_key()
+
+
+def test_an_operator_pinned_while_the_bot_runs_counts_at_once_and_a_deleted_file_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trust_module, "_LOOK_EVERY", 0.0)
+    first, second = (PrivateKey.generate(KemName.X25519) for _ in range(2))
+    keys = {k.public_key().fingerprint(): (k, SigningKey.generate()) for k in (first, second)}
+    path = tmp_path / "operator_signers"
+    signers = Signers()
+    signers.pin(
+        first.public_key().fingerprint(), keys[first.public_key().fingerprint()][1].verify_key()
+    )
+    signers.save(path)
+    trust = Trust(Signers.load(path), path)
+
+    def row(key: PrivateKey) -> Operator:
+        op = Operator(
+            id=uuid.uuid4(),
+            name_sealed=b"x",
+            kem=key.kem.value,
+            public_key=key.public_key().raw,
+            fingerprint=key.public_key().fingerprint(),
+        )
+        sign(op, keys[op.fingerprint][1])
+        return op
+
+    assert trust.problem(row(first)) is None
+    assert trust.problem(row(second)) is not None
+    signers.pin(
+        second.public_key().fingerprint(), keys[second.public_key().fingerprint()][1].verify_key()
+    )
+    signers.save(path)  # `intake operator add` on the server, while the bot runs
+    assert trust.problem(row(second)) is None
+    path.unlink()  # someone removes the file: enforcement stays
+    assert trust.problem(Operator(**{**row(first).model_dump(), "signature": None})) == "unsigned"
