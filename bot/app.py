@@ -34,11 +34,12 @@ from telegram.warnings import PTBUserWarning
 from bot import handlers, startup, watch
 from bot.config import Settings
 from bot.intake import BotApplication, Intake, Runtime, Taken
+from bot.integrity import jobs as integrity_jobs
 from bot.received import unreadable_update
-from storage.crypto import ServerKeys
 from storage.db import DatabaseError, open_database, reason, session_factory
 from storage.models import Group, Operator
 from storage.timeutil import utc_now
+from storage.trust import bind_installation
 
 log = logging.getLogger(__name__)
 LONG_POLL_SECONDS = 25
@@ -74,6 +75,9 @@ async def running(settings: Settings) -> AsyncIterator[tuple[BotApplication, Int
     with startup.sqlite_lock(settings.database.url):
         try:
             async with open_database(settings.database.url, must_exist=True) as engine:
+                installation = bind_installation(
+                    engine, secret=settings.server_secret_bytes(), config_dir=settings.config_dir
+                )
                 sessions = session_factory(engine)
                 async with sessions() as session:
                     if (await session.exec(select(Operator.id).limit(1))).first() is None:
@@ -84,7 +88,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[BotApplication, Int
                         )
                 runtime = Runtime(
                     settings=settings,
-                    server=ServerKeys(settings.server_secret_bytes()),
+                    server=installation.server,
                     engine=engine,
                     sessions=sessions,
                 )
@@ -168,13 +172,16 @@ async def serve(
         if after_drain is not None:
             await after_drain(application)
         await watch.start(application, started_at=started_at)
-        if settings.telegram.mode == "webhook":
-            from bot.webhook import set_webhook  # aiohttp loads only for a webhook
+        try:
+            if settings.telegram.mode == "webhook":
+                from bot.webhook import set_webhook  # aiohttp loads only for a webhook
 
-            await set_webhook(settings, application)
-            await stop.wait()
-        else:
-            await poll(application, intake, offset=offset, stop=stop)
+                await set_webhook(settings, application)
+                await stop.wait()
+            else:
+                await poll(application, intake, offset=offset, stop=stop)
+        finally:
+            await integrity_jobs.checkpoint_at_shutdown(application.bot, runtime_of(application))
 
 
 def runtime_of(application: BotApplication) -> Runtime:

@@ -454,6 +454,19 @@ class AlertsSection(_Section):
         return None if value is None else _http_url(value)
 
 
+class AuditSection(_Section):
+    """``[audit]``: the audit chain's checkpoints, kept off the server."""
+
+    checkpoint_every: Duration = timedelta(hours=24)
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _check_positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+
 class IntakeSection(_Section):
     """``[intake]``: what happens to forwarded messages."""
 
@@ -524,6 +537,7 @@ class Settings(_Section):
     keys: KeysSection
     defaults: DefaultsSection
     alerts: AlertsSection
+    audit: AuditSection
     intake: IntakeSection
     invites: InvitesSection
     retention: RetentionSection

@@ -17,17 +17,18 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import serve
 from bot.config import Settings, load_settings
 from bot.standin import SimUser, TelegramStandIn, origin_hidden_user
 from storage import audit, keyfile
 from storage.codebook import add_phrase
-from storage.crypto import KemName, PrivateKey, ServerKeys
+from storage.crypto import KemName, PrivateKey, ServerKeys, SigningKey
 from storage.db import open_database, session_factory
 from storage.groups import Schedule, create_group, get_group
 from storage.legs import add_leg
@@ -38,6 +39,7 @@ from storage.operators import add_operator
 from storage.people import create_invite
 from storage.sealing import Keyring
 from storage.timeutil import utc_now
+from storage.trust import OperatorIdentity, Signers, bind_installation, signers_path
 
 DEMO_PASSPHRASE = "pine seven crosses the river"  # noqa: S105 (printed for the reader)
 ACTOR = "demo"
@@ -172,71 +174,19 @@ async def _install(folder: Path, standin: TelegramStandIn, tell: Narration) -> C
     settings = load_settings(_write_files(folder, standin))
     server = ServerKeys(settings.server_secret_bytes())
     key = PrivateKey.generate(KemName.MLKEM768_X25519)
-    keyfile.write(folder / "operator.key", keyfile.lock(key, DEMO_PASSPHRASE))
+    signing = SigningKey.generate()
+    keyfile.write(folder / "operator.key", keyfile.lock(key, DEMO_PASSPHRASE, signing=signing))
     now = utc_now()
     codes: dict[str, str] = {}
-    async with (
-        open_database(settings.database.url) as engine,
-        session_factory(engine)() as session,
-        session.begin(),
-    ):
-        await audit.append(session, actor=ACTOR, action="init", at=now)
-        await add_operator(
-            session, server=server, public_key=key.public_key(), name="Operator", now=now
-        )
-        pine = await create_group(
-            session, codename="PINE-7", schedule=SCHEDULE, kem=KemName.MLKEM768_X25519, now=now
-        )
-        oak = await create_group(
-            session, codename="OAK-2", schedule=SCHEDULE, kem=KemName.MLKEM768_X25519, now=now
-        )
-        legs = {
-            name: await add_leg(session, server=server, group=pine, name=name, now=now)
-            for name in LEGS
-        }
-        for n, name in enumerate(TRAVELLERS):
-            identifiers = [(IdentifierKind.HIDDEN_NAME, name)]
-            if n == 0:
-                identifiers.append((IdentifierKind.PHONE, MEMBER_PHONE))
-            await add_member(
-                session,
-                server=server,
-                group=pine,
-                identifiers=identifiers,
-                name=name,
-                notes=None,
-                now=now,
-            )
-        await add_phrase(
-            session, server=server, group=pine, phrase=CHECK_IN, means=Signal.CHECKIN, now=now
-        )
-        await add_phrase(
-            session,
-            server=server,
-            group=pine,
-            phrase=STAGE,
-            means=Signal.STAGE,
-            leg_id=legs["Kunming"].id,
-            now=now,
-        )
-        await add_phrase(
-            session, server=server, group=None, phrase=CAUGHT, means=Signal.DETAINED, now=now
-        )
-        for who, role, group, label in (
-            ("relative", Role.RELATIVE, pine, None),
-            ("jiwoo", Role.ACTIVIST, pine, "Ji-woo"),
-            ("taemin", Role.ACTIVIST, oak, "Tae-min"),
-            ("desk", Role.ADMIN, None, "Desk"),
-        ):
-            _, codes[who] = await create_invite(
-                session,
-                server=server,
-                role=role,
-                group=group,
-                ttl=timedelta(hours=1),
-                now=now,
-                label=label,
-            )
+    async with open_database(settings.database.url) as engine:
+        bind_installation(engine, secret=settings.server_secret_bytes(), config_dir=folder)
+        async with session_factory(engine)() as session, session.begin():
+            await _populate(session, server, key, signing, codes, now)
+    # The operator's signing key is pinned, as `intake operator add` does: the bot uses
+    # the group keys and codebook meanings above because this key signed them.
+    signers = Signers()
+    signers.pin(key.public_key().fingerprint(), signing.verify_key())
+    signers.save(signers_path(folder))
     tell(f"Installed in {folder}: config, server secret, SQLite database, operator key.")
     tell("Group PINE-7: ten adults and a child, route " + " → ".join(LEGS) + ".")
     tell(f'Its codebook: a check-in phrase, a stage phrase for Kunming; "{CAUGHT}" means caught.')
@@ -251,6 +201,102 @@ async def _install(folder: Path, standin: TelegramStandIn, tell: Narration) -> C
         invites=codes,
     )
     return cast
+
+
+async def _populate(
+    session: AsyncSession,
+    server: ServerKeys,
+    key: PrivateKey,
+    signing: SigningKey,
+    codes: dict[str, str],
+    now: datetime,
+) -> None:
+    """The demo's installation: its operator, groups, travellers, codebook and invites,
+    everything the bot trusts signed with the operator's signing key."""
+    await audit.append(session, actor=ACTOR, action="init", at=now)
+    await add_operator(
+        session,
+        server=server,
+        public_key=key.public_key(),
+        name="Operator",
+        now=now,
+        identity=OperatorIdentity.make(key, signing),
+    )
+    pine = await create_group(
+        session,
+        codename="PINE-7",
+        schedule=SCHEDULE,
+        kem=KemName.MLKEM768_X25519,
+        now=now,
+        signing=signing,
+    )
+    oak = await create_group(
+        session,
+        codename="OAK-2",
+        schedule=SCHEDULE,
+        kem=KemName.MLKEM768_X25519,
+        now=now,
+        signing=signing,
+    )
+    legs = {
+        name: await add_leg(session, server=server, group=pine, name=name, now=now) for name in LEGS
+    }
+    for n, name in enumerate(TRAVELLERS):
+        identifiers = [(IdentifierKind.HIDDEN_NAME, name)]
+        if n == 0:
+            identifiers.append((IdentifierKind.PHONE, MEMBER_PHONE))
+        await add_member(
+            session,
+            server=server,
+            group=pine,
+            identifiers=identifiers,
+            name=name,
+            notes=None,
+            now=now,
+        )
+    await add_phrase(
+        session,
+        server=server,
+        group=pine,
+        phrase=CHECK_IN,
+        means=Signal.CHECKIN,
+        now=now,
+        signing=signing,
+    )
+    await add_phrase(
+        session,
+        server=server,
+        group=pine,
+        phrase=STAGE,
+        means=Signal.STAGE,
+        leg_id=legs["Kunming"].id,
+        now=now,
+        signing=signing,
+    )
+    await add_phrase(
+        session,
+        server=server,
+        group=None,
+        phrase=CAUGHT,
+        means=Signal.DETAINED,
+        now=now,
+        signing=signing,
+    )
+    for who, role, group, label in (
+        ("relative", Role.RELATIVE, pine, None),
+        ("jiwoo", Role.ACTIVIST, pine, "Ji-woo"),
+        ("taemin", Role.ACTIVIST, oak, "Tae-min"),
+        ("desk", Role.ADMIN, None, "Desk"),
+    ):
+        _, codes[who] = await create_invite(
+            session,
+            server=server,
+            role=role,
+            group=group,
+            ttl=timedelta(hours=1),
+            now=now,
+            label=label,
+        )
 
 
 async def _story(cast: Cast, tell: Narration) -> None:
@@ -385,6 +431,9 @@ async def _reach(cast: Cast, status: Status, within: float = 20.0) -> None:
 async def _operator_reads(cast: Cast, tell: Narration) -> None:
     url = cast.settings.database.url
     async with open_database(url) as engine, session_factory(engine)() as session:
+        bind_installation(
+            engine, secret=cast.settings.server_secret_bytes(), config_dir=cast.settings.config_dir
+        )
         keyring = await Keyring.for_key(session, cast.key)
         rows = (await session.exec(select(Message).order_by(col(Message.received_at)))).all()
         tell(

@@ -223,6 +223,11 @@ async def _delete_quietly(
             durable=durable,
         )
         return False
+    except BadRequest as exc:
+        # A 400 is for good (too old to delete, not the bot's): python-telegram-bot makes
+        # it a NetworkError, which the next clause would try again every few seconds.
+        log.info("Telegram refused for good to delete messages in a chat (%s)", type(exc).__name__)
+        return False
     except (TimedOut, NetworkError) as exc:
         log.info("deleting messages failed for now (%s); trying again", type(exc).__name__)
         _schedule_delete(context, chat_id, message_ids, DELETE_RETRY, durable=durable)

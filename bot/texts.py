@@ -62,6 +62,14 @@ ACKNOWLEDGED = _("Acknowledged. Reminders stop.")
 CLAIMED_BY_YOU = _("You are handling it; the others were told.")
 ALREADY_ACKNOWLEDGED = _("Already acknowledged.")
 NOT_YOURS = _("This alert was not sent to you.")
+INTEGRITY_REJECTED = _(
+    "Integrity warning: a row of {table} ({row}) fails its operator signature ({reason}) and "
+    "is not used. Someone may have written to the database: run `intake audit verify`."
+)
+AUDIT_CHECKPOINT = _(
+    "Audit checkpoint ({count} entries). Keep it; on the server, "
+    "`intake audit verify --checkpoint {head}` shows whether the log was cut or rewritten."
+)
 BACK_ONLINE = _(
     "The bot is back after {away} away; it took in {count} update(s) that queued meanwhile."
 )

@@ -39,6 +39,7 @@ from bot.durations import format_duration
 from bot.engine import BATCH, AlertTiming, run_pass
 from bot.i18n import pick_language, translator
 from bot.intake import BotApplication, Runtime
+from bot.integrity import jobs as integrity_jobs
 from storage.alerts import admins
 from storage.db import reclaim_deleted
 from storage.due import ENGINE_TABLES, SEND_TABLES, Listener, Probe, subscribe
@@ -91,6 +92,7 @@ async def start(application: BotApplication, *, started_at: datetime) -> None:
         name="retention",
         job_kwargs=_JOB_OPTIONS,
     )
+    integrity_jobs.schedule(queue, runtime, options=_JOB_OPTIONS)
     queue.run_repeating(
         heartbeat_job,
         interval=HEARTBEAT_EVERY,

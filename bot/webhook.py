@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 HEALTH_PATH = "/healthz"
 MAX_BODY = 1024 * 1024  # an update is JSON metadata; files are fetched separately
+# Telegram sends a whole update at once. A connection idle, or still sending its
+# headers, after HEADER_TIMEOUT is closed (aiohttp's keep-alive timer covers both; its
+# default is an hour, which let 300 slow connections sit for minutes), and a body not
+# in after BODY_TIMEOUT is refused: slow clients cannot hold the bot's sockets.
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 10.0
 
 
 def make_webhook_app(
@@ -59,7 +65,11 @@ def make_webhook_app(
         if not digests_equal(given, expected):
             return web.Response(status=403, text="forbidden")
         try:
-            data = json.loads(await request.read())
+            body = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+        except TimeoutError:
+            return web.Response(status=408, text="too slow")
+        try:
+            data = json.loads(body)
             # Telegram's update_id is an integer; anything else is not an update.
             if not isinstance(data, dict) or type(data.get("update_id")) is not int:
                 return web.Response(status=400, text="not an update")
@@ -119,7 +129,7 @@ async def listening(
         engine=runtime.engine,
     )
     # Access lines would carry the path only, but stay quiet.
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=HEADER_TIMEOUT)
     await runner.setup()
     listen, port = settings.webhook.listen, settings.webhook.port
     address = f"[{listen}]:{port}" if ":" in listen else f"{listen}:{port}"

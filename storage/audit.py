@@ -1,9 +1,16 @@
-"""The tamper-evident audit log: a hash chain over append-only rows.
+"""The tamper-evident audit log: a keyed hash chain over append-only rows.
 
-Each entry's hash covers its own fields and the previous entry's hash, so an
-edited, removed or reordered entry breaks every hash after it; the database
-itself refuses UPDATE and DELETE on the table. Details never carry message
-text or identifiers: codenames, roles, counts and row ids only.
+Each entry's hash is an HMAC, keyed from the server secret (which is not in the
+database), over its own fields and the previous entry's hash: an edited,
+removed or reordered entry breaks every hash after it, and someone who can
+write the database but does not hold the secret cannot compute the chain again.
+The database itself refuses UPDATE and DELETE on the table, and the head is
+checkpointed off the server (bot/integrity), which catches a cut tail.
+
+Installations older than the keyed chain hold unkeyed (SHA-256) entries first:
+they are accepted only before the first keyed entry, whose HMAC covers them.
+Details never carry message text or identifiers: codenames, roles, counts and
+row ids only.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.crypto import sha256
+from storage.crypto import ServerKeys, digests_equal, sha256
 from storage.models import AuditEvent
+from storage.trust import installation_of
 
 GENESIS = bytes(32)
 # Any constant: PostgreSQL's advisory lock that serialises appends across
@@ -30,7 +38,19 @@ class AuditChainBroken(Exception):
     pass
 
 
-def _entry_hash(
+class AuditUnkeyed(Exception):
+    """No server key is bound to this database (storage.trust.bind): an entry
+    written now could be recomputed by anyone, so none is written."""
+
+
+def _key(session: AsyncSession) -> ServerKeys:
+    installation = installation_of(session)
+    if installation is None:
+        raise AuditUnkeyed("the audit chain's key is not bound to this database")
+    return installation.server
+
+
+def _entry_body(
     prev: bytes,
     *,
     seq: int,
@@ -52,7 +72,12 @@ def _entry_hash(
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode()
-    return sha256(prev + body)
+    return prev + body
+
+
+def _legacy_hash(body: bytes) -> bytes:
+    """The unkeyed hash of entries written before the chain was keyed."""
+    return sha256(body)
 
 
 async def append(
@@ -65,6 +90,7 @@ async def append(
     details: Mapping[str, object] | None = None,
 ) -> AuditEvent:
     """Add an entry in the caller's transaction (it commits with the change it records)."""
+    server = _key(session)
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         await session.exec(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK)))  # type: ignore[call-overload]
@@ -85,8 +111,10 @@ async def append(
         subject=subject,
         details=text,
         prev_hash=prev,
-        hash=_entry_hash(
-            prev, seq=seq, at=at, actor=actor, action=action, subject=subject, details=text
+        hash=server.audit_mac(
+            _entry_body(
+                prev, seq=seq, at=at, actor=actor, action=action, subject=subject, details=text
+            )
         ),
     )
     session.add(event)
@@ -98,9 +126,33 @@ async def append(
 class ChainHead:
     seq: int
     hash: bytes
+    # Entries from before the chain was keyed (an older installation's first ones).
+    legacy: int = 0
 
     def text(self) -> str:
         return f"{self.seq}:{self.hash.hex()}"
+
+
+async def head(session: AsyncSession) -> ChainHead:
+    """The last entry as stored (unverified: what a checkpoint records)."""
+    last = (
+        await session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1))
+    ).first()
+    return ChainHead(seq=0, hash=GENESIS) if last is None else ChainHead(last.seq, last.hash)
+
+
+async def local_ids(session: AsyncSession) -> set[str]:
+    """The ``local_id`` of every entry that names one (operators' reads, which are
+    also kept in the operator's local audit file)."""
+    rows = await session.exec(
+        select(AuditEvent.details).where(col(AuditEvent.details).contains('"local_id"'))
+    )
+    found = set()
+    for text in rows.all():
+        value = json.loads(text).get("local_id")
+        if isinstance(value, str):
+            found.add(value)
+    return found
 
 
 async def length(session: AsyncSession) -> int:
@@ -116,7 +168,8 @@ async def verify(
 ) -> ChainHead:
     """Check every link; with a checkpoint kept off the server, also detect a cut tail.
     ``on_entry`` is told each sequence number as it is checked (for a progress bar)."""
-    prev, seq = GENESIS, 0
+    server = _key(session)
+    prev, seq, legacy, keyed = GENESIS, 0, 0, False
     result = await session.stream(select(AuditEvent).order_by(col(AuditEvent.seq)))
     async for (event,) in result:
         seq += 1
@@ -124,7 +177,7 @@ async def verify(
             on_entry(seq)
         if event.seq != seq:
             raise AuditChainBroken(f"entry {seq} is missing (found {event.seq})")
-        expected = _entry_hash(
+        body = _entry_body(
             prev,
             seq=event.seq,
             at=event.at,
@@ -133,10 +186,21 @@ async def verify(
             subject=event.subject,
             details=event.details,
         )
-        if event.prev_hash != prev or event.hash != expected:
+        if event.prev_hash != prev:
+            raise AuditChainBroken(f"entry {event.seq} was altered")
+        if digests_equal(event.hash, server.audit_mac(body)):
+            keyed = True
+        elif not keyed and digests_equal(event.hash, _legacy_hash(body)):
+            legacy += 1
+        else:
             raise AuditChainBroken(f"entry {event.seq} was altered")
         prev = event.hash
-    head = ChainHead(seq=seq, hash=prev)
+    if legacy and not keyed:
+        raise AuditChainBroken(
+            f"none of the {legacy} entries is keyed: anyone could have written them "
+            "(an older installation: the next change, such as `intake operator sign`, keys it)"
+        )
+    head = ChainHead(seq=seq, hash=prev, legacy=legacy)
     if checkpoint is not None:
         if seq < checkpoint.seq:
             raise AuditChainBroken(

@@ -108,6 +108,7 @@ async def record_signal(
     message: Message | None = None,
     leg_id: uuid.UUID | None = None,
 ) -> CheckinEvent:
+    await lock_group(session, group)
     told = signal in CHECKIN_SIGNALS and source != BY_HAND and after_report(group, at=at)
     event = CheckinEvent(
         group_id=group.id,
@@ -233,6 +234,17 @@ def new_flip(group: Group, *, to: Status, at: datetime, basis: str, now: datetim
     # Let the engine store the next transition that follows from the new status.
     group.next_transition_at = now
     return record
+
+
+async def lock_group(session: AsyncSession, group: Group) -> None:
+    """On PostgreSQL, take the group's row lock and read it again before deciding from
+    its status: the deadline engine (``SELECT … FOR UPDATE SKIP LOCKED``) may have
+    flipped it since the caller read it, and writing the stale status back would undo
+    that flip. SQLite's database lock (BEGIN IMMEDIATE) already serialises them."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    await session.flush()  # keep this transaction's own changes through the refresh
+    await session.refresh(group, with_for_update=True)
 
 
 async def flip(

@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.crypto import Binding, ServerKeys
+from storage.crypto import Binding, ServerKeys, SigningKey
 from storage.models import CodebookEntry, Group, Signal
+from storage.trust import UNENFORCED, sign, trust_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,10 @@ async def add_phrase(
     means: Signal,
     leg_id: uuid.UUID | None = None,
     now: datetime,
+    signing: SigningKey | None = None,
 ) -> CodebookEntry:
+    """Add an entry; signed at once with an operator's ``signing`` key, else not acted
+    on until an operator signs it (storage/trust.py)."""
     entry_id = uuid.uuid4()
     entry = CodebookEntry(
         id=entry_id,
@@ -48,6 +52,8 @@ async def add_phrase(
         leg_id=leg_id,
         created_at=now,
     )
+    if signing is not None:
+        sign(entry, signing)
     session.add(entry)
     await session.flush()
     return entry
@@ -78,10 +84,19 @@ async def codebook_mark(session: AsyncSession) -> CodebookMark:
 async def all_phrases(session: AsyncSession, *, server: ServerKeys) -> list[Phrase]:
     """Every group's phrases and the organisation-wide ones (to find which group
     a message is about)."""
-    return _opened(server, (await session.exec(select(CodebookEntry))).all())
+    return _opened(session, server, (await session.exec(select(CodebookEntry))).all())
 
 
-def _opened(server: ServerKeys, entries: Sequence[CodebookEntry]) -> list[Phrase]:
+def _opened(
+    session: AsyncSession,
+    server: ServerKeys,
+    entries: Sequence[CodebookEntry],
+    *,
+    trusted_only: bool = True,
+) -> list[Phrase]:
+    """The entries whose operator signature verifies, opened: a meaning someone
+    changed in the database is never acted on (storage/trust.py)."""
+    trust = trust_of(session) if trusted_only else UNENFORCED
     return [
         Phrase(
             entry_id=e.id,
@@ -91,16 +106,18 @@ def _opened(server: ServerKeys, entries: Sequence[CodebookEntry]) -> list[Phrase
             leg_id=e.leg_id,
         )
         for e in entries
+        if trust.check(e)
     ]
 
 
 async def phrases_for(
-    session: AsyncSession, *, server: ServerKeys, group: Group | None
+    session: AsyncSession, *, server: ServerKeys, group: Group | None, trusted_only: bool = True
 ) -> list[Phrase]:
-    """The group's phrases and the organisation-wide ones."""
+    """The group's phrases and the organisation-wide ones; with ``trusted_only=False``
+    also those whose signature fails or is missing (a new phrase must clash with none)."""
     org_wide = col(CodebookEntry.group_id).is_(None)
     condition = (
         org_wide if group is None else sa.or_(org_wide, col(CodebookEntry.group_id) == group.id)
     )
     entries = (await session.exec(select(CodebookEntry).where(condition))).all()
-    return _opened(server, entries)
+    return _opened(session, server, entries, trusted_only=trusted_only)

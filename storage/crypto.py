@@ -26,9 +26,9 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import constant_time, hashes, hmac, hpke
-from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -170,6 +170,18 @@ def open_content(data_key: bytes, blob: bytes, binding: Binding) -> bytes:
 # --------------------------------------------------------------------------- key pairs
 
 
+def _unprefixed(text: str, prefix: str, what: str) -> bytes:
+    """The bytes of a key's text form: ``prefix`` then unpadded base64url."""
+    text = text.strip()
+    if not text.startswith(prefix):
+        raise CryptoError(f'not {what} (it starts with "{prefix}")')
+    body = text.removeprefix(prefix)
+    try:
+        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except ValueError as exc:
+        raise CryptoError(f"{what} is not valid base64") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class PublicKey:
     """An HPKE recipient: a group's or an operator's public key."""
@@ -183,14 +195,7 @@ class PublicKey:
 
     @classmethod
     def from_text(cls, text: str) -> PublicKey:
-        text = text.strip()
-        if not text.startswith("ckpk1:"):
-            raise CryptoError('not an operator public key (it starts with "ckpk1:")')
-        body = text.removeprefix("ckpk1:")
-        try:
-            data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        except ValueError as exc:
-            raise CryptoError("public key is not valid base64") from exc
+        data = _unprefixed(text, "ckpk1:", "an operator public key")
         if not data or data[0] not in _KEM_BY_ID:
             raise CryptoError("public key names an unknown KEM")
         key = cls(kem=_KEM_BY_ID[data[0]], raw=data[1:])
@@ -309,6 +314,98 @@ def unwrap_key(blob: bytes, recipient: PrivateKey, binding: Binding) -> bytes:
         ) from exc
 
 
+# --------------------------------------------------------------------------- signatures
+
+# An operator's signing key: Ed25519 and ML-DSA-65 together (both must verify), so a
+# signature stands while either scheme does. Raw form: the two 32-byte seeds.
+_ED25519_RAW = 32
+_MLDSA_SEED = 32
+_MLDSA65_PUBLIC = 1952
+_ED25519_SIG = 64
+SIGNATURE_CONTEXT = b"checkin-intake/signature/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyKey:
+    """An operator's public signing key (Ed25519 + ML-DSA-65)."""
+
+    raw: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.raw) != _ED25519_RAW + _MLDSA65_PUBLIC:
+            raise CryptoError("signing public key has the wrong length")
+        try:
+            self._keys()
+        except ValueError as exc:
+            raise CryptoError("signing public key is malformed") from exc
+
+    def _keys(self) -> tuple[ed25519.Ed25519PublicKey, mldsa.MLDSA65PublicKey]:
+        return (
+            ed25519.Ed25519PublicKey.from_public_bytes(self.raw[:_ED25519_RAW]),
+            mldsa.MLDSA65PublicKey.from_public_bytes(self.raw[_ED25519_RAW:]),
+        )
+
+    def to_text(self) -> str:
+        return "ckvk1:" + base64.urlsafe_b64encode(self.raw).rstrip(b"=").decode()
+
+    @classmethod
+    def from_text(cls, text: str) -> VerifyKey:
+        return cls(_unprefixed(text, "ckvk1:", "a signing public key"))
+
+    def fingerprint(self) -> str:
+        hexed = sha256(b"verify-key|" + self.raw)[:16].hex()
+        return ":".join(hexed[i : i + 4] for i in range(0, len(hexed), 4))
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        """True only if both halves of the hybrid signature verify."""
+        ed_key, ml_key = self._keys()
+        try:
+            ed_key.verify(signature[:_ED25519_SIG], SIGNATURE_CONTEXT + message)
+            ml_key.verify(signature[_ED25519_SIG:], message, context=SIGNATURE_CONTEXT)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class SigningKey:
+    """An operator's private signing key. Lives in the operator's key file only."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != _ED25519_RAW + _MLDSA_SEED:
+            raise CryptoError("signing key has the wrong length")
+        self._raw = raw
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(os.urandom(_ED25519_RAW + _MLDSA_SEED))
+
+    def raw(self) -> bytes:
+        return self._raw
+
+    def _keys(self) -> tuple[ed25519.Ed25519PrivateKey, mldsa.MLDSA65PrivateKey]:
+        return (
+            ed25519.Ed25519PrivateKey.from_private_bytes(self._raw[:_ED25519_RAW]),
+            mldsa.MLDSA65PrivateKey.from_seed_bytes(self._raw[_ED25519_RAW:]),
+        )
+
+    def verify_key(self) -> VerifyKey:
+        ed_key, ml_key = self._keys()
+        return VerifyKey(
+            ed_key.public_key().public_bytes_raw() + ml_key.public_key().public_bytes_raw()
+        )
+
+    def sign(self, message: bytes) -> bytes:
+        ed_key, ml_key = self._keys()
+        return ed_key.sign(SIGNATURE_CONTEXT + message) + ml_key.sign(
+            message, context=SIGNATURE_CONTEXT
+        )
+
+    def __repr__(self) -> str:
+        return "SigningKey(<hidden>)"
+
+
 # --------------------------------------------------------------------------- server secret
 
 
@@ -343,7 +440,14 @@ class ServerKeys:
     must read back itself.
     """
 
-    __slots__ = ("_blind_cache", "_blind_key", "_blind_salt", "_digest_key", "_seal_key")
+    __slots__ = (
+        "_audit_key",
+        "_blind_cache",
+        "_blind_key",
+        "_blind_salt",
+        "_digest_key",
+        "_seal_key",
+    )
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) != KEY_BYTES:
@@ -352,6 +456,7 @@ class ServerKeys:
         self._blind_key = _hkdf(secret, "blind-index-key/v1")
         self._blind_salt = _hkdf(secret, "blind-index-salt/v1", 16)
         self._digest_key = _hkdf(secret, "digest/v1")
+        self._audit_key = _hkdf(secret, "audit-chain/v1")
         # The running server computes the same few indexes over and over (each
         # relative's id, on every message): it keeps recent ones in memory. A
         # live server sees these identifiers anyway; nothing here reaches disk.
@@ -397,6 +502,13 @@ class ServerKeys:
         without the key (random codes, chat-and-message pairs, normalised texts)."""
         mac = hmac.HMAC(self._digest_key, hashes.SHA256())
         mac.update(purpose.encode() + b"\x00" + value.encode())
+        return mac.finalize()
+
+    def audit_mac(self, data: bytes) -> bytes:
+        """The keyed hash of an audit entry: someone who can write the database but
+        does not hold the server secret cannot recompute the chain."""
+        mac = hmac.HMAC(self._audit_key, hashes.SHA256())
+        mac.update(data)
         return mac.finalize()
 
     def code_digest(self, code: str) -> bytes:

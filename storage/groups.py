@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.crypto import KemName
+from storage.crypto import KemName, SigningKey
 from storage.models import (
     Attachment,
     CodebookEntry,
@@ -25,6 +25,7 @@ from storage.models import (
     ScheduleKind,
 )
 from storage.sealing import active_operators, new_group_keys
+from storage.trust import sign
 
 # Every table that holds a shredded group's sealed rows or wrapped keys.
 SHREDDED_TABLES = (
@@ -66,9 +67,17 @@ class Schedule:
 
 
 async def create_group(
-    session: AsyncSession, *, codename: str, schedule: Schedule, kem: KemName, now: datetime
+    session: AsyncSession,
+    *,
+    codename: str,
+    schedule: Schedule,
+    kem: KemName,
+    now: datetime,
+    signing: SigningKey | None = None,
 ) -> Group:
-    """Create a group and its key pair; the private key leaves only wrapped to operators."""
+    """Create a group and its key pair; the private key leaves only wrapped to operators.
+    With an operator's ``signing`` key the group's public key is signed at once (else
+    the bot does not seal to it until an operator signs it: storage/trust.py)."""
     if await find_group(session, codename=codename) is not None:
         raise GroupExists(f"group {codename} already exists")
     group_id = uuid.uuid4()
@@ -89,6 +98,8 @@ async def create_group(
         created_at=now,
         status_since=now,
     )
+    if signing is not None:
+        sign(group, signing)
     session.add(group)
     await session.flush()
     session.add_all(wraps)

@@ -47,6 +47,7 @@ from storage.sealing import (
     operator_public_key,
     seal_record,
 )
+from storage.trust import trusted_group
 
 NOTES = "notes"
 # Row ids per ``IN (...)``: far under SQLite's and asyncpg's parameter limits.
@@ -668,11 +669,17 @@ async def relink(
     ).all()
     subjects = [(MESSAGES, v.id) for v in versions] + [(ATTACHMENTS, a) for a in attachment_ids]
     if group is not None:
+        if not trusted_group(session, group):
+            raise InboxRefused(
+                f"group {group.codename}'s key fails its operator signature "
+                "(see `intake audit verify`): nothing is moved to it"
+            )
         groups = [group]
         operators = []
     else:
         sender = versions[-1].sender_id
         groups = await forwarder_groups(session, person_id=sender) if sender else []
+        groups = [g for g in groups if trusted_group(session, g)]
         operators = await active_operators(session)
     keys: dict[uuid.UUID, bytes] = {}
     for table in (MESSAGES, ATTACHMENTS):

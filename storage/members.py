@@ -13,7 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.crypto import ServerKeys
 from storage.identifiers import normalise
 from storage.models import Group, IdentifierKind, Member, MemberIdentifier
-from storage.sealing import Keyring, seal_record
+from storage.sealing import Keyring, active_operators, seal_record
+from storage.trust import trusted_group
 
 TABLE = "members"
 
@@ -31,8 +32,15 @@ async def add_member(
     member_id = uuid.uuid4()
     normalised = {(kind, normalise(kind, value)) for kind, value in identifiers}
     details = json.dumps({"name": name, "notes": notes}, ensure_ascii=False).encode()
+    # A group key without a valid operator signature is never sealed to: the details
+    # go to the operators instead (storage/trust.py).
+    recipients = (
+        {"groups": [group]}
+        if trusted_group(session, group)
+        else {"operators": await active_operators(session)}
+    )
     sealed = seal_record(
-        table=TABLE, row_id=member_id, fields={"details_sealed": details}, groups=[group]
+        table=TABLE, row_id=member_id, fields={"details_sealed": details}, **recipients
     )
     member = Member(
         id=member_id,

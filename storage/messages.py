@@ -25,7 +25,8 @@ from storage.models import (
     Person,
     Signal,
 )
-from storage.sealing import Keyring, active_operators, seal_record
+from storage.sealing import Keyring, active_operators, current_group_key, seal_record
+from storage.trust import trusted_group
 
 MESSAGES = "messages"
 ATTACHMENTS = "attachments"
@@ -54,10 +55,16 @@ async def _recipients(
     operators: Sequence[Operator] | None = None,
 ) -> dict[str, Any]:
     if group is not None:
+        await current_group_key(session, group)
+    for candidate in candidates:
+        await current_group_key(session, candidate)
+    if group is not None and trusted_group(session, group):
         return {"groups": [group]}
+    # A group key whose signature fails is never sealed to (a database writer may
+    # have swapped it): the record goes to the operators instead, so nothing is lost.
     if operators is None:
         operators = await active_operators(session)
-    return {"groups": list(candidates), "operators": operators}
+    return {"groups": [g for g in candidates if trusted_group(session, g)], "operators": operators}
 
 
 def _json(value: Mapping[str, Any]) -> bytes:

@@ -170,6 +170,10 @@ class Group(SQLModel, table=True):
     public_key: bytes
     created_at: datetime = Field(default_factory=utc_now)
     shredded_at: datetime | None = None
+    # An operator's signature over the fields the bot trusts (storage/trust.py), and
+    # the signing key's fingerprint; a row that does not verify is not used.
+    signature: bytes | None = None
+    signed_by: str | None = Field(default=None, max_length=64)
 
 
 class Leg(SQLModel, table=True):
@@ -197,6 +201,10 @@ class Operator(SQLModel, table=True):
     fingerprint: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utc_now)
     removed_at: datetime | None = None
+    # An operator's signature over the fields the bot trusts (storage/trust.py), and
+    # the signing key's fingerprint; a row that does not verify is not used.
+    signature: bytes | None = None
+    signed_by: str | None = Field(default=None, max_length=64)
 
 
 class GroupKeyWrap(SQLModel, table=True):
@@ -451,6 +459,10 @@ class CodebookEntry(SQLModel, table=True):
     means: Signal = Field(sa_type=_enum(Signal, "means"))
     leg_id: uuid.UUID | None = Field(default=None, foreign_key="legs.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utc_now)
+    # An operator's signature over the fields the bot trusts (storage/trust.py), and
+    # the signing key's fingerprint; a row that does not verify is not used.
+    signature: bytes | None = None
+    signed_by: str | None = Field(default=None, max_length=64)
 
 
 class CheckinEvent(SQLModel, table=True):

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import Binding, PublicKey, ServerKeys
 from storage.models import Operator
+from storage.trust import OperatorIdentity
 
 
 class OperatorExists(Exception):
@@ -21,8 +22,17 @@ def name_binding(operator_id: uuid.UUID) -> Binding:
 
 
 async def add_operator(
-    session: AsyncSession, *, server: ServerKeys, public_key: PublicKey, name: str, now: datetime
+    session: AsyncSession,
+    *,
+    server: ServerKeys,
+    public_key: PublicKey,
+    name: str,
+    now: datetime,
+    identity: OperatorIdentity | None = None,
 ) -> Operator:
+    """Register an operator. With their ``identity`` (what `intake keygen` prints: the
+    public key with the operator's own signature over it), the row carries that
+    signature; the caller pins the signing key in the signers file."""
     existing = (
         await session.exec(select(Operator).where(Operator.public_key == public_key.raw))
     ).first()
@@ -37,6 +47,11 @@ async def add_operator(
         fingerprint=public_key.fingerprint(),
         created_at=now,
     )
+    if identity is not None:
+        if identity.public_key != public_key:
+            raise OperatorExists("the signed identity is for another key")
+        operator.signature = identity.signature
+        operator.signed_by = identity.verify_key.fingerprint()
     session.add(operator)
     await session.flush()
     return operator

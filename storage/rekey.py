@@ -29,8 +29,10 @@ from storage.sealing import (
     active_operators,
     data_key_binding,
     group_key_binding,
+    lock_for_rotation,
     operator_public_key,
 )
+from storage.trust import sign, trust_of
 
 # Where a rotation leaves old bytes behind: PostgreSQL keeps the replaced and deleted
 # wraps as dead rows in its files until ``storage.db.reclaim_deleted`` rewrites them.
@@ -79,6 +81,7 @@ async def share_group(
 ) -> bool:
     """Wrap the group's key for ``newcomer``; False if they hold it already."""
     _refuse_removed(newcomer)
+    _refuse_untrusted(session, newcomer)
     if await holds_key(session, group=group, operator=newcomer):
         return False
     private = await keyring.group_key(session, group)
@@ -98,6 +101,7 @@ async def share_group(
 async def share_unlinked(session: AsyncSession, keyring: Keyring, *, newcomer: Operator) -> int:
     """Wrap for ``newcomer`` the data keys of records no group claims yet."""
     _refuse_removed(newcomer)
+    _refuse_untrusted(session, newcomer)
     mine = (
         await session.exec(select(KeyWrap).where(KeyWrap.operator_id == keyring.operator.id))
     ).all()
@@ -140,6 +144,7 @@ async def rotate_group(
     session: AsyncSession, keyring: Keyring, *, group: Group, leaver: Operator
 ) -> bool:
     """Give the group a new key pair that ``leaver`` never held; False if done already."""
+    await lock_for_rotation(session, group)
     if not await holds_key(session, group=group, operator=leaver):
         return False
     old = await keyring.group_key(session, group)
@@ -159,6 +164,10 @@ async def rotate_group(
             )
         )
     group.public_key = new.public_key().raw
+    if keyring.signing is not None:
+        sign(group, keyring.signing)
+    else:  # the old signature covers the old key: the new one is not trusted until signed
+        group.signature = group.signed_by = None
     session.add(group)
     await session.flush()
     keyring.forget(group)
@@ -215,6 +224,14 @@ async def drop_record_wraps(session: AsyncSession, *, leaver: Operator) -> int:
     operator holds theirs: unlinked records are sealed to each)."""
     result = await session.exec(delete(KeyWrap).where(col(KeyWrap.operator_id) == leaver.id))
     return int(result.rowcount or 0)
+
+
+def _refuse_untrusted(session: AsyncSession, operator: Operator) -> None:
+    if not trust_of(session).check(operator):
+        raise OperatorRemoved(
+            f"operator {operator.fingerprint[:16]}'s row fails its signature "
+            "(see `intake audit verify`): no key is wrapped to it"
+        )
 
 
 def _refuse_removed(operator: Operator) -> None:

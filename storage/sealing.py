@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -22,6 +23,7 @@ from storage.crypto import (
     KemName,
     PrivateKey,
     PublicKey,
+    SigningKey,
     new_data_key,
     open_content,
     seal_content,
@@ -29,6 +31,7 @@ from storage.crypto import (
     wrap_key,
 )
 from storage.models import Group, GroupKeyWrap, KeyWrap, Operator
+from storage.trust import trusted_operators
 
 DATA_KEY_COLUMN = "data_key"
 
@@ -133,15 +136,21 @@ def new_group_keys(
 class Keyring:
     """An operator's unlocked key, and the group keys it opens (cached per command)."""
 
-    def __init__(self, *, operator: Operator, private_key: PrivateKey) -> None:
+    def __init__(
+        self, *, operator: Operator, private_key: PrivateKey, signing: SigningKey | None = None
+    ) -> None:
         if private_key.public_key() != operator_public_key(operator):
             raise NotReadable("this key file does not belong to that operator")
         self.operator = operator
+        # Signs what this operator changes that the bot trusts (a rotated group key).
+        self.signing = signing
         self._private = private_key
         self._groups: dict[uuid.UUID, PrivateKey] = {}
 
     @classmethod
-    async def for_key(cls, session: AsyncSession, private_key: PrivateKey) -> Keyring:
+    async def for_key(
+        cls, session: AsyncSession, private_key: PrivateKey, signing: SigningKey | None = None
+    ) -> Keyring:
         public = private_key.public_key()
         operator = (
             await session.exec(select(Operator).where(Operator.public_key == public.raw))
@@ -150,7 +159,7 @@ class Keyring:
             raise NotReadable(
                 f"key {public.fingerprint()} is not a registered operator of this database"
             )
-        return cls(operator=operator, private_key=private_key)
+        return cls(operator=operator, private_key=private_key, signing=signing)
 
     async def group_key(self, session: AsyncSession, group: Group) -> PrivateKey:
         if group.id in self._groups:
@@ -218,10 +227,46 @@ class Keyring:
         }
 
 
+def _locks_rows(session: AsyncSession) -> bool:
+    # SQLite takes the whole database's write lock at BEGIN IMMEDIATE (storage/db.py):
+    # a rotation and a sealing never overlap there. PostgreSQL locks rows.
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def current_group_key(session: AsyncSession, group: Group) -> None:
+    """Read the group's key again under a share lock, just before sealing to it.
+
+    ``Group`` rows are read early in an intake batch; an operator removal that rotates
+    the key in between would otherwise have the batch seal to the old key (which the
+    removed operator opens and the others cannot). The share lock waits for a
+    rotation in progress (``lock_for_rotation``) and holds the next one off until this
+    transaction commits, so the rotation then sees, and re-wraps, what it sealed."""
+    if not _locks_rows(session):
+        return
+    row = (
+        await session.exec(
+            select(Group.public_key, Group.kem, Group.signature, Group.signed_by)
+            .where(Group.id == group.id)
+            .with_for_update(read=True)
+        )
+    ).one()
+    for name, value in zip(("public_key", "kem", "signature", "signed_by"), row, strict=True):
+        if getattr(group, name) != value:
+            set_committed_value(group, name, value)
+
+
+async def lock_for_rotation(session: AsyncSession, group: Group) -> None:
+    """Lock the group's row before a rotation reads its wraps (see ``current_group_key``)."""
+    if _locks_rows(session):
+        await session.exec(select(Group.id).where(Group.id == group.id).with_for_update())
+
+
 async def active_operators(session: AsyncSession) -> list[Operator]:
+    """Operators not removed whose row verifies against the pinned signers
+    (storage/trust.py): nothing is ever wrapped to an operator someone inserted."""
     result = await session.exec(
         select(Operator)
         .where(col(Operator.removed_at).is_(None))
         .order_by(col(Operator.created_at))
     )
-    return list(result.all())
+    return trusted_operators(session, result.all())

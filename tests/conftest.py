@@ -23,6 +23,7 @@ from storage.models import Operator
 from storage.operators import add_operator
 from storage.sealing import Keyring
 from storage.timeutil import utc_now
+from storage.trust import Trust, bind
 
 PG_ENV = "INTAKE_TEST_DATABASE_URL"
 
@@ -71,8 +72,10 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 
 
 @pytest.fixture
-async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
+async def engine(database: Database, server: ServerKeys) -> AsyncIterator[AsyncEngine]:
     async with open_database(database.url, migrate_to_head=False) as eng:
+        # Keys the audit chain; no signers file, as in an installation older than signing.
+        bind(eng, server=server, trust=Trust(None))
         yield eng
 
 
@@ -83,8 +86,13 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture
-def server() -> ServerKeys:
-    return ServerKeys(ServerKeys.generate_secret())
+def server_secret() -> bytes:
+    return ServerKeys.generate_secret()
+
+
+@pytest.fixture
+def server(server_secret: bytes) -> ServerKeys:
+    return ServerKeys(server_secret)
 
 
 @pytest.fixture(params=[KemName.MLKEM768_X25519])

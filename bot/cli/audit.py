@@ -1,16 +1,30 @@
-"""``intake audit``: check the hash chain of the audit trail."""
+"""``intake audit``: check the keyed hash chain of the audit trail, and the operator
+signatures on what the bot trusts."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import Progress
 
-from bot.cli.common import ConfigOption, app, err, fail, out, run, workspace
+from bot.cli.common import (
+    ConfigOption,
+    KeyOption,
+    app,
+    err,
+    fail,
+    local_audit_path,
+    out,
+    run,
+    workspace,
+)
 from storage import audit
 from storage.audit import AuditChainBroken, ChainHead
+from storage.trust import Rejected, trust_of, unverified
 
 audit_app = typer.Typer(help="The audit trail: a hash chain the database keeps append-only.")
 app.add_typer(audit_app, name="audit")
@@ -28,14 +42,26 @@ def verify(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Check every entry's hash and its link to the one before; print the head."""
+    """Check every entry's keyed hash and its link to the one before, and every
+    operator signature; print the head, and each row the bot refuses to use."""
     kept = _parse(checkpoint) if checkpoint else None
     try:
-        head = run(_verify(config, kept))
+        head, refused, enforced = run(_verify_all(config, kept))
     except AuditChainBroken as exc:
         out.print(f"BROKEN: {exc}")
         raise typer.Exit(1) from None
     out.print(f"OK: {head.seq} entries, head {head.text()}")
+    if head.legacy:
+        err.print(f"note: the first {head.legacy} entries predate the keyed chain")
+    if not enforced:
+        err.print(
+            "note: no operator_signers file: signatures are not checked yet; an operator runs "
+            "`intake operator sign --key FILE` once"
+        )
+    for rejected in refused:
+        out.print(f"NOT TRUSTED: {rejected.text()}")
+    if refused:
+        raise typer.Exit(1)
 
 
 @audit_app.command("checkpoint")
@@ -47,6 +73,56 @@ def checkpoint(config: ConfigOption = None) -> None:
         out.print(f"BROKEN: {exc}")
         raise typer.Exit(1) from None
     out.print(head.text())
+
+
+@audit_app.command("merge")
+def merge(config: ConfigOption = None, key: KeyOption = None) -> None:
+    """Bring the operator's local audit file (beside the key file) into this log: reads
+    done on a copy of the database are recorded where the admins look. Entries already
+    here are skipped, so merging twice adds nothing."""
+    path = local_audit_path(key)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        fail(f"{path}: no local audit file (no read was made with this key here)")
+    try:
+        entries = [json.loads(line) for line in lines if line.strip()]
+        for entry in entries:
+            datetime.fromisoformat(entry["at"])
+            str(entry["id"]), str(entry["actor"]), str(entry["action"])
+    except (ValueError, KeyError, TypeError):
+        fail(f"{path}: not a local audit file")
+
+    async def go() -> int:
+        async with workspace(config) as ws:
+            known = await audit.local_ids(ws.session)
+            added = 0
+            for entry in entries:
+                if entry["id"] in known:
+                    continue
+                details = dict(entry.get("details") or {})
+                await audit.append(
+                    ws.session,
+                    actor=str(entry["actor"])[:80],
+                    action=str(entry["action"])[:48],
+                    subject=entry.get("subject"),
+                    at=datetime.fromisoformat(entry["at"]),
+                    details={**details, "local_id": entry["id"], "merged": True},
+                )
+                added += 1
+            return added
+
+    added = run(go())
+    out.print(f"Merged {added} entr{'y' if added == 1 else 'ies'} from {path}.")
+
+
+async def _verify_all(
+    config: Path | None, checkpoint: ChainHead | None
+) -> tuple[ChainHead, list[Rejected], bool]:
+    head = await _verify(config, checkpoint)
+    async with workspace(config) as ws:
+        trust = trust_of(ws.session)
+        return head, await unverified(ws.session, trust), trust.enforced
 
 
 async def _verify(config: Path | None, checkpoint: ChainHead | None) -> ChainHead:

@@ -17,14 +17,17 @@ from bot.cli.common import (
     Format,
     FormatOption,
     Refused,
+    SignKeyOption,
     Workspace,
     codebook_app,
     codename_argument,
     fail,
     not_shredded,
+    note_unsigned,
     out,
     print_json,
     run,
+    signing_key_of,
     workspace,
 )
 from bot.phrases import SIGNAL_STRENGTH, BadMeaning, UnmatchablePhrase, fold, parse_means
@@ -95,6 +98,7 @@ def codebook_add(
     org_wide: Annotated[
         bool, typer.Option("--all", help="The organisation-wide codebook, for every group.")
     ] = False,
+    key: SignKeyOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Add a code phrase to a group's codebook (or to every group's, with --all).
@@ -110,6 +114,7 @@ def codebook_add(
         fail(f"--means: {exc}")
     if stage is not None and codename is None:
         fail("a stage belongs to one group's route: give its CODENAME instead of --all")
+    signing = signing_key_of(key)  # before the phrase is read from standard input
     if phrase == "-":
         phrase = _read_phrase()
     phrase = phrase.strip()
@@ -154,6 +159,7 @@ def codebook_add(
                 means=signal,
                 leg_id=leg.id if leg else None,
                 now=now,
+                signing=signing,
             )
             details: dict[str, object] = {"means": signal.value}
             if leg is not None:
@@ -170,6 +176,7 @@ def codebook_add(
             return f"Phrase added to {where} codebook: it means {_meaning(signal, leg, new_leg)}."
 
     out.print(run(go()))
+    note_unsigned("the phrase's meaning", signing)
 
 
 async def _refuse_clash(
@@ -192,7 +199,7 @@ async def _refuse_clash(
     seen: set[uuid.UUID] = set()
     existing = []
     for scope in [*groups, None]:
-        for p in await phrases_for(ws.session, server=ws.server, group=scope):
+        for p in await phrases_for(ws.session, server=ws.server, group=scope, trusted_only=False):
             if p.entry_id not in seen:
                 seen.add(p.entry_id)
                 existing.append(p)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
     from bot.config import Settings
-    from storage.crypto import PrivateKey, ServerKeys
+    from storage import keyfile
+    from storage.crypto import PrivateKey, ServerKeys, SigningKey
     from storage.models import Group
     from storage.sealing import Keyring
 
@@ -181,6 +184,7 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("storage.legs", "BadLegName"),
     ("storage.legs", "LegExists"),
     ("bot.phrases", "UnmatchablePhrase"),
+    ("storage.trust", "SignersFileError"),
     (__name__, "Refused"),
 )
 
@@ -233,13 +237,16 @@ async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
     settings = load_settings(resolve_config_path(config), read_token=False)
     use_display_zone(settings)
     server = ServerKeys(settings.server_secret_bytes())
+    from storage.trust import Signers, Trust, bind, signers_path
+
+    pins = signers_path(settings.config_dir)
+    signers = Signers.load(pins)
     try:
-        async with (
-            open_database(settings.database.url, must_exist=True) as engine,
-            session_factory(engine)() as session,
-            session.begin(),
-        ):
-            yield Workspace(settings=settings, server=server, session=session)
+        async with open_database(settings.database.url, must_exist=True) as engine:
+            # Every session on this engine keys the audit chain and checks signatures.
+            bind(engine, server=server, trust=Trust(signers, pins))
+            async with session_factory(engine)() as session, session.begin():
+                yield Workspace(settings=settings, server=server, session=session)
     except (OSError, sa.exc.DBAPIError) as exc:
         raise DatabaseError(f"database: {reason(exc)}") from None
 
@@ -281,10 +288,19 @@ def key_path(key: Path | None) -> Path:
 def unlock_operator_key(key: Path | None) -> PrivateKey:
     """Read and unlock the operator's key file, asking for its passphrase once
     (or taking it from $INTAKE_PASSPHRASE in scripts)."""
+    return unlock_operator_keys(key).private
+
+
+def unlock_operator_keys(key: Path | None) -> keyfile.OperatorKeys:
+    """``unlock_operator_key``, with the signing key the file holds (None in a file
+    made before signing keys: `intake operator sign` adds one)."""
     from storage import keyfile
 
     path = key_path(key)
-    data = keyfile.read(path)
+    return keyfile.unlock_keys(keyfile.read(path), passphrase_for(path))
+
+
+def passphrase_for(path: Path) -> str:
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if not passphrase:
         if not sys.stdin.isatty():
@@ -292,7 +308,37 @@ def unlock_operator_key(key: Path | None) -> PrivateKey:
                 f"no terminal to ask for the passphrase of {path}; set {PASSPHRASE_ENV} in scripts"
             )
         passphrase = typer.prompt(f"Passphrase for {path}", hide_input=True)
-    return keyfile.unlock(data, passphrase)
+    return passphrase
+
+
+SignKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="An operator's key file: sign the new row at once (else the bot does not use it "
+        "until an operator runs `intake operator sign --key FILE`).",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
+
+def signing_key_of(key: Path | None) -> SigningKey | None:
+    """The signing key of ``--key`` when given (unlocked before any transaction)."""
+    if key is None:
+        return None
+    signing = unlock_operator_keys(key).signing
+    if signing is None:
+        fail(f"{key} holds no signing key yet: run `intake operator sign --key {key}` first")
+    return signing
+
+
+def note_unsigned(what: str, signing: SigningKey | None) -> None:
+    if signing is None:
+        err.print(
+            f"note: {what} is not signed, so the bot does not use it until an operator runs "
+            "`intake operator sign --key FILE` (or give --key now)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,15 +349,61 @@ class OperatorWorkspace:
 
 @contextlib.asynccontextmanager
 async def operator_workspace(
-    config: Path | None, private_key: PrivateKey
+    config: Path | None, private_key: PrivateKey, signing: SigningKey | None = None
 ) -> AsyncIterator[OperatorWorkspace]:
     """``workspace`` plus the keyring of the operator whose key was unlocked.
     Unlock the key before calling (the passphrase prompt must not hold a transaction)."""
     from storage.sealing import Keyring
 
     async with workspace(config) as ws:
-        keyring = await Keyring.for_key(ws.session, private_key)
+        keyring = await Keyring.for_key(ws.session, private_key, signing)
         yield OperatorWorkspace(ws=ws, keyring=keyring)
+
+
+# --------------------------------------------------------------------------- operator reads
+
+
+def local_audit_path(key: Path | None) -> Path:
+    """The operator's own audit file, beside their key file: every read is written
+    there too, so that a read on a copy of the database (audited only into the copy)
+    is still on record; `intake audit merge` brings it into the real log."""
+    path = key_path(key)
+    return path.with_name(path.name + ".audit")
+
+
+async def audit_read(
+    session: AsyncSession,
+    keyring: Keyring,
+    key: Path | None,
+    *,
+    action: str,
+    subject: str | None,
+    details: dict[str, object],
+) -> None:
+    """Audit an operator's read in the database and in their local audit file."""
+    from storage import audit
+    from storage.timeutil import utc_now
+
+    now = utc_now()
+    entry = {
+        "id": uuid.uuid4().hex,
+        "at": now.isoformat(),
+        "actor": keyring.operator.fingerprint[:16],
+        "action": action,
+        "subject": subject,
+        "details": details,
+    }
+    fd = os.open(local_audit_path(key), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+    await audit.append(
+        session,
+        actor=str(entry["actor"]),
+        action=action,
+        subject=subject,
+        at=now,
+        details={**details, "local_id": entry["id"]},
+    )
 
 
 # --------------------------------------------------------------------------- shared by the commands

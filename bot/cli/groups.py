@@ -14,15 +14,18 @@ from bot.cli.common import (
     ConfigOption,
     Format,
     FormatOption,
+    SignKeyOption,
     codename_argument,
     duration_option,
     fail,
     group_app,
     iso,
     not_shredded,
+    note_unsigned,
     out,
     print_json,
     run,
+    signing_key_of,
     when,
     workspace,
 )
@@ -55,10 +58,12 @@ def group_add(
     tz: TzOption = None,
     grace: GraceOption = None,
     detained_after: DetainedAfterOption = None,
+    key: SignKeyOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Add a travel group, with its own key pair sealed to every operator."""
     name = normalise_codename(codename)
+    signing = signing_key_of(key)
 
     async def go() -> Group:
         async with workspace(config) as ws:
@@ -77,6 +82,7 @@ def group_add(
                 schedule=schedule,
                 kem=KemName(ws.settings.keys.kem),
                 now=utc_now(),
+                signing=signing,
             )
             await audit.append(
                 ws.session, actor=ADMIN_ACTOR, action="group.add", subject=name, at=utc_now()
@@ -90,6 +96,7 @@ def group_add(
         f"Group {group.codename} added: {describe(group)}, grace {grace_text}, "
         f"detained after {detained_text}."
     )
+    note_unsigned(f"group {group.codename}'s key", signing)
 
 
 @group_app.command("list")
@@ -200,6 +207,7 @@ def group_edit(
 @group_app.command("import")
 def group_import(
     file: Annotated[Path, typer.Argument(help="A .csv or .toml file of groups.", dir_okay=False)],
+    key: SignKeyOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Add many groups at once; nothing is added unless every group in the file is valid.
@@ -209,6 +217,7 @@ def group_import(
     setting. TOML: one [[group]] table per group, with the same keys. Durations are
     written like 24h, 90m or 3d; cron needs tz.
     """
+    signing = signing_key_of(key)
 
     async def go() -> int:
         async with workspace(config) as ws:
@@ -227,6 +236,7 @@ def group_import(
                     schedule=spec.schedule,
                     kem=KemName(ws.settings.keys.kem),
                     now=now,
+                    signing=signing,
                 )
             await audit.append(
                 ws.session,
@@ -238,3 +248,4 @@ def group_import(
             return len(specs)
 
     out.print(f"Imported {run(go())} group(s).")
+    note_unsigned("the imported groups' keys", signing)

@@ -31,6 +31,7 @@ from bot.cli.common import (
     OperatorWorkspace,
     Refused,
     app,
+    audit_read,
     err,
     fail,
     operator_workspace,
@@ -184,12 +185,12 @@ def inbox_list(
                 unread=unread,
                 starred=starred,
             )
-            await audit.append(
+            await audit_read(
                 session,
-                actor=actor(ow.keyring),
+                ow.keyring,
+                key,
                 action="inbox.list",
                 subject=target.codename if target else None,
-                at=now,
                 details={"messages": len(items), "unlinked": unlinked},
             )
             return items
@@ -309,12 +310,12 @@ def inbox_export(
                 for item in items:
                     records.append(await _exported(ow, item))
                     progress.advance(task)
-            await audit.append(
+            await audit_read(
                 session,
-                actor=actor(ow.keyring),
+                ow.keyring,
+                key,
                 action="inbox.export",
                 subject=target.codename if target else None,
-                at=utc_now(),
                 details={"messages": len(items), "plaintext": plaintext},
             )
             return items, records
@@ -396,13 +397,13 @@ def _act(config: Path | None, key: Path | None, ref: str, action: str, act: Act)
             except (NoSuchMessage, InboxRefused) as exc:
                 raise Refused(str(exc)) from None
             if done.audited:
-                await audit.append(
+                await audit_read(
                     ow.ws.session,
-                    actor=actor(ow.keyring),
+                    ow.keyring,
+                    key,
                     action=f"inbox.{action}",
                     subject=str(message.id),
-                    at=utc_now(),
-                    details=done.details,
+                    details=dict(done.details or {}),
                 )
             return done.said
 

@@ -3,7 +3,9 @@ indexes, never printed)."""
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +18,7 @@ from bot.cli.common import (
     Refused,
     codename_argument,
     err,
+    fail,
     iso,
     member_app,
     not_shredded,
@@ -33,30 +36,43 @@ from storage.members import add_member, members_with
 from storage.models import IdentifierKind
 from storage.timeutil import utc_now
 
-_IDENTIFIER_OPTIONS = {
-    IdentifierKind.PHONE: "--phone",
-    IdentifierKind.TELEGRAM_ID: "--telegram-id",
-    IdentifierKind.USERNAME: "--username",
-    IdentifierKind.HIDDEN_NAME: "--hidden-name",
+# The fields of a member, as written in a --from file ("phone: +86 139...") or asked
+# at the prompt. Identifiers, names and notes are never command-line arguments: those
+# land in /proc/PID/cmdline, where any process on the server reads them, and in the
+# admin's shell history.
+_IDENTIFIER_FIELDS = {
+    "phone": IdentifierKind.PHONE,
+    "telegram-id": IdentifierKind.TELEGRAM_ID,
+    "username": IdentifierKind.USERNAME,
+    "hidden-name": IdentifierKind.HIDDEN_NAME,
 }
+_TEXT_FIELDS = ("name", "notes")
 _IDENTIFIER_WORDS = {
     IdentifierKind.PHONE: "phone number",
     IdentifierKind.TELEGRAM_ID: "Telegram id",
     IdentifierKind.USERNAME: "username",
     IdentifierKind.HIDDEN_NAME: "hidden name",
 }
+_PROMPTS = {
+    "phone": "Phone numbers with country code (+86...), comma-separated",
+    "telegram-id": "Numeric Telegram ids, comma-separated",
+    "username": "Telegram @usernames, comma-separated",
+    "hidden-name": "Names Telegram shows on forwards from hidden accounts, comma-separated",
+    "name": "What operators call this traveller (sealed)",
+    "notes": "What operators should know (sealed)",
+}
 
 
 def _normalised_identifiers(
-    given: dict[IdentifierKind, list[str] | None],
+    given: dict[str, list[str]],
 ) -> list[tuple[IdentifierKind, str]]:
     """Every identifier given, normalised and without repeats. A bad one is named by
-    its option and place, never echoed."""
+    its field and place, never echoed."""
     found: set[tuple[IdentifierKind, str]] = set()
-    for kind, values in given.items():
-        values = values or []
+    for field, kind in _IDENTIFIER_FIELDS.items():
+        values = given.get(field, [])
         for place, value in enumerate(values, start=1):
-            where = _IDENTIFIER_OPTIONS[kind] + (f" #{place}" if len(values) > 1 else "")
+            where = field + (f" #{place}" if len(values) > 1 else "")
             if kind is IdentifierKind.PHONE and not value.strip().startswith("+"):
                 raise BadIdentifier(
                     f"{where}: write the number with its country code, starting with + "
@@ -69,55 +85,84 @@ def _normalised_identifiers(
     return sorted(found)
 
 
+def _parse_fields(text: str, source: str) -> dict[str, list[str]]:
+    """``field: value`` lines; identifiers may repeat, name and notes may not. A bad
+    line is named by its number, never echoed."""
+    fields: dict[str, list[str]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        field = key.strip().lower().replace("_", "-")
+        if not sep or field not in (*_IDENTIFIER_FIELDS, *_TEXT_FIELDS):
+            fail(
+                f"{source} line {number}: write FIELD: VALUE with a field of "
+                f"{', '.join((*_IDENTIFIER_FIELDS, *_TEXT_FIELDS))}"
+            )
+        if field in _TEXT_FIELDS and field in fields:
+            fail(f"{source} line {number}: {field} is given twice")
+        if value.strip():
+            fields.setdefault(field, []).append(value.strip())
+    return fields
+
+
+def _prompted_fields() -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for field, prompt in _PROMPTS.items():
+        answer: str = typer.prompt(prompt, default="", show_default=False)
+        if field in _TEXT_FIELDS:
+            values = [answer.strip()] if answer.strip() else []
+        else:
+            values = [v.strip() for v in answer.split(",") if v.strip()]
+        if values:
+            fields[field] = values
+    return fields
+
+
+def _read_fields(source: str | None) -> dict[str, list[str]]:
+    if source == "-":
+        return _parse_fields(sys.stdin.read(), "standard input")
+    if source is not None:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"--from: {source}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}")
+        return _parse_fields(text, source)
+    if not sys.stdin.isatty():
+        fail(
+            "no terminal to ask for the member's details; give --from FILE, or --from - for "
+            "standard input"
+        )
+    return _prompted_fields()
+
+
 @member_app.command("add")
 def member_add(
     codename: Annotated[str, typer.Argument(help="The group's codename, like PINE-7.")],
-    phone: Annotated[
-        list[str] | None,
+    source: Annotated[
+        str | None,
         typer.Option(
-            "--phone", help="A phone number with its country code (+86...).", show_default=False
-        ),
-    ] = None,
-    telegram_id: Annotated[
-        list[str] | None,
-        typer.Option("--telegram-id", help="A numeric Telegram user id.", show_default=False),
-    ] = None,
-    username: Annotated[
-        list[str] | None,
-        typer.Option("--username", help="A Telegram @username.", show_default=False),
-    ] = None,
-    hidden_name: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--hidden-name",
-            help="The name Telegram shows on a forward from a hidden account.",
+            "--from",
+            metavar="FILE",
+            help="Read the member from FILE (- for standard input): lines of FIELD: VALUE, "
+            "with fields phone, telegram-id, username, hidden-name (each may repeat), name "
+            "and notes. Without it, the details are asked at the prompt.",
             show_default=False,
         ),
     ] = None,
-    name: Annotated[
-        str | None, typer.Option("--name", help="What operators call this traveller (sealed).")
-    ] = None,
-    notes: Annotated[
-        str | None, typer.Option("--notes", help="What operators should know (sealed).")
-    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Add a traveller to a group. Every option but --name and --notes may be repeated.
+    """Add a traveller to a group, never from command-line arguments (they show in the
+    process list and the shell history): from the prompt, a file, or standard input.
 
     Identifiers are stored only as keyed blind indexes; name and notes are sealed to
     the group's key. None of them is ever printed.
     """
     target = codename_argument(codename)
-    identifiers = _normalised_identifiers(
-        {
-            IdentifierKind.PHONE: phone,
-            IdentifierKind.TELEGRAM_ID: telegram_id,
-            IdentifierKind.USERNAME: username,
-            IdentifierKind.HIDDEN_NAME: hidden_name,
-        }
-    )
-    name = (name or "").strip() or None
-    notes = (notes or "").strip() or None
+    fields = _read_fields(source)
+    identifiers = _normalised_identifiers(fields)
+    name = next(iter(fields.get("name", [])), None)
+    notes = next(iter(fields.get("notes", [])), None)
 
     async def go() -> tuple[str, int]:
         async with workspace(config) as ws:

@@ -23,18 +23,21 @@ from bot.cli.common import (
     Refused,
     err,
     iso,
+    key_path,
     operator_app,
     operator_workspace,
     out,
+    passphrase_for,
     print_json,
     run,
     unlock_operator_key,
+    unlock_operator_keys,
     when,
     workspace,
 )
 from bot.config import load_settings, resolve_config_path
-from storage import audit
-from storage.crypto import PrivateKey, PublicKey
+from storage import audit, keyfile
+from storage.crypto import CryptoError, PrivateKey, PublicKey, VerifyKey
 from storage.db import open_database, reclaim_deleted
 from storage.groups import list_groups
 from storage.models import Group, Operator
@@ -53,6 +56,14 @@ from storage.rekey import (
 )
 from storage.sealing import Keyring
 from storage.timeutil import utc_now
+from storage.trust import (
+    OperatorIdentity,
+    Signers,
+    installation_of,
+    sign_unsigned,
+    signers_path,
+    take_over_signatures,
+)
 
 Fingerprint = Annotated[str, typer.Argument(help="The operator's key fingerprint (or its start).")]
 # One group's step: (session, the acting keyring, the group, the other operator) -> done now?
@@ -76,8 +87,8 @@ def operator_remove(
 ) -> None:
     """Remove an operator: each group gets a new key pair they never held, and their
     wraps go, so their key opens nothing in the database. Resumable."""
-    private = unlock_operator_key(key)
-    done = run(_remove(config, private, fingerprint))
+    keys = unlock_operator_keys(key)
+    done = run(_remove(config, keys, fingerprint))
     out.print(f"Removed {fingerprint}: {done} group key(s) rotated; their key opens nothing here.")
 
 
@@ -93,7 +104,9 @@ async def share_with(config: Path | None, private: PrivateKey, fingerprint: str)
     async def share(session: AsyncSession, keyring: Keyring, group: Group, to: Operator) -> bool:
         return await share_group(session, keyring, group=group, newcomer=to)
 
-    done = await _each_group(config, private, fingerprint, codenames, share, "operator.share")
+    done = await _each_group(
+        config, keyfile.OperatorKeys(private, None), fingerprint, codenames, share, "operator.share"
+    )
     async with operator_workspace(config, private) as ow:
         session = ow.ws.session
         target = await _operator(session, fingerprint)
@@ -112,9 +125,17 @@ async def share_with(config: Path | None, private: PrivateKey, fingerprint: str)
     return done
 
 
-async def _remove(config: Path | None, private: PrivateKey, fingerprint: str) -> int:
-    async with operator_workspace(config, private) as ow:
+async def _remove(config: Path | None, keys: keyfile.OperatorKeys, fingerprint: str) -> int:
+    private = keys.private
+    async with operator_workspace(config, private, keys.signing) as ow:
         session = ow.ws.session
+        pins = signers_path(ow.ws.settings.config_dir)
+        signers = Signers.load(pins)
+        if signers is not None and keys.signing is None:
+            raise Refused(
+                "the new group keys must be signed: run `intake operator sign --key FILE` "
+                "with your key file first"
+            )
         target = await _other_operator(session, ow.keyring, fingerprint)
         # Checked before anything changes: once retired, the leaver's key can no
         # longer share what only it opens.
@@ -137,12 +158,20 @@ async def _remove(config: Path | None, private: PrivateKey, fingerprint: str) ->
                 subject=target.fingerprint[:16],
                 at=utc_now(),
             )
+        leaver_key = _pinned_key(signers, target)
+        if signers is not None:
+            # The leaver's signatures count no more: what they signed is signed again
+            # by the remover, and their key is marked removed in the pinned file.
+            if leaver_key is not None and keys.signing is not None:
+                await take_over_signatures(session, leaver=leaver_key, signing=keys.signing)
+            signers.retire(target.fingerprint)
+            signers.save(pins)
         codenames = [g.codename for g in await live_groups(session)]
 
     async def rotate(session: AsyncSession, keyring: Keyring, group: Group, of: Operator) -> bool:
         return await rotate_group(session, keyring, group=group, leaver=of)
 
-    done = await _each_group(config, private, fingerprint, codenames, rotate, "operator.rotate")
+    done = await _each_group(config, keys, fingerprint, codenames, rotate, "operator.rotate")
     async with operator_workspace(config, private) as ow:
         session = ow.ws.session
         target = await _operator(session, fingerprint)
@@ -161,7 +190,7 @@ async def _remove(config: Path | None, private: PrivateKey, fingerprint: str) ->
 
 async def _each_group(
     config: Path | None,
-    private: PrivateKey,
+    keys: keyfile.OperatorKeys,
     fingerprint: str,
     codenames: list[str],
     step: Step,
@@ -175,7 +204,7 @@ async def _each_group(
             action.replace("operator.", "") + " group keys", total=len(codenames)
         )
         for codename in codenames:
-            async with operator_workspace(config, private) as ow:
+            async with operator_workspace(config, keys.private, keys.signing) as ow:
                 session = ow.ws.session
                 group = (
                     await session.exec(select(Group).where(Group.codename == codename))
@@ -210,6 +239,13 @@ async def _reclaim(config: Path | None) -> None:
         await reclaim_deleted(engine, tables=REKEYED_TABLES)
 
 
+def _pinned_key(signers: Signers | None, operator: Operator) -> VerifyKey | None:
+    for pinned in signers.pinned if signers else []:
+        if pinned.operator == operator.fingerprint:
+            return pinned.verify_key
+    return None
+
+
 def _actor(keyring: Keyring) -> str:
     return keyring.operator.fingerprint[:16]
 
@@ -236,13 +272,74 @@ async def _operator(session: AsyncSession, fingerprint: str) -> Operator:
     return found[0]
 
 
+# --------------------------------------------------------------------------- sign
+
+
+@operator_app.command("sign")
+def operator_sign(config: ConfigOption = None, key: KeyOption = None) -> None:
+    """Sign what the bot trusts, once, on an installation older than signatures: your
+    own operator row, then every group key and codebook entry that has no signature yet.
+    A key file without a signing key gets one (same passphrase); the signing key is
+    pinned in the signers file. Rows whose signature fails are named, never signed."""
+    path = key_path(key)
+    passphrase = passphrase_for(path)
+    original = keyfile.read(path)
+    data, keys = keyfile.with_signing_key(original, passphrase)
+    signing = keys.signing
+    assert signing is not None  # noqa: S101 (with_signing_key always returns one)
+
+    async def go() -> None:
+        async with operator_workspace(config, keys.private) as ow:
+            session = ow.ws.session
+            pins = signers_path(ow.ws.settings.config_dir)
+            signers = Signers.load(pins) or Signers()
+            signers.pin(ow.keyring.operator.fingerprint, signing.verify_key())
+            installation = installation_of(session)
+            assert installation is not None  # noqa: S101 (bound by workspace)
+            installation.trust.signers = signers
+            done = await sign_unsigned(
+                session, signing=signing, operator=ow.keyring.operator, trust=installation.trust
+            )
+            await audit.append(
+                session,
+                actor=_actor(ow.keyring),
+                action="operator.sign",
+                at=utc_now(),
+                details={
+                    "operator": done.operators,
+                    "groups": len(done.groups),
+                    "codebook_entries": done.entries,
+                    "refused": len(done.refused),
+                },
+            )
+            if data != original:
+                keyfile.replace(path, data)
+                err.print(f"{path}: now also holds your signing key")
+            signers.save(pins)
+        out.print(
+            f"Signed your operator key, {len(done.groups)} group key(s) "
+            f"({', '.join(done.groups) or 'none'}) and {done.entries} codebook entr(y/ies)."
+        )
+        for rejected in done.refused:
+            err.print(f"not signed (its signature fails): {rejected.text()}")
+
+    try:
+        run(go())
+    except CryptoError as exc:
+        raise Refused(str(exc)) from None
+
+
 # --------------------------------------------------------------------------- add
 
 
 @operator_app.command("add")
 def operator_add(
     public_key: Annotated[
-        str, typer.Argument(help="The line `intake keygen` printed (ckpk1:...).")
+        str,
+        typer.Argument(
+            help="The line `intake keygen` printed (ckop1:...: the key, the operator's signing "
+            "key and their signature; an older ckpk1: key is added unsigned)."
+        ),
     ],
     name: Annotated[
         str, typer.Option("--name", help="Who this operator is (sealed in the database).")
@@ -258,15 +355,33 @@ def operator_add(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Register an operator's public key: new content is sealed to it from now on."""
-    key = PublicKey.from_text(public_key)
+    """Register an operator's public key: new content is sealed to it from now on, and
+    their signing key is pinned in the signers file beside the server secret."""
+    identity = OperatorIdentity.from_text(public_key) if public_key.startswith("ckop1:") else None
+    key = identity.public_key if identity else PublicKey.from_text(public_key)
     sharer = unlock_operator_key(share_key) if share_key else None  # before any transaction
 
     async def go() -> int:
         async with workspace(config) as ws:
             op = await add_operator(
-                ws.session, server=ws.server, public_key=key, name=name, now=utc_now()
+                ws.session,
+                server=ws.server,
+                public_key=key,
+                name=name,
+                now=utc_now(),
+                identity=identity,
             )
+            pins = signers_path(ws.settings.config_dir)
+            signers = Signers.load(pins)
+            if identity is not None:
+                signers = signers or Signers()
+                signers.pin(op.fingerprint, identity.verify_key)
+                signers.save(pins)  # before the commit: a pin without a row trusts nothing
+            elif signers is not None:
+                err.print(
+                    "note: an unsigned key (ckpk1:): nothing is sealed to it until this operator "
+                    "runs `intake operator sign --key THEIR_KEY`"
+                )
             await audit.append(
                 ws.session,
                 actor=ADMIN_ACTOR,

@@ -27,9 +27,10 @@ from bot.config import (
 )
 from storage import audit, keyfile
 from storage.age_export import age_identity
-from storage.crypto import KemName, PrivateKey, ServerKeys
+from storage.crypto import KemName, PrivateKey, ServerKeys, SigningKey
 from storage.db import open_database, session_factory
 from storage.timeutil import utc_now
+from storage.trust import OperatorIdentity, Signers, bind_installation, signers_path
 
 # --------------------------------------------------------------------------- init
 
@@ -63,7 +64,8 @@ def init(
     target.mkdir(parents=True, exist_ok=True)
     secret_path = target / "server_secret"
     url_path = target / "database_url"
-    for path in (config_path, secret_path, url_path):
+    pins_path = signers_path(target)
+    for path in (config_path, secret_path, url_path, pins_path):
         if path.exists():
             fail(f"{path} already exists; intake init never overwrites an installation")
     text = example_config_text()
@@ -72,14 +74,17 @@ def init(
     secret = base64.urlsafe_b64encode(ServerKeys.generate_secret()).decode()
     _create_private(secret_path, secret + "\n")
     _create_private(config_path, text)
+    # The operators' signing keys, pinned outside the database: empty until
+    # `intake operator add`, and from now on every group key, operator and codebook
+    # meaning the bot uses must carry a pinned operator's signature.
+    Signers().save(pins_path)
 
     async def migrate() -> None:
-        async with (
-            open_database(settings.database.url) as engine,
-            session_factory(engine)() as session,
-            session.begin(),
-        ):
-            await audit.append(session, actor=ADMIN_ACTOR, action="init", at=utc_now())
+        # The one command that creates the database (every other one wants it to exist).
+        async with open_database(settings.database.url) as engine:
+            bind_installation(engine, secret=settings.server_secret_bytes(), config_dir=target)
+            async with session_factory(engine)() as session, session.begin():
+                await audit.append(session, actor=ADMIN_ACTOR, action="init", at=utc_now())
 
     try:
         settings = load_settings(config_path, read_token=False)
@@ -87,10 +92,13 @@ def init(
     except BaseException:
         # Nothing half-made is left behind (a PostgreSQL database not yet created, say),
         # so that `intake init` can simply be run again.
-        for path in (config_path, secret_path, url_path):
+        for path in (config_path, secret_path, url_path, pins_path):
             path.unlink(missing_ok=True)
         raise
-    out.print(f"Wrote {config_path} and {secret_path} (mode 0600: keep it out of backups).")
+    out.print(
+        f"Wrote {config_path}, {secret_path} and {pins_path} "
+        "(mode 0600: keep the secret out of backups)."
+    )
     out.print(f"Database ready: {_safe_url(settings.database.url)}")
     out.print("Next: on the operator's own machine, `intake keygen --out operator.key`;")
     out.print(
@@ -135,17 +143,21 @@ def _safe_url(url: str) -> str:
 # --------------------------------------------------------------------------- keys
 
 
+MIN_PASSPHRASE = 12
+
+
 def _new_passphrase() -> str:
-    from_env = os.environ.get(PASSPHRASE_ENV)
-    if from_env:
-        return from_env
-    if not sys.stdin.isatty():
-        fail(f"no terminal to ask for a passphrase; set {PASSPHRASE_ENV} in scripts")
-    passphrase: str = typer.prompt(
-        "Passphrase for the new key", hide_input=True, confirmation_prompt=True
-    )
-    if len(passphrase) < 12:
-        fail("choose a passphrase of at least 12 characters")
+    """A new key file's passphrase, from the prompt or $INTAKE_PASSPHRASE: the same
+    rule for both (a script's passphrase guards the same key)."""
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if not passphrase:
+        if not sys.stdin.isatty():
+            fail(f"no terminal to ask for a passphrase; set {PASSPHRASE_ENV} in scripts")
+        passphrase = typer.prompt(
+            "Passphrase for the new key", hide_input=True, confirmation_prompt=True
+        )
+    if len(passphrase) < MIN_PASSPHRASE:
+        fail(f"choose a passphrase of at least {MIN_PASSPHRASE} characters")
     return passphrase
 
 
@@ -174,6 +186,13 @@ def keygen(
             dir_okay=False,
         ),
     ] = None,
+    allow_classical: Annotated[
+        bool,
+        typer.Option(
+            "--allow-classical",
+            help="Accept --kem X25519: what is sealed to it falls to a future quantum computer.",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Make an operator key pair. Run it on the operator's own machine, never on the server."""
@@ -196,11 +215,21 @@ def keygen(
         return
     if output is None:
         fail("give --out FILE for the new key (or --age FILE to print an existing key's identity)")
+    if kem is KemName.X25519:
+        if not allow_classical:
+            fail("--kem X25519 alone is classical only; add --allow-classical to accept that")
+        err.print(
+            "warning: a classical-only key: what is sealed to it can be opened by whoever "
+            "records it now and has a quantum computer later"
+        )
     if output.exists():
         fail(f"{output} already exists; choose another --out")  # before asking for a passphrase
     passphrase = _new_passphrase()
     key = PrivateKey.generate(kem)
-    keyfile.write(output, keyfile.lock(key, passphrase))
+    signing = SigningKey.generate()
+    keyfile.write(output, keyfile.lock(key, passphrase, signing=signing))
     public = key.public_key()
-    out.print(public.to_text(), soft_wrap=True)
+    # One line for `intake operator add`: the public key, the signing key, and this
+    # operator's signature binding them (the server pins the signing key).
+    out.print(OperatorIdentity.make(key, signing).to_text(), soft_wrap=True)
     err.print(f"fingerprint {public.fingerprint()}  (key file {output}, mode 0600)")

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from storage import keyfile
-from storage.crypto import PublicKey
+from storage.trust import OperatorIdentity
 
 PASSPHRASE = "correct horse battery staple"
 TIMEOUT_S = 120
@@ -302,17 +302,24 @@ def test_init_dir_from_another_folder(
 # --------------------------------------------------------------------------- keygen
 
 
-def test_keygen_prints_the_public_key_and_writes_a_private_key_file(keygen: Keygen) -> None:
+def test_keygen_prints_the_signed_public_key_and_writes_a_private_key_file(
+    keygen: Keygen,
+) -> None:
     assert_ok(keygen.ran)
     lines = keygen.ran.stdout.splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("ckpk1:")
-    public = PublicKey.from_text(lines[0])
+    assert lines[0].startswith("ckop1:")
+    identity = OperatorIdentity.from_text(lines[0])  # its signature verifies
+    public = identity.public_key
     assert f"fingerprint {public.fingerprint()}" in keygen.ran.stderr
     assert public.fingerprint() not in keygen.ran.stdout
     assert mode(keygen.key_file) == 0o600
     data = keygen.key_file.read_bytes()
-    assert keyfile.public_key_of(data).to_text() == lines[0]
+    assert keyfile.public_key_of(data) == public
+    assert keyfile.verify_key_of(data) == identity.verify_key
+    keys = keyfile.unlock_keys(data, PASSPHRASE)
+    assert keys.signing is not None
+    assert keys.signing.verify_key() == identity.verify_key
     assert PASSPHRASE.encode() not in data
 
 
@@ -326,6 +333,14 @@ def keygen_failures(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str,
                 ("keygen", "--out", "taken.key"), folder, {"INTAKE_PASSPHRASE": PASSPHRASE}
             ),
             "no passphrase": Call(("keygen", "--out", "new.key"), folder),
+            "short passphrase in the environment": Call(
+                ("keygen", "--out", "short.key"), folder, {"INTAKE_PASSPHRASE": "a"}
+            ),
+            "classical without consent": Call(
+                ("keygen", "--out", "x25519.key", "--kem", "X25519"),
+                folder,
+                {"INTAKE_PASSPHRASE": PASSPHRASE},
+            ),
         }
     )
     return ran, folder
@@ -344,6 +359,16 @@ def test_keygen_without_terminal_or_passphrase_names_the_variable(
     ran, folder = keygen_failures
     assert_one_line_error(ran["no passphrase"], "INTAKE_PASSPHRASE")
     assert not (folder / "new.key").exists()
+
+
+def test_keygen_holds_a_scripts_passphrase_to_the_same_rule_and_refuses_classical_alone(
+    keygen_failures: tuple[dict[str, Ran], Path],
+) -> None:
+    ran, folder = keygen_failures
+    assert_one_line_error(ran["short passphrase in the environment"], "at least 12 characters")
+    assert not (folder / "short.key").exists()
+    assert_one_line_error(ran["classical without consent"], "--allow-classical")
+    assert not (folder / "x25519.key").exists()
 
 
 # --------------------------------------------------------------------------- the happy path
@@ -636,7 +661,7 @@ def test_missing_config_says_to_run_init(config_runs: tuple[dict[str, Ran], Path
 def test_operator_name_is_not_in_the_database(templates: Templates, public_key: str) -> None:
     assert_ok(templates.operator_add)
     stored = database_bytes(templates.with_operator)
-    fingerprint = PublicKey.from_text(public_key).fingerprint()
+    fingerprint = OperatorIdentity.from_text(public_key).public_key.fingerprint()
     assert fingerprint.encode() in stored  # the scan reads the right file: stored in clear
     assert b"CANARY-OPNAME-" not in stored
     for form in text_encodings(templates.operator_name):

@@ -1,10 +1,15 @@
 """`intake audit verify` and `intake audit checkpoint` against a log an intruder with
 the database has changed, removed, reordered, rewritten or cut: on SQLite and on
-PostgreSQL, with the append-only triggers dropped first, as such an intruder would."""
+PostgreSQL, with the append-only triggers dropped first, as such an intruder would.
+The intruder holds the database, not the server secret that keys the chain."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,9 +20,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import audit
-from storage.audit import _entry_hash
+from storage.audit import _entry_body
+from storage.crypto import ServerKeys, sha256
 from storage.models import AuditEvent
-from tests.bot.test_cli import Call, Ran, assert_ok, intake, intake_many
+from tests.bot.test_cli import Call, Ran, assert_ok, intake, intake_many, mode
 from tests.conftest import Database
 
 T0 = datetime(2026, 8, 12, 3, 0, tzinfo=UTC)
@@ -41,11 +47,13 @@ async def log(database: Database, engine: AsyncEngine, session: AsyncSession) ->
 
 
 @pytest.fixture
-async def install(log: None, database: Database, tmp_path: Path) -> Path:
-    """An installation whose config points at the test database."""
+async def install(log: None, database: Database, tmp_path: Path, server_secret: bytes) -> Path:
+    """An installation whose config points at the test database (and whose server
+    secret is the one the entries were keyed with)."""
     folder = tmp_path / "server"
     folder.mkdir()
     assert_ok(intake("init", cwd=folder))
+    (folder / "server_secret").write_text(base64.urlsafe_b64encode(server_secret).decode())
     config = folder / "config.toml"
     text, n = re.subn(
         r'^url = "sqlite:///intake.db"$',
@@ -136,27 +144,76 @@ async def test_a_cut_tail_is_caught_only_against_a_checkpoint(
     _broken(ran["against"], f"the log ends at 3, before the checkpoint at {ENTRIES}")
 
 
+def _body(prev: bytes, event: AuditEvent, *, seq: int, details: str) -> bytes:
+    """What an entry's hash covers, with the intruder's sequence number and details."""
+    return _entry_body(
+        prev,
+        seq=seq,
+        at=event.at,
+        actor=event.actor,
+        action=event.action,
+        subject=event.subject,
+        details=details,
+    )
+
+
+# How an intruder without the server secret may recompute the chain: with the old
+# code's formula (SHA-256 of the previous hash and the entry), and with the keyed
+# formula under a key of their own.
+FORMULAS: dict[str, Callable[[bytes], bytes]] = {
+    "old unkeyed sha256": sha256,
+    "hmac with another key": ServerKeys(ServerKeys.generate_secret()).audit_mac,
+}
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+@pytest.mark.parametrize("first", [1, 2])
+async def test_a_chain_recomputed_without_the_key_is_caught(
+    install: Path, engine: AsyncEngine, session: AsyncSession, formula: str, first: int
+) -> None:
+    # The intruder edits entry 2, deletes entry 4, renumbers and recomputes every hash
+    # from entry ``first`` on (1: the whole chain).
+    events = (await session.exec(select(AuditEvent).order_by(col(AuditEvent.seq)))).all()
+    await session.commit()
+    await _sql(engine, "DELETE FROM audit_events WHERE seq = 4")
+    kept = [e for e in events if e.seq != 4]
+    prev = audit.GENESIS if first == 1 else kept[first - 2].hash
+    for seq, event in enumerate(kept[first - 1 :], start=first):
+        details = '{"n":99}' if event.seq == 2 else event.details
+        digest = FORMULAS[formula](_body(prev, event, seq=seq, details=details))
+        await _sql(
+            engine,
+            "UPDATE audit_events SET seq = :seq, details = :details, prev_hash = :prev, "
+            "hash = :hash WHERE seq = :old",
+            details=details,
+            prev=prev,
+            hash=digest,
+            seq=seq,
+            old=event.seq,
+        )
+        prev = digest
+    ran = _verify(install)
+    assert ran.returncode == 1, str(ran)
+    assert ran.stdout.startswith("BROKEN: "), str(ran)
+    if first == 1 and formula == "old unkeyed sha256":
+        assert "none of the 4 entries is keyed" in ran.stdout
+    else:
+        assert f"entry {first} was altered" in ran.stdout
+
+
 async def test_a_rewritten_chain_is_caught_against_a_checkpoint(
-    install: Path, engine: AsyncEngine, session: AsyncSession
+    install: Path, engine: AsyncEngine, session: AsyncSession, server: ServerKeys
 ) -> None:
     kept = intake("audit", "checkpoint", cwd=install)
     assert_ok(kept)
-    # The hash chain has no key: an intruder can edit entry 2 and recompute every
-    # hash after it. Only a head kept off the server tells.
+    # Even someone who holds the server secret (a seized running server) and recomputes
+    # every hash after an edited entry 2 is caught by a head kept off the server.
     events = (await session.exec(select(AuditEvent).order_by(col(AuditEvent.seq)))).all()
     await session.commit()
     prev = events[0].hash
     for event in events[1:]:
         details = '{"n":99}' if event.seq == 2 else event.details
-        digest = _entry_hash(
-            prev,
-            seq=event.seq,
-            at=event.at,
-            actor=event.actor,
-            action=event.action,
-            subject=event.subject,
-            details=details,
-        )
+        digest = server.audit_mac(_body(prev, event, seq=event.seq, details=details))
         await _sql(
             engine,
             "UPDATE audit_events SET details = :details, prev_hash = :prev, hash = :hash "
@@ -203,3 +260,33 @@ def test_a_checkpoint_that_is_not_seq_colon_hash_is_one_line_error(tmp_path: Pat
     assert ran.stderr.splitlines() == [
         "intake: error: --checkpoint: give SEQ:HASH as `intake audit checkpoint` prints it"
     ]
+
+
+def test_a_read_on_a_copy_of_the_database_is_merged_back_from_the_local_audit_file(
+    tmp_path: Path,
+) -> None:
+    server = tmp_path / "server"
+    server.mkdir()
+    unlocked = {"INTAKE_PASSPHRASE": "pine seven crosses the river"}
+    assert_ok(intake("init", cwd=server))
+    made = intake("keygen", "--out", "op.key", cwd=tmp_path, env=unlocked)
+    assert_ok(made)
+    assert_ok(intake("operator", "add", made.stdout.strip(), "--name", "Op", cwd=server))
+    copy = tmp_path / "copy"
+    shutil.copytree(server, copy)
+    key = str(tmp_path / "op.key")
+
+    assert_ok(intake("inbox", "list", "--key", key, cwd=copy, env=unlocked))
+    local = tmp_path / "op.key.audit"
+    assert mode(local) == 0o600
+    [line] = local.read_text().splitlines()
+    assert json.loads(line)["action"] == "inbox.list"
+
+    merged = intake("audit", "merge", "--key", key, cwd=server)
+    assert_ok(merged)
+    assert merged.stdout.startswith("Merged 1 entry from")
+    again = intake("audit", "merge", "--key", key, cwd=server)
+    assert again.stdout.startswith("Merged 0 entries")
+    verified = intake("audit", "verify", cwd=server)
+    assert_ok(verified)
+    assert verified.stdout.startswith("OK: 3 entries")  # init, operator.add, the read

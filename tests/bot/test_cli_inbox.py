@@ -352,7 +352,16 @@ def test_note_refuses_an_empty_note_before_asking_anything(tmp_path: Path) -> No
 
 
 def test_keygen_age_prints_the_identity_that_age_opens_exports_with(tmp_path: Path) -> None:
-    made = run_intake("keygen", "--out", "op.key", "--kem", "X25519", cwd=tmp_path, env=UNLOCKED)
+    made = run_intake(
+        "keygen",
+        "--out",
+        "op.key",
+        "--kem",
+        "X25519",
+        "--allow-classical",
+        cwd=tmp_path,
+        env=UNLOCKED,
+    )
     assert_ok(made)
     identity = run_intake("keygen", "--age", "op.key", cwd=tmp_path, env=UNLOCKED)
     assert_ok(identity)

@@ -182,28 +182,21 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
         folder,
         {
             "member": Run(
-                (
-                    "member",
-                    "add",
-                    "pine-7",
-                    "--phone",
-                    PHONE_WRITTEN,
-                    "--phone",
-                    SECOND_PHONE,
-                    "--telegram-id",
-                    TELEGRAM_ID,
-                    "--username",
-                    USERNAME_WRITTEN,
-                    "--hidden-name",
-                    HIDDEN_NAME,
-                    "--name",
-                    MEMBER_NAME,
-                    "--notes",
-                    MEMBER_NOTES,
-                )
+                ("member", "add", "pine-7", "--from", "-"),
+                stdin=(
+                    f"phone: {PHONE_WRITTEN}\nphone: {SECOND_PHONE}\n"
+                    f"telegram-id: {TELEGRAM_ID}\nusername: {USERNAME_WRITTEN}\n"
+                    f"hidden-name: {HIDDEN_NAME}\nname: {MEMBER_NAME}\nnotes: {MEMBER_NOTES}\n"
+                ),
             ),
-            "bad phone": Run(("member", "add", "PINE-7", "--phone", PHONE_LOCAL)),
-            "unknown group": Run(("member", "add", "NOPE-1", "--phone", PHONE_WRITTEN)),
+            "bad phone": Run(
+                ("member", "add", "PINE-7", "--from", "-"), stdin=f"phone: {PHONE_LOCAL}\n"
+            ),
+            "unknown group": Run(
+                ("member", "add", "NOPE-1", "--from", "-"), stdin=f"phone: {PHONE_WRITTEN}\n"
+            ),
+            "from arguments": Run(("member", "add", "PINE-7", "--phone", PHONE_WRITTEN)),
+            "no terminal": Run(("member", "add", "PINE-7")),
             "duress": Run(("codebook", "add", "PINE-7", DURESS, "--means", "duress")),
             "org-wide": Run(("codebook", "add", "--all", ORG_CHECKIN, "--means", "checkin")),
             "stage": Run(("codebook", "add", "PINE-7", STAGE, "--means", f"stage:{LEG}")),
@@ -213,7 +206,9 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
     ran |= intake_batch(
         folder,
         {
-            "same phone": Run(("member", "add", "PINE-7", "--phone", PHONE_DASHED)),
+            "same phone": Run(
+                ("member", "add", "PINE-7", "--from", "-"), stdin=f"phone: {PHONE_DASHED}\n"
+            ),
             **{
                 f"duress again ({case})": Run(
                     ("codebook", "add", "PINE-7", variant, "--means", "checkin")
@@ -277,8 +272,16 @@ def test_member_add_is_audited_with_counts_only(installation: Installation) -> N
 
 def test_phone_without_country_code_is_refused(installation: Installation) -> None:
     ran = installation.ran["bad phone"]
-    assert_one_line_error(ran, "--phone", "country code", "+")
+    assert_one_line_error(ran, "phone", "country code", "+")
     assert ran.stdout == ""
+
+
+def test_member_details_are_never_taken_from_arguments(installation: Installation) -> None:
+    # Arguments show in /proc/PID/cmdline and shell history: there is no option for them.
+    ran = installation.ran["from arguments"]
+    assert ran.returncode != 0
+    assert "No such option: --phone" in ran.stderr
+    assert_one_line_error(installation.ran["no terminal"], "--from FILE")
 
 
 def test_unknown_group_is_one_line(installation: Installation) -> None:

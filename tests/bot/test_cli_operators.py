@@ -12,10 +12,20 @@ PASSPHRASE = {"INTAKE_PASSPHRASE": "correct horse battery staple"}
 
 def keygen(tmp_path: Path, name: str) -> tuple[str, str]:
     """A key file; its public key line and its fingerprint."""
-    ran = intake("keygen", "--out", name, "--kem", "X25519", cwd=tmp_path, env=PASSPHRASE)
+    ran = intake(
+        "keygen",
+        "--out",
+        name,
+        "--kem",
+        "X25519",
+        "--allow-classical",
+        cwd=tmp_path,
+        env=PASSPHRASE,
+    )
     assert_ok(ran)
     public = ran.stdout.strip()
-    fingerprint = ran.stderr.split()[1]
+    assert "warning: a classical-only key" in ran.stderr
+    fingerprint = ran.stderr.split("fingerprint ")[1].split()[0]
     return public, fingerprint
 
 
@@ -31,6 +41,10 @@ def test_a_new_operator_is_given_every_group_and_a_removed_one_opens_nothing(
     added = intake("operator", "add", second_public, "--name", "Second", cwd=tmp_path)
     assert_ok(added)
     assert f"intake operator share {second}" in added.stderr
+    # The groups were added without --key: their keys are not signed, so not used yet.
+    unsigned = intake("audit", "verify", cwd=tmp_path)
+    assert unsigned.returncode == 1
+    assert unsigned.stdout.count("NOT TRUSTED: groups row") == 2
 
     shared = intake(
         "operator", "share", second[:12], "--key", "first.key", cwd=tmp_path, env=PASSPHRASE
@@ -54,6 +68,11 @@ def test_a_new_operator_is_given_every_group_and_a_removed_one_opens_nothing(
     )
     assert_ok(removed)
     assert "2 group key(s) rotated" in removed.stdout
+    # The rotated keys are signed by the remover, and the leaver's signing key is retired.
+    verified = intake("audit", "verify", cwd=tmp_path)
+    assert_ok(verified)
+    assert "NOT TRUSTED" not in verified.stdout
+    assert '"removed": true' in (tmp_path / "operator_signers").read_text()
     assert_ok(intake("inbox", "list", "--key", "second.key", cwd=tmp_path, env=PASSPHRASE))
     assert_one_line_error(
         intake("inbox", "list", "--key", "first.key", cwd=tmp_path, env=PASSPHRASE),

@@ -178,9 +178,9 @@ def at_least(standin: TelegramStandIn, chats: set[int], count: int) -> Callable[
     return lambda: alert_messages(standin, chats) >= count
 
 
-async def build(tmp_path: Path, standin: TelegramStandIn) -> World:
+async def build(tmp_path: Path, standin: TelegramStandIn, url: str | None = None) -> World:
     db_file = tmp_path / "intake.db"
-    url = f"sqlite+aiosqlite:///{db_file}"
+    url = url or f"sqlite+aiosqlite:///{db_file}"
     installation = await install(
         tmp_path / "server", standin=standin, database_url=url, extra=ALERTS
     )

@@ -392,3 +392,38 @@ async def test_the_webhook_answers_200_only_after_the_commit(
     after = await stored(webhook.url)
     assert sorted(after.message_update_ids) == [first["update_id"], update_id]
     assert update_id in after.processed
+
+
+async def test_slow_or_idle_connections_are_closed_and_a_slow_body_refused(
+    standin: TelegramStandIn, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import webhook as webhook_module
+
+    monkeypatch.setattr(webhook_module, "HEADER_TIMEOUT", 1.0)
+    monkeypatch.setattr(webhook_module, "BODY_TIMEOUT", 1.0)
+    standin.user(MALLORY, "Mallory", language_code="en")
+    update = json.dumps(forged_update(990_000_101, "slow")).encode()
+    async with webhook_bot(standin, webhook):
+        started = time.monotonic()
+        idle = [await asyncio.open_connection("127.0.0.1", webhook.port) for _ in range(50)]
+        half_headers = [await asyncio.open_connection("127.0.0.1", webhook.port) for _ in range(50)]
+        for _, writer in half_headers:
+            writer.write(f"POST {HOOK_PATH} HTTP/1.1\r\nHost: x\r\n".encode())
+        slow_body_reader, slow_body = await asyncio.open_connection("127.0.0.1", webhook.port)
+        slow_body.write(
+            (
+                f"POST {HOOK_PATH} HTTP/1.1\r\nHost: x\r\n{SECRET_HEADER}: {SECRET}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(update)}\r\n\r\n"
+            ).encode()
+            + update[:10]
+        )
+        closed = await asyncio.gather(
+            *(asyncio.wait_for(reader.read(), 30) for reader, _ in idle + half_headers)
+        )
+        answer = await asyncio.wait_for(slow_body_reader.read(), 30)
+        # Generous bound on a shared machine: the timeouts are 1 s.
+        assert time.monotonic() - started < 25
+        assert all(data == b"" for data in closed)  # closed without an answer
+        assert answer.startswith(b"HTTP/1.1 408")
+        # A whole update in one go is still taken in.
+        assert await post(webhook.local_url, update, secret=SECRET) == 200

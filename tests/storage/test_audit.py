@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import audit
+from storage.audit import GENESIS, _entry_body, _legacy_hash
+from storage.db import open_database, session_factory
+from storage.models import AuditEvent
 from tests.conftest import Database
 
 T0 = datetime(2026, 8, 12, 3, 0, tzinfo=UTC)
@@ -94,3 +97,50 @@ async def test_a_cut_tail_is_caught_against_a_checkpoint(
     assert (await audit.verify(session)).seq == 2  # alone, a cut tail looks whole
     with pytest.raises(audit.AuditChainBroken, match="before the checkpoint"):
         await audit.verify(session, checkpoint=checkpoint)
+
+
+async def _legacy_entries(session: AsyncSession, n: int) -> None:
+    """Entries as an installation older than the keyed chain wrote them (unkeyed SHA-256)."""
+    prev = GENESIS
+    for seq in range(1, n + 1):
+        at = T0 + timedelta(minutes=seq)
+        digest = _legacy_hash(
+            _entry_body(
+                prev, seq=seq, at=at, actor="admin@cli", action="init", subject=None, details="{}"
+            )
+        )
+        session.add(
+            AuditEvent(
+                seq=seq,
+                at=at,
+                actor="admin@cli",
+                action="init",
+                details="{}",
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
+        prev = digest
+    await session.commit()
+
+
+async def test_an_older_installations_unkeyed_entries_are_accepted_only_before_a_keyed_one(
+    session: AsyncSession,
+) -> None:
+    await _legacy_entries(session, 3)
+    with pytest.raises(audit.AuditChainBroken, match="none of the 3 entries is keyed"):
+        await audit.verify(session)
+    await session.rollback()
+    await audit.append(session, actor="admin@cli", action="operator.sign", at=T0)
+    await session.commit()
+    head = await audit.verify(session)
+    assert (head.seq, head.legacy) == (4, 3)
+
+
+async def test_an_entry_appended_without_the_key_bound_is_refused(database: Database) -> None:
+    async with (
+        open_database(database.url, migrate_to_head=False) as engine,
+        session_factory(engine)() as session,
+    ):
+        with pytest.raises(audit.AuditUnkeyed):
+            await audit.append(session, actor="admin@cli", action="init", at=T0)

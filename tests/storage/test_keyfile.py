@@ -80,3 +80,40 @@ def test_default_cost_is_strong() -> None:
 def test_empty_passphrase_is_refused(key: PrivateKey) -> None:
     with pytest.raises(keyfile.KeyFileError):
         keyfile.lock(key, "", CHEAP)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("memory_kib", 64 * 1024 * 1024, "KiB of Argon2 memory"),  # 64 GiB
+        ("memory_kib", 0, "KiB of Argon2 memory"),
+        ("lanes", 0, "Argon2 lanes"),
+        ("lanes", 10_000, "Argon2 lanes"),
+        ("iterations", 0, "Argon2 passes"),
+        ("iterations", 1_000_000, "Argon2 passes"),
+    ],
+)
+def test_hostile_kdf_parameters_are_refused_in_one_line_before_argon2_runs(
+    key: PrivateKey, field: str, value: int, says: str
+) -> None:
+    doc = json.loads(keyfile.lock(key, PASSPHRASE, CHEAP))
+    doc["kdf"][field] = value
+    with pytest.raises(keyfile.KeyFileError, match=says) as refused:
+        keyfile.unlock(json.dumps(doc).encode(), PASSPHRASE)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_signing_key_is_added_to_an_old_key_file_under_the_same_passphrase(
+    key: PrivateKey,
+) -> None:
+    old = keyfile.lock(key, PASSPHRASE, CHEAP)
+    assert keyfile.unlock_keys(old, PASSPHRASE).signing is None
+    new, keys = keyfile.with_signing_key(old, PASSPHRASE)
+    assert keys.signing is not None
+    again = keyfile.unlock_keys(new, PASSPHRASE)
+    assert again.private.raw() == key.raw()
+    assert again.signing is not None
+    assert again.signing.raw() == keys.signing.raw()
+    assert keyfile.verify_key_of(new) == keys.signing.verify_key()
+    assert json.loads(new)["kdf"]["memory_kib"] == CHEAP.memory_kib
+    assert keyfile.with_signing_key(new, PASSPHRASE)[0] == new  # already has one
