@@ -135,23 +135,42 @@ async def _say(
 
 async def _delete_later(context: Context, message: Message, after: timedelta) -> None:
     """Delete the message ``after`` from now (rounded up to the second): written down
-    first (storage.deletions), so that a restart or a crash carries it out too."""
+    (storage.deletions), so that a restart or a crash carries it out too. The writes of
+    many replies go in one transaction (one writer at a time: a burst of receipts must
+    not take every database connection)."""
     runtime = runtime_of(context)
     now = utc_now()
     due = math.ceil((now + after).timestamp())
-    try:
-        async with runtime.sessions() as session, session.begin():
-            deletions.remember(
-                session,
-                server=runtime.server,
-                chat_id=message.chat_id,
-                message_ids=[message.message_id],
-                sent_at=now,
-                due_at=datetime.fromtimestamp(due, UTC),
-            )
-    except Exception as exc:  # the reply still deletes itself while this process runs
-        log.error("could not write down a reply's deletion (%s)", type(exc).__name__)
+    runtime.deletions_to_write.append(
+        (message.chat_id, message.message_id, now, datetime.fromtimestamp(due, UTC))
+    )
+    if runtime.deletions_writer is None or runtime.deletions_writer.done():
+        runtime.deletions_writer = asyncio.create_task(_write_deletions(runtime))
     _schedule_due(context, message.chat_id, [message.message_id], due)
+
+
+async def _write_deletions(runtime: Runtime) -> None:
+    while runtime.deletions_to_write:
+        rows, runtime.deletions_to_write = runtime.deletions_to_write, []
+        try:
+            async with runtime.sessions() as session, session.begin():
+                for chat_id, message_id, sent_at, due_at in rows:
+                    deletions.remember(
+                        session,
+                        server=runtime.server,
+                        chat_id=chat_id,
+                        message_ids=[message_id],
+                        sent_at=sent_at,
+                        due_at=due_at,
+                    )
+        except Exception as exc:  # the replies still delete themselves while this runs
+            log.error("could not write down replies' deletions (%s)", type(exc).__name__)
+
+
+async def deletions_written(runtime: Runtime) -> None:
+    """Wait until every reply's deletion sent so far is written down."""
+    while runtime.deletions_writer is not None and not runtime.deletions_writer.done():
+        await asyncio.shield(runtime.deletions_writer)
 
 
 def _schedule_due(context: Context, chat_id: int, message_ids: Sequence[int], due: int) -> None:
@@ -253,9 +272,10 @@ async def _cross_off(context: Context, chat_id: int, message_ids: Sequence[int])
         log.error("could not cross off deleted replies (%s)", type(exc).__name__)
 
 
-# How many numbers after a chat's last known message are swept after a start: a chat's
-# replies are sent one at a time, so at most one was in flight when the bot was killed.
+# How many numbers after a chat's last known message are swept after a start: the
+# replies of the messages a crash caught may all have been sent and not yet written down.
 UNRECORDED_AFTER_CRASH = 4
+REPLIES_PER_MESSAGE = 3
 
 
 async def restore_deletions(application: BotApplication) -> None:
@@ -299,7 +319,10 @@ async def restore_deletions(application: BotApplication) -> None:
     for chat_id, last in known.items():
         if chat_id in people and people[chat_id].id in watching:
             continue
-        after = range(last + 1, last + 1 + UNRECORDED_AFTER_CRASH)
+        # Each message caught may have had its replies (receipt, follow-up, a note) sent
+        # and not yet written down: the sweep reaches past all of them.
+        reach = UNRECORDED_AFTER_CRASH + REPLIES_PER_MESSAGE * len(by_chat[chat_id])
+        after = range(last + 1, last + 1 + reach)
         by_chat.setdefault(chat_id, []).extend(after)
     for chat_id, ids in by_chat.items():
         await _delete_quietly(context, chat_id, sorted(set(ids)))
@@ -379,6 +402,11 @@ class Replies:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        while self._batches:  # the notes of chats that went on alone
+            await self._batches.pop(0)
+        runtime = self.application.bot_data["runtime"]
+        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+        await deletions_written(runtime)
 
     async def _batch(self, chains: list[Coroutine[Any, Any, list[int]]]) -> None:
         """The chats' replies, then one transaction that notes which messages left their
@@ -414,6 +442,9 @@ class Replies:
             return
         runtime = self.application.bot_data["runtime"]
         assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+        # The replies' deletions first: a crash after the note must not leave a reply that
+        # nothing remembers (the after-crash sweep looks only where messages are unnoted).
+        await deletions_written(runtime)
         try:
             async with runtime.sessions() as session, session.begin():
                 await mark_deleted_in_chat(session, update_ids=deleted, now=utc_now())

@@ -17,6 +17,7 @@ flush and one commit.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import uuid
@@ -142,6 +143,10 @@ class Runtime:
     # and the admins are told (once: bot.handlers).
     attachments_budget_reached: bool = False
     budget_note_due: bool = False
+    # Replies' deletions waiting to be written down (chat id, message id, sent, due), and
+    # the one task that writes them, a transaction at a time (bot.handlers).
+    deletions_to_write: list[tuple[int, int, datetime, datetime]] = field(default_factory=list)
+    deletions_writer: asyncio.Task[None] | None = None
 
 
 @dataclass(slots=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, func, select
 
+from bot import texts
+from bot.i18n import translator
 from bot.standin import SentMessage, SimUser, TelegramStandIn
 from bot.timeline import gather
 from storage.checkins import BY_HAND, record_signal
@@ -269,12 +271,22 @@ async def test_refused_senders_get_an_unknown_commands_reply_change_nothing_and_
         before = await world.until(lambda g: g.status is Status.OK, "OK")
         counts = await world.counts()
         for who in (STRANGER, RELATIVE, OPERATOR, OTHER):
-            # Any message gets a receipt; a relative's, linked to their group, a question too.
-            count = 2 if who == RELATIVE else 1
-            unknown = await world.replies(who, "/nonsense PINE-7", count)
+            # Any message gets the receipt and the same follow-up, from anyone (issue #14).
+            unknown = await world.replies(who, "/nonsense PINE-7", 2)
             assert unknown[0] in ("Received, thank you. Ref ?", "잘 받았습니다. 감사합니다. 참조 ?")
             for command in (c for c, senders in refused.items() if who in senders):
-                assert await world.replies(who, command, count) == unknown, (who, command)
+                if who == OTHER:
+                    # Another group's activist is answered as an activist, not receipted.
+                    mark = len(world.standin.sent)
+                    world.standin.send_text(world.users[who], command)
+                    await eventually(lambda m=mark: len(world.texts_to(OTHER, m)) >= 1)
+                    said = world.texts_to(OTHER, mark)
+                    assert said[0] in (
+                        translator(language)(texts.NOT_AMONG_YOURS).format(codename="PINE-7")
+                        for language in ("en", "ko")
+                    ), (who, command)
+                    continue
+                assert await world.replies(who, command, 2) == unknown, (who, command)
         # Nothing moved, and nobody was alerted.
         after = await world.pine()
         assert _state(after) == _state(before)
@@ -297,8 +309,10 @@ async def test_what_a_refused_sender_typed_after_a_command_is_not_audited_in_cle
     """The audit table is not sealed: it names a group only by a codename the organisation
     knows, never by what someone typed (which may be anything they meant to tell us)."""
     async with running_bot(world.installation, world.standin):
-        for who in (STRANGER, OWN):
-            await world.replies(who, "/group CANARY-HUSBAND-LI", 1)
+        await world.replies(STRANGER, "/group CANARY-HUSBAND-LI", 1)
+        # An activist is answered as one (issue #14): the answer goes to their own chat.
+        said = (await world.ask(OWN, "/group CANARY-HUSBAND-LI")).text
+        assert said == "No group CANARY-HUSBAND-LI among yours."
     assert sorted(await world.audited("command.group")) == sorted(
         [
             (await world.actor(STRANGER), None, {"allowed": False}),

@@ -390,7 +390,11 @@ async def valid_updates(fuzz: Fuzz, count: int, strategy: st.SearchStrategy[Gene
             fuzz.run(fuzz.handle(raw))
         stored = fuzz.run(fuzz.rows(update_id))
         assert stored == (1 if generated.stored else 0), (generated.label, stored)
-        if generated.stored:
+        # A part of an album is answered once for the album (issue #14): the same media
+        # group may come back in a later example, already answered.
+        message = raw.get("message") or raw.get("edited_message") or {}
+        in_album = bool(message.get("media_group_id"))
+        if generated.stored and not in_album:
             assert fuzz.answers(generated.chat_id) > answered, generated.label
         text = raw.get("message", {}).get("text", "")
         if press and generated.label == "command" and text.startswith("/language"):
