@@ -71,7 +71,7 @@ class Call:
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.person.tz or self.runtime.settings.alerts.time_zone)
+        return ZoneInfo(self.person.tz or self.runtime.settings.display.timezone)
 
     def local(self, moment: datetime | None) -> str:
         return "—" if moment is None else moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z")
@@ -348,6 +348,21 @@ async def watches(session: AsyncSession, *, person_id: uuid.UUID) -> bool:
         )
     )
     return result.first() is not None
+
+
+async def role_of(session: AsyncSession, *, person_id: uuid.UUID) -> str | None:
+    """ "admin", "activist" or None (a relative, or a stranger): which words they get."""
+    result = await session.exec(
+        select(RoleGrant.role).where(
+            RoleGrant.person_id == person_id,
+            col(RoleGrant.role).in_([Role.ACTIVIST, Role.ADMIN]),
+            col(RoleGrant.revoked_at).is_(None),
+        )
+    )
+    roles = set(result.all())
+    if Role.ADMIN in roles:
+        return "admin"
+    return "activist" if Role.ACTIVIST in roles else None
 
 
 async def _grants(session: AsyncSession, person: Person | None) -> list[RoleGrant]:

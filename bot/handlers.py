@@ -37,7 +37,7 @@ from telegram.ext import (
 
 from bot import commands, texts
 from bot.activists import ALERT_BUTTONS, on_alert_button
-from bot.commands import watches
+from bot.commands import role_of, watches
 from bot.i18n import LANGUAGES, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
 from bot.meaning import confirm_data, which_group_data
@@ -432,7 +432,8 @@ async def _mark_deleted(runtime: Runtime, update_id: int) -> None:
 
 
 async def on_start(update: Update, context: Context) -> None:
-    """/start CODE: redeem a one-time invite. Every outcome gets the same reply."""
+    """/start CODE: redeem a one-time invite. Every outcome gets the same reply, except
+    that an activist or an admin is greeted as one (a relative's reply stays neutral)."""
     runtime, language = await _words(context, update)
     user, message = update.effective_user, update.effective_message
     if user is None or message is None:
@@ -441,10 +442,19 @@ async def on_start(update: Update, context: Context) -> None:
     now = utc_now()
     roles: list[str] = []
     watcher = False
+    role: str | None = None
     async with runtime.sessions() as session, session.begin():
         person = await get_or_create_person(
             session, server=runtime.server, telegram_id=user.id, chat_id=message.chat_id, now=now
         )
+        if person.language not in LANGUAGES:
+            # Telegram's language for this person from now on (alerts and digests included),
+            # until they choose another with /language.
+            person.language = pick_language(
+                None, user.language_code, default=runtime.settings.display.language
+            )
+            session.add(person)
+        language = person.language
         grant = (
             await redeem_invite(session, server=runtime.server, code=code, person=person, now=now)
             if code
@@ -471,11 +481,12 @@ async def on_start(update: Update, context: Context) -> None:
                 at=now,
                 details={"allowed": False},
             )
+        role = await role_of(session, person_id=person.id)
     # The code is on the relative's screen: it goes, whatever it was.
     await _delete_quietly(context, message.chat_id, [message.message_id])
     if roles:
         await set_chat_commands(context.bot, message.chat_id, language, watcher=watcher)
-    await _say(context, update, translator(language)(texts.WELCOME))
+    await _say(context, update, texts.welcome(role, translator(language)))
 
 
 async def _remove_command(update: Update, context: Context) -> None:
@@ -486,9 +497,16 @@ async def _remove_command(update: Update, context: Context) -> None:
 
 
 async def on_help(update: Update, context: Context) -> None:
-    _, language = await _words(context, update)
+    runtime, language = await _words(context, update)
     await _remove_command(update, context)
-    await _say(context, update, translator(language)(texts.HELP))
+    role = None
+    if update.effective_user is not None:
+        async with runtime.sessions() as session:
+            person = await find_person(
+                session, server=runtime.server, telegram_id=update.effective_user.id
+            )
+            role = await role_of(session, person_id=person.id) if person else None
+    await _say(context, update, texts.help_for(role, translator(language)))
 
 
 async def on_language(update: Update, context: Context) -> None:

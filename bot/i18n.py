@@ -33,12 +33,15 @@ def _catalogue(language: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(compiled)
 
 
-def pick_language(chosen: str | None, telegram_language: str | None) -> str:
-    """The person's own choice, else their Telegram app's language, else English."""
+def pick_language(
+    chosen: str | None, telegram_language: str | None, *, default: str = DEFAULT
+) -> str:
+    """The person's own choice, else their Telegram app's language, else ``default``
+    (the installation's ``[display] language``, English unless set)."""
     for candidate in (chosen, (telegram_language or "")[:2].lower()):
         if candidate in LANGUAGES:
             return candidate
-    return DEFAULT
+    return default if default in LANGUAGES else DEFAULT
 
 
 def translator(language: str) -> Callable[[str], str]:

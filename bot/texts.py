@@ -5,6 +5,8 @@ check-in, a duress phrase, an unknown sender and an unreadable message, so that
 whoever holds the phone learns nothing from them.
 """
 
+from collections.abc import Callable
+
 from bot.i18n import _
 
 RECEIPT = _("Received, thank you. Ref {ref}")
@@ -82,17 +84,62 @@ ON_LEG = _("{codename} is on the leg {leg}.")
 TIME_ZONE_SET = _("Times are now shown in {zone}.")
 WATCHER_COMMANDS = (
     ("status", _("Every group you watch")),
-    ("group", _("One group in detail: /group CODENAME")),
-    ("pause", _("Pause a group: /pause CODENAME 12h")),
-    ("resume", _("Resume a paused group")),
+    ("group", _("One group in detail")),
+    ("pause", _("Pause a group's schedule for a while")),
+    ("resume", _("Start a paused group's schedule again from now")),
     ("safe", _("Mark a group safe")),
     ("detained", _("Mark a group detained")),
-    ("stage", _("Move a group to a leg: /stage CODENAME LEG")),
-    ("timezone", _("The time zone of your alerts: /timezone Asia/Seoul")),
-    ("timeline", _("A picture of a group's journey: /timeline CODENAME")),
+    ("stage", _("Move a group to a leg")),
+    ("timezone", _("The time zone of the times you are shown")),
+    ("timeline", _("A picture of a group's journey")),
 )
+# One example of each command for /help (a command without one is shown bare).
+EXAMPLES = {
+    "status": "/status",
+    "group": "/group PINE-7",
+    "pause": "/pause PINE-7 12h",
+    "resume": "/resume PINE-7",
+    "safe": "/safe PINE-7",
+    "detained": "/detained PINE-7",
+    "stage": "/stage PINE-7 Kunming",
+    "timezone": "/timezone Asia/Seoul",
+    "timeline": "/timeline PINE-7",
+    "language": "/language",
+}
+WELCOME_ACTIVIST = _(
+    "Welcome. You are an activist here: alerts about your groups come to this chat, with "
+    "buttons to acknowledge them. /help lists your commands."
+)
+WELCOME_ADMIN = _(
+    "Welcome. You are an admin here: alerts about every group come to this chat, and you may "
+    "use every command on every group. /help lists your commands."
+)
+HELP_ACTIVIST = _("Your commands, each with an example:")
+HELP_ADMIN = _(
+    "Your commands, on every group, each with an example. Invites, revocations and keys are "
+    "made on the server with the intake tool (for example: intake invite --role activist "
+    "--group PINE-7)."
+)
+HELP_EXAMPLE = _("for example: {example}")
 TIMELINE_CAPTION = _(
     "{codename}: check-ins (dots), due windows and grace (bands), legs reached and the "
     "status over time (colours), up to {local}."
 )
 NOT_PAUSED = _("{codename} is not paused: it is {status}.")
+
+
+def welcome(role: str | None, t: Callable[[str], str]) -> str:
+    """The welcome for a role ("activist", "admin"); anyone else gets the neutral one."""
+    return t({"activist": WELCOME_ACTIVIST, "admin": WELCOME_ADMIN}.get(role or "", WELCOME))
+
+
+def help_for(role: str | None, t: Callable[[str], str]) -> str:
+    """/help: an activist's and an admin's commands, each with one example; a relative's
+    (and a stranger's) help stays the neutral one."""
+    if role not in ("activist", "admin"):
+        return t(HELP)
+    lines = [t(HELP_ADMIN if role == "admin" else HELP_ACTIVIST), ""]
+    for name, words in (*WATCHER_COMMANDS, ("language", COMMAND_LANGUAGE)):
+        lines.append(f"/{name} — {t(words)}")
+        lines.append("    " + t(HELP_EXAMPLE).format(example=EXAMPLES.get(name, f"/{name}")))
+    return "\n".join(lines)

@@ -113,7 +113,7 @@ async def send_job(context: Context) -> None:
         runtime.sessions,
         context.bot,
         server=runtime.server,
-        default_tz=runtime.settings.alerts.time_zone,
+        default_tz=runtime.settings.display.timezone,
         limiter=limiter,
         now=utc_now,
     )

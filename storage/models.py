@@ -259,7 +259,7 @@ class Person(SQLModel, table=True):
     telegram_index: bytes = Field(unique=True)
     chat_sealed: bytes
     language: str | None = Field(default=None, max_length=16)
-    # For the times in alerts; None means [alerts] time_zone.
+    # For the times shown to this person; None means [display] timezone.
     tz: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utc_now)
     unreachable_at: datetime | None = None

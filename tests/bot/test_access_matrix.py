@@ -836,6 +836,19 @@ def _replied(text: str, *, buttons: Sequence[str] = ()) -> Check:
     return check
 
 
+def _by_role(words: Callable[[str | None, Callable[[str], str]], str]) -> Check:
+    """Answered with the words for the person's role: an activist and an admin are
+    greeted and helped as such, everyone else gets the neutral words."""
+    roles = {Who.ADMIN: "admin", Who.ACTIVIST: "activist", Who.OTHER_ACTIVIST: "activist"}
+
+    def check(cell: Cell, seen: Observed) -> None:
+        assert cell.texts == [words(roles.get(cell.who), EN)]
+        assert cell.buttons == [[]]
+        assert cell.deleted
+
+    return check
+
+
 def _status(cell: Cell, seen: Observed) -> None:
     [reply] = cell.texts
     lines = [re.match(r"([A-Z]+-\d+): [A-Z]+ since ", line) for line in reply.splitlines()]
@@ -973,8 +986,8 @@ def _chose_group(cell: Cell, seen: Observed) -> None:
 
 
 ACTED: dict[str, Check] = {
-    "start": _replied(texts.WELCOME),
-    "help": _replied(texts.HELP),
+    "start": _by_role(texts.welcome),
+    "help": _by_role(texts.help_for),
     "language": _replied(texts.LANGUAGE_QUESTION, buttons=[f"lang:{code}" for code in LANGUAGES]),
     "wipe": _replied(texts.WIPED),
     "status": _status,

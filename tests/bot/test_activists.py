@@ -193,7 +193,12 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path, database: Database, standin: TelegramStandIn) -> World:
-    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    installation = await install(
+        tmp_path / "server",
+        standin=standin,
+        database_url=database.url,
+        extra='[display]\ntimezone = "Asia/Seoul"\n',
+    )
     server = ServerKeys(installation.settings.server_secret_bytes())
     now = utc_now()
     async with (

@@ -81,7 +81,10 @@ async def world(tmp_path: Path, database: Database, standin: TelegramStandIn) ->
         tmp_path / "server",
         standin=standin,
         database_url=database.url,
-        extra='[alerts]\nrepeat_every = "1s"\nescalate_after = "1h"\ntime_zone = "Asia/Seoul"\n',
+        extra=(
+            '[alerts]\nrepeat_every = "1s"\nescalate_after = "1h"\n'
+            '[display]\ntimezone = "Asia/Seoul"\n'
+        ),
     )
     server = ServerKeys(installation.settings.server_secret_bytes())
     now = utc_now()
