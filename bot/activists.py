@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 from telegram import Message, Update
@@ -17,7 +19,7 @@ from telegram.ext import ContextTypes
 
 from bot import texts
 from bot.alerts import ACK, ACK_ALL, CLAIM
-from bot.i18n import pick_language, translator
+from bot.i18n import Words, pick_language, translator
 from bot.intake import Runtime
 from storage import audit
 from storage.alerts import acknowledge
@@ -30,6 +32,12 @@ Context = ContextTypes.DEFAULT_TYPE
 ALERT_BUTTONS = r"^al:"
 
 
+def answered_line(kind: AckKind, *, who: str, at: datetime, words: Words) -> str:
+    """ "✓ Acknowledged by p-3f2a at 03:12 KST": what an answered alert keeps."""
+    line = texts.HANDLED_BY if kind is AckKind.CLAIM else texts.ACKNOWLEDGED_BY
+    return words._(line).format(who=who, time=words.clock(at))
+
+
 async def on_alert_button(update: Update, context: Context) -> None:
     query = update.callback_query
     if query is None or not isinstance(query.message, Message) or query.data is None:
@@ -38,6 +46,7 @@ async def on_alert_button(update: Update, context: Context) -> None:
     assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
     kind = AckKind.CLAIM if query.data == CLAIM else AckKind.ACKNOWLEDGE
     now = utc_now()
+    kept = ""
     async with runtime.sessions() as session, session.begin():
         person = await find_person(session, server=runtime.server, telegram_id=query.from_user.id)
         language = pick_language(person.language if person else None, query.from_user.language_code)
@@ -93,9 +102,18 @@ async def on_alert_button(update: Update, context: Context) -> None:
                 answer = _(texts.CLAIMED_BY_YOU)
             else:
                 answer = _(texts.ACKNOWLEDGED if fresh else texts.ALREADY_ACKNOWLEDGED)
+            kept = answered_line(
+                kind,
+                who=pseudonym(person),
+                at=now,
+                words=Words(language, ZoneInfo(person.tz or runtime.settings.display.timezone)),
+            )
     try:
         await query.answer(answer)
         if person is not None and alerts:
-            await query.message.edit_reply_markup(reply_markup=None)
+            # The buttons go; the alert keeps a line saying who answered it, and when.
+            await query.message.edit_text(
+                f"{query.message.text or ''}\n\n{kept}", reply_markup=None
+            )
     except TelegramError as exc:
         log.info("could not close an alert's buttons (%s)", type(exc).__name__)

@@ -16,28 +16,37 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import texts
-from bot.alerts import BASIS_TEXT
 from bot.deadlines import evaluate
-from bot.durations import format_duration, parse_duration
-from bot.i18n import pick_language, translator
+from bot.durations import parse_duration
+from bot.i18n import Words, pick_language, translator, zone_abbreviation
 from bot.intake import Runtime
 from bot.schedules import BadSchedule, normalise_codename
 from storage import audit
 from storage.checkins import flip, stage_by_hand
 from storage.groups import find_group
 from storage.legs import find_leg, leg_name
-from storage.models import Flip, Group, Leg, Person, Role, RoleGrant, Status
+from storage.models import (
+    Alert,
+    AlertState,
+    Flip,
+    Group,
+    Leg,
+    Person,
+    Role,
+    RoleGrant,
+    Status,
+)
 from storage.people import find_person, pseudonym
 from storage.timeutil import utc_now
 
@@ -66,6 +75,10 @@ class Call:
     now: datetime
     language: str
 
+    @property
+    def words(self) -> Words:
+        return Words(self.language, self.tz)
+
     def _(self, message: str) -> str:
         return translator(self.language)(message)
 
@@ -74,13 +87,10 @@ class Call:
         return ZoneInfo(self.person.tz or self.runtime.settings.display.timezone)
 
     def local(self, moment: datetime | None) -> str:
-        return "—" if moment is None else moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z")
+        return "—" if moment is None else self.words.local(moment)
 
-    def ago(self, moment: datetime | None) -> str:
-        if moment is None:
-            return "—"
-        seconds = max(0, int((self.now - moment).total_seconds()))
-        return format_duration(timedelta(seconds=seconds if seconds < 60 else seconds // 60 * 60))
+    def status(self, status: Status) -> str:
+        return texts.status_in(self.words, status)
 
     async def group(self, position: int = 0) -> Group:
         if len(self.args) <= position:
@@ -118,11 +128,17 @@ async def _status(call: Call) -> str:
     legs = await _current_legs(call, groups)
     lines = []
     for g in groups:
-        line = call._(texts.STATUS_LINE).format(
-            codename=g.codename,
-            status=g.status.value,
-            since=call.local(g.status_since),
-            ago=call.ago(g.last_checkin_at),
+        fields = {
+            "codename": g.codename,
+            "status": call.status(g.status),
+            "since": call.local(g.status_since),
+        }
+        line = (
+            call._(texts.STATUS_LINE).format(
+                **fields, ago=call.words.ago(g.last_checkin_at, call.now)
+            )
+            if g.last_checkin_at is not None
+            else call._(texts.STATUS_LINE_NO_CHECKIN).format(**fields)
         )
         following = evaluate(g, now=call.now, leg=legs.get(g.id)).next_transition
         if following is not None:
@@ -146,12 +162,13 @@ async def _group(call: Call) -> str:
     lines = [
         call._(texts.GROUP_HEAD).format(
             codename=group.codename,
-            status=group.status.value,
-            basis=call._(BASIS_TEXT.get(group.status_basis or "", group.status_basis or "")),
+            status=call.status(group.status),
+            basis=texts.basis_in(call.words, group.status_basis),
             since=call.local(group.status_since),
         ),
         call._(texts.LAST_CHECKIN).format(
-            ago=call.ago(group.last_checkin_at), local=call.local(group.last_checkin_at)
+            ago=call.words.ago(group.last_checkin_at, call.now),
+            local=call.local(group.last_checkin_at),
         )
         if group.last_checkin_at
         else call._(texts.NO_CHECKIN),
@@ -184,17 +201,23 @@ async def _current_leg(call: Call, group: Group) -> Leg | None:
 
 async def _pause(call: Call) -> str:
     group = await call.group()
+    if group.status is Status.SAFE:
+        # A safe group has arrived: there is no schedule left to pause.
+        return call._(texts.PAUSE_REFUSED_SAFE).format(
+            codename=group.codename, status=call.status(Status.SAFE)
+        )
     try:
         length = parse_duration(call.args[1]) if len(call.args) > 1 else None
     except ValueError:
         length = None
     if length is None:
         return call._(texts.USAGE).format(usage="/pause CODENAME 12h")
-    await flip(
+    record = await flip(
         call.session, group=group, to=Status.PAUSED, at=call.now, basis="paused", now=call.now
     )
     group.paused_until = call.now + length
     call.session.add(group)
+    await not_to_author(call.session, record, call.person)
     return call._(texts.PAUSED_UNTIL).format(
         codename=group.codename, local=call.local(group.paused_until)
     )
@@ -203,12 +226,17 @@ async def _pause(call: Call) -> str:
 async def _resume(call: Call) -> str:
     group = await call.group()
     if group.status is not Status.PAUSED:
-        return call._(texts.NOT_PAUSED).format(codename=group.codename, status=group.status.value)
-    # The engine's next look (within a second) resumes the schedule from now
-    # (bot.deadlines.evaluate): no check-in is invented, the wait starts again.
+        return call._(texts.NOT_PAUSED).format(
+            codename=group.codename, status=call.status(group.status)
+        )
+    # The schedule starts again from now, recorded as a resume (no check-in is invented):
+    # the pause ends now, and the status that follows is written at once.
     group.paused_until = call.now
-    group.next_transition_at = call.now
-    call.session.add(group)
+    after = evaluate(group, now=call.now, leg=await _current_leg(call, group))
+    record = await flip(
+        call.session, group=group, to=after.status, at=call.now, basis=after.basis, now=call.now
+    )
+    await not_to_author(call.session, record, call.person)
     return call._(texts.RESUMED).format(codename=group.codename)
 
 
@@ -216,10 +244,26 @@ def _marking(to: Status) -> Action:
     async def mark(call: Call) -> str:
         group = await call.group()
         if group.status is not to:
-            await flip(call.session, group=group, to=to, at=call.now, basis="marked", now=call.now)
-        return call._(texts.MARKED).format(codename=group.codename, status=to.value)
+            record = await flip(
+                call.session, group=group, to=to, at=call.now, basis="marked", now=call.now
+            )
+            await not_to_author(call.session, record, call.person)
+        return call._(texts.MARKED).format(codename=group.codename, status=call.status(to))
 
     return mark
+
+
+async def not_to_author(session: AsyncSession, record: Flip, author: Person) -> None:
+    """Whoever made a change is told by the command's answer: the alert, its reminders
+    and the broadcast about their own act go to the others only."""
+    await session.flush()
+    await session.exec(
+        delete(Alert).where(
+            col(Alert.flip_id) == record.id,
+            col(Alert.recipient_id) == author.id,
+            col(Alert.state) == AlertState.PENDING,
+        )
+    )
 
 
 async def _stage(call: Call) -> str:
@@ -247,7 +291,9 @@ async def _timezone(call: Call) -> str:
         return call._(texts.USAGE).format(usage="/timezone Asia/Seoul")
     call.person.tz = zone
     call.session.add(call.person)
-    return call._(texts.TIME_ZONE_SET).format(zone=zone)
+    return call._(texts.TIME_ZONE_SET).format(
+        zone=zone, abbreviation=zone_abbreviation(call.now, ZoneInfo(zone))
+    )
 
 
 async def _timeline(call: Call) -> Picture:

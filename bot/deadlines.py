@@ -81,10 +81,13 @@ def _by_schedule(
     group: Group, now: datetime, leg: Leg | None, *, resumed: datetime | None
 ) -> Evaluation:
     last = group.last_checkin_at
-    if last is None and resumed is None:
-        return Evaluation(Status.PENDING, group.status_since, "no check-in yet", None)
     # After a pause, the schedule starts again from its end: the dead zone was agreed.
-    start = max(t for t in (last, resumed) if t is not None)
+    anchors = [t for t in (last, resumed, group.resumed_at) if t is not None]
+    if not anchors:
+        return Evaluation(Status.PENDING, group.status_since, "no check-in yet", None)
+    start = max(anchors)
+    # Said as what it was: a resumed schedule is no news from the group.
+    started = "checked in" if start == last else "resumed"
     if leg is not None and leg.interval_s is not None:
         due = start + timedelta(seconds=leg.interval_s)
     else:
@@ -93,7 +96,7 @@ def _by_schedule(
     silent_at = due + timedelta(seconds=grace_s)
     detained_at = silent_at + timedelta(seconds=group.detained_after_s)
     if now < due:
-        return Evaluation(Status.OK, start, "checked in", due)
+        return Evaluation(Status.OK, start, started, due)
     if now < silent_at:
         return Evaluation(Status.LATE, due, "check-in due", silent_at)
     if now < detained_at:

@@ -38,7 +38,7 @@ from telegram.ext import (
 from bot import commands, texts
 from bot.activists import ALERT_BUTTONS, on_alert_button
 from bot.commands import role_of, watches
-from bot.i18n import LANGUAGES, pick_language, translator
+from bot.i18n import LANGUAGES, Words, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
 from bot.meaning import confirm_data, which_group_data
 from storage import audit
@@ -364,7 +364,8 @@ async def _tell_operators(context: Context) -> None:
         count = await unlinked_count(session)
         operators = await people_with_role(session, role=Role.OPERATOR)
     for person in operators:
-        text = translator(pick_language(person.language, None))(texts.UNLINKED_WAITING)
+        words = Words(pick_language(person.language, None), UTC)
+        text = words.n_(texts.UNLINKED_WAITING, count)
         try:
             await context.bot.send_message(
                 chat_id_of(runtime.server, person), text.format(count=count), protect_content=True

@@ -7,7 +7,8 @@ whoever holds the phone learns nothing from them.
 
 from collections.abc import Callable
 
-from bot.i18n import _
+from bot.i18n import N_, Words, _, pgettext_
+from storage.models import Status
 
 RECEIPT = _("Received, thank you. Ref {ref}")
 WELCOME = _("Welcome. You can send messages here at any time.")
@@ -33,21 +34,39 @@ THANKS = _("Thank you.")
 COMMAND_HELP = _("How to use this chat")
 COMMAND_LANGUAGE = _("Change the language")
 COMMAND_WIPE = _("Remove this conversation from your phone")
-UNLINKED_WAITING = _("{count} message(s) wait in the unlinked queue.")
+UNLINKED_WAITING = N_(
+    "{count} message waits in the unlinked queue.", "{count} messages wait in the unlinked queue."
+)
 
 # --- alerts to activists and admins: codename, status and times, never message contents
 
-ALERT = _("⚠ {codename} is {status} ({basis}) since {since}.")
-REMINDER = _("Reminder, not yet acknowledged: {codename} is {status} ({basis}) since {since}.")
-LAST_CHECKIN = _("Last check-in {ago} ago, at {local}.")
-NO_CHECKIN = _("No check-in received yet.")
+# Status names as said to people (the stored values stay the English words).
+STATUS_NAMES = {
+    Status.PENDING: pgettext_("status", "PENDING"),
+    Status.OK: pgettext_("status", "OK"),
+    Status.LATE: pgettext_("status", "LATE"),
+    Status.SILENT: pgettext_("status", "SILENT"),
+    Status.DETAINED: pgettext_("status", "DETAINED"),
+    Status.SAFE: pgettext_("status", "SAFE"),
+    Status.PAUSED: pgettext_("status", "PAUSED"),
+}
+ALERT = _("⚠ Alert: {codename} is {status} ({basis}) since {since}.")
+REMINDER = _(
+    "⚠ {nth} reminder, not acknowledged yet: {codename} is {status} ({basis}) since {since}."
+)
+ESCALATED = _(
+    "⚠ Escalated, no one acknowledged for {waited}: {codename} is {status} ({basis}) since {since}."
+)
+LAST_CHECKIN = _("Last check-in {ago}, at {local}.")
+NO_CHECKIN = _("No check-in yet.")
 LEG = _("Leg: {leg}.")
-ALL_CLEAR = _("✓ {codename} is {status} again ({basis}), since {since}.")
+ALL_CLEAR = _("✓ {codename} is {status} ({basis}) since {since}.")
+ALL_CLEAR_AGAIN = _("✓ {codename} is {status} again ({basis}) since {since}.")
 CLAIMED = _("{who} is handling {codename}.")
 UNREACHABLE = _(
     "An alert about {codename} could not reach {who}: they blocked the bot or their chat is gone."
 )
-DIGEST = _("{count} alerts:")
+DIGEST = N_("{count} alert:", "{count} alerts:")
 BUTTON_ACK = _("Acknowledge")
 BUTTON_CLAIM = _("I'm handling this")
 BUTTON_ACK_ALL = _("Acknowledge all")
@@ -55,33 +74,55 @@ ACKNOWLEDGED = _("Acknowledged. Reminders stop.")
 CLAIMED_BY_YOU = _("You are handling it; the others were told.")
 ALREADY_ACKNOWLEDGED = _("Already acknowledged.")
 NOT_YOURS = _("This alert was not sent to you.")
-BACK_ONLINE = _(
-    "The bot is back after {away} away; it took in {count} update(s) that queued meanwhile."
+# The line an answered alert keeps once its buttons go.
+ACKNOWLEDGED_BY = _("✓ Acknowledged by {who} at {time}.")
+HANDLED_BY = _("✓ {who} took it on at {time}.")
+BACK_ONLINE = N_(
+    "The bot is back after {away} away; it took in {count} update that queued meanwhile.",
+    "The bot is back after {away} away; it took in {count} updates that queued meanwhile.",
 )
 BASIS_CHECKED_IN = _("checked in")
-BASIS_DUE = _("check-in due")
-BASIS_GRACE = _("grace ran out")
+BASIS_RESUMED = _("schedule resumed")
+BASIS_NOT_YET = _("no check-in yet")
+BASIS_DUE = _("a check-in was due")
+BASIS_GRACE = _("no check-in by the end of the grace period")
 BASIS_SILENCE = _("silent too long")
 BASIS_REPORTED = _("reported by a relative")
 BASIS_DURESS = _("duress phrase")
 BASIS_MARKED = _("marked by an activist")
 BASIS_DEAD_ZONE = _("planned dead zone")
 BASIS_PAUSED = _("paused")
+# Each recorded basis (storage's words) and how it is said.
+BASIS_TEXT = {
+    "checked in": BASIS_CHECKED_IN,
+    "resumed": BASIS_RESUMED,
+    "no check-in yet": BASIS_NOT_YET,
+    "check-in due": BASIS_DUE,
+    "grace ran out": BASIS_GRACE,
+    "silence": BASIS_SILENCE,
+    "reported": BASIS_REPORTED,
+    "duress": BASIS_DURESS,
+    "marked": BASIS_MARKED,
+    "dead zone": BASIS_DEAD_ZONE,
+    "paused": BASIS_PAUSED,
+}
 
 # --- activists' commands
 
 NO_GROUPS = _("No groups.")
-STATUS_LINE = _("{codename}: {status} since {since}; last check-in {ago} ago.")
+STATUS_LINE = _("{codename}: {status} since {since}; last check-in {ago}.")
+STATUS_LINE_NO_CHECKIN = _("{codename}: {status} since {since}; no check-in yet.")
 GROUP_HEAD = _("{codename}: {status} ({basis}) since {since}.")
 NEXT_CHANGE = _("Next deadline: {local}.")
 ALERT_ACKNOWLEDGED = _("The alert was acknowledged at {local}.")
 ALERT_OPEN = _("The alert is not acknowledged yet.")
 USAGE = _("Use: {usage}")
 PAUSED_UNTIL = _("{codename} is paused until {local}.")
-RESUMED = _("{codename} follows its schedule again.")
+PAUSE_REFUSED_SAFE = _("{codename} is {status}: it has arrived, so there is no schedule to pause.")
+RESUMED = _("{codename} follows its schedule again from now.")
 MARKED = _("{codename} is marked {status}.")
 ON_LEG = _("{codename} is on the leg {leg}.")
-TIME_ZONE_SET = _("Times are now shown in {zone}.")
+TIME_ZONE_SET = _("Times are now shown in {zone} ({abbreviation}).")
 WATCHER_COMMANDS = (
     ("status", _("Every group you watch")),
     ("group", _("One group in detail")),
@@ -143,3 +184,13 @@ def help_for(role: str | None, t: Callable[[str], str]) -> str:
         lines.append(f"/{name} — {t(words)}")
         lines.append("    " + t(HELP_EXAMPLE).format(example=EXAMPLES.get(name, f"/{name}")))
     return "\n".join(lines)
+
+
+def status_in(words: Words, status: Status) -> str:
+    """A status's name in the person's language (Korean: 정상, 지연, 연락 두절...)."""
+    return words.p_(STATUS_NAMES[status])
+
+
+def basis_in(words: Words, basis: str | None) -> str:
+    """Why a status is what it is, in the person's language."""
+    return words._(BASIS_TEXT.get(basis or "", basis or ""))

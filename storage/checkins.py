@@ -173,6 +173,10 @@ def new_flip(group: Group, *, to: Status, at: datetime, basis: str, now: datetim
         basis=basis,
         recorded_at=now,
     )
+    if group.status is Status.PAUSED and to is not Status.PAUSED:
+        # The schedule starts again from the end of the pause, not from the last check-in.
+        ended = at if group.paused_until is None else min(group.paused_until, at)
+        group.resumed_at = ended
     group.status, group.status_since, group.status_basis = to, at, basis
     if to is not Status.PAUSED:
         group.paused_until = None

@@ -152,6 +152,9 @@ class Group(SQLModel, table=True):
     # The leg the group is on, by its position (legs are ordered).
     current_leg: int | None = None
     paused_until: datetime | None = None
+    # When the schedule last started again after a pause (a /resume, or the end of a
+    # dead zone): the next check-in is due from the later of this and the last check-in.
+    resumed_at: datetime | None = None
     kem: str = Field(max_length=24)
     public_key: bytes
     created_at: datetime = Field(default_factory=utc_now)
