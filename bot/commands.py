@@ -113,6 +113,7 @@ class Picture:
 
     journey: Journey
     caption: str
+    words: Words
 
 
 Action = Callable[[Call], Awaitable[str | Picture]]
@@ -297,14 +298,12 @@ async def _timezone(call: Call) -> str:
 
 
 async def _timeline(call: Call) -> Picture:
-    from bot.timeline import gather
+    from bot.timeline import caption, gather
 
     group = await call.group()
-    journey = await gather(call.session, group=group, now=call.now)
-    caption = call._(texts.TIMELINE_CAPTION).format(
-        codename=group.codename, local=call.local(call.now)
-    )
-    return Picture(journey, caption)
+    # Legs by name: the group's activists read them in alerts too.
+    journey = await gather(call.session, group=group, now=call.now, server=call.runtime.server)
+    return Picture(journey, caption(journey, call.words), call.words)
 
 
 ACTIONS: dict[str, Action] = {
@@ -372,7 +371,7 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
                 from bot.timeline import render
 
                 # Drawing takes a few hundred milliseconds of CPU: not on the event loop.
-                png = await asyncio.to_thread(render, reply.journey, "png")
+                png = await asyncio.to_thread(render, reply.journey, "png", words=reply.words)
                 await context.bot.send_photo(
                     chat.id, png, caption=reply.caption, protect_content=True
                 )

@@ -162,10 +162,6 @@ HELP_ADMIN = _(
     "--group PINE-7)."
 )
 HELP_EXAMPLE = _("for example: {example}")
-TIMELINE_CAPTION = _(
-    "{codename}: check-ins (dots), due windows and grace (bands), legs reached and the "
-    "status over time (colours), up to {local}."
-)
 NOT_PAUSED = _("{codename} is not paused: it is {status}.")
 
 

@@ -174,13 +174,14 @@ class World:
             return "unknown" if person is None else pseudonym(person)
 
     async def everyone_told(
-        self, people: tuple[int, ...], *, since: int, starts: str, status: str
+        self, people: tuple[int, ...], *, since: int, starts: str, status: tuple[str, ...]
     ) -> None:
-        """Each of ``people`` got an alert (or all-clear) about PINE-7 being ``status``."""
+        """Each of ``people`` got an alert (or all-clear) about PINE-7 being ``status``
+        (its name in English or in Korean)."""
 
         def told(who: int) -> bool:
             return any(
-                t.startswith(starts) and "PINE-7" in t and status in t
+                t.startswith(starts) and "PINE-7" in t and any(s in t for s in status)
                 for t in self.texts_to(who, since)
             )
 
@@ -277,7 +278,7 @@ async def test_refused_senders_get_an_unknown_commands_reply_change_nothing_and_
             # Any message gets a receipt; a relative's, linked to their group, a question too.
             count = 2 if who == RELATIVE else 1
             unknown = await world.replies(who, "/nonsense PINE-7", count)
-            assert unknown[0] in ("Received, thank you. Ref ?", "잘 받았습니다. 감사합니다. 참조 ?")
+            assert unknown[0] in ("Received, thank you. Ref ?", "잘 받았어요. 감사해요. 접수번호 ?")
             for command in (c for c, senders in refused.items() if who in senders):
                 assert await world.replies(who, command, count) == unknown, (who, command)
         # Nothing moved, and nobody was alerted.
@@ -327,9 +328,9 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
             mine.text or "",
         ), mine.text
         everything = (await world.ask(ROVING, "/status")).text or ""
-        assert "OAK-2: OK" in everything
-        assert "PINE-7: OK" in everything
-        assert "마지막 연락" in everything  # the roving activist reads Korean
+        # The roving activist reads Korean: statuses and durations too.
+        assert re.search(r"OAK-2: .+부터 정상, 마지막 연락 \d+초 전", everything), everything
+        assert re.search(r"PINE-7: .+부터 정상", everything), everything
 
         # /stage to the border: a tighter leg, applied at once, and no check-in.
         staged = await world.ask(OWN, "/stage PINE-7 laos border")
@@ -363,12 +364,14 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
         assert abs(paused.paused_until - (paused_at + timedelta(hours=6))) < timedelta(minutes=1)
         resumed_at = utc_now()
         assert (await world.ask(ADMIN, "/resume PINE-7")).text == (
-            "PINE-7 follows its schedule again."
+            "PINE-7 follows its schedule again from now."
         )
         resumed = await world.until(lambda g: g.status is Status.OK, "resumed")
         assert resumed.last_checkin_at == checked_in
         assert resumed.paused_until is None
+        assert resumed.status_basis == "resumed"  # recorded as a resume, not a check-in
         assert _near(resumed.status_since, resumed_at)
+        assert resumed.resumed_at is not None and _near(resumed.resumed_at, resumed_at)
         assert (await world.ask(OWN, "/resume PINE-7")).text == "PINE-7 is not paused: it is OK."
 
         # /detained: tier 2, to every activist and admin at once.
@@ -376,7 +379,9 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
         await world.ask(ADMIN, "/detained PINE-7", expect="PINE-7 is marked DETAINED.")
         detained = await world.pine()
         assert (detained.status, detained.status_basis) == (Status.DETAINED, "marked")
-        await world.everyone_told(ALERTED, since=mark, starts="⚠", status="DETAINED")
+        # Whoever marked it is answered by the command, not alerted about their own mark.
+        others = tuple(p for p in ALERTED if p != ADMIN)
+        await world.everyone_told(others, since=mark, starts="⚠", status=("DETAINED", "억류"))
         assert "not acknowledged" in ((await world.ask(OWN, "/group PINE-7")).text or "")
         alert = next(
             m for m in world.standin.sent[mark:] if m.chat_id == OWN and "⚠" in (m.text or "")
@@ -396,7 +401,12 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
         await world.ask(OWN, "/safe PINE-7", expect="PINE-7 is marked SAFE.")
         safe = await world.pine()
         assert (safe.status, safe.status_basis) == (Status.SAFE, "marked")
-        await world.everyone_told(ALERTED, since=mark, starts="✓", status="SAFE")
+        told = tuple(p for p in ALERTED if p not in (ADMIN, OWN))
+        await world.everyone_told(told, since=mark, starts="✓", status=("SAFE", "안전"))
+        # Neither the one who marked it DETAINED nor the one who marked it SAFE heard of
+        # their own act except in its answer; the first acknowledgement stopped reminders.
+        assert not [t for t in world.texts_to(ADMIN, mark) if t.startswith(("⚠", "✓"))]
+        assert not [t for t in world.texts_to(OWN, mark) if t.startswith(("⚠", "✓"))]
     # The journey's picture shows the stages set by hand, and no check-in for them.
     async with open_database(world.url) as engine, session_factory(engine)() as session:
         journey = await gather(
@@ -431,11 +441,13 @@ async def test_timeline_sends_the_groups_activist_a_picture_of_its_journey(world
         assert picture.photo.startswith(b"\x89PNG\r\n\x1a\n")
         assert picture.protect_content
         caption = picture.message["caption"]
-        assert caption.startswith("PINE-7: check-ins (dots)")
+        assert re.fullmatch(
+            r"PINE-7: Up to \S+ \S+ KST\. Next check-in due: \S+ \S+ KST\.", caption
+        ), caption
         # Korean for the roving activist, who reads Korean.
         roving = await world.ask(ROVING, "/timeline PINE-7")
         assert roving.photo is not None
-        assert "체크인" in roving.message["caption"]
+        assert "다음 연락 예정" in roving.message["caption"]
     # What it draws is the journey that gather() reads, and nothing but times, statuses and
     # leg numbers (bot/timeline.py); here, the one check-in the fixture made.
     async with open_database(world.url) as engine, session_factory(engine)() as session:

@@ -65,7 +65,7 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
     # Every reply to the relative was the same neutral receipt, in her language.
     receipts = [line for line in story.splitlines() if "the bot replies" in line]
     assert len(receipts) == 4
-    assert all("잘 받았습니다" in line for line in receipts)
+    assert all("잘 받았어요" in line for line in receipts)
     # The four messages the operator opened, with what they signalled.
     assert story.count(" checkin ") == 2
     assert " stage " in story
