@@ -371,7 +371,8 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
         assert resumed.paused_until is None
         assert resumed.status_basis == "resumed"  # recorded as a resume, not a check-in
         assert _near(resumed.status_since, resumed_at)
-        assert resumed.resumed_at is not None and _near(resumed.resumed_at, resumed_at)
+        assert resumed.resumed_at is not None
+        assert _near(resumed.resumed_at, resumed_at)
         assert (await world.ask(OWN, "/resume PINE-7")).text == "PINE-7 is not paused: it is OK."
 
         # /detained: tier 2, to every activist and admin at once.
