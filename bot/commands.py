@@ -127,24 +127,18 @@ async def _status(call: Call) -> str:
     if not groups:
         return call._(texts.NO_GROUPS)
     legs = await _current_legs(call, groups)
-    lines = []
-    for g in groups:
-        fields = {
-            "codename": g.codename,
-            "status": call.status(g.status),
-            "since": call.local(g.status_since),
-        }
-        line = (
-            call._(texts.STATUS_LINE).format(
-                **fields, ago=call.words.ago(g.last_checkin_at, call.now)
-            )
-            if g.last_checkin_at is not None
-            else call._(texts.STATUS_LINE_NO_CHECKIN).format(**fields)
+    lines = [
+        texts.status_line(
+            call.words,
+            codename=g.codename,
+            status=g.status,
+            since=g.status_since,
+            last_checkin=g.last_checkin_at,
+            next_deadline=evaluate(g, now=call.now, leg=legs.get(g.id)).next_transition,
+            now=call.now,
         )
-        following = evaluate(g, now=call.now, leg=legs.get(g.id)).next_transition
-        if following is not None:
-            line += " " + call._(texts.NEXT_CHANGE).format(local=call.local(following))
-        lines.append(line)
+        for g in groups
+    ]
     return "\n".join(lines)
 
 
@@ -160,20 +154,15 @@ async def _current_legs(call: Call, groups: Sequence[Group]) -> dict[uuid.UUID, 
 async def _group(call: Call) -> str:
     group = await call.group()
     leg = await _current_leg(call, group)
-    lines = [
-        call._(texts.GROUP_HEAD).format(
-            codename=group.codename,
-            status=call.status(group.status),
-            basis=texts.basis_in(call.words, group.status_basis),
-            since=call.local(group.status_since),
-        ),
-        call._(texts.LAST_CHECKIN).format(
-            ago=call.words.ago(group.last_checkin_at, call.now),
-            local=call.local(group.last_checkin_at),
-        )
-        if group.last_checkin_at
-        else call._(texts.NO_CHECKIN),
-    ]
+    lines = texts.group_head(
+        call.words,
+        codename=group.codename,
+        status=group.status,
+        basis=group.status_basis,
+        since=group.status_since,
+        last_checkin=group.last_checkin_at,
+        now=call.now,
+    )
     if leg is not None:
         lines.append(call._(texts.LEG).format(leg=leg_name(call.runtime.server, leg)))
     following = evaluate(group, now=call.now, leg=leg).next_transition

@@ -6,6 +6,7 @@ whoever holds the phone learns nothing from them.
 """
 
 from collections.abc import Callable
+from datetime import datetime
 
 from bot.i18n import N_, Words, _, pgettext_
 from storage.models import Status
@@ -91,7 +92,7 @@ BASIS_REPORTED = _("reported by a relative")
 BASIS_DURESS = _("duress phrase")
 BASIS_MARKED = _("marked by an activist")
 BASIS_DEAD_ZONE = _("planned dead zone")
-BASIS_PAUSED = _("paused")
+BASIS_PAUSED = _("paused by an activist")
 # Each recorded basis (storage's words) and how it is said.
 BASIS_TEXT = {
     "checked in": BASIS_CHECKED_IN,
@@ -190,3 +191,51 @@ def status_in(words: Words, status: Status) -> str:
 def basis_in(words: Words, basis: str | None) -> str:
     """Why a status is what it is, in the person's language."""
     return words._(BASIS_TEXT.get(basis or "", basis or ""))
+
+
+def status_line(
+    words: Words,
+    *,
+    codename: str,
+    status: Status,
+    since: datetime,
+    last_checkin: datetime | None,
+    next_deadline: datetime | None,
+    now: datetime,
+) -> str:
+    """One group's line in /status."""
+    fields = {"codename": codename, "status": status_in(words, status), "since": words.local(since)}
+    line = (
+        words._(STATUS_LINE_NO_CHECKIN).format(**fields)
+        if last_checkin is None
+        else words._(STATUS_LINE).format(**fields, ago=words.ago(last_checkin, now))
+    )
+    if next_deadline is not None:
+        line += " " + words._(NEXT_CHANGE).format(local=words.local(next_deadline))
+    return line
+
+
+def group_head(
+    words: Words,
+    *,
+    codename: str,
+    status: Status,
+    basis: str | None,
+    since: datetime,
+    last_checkin: datetime | None,
+    now: datetime,
+) -> list[str]:
+    """The first lines of /group: the status and why, and the last check-in."""
+    return [
+        words._(GROUP_HEAD).format(
+            codename=codename,
+            status=status_in(words, status),
+            basis=basis_in(words, basis),
+            since=words.local(since),
+        ),
+        words._(NO_CHECKIN)
+        if last_checkin is None
+        else words._(LAST_CHECKIN).format(
+            ago=words.ago(last_checkin, now), local=words.local(last_checkin)
+        ),
+    ]
