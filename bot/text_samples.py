@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from bot import texts
@@ -108,12 +109,12 @@ def _alerts() -> Iterator[Sample]:
     for count in (1, 4):
         yield Sample(
             f"digest of {count}",
-            lambda w, n=count: digest(["…"] * n, language=w.language),
+            partial(_digest, count),
         )
     for kind in AckKind:
         yield Sample(
             f"answered: {kind.value}",
-            lambda w, k=kind: answered_line(k, who="p-3f2a", at=NOW, words=w),
+            partial(_answered, kind),
         )
     for message in (
         texts.ACKNOWLEDGED,
@@ -121,7 +122,7 @@ def _alerts() -> Iterator[Sample]:
         texts.ALREADY_ACKNOWLEDGED,
         texts.NOT_YOURS,
     ):
-        yield Sample(f"button answer: {message}", lambda w, m=message: w._(m))
+        yield Sample(f"button answer: {message}", partial(_plain, message, {}))
 
 
 def _commands() -> Iterator[Sample]:
@@ -130,42 +131,16 @@ def _commands() -> Iterator[Sample]:
         ends = status in (Status.OK, Status.LATE, Status.SILENT, Status.PAUSED)
         yield Sample(
             f"/status: {status.value}",
-            lambda w, s=status, e=ends: texts.status_line(
-                w,
-                codename="PINE-7",
-                status=s,
-                since=NOW - timedelta(minutes=12),
-                last_checkin=NOW - timedelta(hours=3),
-                next_deadline=NOW + timedelta(hours=9) if e else None,
-                now=NOW,
-            ),
+            partial(_status_line, "PINE-7", status, NOW - timedelta(hours=3), ends),
         )
     for status, basis in SHOWN:
         yield Sample(
             f"/group: {status.value} ({basis})",
-            lambda w, s=status, b=basis: "\n".join(
-                texts.group_head(
-                    w,
-                    codename="PINE-7",
-                    status=s,
-                    basis=b,
-                    since=NOW - timedelta(minutes=12),
-                    last_checkin=NOW - timedelta(minutes=40),
-                    now=NOW,
-                )
-            ),
+            partial(_group_head, status, basis),
         )
     yield Sample(
         "/status: no check-in yet",
-        lambda w: texts.status_line(
-            w,
-            codename="OAK-2",
-            status=Status.PENDING,
-            since=NOW - timedelta(days=2),
-            last_checkin=None,
-            next_deadline=None,
-            now=NOW,
-        ),
+        partial(_status_line, "OAK-2", Status.PENDING, None, False),
     )
     local = NOW + timedelta(hours=12)
     simple: list[tuple[str, str, dict[str, object]]] = [
@@ -184,27 +159,75 @@ def _commands() -> Iterator[Sample]:
         ("usage", texts.USAGE, {"usage": "/pause CODENAME 12h"}),
     ]
     for name, message, fields in simple:
-        yield Sample(name, lambda w, m=message, f=fields: w._(m).format(**_said(w, f)))
+        yield Sample(name, partial(_plain, message, fields))
     yield Sample(
         "/timezone",
-        lambda w: w._(texts.TIME_ZONE_SET).format(
-            zone="Asia/Seoul", abbreviation=zone_abbreviation(NOW, SEOUL)
+        partial(
+            _plain,
+            texts.TIME_ZONE_SET,
+            {"zone": "Asia/Seoul", "abbreviation": zone_abbreviation(NOW, SEOUL)},
         ),
     )
     for role in ("activist", "admin"):
-        yield Sample(f"welcome: {role}", lambda w, r=role: texts.welcome(r, w._))
-        yield Sample(f"/help: {role}", lambda w, r=role: texts.help_for(r, w._))
+        yield Sample(f"welcome: {role}", partial(_by_role, texts.welcome, role))
+        yield Sample(f"/help: {role}", partial(_by_role, texts.help_for, role))
     for count in (1, 3):
         yield Sample(
             f"back online: {count}",
-            lambda w, n=count: w.n_(texts.BACK_ONLINE, n).format(
-                away=w.duration(timedelta(hours=2, minutes=5)), count=n
-            ),
+            partial(_counted, texts.BACK_ONLINE, count),
         )
         yield Sample(
             f"unlinked: {count}",
-            lambda w, n=count: w.n_(texts.UNLINKED_WAITING, n).format(count=n),
+            partial(_counted, texts.UNLINKED_WAITING, count),
         )
+
+
+def _digest(count: int, words: Words) -> str:
+    return digest(["…"] * count, language=words.language)
+
+
+def _answered(kind: AckKind, words: Words) -> str:
+    return answered_line(kind, who="p-3f2a", at=NOW, words=words)
+
+
+def _plain(message: str, fields: dict[str, object], words: Words) -> str:
+    return words._(message).format(**_said(words, fields))
+
+
+def _counted(pair: tuple[str, str], count: int, words: Words) -> str:
+    away = words.duration(timedelta(hours=2, minutes=5))
+    return words.n_(pair, count).format(count=count, away=away)
+
+
+def _by_role(say: Callable[[str | None, Callable[[str], str]], str], role: str, w: Words) -> str:
+    return say(role, w._)
+
+
+def _status_line(
+    codename: str, status: Status, last: datetime | None, ends: bool, words: Words
+) -> str:
+    return texts.status_line(
+        words,
+        codename=codename,
+        status=status,
+        since=NOW - timedelta(minutes=12) if last else NOW - timedelta(days=2),
+        last_checkin=last,
+        next_deadline=NOW + timedelta(hours=9) if ends else None,
+        now=NOW,
+    )
+
+
+def _group_head(status: Status, basis: str, words: Words) -> str:
+    lines = texts.group_head(
+        words,
+        codename="PINE-7",
+        status=status,
+        basis=basis,
+        since=NOW - timedelta(minutes=12),
+        last_checkin=NOW - timedelta(minutes=40),
+        now=NOW,
+    )
+    return "\n".join(lines)
 
 
 def _said(words: Words, fields: dict[str, object]) -> dict[str, object]:

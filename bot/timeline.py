@@ -147,7 +147,9 @@ async def gather(
         due = next_due(group, after=at)
         windows.append((due, due + grace))
     following = None
-    if group.status not in (Status.PAUSED, Status.SAFE) and group.shredded_at is None:
+    # Due by the clock only while the clock decides the status: not when paused, safe,
+    # or detained (a person or a report decides it then).
+    if group.status in (Status.OK, Status.LATE, Status.SILENT) and group.shredded_at is None:
         anchors = [t for t in (group.last_checkin_at, group.resumed_at) if t is not None]
         following = next_due(group, after=max(anchors)) if anchors else None
     return Journey(
@@ -210,9 +212,17 @@ class _Label:
     keep: bool = False  # "now" and "next due" are always labelled
 
 
+def _clock_format(journey: Journey) -> str:
+    """Seconds for a journey of an hour or less (the demo's), else day and minute."""
+    latest = max(journey.now, journey.next_due or journey.now)
+    return "%H:%M:%S" if latest - journey.start <= timedelta(hours=1) else "%m-%d %H:%M"
+
+
 def _labels(journey: Journey, words: Words) -> list[_Label]:
+    shape = _clock_format(journey)
+
     def clock(moment: datetime) -> str:
-        return moment.astimezone(words.tz).strftime("%m-%d %H:%M")
+        return moment.astimezone(words.tz).strftime(shape)
 
     labels = [
         _Label(at, f"{clock(at)} {texts.status_in(words, status)}", COLOURS[status])
@@ -263,7 +273,7 @@ def _draw(journey: Journey, words: Words) -> Figure:
     fig = Figure(figsize=SIZE, dpi=DPI)
     zone = zone_abbreviation(journey.now, words.tz)
     earliest = journey.start
-    latest = max(journey.now, journey.next_due or journey.now, earliest + timedelta(hours=1))
+    latest = max(journey.now, journey.next_due or journey.now, earliest + timedelta(minutes=1))
     pad = (latest - earliest) * 0.03
     top, bottom = _x(earliest - pad), _x(latest + pad)
     axes = fig.add_axes((0.24, 0.25, 0.73, 0.67))
@@ -274,7 +284,7 @@ def _draw(journey: Journey, words: Words) -> Figure:
         axes.spines[side].set_visible(False)
     locator = mdates.AutoDateLocator(tz=words.tz, minticks=3, maxticks=7)  # type: ignore[no-untyped-call]
     axes.yaxis.set_major_locator(locator)
-    axes.yaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=words.tz))  # type: ignore[no-untyped-call]
+    axes.yaxis.set_major_formatter(mdates.DateFormatter(_clock_format(journey), tz=words.tz))  # type: ignore[no-untyped-call]
     axes.tick_params(axis="y", labelsize=TYPE - 2)
     axes.set_ylabel(words._(AXIS).format(zone=zone), fontsize=TYPE)
 
