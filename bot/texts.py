@@ -159,8 +159,7 @@ WELCOME_ADMIN = _(
 HELP_ACTIVIST = _("Your commands, each with an example:")
 HELP_ADMIN = _(
     "Your commands, on every group, each with an example. Invites, revocations and keys are "
-    "made on the server with the intake tool (for example: intake invite --role activist "
-    "--group PINE-7)."
+    "made on the server, for example: intake invite --role activist --group PINE-7"
 )
 HELP_EXAMPLE = _("for example: {example}")
 NOT_PAUSED = _("{codename} is not paused: it is {status}.")

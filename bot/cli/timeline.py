@@ -23,6 +23,14 @@ def timeline(
         Path,
         typer.Option("--out", help="The picture to write: FILE.png or FILE.svg.", dir_okay=False),
     ],
+    leg_names: Annotated[
+        bool,
+        typer.Option(
+            "--leg-names",
+            help="Name the legs, as /timeline does for activists (a file kept anywhere "
+            "then holds them); by default they are numbered.",
+        ),
+    ] = False,
     language: Annotated[
         str | None,
         typer.Option("--language", help="en or ko (default [display] language)."),
@@ -43,7 +51,8 @@ def timeline(
     async def go() -> bytes:
         async with workspace(config) as ws:
             group = await get_group(ws.session, codename=normalise_codename(codename))
-            journey = await gather(ws.session, group=group, now=utc_now(), server=ws.server)
+            server = ws.server if leg_names else None
+            journey = await gather(ws.session, group=group, now=utc_now(), server=server)
             display = ws.settings.display
             words = Words(language or display.language, ZoneInfo(display.timezone))
             return render(journey, fmt, words=words)

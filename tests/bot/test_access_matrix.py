@@ -857,7 +857,7 @@ def _status(cell: Cell, seen: Observed) -> None:
 
 
 def _timezone(cell: Cell, seen: Observed) -> None:
-    assert cell.texts == ["Times are now shown in Asia/Seoul."]
+    assert cell.texts == ["Times are now shown in Asia/Seoul (KST)."]
     assert cell.changes[f"tz {cell.person}"] == (ABSENT, "Asia/Seoul")
 
 
@@ -887,15 +887,16 @@ def _pause(cell: Cell, seen: Observed) -> None:
 
 
 def _resume(cell: Cell, seen: Observed) -> None:
-    assert cell.texts == ["PINE-7 follows its schedule again."]
+    assert cell.texts == ["PINE-7 follows its schedule again from now."]
     before, after = cell.changes["group PINE-7"]
     assert isinstance(before, GroupState)
     assert isinstance(after, GroupState)
     assert before.status is Status.PAUSED
     assert before.paused_until is not None
     assert before.paused_until > cell.at
-    # The pause ends now: the engine then follows the schedule again.
-    assert after.paused_until is None or after.paused_until < before.paused_until
+    # The pause ends now, recorded as a resume: the schedule counts from now.
+    assert after.paused_until is None
+    assert (after.status, after.basis) == (Status.OK, "resumed")
 
 
 def _marked(status: Status) -> Check:
@@ -927,6 +928,9 @@ def _acknowledged(answer: str, kind: str, flips: int) -> Check:
         assert cell.answer.get("text") == EN(answer)
         assert cell.pressed_after is not None
         assert "reply_markup" not in cell.pressed_after
+        # The alert keeps a line saying who answered it, and when.
+        said = "took it on at" if kind == "claim" else "Acknowledged by"
+        assert said in cell.pressed_after["text"].splitlines()[-1]
         assert len(cell.about) == flips
         for flip_id in cell.about:
             before, after = cell.changes[f"flip {flip_id}"]
