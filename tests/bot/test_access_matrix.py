@@ -640,8 +640,8 @@ class Matrix:
         # Alert buttons, under the alerts PINE-7's activist got.
         await self.go_silent("PINE-7", "ASH-1")
         silent = {
-            ACK: await self.alert_to_activist("⚠ PINE-7 is SILENT"),
-            CLAIM: await self.alert_to_activist("⚠ ASH-1 is SILENT"),
+            ACK: await self.alert_to_activist("⚠ Alert: PINE-7 is SILENT"),
+            CLAIM: await self.alert_to_activist("⚠ Alert: ASH-1 is SILENT"),
             ACK_ALL: digest,
         }
         for action_id in ("alert-ack-all", "alert-ack", "alert-claim"):

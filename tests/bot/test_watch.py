@@ -75,8 +75,8 @@ async def test_after_a_restart_admins_hear_how_long_the_bot_was_away_and_what_qu
     async with running_bot(installation, standin):
         await eventually(lambda: any(m.chat_id == ADMIN for m in standin.sent))
     [note] = [m.text or "" for m in standin.sent if m.chat_id == ADMIN]
-    assert note.startswith("The bot is back after 3h")
-    assert "took in 2 update(s)" in note
+    assert note.startswith("The bot is back after 3 hours")
+    assert "took in 2 updates" in note
     assert "while the bot was down" not in note
 
 
