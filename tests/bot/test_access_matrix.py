@@ -870,7 +870,7 @@ def _group(cell: Cell, seen: Observed) -> None:
 def _timeline(cell: Cell, seen: Observed) -> None:
     assert cell.photo is not None
     assert cell.photo.startswith(PNG)
-    assert cell.texts[0].startswith("PINE-7: check-ins (dots)")
+    assert cell.texts[0].startswith("PINE-7: Up to ")
 
 
 def _stage(cell: Cell, seen: Observed) -> None:
