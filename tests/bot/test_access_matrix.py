@@ -216,7 +216,7 @@ EXTRA = 'rate_limit_per_hour = 1000\n[alerts]\nrepeat_every = "1h"\nescalate_aft
 REF = re.compile(r"[0-9A-F]{6}$")  # the receipt's reference, last on its line
 # What reaches a chat beside the replies: alerts, all-clears, notes to admins and operators.
 NOISE = re.compile(
-    r"^(⚠|✓|Reminder|\d+ alerts:|\d+ message\(s\) wait|The bot is back|An alert about)"
+    r"^(⚠|✓|\d+ alerts?:|\d+ messages? waits? in|The bot is back|An alert about)"
     r"|is handling [A-Z]+-\d+\.$"
 )
 PNG = b"\x89PNG\r\n\x1a\n"
