@@ -843,6 +843,7 @@ ROLE_WORDS = {Who.ADMIN: "admin", Who.ACTIVIST: "activist", Who.OTHER_ACTIVIST: 
 def _by_role(words: Callable[[str | None, Callable[[str], str]], str]) -> Check:
     """Answered with the words for the person's role: an activist and an admin are
     greeted and helped as such, everyone else gets the neutral words."""
+
     def check(cell: Cell, seen: Observed) -> None:
         assert cell.texts == [words(ROLE_WORDS.get(cell.who), EN)]
         assert cell.buttons == [[]]

@@ -18,6 +18,7 @@ from matplotlib.text import Text
 from bot.i18n import Words
 from bot.timeline import Journey, caption, figure, render, spread
 from storage.models import Status
+from tests.bot.test_timeline import empty
 
 T0 = datetime(2026, 8, 12, 3, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -61,18 +62,6 @@ def bunched() -> Journey:
         alerts=(at, at),
         acknowledgements=(at,),
         next_due=at + MINUTE,
-    )
-
-
-def empty() -> Journey:
-    return Journey(
-        codename="ASH-1",
-        start=T0,
-        now=T0,
-        checkins=(),
-        windows=(),
-        stages=(),
-        statuses=((T0, Status.PENDING),),
     )
 
 
