@@ -382,7 +382,6 @@ class AlertsSection(_Section):
 
     repeat_every: Duration = timedelta(minutes=15)
     escalate_after: Duration = timedelta(hours=1)
-    time_zone: str = "Asia/Seoul"
     heartbeat_url: str | None = None
     # Pausing, marking SAFE or clearing a SILENT or DETAINED group waits this
     # long for a second person's confirmation, then lapses.
@@ -397,19 +396,29 @@ class AlertsSection(_Section):
             raise ValueError("must be at least 1s")
         return value
 
-    @field_validator("time_zone")
+    @field_validator("heartbeat_url")
     @classmethod
-    def _check_time_zone(cls, value: str) -> str:
+    def _check_heartbeat_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+
+class DisplaySection(_Section):
+    """``[display]``: how times and words are shown to people who chose none themselves."""
+
+    # The zone of every time shown (alerts, /status, /group, pictures, the CLI) unless a
+    # person chose their own with /timezone.
+    timezone: str = "UTC"
+    # The language of someone whose Telegram app is in neither English nor Korean.
+    language: Literal["en", "ko"] = "en"
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Seoul)") from None
         return value
-
-    @field_validator("heartbeat_url")
-    @classmethod
-    def _check_heartbeat_url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
 
 
 class IntakeSection(_Section):
@@ -471,6 +480,7 @@ class Settings(_Section):
     keys: KeysSection
     defaults: DefaultsSection
     alerts: AlertsSection
+    display: DisplaySection
     intake: IntakeSection
     invites: InvitesSection
     retention: RetentionSection

@@ -9,7 +9,7 @@ after the backlog that queued while the bot was down has been taken in
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -22,7 +22,7 @@ from bot import texts
 from bot.alerts import Limiter, deliver_due
 from bot.durations import format_duration
 from bot.engine import AlertTiming, run_pass
-from bot.i18n import pick_language, translator
+from bot.i18n import Words, pick_language
 from bot.intake import BotApplication, Runtime
 from storage.alerts import admins
 from storage.db import reclaim_deleted
@@ -113,7 +113,7 @@ async def send_job(context: Context) -> None:
         runtime.sessions,
         context.bot,
         server=runtime.server,
-        default_tz=runtime.settings.alerts.time_zone,
+        default_tz=runtime.settings.display.timezone,
         limiter=limiter,
         now=utc_now,
     )
@@ -185,13 +185,11 @@ async def _tell_admins_we_are_back(
         return
     log.info("back after %s away; %d update(s) had queued", format_duration(away), drained)
     for chat_id, language in targets:
-        _ = translator(pick_language(language, None))
-        text = _(texts.BACK_ONLINE).format(
-            away=format_duration(timedelta(seconds=int(away.total_seconds()))), count=drained
-        )
+        words = Words(pick_language(language, None), UTC)
+        text = words.n_(texts.BACK_ONLINE, drained).format(away=words.duration(away), count=drained)
         if runtime.unreadable_taken:
             # Never dropped: kept sealed as raw data, which operators open like any message.
-            text += " " + _(texts.UNREADABLE_KEPT).format(count=runtime.unreadable_taken)
+            text += " " + words._(texts.UNREADABLE_KEPT).format(count=runtime.unreadable_taken)
         try:
             await application.bot.send_message(chat_id, text, protect_content=True)
         except TelegramError as exc:
