@@ -23,7 +23,7 @@ from bot import texts
 from bot.acts.service import Rules, actor_for, request
 from bot.alerts import ACK, ACK_ALL, CLAIM, CLEAR
 from bot.commands import act_answer
-from bot.i18n import pick_language, translator
+from bot.i18n import Words, pick_language, translator
 from bot.intake import Runtime
 from storage import audit
 from storage.alerts import acknowledge
@@ -36,6 +36,12 @@ Context = ContextTypes.DEFAULT_TYPE
 ALERT_BUTTONS = r"^al:"
 
 
+def answered_line(kind: AckKind, *, who: str, at: datetime, words: Words) -> str:
+    """ "✓ Acknowledged by p-3f2a at 03:12 KST": what an answered alert keeps."""
+    line = texts.HANDLED_BY if kind is AckKind.CLAIM else texts.ACKNOWLEDGED_BY
+    return words._(line).format(who=who, time=words.clock(at))
+
+
 async def on_alert_button(update: Update, context: Context) -> None:
     query = update.callback_query
     if query is None or not isinstance(query.message, Message) or query.data is None:
@@ -45,6 +51,7 @@ async def on_alert_button(update: Update, context: Context) -> None:
     kind = AckKind.CLAIM if query.data == CLAIM else AckKind.ACKNOWLEDGE
     now = utc_now()
     answer: str | None = None
+    kept = ""
     async with runtime.sessions() as session, session.begin():
         person = await find_person(session, server=runtime.server, telegram_id=query.from_user.id)
         language = pick_language(person.language if person else None, query.from_user.language_code)
@@ -69,6 +76,12 @@ async def on_alert_button(update: Update, context: Context) -> None:
             answer = await _clear(session, runtime, person, watching, alerts[0], language, now)
         elif person is not None and alerts:
             answer = await _acknowledge(session, runtime, person, kind, alerts, language, now)
+            kept = answered_line(
+                kind,
+                who=pseudonym(person),
+                at=now,
+                words=Words(language, ZoneInfo(person.tz or runtime.settings.display.timezone)),
+            )
         if answer is None:
             answer = _(texts.NOT_YOURS)
             # Not this person's alert (or a forged press, or a revoked person): refused, recorded.
@@ -85,7 +98,10 @@ async def on_alert_button(update: Update, context: Context) -> None:
     try:
         await query.answer(answer)
         if person is not None and alerts and query.data != CLEAR:
-            await query.message.edit_reply_markup(reply_markup=None)
+            # The buttons go; the alert keeps a line saying who answered it, and when.
+            await query.message.edit_text(
+                f"{query.message.text or ''}\n\n{kept}", reply_markup=None
+            )
     except TelegramError as exc:
         log.info("could not close an alert's buttons (%s)", type(exc).__name__)
 
@@ -155,5 +171,5 @@ async def _clear(
         rules=Rules(confirm_within=alerts.confirm_within, max_pause=alerts.max_pause),
         now=now,
     )
-    tz = ZoneInfo(person.tz or alerts.time_zone)
-    return act_answer(translator(language), tz, group, ActKind.CLEAR, result, alerts.max_pause)
+    words = Words(language, ZoneInfo(person.tz or runtime.settings.display.timezone))
+    return act_answer(words, group, ActKind.CLEAR, result, alerts.max_pause)

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -32,8 +32,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot import texts
 from bot.acts.words import notice_text
-from bot.durations import format_duration
-from bot.i18n import pick_language, translator
+from bot.i18n import Words, pick_language, translator
 from storage.alerts import about_of, claim_due, mark_sent, mark_unreachable, retry_later
 from storage.crypto import ServerKeys
 from storage.legs import leg_name
@@ -52,20 +51,7 @@ MAX_BACKOFF = timedelta(minutes=5)
 SEND_TIMEOUT = 30.0
 # Callback data of the buttons: the pressed message itself says which alerts.
 ACK, CLAIM, ACK_ALL, CLEAR = "al:ack", "al:claim", "al:ackall", "al:clear"
-BASIS_TEXT = {
-    "checked in": texts.BASIS_CHECKED_IN,
-    "check-in due": texts.BASIS_DUE,
-    "grace ran out": texts.BASIS_GRACE,
-    "silence": texts.BASIS_SILENCE,
-    "reported": texts.BASIS_REPORTED,
-    "duress": texts.BASIS_DURESS,
-    "marked": texts.BASIS_MARKED,
-    "dead zone": texts.BASIS_DEAD_ZONE,
-    "paused": texts.BASIS_PAUSED,
-    "cleared": texts.BASIS_CLEARED,
-    "confirmed": texts.BASIS_CONFIRMED,
-    "operator": texts.BASIS_OPERATOR,
-}
+BASIS_TEXT = texts.BASIS_TEXT  # kept under its old name for callers
 
 
 # --------------------------------------------------------------------------- words
@@ -81,6 +67,8 @@ class Facts:
     since: datetime
     last_checkin_at: datetime | None
     leg: str | None
+    # An all-clear says "again" only when the group had this status before.
+    again: bool = False
 
 
 def render(
@@ -88,23 +76,27 @@ def render(
     facts: Facts,
     *,
     language: str,
-    tz: ZoneInfo,
+    tz: tzinfo,
     now: datetime,
     about: str | None = None,
+    round_: int = 0,
+    escalated_after: timedelta | None = None,
 ) -> str:
-    """The text of one alert, in the recipient's language and time zone. Pure."""
-    _ = translator(language)
+    """The text of one alert, in the recipient's language and time zone. Pure.
 
-    def local(moment: datetime) -> str:
-        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-
-    basis = _(BASIS_TEXT.get(facts.basis, facts.basis))
+    A first alert, the ``round_``-th reminder and an alert escalated to a wider
+    audience after ``escalated_after`` without acknowledgement each say which they are.
+    """
+    words = Words(language, tz)
+    _ = words._
     fields = {
         "codename": facts.codename,
-        "status": facts.status.value,
-        "basis": basis,
-        "since": local(facts.since),
+        "status": texts.status_in(words, facts.status),
+        "basis": texts.basis_in(words, facts.basis),
+        "since": words.local(facts.since),
         "who": about or "?",
+        "nth": words.nth(round_),
+        "waited": words.duration(escalated_after or timedelta(0)),
     }
     if purpose is AlertPurpose.CLAIMED:
         return _(texts.CLAIMED).format(**fields)
@@ -113,28 +105,26 @@ def render(
     if purpose is AlertPurpose.NOTICE:
         return notice_text(
             codename=facts.codename,
-            status=facts.status.value,
+            status=facts.status,
             basis=facts.basis,
             since=facts.since,
             about=about,
-            translate=_,
-            local=local,
+            words=words,
         )
-    headline = {
-        AlertPurpose.ALERT: texts.ALERT,
-        AlertPurpose.REMINDER: texts.REMINDER,
-        AlertPurpose.ALL_CLEAR: texts.ALL_CLEAR,
-    }[purpose]
+    if purpose is AlertPurpose.ALL_CLEAR:
+        headline = texts.ALL_CLEAR_AGAIN if facts.again else texts.ALL_CLEAR
+    elif purpose is AlertPurpose.REMINDER:
+        headline = texts.REMINDER
+    else:
+        headline = texts.ESCALATED if escalated_after is not None else texts.ALERT
     lines = [_(headline).format(**fields)]
     if facts.last_checkin_at is None:
         lines.append(_(texts.NO_CHECKIN))
     else:
-        seconds = max(0, int((now - facts.last_checkin_at).total_seconds()))
-        # To the minute, except within the first minute (where seconds matter).
-        ago = timedelta(seconds=seconds if seconds < 60 else seconds - seconds % 60)
         lines.append(
             _(texts.LAST_CHECKIN).format(
-                ago=format_duration(ago), local=local(facts.last_checkin_at)
+                ago=words.ago(_to_the_minute(facts.last_checkin_at, now), now),
+                local=words.local(facts.last_checkin_at),
             )
         )
     if facts.leg:
@@ -142,9 +132,15 @@ def render(
     return "\n".join(lines)
 
 
+def _to_the_minute(moment: datetime, now: datetime) -> datetime:
+    """To the minute, except within the first minute (where seconds matter)."""
+    seconds = max(0, int((now - moment).total_seconds()))
+    return now - timedelta(seconds=seconds if seconds < 60 else seconds - seconds % 60)
+
+
 def digest(parts: Sequence[str], *, language: str) -> str:
-    _ = translator(language)
-    return "\n\n".join([_(texts.DIGEST).format(count=len(parts)), *parts])
+    words = Words(language, UTC)
+    return "\n\n".join([words.n_(texts.DIGEST, len(parts)).format(count=len(parts)), *parts])
 
 
 def buttons(kind: str, *, language: str) -> InlineKeyboardMarkup | None:
@@ -296,6 +292,8 @@ async def _compose(
                 tz=tz,
                 now=now,
                 about=about_of(server, alert),
+                round_=alert.round,
+                escalated_after=_escalated_after(alert, flips.get(alert.flip_id)),
             )
             parts.append((alert, text))
         if not parts:
@@ -352,6 +350,20 @@ def _digest_chunks(
     return chunks
 
 
+def _escalated_after(alert: Alert, flip: Flip | None) -> timedelta | None:
+    """How long no one acknowledged before this alert went to the wider audience;
+    None for a first alert (a flip alerted to everyone at once was not escalated)."""
+    if (
+        flip is None
+        or alert.purpose is not AlertPurpose.ALERT
+        or alert.tier != 2
+        or flip.escalated_at is None
+        or flip.escalated_at <= flip.recorded_at
+    ):
+        return None
+    return flip.escalated_at - flip.recorded_at
+
+
 def _asks(alert: Alert) -> bool:
     """Whether the message asks for an acknowledgement."""
     return alert.purpose in (AlertPurpose.ALERT, AlertPurpose.REMINDER)
@@ -400,6 +412,17 @@ async def _facts(
             )
         ).first()
         leg = leg_name(server, row) if row else None
+    again = False
+    if alert.purpose is AlertPurpose.ALL_CLEAR:
+        before = await session.exec(
+            select(Flip.id).where(
+                Flip.group_id == group.id,
+                Flip.to_status == flip.to_status,
+                Flip.id != flip.id,
+                col(Flip.recorded_at) <= flip.recorded_at,
+            )
+        )
+        again = before.first() is not None
     return Facts(
         codename=group.codename,
         status=flip.to_status,
@@ -407,6 +430,7 @@ async def _facts(
         since=flip.at,
         last_checkin_at=group.last_checkin_at,
         leg=leg,
+        again=again,
     )
 
 

@@ -29,11 +29,10 @@ from telegram.ext import ContextTypes
 
 from bot import texts
 from bot.acts.rules import Outcome
-from bot.acts.service import Result, Rules, actor_for, request, resume
-from bot.alerts import BASIS_TEXT
+from bot.acts.service import Result, Rules, actor_for, not_to_author, request, resume
 from bot.deadlines import evaluate
-from bot.durations import format_duration, parse_duration
-from bot.i18n import pick_language, translator
+from bot.durations import parse_duration
+from bot.i18n import Words, pick_language, translator, zone_abbreviation
 from bot.intake import Runtime
 from bot.schedules import BadSchedule, normalise_codename
 from storage import audit
@@ -69,21 +68,22 @@ class Call:
     now: datetime
     language: str
 
+    @property
+    def words(self) -> Words:
+        return Words(self.language, self.tz)
+
     def _(self, message: str) -> str:
         return translator(self.language)(message)
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.person.tz or self.runtime.settings.alerts.time_zone)
+        return ZoneInfo(self.person.tz or self.runtime.settings.display.timezone)
 
     def local(self, moment: datetime | None) -> str:
-        return "—" if moment is None else moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z")
+        return "—" if moment is None else self.words.local(moment)
 
-    def ago(self, moment: datetime | None) -> str:
-        if moment is None:
-            return "—"
-        seconds = max(0, int((self.now - moment).total_seconds()))
-        return format_duration(timedelta(seconds=seconds if seconds < 60 else seconds // 60 * 60))
+    def status(self, status: Status) -> str:
+        return texts.status_in(self.words, status)
 
     async def group(self, position: int = 0) -> Group:
         if len(self.args) <= position:
@@ -106,6 +106,7 @@ class Picture:
 
     journey: Journey
     caption: str
+    words: Words
 
 
 Action = Callable[[Call], Awaitable[str | Picture]]
@@ -119,18 +120,18 @@ async def _status(call: Call) -> str:
     if not groups:
         return call._(texts.NO_GROUPS)
     legs = await _current_legs(call, groups)
-    lines = []
-    for g in groups:
-        line = call._(texts.STATUS_LINE).format(
+    lines = [
+        texts.status_line(
+            call.words,
             codename=g.codename,
-            status=g.status.value,
-            since=call.local(g.status_since),
-            ago=call.ago(g.last_checkin_at),
+            status=g.status,
+            since=g.status_since,
+            last_checkin=g.last_checkin_at,
+            next_deadline=evaluate(g, now=call.now, leg=legs.get(g.id)).next_transition,
+            now=call.now,
         )
-        following = evaluate(g, now=call.now, leg=legs.get(g.id)).next_transition
-        if following is not None:
-            line += " " + call._(texts.NEXT_CHANGE).format(local=call.local(following))
-        lines.append(line)
+        for g in groups
+    ]
     return "\n".join(lines)
 
 
@@ -146,19 +147,15 @@ async def _current_legs(call: Call, groups: Sequence[Group]) -> dict[uuid.UUID, 
 async def _group(call: Call) -> str:
     group = await call.group()
     leg = await _current_leg(call, group)
-    lines = [
-        call._(texts.GROUP_HEAD).format(
-            codename=group.codename,
-            status=group.status.value,
-            basis=call._(BASIS_TEXT.get(group.status_basis or "", group.status_basis or "")),
-            since=call.local(group.status_since),
-        ),
-        call._(texts.LAST_CHECKIN).format(
-            ago=call.ago(group.last_checkin_at), local=call.local(group.last_checkin_at)
-        )
-        if group.last_checkin_at
-        else call._(texts.NO_CHECKIN),
-    ]
+    lines = texts.group_head(
+        call.words,
+        codename=group.codename,
+        status=group.status,
+        basis=group.status_basis,
+        since=group.status_since,
+        last_checkin=group.last_checkin_at,
+        now=call.now,
+    )
     if leg is not None:
         lines.append(call._(texts.LEG).format(leg=leg_name(call.runtime.server, leg)))
     following = evaluate(group, now=call.now, leg=leg).next_transition
@@ -209,41 +206,46 @@ async def _request(call: Call, act: ActKind, length: timedelta | None = None) ->
 
 
 def act_reply(call: Call, group: Group, act: ActKind, result: Result) -> str:
-    return act_answer(call._, call.tz, group, act, result, call.runtime.settings.alerts.max_pause)
+    return act_answer(call.words, group, act, result, call.runtime.settings.alerts.max_pause)
 
 
 def act_answer(
-    _: Callable[[str], str],
-    tz: ZoneInfo,
-    group: Group,
-    act: ActKind,
-    result: Result,
-    max_pause: timedelta,
+    words: Words, group: Group, act: ActKind, result: Result, max_pause: timedelta
 ) -> str:
     """What the person who acted is told (by a command or the alert's button)."""
 
     def local(moment: datetime | None) -> str:
-        return "—" if moment is None else moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+        return "—" if moment is None else words.local(moment)
 
-    fields = {"codename": group.codename, "status": result.status.value, "command": act.value}
+    fields = {
+        "codename": group.codename,
+        "status": texts.status_in(words, result.status),
+        "command": act.value,
+    }
     if result.outcome is Outcome.NOTHING:
-        return _(texts.NOTHING_TO_CLEAR).format(**fields)
+        return words._(texts.NOTHING_TO_CLEAR).format(**fields)
     if result.outcome is Outcome.ASK:
-        return _(texts.ASKED_SECOND).format(**fields, local=local(result.waits_until))
+        return words._(texts.ASKED_SECOND).format(**fields, local=local(result.waits_until))
     if result.outcome is Outcome.WAITING:
-        return _(texts.STILL_WAITING).format(**fields, local=local(result.waits_until))
+        return words._(texts.STILL_WAITING).format(**fields, local=local(result.waits_until))
     if act is ActKind.PAUSE:
-        reply = _(texts.PAUSED_UNTIL).format(**fields, local=local(result.paused_until))
+        reply = words._(texts.PAUSED_UNTIL).format(**fields, local=local(result.paused_until))
         if result.capped:
-            reply += " " + _(texts.PAUSE_CAPPED).format(longest=format_duration(max_pause))
+            reply += " " + words._(texts.PAUSE_CAPPED).format(longest=words.duration(max_pause))
         return reply
     if act is ActKind.CLEAR:
-        return _(texts.CLEARED).format(**fields)
-    return _(texts.MARKED).format(**fields)
+        return words._(texts.CLEARED).format(**fields)
+    return words._(texts.MARKED).format(**fields)
 
 
 async def _pause(call: Call) -> str:
-    await call.group()  # a stranger's /pause is refused before its usage is explained
+    # A stranger's /pause is refused before its usage is explained.
+    group = await call.group()
+    if group.status is Status.SAFE:
+        # A safe group has arrived: there is no schedule left to pause.
+        return call._(texts.PAUSE_REFUSED_SAFE).format(
+            codename=group.codename, status=call.status(Status.SAFE)
+        )
     try:
         length = parse_duration(call.args[1]) if len(call.args) > 1 else None
     except ValueError:
@@ -265,9 +267,15 @@ async def _resume(call: Call) -> str:
     group = await call.group()
     actor = await actor_for(call.session, server=call.runtime.server, person=call.person)
     if not await resume(
-        call.session, server=call.runtime.server, group=group, actor=actor, now=call.now
+        call.session,
+        server=call.runtime.server,
+        group=group,
+        actor=actor,
+        now=call.now,
     ):
-        return call._(texts.NOT_PAUSED).format(codename=group.codename, status=group.status.value)
+        return call._(texts.NOT_PAUSED).format(
+            codename=group.codename, status=call.status(group.status)
+        )
     return call._(texts.RESUMED).format(codename=group.codename)
 
 
@@ -275,7 +283,7 @@ async def _detained(call: Call) -> str:
     """Raising the alarm needs one person: it can only make people look."""
     group = await call.group()
     if group.status is not Status.DETAINED:
-        await flip(
+        record = await flip(
             call.session,
             group=group,
             to=Status.DETAINED,
@@ -283,7 +291,8 @@ async def _detained(call: Call) -> str:
             basis="marked",
             now=call.now,
         )
-    return call._(texts.MARKED).format(codename=group.codename, status=Status.DETAINED.value)
+        await not_to_author(call.session, record, call.person)
+    return call._(texts.MARKED).format(codename=group.codename, status=call.status(Status.DETAINED))
 
 
 async def _stage(call: Call) -> str:
@@ -314,18 +323,18 @@ async def _timezone(call: Call) -> str:
         return call._(texts.USAGE).format(usage="/timezone Asia/Seoul")
     call.person.tz = zone
     call.session.add(call.person)
-    return call._(texts.TIME_ZONE_SET).format(zone=zone)
+    return call._(texts.TIME_ZONE_SET).format(
+        zone=zone, abbreviation=zone_abbreviation(call.now, ZoneInfo(zone))
+    )
 
 
 async def _timeline(call: Call) -> Picture:
-    from bot.timeline import gather
+    from bot.timeline import caption, gather
 
     group = await call.group()
-    journey = await gather(call.session, group=group, now=call.now)
-    caption = call._(texts.TIMELINE_CAPTION).format(
-        codename=group.codename, local=call.local(call.now)
-    )
-    return Picture(journey, caption)
+    # Legs by name: the group's activists read them in alerts too.
+    journey = await gather(call.session, group=group, now=call.now, server=call.runtime.server)
+    return Picture(journey, caption(journey, call.words), call.words)
 
 
 ACTIONS: dict[str, Action] = {
@@ -452,7 +461,7 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
                 from bot.timeline import render
 
                 # Drawing takes a few hundred milliseconds of CPU: not on the event loop.
-                png = await asyncio.to_thread(render, reply.journey, "png")
+                png = await asyncio.to_thread(render, reply.journey, "png", words=reply.words)
                 await context.bot.send_photo(
                     chat.id, png, caption=reply.caption, protect_content=True
                 )
@@ -474,6 +483,21 @@ async def watches(session: AsyncSession, *, person_id: uuid.UUID) -> bool:
         )
     )
     return result.first() is not None
+
+
+async def role_of(session: AsyncSession, *, person_id: uuid.UUID) -> str | None:
+    """ "admin", "activist" or None (a relative, or a stranger): which words they get."""
+    result = await session.exec(
+        select(RoleGrant.role).where(
+            RoleGrant.person_id == person_id,
+            col(RoleGrant.role).in_([Role.ACTIVIST, Role.ADMIN]),
+            col(RoleGrant.revoked_at).is_(None),
+        )
+    )
+    roles = set(result.all())
+    if Role.ADMIN in roles:
+        return "admin"
+    return "activist" if Role.ACTIVIST in roles else None
 
 
 async def _grants(session: AsyncSession, person: Person | None) -> list[RoleGrant]:

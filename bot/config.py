@@ -423,7 +423,6 @@ class AlertsSection(_Section):
 
     repeat_every: Duration = timedelta(minutes=15)
     escalate_after: Duration = timedelta(hours=1)
-    time_zone: str = "Asia/Seoul"
     heartbeat_url: str | None = None
     # Pausing, marking SAFE or clearing a SILENT or DETAINED group waits this
     # long for a second person's confirmation, then lapses.
@@ -442,11 +441,6 @@ class AlertsSection(_Section):
         if value < timedelta(seconds=1):
             raise ValueError("must be at least 1s")
         return value
-
-    @field_validator("time_zone")
-    @classmethod
-    def _check_time_zone(cls, value: str) -> str:
-        return _time_zone_name(value)
 
     @field_validator("heartbeat_url")
     @classmethod
@@ -513,9 +507,13 @@ class LoggingSection(_Section):
 
 
 class DisplaySection(_Section):
-    """``[display]``: how times are shown to people."""
+    """``[display]``: how times and words are shown to people who chose none themselves."""
 
+    # The zone of every time shown (alerts, /status, /group, pictures, the CLI) unless a
+    # person chose their own with /timezone (or the CLI's --tz).
     timezone: str = "UTC"
+    # The language of someone whose Telegram app is in neither English nor Korean.
+    language: Literal["en", "ko"] = "en"
 
     @field_validator("timezone")
     @classmethod
@@ -538,6 +536,7 @@ class Settings(_Section):
     defaults: DefaultsSection
     alerts: AlertsSection
     audit: AuditSection
+
     intake: IntakeSection
     invites: InvitesSection
     retention: RetentionSection

@@ -79,12 +79,14 @@ def _by_schedule(
 ) -> Evaluation:
     last = group.last_checkin_at
     # After a pause, the schedule starts again from its end: the dead zone was
-    # agreed. ``schedule_from`` keeps that moment (and the moment two people
-    # cleared a warning) once the pause is over: no check-in is invented.
-    restarts = [t for t in (resumed, group.schedule_from) if t is not None]
-    if last is None and not restarts:
+    # agreed. ``schedule_from`` keeps that moment (a /resume, a pause's end, or
+    # the moment two people cleared a warning): no check-in is invented.
+    anchors = [t for t in (last, resumed, group.schedule_from) if t is not None]
+    if not anchors:
         return Evaluation(Status.PENDING, group.status_since, "no check-in yet", None)
-    start = max(t for t in (last, *restarts) if t is not None)
+    start = max(anchors)
+    # Said as what it was: a restarted schedule is no news from the group.
+    started = "checked in" if start == last else "resumed"
     if leg is not None and leg.interval_s is not None:
         due = start + timedelta(seconds=leg.interval_s)
     else:
@@ -93,7 +95,7 @@ def _by_schedule(
     silent_at = due + timedelta(seconds=grace_s)
     detained_at = silent_at + timedelta(seconds=group.detained_after_s)
     if now < due:
-        return Evaluation(Status.OK, start, "checked in", due)
+        return Evaluation(Status.OK, start, started, due)
     if now < silent_at:
         return Evaluation(Status.LATE, due, "check-in due", silent_at)
     if now < detained_at:

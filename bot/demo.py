@@ -82,7 +82,9 @@ server_secret = "file:server_secret"
 [alerts]
 repeat_every = "30s"
 escalate_after = "3s"
-time_zone = "Asia/Seoul"
+
+[display]
+timezone = "Asia/Seoul"
 
 [intake]
 receipt_ttl = "2s"

@@ -39,8 +39,8 @@ from telegram.ext import (
 
 from bot import commands, texts
 from bot.activists import ALERT_BUTTONS, on_alert_button
-from bot.commands import watches
-from bot.i18n import LANGUAGES, pick_language, translator
+from bot.commands import role_of, watches
+from bot.i18n import LANGUAGES, Words, pick_language, translator
 from bot.intake import BotApplication, Outcome, Runtime, Taken
 from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
 from storage import deletions
@@ -652,7 +652,8 @@ async def _tell_operators(context: Context) -> None:
         count = await unlinked_count(session)
         operators = await people_with_role(session, role=Role.OPERATOR)
     for person in operators:
-        text = translator(pick_language(person.language, None))(texts.UNLINKED_WAITING)
+        words = Words(pick_language(person.language, None), UTC)
+        text = words.n_(texts.UNLINKED_WAITING, count)
         try:
             await context.bot.send_message(
                 chat_id_of(runtime.server, person), text.format(count=count), protect_content=True
@@ -750,28 +751,37 @@ async def _mark_deleted(runtime: Runtime, update_id: int) -> None:
 async def on_start(update: Update, context: Context) -> None:
     """/start CODE: the invite was redeemed in the batch's transaction (bot.intake, so
     that the messages after it in the same batch count); here, the reply. Every outcome
-    gets the same reply."""
-    runtime, language = await _words(context, update)
+    gets the same reply, except that an activist or an admin is greeted as one (a
+    relative's reply stays neutral)."""
+    runtime = runtime_of(context)
     user, message = update.effective_user, update.effective_message
     if user is None or message is None:
         return
     taken: Taken = runtime.taken.get(update.update_id, Taken(Outcome.SEEN))
     granted, watcher = taken.started or (False, False)
-    if taken.started is None:
+    async with runtime.sessions() as session, session.begin():
         # A bare /start (or one seen before a restart): the person is known from now on.
-        async with runtime.sessions() as session, session.begin():
-            await get_or_create_person(
-                session,
-                server=runtime.server,
-                telegram_id=user.id,
-                chat_id=message.chat_id,
-                now=utc_now(),
+        person = await get_or_create_person(
+            session,
+            server=runtime.server,
+            telegram_id=user.id,
+            chat_id=message.chat_id,
+            now=utc_now(),
+        )
+        if person.language not in LANGUAGES:
+            # Telegram's language for this person from now on (alerts and digests included),
+            # until they choose another with /language.
+            person.language = pick_language(
+                None, user.language_code, default=runtime.settings.display.language
             )
+            session.add(person)
+        language = person.language
+        role = await role_of(session, person_id=person.id)
     # The code is on the relative's screen: it goes, whatever it was.
     await _delete_quietly(context, message.chat_id, [message.message_id])
     if granted:
         await set_chat_commands(context.bot, message.chat_id, language, watcher=watcher)
-    await _say(context, update, translator(language)(texts.WELCOME))
+    await _say(context, update, texts.welcome(role, translator(language)))
 
 
 async def _remove_command(update: Update, context: Context) -> None:
@@ -782,9 +792,16 @@ async def _remove_command(update: Update, context: Context) -> None:
 
 
 async def on_help(update: Update, context: Context) -> None:
-    _, language = await _words(context, update)
+    runtime, language = await _words(context, update)
     await _remove_command(update, context)
-    await _say(context, update, translator(language)(texts.HELP))
+    role = None
+    if update.effective_user is not None:
+        async with runtime.sessions() as session:
+            person = await find_person(
+                session, server=runtime.server, telegram_id=update.effective_user.id
+            )
+            role = await role_of(session, person_id=person.id) if person else None
+    await _say(context, update, texts.help_for(role, translator(language)))
 
 
 async def on_language(update: Update, context: Context) -> None:

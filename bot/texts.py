@@ -5,7 +5,11 @@ check-in, a duress phrase, an unknown sender and an unreadable message, so that
 whoever holds the phone learns nothing from them.
 """
 
-from bot.i18n import _
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.i18n import N_, Words, _, pgettext_
+from storage.models import Status
 
 RECEIPT = _("Received, thank you. Ref {ref}")
 WELCOME = _("Welcome. You can send messages here at any time.")
@@ -37,24 +41,42 @@ THANKS = _("Thank you.")
 COMMAND_HELP = _("How to use this chat")
 COMMAND_LANGUAGE = _("Change the language")
 COMMAND_WIPE = _("Remove this conversation from your phone")
-UNLINKED_WAITING = _("{count} message(s) wait in the unlinked queue.")
+UNLINKED_WAITING = N_(
+    "{count} message waits in the unlinked queue.", "{count} messages wait in the unlinked queue."
+)
 # To a group's activists: that a relative's message with no signal came about a group in
 # trouble, and nothing of what it says (operators read it: inbox list --unconfirmed).
 UNCONFIRMED_NEWS = _("Unconfirmed news about {codename} arrived; operators can read it.")
 
 # --- alerts to activists and admins: codename, status and times, never message contents
 
-ALERT = _("⚠ {codename} is {status} ({basis}) since {since}.")
-REMINDER = _("Reminder, not yet acknowledged: {codename} is {status} ({basis}) since {since}.")
-LAST_CHECKIN = _("Last check-in {ago} ago, at {local}.")
-NO_CHECKIN = _("No check-in received yet.")
+# Status names as said to people (the stored values stay the English words).
+STATUS_NAMES = {
+    Status.PENDING: pgettext_("status", "PENDING"),
+    Status.OK: pgettext_("status", "OK"),
+    Status.LATE: pgettext_("status", "LATE"),
+    Status.SILENT: pgettext_("status", "SILENT"),
+    Status.DETAINED: pgettext_("status", "DETAINED"),
+    Status.SAFE: pgettext_("status", "SAFE"),
+    Status.PAUSED: pgettext_("status", "PAUSED"),
+}
+ALERT = _("⚠ Alert: {codename} is {status} ({basis}) since {since}.")
+REMINDER = _(
+    "⚠ {nth} reminder, not acknowledged yet: {codename} is {status} ({basis}) since {since}."
+)
+ESCALATED = _(
+    "⚠ Escalated, no one acknowledged for {waited}: {codename} is {status} ({basis}) since {since}."
+)
+LAST_CHECKIN = _("Last check-in {ago}, at {local}.")
+NO_CHECKIN = _("No check-in yet.")
 LEG = _("Leg: {leg}.")
-ALL_CLEAR = _("✓ {codename} is {status} again ({basis}), since {since}.")
+ALL_CLEAR = _("✓ {codename} is {status} ({basis}) since {since}.")
+ALL_CLEAR_AGAIN = _("✓ {codename} is {status} again ({basis}) since {since}.")
 CLAIMED = _("{who} is handling {codename}.")
 UNREACHABLE = _(
     "An alert about {codename} could not reach {who}: they blocked the bot or their chat is gone."
 )
-DIGEST = _("{count} alerts:")
+DIGEST = N_("{count} alert:", "{count} alerts:")
 BUTTON_ACK = _("Acknowledge")
 BUTTON_CLAIM = _("I'm handling this")
 BUTTON_ACK_ALL = _("Acknowledge all")
@@ -70,8 +92,12 @@ AUDIT_CHECKPOINT = _(
     "Audit checkpoint ({count} entries). Keep it; on the server, "
     "`intake audit verify --checkpoint {head}` shows whether the log was cut or rewritten."
 )
-BACK_ONLINE = _(
-    "The bot is back after {away} away; it took in {count} update(s) that queued meanwhile."
+# The line an answered alert keeps once its buttons go.
+ACKNOWLEDGED_BY = _("✓ Acknowledged by {who} at {time}.")
+HANDLED_BY = _("✓ {who} took it on at {time}.")
+BACK_ONLINE = N_(
+    "The bot is back after {away} away; it took in {count} update that queued meanwhile.",
+    "The bot is back after {away} away; it took in {count} updates that queued meanwhile.",
 )
 BUDGET_REACHED = _(
     "The installation keeps {mb} MB of attachments at most, and that is reached: new files are "
@@ -82,22 +108,42 @@ UNREADABLE_KEPT = _(
     "data for operators."
 )
 BASIS_CHECKED_IN = _("checked in")
-BASIS_DUE = _("check-in due")
-BASIS_GRACE = _("grace ran out")
+BASIS_RESUMED = _("schedule resumed")
+BASIS_NOT_YET = _("no check-in yet")
+BASIS_DUE = _("a check-in was due")
+BASIS_GRACE = _("no check-in by the end of the grace period")
 BASIS_SILENCE = _("silent too long")
 BASIS_REPORTED = _("reported by a relative")
 BASIS_DURESS = _("duress phrase")
 BASIS_MARKED = _("marked by an activist")
 BASIS_DEAD_ZONE = _("planned dead zone")
-BASIS_PAUSED = _("paused")
+BASIS_PAUSED = _("paused by an activist")
 BASIS_CLEARED = _("cleared by two people")
 BASIS_CONFIRMED = _("agreed by two people")
 BASIS_OPERATOR = _("set on the server by an admin")
+# Each recorded basis (storage's words) and how it is said.
+BASIS_TEXT = {
+    "checked in": BASIS_CHECKED_IN,
+    "resumed": BASIS_RESUMED,
+    "no check-in yet": BASIS_NOT_YET,
+    "check-in due": BASIS_DUE,
+    "grace ran out": BASIS_GRACE,
+    "silence": BASIS_SILENCE,
+    "reported": BASIS_REPORTED,
+    "duress": BASIS_DURESS,
+    "marked": BASIS_MARKED,
+    "dead zone": BASIS_DEAD_ZONE,
+    "paused": BASIS_PAUSED,
+    "cleared": BASIS_CLEARED,
+    "confirmed": BASIS_CONFIRMED,
+    "operator": BASIS_OPERATOR,
+}
 
 # --- activists' commands
 
 NO_GROUPS = _("No groups.")
-STATUS_LINE = _("{codename}: {status} since {since}; last check-in {ago} ago.")
+STATUS_LINE = _("{codename}: {status} since {since}; last check-in {ago}.")
+STATUS_LINE_NO_CHECKIN = _("{codename}: {status} since {since}; no check-in yet.")
 GROUP_HEAD = _("{codename}: {status} ({basis}) since {since}.")
 NEXT_CHANGE = _("Next deadline: {local}.")
 ALERT_ACKNOWLEDGED = _("The alert was acknowledged at {local}.")
@@ -108,26 +154,51 @@ USAGE = _("Use: {usage}")
 NOT_AMONG_YOURS = _("No group {codename} among yours.")
 KNOWN_LEGS = _("Known legs: {legs}")
 PAUSED_UNTIL = _("{codename} is paused until {local}.")
-RESUMED = _("{codename} follows its schedule again.")
+PAUSE_REFUSED_SAFE = _("{codename} is {status}: it has arrived, so there is no schedule to pause.")
+RESUMED = _("{codename} follows its schedule again from now.")
 MARKED = _("{codename} is marked {status}.")
 ON_LEG = _("{codename} is on the leg {leg}.")
-TIME_ZONE_SET = _("Times are now shown in {zone}.")
+TIME_ZONE_SET = _("Times are now shown in {zone} ({abbreviation}).")
 WATCHER_COMMANDS = (
     ("status", _("Every group you watch")),
-    ("group", _("One group in detail: /group CODENAME")),
-    ("pause", _("Pause a group: /pause CODENAME 12h")),
-    ("resume", _("Resume a paused group")),
+    ("group", _("One group in detail")),
+    ("pause", _("Pause a group's schedule for a while")),
+    ("resume", _("Start a paused group's schedule again from now")),
     ("safe", _("Mark a group safe")),
     ("detained", _("Mark a group detained")),
-    ("stage", _("Move a group to a leg: /stage CODENAME LEG")),
-    ("timezone", _("The time zone of your alerts: /timezone Asia/Seoul")),
-    ("timeline", _("A picture of a group's journey: /timeline CODENAME")),
-    ("clear", _("Clear a warning (a second person confirms): /clear CODENAME")),
+    ("stage", _("Move a group to a leg")),
+    ("timezone", _("The time zone of the times you are shown")),
+    ("timeline", _("A picture of a group's journey")),
+    ("clear", _("Clear a warning (a second person confirms)")),
 )
-TIMELINE_CAPTION = _(
-    "{codename}: check-ins (dots), due windows and grace (bands), legs reached and the "
-    "status over time (colours), up to {local}."
+# One example of each command for /help (a command without one is shown bare).
+EXAMPLES = {
+    "status": "/status",
+    "group": "/group PINE-7",
+    "pause": "/pause PINE-7 12h",
+    "resume": "/resume PINE-7",
+    "safe": "/safe PINE-7",
+    "detained": "/detained PINE-7",
+    "stage": "/stage PINE-7 Kunming",
+    "timezone": "/timezone Asia/Seoul",
+    "timeline": "/timeline PINE-7",
+    "clear": "/clear PINE-7",
+    "language": "/language",
+}
+WELCOME_ACTIVIST = _(
+    "Welcome. You are an activist here: alerts about your groups come to this chat, with "
+    "buttons to acknowledge them. /help lists your commands."
 )
+WELCOME_ADMIN = _(
+    "Welcome. You are an admin here: alerts about every group come to this chat, and you may "
+    "use every command on every group. /help lists your commands."
+)
+HELP_ACTIVIST = _("Your commands, each with an example:")
+HELP_ADMIN = _(
+    "Your commands, on every group, each with an example. Invites, revocations and keys are "
+    "made on the server, for example: intake invite --role activist --group PINE-7"
+)
+HELP_EXAMPLE = _("for example: {example}")
 NOT_PAUSED = _("{codename} is not paused: it is {status}.")
 
 # --- two people for a warning, and check-ins after a report (bot.acts)
@@ -161,3 +232,78 @@ NOTHING_TO_CLEAR = _("{codename} is {status}: there is nothing to clear.")
 CLEARED = _("{codename} is cleared: it follows its schedule again from now.")
 PAUSE_CAPPED = _("A pause lasts at most {longest}.")
 BUTTON_CLEAR = _("Clear (a second person confirms)")
+
+
+def welcome(role: str | None, t: Callable[[str], str]) -> str:
+    """The welcome for a role ("activist", "admin"); anyone else gets the neutral one."""
+    return t({"activist": WELCOME_ACTIVIST, "admin": WELCOME_ADMIN}.get(role or "", WELCOME))
+
+
+def help_for(role: str | None, t: Callable[[str], str]) -> str:
+    """/help: an activist's and an admin's commands, each with one example; a relative's
+    (and a stranger's) help stays the neutral one."""
+    if role not in ("activist", "admin"):
+        return t(HELP)
+    lines = [t(HELP_ADMIN if role == "admin" else HELP_ACTIVIST), ""]
+    for name, words in (*WATCHER_COMMANDS, ("language", COMMAND_LANGUAGE)):
+        lines.append(f"/{name} — {t(words)}")
+        lines.append("    " + t(HELP_EXAMPLE).format(example=EXAMPLES.get(name, f"/{name}")))
+    return "\n".join(lines)
+
+
+def status_in(words: Words, status: Status) -> str:
+    """A status's name in the person's language (Korean: 정상, 지연, 연락 두절...)."""
+    return words.p_(STATUS_NAMES[status])
+
+
+def basis_in(words: Words, basis: str | None) -> str:
+    """Why a status is what it is, in the person's language."""
+    return words._(BASIS_TEXT.get(basis or "", basis or ""))
+
+
+def status_line(
+    words: Words,
+    *,
+    codename: str,
+    status: Status,
+    since: datetime,
+    last_checkin: datetime | None,
+    next_deadline: datetime | None,
+    now: datetime,
+) -> str:
+    """One group's line in /status."""
+    fields = {"codename": codename, "status": status_in(words, status), "since": words.local(since)}
+    line = (
+        words._(STATUS_LINE_NO_CHECKIN).format(**fields)
+        if last_checkin is None
+        else words._(STATUS_LINE).format(**fields, ago=words.ago(last_checkin, now))
+    )
+    if next_deadline is not None:
+        line += " " + words._(NEXT_CHANGE).format(local=words.local(next_deadline))
+    return line
+
+
+def group_head(
+    words: Words,
+    *,
+    codename: str,
+    status: Status,
+    basis: str | None,
+    since: datetime,
+    last_checkin: datetime | None,
+    now: datetime,
+) -> list[str]:
+    """The first lines of /group: the status and why, and the last check-in."""
+    return [
+        words._(GROUP_HEAD).format(
+            codename=codename,
+            status=status_in(words, status),
+            basis=basis_in(words, basis),
+            since=words.local(since),
+        ),
+        words._(NO_CHECKIN)
+        if last_checkin is None
+        else words._(LAST_CHECKIN).format(
+            ago=words.ago(last_checkin, now), local=words.local(last_checkin)
+        ),
+    ]

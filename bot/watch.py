@@ -23,7 +23,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -37,7 +37,7 @@ from bot import texts
 from bot.alerts import Limiter, deliver_due
 from bot.durations import format_duration
 from bot.engine import BATCH, AlertTiming, run_pass
-from bot.i18n import pick_language, translator
+from bot.i18n import Words, pick_language
 from bot.intake import BotApplication, Runtime
 from bot.integrity import jobs as integrity_jobs
 from storage.alerts import admins
@@ -222,7 +222,7 @@ class Watchers:
                 runtime.sessions,
                 application.bot,
                 server=runtime.server,
-                default_tz=alerts.time_zone,
+                default_tz=runtime.settings.display.timezone,
                 limiter=limiter,
                 now=utc_now,
                 run_id=watchers.run_id,
@@ -362,13 +362,11 @@ async def _tell_admins_we_are_back(
         return
     log.info("back after %s away; %d update(s) had queued", format_duration(away), drained)
     for chat_id, language in targets:
-        _ = translator(pick_language(language, None))
-        text = _(texts.BACK_ONLINE).format(
-            away=format_duration(timedelta(seconds=int(away.total_seconds()))), count=drained
-        )
+        words = Words(pick_language(language, None), UTC)
+        text = words.n_(texts.BACK_ONLINE, drained).format(away=words.duration(away), count=drained)
         if runtime.unreadable_taken:
             # Never dropped: kept sealed as raw data, which operators open like any message.
-            text += " " + _(texts.UNREADABLE_KEPT).format(count=runtime.unreadable_taken)
+            text += " " + words._(texts.UNREADABLE_KEPT).format(count=runtime.unreadable_taken)
         try:
             await application.bot.send_message(chat_id, text, protect_content=True)
         except TelegramError as exc:

@@ -225,9 +225,12 @@ def new_flip(group: Group, *, to: Status, at: datetime, basis: str, now: datetim
         basis=basis,
         recorded_at=now,
     )
-    if group.status is Status.PAUSED and to is not Status.PAUSED and group.paused_until:
-        # The schedule goes on from the pause's end, after this flip as well.
-        group.schedule_from = max(group.paused_until, group.schedule_from or group.paused_until)
+    if group.status is Status.PAUSED and to is not Status.PAUSED:
+        # The schedule starts again from the end of the pause (or from now when it is
+        # ended early, as /resume does), not from the last check-in; never earlier
+        # than a restart already recorded.
+        ended = at if group.paused_until is None else min(group.paused_until, at)
+        group.schedule_from = max(ended, group.schedule_from or ended)
     group.status, group.status_since, group.status_basis = to, at, basis
     if to is not Status.PAUSED:
         group.paused_until = None

@@ -164,7 +164,8 @@ class Group(SQLModel, table=True):
     current_leg: int | None = None
     paused_until: datetime | None = None
     # The schedule counts from here when it is later than the last check-in: a
-    # pause ended, or two people cleared a warning (no check-in is invented).
+    # pause ended (by its end, or early by /resume), or two people cleared a
+    # warning (no check-in is invented).
     schedule_from: datetime | None = None
     kem: str = Field(max_length=24)
     public_key: bytes
@@ -281,7 +282,7 @@ class Person(SQLModel, table=True):
     telegram_index: bytes = Field(unique=True)
     chat_sealed: bytes
     language: str | None = Field(default=None, max_length=16)
-    # For the times in alerts; None means [alerts] time_zone.
+    # For the times shown to this person; None means [display] timezone.
     tz: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utc_now)
     unreachable_at: datetime | None = None

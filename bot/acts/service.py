@@ -15,15 +15,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import col, select, update
+from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.acts.rules import CLEARED, Outcome, decide, is_live, pause_end, safe_basis
+from bot.deadlines import evaluate
 from storage import audit
 from storage.alerts import enqueue_notice, latest_flip, watchers
 from storage.checkins import flip
 from storage.crypto import ServerKeys
-from storage.models import ActKind, Group, GroupAct, Person, Status
+from storage.models import ActKind, Alert, AlertState, Flip, Group, GroupAct, Leg, Person, Status
 from storage.people import display_name, pseudonym
 
 COMMAND_LINE_ACTOR = "admin@cli"
@@ -167,28 +168,55 @@ async def request(
 
 
 async def resume(
-    session: AsyncSession, *, server: ServerKeys, group: Group, actor: Actor, now: datetime
+    session: AsyncSession,
+    *,
+    server: ServerKeys,
+    group: Group,
+    actor: Actor,
+    now: datetime,
 ) -> bool:
-    """End a pause now (one person may: it only brings the alerts back); told to the others."""
+    """End a pause now (one person may: it only brings the alerts back); told to the others.
+
+    The schedule starts again from now, recorded as a resume (no check-in is
+    invented): the pause ends now, and the status that follows is written at once."""
     if group.status is not Status.PAUSED:
         return False
-    # The engine's next look (within a second) resumes the schedule from now
-    # (bot.deadlines.evaluate): no check-in is invented, the wait starts again.
     group.paused_until = now
-    group.next_transition_at = now
-    session.add(group)
+    leg = None
+    if group.current_leg is not None:
+        legs = select(Leg).where(Leg.group_id == group.id, Leg.position == group.current_leg)
+        leg = (await session.exec(legs)).first()
+    after = evaluate(group, now=now, leg=leg)
+    record = await flip(session, group=group, to=after.status, at=now, basis=after.basis, now=now)
+    await not_to_author(session, record, actor)
     await _tell(
         session,
         server=server,
         group=group,
         skip=actor.id,
         now=now,
-        notice={"kind": "done", "act": "resume", "who": actor.name, "status": "OK"},
+        notice={"kind": "done", "act": "resume", "who": actor.name, "status": after.status.value},
     )
     await audit.append(
         session, actor=actor.audit_name, action="group.resume", subject=group.codename, at=now
     )
     return True
+
+
+async def not_to_author(session: AsyncSession, record: Flip, author: Actor | Person) -> None:
+    """Whoever made a change is told by the command's answer: the alert, its reminders
+    and the broadcast about their own act go to the others only (they hear of it in
+    the notice naming who did it, which skips the actor too)."""
+    if author.id is None:  # an admin on the command line is alerted in no chat
+        return
+    await session.flush()
+    await session.exec(
+        delete(Alert).where(
+            col(Alert.flip_id) == record.id,
+            col(Alert.recipient_id) == author.id,
+            col(Alert.state) == AlertState.PENDING,
+        )
+    )
 
 
 async def cancel_requests_of(session: AsyncSession, *, person_id: uuid.UUID, now: datetime) -> int:
@@ -221,18 +249,21 @@ async def _apply(
         asked = length if length is not None else rules.max_pause
         until = pause_end(asked, now=now, max_pause=rules.max_pause)
         basis = "confirmed" if outcome is Outcome.CONFIRM else "paused"
-        await flip(session, group=group, to=Status.PAUSED, at=now, basis=basis, now=now)
+        record = await flip(session, group=group, to=Status.PAUSED, at=now, basis=basis, now=now)
+        await not_to_author(session, record, actor)
         group.paused_until = until
         session.add(group)
         return Result(outcome, group.status, paused_until=until, capped=asked > rules.max_pause)
     if act is ActKind.SAFE:
         if group.status is not Status.SAFE:
             basis = safe_basis(outcome, command_line=actor.person is None)
-            await flip(session, group=group, to=Status.SAFE, at=now, basis=basis, now=now)
+            record = await flip(session, group=group, to=Status.SAFE, at=now, basis=basis, now=now)
+            await not_to_author(session, record, actor)
         return Result(outcome, group.status)
     # Clearing: the group is OK from now, and its schedule counts from now.
     group.schedule_from = now
-    await flip(session, group=group, to=Status.OK, at=now, basis=CLEARED, now=now)
+    record = await flip(session, group=group, to=Status.OK, at=now, basis=CLEARED, now=now)
+    await not_to_author(session, record, actor)
     return Result(outcome, group.status)
 
 

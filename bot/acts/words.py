@@ -5,11 +5,11 @@ Pure; the alert sender calls it with the recipient's language and zone."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot import texts
-from bot.durations import format_duration
+from bot.i18n import Words
+from storage.models import Status
 
 ACT_WORDS = {
     "pause": texts.ACT_PAUSE,
@@ -27,20 +27,21 @@ REPORT_WORDS = {
 def notice_text(
     *,
     codename: str,
-    status: str,
+    status: Status,
     basis: str,
     since: datetime,
     about: str | None,
-    translate: Callable[[str], str],
-    local: Callable[[datetime], str],
+    words: Words,
 ) -> str:
     """``about`` is the sealed notice (JSON); None means a check-in came after
-    the report recorded by the flip the notice hangs on (``basis`` at ``since``)."""
-    _ = translate
+    the report recorded by the flip the notice hangs on (``basis`` at ``since``).
+    Said in the recipient's language and zone (``words``), status names included."""
+    _ = words._
+    local = words.local
     if about is None:
         report = _(REPORT_WORDS.get(basis, texts.REPORT_REPORTED))
         return _(texts.NOTICE_AFTER_REPORT).format(
-            codename=codename, report=report, since=local(since), status=status
+            codename=codename, report=report, since=local(since), status=_status(words, status)
         )
     try:
         parsed = json.loads(about)
@@ -51,21 +52,30 @@ def notice_text(
     notice: dict[str, object] = parsed if isinstance(parsed, dict) else {"who": about}
     act = str(notice.get("act", ""))
     if act == "pause" and notice.get("until"):
-        words = _(texts.ACT_PAUSE_UNTIL).format(
+        doing = _(texts.ACT_PAUSE_UNTIL).format(
             until=local(datetime.fromisoformat(str(notice["until"])))
         )
     else:
-        words = _(ACT_WORDS.get(act, act))
+        doing = _(ACT_WORDS.get(act, act))
     fields = {
         "codename": codename,
         "who": str(notice.get("who", "?")),
-        "act": words,
-        "status": str(notice.get("status", status)),
+        "act": doing,
+        "status": _status(words, notice.get("status", status)),
         "command": act,
     }
     if notice.get("kind") == "asked":
-        within = format_duration(timedelta(seconds=int(str(notice.get("within_s", 60)))))
+        within = words.duration(timedelta(seconds=int(str(notice.get("within_s", 60)))))
         return _(texts.NOTICE_ASKED).format(**fields, within=within)
     if notice.get("kind") == "confirmed":
         return _(texts.NOTICE_CONFIRMED).format(**fields, first=str(notice.get("first", "?")))
     return _(texts.NOTICE_DONE).format(**fields)
+
+
+def _status(words: Words, status: object) -> str:
+    """A status (a ``Status``, or its value as a notice stores it) by its name in
+    the recipient's language; anything unknown is said as it is."""
+    try:
+        return texts.status_in(words, Status(str(status)))
+    except ValueError:
+        return str(status)

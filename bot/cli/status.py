@@ -22,18 +22,25 @@ from bot.cli.common import (
 )
 from bot.schedules import next_due
 from storage.groups import list_groups
-from storage.models import Group
+from storage.models import Group, Status
 from storage.timeutil import utc_now
 
 # --------------------------------------------------------------------------- status
 
 
+def _due(g: Group) -> datetime | None:
+    """The next check-in due, counted from the last check-in or the end of the last pause;
+    none while the group is paused, safe or shredded (nothing is due from it then)."""
+    if g.shredded_at is not None or g.status in (Status.PAUSED, Status.SAFE):
+        return None
+    anchors = [t for t in (g.last_checkin_at, g.schedule_from) if t is not None]
+    return next_due(g, after=max(anchors)) if anchors else None
+
+
 def _status_rows(groups: list[Group], now: datetime) -> list[dict[str, Any]]:
     rows = []
     for g in groups:
-        due = None
-        if g.last_checkin_at is not None and g.shredded_at is None:
-            due = next_due(g, after=g.last_checkin_at)
+        due = _due(g)
         rows.append(
             {
                 "codename": g.codename,
@@ -72,13 +79,7 @@ def status(
         return
     table = Table("codename", "status", "since", "last check-in", "next due")
     for row, g in zip(rows, groups, strict=True):
-        due = (
-            "—"
-            if row["next_due"] is None
-            else when(next_due(g, after=g.last_checkin_at))
-            if g.last_checkin_at
-            else "—"
-        )
+        due = "—" if row["next_due"] is None else when(row["next_due"])
         table.add_row(
             g.codename, g.status.value, when(g.status_since), when(g.last_checkin_at), due
         )

@@ -244,7 +244,7 @@ EXTRA = 'rate_limit_per_hour = 1000\n[alerts]\nrepeat_every = "1h"\nescalate_aft
 REF = re.compile(r"[0-9A-F]{6}$")  # the receipt's reference, last on its line
 # What reaches a chat beside the replies: alerts, all-clears, notes to admins and operators.
 NOISE = re.compile(
-    r"^(⚠|✓|Reminder|\d+ alerts:|\d+ message\(s\) wait|The bot is back|An alert about)"
+    r"^(⚠|✓|\d+ alerts?:|\d+ messages? waits? in|The bot is back|An alert about)"
     r"|is handling [A-Z]+-\d+\.$"
     # Notices of other people's acts on a group (bot.acts), told to everyone alerted.
     r"|^[A-Z]+-\d+: .*(asked to .*the alerts go on\.|chose to .*; it is now [A-Z]+\.)$"
@@ -685,8 +685,8 @@ class Matrix:
         # Alert buttons, under the alerts PINE-7's activist got.
         await self.go_silent("PINE-7", "ASH-1")
         silent = {
-            ACK: await self.alert_to_activist("⚠ PINE-7 is SILENT"),
-            CLAIM: await self.alert_to_activist("⚠ ASH-1 is SILENT"),
+            ACK: await self.alert_to_activist("⚠ Alert: PINE-7 is SILENT"),
+            CLAIM: await self.alert_to_activist("⚠ Alert: ASH-1 is SILENT"),
             ACK_ALL: digest,
         }
         silent[CLEAR] = silent[ACK]  # pressed first: Acknowledge then closes the buttons
@@ -902,6 +902,22 @@ def _replied(text: str, *, buttons: Sequence[str] = ()) -> Check:
     return check
 
 
+# Whose welcome and help are their role's (anyone else's are the neutral ones).
+ROLE_WORDS = {Who.ADMIN: "admin", Who.ACTIVIST: "activist", Who.OTHER_ACTIVIST: "activist"}
+
+
+def _by_role(words: Callable[[str | None, Callable[[str], str]], str]) -> Check:
+    """Answered with the words for the person's role: an activist and an admin are
+    greeted and helped as such, everyone else gets the neutral words."""
+
+    def check(cell: Cell, seen: Observed) -> None:
+        assert cell.texts == [words(ROLE_WORDS.get(cell.who), EN)]
+        assert cell.buttons == [[]]
+        assert cell.deleted
+
+    return check
+
+
 def _status(cell: Cell, seen: Observed) -> None:
     [reply] = cell.texts
     lines = [re.match(r"([A-Z]+-\d+): [A-Z]+ since ", line) for line in reply.splitlines()]
@@ -910,7 +926,7 @@ def _status(cell: Cell, seen: Observed) -> None:
 
 
 def _timezone(cell: Cell, seen: Observed) -> None:
-    assert cell.texts == ["Times are now shown in Asia/Seoul."]
+    assert cell.texts == ["Times are now shown in Asia/Seoul (KST)."]
     assert cell.changes[f"tz {cell.person}"] == (ABSENT, "Asia/Seoul")
 
 
@@ -923,7 +939,7 @@ def _group(cell: Cell, seen: Observed) -> None:
 def _timeline(cell: Cell, seen: Observed) -> None:
     assert cell.photo is not None
     assert cell.photo.startswith(PNG)
-    assert cell.texts[0].startswith("PINE-7: check-ins (dots)")
+    assert cell.texts[0].startswith("PINE-7: Up to ")
 
 
 def _stage(cell: Cell, seen: Observed) -> None:
@@ -940,15 +956,16 @@ def _pause(cell: Cell, seen: Observed) -> None:
 
 
 def _resume(cell: Cell, seen: Observed) -> None:
-    assert cell.texts == ["PINE-7 follows its schedule again."]
+    assert cell.texts == ["PINE-7 follows its schedule again from now."]
     before, after = cell.changes["group PINE-7"]
     assert isinstance(before, GroupState)
     assert isinstance(after, GroupState)
     assert before.status is Status.PAUSED
     assert before.paused_until is not None
     assert before.paused_until > cell.at
-    # The pause ends now: the engine then follows the schedule again.
-    assert after.paused_until is None or after.paused_until < before.paused_until
+    # The pause ends now, recorded as a resume: the schedule counts from now.
+    assert after.paused_until is None
+    assert (after.status, after.basis) == (Status.OK, "resumed")
 
 
 def _marked(status: Status) -> Check:
@@ -1007,6 +1024,9 @@ def _acknowledged(answer: str, kind: str, flips: int) -> Check:
         assert cell.answer.get("text") == EN(answer)
         assert cell.pressed_after is not None
         assert "reply_markup" not in cell.pressed_after
+        # The alert keeps a line saying who answered it, and when.
+        said = "took it on at" if kind == "claim" else "Acknowledged by"
+        assert said in cell.pressed_after["text"].splitlines()[-1]
         assert len(cell.about) == flips
         for flip_id in cell.about:
             before, after = cell.changes[f"flip {flip_id}"]
@@ -1072,8 +1092,8 @@ def _chose_group(cell: Cell, seen: Observed) -> None:
 
 
 ACTED: dict[str, Check] = {
-    "start": _replied(texts.WELCOME),
-    "help": _replied(texts.HELP),
+    "start": _by_role(texts.welcome),
+    "help": _by_role(texts.help_for),
     "language": _replied(texts.LANGUAGE_QUESTION, buttons=[f"lang:{code}" for code in LANGUAGES]),
     "wipe": _replied(texts.WIPED),
     "status": _status,
@@ -1109,7 +1129,8 @@ def _neutral(cell: Cell, seen: Observed) -> None:
         assert cell.texts[0] == EN(texts.RECEIPT).format(ref="?")
         assert cell.deleted
     elif cell.action.neutral is Neutral.WELCOME:
-        assert cell.texts == [EN(texts.WELCOME)]
+        # Whatever the code was: an activist or an admin is greeted as one either way.
+        assert cell.texts == [texts.welcome(ROLE_WORDS.get(cell.who), EN)]
         assert cell.deleted
     elif cell.action.neutral is Neutral.NOT_YOURS:
         assert cell.answer is not None

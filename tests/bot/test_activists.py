@@ -20,8 +20,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, func, select
 
-from bot import texts
-from bot.i18n import translator
 from bot.standin import SentMessage, SimUser, TelegramStandIn
 from bot.timeline import gather
 from storage.checkins import BY_HAND, record_signal
@@ -176,13 +174,14 @@ class World:
             return "unknown" if person is None else pseudonym(person)
 
     async def everyone_told(
-        self, people: tuple[int, ...], *, since: int, starts: str, status: str
+        self, people: tuple[int, ...], *, since: int, starts: str, status: tuple[str, ...]
     ) -> None:
-        """Each of ``people`` got an alert (or all-clear) about PINE-7 being ``status``."""
+        """Each of ``people`` got an alert (or all-clear) about PINE-7 being ``status``
+        (its name in English or in Korean)."""
 
         def told(who: int) -> bool:
             return any(
-                t.startswith(starts) and "PINE-7" in t and status in t
+                t.startswith(starts) and "PINE-7" in t and any(s in t for s in status)
                 for t in self.texts_to(who, since)
             )
 
@@ -195,7 +194,12 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path, database: Database, standin: TelegramStandIn) -> World:
-    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    installation = await install(
+        tmp_path / "server",
+        standin=standin,
+        database_url=database.url,
+        extra='[display]\ntimezone = "Asia/Seoul"\n',
+    )
     server = ServerKeys(installation.settings.server_secret_bytes())
     now = utc_now()
     async with (
@@ -260,6 +264,10 @@ def _state(group: Group) -> tuple[object, ...]:
     )
 
 
+def refused_to(who: int, refused: dict[str, tuple[int, ...]]) -> list[str]:
+    return [command for command, senders in refused.items() if who in senders]
+
+
 async def test_refused_senders_get_an_unknown_commands_reply_change_nothing_and_are_audited(
     world: World,
 ) -> None:
@@ -270,23 +278,17 @@ async def test_refused_senders_get_an_unknown_commands_reply_change_nothing_and_
     async with running_bot(world.installation, world.standin):
         before = await world.until(lambda g: g.status is Status.OK, "OK")
         counts = await world.counts()
-        for who in (STRANGER, RELATIVE, OPERATOR, OTHER):
-            # Any message gets the receipt and the same follow-up, from anyone (issue #14).
+        for who in (STRANGER, RELATIVE, OPERATOR):
+            # Any message gets a receipt and the same question after it (#14: one follow-up
+            # for everyone and everything, so nothing tells who is a relative).
             unknown = await world.replies(who, "/nonsense PINE-7", 2)
-            assert unknown[0] in ("Received, thank you. Ref ?", "잘 받았습니다. 감사합니다. 참조 ?")
+            assert unknown[0] in ("Received, thank you. Ref ?", "잘 받았어요. 감사해요. 접수번호 ?")
             for command in (c for c, senders in refused.items() if who in senders):
-                if who == OTHER:
-                    # Another group's activist is answered as an activist, not receipted.
-                    mark = len(world.standin.sent)
-                    world.standin.send_text(world.users[who], command)
-                    await eventually(lambda m=mark: len(world.texts_to(OTHER, m)) >= 1)
-                    said = world.texts_to(OTHER, mark)
-                    assert said[0] in (
-                        translator(language)(texts.NOT_AMONG_YOURS).format(codename="PINE-7")
-                        for language in ("en", "ko")
-                    ), (who, command)
-                    continue
                 assert await world.replies(who, command, 2) == unknown, (who, command)
+        # An activist of another group is answered as a command (#14): a group not theirs
+        # is not told apart from none at all.
+        for command in refused_to(OTHER, refused):
+            await world.ask(OTHER, command, expect="No group PINE-7 among yours.")
         # Nothing moved, and nobody was alerted.
         after = await world.pine()
         assert _state(after) == _state(before)
@@ -309,10 +311,9 @@ async def test_what_a_refused_sender_typed_after_a_command_is_not_audited_in_cle
     """The audit table is not sealed: it names a group only by a codename the organisation
     knows, never by what someone typed (which may be anything they meant to tell us)."""
     async with running_bot(world.installation, world.standin):
-        await world.replies(STRANGER, "/group CANARY-HUSBAND-LI", 1)
-        # An activist is answered as one (issue #14): the answer goes to their own chat.
-        said = (await world.ask(OWN, "/group CANARY-HUSBAND-LI")).text
-        assert said == "No group CANARY-HUSBAND-LI among yours."
+        await world.replies(STRANGER, "/group CANARY-HUSBAND-LI", 2)
+        # An activist's command is answered as a command (#14), and stays in their chat.
+        await world.ask(OWN, "/group CANARY-HUSBAND-LI", expect="among yours")
     assert sorted(await world.audited("command.group")) == sorted(
         [
             (await world.actor(STRANGER), None, {"allowed": False}),
@@ -336,9 +337,9 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
             mine.text or "",
         ), mine.text
         everything = (await world.ask(ROVING, "/status")).text or ""
-        assert "OAK-2: OK" in everything
-        assert "PINE-7: OK" in everything
-        assert "마지막 연락" in everything  # the roving activist reads Korean
+        # The roving activist reads Korean: statuses and durations too.
+        assert re.search(r"OAK-2: .+부터 정상, 마지막 연락 \d+초 전", everything), everything
+        assert re.search(r"PINE-7: .+부터 정상", everything), everything
 
         # /stage to the border: a tighter leg, applied at once, and no check-in.
         staged = await world.ask(OWN, "/stage PINE-7 laos border")
@@ -372,12 +373,15 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
         assert abs(paused.paused_until - (paused_at + timedelta(hours=6))) < timedelta(minutes=1)
         resumed_at = utc_now()
         assert (await world.ask(ADMIN, "/resume PINE-7")).text == (
-            "PINE-7 follows its schedule again."
+            "PINE-7 follows its schedule again from now."
         )
         resumed = await world.until(lambda g: g.status is Status.OK, "resumed")
         assert resumed.last_checkin_at == checked_in
         assert resumed.paused_until is None
+        assert resumed.status_basis == "resumed"  # recorded as a resume, not a check-in
         assert _near(resumed.status_since, resumed_at)
+        assert resumed.schedule_from is not None
+        assert _near(resumed.schedule_from, resumed_at)
         assert (await world.ask(OWN, "/resume PINE-7")).text == "PINE-7 is not paused: it is OK."
 
         # /detained: tier 2, to every activist and admin at once.
@@ -385,7 +389,9 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
         await world.ask(ADMIN, "/detained PINE-7", expect="PINE-7 is marked DETAINED.")
         detained = await world.pine()
         assert (detained.status, detained.status_basis) == (Status.DETAINED, "marked")
-        await world.everyone_told(ALERTED, since=mark, starts="⚠", status="DETAINED")
+        # Whoever marked it is answered by the command, not alerted about their own mark.
+        others = tuple(p for p in ALERTED if p != ADMIN)
+        await world.everyone_told(others, since=mark, starts="⚠", status=("DETAINED", "억류"))
         assert "not acknowledged" in ((await world.ask(OWN, "/group PINE-7")).text or "")
         alert = next(
             m for m in world.standin.sent[mark:] if m.chat_id == OWN and "⚠" in (m.text or "")
@@ -406,9 +412,11 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
         await world.ask(OWN, "/safe PINE-7", expect="PINE-7 stays DETAINED until a second person")
         assert (await world.pine()).status is Status.DETAINED
         await world.everyone_told(
-            (OTHER, ADMIN), since=mark, starts="PINE-7: ", status="asked to mark it SAFE"
+            (OTHER, ADMIN), since=mark, starts="PINE-7: ", status=("asked to mark it SAFE",)
         )
-        await world.everyone_told((ROVING,), since=mark, starts="PINE-7: ", status="/safe PINE-7")
+        await world.everyone_told(
+            (ROVING,), since=mark, starts="PINE-7: ", status=("/safe PINE-7",)
+        )
         # The same person asking again is still one person.
         await world.ask(OWN, "/safe PINE-7", expect="You asked already")
         # A second person confirms: SAFE, and the all-clear goes to everyone who was alerted.
@@ -416,8 +424,14 @@ async def test_the_groups_activist_and_the_admins_act_and_the_alerts_reach_every
         await world.ask(ADMIN, "/safe PINE-7", expect="PINE-7 is marked SAFE.")
         safe = await world.pine()
         assert (safe.status, safe.status_basis) == (Status.SAFE, "confirmed")
-        await world.everyone_told(ALERTED, since=mark, starts="✓", status="SAFE")
-        await world.everyone_told((OWN,), since=mark, starts="PINE-7: ", status="confirmed")
+        # Whoever confirmed it (and so made the change) is answered by the command; the
+        # one who asked hears that it was confirmed, and the all-clear, like everyone else.
+        told = tuple(p for p in ALERTED if p != ADMIN)
+        await world.everyone_told(told, since=mark, starts="✓", status=("SAFE", "안전"))
+        await world.everyone_told((OWN,), since=mark, starts="PINE-7: ", status=("confirmed",))
+        # The one who marked it DETAINED and confirmed SAFE heard of neither act except in
+        # its answer; the first acknowledgement stopped reminders.
+        assert not [t for t in world.texts_to(ADMIN, mark) if t.startswith(("⚠", "✓"))]
     # The journey's picture shows the stages set by hand, and no check-in for them.
     async with open_database(world.url) as engine, session_factory(engine)() as session:
         journey = await gather(
@@ -461,11 +475,13 @@ async def test_timeline_sends_the_groups_activist_a_picture_of_its_journey(world
         assert picture.photo.startswith(b"\x89PNG\r\n\x1a\n")
         assert picture.protect_content
         caption = picture.message["caption"]
-        assert caption.startswith("PINE-7: check-ins (dots)")
+        assert re.fullmatch(
+            r"PINE-7: Up to \S+ \S+ KST\. Next check-in due: \S+ \S+ KST\.", caption
+        ), caption
         # Korean for the roving activist, who reads Korean.
         roving = await world.ask(ROVING, "/timeline PINE-7")
         assert roving.photo is not None
-        assert "체크인" in roving.message["caption"]
+        assert "다음 연락 예정" in roving.message["caption"]
     # What it draws is the journey that gather() reads, and nothing but times, statuses and
     # leg numbers (bot/timeline.py); here, the one check-in the fixture made.
     async with open_database(world.url) as engine, session_factory(engine)() as session:

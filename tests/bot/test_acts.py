@@ -11,7 +11,7 @@ import pytest
 
 from bot.acts.rules import Outcome, decide, is_live, pause_end, safe_basis
 from bot.acts.words import notice_text
-from bot.i18n import translator
+from bot.i18n import Words
 from storage.checkins import after_report, standing_report
 from storage.models import ActKind, Group, GroupAct, ScheduleKind, Status
 
@@ -120,28 +120,23 @@ def test_detention_by_silence_is_no_report() -> None:
     assert not after_report(group, at=NOW + timedelta(minutes=1))
 
 
-def _local(moment: datetime) -> str:
-    return moment.strftime("%H:%M")
-
-
 @pytest.mark.parametrize(("language", "words"), [("en", "duress signal"), ("ko", "협박 신호")])
 def test_the_after_report_notice_names_the_report_and_its_time(language: str, words: str) -> None:
     text = notice_text(
         codename="PINE-7",
-        status="DETAINED",
+        status=Status.DETAINED,
         basis="duress",
         since=NOW.replace(hour=14, minute=2),
         about=None,
-        translate=translator(language),
-        local=_local,
+        words=Words(language, UTC),
     )
     assert words in text
     assert "14:02" in text
     assert text.startswith("PINE-7: ")
     if language == "en":
         assert text == (
-            "PINE-7: a check-in arrived after the duress signal at 14:02; the status stays "
-            "DETAINED until one of you clears it (/clear PINE-7)."
+            "PINE-7: a check-in arrived after the duress signal at 2026-08-12 14:02 UTC; the "
+            "status stays DETAINED until one of you clears it (/clear PINE-7)."
         )
 
 
@@ -151,14 +146,13 @@ def test_a_request_notice_names_who_asked_and_how_to_confirm() -> None:
     )
     text = notice_text(
         codename="PINE-7",
-        status="DETAINED",
+        status=Status.DETAINED,
         basis="duress",
         since=NOW,
         about=about,
-        translate=translator("en"),
-        local=_local,
+        words=Words("en", UTC),
     )
     assert text == (
         "PINE-7: Ji-woo (P-4310A9) asked to mark it SAFE. Nothing changes until a second person "
-        "confirms with /safe PINE-7 within 30m; the alerts go on."
+        "confirms with /safe PINE-7 within 30 minutes; the alerts go on."
     )

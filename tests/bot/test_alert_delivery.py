@@ -119,7 +119,7 @@ async def test_each_alert_is_sent_once_with_its_buttons(rig: Rig) -> None:
     assert (await rig.deliver()).sent == 0  # nothing twice
     for telegram_id in ACTIVISTS:
         [text] = rig.texts_to(telegram_id)
-        assert text.startswith("⚠ PINE-7 is SILENT (grace ran out)")
+        assert text.startswith("⚠ Alert: PINE-7 is SILENT (no check-in by the end of the grace")
     assert rig.texts_to(ADMIN) == []
     assert await rig.states() == [AlertState.SENT, AlertState.SENT]
 
@@ -240,7 +240,8 @@ async def test_the_all_clear_goes_to_everyone_alerted_and_asks_nothing(rig: Rig)
     await rig.flip_to(Status.OK, "checked in")
     assert (await rig.deliver()).sent == 2
     for telegram_id in ACTIVISTS:
-        assert rig.texts_to(telegram_id)[-1].startswith("✓ PINE-7 is OK again")
+        # Never OK before this: an all-clear, not "again".
+        assert rig.texts_to(telegram_id)[-1].startswith("✓ PINE-7 is OK (checked in)")
     clears = [m for m in rig.standin.sent if (m.text or "").startswith("✓")]
     assert all(m.reply_markup is None for m in clears)
     async with rig.sessions() as s:

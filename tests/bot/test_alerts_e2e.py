@@ -9,6 +9,7 @@ is DETAINED after 2 s more of silence.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -81,7 +82,10 @@ async def world(tmp_path: Path, database: Database, standin: TelegramStandIn) ->
         tmp_path / "server",
         standin=standin,
         database_url=database.url,
-        extra='[alerts]\nrepeat_every = "1s"\nescalate_after = "1h"\ntime_zone = "Asia/Seoul"\n',
+        extra=(
+            '[alerts]\nrepeat_every = "1s"\nescalate_after = "1h"\n'
+            '[display]\ntimezone = "Asia/Seoul"\n'
+        ),
     )
     server = ServerKeys(installation.settings.server_secret_bytes())
     now = utc_now()
@@ -140,7 +144,9 @@ async def test_silence_alerts_then_detention_escalates_ack_stops_repeats_and_che
         await eventually(lambda: any("DETAINED" in t for t in world.texts_to(world.other)))
         await eventually(lambda: any("DETAINED" in t for t in world.texts_to(world.own)))
         # Unacknowledged, it is repeated.
-        await eventually(lambda: any(t.startswith("Reminder") for t in world.texts_to(world.own)))
+        await eventually(
+            lambda: any(" reminder, not acknowledged" in t for t in world.texts_to(world.own))
+        )
 
         detained = next(
             m for m in reversed(world.alerts_to(world.own)) if "DETAINED" in (m.text or "")
@@ -149,6 +155,9 @@ async def test_silence_alerts_then_detention_escalates_ack_stops_repeats_and_che
         world.standin.press_button(world.own, detained.message, "al:ack")
         await eventually(lambda: bool(world.standin.answered_callbacks))
         await eventually(lambda: "reply_markup" not in _now(world, detained))  # buttons gone
+        # The alert keeps a line saying who acknowledged it, and when, in their zone.
+        kept = str(_now(world, detained)["text"]).splitlines()[-1]
+        assert re.fullmatch(r"✓ Acknowledged by \S+ at \d\d:\d\d KST\.", kept), kept
         # Acknowledged: no more reminders, to anyone, for this flip.
         await asyncio.sleep(0.5)  # let a reminder already on its way land
         count = len(world.standin.sent)

@@ -249,9 +249,11 @@ async def test_clear_by_one_activist_waits_for_a_second_then_sends_the_all_clear
         assert (await world.pine()).status is Status.DETAINED
         mark = len(world.standin.sent)
         await world.ask(SECOND, "/clear PINE-7", "PINE-7 is cleared")
-        for who in (FIRST, SECOND, ADMIN):
-            await world.told(who, "✓ PINE-7 is OK again", since=mark)
+        # The all-clear goes to the others; the one who confirmed is answered by the command.
+        for who in (FIRST, ADMIN):
+            await world.told(who, "✓ PINE-7 is OK", since=mark)
         notice = await world.told(FIRST, "confirmed the request of Ji-woo", since=mark)
+        assert not any(t.startswith("✓") for t in world.texts_to(SECOND, mark))
         assert notice.startswith("PINE-7: Min-seo (P-")
     group = await world.pine()
     assert (group.status, group.status_basis) == (Status.OK, "cleared")
@@ -276,7 +278,7 @@ async def test_a_check_in_ends_detention_by_silence_alone(world: World) -> None:
         await eventually(lambda: any("DETAINED" in t for t in world.texts_to(FIRST)), within=30)
         assert (await world.pine()).status_basis == "silence"
         await _forced_checkin(world, "typed phrase")
-        await world.told(FIRST, "✓ PINE-7 is OK again")
+        await world.told(FIRST, "✓ PINE-7 is OK")
     assert not any(e.after_report for e in await world.events())
     assert (await world.pine()).status is Status.OK
 
@@ -331,11 +333,11 @@ async def test_a_seized_phone_alone_cannot_pause_mark_safe_or_clear_a_detained_g
         # The alerts go on: the others keep being reminded.
         mark = len(world.standin.sent)
         for who in (SECOND, ADMIN):
-            await world.told(who, "Reminder, not yet acknowledged: PINE-7 is DETAINED", since=mark)
+            await world.told(who, "reminder, not acknowledged yet: PINE-7 is DETAINED", since=mark)
         assert (await world.pine()).status is Status.DETAINED
         # A second person agrees to the pause: it lasts at most [alerts] max_pause.
         reply = await world.ask(SECOND, "/pause PINE-7 3650d", "PINE-7 is paused until")
-        assert "A pause lasts at most 6s." in reply
+        assert "A pause lasts at most 6 seconds." in reply
         paused = await world.pine()
         assert (paused.status, paused.status_basis) == (Status.PAUSED, "confirmed")
         assert paused.paused_until is not None
@@ -381,8 +383,8 @@ async def test_a_revoked_activist_is_refused_everything_and_alerted_no_more(worl
             assert reply.startswith("Received, thank you. Ref ")
         # No further alert: the others are reminded, the revoked one is not.
         mark = len(world.standin.sent)
-        await world.told(SECOND, "Reminder, not yet acknowledged", since=mark)
-        await world.told(SECOND, "Reminder, not yet acknowledged", since=len(world.standin.sent))
+        await world.told(SECOND, "reminder, not acknowledged yet", since=mark)
+        await world.told(SECOND, "reminder, not acknowledged yet", since=len(world.standin.sent))
         assert not any("PINE-7" in t for t in world.texts_to(FIRST, mark))
         group = await world.pine()
     assert (group.status, group.status_basis) == (Status.DETAINED, "duress")
@@ -454,7 +456,7 @@ async def test_an_admin_on_the_command_line_is_one_person_and_telegram_confirms(
         assert again.startswith("Asked already on the command line")
         assert (await world.pine()).status is Status.DETAINED
         await world.ask(SECOND, "/clear PINE-7", "PINE-7 is cleared")
-        await world.told(FIRST, "✓ PINE-7 is OK again", since=mark)
+        await world.told(FIRST, "✓ PINE-7 is OK", since=mark)
     group = await world.pine()
     assert (group.status, group.status_basis) == (Status.OK, "cleared")
 

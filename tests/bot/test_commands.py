@@ -19,7 +19,7 @@ from storage.db import open_database, session_factory
 from storage.groups import Schedule, create_group, get_group
 from storage.legs import add_leg
 from storage.models import AuditEvent, Group, Role, RoleGrant, Signal, Status
-from storage.people import create_invite, get_or_create_person
+from storage.people import create_invite, find_person, get_or_create_person
 from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
 from tests.conftest import Database
@@ -41,6 +41,27 @@ class World:
         self.standin.send_text(self.users[telegram_id], text)
         await eventually(lambda: any(m.chat_id == telegram_id for m in self.standin.sent[mark:]))
         return next(m.text or "" for m in self.standin.sent[mark:] if m.chat_id == telegram_id)
+
+    async def invites(self, roles: dict[int, Role]) -> dict[int, str]:
+        """A one-time invite to PINE-7 for each of these people, in that role."""
+        server = ServerKeys(self.installation.settings.server_secret_bytes())
+        codes = {}
+        async with (
+            open_database(self.installation.settings.database.url) as engine,
+            session_factory(engine)() as session,
+            session.begin(),
+        ):
+            pine = await get_group(session, codename="PINE-7")
+            for who, role in roles.items():
+                _, codes[who] = await create_invite(
+                    session,
+                    server=server,
+                    role=role,
+                    group=pine,
+                    ttl=timedelta(hours=1),
+                    now=utc_now(),
+                )
+        return codes
 
     async def group(self, codename: str = "PINE-7") -> Group:
         async with (
@@ -154,12 +175,14 @@ async def test_status_group_pause_resume_stage_and_detained(world: World) -> Non
         paused = await world.group()
         assert paused.status is Status.PAUSED
         assert paused.paused_until is not None
-        assert await world.ask(OWN, "/resume PINE-7") == "PINE-7 follows its schedule again."
+        assert await world.ask(OWN, "/resume PINE-7") == (
+            "PINE-7 follows its schedule again from now."
+        )
 
         await world.until(Status.OK)
 
-        assert (
-            await world.ask(OTHER, "/timezone Europe/Riga") == "Times are now shown in Europe/Riga."
+        assert (await world.ask(OTHER, "/timezone Europe/Riga")).startswith(
+            "Times are now shown in Europe/Riga (EE"
         )
         assert (await world.ask(OTHER, "/timezone Mars/Olympus")).startswith("Use: /timezone")
         mark = len(world.standin.sent)
@@ -180,18 +203,7 @@ async def test_status_group_pause_resume_stage_and_detained(world: World) -> Non
 async def test_an_activists_menu_has_the_watchers_commands_and_a_relatives_does_not(
     world: World,
 ) -> None:
-    server = ServerKeys(world.installation.settings.server_secret_bytes())
-    async with (
-        open_database(world.installation.settings.database.url) as engine,
-        session_factory(engine)() as session,
-        session.begin(),
-    ):
-        pine = await get_group(session, codename="PINE-7")
-        codes = {}
-        for who, role in ((STRANGER, Role.ACTIVIST), (NEWCOMER, Role.RELATIVE)):
-            _, codes[who] = await create_invite(
-                session, server=server, role=role, group=pine, ttl=timedelta(hours=1), now=utc_now()
-            )
+    codes = await world.invites({STRANGER: Role.ACTIVIST, NEWCOMER: Role.RELATIVE})
     world.users[NEWCOMER] = world.standin.user(NEWCOMER, language_code="en")
     async with running_bot(world.installation, world.standin):
         for who, code in codes.items():
@@ -207,3 +219,56 @@ async def test_an_activists_menu_has_the_watchers_commands_and_a_relatives_does_
     assert {"status", "group", "pause", "resume", "safe", "detained", "stage"} <= set(
         menu[STRANGER]
     )
+
+
+async def test_start_keeps_telegrams_language_and_greets_and_helps_each_role_in_it(
+    world: World,
+) -> None:
+    """An activist whose Telegram is in Korean is greeted, helped and alerted in Korean;
+    one whose Telegram is in Japanese gets the installation's language; a relative's
+    welcome and help stay the neutral ones."""
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    korean, japanese = 6_700_000_101, 6_700_000_102
+    codes = await world.invites(
+        {korean: Role.ACTIVIST, japanese: Role.ACTIVIST, NEWCOMER: Role.RELATIVE}
+    )
+    world.users[korean] = world.standin.user(korean, language_code="ko")
+    world.users[japanese] = world.standin.user(japanese, language_code="ja")
+    world.users[NEWCOMER] = world.standin.user(NEWCOMER, language_code="en")
+    async with running_bot(world.installation, world.standin):
+        welcome = {who: await world.ask(who, f"/start {code}") for who, code in codes.items()}
+        assert welcome[korean].startswith("환영해요. 활동가로 등록됐어요.")
+        assert welcome[japanese].startswith("Welcome. You are an activist here")
+        assert welcome[NEWCOMER] == "Welcome. You can send messages here at any time."
+        helped = await world.ask(korean, "/help")
+        assert "/pause — 일행의 일정을 잠시 멈추기" in helped
+        assert "예: /pause PINE-7 12h" in helped
+        assert (await world.ask(ADMIN, "/help")).startswith("Your commands, on every group")
+        assert (await world.ask(NEWCOMER, "/help")).startswith("Forward or paste the messages")
+
+        mark = len(world.standin.sent)
+        assert await world.ask(OWN, "/detained PINE-7") == "PINE-7 is marked DETAINED."
+        await eventually(
+            lambda: any(
+                m.chat_id == korean and (m.text or "").startswith("⚠ 알림: PINE-7")
+                for m in world.standin.sent[mark:]
+            )
+        )
+        alert = next(
+            m.text or "" for m in world.standin.sent[mark:] if m.chat_id == korean and m.text
+        )
+        assert "억류 상태예요(활동가가 표시함)" in alert
+        assert "UTC" in alert  # the installation's [display] timezone, as they chose none
+        # Whoever marked it is answered by the command and not alerted about it.
+        await world.ask(OWN, "/status")
+        assert not any(
+            (m.text or "").startswith("⚠") for m in world.standin.sent[mark:] if m.chat_id == OWN
+        )
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+    ):
+        for who, language in ((korean, "ko"), (japanese, "en"), (NEWCOMER, "en")):
+            person = await find_person(session, server=server, telegram_id=who)
+            assert person is not None
+            assert person.language == language

@@ -102,7 +102,9 @@ SILENT_ALERT = re.compile(r"(CRASH-\d{4}) is SILENT\b")
 JOURNAL_BYTES = 64 * 1024
 # Alerts due every 15 minutes and escalation after an hour (the defaults): no reminder
 # or escalation falls inside the test, so every message to an activist is the first alert.
-ALERTS = '[alerts]\nrepeat_every = "15m"\nescalate_after = "1h"\ntime_zone = "Asia/Seoul"\n'
+ALERTS = (
+    '[alerts]\nrepeat_every = "15m"\nescalate_after = "1h"\n\n[display]\ntimezone = "Asia/Seoul"\n'
+)
 # Kill points mid-delivery: after this many alert messages at the stand-in (counted over
 # all runs), one kill each. About 430 messages go out in all (300 to the groups' own
 # activists, the rest singles and digests to the regional ones).

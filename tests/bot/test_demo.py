@@ -50,12 +50,12 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
         "The sister forwards a pasted SMS from the minibus",
         "PINE-7 is LATE",
         "SILENT: Ji-woo is alerted",
-        "⚠ PINE-7 is SILENT (grace ran out)",
+        "⚠ Alert: PINE-7 is SILENT (no check-in by the end of the grace period)",
         "Leg: Kunming.",
         "Tae-min gets it",
         "Ji-woo presses Acknowledge",
         'The sister forwards a message in Korean: "we were caught"',
-        "⚠ PINE-7 is DETAINED (reported by a relative)",
+        "⚠ Alert: PINE-7 is DETAINED (reported by a relative)",
         # A forced "all is well" leaves it DETAINED; only two people clear it (issue 13).
         'forced by the captors ("all is well")',
         "PINE-7 stays DETAINED; no all-clear",
@@ -76,7 +76,7 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
     # Every reply to the relative was the same neutral receipt, in her language.
     receipts = [line for line in story.splitlines() if "the bot replies" in line]
     assert len(receipts) == 5
-    assert all("잘 받았습니다" in line for line in receipts)
+    assert all("잘 받았어요" in line for line in receipts)
     # The five messages the operator opened, with what they signalled.
     assert story.count(" checkin ") == 3
     assert " stage " in story

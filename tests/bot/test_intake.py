@@ -34,7 +34,7 @@ RELATIVE = 6_100_200_300
 STRANGER = 6_999_888_777
 TRAVELLER = 7_300_400_500
 ORIGIN_DATE = datetime(2026, 8, 12, 3, 15, tzinfo=UTC)
-RECEIPT_PREFIXES = ("Received, thank you. Ref ", "잘 받았습니다. 감사합니다. 참조 ")
+RECEIPT_PREFIXES = ("Received, thank you. Ref ", "잘 받았어요. 감사해요. 접수번호 ")
 
 
 @pytest.fixture
@@ -351,7 +351,7 @@ async def test_language_is_chosen_with_a_button_and_used_from_then_on(
     async with running_bot(installation, standin):
         await send_and_wait(standin, user, standin.send_text(user, "하나"))
         await eventually(lambda: len(receipts(standin, RELATIVE)) == 1)
-        assert receipts(standin, RELATIVE)[0].startswith("잘 받았습니다")
+        assert receipts(standin, RELATIVE)[0].startswith("잘 받았어요")
         standin.send_text(user, "/language")
         await eventually(lambda: any("lang:en" in m.callback_data for m in standin.sent))
         question = next(m for m in standin.sent if "lang:en" in m.callback_data)

@@ -364,7 +364,7 @@ async def test_operators_are_told_how_many_messages_wait_unlinked_and_nothing_el
     async with running_bot(world.installation, world.standin):
         await taken_in(world, *sent)
         await eventually(lambda: bool(texts_to(world.standin, operator_id)))
-    assert texts_to(world.standin, operator_id) == ["2 message(s) wait in the unlinked queue."]
+    assert texts_to(world.standin, operator_id) == ["2 messages wait in the unlinked queue."]
 
 
 async def test_what_relatives_send_leaves_no_identifier_or_phrase_in_the_database(

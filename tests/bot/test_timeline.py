@@ -1,5 +1,6 @@
-"""The timeline picture: a valid PNG or SVG of times, statuses and leg numbers,
-and nothing anyone wrote (no message, codebook phrase or leg name)."""
+"""The timeline picture: a valid portrait PNG or SVG of times, statuses, legs, alerts
+and acknowledgements, nothing anyone wrote (no message or codebook phrase; leg names
+only for those who read them in alerts), with labels that never overlap."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def test_the_png_is_a_png_of_a_sensible_size() -> None:
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert png[12:16] == b"IHDR"
     width, height = struct.unpack(">II", png[16:24])
-    assert width > height > 0
+    assert (width, height) == (1080, 1350)  # portrait, for a phone
     assert png.endswith(b"IEND\xaeB`\x82")
 
 
@@ -54,12 +55,13 @@ def test_the_svg_is_an_svg_with_the_statuses_and_leg_numbers() -> None:
     svg = render(journey(), "svg").decode()
     root = ET.fromstring(svg)  # noqa: S314 (our own output, not untrusted data)
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
-    for shown in ("PINE-7", "OK", "SILENT", "leg 2", "check-in"):
+    for shown in ("PINE-7", "OK", "SILENT", "leg 2", "check-in", "grace period", "now"):
         assert shown in svg
 
 
-def test_a_group_without_any_check_in_still_draws() -> None:
-    empty = Journey(
+def empty() -> Journey:
+    """A group that never checked in, drawn the moment it was made."""
+    return Journey(
         codename="OAK-2",
         start=T0,
         now=T0,
@@ -68,8 +70,11 @@ def test_a_group_without_any_check_in_still_draws() -> None:
         stages=(),
         statuses=((T0, Status.PENDING),),
     )
-    assert render(empty, "png").startswith(b"\x89PNG")
-    assert ET.fromstring(render(empty, "svg")).tag.endswith("svg")  # noqa: S314
+
+
+def test_a_group_without_any_check_in_still_draws() -> None:
+    assert render(empty(), "png").startswith(b"\x89PNG")
+    assert ET.fromstring(render(empty(), "svg")).tag.endswith("svg")  # noqa: S314
 
 
 async def test_the_timeline_of_a_stored_group_shows_no_content(
@@ -113,6 +118,7 @@ async def test_the_timeline_of_a_stored_group_shows_no_content(
     await session.commit()
 
     facts = await gather(session, group=group, now=T0 + 30 * HOUR)
+    named = await gather(session, group=group, now=T0 + 30 * HOUR, server=server)
     assert facts.checkins == (T0 + HOUR, T0 + 3 * HOUR)
     assert facts.stages == ((T0 + 3 * HOUR, 2),)
     assert len(facts.windows) == 2
@@ -123,3 +129,8 @@ async def test_the_timeline_of_a_stored_group_shows_no_content(
     assert "LATE" in svg
     for secret in (LEG, "Kunming", "Qingdao", PHRASE, "persimmons", TEXT, "third bend"):
         assert secret not in svg
+    # For the group's activists, legs by name (as their alerts say "Leg: Kunming…").
+    shown = render(named, "svg").decode()
+    assert "Kunming bus depot" in shown
+    for secret in (PHRASE, "persimmons", TEXT, "third bend"):
+        assert secret not in shown

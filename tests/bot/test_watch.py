@@ -79,8 +79,8 @@ async def test_after_a_restart_admins_hear_how_long_the_bot_was_away_and_what_qu
     async with running_bot(installation, standin):
         await eventually(lambda: any(m.chat_id == ADMIN for m in standin.sent))
     [note] = [t for t in _texts_to_admin(standin) if not t.startswith("Audit checkpoint")]
-    assert note.startswith("The bot is back after 3h")
-    assert "took in 2 update(s)" in note
+    assert note.startswith("The bot is back after 3 hours")
+    assert "took in 2 updates" in note
     assert "while the bot was down" not in note
     assert "could not read" not in note  # every one of them was readable
 
@@ -97,7 +97,7 @@ async def test_the_admins_note_counts_updates_kept_raw_because_unreadable(
     async with running_bot(installation, standin):
         await eventually(lambda: any(m.chat_id == ADMIN for m in standin.sent))
     [note] = [m.text or "" for m in standin.sent if m.chat_id == ADMIN]
-    assert "took in 2 update(s)" in note
+    assert "took in 2 updates" in note
     assert "1 of them this version of the bot could not read" in note
     assert len(await installation.stored()) == 2  # sealed, both
 
