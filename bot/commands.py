@@ -357,6 +357,7 @@ USAGES = {
     "pause": "/pause CODENAME 12h",
     "resume": "/resume CODENAME",
     "safe": "/safe CODENAME",
+    "clear": "/clear CODENAME",
     "detained": "/detained CODENAME",
     "stage": "/stage CODENAME LEG",
     "timeline": "/timeline CODENAME",

@@ -23,8 +23,10 @@ from pathlib import Path
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import texts
 from bot.app import serve
 from bot.config import Settings, load_settings
+from bot.i18n import LANGUAGES, translator
 from bot.standin import SimUser, TelegramStandIn, origin_hidden_user
 from storage import audit, keyfile
 from storage.codebook import add_phrase
@@ -321,10 +323,17 @@ async def _story(cast: Cast, tell: Narration) -> None:
             )
         else:
             standin.send_text(cast.relative, text)
-        await _until(lambda: bool(cast.said_to(cast.relative, mark)), "a receipt")
+        # The previous message's follow-up question may land after ``mark``: the
+        # receipt is the first reply that is not that question.
+        questions = {translator(language)(texts.FOLLOW_UP) for language in LANGUAGES}
+
+        def receipts() -> list[str]:
+            return [t for t in cast.said_to(cast.relative, mark) if t not in questions]
+
+        await _until(lambda: bool(receipts()), "a receipt")
         await _until(lambda: len(standin.deleted) > 0, "the forwarded message's deletion")
         tell(f"The sister forwards {note}: {text!r}")
-        tell(f"  the bot replies {cast.said_to(cast.relative, mark)[0]!r} and deletes her message")
+        tell(f"  the bot replies {receipts()[0]!r} and deletes her message")
 
     await forward(CHECK_IN, "Mi-rae's check-in from Qingdao")
     await _reach(cast, Status.OK)
@@ -367,6 +376,11 @@ async def _story(cast: Cast, tell: Narration) -> None:
     await _forced_all_is_well(cast, tell, forward)
 
 
+def _detained_alert(text: str) -> bool:
+    """An alert (first, reminder or escalated) about PINE-7 being DETAINED."""
+    return text.startswith("⚠") and "PINE-7 is DETAINED" in text
+
+
 async def _forced_all_is_well(
     cast: Cast, tell: Narration, forward: Callable[[str, str], Awaitable[None]]
 ) -> None:
@@ -385,9 +399,7 @@ async def _forced_all_is_well(
     async def press_clear(user: SimUser, name: str) -> str:
         """``user`` presses Clear under their DETAINED alert (the same as /clear)."""
         alert = next(
-            m
-            for m in standin.sent
-            if m.chat_id == user.id and "⚠ PINE-7 is DETAINED" in (m.text or "")
+            m for m in standin.sent if m.chat_id == user.id and _detained_alert(m.text or "")
         )
         await _until(lambda: "al:clear" in alert.callback_data, "the alert's buttons")
         press = standin.press_button(user, alert.message, "al:clear")
@@ -402,9 +414,7 @@ async def _forced_all_is_well(
     await _until(lambda: any("asked to" in t for t in cast.said_to(cast.desk, mark)), "a notice")
     asked = next(t for t in cast.said_to(cast.desk, mark) if "asked to" in t)
     tell(f"  PINE-7 is still DETAINED. The desk is told at once: {asked!r}")
-    await _until(
-        lambda: any("⚠ PINE-7 is DETAINED" in t for t in cast.said_to(cast.desk)), "the alert"
-    )
+    await _until(lambda: any(_detained_alert(t) for t in cast.said_to(cast.desk)), "the alert")
     await press_clear(cast.desk, "The desk, a second person,")
     await _reach(cast, Status.OK)
     await _until(lambda: any("✓" in t for t in cast.said_to(cast.jiwoo, mark)), "the all-clear")
