@@ -79,7 +79,12 @@ async def bench(url: str, *, key: PrivateKey) -> dict[str, float]:
         hpke = min(first, bare_opens())
 
         console = Console(
-            engine=engine, private_key=key, tz=ZoneInfo("UTC"), idle_seconds=600, port=0
+            engine=engine,
+            private_key=key,
+            tz=ZoneInfo("UTC"),
+            idle_seconds=600,
+            port=0,
+            local_audit=Path(tempfile.mkdtemp()) / "operator.key.audit",
         )
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         server = asyncio.create_task(serve(console, on_ready=ready.set_result))

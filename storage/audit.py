@@ -16,9 +16,12 @@ row ids only.
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -214,3 +217,41 @@ async def verify(
 async def _hash_at(session: AsyncSession, seq: int) -> bytes | None:
     event = await session.get(AuditEvent, seq)
     return None if event is None else event.hash
+
+
+async def append_operator_act(
+    session: AsyncSession,
+    local: Path,
+    *,
+    actor: str,
+    action: str,
+    at: datetime,
+    subject: str | None = None,
+    details: Mapping[str, object] | None = None,
+) -> None:
+    """An operator's read or act, written to their own audit file (``local``, beside the
+    key file, 0600) and, where this database's chain can be keyed (the server secret is
+    known here), appended to it with the local entry's id, so that `intake audit merge`
+    never adds it twice. On a copy of the database opened without the server secret the
+    local file alone holds it until it is merged into the real log."""
+    entry = {
+        "id": uuid.uuid4().hex,
+        "at": at.isoformat(),
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "details": dict(details or {}),
+    }
+    fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+    if installation_of(session) is None:
+        return
+    await append(
+        session,
+        actor=actor,
+        action=action,
+        subject=subject,
+        at=at,
+        details={**dict(details or {}), "local_id": entry["id"]},
+    )

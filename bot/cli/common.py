@@ -8,7 +8,6 @@ import enum
 import json
 import os
 import sys
-import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -124,7 +123,6 @@ FormatOption = Annotated[
 
 def print_json(value: object) -> None:
     """JSON for scripts: times in UTC, ISO 8601 (``iso``)."""
-    import json
 
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -384,25 +382,14 @@ async def audit_read(
     from storage import audit
     from storage.timeutil import utc_now
 
-    now = utc_now()
-    entry = {
-        "id": uuid.uuid4().hex,
-        "at": now.isoformat(),
-        "actor": keyring.operator.fingerprint[:16],
-        "action": action,
-        "subject": subject,
-        "details": details,
-    }
-    fd = os.open(local_audit_path(key), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as f:
-        f.write(json.dumps(entry, sort_keys=True) + "\n")
-    await audit.append(
+    await audit.append_operator_act(
         session,
-        actor=str(entry["actor"]),
+        local_audit_path(key),
+        actor=keyring.operator.fingerprint[:16],
         action=action,
         subject=subject,
-        at=now,
-        details={**details, "local_id": entry["id"]},
+        at=utc_now(),
+        details=details,
     )
 
 

@@ -18,17 +18,34 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
-from bot.cli.common import ConfigOption, KeyOption, app, err, fail, out, unlock_operator_key
-from bot.config import database_url, load_settings, resolve_config_path
+from bot.cli.common import (
+    ConfigOption,
+    KeyOption,
+    app,
+    err,
+    fail,
+    local_audit_path,
+    out,
+    unlock_operator_key,
+)
+from bot.config import ConfigError, database_url, load_settings, resolve_config_path
 
 
-def _url(database: str | None, config: Path | None) -> str:
+def _where(database: str | None, config: Path | None) -> tuple[str, bytes | None, Path | None]:
+    """The database URL and, with an installation's config, its server secret and folder:
+    they key the audit chain (without them, on a copy, acts go to the local audit file
+    alone until `intake audit merge`)."""
     if database is not None:
         try:
-            return database_url(database, Path.cwd())
+            return database_url(database, Path.cwd()), None, None
         except ValueError as exc:
             fail(f"--database: {exc}")
-    return load_settings(resolve_config_path(config)).database.url
+    settings = load_settings(resolve_config_path(config), read_token=False)
+    try:
+        secret: bytes | None = settings.server_secret_bytes()
+    except (ConfigError, OSError):
+        secret = None
+    return settings.database.url, secret, settings.config_dir
 
 
 def _can_open_browser() -> bool:
@@ -67,7 +84,7 @@ def console(
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         fail(f"--tz: unknown time zone {tz!r} (use names like UTC or Asia/Seoul)")
-    url = _url(database, config)
+    url, secret, config_dir = _where(database, config)
     private_key = unlock_operator_key(key)  # asked once, before anything is served
 
     from bot.console.serve import run_console
@@ -89,6 +106,9 @@ def console(
             run_console(
                 url,
                 private_key,
+                secret=secret,
+                config_dir=config_dir,
+                local_audit=local_audit_path(key),
                 tz=zone,
                 port=port,
                 idle_seconds=idle * 60,

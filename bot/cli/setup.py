@@ -20,6 +20,7 @@ from bot.cli.common import (
     out,
     run,
     unlock_operator_key,
+    unlock_operator_keys,
 )
 from bot.config import (
     example_config_text,
@@ -182,7 +183,8 @@ def keygen(
         Path | None,
         typer.Option(
             "--show",
-            help="Instead: print the public key of this existing key file again (no passphrase).",
+            help="Instead: print the line `intake operator add` takes for this existing key file "
+            "again (asks its passphrase: the line carries the operator's signature).",
             dir_okay=False,
         ),
     ] = None,
@@ -198,8 +200,16 @@ def keygen(
     """Make an operator key pair. Run it on the operator's own machine, never on the server."""
     del config  # accepted on every command; keygen needs no installation
     if show is not None:
-        public = keyfile.public_key_of(keyfile.read(show))
-        out.print(public.to_text(), soft_wrap=True)
+        data = keyfile.read(show)
+        public = keyfile.public_key_of(data)
+        if keyfile.verify_key_of(data) is None:
+            out.print(public.to_text(), soft_wrap=True)  # a key file made before signing keys
+        else:
+            # The line `intake operator add` takes carries this operator's signature, which
+            # only the unlocked signing key can make again: the passphrase is asked.
+            keys = unlock_operator_keys(show)
+            assert keys.signing is not None  # noqa: S101 (the file records its verify key)
+            out.print(OperatorIdentity.make(keys.private, keys.signing).to_text(), soft_wrap=True)
         err.print(f"fingerprint {public.fingerprint()}")
         return
     if age is not None:

@@ -61,6 +61,10 @@ class Console:
     private_key: PrivateKey | None
     tz: ZoneInfo
     idle_seconds: float
+    # The operator's own audit file, beside the key: every read and act is written there,
+    # and into the database's chain too where the server secret keys it (a copy opened
+    # without the secret keeps them here until `intake audit merge`).
+    local_audit: Path
     login_token: str | None = field(default_factory=lambda: secrets.token_urlsafe(32))
     sessions: dict[str, str] = field(default_factory=dict)  # session id -> CSRF token
     last_request: float = field(default_factory=time.monotonic)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -162,8 +163,9 @@ async def inbox(request: web.Request) -> web.StreamResponse:
             danger=flags["danger"],
         )
         unread = await unread_counts(session, operator_id=keyring.operator.id)
-        await audit.append(
+        await audit.append_operator_act(
             session,
+            console.local_audit,
             actor=actor(keyring),
             action="inbox.list",
             subject=chosen.codename if chosen else None,
@@ -226,8 +228,9 @@ async def message(request: web.Request) -> web.StreamResponse:
             session, operator_id=keyring.operator.id, message=row, now=utc_now(), seen=True
         )
         groups = [g for g in await list_groups(session) if g.shredded_at is None]
-        await audit.append(
+        await audit.append_operator_act(
             session,
+            console.local_audit,
             actor=actor(keyring),
             action="inbox.read",
             subject=str(row.id),
@@ -281,8 +284,9 @@ async def attachment(request: web.Request) -> web.StreamResponse:
         )
         if opened is None or opened.content is None:
             raise web.HTTPNotFound(text="this attachment was too large to fetch")
-        await audit.append(
+        await audit.append_operator_act(
             session,
+            console.local_audit,
             actor=actor(keyring),
             action="inbox.attachment",
             subject=str(parent.id),
@@ -333,7 +337,7 @@ async def act(request: web.Request) -> web.StreamResponse:
             rows = await messages_from(session, person=person)
         if not rows:
             raise web.HTTPBadRequest(text="choose at least one message")
-        said = await _do(session, keyring, action, rows, form)
+        said = await _do(session, keyring, action, rows, form, console.local_audit)
     if action == "shred":
         return render(request, "done.html", said=said)
     raise web.HTTPSeeOther(_back(form))
@@ -345,6 +349,7 @@ async def _do(
     action: str,
     rows: list[Message],
     form: MultiDictProxy[Any],
+    local: Path,
 ) -> str:
     now = utc_now()
     who = actor(keyring)
@@ -352,8 +357,8 @@ async def _do(
     if action in MARKS:
         for row in rows:
             await mark(session, operator_id=op, message=row, now=now, **MARKS[action])
-            await audit.append(
-                session, actor=who, action=f"inbox.{action}", subject=str(row.id), at=now
+            await audit.append_operator_act(
+                session, local, actor=who, action=f"inbox.{action}", subject=str(row.id), at=now
             )
         return action
     if action in ("link", "unlink"):
@@ -373,8 +378,9 @@ async def _do(
             details: dict[str, object] = {"records": done.records, "console": True}
             if group is not None:
                 details |= {"group": group.codename, "signal_recorded": done.signal_recorded}
-            await audit.append(
+            await audit.append_operator_act(
                 session,
+                local,
                 actor=who,
                 action=f"inbox.{action}",
                 subject=str(row.id),
@@ -388,8 +394,9 @@ async def _do(
             raise web.HTTPBadRequest(text="the note is empty")
         for row in rows:
             note = await add_note(session, operator_id=op, message=row, text=text, now=now)
-            await audit.append(
+            await audit.append_operator_act(
                 session,
+                local,
                 actor=who,
                 action="inbox.note",
                 subject=str(row.id),
@@ -401,8 +408,9 @@ async def _do(
         subjects = [str(r.id) for r in rows]
         count = await shred_messages(session, messages=rows)
         for subject in subjects:
-            await audit.append(
+            await audit.append_operator_act(
                 session,
+                local,
                 actor=who,
                 action="inbox.shred",
                 subject=subject,

@@ -28,20 +28,29 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("everyday")
     env = {"INTAKE_PASSPHRASE": PASSPHRASE}
     assert_ok(intake("init", cwd=folder))
-    keygen = intake("keygen", "--out", "op.key", "--kem", "X25519", cwd=folder, env=env)
+    keygen = intake(
+        "keygen", "--out", "op.key", "--kem", "X25519", "--allow-classical", cwd=folder, env=env
+    )
     assert_ok(keygen)
     assert_ok(intake("operator", "add", keygen.stdout.strip(), "--name", "Op One", cwd=folder))
     ran = intake_many(
         {
-            "pine": Call(("group", "add", "PINE-7", "--interval", "12h"), folder),
-            "oak": Call(("group", "add", "OAK-2", "--cron", "0 8 * * *", "--tz", "UTC"), folder),
+            # Signed by the operator (#15), so that `audit verify` finds nothing untrusted.
+            "pine": Call(
+                ("group", "add", "PINE-7", "--interval", "12h", "--key", "op.key"), folder, env
+            ),
+            "oak": Call(
+                ("group", "add", "OAK-2", "--cron", "0 8 * * *", "--tz", "UTC", "--key", "op.key"),
+                folder,
+                env,
+            ),
         }
     )
     for one in ran.values():
         assert_ok(one)
-    assert_ok(
-        intake("member", "add", "PINE-7", "--phone", PHONE, "--hidden-name", "Kim", cwd=folder)
-    )
+    # Identifiers come from a file (or standard input), never from arguments (#15).
+    (folder / "member.txt").write_text(f"phone: {PHONE}\nhidden-name: Kim\n", encoding="utf-8")
+    assert_ok(intake("member", "add", "PINE-7", "--from", "member.txt", cwd=folder))
     return folder
 
 

@@ -471,9 +471,19 @@ async def test_the_command_line_shows_hostile_characters_as_marks_and_shreds_a_s
 def test_keygen_shows_the_public_key_again_and_writes_the_age_identity_0600(
     tmp_path: Path,
 ) -> None:
-    made = run_intake("keygen", "--out", "op.key", "--kem", "X25519", cwd=tmp_path, env=UNLOCKED)
+    made = run_intake(
+        "keygen",
+        "--out",
+        "op.key",
+        "--kem",
+        "X25519",
+        "--allow-classical",
+        cwd=tmp_path,
+        env=UNLOCKED,
+    )
     assert_ok(made)
-    shown = run_intake("keygen", "--show", "op.key", cwd=tmp_path)  # no passphrase needed
+    # The line carries the operator's signature (#15): the passphrase unlocks it again.
+    shown = run_intake("keygen", "--show", "op.key", cwd=tmp_path, env=UNLOCKED)
     assert_ok(shown)
     assert shown.stdout == made.stdout
     assert made.stderr.split()[1] in shown.stderr
