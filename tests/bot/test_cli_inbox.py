@@ -28,6 +28,7 @@ from storage.groups import Schedule, create_group, get_group
 from storage.models import AuditEvent, Group, KeyWrap, Role, Signal
 from storage.people import create_invite, get_or_create_person, redeem_invite
 from storage.timeutil import utc_now
+from storage.trust import OperatorIdentity
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
 from tests.bot.test_cli import Ran, assert_ok, assert_one_line_error, base_env, mode
 from tests.conftest import Database
@@ -485,7 +486,11 @@ def test_keygen_shows_the_public_key_again_and_writes_the_age_identity_0600(
     # The line carries the operator's signature (#15): the passphrase unlocks it again.
     shown = run_intake("keygen", "--show", "op.key", cwd=tmp_path, env=UNLOCKED)
     assert_ok(shown)
-    assert shown.stdout == made.stdout
+    # The same keys; the signature is made anew (ML-DSA signs with fresh randomness).
+    again_made, again_shown = (OperatorIdentity.from_text(r.stdout.strip()) for r in (made, shown))
+    assert again_shown.valid()
+    assert again_shown.public_key.to_text() == again_made.public_key.to_text()
+    assert again_shown.verify_key.to_text() == again_made.verify_key.to_text()
     assert made.stderr.split()[1] in shown.stderr
     written = run_intake(
         "keygen", "--age", "op.key", "--out", "identity.txt", cwd=tmp_path, env=UNLOCKED
