@@ -24,10 +24,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import texts
+from bot.alerts import CLEAR as CLEAR_BUTTON
 from bot.app import serve
 from bot.config import Settings, load_settings
 from bot.i18n import LANGUAGES, translator
-from bot.standin import SimUser, TelegramStandIn, origin_hidden_user
+from bot.standin import SentMessage, SimUser, TelegramStandIn, origin_hidden_user
 from storage import audit, keyfile
 from storage.codebook import add_phrase
 from storage.crypto import KemName, PrivateKey, ServerKeys, SigningKey
@@ -377,8 +378,24 @@ async def _story(cast: Cast, tell: Narration) -> None:
 
 
 def _detained_alert(text: str) -> bool:
-    """An alert (first, reminder or escalated) about PINE-7 being DETAINED."""
-    return text.startswith("⚠") and "PINE-7 is DETAINED" in text
+    """An alert (first, reminder or escalated, alone or in a digest) about PINE-7 being
+    DETAINED."""
+    return "⚠" in text and "PINE-7 is DETAINED" in text
+
+
+def _clear_button(standin: TelegramStandIn, user: SimUser) -> SentMessage | None:
+    """The newest message to ``user`` still showing a Clear button under an alert about
+    PINE-7 being DETAINED. A digest of several alerts (#19) has one button that
+    acknowledges them all and no Clear; an acknowledged alert has no buttons left (#17)."""
+    for sent in reversed(standin.sent):
+        if (
+            sent.chat_id == user.id
+            and not sent.deleted
+            and CLEAR_BUTTON in sent.callback_data
+            and _detained_alert(sent.text or "")
+        ):
+            return sent
+    return None
 
 
 async def _forced_all_is_well(
@@ -397,12 +414,13 @@ async def _forced_all_is_well(
     tell(f"  PINE-7 stays DETAINED; no all-clear. Ji-woo is told: {notice!r}")
 
     async def press_clear(user: SimUser, name: str) -> str:
-        """``user`` presses Clear under their DETAINED alert (the same as /clear)."""
-        alert = next(
-            m for m in standin.sent if m.chat_id == user.id and _detained_alert(m.text or "")
-        )
-        await _until(lambda: "al:clear" in alert.callback_data, "the alert's buttons")
-        press = standin.press_button(user, alert.message, "al:clear")
+        """``user`` presses Clear under their DETAINED alert (the same as /clear). When it
+        came only in a digest (whose one button acknowledges them all), the alert's next
+        reminder, within ``repeat_every``, brings the button."""
+        await _until(lambda: _clear_button(standin, user) is not None, "a Clear button", 40.0)
+        alert = _clear_button(standin, user)
+        assert alert is not None  # noqa: S101 (just waited for)
+        press = standin.press_button(user, alert.message, CLEAR_BUTTON)
         query = press["callback_query"]["id"]
         await _until(lambda: query in standin.answered_callbacks, "the button's answer")
         answer = str(standin.callback_answers[query].get("text", ""))
