@@ -249,6 +249,9 @@ NOISE = re.compile(
     # Notices of other people's acts on a group (bot.acts), told to everyone alerted.
     r"|^[A-Z]+-\d+: .*(asked to .*the alerts go on\.|chose to .*; it is now [A-Z]+\.)$"
     r"|^[A-Z]+-\d+: .*confirmed the request of "
+    # A relative's unconfirmed news (#14), told to the group's activists whenever it comes.
+    r"|^Unconfirmed news about [A-Z]+-\d+ arrived"
+    r"|^[A-Z]+-\d+: a check-in arrived after the "
 )
 PNG = b"\x89PNG\r\n\x1a\n"
 WITHIN = 15.0  # seconds the bot may take to get anywhere (not a timing assertion)
