@@ -393,12 +393,13 @@ class Replies:
         while len(self._batches) > BATCHES_IN_FLIGHT:
             await self._batches.pop(0)
 
-    async def finish(self) -> None:
-        """Wait for every reply started (a chat that went on alone, a little while)."""
+    async def finish(self, *, alone_for: float = DETACHED_AT_STOP) -> None:
+        """Wait for every reply started (a chat that went on alone, ``alone_for`` seconds
+        more, then it is cancelled: its deletions are written down for the next start)."""
         while self._batches:
             await self._batches.pop(0)
         if self._alone:
-            _, late = await asyncio.wait(set(self._alone), timeout=DETACHED_AT_STOP)
+            _, late = await asyncio.wait(set(self._alone), timeout=alone_for)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
