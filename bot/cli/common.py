@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     # Imported where used: `intake --help` must not pay for the database and crypto stacks.
     from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -144,9 +145,39 @@ app.add_typer(operator_app, name="operator")
 app.add_typer(member_app, name="member")
 app.add_typer(codebook_app, name="codebook")
 
-# markup off: messages carry "[section] key", which rich would take for a style tag.
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+class _Console:
+    """A rich console made on first use: `intake --help` and the commands that print
+    plain lines do not load rich (issue #16: help within 0.3 s)."""
+
+    __slots__ = ("_console", "_stderr")
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def rich(self) -> Console:
+        """The console itself (for a progress bar, or its width)."""
+        if self._console is None:
+            from rich.console import Console
+
+            # markup off: messages carry "[section] key", which rich would take for a tag.
+            self._console = Console(
+                stderr=self._stderr, highlight=False, soft_wrap=True, markup=False
+            )
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.rich.print(*objects, **options)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.rich.is_terminal
+
+
+out = _Console(stderr=False)
+err = _Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None,

@@ -217,8 +217,11 @@ def test_the_help_table_matches_the_commands_it_stands_for() -> None:
 @pytest.mark.parametrize(
     ("word", "absent"),
     [
-        (None, ("sqlalchemy", "pydantic", "cryptography", "telegram", "matplotlib")),
-        ("status", ("telegram", "matplotlib", "aiohttp", "bot.cli.inbox")),
+        (None, ("sqlalchemy", "pydantic", "cryptography", "telegram", "matplotlib", "rich")),
+        (
+            "status",
+            ("telegram", "matplotlib", "aiohttp", "bot.cli.inbox", "sqlalchemy", "apscheduler"),
+        ),
         ("group", ("telegram", "matplotlib", "bot.cli.inbox")),
         ("doctor", ("matplotlib", "bot.cli.inbox")),
     ],
