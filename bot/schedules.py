@@ -9,19 +9,40 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
-
 from bot.durations import format_duration
-from storage.groups import Schedule
-from storage.models import Group, ScheduleKind
+from storage.vocabulary import ScheduleKind
+
+if TYPE_CHECKING:
+    # Imported where used: `intake status` computes due times from a light read of the
+    # groups (storage.glance), without SQLAlchemy, and interval schedules need no cron.
+    from apscheduler.triggers.cron import CronTrigger
+
+    from storage.groups import Schedule
 
 CODENAME = re.compile(r"[A-Z0-9][A-Z0-9-]{1,31}")
 
 
 class BadSchedule(ValueError):
     pass
+
+
+class Scheduled(Protocol):
+    """A group's schedule, as a ``storage.models.Group`` or a ``storage.glance.GroupGlance``
+    holds it."""
+
+    @property
+    def codename(self) -> str: ...
+    @property
+    def schedule_kind(self) -> ScheduleKind: ...
+    @property
+    def interval_s(self) -> int | None: ...
+    @property
+    def cron(self) -> str | None: ...
+    @property
+    def tz(self) -> str | None: ...
 
 
 def normalise_codename(text: str) -> str:
@@ -66,6 +87,8 @@ def _crontab_days(field: str, expression: str) -> str:
 
 
 def cron_trigger(expression: str, tz: str) -> CronTrigger:
+    from apscheduler.triggers.cron import CronTrigger
+
     try:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
@@ -97,6 +120,8 @@ def make_schedule(
     grace: timedelta,
     detained_after: timedelta,
 ) -> Schedule:
+    from storage.groups import Schedule
+
     if interval is not None and cron is not None:
         raise BadSchedule("give either --interval or --cron, not both")
     if cron is not None:
@@ -112,7 +137,7 @@ def make_schedule(
     return Schedule(interval=interval, cron=cron, tz=tz, grace=grace, detained_after=detained_after)
 
 
-def next_due(group: Group, *, after: datetime) -> datetime:
+def next_due(group: Scheduled, *, after: datetime) -> datetime:
     """The first check-in deadline strictly after ``after`` under the group's policy."""
     if after.utcoffset() is None:
         raise ValueError("next_due needs a timezone-aware time")
@@ -150,7 +175,7 @@ def _repeated_wall_time(fire: datetime, zone: ZoneInfo) -> bool:
     return local.replace(fold=0).astimezone(UTC) != local.astimezone(UTC)
 
 
-def describe(group: Group) -> str:
+def describe(group: Scheduled) -> str:
     if group.schedule_kind is ScheduleKind.INTERVAL and group.interval_s is not None:
         return "every " + format_duration(timedelta(seconds=group.interval_s))
     return f"cron {group.cron} ({group.tz})"

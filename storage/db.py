@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,14 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.glance import MIGRATIONS, head_from_files
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 # Alembic (about 10 MB of imports) loads only when a migration is to run: a
-# database already at the newest revision is recognised without it.
-MIGRATIONS = Path(__file__).with_name("migrations")
-_REVISION = re.compile(r'^revision(?:: str)? = "([^"]+)"', re.MULTILINE)
-_DOWN_REVISION = re.compile(r'^down_revision(?:: [^=]+)? = "([^"]+)"', re.MULTILINE)
+# database already at the newest revision is recognised without it (head_from_files).
 _RECLAIM_WAIT_STEPS = 300  # of 0.1 s: a bot's transactions last well under 30 s
 
 
@@ -132,22 +130,6 @@ def head_revision() -> str:
     return head
 
 
-def _head_from_files() -> str | None:
-    """The newest revision, read from the migration files without alembic: the one
-    revision no other revises. None if that is not one clear answer (alembic decides)."""
-    revisions: set[str] = set()
-    revised: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        revision = _REVISION.search(text)
-        if revision is None:
-            return None
-        revisions.add(revision[1])
-        revised.update(m[1] for m in _DOWN_REVISION.finditer(text))
-    heads = revisions - revised
-    return heads.pop() if len(heads) == 1 else None
-
-
 def _stored_revision(connection: sa.Connection) -> str | None:
     if not sa.inspect(connection).has_table("alembic_version"):
         return None
@@ -156,7 +138,7 @@ def _stored_revision(connection: sa.Connection) -> str | None:
 
 
 async def _at_head(engine: AsyncEngine) -> bool:
-    head = _head_from_files()
+    head = head_from_files()
     if head is None:
         return False
     async with engine.connect() as conn:

@@ -128,7 +128,7 @@ async def _verify_all(
 async def _verify(config: Path | None, checkpoint: ChainHead | None) -> ChainHead:
     async with workspace(config) as ws:
         total = await audit.length(ws.session)
-        with Progress(console=err, transient=True) as progress:
+        with Progress(console=err.rich, transient=True) as progress:
             task = progress.add_task("verifying the audit chain", total=total)
             return await audit.verify(
                 ws.session,

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     # Imported where used: `intake --help` must not pay for the database and crypto stacks.
     from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from storage.crypto import PrivateKey, ServerKeys, SigningKey
     from storage.models import Group
     from storage.sealing import Keyring
+    from storage.signers import Signers
 
 PASSPHRASE_ENV = "INTAKE_PASSPHRASE"  # noqa: S105 (the name of a variable, not a secret)
 ADMIN_ACTOR = "admin@cli"
@@ -143,9 +145,39 @@ app.add_typer(operator_app, name="operator")
 app.add_typer(member_app, name="member")
 app.add_typer(codebook_app, name="codebook")
 
-# markup off: messages carry "[section] key", which rich would take for a style tag.
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+class _Console:
+    """A rich console made on first use: `intake --help` and the commands that print
+    plain lines do not load rich (issue #16: help within 0.3 s)."""
+
+    __slots__ = ("_console", "_stderr")
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def rich(self) -> Console:
+        """The console itself (for a progress bar, or its width)."""
+        if self._console is None:
+            from rich.console import Console
+
+            # markup off: messages carry "[section] key", which rich would take for a tag.
+            self._console = Console(
+                stderr=self._stderr, highlight=False, soft_wrap=True, markup=False
+            )
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.rich.print(*objects, **options)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.rich.is_terminal
+
+
+out = _Console(stderr=False)
+err = _Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None,
@@ -182,7 +214,7 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("storage.legs", "BadLegName"),
     ("storage.legs", "LegExists"),
     ("bot.phrases", "UnmatchablePhrase"),
-    ("storage.trust", "SignersFileError"),
+    ("storage.signers", "SignersFileError"),
     (__name__, "Refused"),
 )
 
@@ -222,27 +254,49 @@ class Workspace:
     session: AsyncSession
 
 
-@contextlib.asynccontextmanager
-async def workspace(config: Path | None) -> AsyncIterator[Workspace]:
-    """Settings, server keys and one database transaction: committed if the command
-    finishes, rolled back if it fails."""
-    import sqlalchemy as sa
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What every command reads and checks before its database: the settings (the
+    display zone taken from them), the server keys and the pinned signers file."""
 
+    settings: Settings
+    server: ServerKeys
+    pins: Path
+    signers: Signers | None
+
+
+def prepare(config: Path | None) -> Prepared:
+    """The settings, server keys and signers of ``workspace``, with its checks and
+    errors, for a command that reads the database another way (`intake status`)."""
     from bot.config import load_settings, resolve_config_path
     from storage.crypto import ServerKeys
-    from storage.db import DatabaseError, open_database, reason, session_factory
+    from storage.signers import Signers, signers_path
 
     settings = load_settings(resolve_config_path(config), read_token=False)
     use_display_zone(settings)
     server = ServerKeys(settings.server_secret_bytes())
-    from storage.trust import Signers, Trust, bind, signers_path
-
     pins = signers_path(settings.config_dir)
-    signers = Signers.load(pins)
+    return Prepared(settings=settings, server=server, pins=pins, signers=Signers.load(pins))
+
+
+@contextlib.asynccontextmanager
+async def workspace(
+    config: Path | None, prepared: Prepared | None = None
+) -> AsyncIterator[Workspace]:
+    """Settings, server keys and one database transaction: committed if the command
+    finishes, rolled back if it fails. ``prepared``: ``prepare(config)`` already done."""
+    import sqlalchemy as sa
+
+    from storage.db import DatabaseError, open_database, reason, session_factory
+
+    prepared = prepared or prepare(config)
+    settings, server = prepared.settings, prepared.server
+    from storage.trust import Trust, bind
+
     try:
         async with open_database(settings.database.url, must_exist=True) as engine:
             # Every session on this engine keys the audit chain and checks signatures.
-            bind(engine, server=server, trust=Trust(signers, pins))
+            bind(engine, server=server, trust=Trust(prepared.signers, prepared.pins))
             async with session_factory(engine)() as session, session.begin():
                 yield Workspace(settings=settings, server=server, session=session)
     except (OSError, sa.exc.DBAPIError) as exc:

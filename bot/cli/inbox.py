@@ -208,7 +208,7 @@ def inbox_list(
     # Into a pipe or a file, rows keep SHORT characters of text instead of 80 columns
     # (unless $COLUMNS says how wide); a terminal's table fits the terminal.
     console = (
-        out
+        out.rich
         if out.is_terminal or os.environ.get("COLUMNS")
         else Console(width=WIDE, highlight=False, markup=False, soft_wrap=False)
     )
@@ -297,7 +297,7 @@ def inbox_export(
         async with operator_workspace(config, private_key) as ow:
             session = ow.ws.session
             target = await get_group(session, codename=normalise_codename(group)) if group else None
-            with Progress(console=err, transient=True) as progress:
+            with Progress(console=err.rich, transient=True) as progress:
                 task = progress.add_task("opening messages", total=None)
                 items = await list_inbox(
                     session,

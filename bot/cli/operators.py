@@ -199,7 +199,7 @@ async def _each_group(
     """Run ``step`` on each group in its own transaction, so an interrupted run keeps
     what it finished and a rerun skips it (the step says whether it had work)."""
     done = 0
-    with Progress(console=err, transient=True) as progress:
+    with Progress(console=err.rich, transient=True) as progress:
         task = progress.add_task(
             action.replace("operator.", "") + " group keys", total=len(codenames)
         )

@@ -47,7 +47,7 @@ def group_shred(
         fail("the codenames differ: nothing was shredded")
 
     async def go() -> None:
-        with Progress(console=err, transient=True) as progress:
+        with Progress(console=err.rich, transient=True) as progress:
             task = progress.add_task(f"shredding {name}", total=1 + len(SHREDDED_TABLES))
             async with workspace(config) as ws:
                 now = utc_now()
@@ -68,7 +68,7 @@ def retention_run(config: ConfigOption = None) -> None:
     """Shred the contents of groups SAFE for longer than [retention] after_safe."""
 
     async def go() -> list[str]:
-        with Progress(console=err, transient=True) as progress:
+        with Progress(console=err.rich, transient=True) as progress:
             task = progress.add_task("shredding what is due", total=1 + len(SHREDDED_TABLES))
             async with workspace(config) as ws:
                 done = await apply_retention(

@@ -1,12 +1,19 @@
-"""`intake status`: every group's status, as a table or JSON."""
+"""`intake status`: every group's status, as a table or JSON.
+
+The command an admin types most, so it starts quickly (issue #16): on a SQLite
+installation at the newest revision it reads the statuses with ``sqlite3``
+(``storage.glance``) and loads neither SQLAlchemy nor SQLModel; anything else
+(PostgreSQL, a database to migrate, an error to report) takes the full path.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from bot.cli.common import (
     ConfigOption,
@@ -15,20 +22,26 @@ from bot.cli.common import (
     app,
     iso,
     out,
+    prepare,
     print_json,
     run,
     when,
     workspace,
 )
 from bot.schedules import next_due
-from storage.groups import list_groups
-from storage.models import Group, Status
+from storage.glance import GroupGlance, glance_groups
 from storage.timeutil import utc_now
+from storage.vocabulary import Status
+
+if TYPE_CHECKING:
+    from storage.models import Group
+
+    Shown = Group | GroupGlance
 
 # --------------------------------------------------------------------------- status
 
 
-def _due(g: Group) -> datetime | None:
+def _due(g: Shown) -> datetime | None:
     """The next check-in due, counted from the last check-in or the end of the last pause;
     none while the group is paused, safe or shredded (nothing is due from it then)."""
     if g.shredded_at is not None or g.status in (Status.PAUSED, Status.SAFE):
@@ -37,7 +50,7 @@ def _due(g: Group) -> datetime | None:
     return next_due(g, after=max(anchors)) if anchors else None
 
 
-def _status_rows(groups: list[Group], now: datetime) -> list[dict[str, Any]]:
+def _status_rows(groups: Sequence[Shown], now: datetime) -> list[dict[str, Any]]:
     rows = []
     for g in groups:
         due = _due(g)
@@ -63,11 +76,7 @@ def status(
 ) -> None:
     """Every group's status, last check-in and next due time."""
 
-    async def go() -> list[Group]:
-        async with workspace(config) as ws:
-            return list(await list_groups(ws.session))
-
-    groups = run(go())
+    groups = _groups(config)
     rows = _status_rows(groups, utc_now())
     if as_json or output is Format.JSON:
         print_json(
@@ -77,6 +86,8 @@ def status(
     if not rows:
         out.print("No groups yet. Add one with `intake group add CODENAME`.")
         return
+    from rich.table import Table
+
     table = Table("codename", "status", "since", "last check-in", "next due")
     for row, g in zip(rows, groups, strict=True):
         due = "—" if row["next_due"] is None else when(row["next_due"])
@@ -84,3 +95,20 @@ def status(
             g.codename, g.status.value, when(g.status_since), when(g.last_checkin_at), due
         )
     out.print(table)
+
+
+def _groups(config: Path | None) -> Sequence[Shown]:
+    """Every group by codename: glanced at when it can be, else through ``workspace``
+    (after the same settings, secret and signers checks either way)."""
+    prepared = prepare(config)
+    glanced = glance_groups(prepared.settings.database.url)
+    if glanced is not None:
+        return glanced
+
+    async def go() -> list[Group]:
+        from storage.groups import list_groups
+
+        async with workspace(config, prepared) as ws:
+            return list(await list_groups(ws.session))
+
+    return run(go())

@@ -8,6 +8,13 @@ would and queue them; what the bot did is recorded for assertions (:attr:`sent`,
 :meth:`messages_in`, :attr:`deleted`, :meth:`confirmed_update_ids` …); faults are injected
 with :meth:`fail_next`, :meth:`delay_next`, :meth:`block` and :meth:`go_down`.
 
+With a ``state_file`` the stand-in keeps, across its own restarts, what a bot remembers of
+Telegram: the token, the next update id, each chat's next message id, the next callback query
+and file numbers. Telegram never hands out an update id twice; a restarted stand-in that began
+again at its first id would hand out ids the bot had already confirmed (its next ``offset``
+confirms them unseen) or taken in (the bot skips them as done), and message ids the bot may
+still delete. Queued updates and stored files are not kept: they live in memory only.
+
 Call everything from the thread that runs the event loop. The stand-in logs method names at
 DEBUG level and nothing else: no message text, no identifiers, no token.
 """
@@ -20,12 +27,14 @@ import copy
 import hmac
 import json
 import logging
+import os
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -203,7 +212,12 @@ class TelegramStandIn:
         bot_name: str = "Check-in intake",
         first_update_id: int = 700_000_001,
         clock: Callable[[], float] | None = None,
+        state_file: str | os.PathLike[str] | None = None,
     ) -> None:
+        self._state_file = None if state_file is None else Path(state_file)
+        saved = _read_state(self._state_file) if self._state_file is not None else None
+        if token is None and saved is not None:
+            token = saved.token
         if token is None:
             bot_id = bot_id if bot_id is not None else 7_000_000_001
             token = f"{bot_id}:AA{secrets.token_urlsafe(32)[:33]}"
@@ -250,6 +264,11 @@ class TelegramStandIn:
         self._next_update_id = first_update_id
         self._allowed: list[str] | None = None
         self._poll_generation = 0
+        if saved is not None:
+            self._next_update_id = max(first_update_id, saved.next_update_id)
+            self._next_message_id = dict(saved.next_message_id)
+            self._next_callback = max(self._next_callback, saved.next_callback)
+            self._file_counter = saved.file_counter
 
         # webhook
         self._webhook_url = ""
@@ -332,6 +351,7 @@ class TelegramStandIn:
         self._loop = asyncio.get_running_loop()
         self._host = host
         await self._listen(port)
+        self._save_state()  # the token, before any bot is given it
         self._down = False
         if self._webhook_url and (self._webhook_task is None or self._webhook_task.done()):
             self._webhook_task = self._loop.create_task(self._deliver_webhook())
@@ -757,6 +777,7 @@ class TelegramStandIn:
             raise ValueError("the message has no inline button with that callback data")
         query_id = str(self._next_callback)
         self._next_callback += 1
+        self._save_state()
         self._open_callbacks.add(query_id)
         query: JSON = {
             "id": query_id,
@@ -1562,6 +1583,7 @@ class TelegramStandIn:
             update["update_id"] = self._next_update_id
         update_id = int(update["update_id"])
         self._next_update_id = max(self._next_update_id, update_id + 1)
+        self._save_state()
         if self._is_allowed(update_kind(update)):
             self._pending.append(copy.deepcopy(update))
             self._pending.sort(key=lambda u: int(u["update_id"]))
@@ -1639,7 +1661,30 @@ class TelegramStandIn:
     def _take_message_id(self, chat_id: int) -> int:
         message_id = self._next_message_id.get(chat_id, 1)
         self._next_message_id[chat_id] = message_id + 1
+        self._save_state()
         return message_id
+
+    # ------------------------------------------------------------------------ kept state
+
+    @property
+    def state_file(self) -> Path | None:
+        return self._state_file
+
+    def _save_state(self) -> None:
+        """Write the numbers a restart must continue from (at once: a stand-in killed
+        between two updates must not reuse the second's id)."""
+        if self._state_file is None:
+            return
+        _write_state(
+            self._state_file,
+            _SavedState(
+                token=self.token,
+                next_update_id=self._next_update_id,
+                next_message_id=dict(self._next_message_id),
+                next_callback=self._next_callback,
+                file_counter=self._file_counter,
+            ),
+        )
 
     def _ensure_private_chat(self, user: SimUser) -> JSON:
         if user.id not in self._users:
@@ -1728,6 +1773,7 @@ class TelegramStandIn:
         self, kind: str, data: bytes, ext: str, declared_size: int | None
     ) -> _StoredFile:
         self._file_counter += 1
+        self._save_state()
         size = len(data) if declared_size is None else max(declared_size, len(data))
         stored = _StoredFile(
             file_id=_FILE_ID_PREFIX[kind] + secrets.token_urlsafe(48),
@@ -1747,6 +1793,63 @@ class TelegramStandIn:
             "file_unique_id": stored.file_unique_id,
             "file_size": stored.size,
         }
+
+
+_STATE_FORMAT = "checkin-intake-standin-state"
+
+
+@dataclass(frozen=True, slots=True)
+class _SavedState:
+    token: str
+    next_update_id: int
+    next_message_id: dict[int, int]
+    next_callback: int
+    file_counter: int
+
+
+def _read_state(path: Path) -> _SavedState | None:
+    """The state a previous run left, None if there is none yet; ValueError (one line)
+    for a file that is not one (it is never overwritten then)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a stand-in state file ({exc})") from None
+    try:
+        if doc["format"] != _STATE_FORMAT:
+            raise ValueError("another format")
+        state = _SavedState(
+            token=str(doc["token"]),
+            next_update_id=int(doc["next_update_id"]),
+            next_message_id={int(k): int(v) for k, v in doc["next_message_id"].items()},
+            next_callback=int(doc["next_callback"]),
+            file_counter=int(doc["file_counter"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a stand-in state file ({exc})") from None
+    if not TOKEN_RE.fullmatch(state.token):
+        raise ValueError(f"{path}: not a stand-in state file (the token)")
+    return state
+
+
+def _write_state(path: Path, state: _SavedState) -> None:
+    # A new file renamed over the old: a stand-in killed while writing leaves the old one.
+    # Mode 0600: it holds the (stand-in's) bot token.
+    doc = {
+        "format": _STATE_FORMAT,
+        "token": state.token,
+        "next_update_id": state.next_update_id,
+        "next_message_id": {str(k): v for k, v in sorted(state.next_message_id.items())},
+        "next_callback": state.next_callback,
+        "file_counter": state.file_counter,
+    }
+    temporary = path.with_name(path.name + ".new")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(doc, indent=1) + "\n")
+    os.replace(temporary, path)
 
 
 def _image_size(data: bytes) -> tuple[int, int]:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import typer
 
 from bot.cli import COMMANDS, load_all
-from tests.bot.test_cli import PASSPHRASE, Call, Ran, assert_ok, intake, intake_many
+from tests.bot.test_cli import PASSPHRASE, Call, Ran, assert_ok, copy_of, intake, intake_many
 
 PHONE = "+8613912345678"
 PHRASE = "CANARY pine cones are ripe"
@@ -217,8 +217,11 @@ def test_the_help_table_matches_the_commands_it_stands_for() -> None:
 @pytest.mark.parametrize(
     ("word", "absent"),
     [
-        (None, ("sqlalchemy", "pydantic", "cryptography", "telegram", "matplotlib")),
-        ("status", ("telegram", "matplotlib", "aiohttp", "bot.cli.inbox")),
+        (None, ("sqlalchemy", "pydantic", "cryptography", "telegram", "matplotlib", "rich")),
+        (
+            "status",
+            ("telegram", "matplotlib", "aiohttp", "bot.cli.inbox", "sqlalchemy", "apscheduler"),
+        ),
         ("group", ("telegram", "matplotlib", "bot.cli.inbox")),
         ("doctor", ("matplotlib", "bot.cli.inbox")),
     ],
@@ -239,6 +242,86 @@ def test_a_command_loads_only_its_own_modules(word: str | None, absent: tuple[st
     if word is not None:
         for module in COMMANDS[word][0]:
             assert f"bot.cli.{module}" in loaded
+
+
+STATUS_PROBE = """
+import sys
+sys.argv = ["intake", *sys.argv[2:]]
+if sys.argv[1] == "full":  # what status printed before the glance: the models' read
+    import bot.cli.status
+    bot.cli.status.glance_groups = lambda url: None
+    del sys.argv[1]
+else:
+    del sys.argv[1]
+from bot.cli import main
+try:
+    main()
+finally:
+    heavy = ("sqlalchemy", "sqlmodel", "alembic", "aiosqlite", "apscheduler", "asyncio")
+    print("LOADED", *[m for m in heavy if m in sys.modules], file=sys.stderr)
+"""
+
+
+def _status(installation: Path, path: str, *args: str) -> tuple[str, list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", STATUS_PROBE, "-", path, *args],
+        cwd=installation,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    loaded = [line for line in done.stderr.splitlines() if line.startswith("LOADED")]
+    assert len(loaded) == 1, done.stderr
+    return done.stdout, loaded[0].split()[1:]
+
+
+@pytest.fixture(scope="module")
+def with_a_pause(installation: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = copy_of(installation, tmp_path_factory.mktemp("paused") / "installation")
+    assert_ok(intake("group", "pause", "OAK-2", "--for", "2h", cwd=folder))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "args", [("status",), ("status", "--format", "json"), ("--tz", "Asia/Seoul", "status")]
+)
+def test_status_on_sqlite_shows_the_same_without_sqlalchemy(
+    with_a_pause: Path, args: tuple[str, ...]
+) -> None:
+    # A paused group (counted from its end), a cron one and an interval one.
+    glanced, glanced_loaded = _status(with_a_pause, "glance", *args)
+    full, full_loaded = _status(with_a_pause, "full", *args)
+    assert glanced == full
+    assert "PINE-7" in glanced
+    assert glanced_loaded == []  # no SQLAlchemy, SQLModel, alembic, nor an event loop
+    assert {"sqlalchemy", "sqlmodel", "aiosqlite"} <= set(full_loaded)
+
+
+def test_status_still_migrates_a_database_an_upgrade_left_behind(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from storage.db import MIGRATIONS, head_revision
+
+    assert_ok(intake("init", cwd=tmp_path))
+    database = tmp_path / "intake.db"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{database}")
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "-1")
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    assert before != head_revision()
+    ran = intake("status", "--format", "json", cwd=tmp_path)
+    assert as_json(ran) == []
+    with engine.connect() as conn:
+        after = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    engine.dispose()
+    assert after == head_revision()
 
 
 # --------------------------------------------------------------------------- PostgreSQL

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from storage.db import _head_from_files, head_revision
+from storage.db import head_revision
+from storage.glance import head_from_files
 
 HEAVY = ("typer", "rich", "matplotlib", "alembic", "aiohttp")
 PROBE = """
@@ -41,4 +42,4 @@ def test_intake_run_loads_no_command_line_or_plotting_library(tmp_path: Path) ->
 
 
 def test_the_newest_revision_read_without_alembic_is_alembics() -> None:
-    assert _head_from_files() == head_revision()
+    assert head_from_files() == head_revision()

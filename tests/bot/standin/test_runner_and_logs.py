@@ -57,7 +57,9 @@ async def test_the_runner_prints_its_urls_and_sends_typed_lines() -> None:
     assert proc.stdin is not None
     assert proc.stdout is not None
     try:
-        lines = [(await asyncio.wait_for(proc.stdout.readline(), 10)).decode() for _ in range(4)]
+        lines: list[str] = []
+        while not lines or "Ctrl-C stops." not in lines[-1]:
+            lines.append((await asyncio.wait_for(proc.stdout.readline(), 10)).decode())
         values = dict(line.split(":", 1) for line in lines[:3])
         base_url = values["base_url"].strip()
         file_url = values["file_base_url"].strip()
