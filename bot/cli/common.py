@@ -183,6 +183,7 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("storage.legs", "LegExists"),
     ("bot.phrases", "UnmatchablePhrase"),
     ("storage.trust", "SignersFileError"),
+    ("storage.audit", "CheckpointsFileError"),
     (__name__, "Refused"),
 )
 

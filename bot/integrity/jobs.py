@@ -5,9 +5,11 @@
   and the refusal is an audit entry.
 * ``checkpoint``: the audit chain's head (entry count and keyed hash, nothing
   else) goes to the admins in Telegram and to the heartbeat URL, every
-  ``[audit] checkpoint_every`` and at shutdown. Someone who later cuts or rewrites
-  the log on the server cannot change the checkpoint already received:
-  ``intake audit verify --checkpoint SEQ:HASH`` compares against it.
+  ``[audit] checkpoint_every`` and at shutdown, and is appended to the file
+  ``audit_checkpoints`` beside the config (0600, not in the database). Someone who
+  later cuts or rewrites the log cannot change the checkpoints already received:
+  ``intake audit verify`` compares against every recorded one, and
+  ``--checkpoint SEQ:HASH`` against one pasted from Telegram.
 """
 
 from __future__ import annotations
@@ -85,9 +87,18 @@ async def tell_rejected(bot: Bot, runtime: Runtime) -> int:
 
 
 async def checkpoint(bot: Bot, runtime: Runtime) -> audit.ChainHead:
-    """Send the chain's head to the admins and to the heartbeat URL."""
+    """Record the chain's head beside the config, and send it to the admins and to the
+    heartbeat URL. Each reaches somewhere the database's writers do not: the file is
+    not in the database (``intake audit verify`` checks every line of it), Telegram and
+    the monitor are not on the server."""
     async with runtime.sessions() as session:
         head = await audit.head(session)
+    kept = audit.checkpoints_path(runtime.settings.config_dir)
+    try:
+        audit.record_checkpoint(kept, head, at=utc_now())
+    except OSError as exc:
+        # Not a reason to keep it from the admins: their copy is the one off the server.
+        log.warning("audit checkpoint: not recorded in %s (%s)", kept, exc.strerror)
     told = await _tell_admins(
         bot, runtime, texts.AUDIT_CHECKPOINT, count=head.seq, head=head.text()
     )
