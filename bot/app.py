@@ -151,6 +151,9 @@ async def serve(
                 startup.poller_lock(runtime_of(application).engine, bot.id)
             )
             where = "polling"
+        # This process serves now: alerts decided before a crash go out at once, while
+        # the menus are set and the backlog is drained (the engine waits for that).
+        await watch.start_sender(application)
         log.info(
             "started: %s as @%s, database %s, watching %s",
             where,

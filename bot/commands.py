@@ -29,14 +29,14 @@ from telegram.ext import ContextTypes
 
 from bot import texts
 from bot.acts.rules import Outcome
-from bot.acts.service import Result, Rules, actor_for, not_to_author, request, resume
+from bot.acts.service import Result, Rules, actor_for, mark_detained, request, resume
 from bot.deadlines import evaluate
 from bot.durations import parse_duration
 from bot.i18n import Words, pick_language, translator, zone_abbreviation
 from bot.intake import Runtime
 from bot.schedules import BadSchedule, normalise_codename
 from storage import audit
-from storage.checkins import flip, stage_by_hand
+from storage.checkins import stage_by_hand
 from storage.groups import find_group
 from storage.legs import find_leg, leg_name, legs_of
 from storage.models import ActKind, Flip, Group, Leg, Person, Role, RoleGrant, Status
@@ -282,16 +282,7 @@ async def _resume(call: Call) -> str:
 async def _detained(call: Call) -> str:
     """Raising the alarm needs one person: it can only make people look."""
     group = await call.group()
-    if group.status is not Status.DETAINED:
-        record = await flip(
-            call.session,
-            group=group,
-            to=Status.DETAINED,
-            at=call.now,
-            basis="marked",
-            now=call.now,
-        )
-        await not_to_author(call.session, record, call.person)
+    await mark_detained(call.session, group=group, author=call.person, now=call.now)
     return call._(texts.MARKED).format(codename=group.codename, status=call.status(Status.DETAINED))
 
 

@@ -10,9 +10,11 @@ one in any other process (LISTEN/NOTIFY). A slow safety look
 one read-only probe. Receipts delete themselves at their own moment from the
 JobQueue (``bot.handlers``), where the heartbeat and retention run too.
 
-All of it starts only after the backlog that queued while the bot was down has
+The engine starts only after the backlog that queued while the bot was down has
 been taken in (``bot.app.serve``), so that the bot's own absence never looks
-like silence.
+like silence. The sender starts before it, as soon as the bot knows it is the one
+serving: alerts decided before a crash or a stop go out at once (the dead run's
+claims released first), not after the menus are set and the backlog is drained.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,15 +78,29 @@ def _runtime(context: Context) -> Runtime:
     return runtime
 
 
-async def start(application: BotApplication, *, started_at: datetime) -> None:
-    """Tell admins about the absence just ended, then start the jobs."""
+async def start_sender(application: BotApplication) -> Watchers:
+    """Release the claims of a run that died and start the alert sender (and this run's
+    heartbeat): the first thing the bot does once it knows it serves. What it sends was
+    decided before (the engine is not running yet), so nothing queued at Telegram can
+    change it."""
     runtime: Runtime = application.bot_data["runtime"]
-    await _tell_admins_we_are_back(application, runtime, started_at=started_at)
+    watchers = application.bot_data.get("watchers")
+    if not isinstance(watchers, Watchers):
+        application.bot_data.setdefault("limiter", Limiter())
+        watchers = await Watchers.start(application, runtime)
+        application.bot_data["watchers"] = watchers
+    return watchers
+
+
+async def start(application: BotApplication, *, started_at: datetime) -> None:
+    """Once the backlog is taken in: start the deadline engine (and the sender, if
+    ``start_sender`` did not), tell admins about the absence just ended, start the jobs."""
+    runtime: Runtime = application.bot_data["runtime"]
     queue = application.job_queue
     if queue is None:
         raise RuntimeError("the deadline engine needs python-telegram-bot[job-queue]")
-    application.bot_data["limiter"] = Limiter()
-    application.bot_data["watchers"] = await Watchers.start(application, runtime)
+    (await start_sender(application)).start_engine()
+    await _tell_admins_we_are_back(application, runtime, started_at=started_at)
     queue.run_repeating(
         retention_job,
         interval=RETENTION_EVERY,
@@ -152,6 +168,8 @@ class Watchers:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     unsubscribe: list[Callable[[], None]] = field(default_factory=list)
     looks: dict[str, int] = field(default_factory=dict)
+    # The engine's loop, started by ``start_engine`` once the backlog is taken in.
+    engine_loop: Callable[[], Coroutine[Any, Any, None]] | None = None
 
     @classmethod
     async def start(cls, application: BotApplication, runtime: Runtime) -> Watchers:
@@ -229,16 +247,22 @@ class Watchers:
             )
             return delivery.claimed > 0
 
+        watchers.engine_loop = lambda: watchers._loop(
+            "deadline engine", engine_alarm, engine_probe.engine_due, flip
+        )
         watchers.tasks = [
-            asyncio.create_task(
-                watchers._loop("deadline engine", engine_alarm, engine_probe.engine_due, flip)
-            ),
             asyncio.create_task(
                 watchers._loop("alert sender", send_alarm, send_probe.send_due, send)
             ),
             asyncio.create_task(watchers._beat()),
         ]
         return watchers
+
+    def start_engine(self) -> None:
+        """Start the deadline engine's loop (once)."""
+        if self.engine_loop is not None:
+            self.tasks.append(asyncio.create_task(self.engine_loop()))
+            self.engine_loop = None
 
     async def _beat(self) -> None:
         """This run's heartbeat; and the claims of runs found dead are released."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,9 @@ from storage.models import AuditEvent
 from storage.trust import installation_of
 
 GENESIS = bytes(32)
+# Every checkpoint the bot sends, also kept on the server beside the config and the
+# server secret, outside the database: `intake audit verify` checks each one.
+CHECKPOINTS_FILE = "audit_checkpoints"
 # Any constant: PostgreSQL's advisory lock that serialises appends across
 # processes, so two writers never both extend the same head.
 _PG_LOCK = 0x43_4B_49_41  # "CKIA"
@@ -39,6 +42,10 @@ _PG_LOCK = 0x43_4B_49_41  # "CKIA"
 
 class AuditChainBroken(Exception):
     pass
+
+
+class CheckpointsFileError(Exception):
+    """The recorded checkpoints cannot be read; the message is one line."""
 
 
 class AuditUnkeyed(Exception):
@@ -135,6 +142,62 @@ class ChainHead:
     def text(self) -> str:
         return f"{self.seq}:{self.hash.hex()}"
 
+    @classmethod
+    def parse(cls, text: str) -> ChainHead:
+        """``SEQ:HASH`` as ``text`` writes it (ValueError otherwise)."""
+        seq, colon, digest = text.partition(":")
+        head = cls(seq=int(seq), hash=bytes.fromhex(digest))
+        if not colon or head.seq < 0 or len(head.hash) != len(GENESIS):
+            raise ValueError(text)
+        return head
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A head kept where the database's writers cannot change it, and where it was
+    kept (said when the log does not match it)."""
+
+    head: ChainHead
+    source: str = "the checkpoint"
+
+
+def checkpoints_path(config_dir: Path) -> Path:
+    return config_dir / CHECKPOINTS_FILE
+
+
+def record_checkpoint(path: Path, head: ChainHead, *, at: datetime) -> None:
+    """Append ``head`` to the server's file of checkpoints (0600): one line,
+    ``SEQ:HASH`` and the time it was taken. Written with O_APPEND, so bot processes
+    sharing the folder never interleave a line."""
+    line = f"{head.text()} {at.astimezone(UTC).isoformat(timespec='seconds')}\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="ascii") as f:
+        f.write(line)
+
+
+def recorded_checkpoints(path: Path) -> list[Checkpoint]:
+    """Every checkpoint recorded in ``path``, oldest first (none without the file)."""
+    try:
+        lines = path.read_text(encoding="ascii").splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise CheckpointsFileError(f"{path}: cannot be read ({exc})") from None
+    found = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            text, _, at = line.partition(" ")
+            taken = datetime.fromisoformat(at.strip())
+            head = ChainHead.parse(text)
+        except ValueError:
+            raise CheckpointsFileError(
+                f"{path}: line {number} is not SEQ:HASH and a time"
+            ) from None
+        found.append(Checkpoint(head, f"the checkpoint of {taken:%Y-%m-%d %H:%M:%S} UTC"))
+    return found
+
 
 async def head(session: AsyncSession) -> ChainHead:
     """The last entry as stored (unverified: what a checkpoint records)."""
@@ -167,11 +230,21 @@ async def verify(
     session: AsyncSession,
     *,
     checkpoint: ChainHead | None = None,
+    checkpoints: Iterable[Checkpoint] = (),
     on_entry: Callable[[int], None] | None = None,
 ) -> ChainHead:
-    """Check every link; with a checkpoint kept off the server, also detect a cut tail.
-    ``on_entry`` is told each sequence number as it is checked (for a progress bar)."""
+    """Check every link; against checkpoints kept where the database's writers cannot
+    reach (``checkpoint``, pasted from Telegram; ``checkpoints``, the server's file),
+    also detect a cut tail, or a chain rewritten by someone who held the key: each
+    checkpoint's entry must be there with the same hash. ``on_entry`` is told each
+    sequence number as it is checked (for a progress bar)."""
     server = _key(session)
+    kept = [*checkpoints, *([Checkpoint(checkpoint)] if checkpoint is not None else [])]
+    # Entry 0 is the empty log's genesis: nothing to compare.
+    wanted: dict[int, list[Checkpoint]] = {}
+    for one in kept:
+        if one.head.seq:
+            wanted.setdefault(one.head.seq, []).append(one)
     prev, seq, legacy, keyed = GENESIS, 0, 0, False
     result = await session.stream(select(AuditEvent).order_by(col(AuditEvent.seq)))
     async for (event,) in result:
@@ -197,26 +270,20 @@ async def verify(
             legacy += 1
         else:
             raise AuditChainBroken(f"entry {event.seq} was altered")
+        for one in wanted.get(seq, ()):
+            if not digests_equal(event.hash, one.head.hash):
+                raise AuditChainBroken(f"entry {seq} does not match {one.source}")
         prev = event.hash
     if legacy and not keyed:
         raise AuditChainBroken(
             f"none of the {legacy} entries is keyed: anyone could have written them "
             "(an older installation: the next change, such as `intake operator sign`, keys it)"
         )
-    head = ChainHead(seq=seq, hash=prev, legacy=legacy)
-    if checkpoint is not None:
-        if seq < checkpoint.seq:
-            raise AuditChainBroken(
-                f"the log ends at {seq}, before the checkpoint at {checkpoint.seq}"
-            )
-        if checkpoint.seq and await _hash_at(session, checkpoint.seq) != checkpoint.hash:
-            raise AuditChainBroken(f"entry {checkpoint.seq} does not match the checkpoint")
-    return head
-
-
-async def _hash_at(session: AsyncSession, seq: int) -> bytes | None:
-    event = await session.get(AuditEvent, seq)
-    return None if event is None else event.hash
+    beyond = [one for one in kept if one.head.seq > seq]
+    if beyond:
+        last = max(beyond, key=lambda one: one.head.seq)
+        raise AuditChainBroken(f"the log ends at {seq}, before {last.source} at {last.head.seq}")
+    return ChainHead(seq=seq, hash=prev, legacy=legacy)
 
 
 async def append_operator_act(

@@ -240,14 +240,17 @@ def new_flip(group: Group, *, to: Status, at: datetime, basis: str, now: datetim
 
 
 async def lock_group(session: AsyncSession, group: Group) -> None:
-    """On PostgreSQL, take the group's row lock and read it again before deciding from
-    its status: the deadline engine (``SELECT … FOR UPDATE SKIP LOCKED``) may have
-    flipped it since the caller read it, and writing the stale status back would undo
-    that flip. SQLite's database lock (BEGIN IMMEDIATE) already serialises them."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
+    """Take the group's row lock and read it again before deciding from its status: the
+    deadline engine (``SELECT … FOR UPDATE SKIP LOCKED``), a signal or another person's
+    act may have flipped it since the caller read it, and writing the stale status back
+    would undo that flip (or flip it twice). On PostgreSQL the lock is the row's; on
+    SQLite it is the transaction's (BEGIN IMMEDIATE holds the database's write lock), and
+    reading again still matters for a group read in an earlier transaction."""
     await session.flush()  # keep this transaction's own changes through the refresh
-    await session.refresh(group, with_for_update=True)
+    if session.get_bind().dialect.name == "postgresql":
+        await session.refresh(group, with_for_update=True)
+    else:
+        await session.refresh(group)
 
 
 async def flip(

@@ -148,13 +148,25 @@ def sign(row: Signed, signing: SigningKey) -> None:
 # --------------------------------------------------------------------------- checking
 
 
+UNSIGNED = "unsigned"
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A row that is not used: which table and row, and why (no content)."""
+    """A row that is not used: which table and row, and why (no content). ``name``
+    says whose it is where that is no content either: an operator's key fingerprint,
+    a group's codename, a codebook entry's group codename ("" organisation-wide)."""
 
     table: str
     row_id: uuid.UUID
     reason: str
+    name: str = ""
+
+    @property
+    def unsigned(self) -> bool:
+        """Never signed (`intake operator sign` signs it), rather than a signature
+        that fails (the row changed after signing, or a key not pinned signed it)."""
+        return self.reason == UNSIGNED
 
     def text(self) -> str:
         return f"{self.table} row {self.row_id.hex[:12]}: {self.reason}"
@@ -213,7 +225,7 @@ class Trust:
         if self.signers is None:
             return None
         if row.signature is None or row.signed_by is None:
-            return "unsigned"
+            return UNSIGNED
         signer = self.signers.active().get(row.signed_by)
         if signer is None:
             return "signed by a key that is not pinned (or was removed)"
@@ -314,14 +326,28 @@ async def _signed_rows(session: AsyncSession) -> list[Signed]:
     return [*operators, *groups, *entries]
 
 
+def _name(row: Signed, codenames: dict[uuid.UUID, str]) -> str:
+    if isinstance(row, Operator):
+        return row.fingerprint
+    if isinstance(row, Group):
+        return row.codename
+    return "" if row.group_id is None else codenames.get(row.group_id, row.group_id.hex[:12])
+
+
 async def unverified(session: AsyncSession, trust: Trust) -> list[Rejected]:
-    """Every row the bot would refuse (for `intake audit verify`): unsigned, signed
-    by a key not pinned, or with a signature that does not verify."""
+    """Every row the bot would refuse (for `intake audit verify` and `intake doctor`):
+    unsigned, signed by a key not pinned, or with a signature that does not verify;
+    each named by its fingerprint or codename (never a phrase)."""
     found = []
+    codenames: dict[uuid.UUID, str] | None = None
     for row in await _signed_rows(session):
         reason = trust.problem(row)
-        if reason is not None:
-            found.append(Rejected(str(type(row).__tablename__), row.id, reason))
+        if reason is None:
+            continue
+        if codenames is None:
+            # Shredded groups too: their codebook entries may outlive them.
+            codenames = dict((await session.exec(select(Group.id, Group.codename))).all())
+        found.append(Rejected(str(type(row).__tablename__), row.id, reason, _name(row, codenames)))
     return found
 
 

@@ -22,7 +22,7 @@ from bot.acts.rules import CLEARED, Outcome, decide, is_live, pause_end, safe_ba
 from bot.deadlines import evaluate
 from storage import audit
 from storage.alerts import enqueue_notice, latest_flip, watchers
-from storage.checkins import flip
+from storage.checkins import flip, lock_group
 from storage.crypto import ServerKeys
 from storage.models import ActKind, Alert, AlertState, Flip, Group, GroupAct, Leg, Person, Status
 from storage.people import display_name, pseudonym
@@ -91,7 +91,10 @@ async def request(
     length: timedelta | None = None,
 ) -> Result:
     """``actor`` asks for ``act`` on ``group``: done at once, asked of a second
-    person, or confirmed (this is the second person), as ``rules.decide`` says."""
+    person, or confirmed (this is the second person), as ``rules.decide`` says.
+    Decided from the group as it is under its row lock, not as the caller read it: a
+    pause asked of a group the engine has just made SILENT needs a second person."""
+    await lock_group(session, group)
     waiting = await pending(session, group=group, act=act)
     if waiting is not None and not is_live(waiting, status=group.status, now=now):
         waiting.done_at, waiting.outcome = now, "lapsed"
@@ -179,6 +182,7 @@ async def resume(
 
     The schedule starts again from now, recorded as a resume (no check-in is
     invented): the pause ends now, and the status that follows is written at once."""
+    await lock_group(session, group)
     if group.status is not Status.PAUSED:
         return False
     group.paused_until = now
@@ -201,6 +205,21 @@ async def resume(
         session, actor=actor.audit_name, action="group.resume", subject=group.codename, at=now
     )
     return True
+
+
+async def mark_detained(
+    session: AsyncSession, *, group: Group, author: Actor | Person, now: datetime
+) -> Flip | None:
+    """Someone raises the alarm (one person may: it only makes people look); the flip,
+    or None when the group is DETAINED already. Decided under the group's row lock, as
+    a recorded signal is (storage.checkins.lock_group): two marks at once flip it once,
+    and a mark during an engine flip starts from the engine's status, not a stale one."""
+    await lock_group(session, group)
+    if group.status is Status.DETAINED:
+        return None
+    record = await flip(session, group=group, to=Status.DETAINED, at=now, basis="marked", now=now)
+    await not_to_author(session, record, author)
+    return record
 
 
 async def not_to_author(session: AsyncSession, record: Flip, author: Actor | Person) -> None:

@@ -14,6 +14,7 @@ from rich.progress import Progress
 from bot.cli.common import (
     ConfigOption,
     KeyOption,
+    Workspace,
     app,
     err,
     fail,
@@ -23,7 +24,7 @@ from bot.cli.common import (
     workspace,
 )
 from storage import audit
-from storage.audit import AuditChainBroken, ChainHead
+from storage.audit import AuditChainBroken, ChainHead, Checkpoint
 from storage.trust import Rejected, trust_of, unverified
 
 audit_app = typer.Typer(help="The audit trail: a hash chain the database keeps append-only.")
@@ -36,21 +37,25 @@ def verify(
         str | None,
         typer.Option(
             "--checkpoint",
-            help="SEQ:HASH from `intake audit checkpoint`, kept off the server: also detects a "
-            "truncated tail.",
+            help="SEQ:HASH from a checkpoint the bot sent to Telegram (or from `intake audit "
+            "checkpoint`), kept off the server: checked as well as those the server recorded.",
         ),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Check every entry's keyed hash and its link to the one before, and every
-    operator signature; print the head, and each row the bot refuses to use."""
+    operator signature; print the head, and each row the bot refuses to use. Every
+    checkpoint the bot recorded beside the config (audit_checkpoints) must be in the
+    log at its place with the same hash: that catches a cut tail, and a chain
+    rewritten even by someone who holds the server secret."""
     kept = _parse(checkpoint) if checkpoint else None
     try:
-        head, refused, enforced = run(_verify_all(config, kept))
+        head, recorded, refused, enforced = run(_verify_all(config, kept))
     except AuditChainBroken as exc:
         out.print(f"BROKEN: {exc}")
         raise typer.Exit(1) from None
-    out.print(f"OK: {head.seq} entries, head {head.text()}")
+    matched = f"; it matches all {recorded} recorded checkpoint(s)" if recorded else ""
+    out.print(f"OK: {head.seq} entries, head {head.text()}{matched}")
     if head.legacy:
         err.print(f"note: the first {head.legacy} entries predate the keyed chain")
     if not enforced:
@@ -68,7 +73,7 @@ def verify(
 def checkpoint(config: ConfigOption = None) -> None:
     """Print SEQ:HASH of the verified head, to keep off the server."""
     try:
-        head = run(_verify(config, None))
+        head = run(_checkpoint(config))
     except AuditChainBroken as exc:
         out.print(f"BROKEN: {exc}")
         raise typer.Exit(1) from None
@@ -118,28 +123,37 @@ def merge(config: ConfigOption = None, key: KeyOption = None) -> None:
 
 async def _verify_all(
     config: Path | None, checkpoint: ChainHead | None
-) -> tuple[ChainHead, list[Rejected], bool]:
-    head = await _verify(config, checkpoint)
+) -> tuple[ChainHead, int, list[Rejected], bool]:
+    """The verified head, how many recorded checkpoints it matched, the rows the bot
+    refuses, and whether signatures are enforced at all."""
     async with workspace(config) as ws:
+        recorded = audit.recorded_checkpoints(audit.checkpoints_path(ws.settings.config_dir))
+        head = await _verify(ws, checkpoint, recorded)
         trust = trust_of(ws.session)
-        return head, await unverified(ws.session, trust), trust.enforced
+        return head, len(recorded), await unverified(ws.session, trust), trust.enforced
 
 
-async def _verify(config: Path | None, checkpoint: ChainHead | None) -> ChainHead:
+async def _verify(
+    ws: Workspace, checkpoint: ChainHead | None, recorded: list[Checkpoint]
+) -> ChainHead:
+    total = await audit.length(ws.session)
+    with Progress(console=err.rich, transient=True) as progress:
+        task = progress.add_task("verifying the audit chain", total=total)
+        return await audit.verify(
+            ws.session,
+            checkpoint=checkpoint,
+            checkpoints=recorded,
+            on_entry=lambda seq: progress.update(task, completed=seq),
+        )
+
+
+async def _checkpoint(config: Path | None) -> ChainHead:
     async with workspace(config) as ws:
-        total = await audit.length(ws.session)
-        with Progress(console=err.rich, transient=True) as progress:
-            task = progress.add_task("verifying the audit chain", total=total)
-            return await audit.verify(
-                ws.session,
-                checkpoint=checkpoint,
-                on_entry=lambda seq: progress.update(task, completed=seq),
-            )
+        return await _verify(ws, None, [])
 
 
 def _parse(text: str) -> ChainHead:
-    seq, _, digest = text.partition(":")
     try:
-        return ChainHead(seq=int(seq), hash=bytes.fromhex(digest))
+        return ChainHead.parse(text)
     except ValueError:
         fail("--checkpoint: give SEQ:HASH as `intake audit checkpoint` prints it")

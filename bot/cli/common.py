@@ -215,6 +215,7 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("storage.legs", "LegExists"),
     ("bot.phrases", "UnmatchablePhrase"),
     ("storage.signers", "SignersFileError"),
+    ("storage.audit", "CheckpointsFileError"),
     (__name__, "Refused"),
 )
 

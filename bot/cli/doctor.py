@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -20,7 +22,10 @@ import typer
 from bot.cli.common import ConfigOption, app, out, run
 
 if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
     from bot.config import Settings
+    from storage.trust import Rejected
 
 MIN_FREE_BYTES = 500 * 1024 * 1024  # room for a backlog of attachments and a VACUUM
 MAX_CLOCK_SKEW_S = 30.0  # schedules are in minutes; alerts quote times to the minute
@@ -41,8 +46,9 @@ FormatOption = Annotated[
 
 @app.command()
 def doctor(config: ConfigOption = None, format: FormatOption = "text") -> None:
-    """Check the installation: config, secrets, file modes, database, operators, the bot
-    token at Telegram, the webhook, disk space and the clock. Changes nothing."""
+    """Check the installation: config, secrets, file modes, database, operators, the
+    operators' signatures on what the bot trusts, the bot token at Telegram, the webhook,
+    disk space and the clock. Changes nothing."""
     if format not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--format")
     checks = run(diagnose(config))
@@ -76,7 +82,7 @@ async def diagnose(config: Path | None) -> list[Check]:
     except ConfigError as exc:
         checks.append(Check("secrets", False, str(exc)))
     checks.append(_modes(settings.config_path, secret_files, settings.database.url))
-    checks += await _database(settings.database.url)
+    checks += await _database(settings.database.url, settings.config_dir)
     if token is not None:
         checks += await _telegram(settings, token)
     checks.append(_disk(settings.database.url, settings.config_dir))
@@ -97,12 +103,19 @@ def _modes(config_path: Path, secret_files: tuple[Path, ...], url: str) -> Check
     return Check("file modes", True, f"{len(files)} files readable by their owner alone")
 
 
-async def _database(url: str) -> list[Check]:
+async def _database(url: str, config_dir: Path) -> list[Check]:
     from sqlalchemy.exc import SQLAlchemyError
     from sqlmodel import func, select
 
     from bot.startup import database_kind
-    from storage.db import DatabaseError, current_revision, head_revision, open_database, reason
+    from storage.db import (
+        DatabaseError,
+        current_revision,
+        head_revision,
+        open_database,
+        reason,
+        session_factory,
+    )
     from storage.models import Operator
 
     kind = database_kind(url)
@@ -130,11 +143,66 @@ async def _database(url: str) -> list[Check]:
                 )
             else:
                 checks.append(Check("operators", True, f"{count} operator key(s)"))
+            async with session_factory(engine)() as session:
+                checks.append(await _signatures(session, config_dir))
             return checks
     except DatabaseError as exc:
         return [Check("database", False, str(exc))]
     except (OSError, SQLAlchemyError) as exc:
         return [Check("database", False, f"{kind}: {reason(exc)}")]
+
+
+async def _signatures(session: AsyncSession, config_dir: Path) -> Check:
+    """The rows the bot would refuse, as ``intake audit verify`` finds them
+    (storage.trust): named by fingerprint, codename or count, never by a phrase."""
+    from storage.trust import Signers, SignersFileError, Trust, signers_path, unverified
+
+    path = signers_path(config_dir)
+    try:
+        signers = Signers.load(path)
+    except SignersFileError as exc:
+        return Check("signatures", False, str(exc))
+    if signers is None:
+        return Check(
+            "signatures",
+            False,
+            f"no {path.name} file: nothing the bot trusts is checked; an operator runs "
+            "`intake operator sign --key FILE` once",
+        )
+    refused = await unverified(session, Trust(signers))
+    if not refused:
+        return Check("signatures", True, "every operator, group key and codebook entry verifies")
+    return Check("signatures", False, refused_summary(refused))
+
+
+def refused_summary(refused: Sequence[Rejected]) -> str:
+    """One line: what the bot refuses to use, and how to fix it. Operators by their
+    key's fingerprint, groups by codename, codebook entries counted per group."""
+    parts = []
+    for unsigned, how in ((True, "unsigned"), (False, "signature fails")):
+        rows = [r for r in refused if r.unsigned is unsigned]
+        if not rows:
+            continue
+        named = [f"operator {r.name}" for r in rows if r.table == "operators"]
+        named += [f"group {r.name}" for r in rows if r.table == "groups"]
+        entries = Counter(r.name for r in rows if r.table == "codebook_entries")
+        named += [
+            f"{n} codebook entr{'y' if n == 1 else 'ies'} "
+            + (f"of {codename}" if codename else "organisation-wide")
+            for codename, n in sorted(entries.items())
+        ]
+        parts.append(f"{how}: {', '.join(named)}")
+    hints = []
+    if any(r.unsigned for r in refused):
+        hints.append(
+            "sign them with `intake operator sign --key FILE` (each operator signs their own key)"
+        )
+    if not all(r.unsigned for r in refused):
+        hints.append(
+            "a failing signature means the row changed after signing or a key not pinned "
+            "signed it: restore it from a backup, or remove it and add it again"
+        )
+    return f"the bot does not use {'; '.join(parts)}: {'; '.join(hints)}"
 
 
 async def _telegram(settings: Settings, token: str) -> list[Check]:

@@ -66,7 +66,8 @@ def init(
     secret_path = target / "server_secret"
     url_path = target / "database_url"
     pins_path = signers_path(target)
-    for path in (config_path, secret_path, url_path, pins_path):
+    # An old log's recorded checkpoints would fail the new log's `intake audit verify`.
+    for path in (config_path, secret_path, url_path, pins_path, audit.checkpoints_path(target)):
         if path.exists():
             fail(f"{path} already exists; intake init never overwrites an installation")
     text = example_config_text()

@@ -5,9 +5,11 @@
   and the refusal is an audit entry.
 * ``checkpoint``: the audit chain's head (entry count and keyed hash, nothing
   else) goes to the admins in Telegram and to the heartbeat URL, every
-  ``[audit] checkpoint_every`` and at shutdown. Someone who later cuts or rewrites
-  the log on the server cannot change the checkpoint already received:
-  ``intake audit verify --checkpoint SEQ:HASH`` compares against it.
+  ``[audit] checkpoint_every`` and at shutdown, and is appended to the file
+  ``audit_checkpoints`` beside the config (0600, not in the database). Someone who
+  later cuts or rewrites the log cannot change the checkpoints already received:
+  ``intake audit verify`` compares against every recorded one, and
+  ``--checkpoint SEQ:HASH`` against one pasted from Telegram.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import aiohttp
+import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import Bot
 from telegram.error import TelegramError
@@ -85,22 +87,32 @@ async def tell_rejected(bot: Bot, runtime: Runtime) -> int:
 
 
 async def checkpoint(bot: Bot, runtime: Runtime) -> audit.ChainHead:
-    """Send the chain's head to the admins and to the heartbeat URL."""
+    """Record the chain's head beside the config, and send it to the admins and to the
+    heartbeat URL. Each reaches somewhere the database's writers do not: the file is
+    not in the database (``intake audit verify`` checks every line of it), Telegram and
+    the monitor are not on the server."""
     async with runtime.sessions() as session:
         head = await audit.head(session)
+    kept = audit.checkpoints_path(runtime.settings.config_dir)
+    try:
+        audit.record_checkpoint(kept, head, at=utc_now())
+    except OSError as exc:
+        # Not a reason to keep it from the admins: their copy is the one off the server.
+        log.warning("audit checkpoint: not recorded in %s (%s)", kept, exc.strerror)
     told = await _tell_admins(
         bot, runtime, texts.AUDIT_CHECKPOINT, count=head.seq, head=head.text()
     )
     url = runtime.settings.alerts.heartbeat_url
     if url is not None:
+        # httpx, as the heartbeat (bot.watch): python-telegram-bot loads it already,
+        # and aiohttp would add half a second to every start of the bot.
         try:
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
-                http.post(url, data=f"audit {head.text()}".encode()) as response,
-            ):
-                if response.status >= 400:
-                    log.warning("audit checkpoint: the monitor answered HTTP %d", response.status)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            async with httpx.AsyncClient(timeout=10) as http:
+                response = await http.post(url, content=f"audit {head.text()}".encode())
+            if response.status_code >= 400:
+                log.warning("audit checkpoint: the monitor answered HTTP %d", response.status_code)
+        except httpx.HTTPError as exc:
+            # The URL itself is a secret of the monitor's: never logged.
             log.warning(
                 "audit checkpoint: the monitor could not be reached (%s)", type(exc).__name__
             )

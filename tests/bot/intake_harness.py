@@ -15,13 +15,14 @@ from sqlmodel import col, select
 from bot.app import serve
 from bot.config import Settings, load_settings
 from bot.standin import TelegramStandIn
-from storage.crypto import KemName, PrivateKey, ServerKeys
+from storage.crypto import KemName, PrivateKey, ServerKeys, SigningKey
 from storage.db import open_database, session_factory
 from storage.messages import attachments_of, open_attachment, open_message
-from storage.models import Message
+from storage.models import Message, Operator
 from storage.operators import add_operator
 from storage.sealing import Keyring
 from storage.timeutil import utc_now
+from storage.trust import Signers, sign, signers_path
 
 
 async def eventually(condition: Callable[[], bool], *, within: float = 15.0) -> None:
@@ -125,6 +126,24 @@ async def install(
             now=utc_now(),
         )
     return Installation(path=folder, settings=settings, operator_key=key)
+
+
+async def sign_operator(installation: Installation) -> SigningKey:
+    """What `intake operator sign` leaves: the operator's signing key pinned in
+    ``operator_signers`` beside the config, and their row signed with it."""
+    signing = SigningKey.generate()
+    signers = Signers()
+    signers.pin(installation.operator_key.public_key().fingerprint(), signing.verify_key())
+    signers.save(signers_path(installation.settings.config_dir))
+    async with (
+        open_database(installation.settings.database.url, migrate_to_head=False) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        operator = (await session.exec(select(Operator))).one()
+        sign(operator, signing)
+        session.add(operator)
+    return signing
 
 
 @contextlib.asynccontextmanager

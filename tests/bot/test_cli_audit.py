@@ -23,7 +23,15 @@ from storage import audit
 from storage.audit import _entry_body
 from storage.crypto import ServerKeys, sha256
 from storage.models import AuditEvent
-from tests.bot.test_cli import Call, Ran, assert_ok, intake, intake_many, mode
+from tests.bot.test_cli import (
+    Call,
+    Ran,
+    assert_ok,
+    assert_one_line_error,
+    intake,
+    intake_many,
+    mode,
+)
 from tests.conftest import Database
 
 T0 = datetime(2026, 8, 12, 3, 0, tzinfo=UTC)
@@ -201,13 +209,11 @@ async def test_a_chain_recomputed_without_the_key_is_caught(
         assert f"entry {first} was altered" in ran.stdout
 
 
-async def test_a_rewritten_chain_is_caught_against_a_checkpoint(
-    install: Path, engine: AsyncEngine, session: AsyncSession, server: ServerKeys
+async def _rewrite_with_the_key(
+    engine: AsyncEngine, session: AsyncSession, server: ServerKeys
 ) -> None:
-    kept = intake("audit", "checkpoint", cwd=install)
-    assert_ok(kept)
-    # Even someone who holds the server secret (a seized running server) and recomputes
-    # every hash after an edited entry 2 is caught by a head kept off the server.
+    """Someone who holds the server secret (a seized running server) edits entry 2 and
+    recomputes every hash after it: the chain alone verifies again."""
     events = (await session.exec(select(AuditEvent).order_by(col(AuditEvent.seq)))).all()
     await session.commit()
     prev = events[0].hash
@@ -224,6 +230,15 @@ async def test_a_rewritten_chain_is_caught_against_a_checkpoint(
             seq=event.seq,
         )
         prev = digest
+
+
+async def test_a_rewritten_chain_is_caught_against_a_checkpoint(
+    install: Path, engine: AsyncEngine, session: AsyncSession, server: ServerKeys
+) -> None:
+    kept = intake("audit", "checkpoint", cwd=install)
+    assert_ok(kept)
+    # Even a chain rewritten with the key is caught by a head kept off the server.
+    await _rewrite_with_the_key(engine, session, server)
     ran = intake_many(
         {
             "alone": Call(("audit", "verify"), install),
@@ -232,6 +247,65 @@ async def test_a_rewritten_chain_is_caught_against_a_checkpoint(
     )
     assert_ok(ran["alone"])
     _broken(ran["against"], f"entry {ENTRIES} does not match the checkpoint")
+
+
+TAKEN = datetime(2026, 8, 12, 4, 0, tzinfo=UTC)
+
+
+async def _record(folder: Path, session: AsyncSession) -> audit.ChainHead:
+    """What the bot does at each checkpoint: the head, appended to the server's file."""
+    head = await audit.head(session)
+    await session.commit()
+    audit.record_checkpoint(audit.checkpoints_path(folder), head, at=TAKEN)
+    return head
+
+
+async def test_verify_checks_every_recorded_checkpoint_without_pasting(
+    install: Path, engine: AsyncEngine, session: AsyncSession, server: ServerKeys
+) -> None:
+    early = await _record(install, session)  # at entry 5, then two more entries
+    for i in range(2):
+        await audit.append(
+            session, actor="admin@cli", action="group.add", at=TAKEN, subject=f"L-{i}"
+        )
+    await session.commit()
+    late = await _record(install, session)
+    assert (early.seq, late.seq) == (ENTRIES, ENTRIES + 2)
+    path = install / "audit_checkpoints"
+    assert mode(path) == 0o600
+    assert path.read_text().splitlines() == [
+        f"{early.text()} 2026-08-12T04:00:00+00:00",
+        f"{late.text()} 2026-08-12T04:00:00+00:00",
+    ]
+    ran = _verify(install)
+    assert_ok(ran)
+    assert ran.stdout.strip() == (
+        f"OK: {late.seq} entries, head {late.text()}; it matches all 2 recorded checkpoint(s)"
+    )
+
+    # The intruder holds the database and the server secret: the chain alone verifies
+    # again, but not against what the server recorded before.
+    await _rewrite_with_the_key(engine, session, server)
+    _broken(
+        _verify(install),
+        f"entry {ENTRIES} does not match the checkpoint of 2026-08-12 04:00:00 UTC",
+    )
+
+
+async def test_a_tail_cut_after_a_recorded_checkpoint_is_caught(
+    install: Path, engine: AsyncEngine, session: AsyncSession
+) -> None:
+    await _record(install, session)
+    await _sql(engine, "DELETE FROM audit_events WHERE seq >= 4")
+    _broken(
+        _verify(install),
+        f"the log ends at 3, before the checkpoint of 2026-08-12 04:00:00 UTC at {ENTRIES}",
+    )
+
+
+async def test_a_damaged_checkpoints_file_is_one_line(install: Path) -> None:
+    (install / "audit_checkpoints").write_text("5:abc 2026-08-12T04:00:00+00:00\n")
+    assert_one_line_error(_verify(install), "audit_checkpoints: line 1 is not SEQ:HASH and a time")
 
 
 @pytest.mark.parametrize(

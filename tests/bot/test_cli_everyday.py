@@ -324,6 +324,23 @@ def test_status_still_migrates_a_database_an_upgrade_left_behind(tmp_path: Path)
     assert after == head_revision()
 
 
+def test_the_polling_bot_loads_no_second_http_stack_nor_the_command_line() -> None:
+    # What `intake run` imports before its first alert can go out: each of these cost
+    # a start after a crash time (aiohttp alone about half a second); the bot's HTTP
+    # is httpx, which python-telegram-bot loads (the webhook loads aiohttp when used).
+    code = (
+        "import sys\n"
+        "import bot.startup, bot.app, bot.watch, bot.integrity.jobs\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for module in ("aiohttp", "typer", "rich", "matplotlib", "bot.cli.common"):
+        assert module not in loaded, f"intake run imported {module}"
+    assert "httpx" in loaded
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 

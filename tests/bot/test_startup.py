@@ -24,9 +24,16 @@ import sqlalchemy as sa
 from bot.app import serve
 from bot.config import load_settings
 from bot.standin import TelegramStandIn
-from storage.db import open_database
-from tests.bot.intake_harness import Installation, eventually, install
+from storage.codebook import add_phrase
+from storage.crypto import KemName, PrivateKey, ServerKeys, SigningKey
+from storage.db import open_database, session_factory
+from storage.groups import create_group
+from storage.models import Operator, Signal
+from storage.timeutil import utc_now
+from storage.trust import Trust, bind
+from tests.bot.intake_harness import Installation, eventually, install, sign_operator
 from tests.conftest import Database
+from tests.storage.helpers import SCHEDULE
 
 REPO = Path(__file__).resolve().parents[2]
 EX_UNAVAILABLE = 69
@@ -320,18 +327,25 @@ async def doctor(installation: Installation) -> tuple[Exited, dict[str, dict[str
     return ran, {check["name"]: check for check in report["checks"]}
 
 
-def healthy(installation: Installation) -> Installation:
+def owner_only(installation: Installation) -> None:
     config_of(installation).chmod(0o600)
     path = installation.settings.database.url.removeprefix("sqlite+aiosqlite:///")
     if installation.settings.database.url.startswith("sqlite"):
         Path(path).chmod(0o600)
-    return installation
+
+
+async def healthy(installation: Installation) -> SigningKey:
+    """Files readable by their owner alone, and the operator's key signed and pinned;
+    the operator's signing key."""
+    owner_only(installation)
+    return await sign_operator(installation)
 
 
 async def test_doctor_passes_a_healthy_installation_and_names_the_bot(
     installation: Installation, standin: TelegramStandIn
 ) -> None:
-    ran, checks = await doctor(healthy(installation))
+    await healthy(installation)
+    ran, checks = await doctor(installation)
     assert ran.status == 0, str(ran)
     assert set(checks) >= {
         "config",
@@ -340,6 +354,7 @@ async def test_doctor_passes_a_healthy_installation_and_names_the_bot(
         "database",
         "migration",
         "operators",
+        "signatures",
         "token",
         "webhook",
         "clock",
@@ -366,7 +381,7 @@ async def test_doctor_passes_a_healthy_installation_and_names_the_bot(
 async def test_doctor_fails_each_broken_installation_on_the_right_check(
     installation: Installation, standin: TelegramStandIn, breakage: str
 ) -> None:
-    healthy(installation)
+    await healthy(installation)
     config = config_of(installation)
     failing = {
         "world-readable token": "file modes",
@@ -401,3 +416,110 @@ async def test_doctor_fails_each_broken_installation_on_the_right_check(
     assert standin.token not in ran.stdout + ran.stderr
     assert OTHER_TOKEN.split(":")[1] not in ran.stdout + ran.stderr
     assert not (installation.path / "intak.db").exists()
+
+
+PHRASE = "the persimmons are ripe early"
+
+
+async def test_doctor_names_a_tampered_codebook_entry_and_an_unsigned_group(
+    installation: Installation, standin: TelegramStandIn
+) -> None:
+    signing = await healthy(installation)
+    settings = installation.settings
+    now = utc_now()
+    async with open_database(settings.database.url, migrate_to_head=False) as engine:
+        server = ServerKeys(settings.server_secret_bytes())
+        bind(engine, server=server, trust=Trust(None))
+        async with session_factory(engine)() as session, session.begin():
+            pine = await create_group(
+                session,
+                codename="PINE-7",
+                schedule=SCHEDULE,
+                kem=KemName.X25519,
+                now=now,
+                signing=signing,
+            )
+            for phrase, means in ((PHRASE, Signal.DURESS), ("the river is low", Signal.CHECKIN)):
+                await add_phrase(
+                    session,
+                    server=server,
+                    group=pine,
+                    phrase=phrase,
+                    means=means,
+                    now=now,
+                    signing=signing,
+                )
+            # Made without --key: nobody signed it.
+            await create_group(
+                session, codename="OAK-2", schedule=SCHEDULE, kem=KemName.X25519, now=now
+            )
+        ran, checks = await doctor(installation)
+        assert ran.status == 1, str(ran)
+        assert [n for n, c in checks.items() if not c["ok"]] == ["signatures"], str(ran)
+        detail = str(checks["signatures"]["detail"])
+        assert detail.startswith("the bot does not use unsigned: group OAK-2:"), detail
+        assert "intake operator sign --key" in detail
+        assert "PINE-7" not in detail
+
+        # An intruder with the database turns the duress phrase into a check-in.
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text("UPDATE codebook_entries SET means = 'checkin' WHERE means = 'duress'")
+            )
+    ran, checks = await doctor(installation)
+    assert ran.status == 1, str(ran)
+    assert [n for n, c in checks.items() if not c["ok"]] == ["signatures"], str(ran)
+    detail = str(checks["signatures"]["detail"])
+    assert "unsigned: group OAK-2; signature fails: 1 codebook entry of PINE-7:" in detail
+    assert "intake operator sign --key" in detail
+    assert "restore it from a backup" in detail
+    assert "\n" not in detail
+    text = await run_intake(config_of(installation), "doctor")
+    assert text.status == 1
+    [line] = [x for x in text.stdout.splitlines() if x.startswith("FAIL")]
+    assert "signatures" in line
+    assert "1 codebook entry of PINE-7" in line
+    for said in (ran.stdout + ran.stderr, text.stdout + text.stderr):
+        assert "persimmon" not in said
+        assert "river" not in said
+
+
+async def test_doctor_fails_an_installation_whose_signatures_are_not_set_up(
+    installation: Installation, standin: TelegramStandIn
+) -> None:
+    await healthy(installation)
+    (installation.settings.config_dir / "operator_signers").unlink()
+    ran, checks = await doctor(installation)
+    assert ran.status == 1, str(ran)
+    assert [n for n, c in checks.items() if not c["ok"]] == ["signatures"], str(ran)
+    assert str(checks["signatures"]["detail"]) == (
+        "no operator_signers file: nothing the bot trusts is checked; an operator runs "
+        "`intake operator sign --key FILE` once"
+    )
+
+
+async def test_doctor_names_an_operator_nobody_pinned(
+    installation: Installation, standin: TelegramStandIn
+) -> None:
+    await healthy(installation)
+    intruder = PrivateKey.generate(KemName.X25519).public_key()
+    async with (
+        open_database(installation.settings.database.url, migrate_to_head=False) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        session.add(
+            Operator(
+                name_sealed=b"x",
+                kem=intruder.kem.value,
+                public_key=intruder.raw,
+                fingerprint=intruder.fingerprint(),
+                created_at=utc_now(),
+            )
+        )
+    ran, checks = await doctor(installation)
+    assert ran.status == 1, str(ran)
+    assert [n for n, c in checks.items() if not c["ok"]] == ["signatures"], str(ran)
+    assert str(checks["signatures"]["detail"]).startswith(
+        f"the bot does not use unsigned: operator {intruder.fingerprint()}: "
+    )
