@@ -55,11 +55,11 @@ from storage.messages import (
 )
 from storage.models import Group, Person, Role, WatchState
 from storage.people import (
-    chat_id_of,
     find_people,
     find_person,
     get_or_create_person,
     people_with_role,
+    reachable,
     watching_among,
 )
 from storage.timeutil import utc_now
@@ -608,11 +608,11 @@ async def _tell_activists(context: Context) -> None:
         people = [p for p in [await session.get(Person, i) for i in ids] if p is not None]
     if group is None:
         return
-    for person in people:
+    for chat_id, person in reachable(runtime.server, people):
         text = translator(pick_language(person.language, None))(texts.UNCONFIRMED_NEWS)
         try:
             await context.bot.send_message(
-                chat_id_of(runtime.server, person),
+                chat_id,
                 text.format(codename=group.codename),
                 protect_content=True,
             )
@@ -632,11 +632,11 @@ async def _tell_admins_budget(context: Context) -> None:
             return
         session.add(WatchState(name=BUDGET_NOTED, at=utc_now()))
         people = [p for p in [await session.get(Person, i) for i in await admins(session)] if p]
-    for person in people:
+    for chat_id, person in reachable(runtime.server, people):
         text = translator(pick_language(person.language, None))(texts.BUDGET_REACHED)
         try:
             await context.bot.send_message(
-                chat_id_of(runtime.server, person),
+                chat_id,
                 text.format(mb=runtime.settings.intake.attachments_budget_mb),
                 protect_content=True,
             )
@@ -651,13 +651,11 @@ async def _tell_operators(context: Context) -> None:
     async with runtime.sessions() as session:
         count = await unlinked_count(session)
         operators = await people_with_role(session, role=Role.OPERATOR)
-    for person in operators:
+    for chat_id, person in reachable(runtime.server, operators):
         words = Words(pick_language(person.language, None), UTC)
         text = words.n_(texts.UNLINKED_WAITING, count)
         try:
-            await context.bot.send_message(
-                chat_id_of(runtime.server, person), text.format(count=count), protect_content=True
-            )
+            await context.bot.send_message(chat_id, text.format(count=count), protect_content=True)
         except TelegramError as exc:
             log.info("could not tell an operator the unlinked count (%s)", type(exc).__name__)
 
@@ -739,10 +737,7 @@ def _reference(runtime: Runtime, update: Update, message_id: uuid.UUID | None) -
 
 async def _mark_deleted(runtime: Runtime, update_id: int) -> None:
     async with runtime.sessions() as session, session.begin():
-        stored = await find_by_update(session, update_id=update_id)
-        if stored is not None and stored.deleted_in_chat_at is None:
-            stored.deleted_in_chat_at = utc_now()
-            session.add(stored)
+        await mark_deleted_in_chat(session, update_ids=[update_id], now=utc_now())
 
 
 # --------------------------------------------------------------------------- commands
@@ -765,7 +760,6 @@ async def on_start(update: Update, context: Context) -> None:
             session,
             server=runtime.server,
             telegram_id=user.id,
-            chat_id=message.chat_id,
             now=utc_now(),
         )
         if person.language not in LANGUAGES:
@@ -834,7 +828,6 @@ async def on_language_chosen(update: Update, context: Context) -> None:
             session,
             server=runtime.server,
             telegram_id=update.effective_user.id,
-            chat_id=update.effective_user.id,
             now=utc_now(),
         )
         person.language = choice

@@ -60,15 +60,17 @@ from storage.messages import (
     store_attachment,
     store_message,
 )
-from storage.models import Group, Message, Operator, OriginKind, Person, Signal, Status
+from storage.models import Group, Message, Operator, OriginKind, Person, Role, Signal, Status
 from storage.people import (
+    CHAT_ROLES,
     add_person,
     find_people,
     find_person,
     granted_among,
+    keep_chat,
     pseudonym,
     redeem_invite,
-    watching_among,
+    roles_among,
 )
 from storage.sealing import active_operators
 from storage.timeutil import utc_now
@@ -79,6 +81,7 @@ log = logging.getLogger(__name__)
 BotApplication = Application[Any, Any, Any, Any, Any, Any]
 MB = 1024 * 1024
 RATE_WINDOW = timedelta(hours=1)
+WATCHING = frozenset({Role.ACTIVIST, Role.ADMIN})  # their commands are commands
 DAY = timedelta(days=1)
 
 
@@ -165,6 +168,7 @@ class _Batch:
     people: dict[int, Person]
     recent: dict[uuid.UUID, int]
     watchers: set[uuid.UUID]  # activists and admins: their commands are not messages
+    keepers: set[uuid.UUID]  # whose chat id is kept (storage.people.CHAT_ROLES)
     forwarders: dict[uuid.UUID, list[Group]] = field(default_factory=dict)
     operators: list[Operator] | None = None
     phrases: list[Phrase] | None = None
@@ -217,6 +221,7 @@ class Intake:
             # this one (webhook retries), or come back after a crash.
             seen = await processed_among(session, update_ids=[u.update_id for u in updates])
             batch = await self._batch(session, updates, readings, seen, now)
+            self._keep_chats(session, batch)
             takens: list[Taken] = []
             fresh: list[int] = []
             for update, received in zip(updates, readings, strict=True):
@@ -258,8 +263,19 @@ class Intake:
         recent = await counts_from_senders_since(
             session, sender_ids=[p.id for p in people.values()], since=now - RATE_WINDOW
         )
-        watchers = await watching_among(session, person_ids=[p.id for p in people.values()])
-        return _Batch(people=people, recent=recent, watchers=watchers)
+        roles = await roles_among(session, person_ids=[p.id for p in people.values()])
+        watchers = {i for i, held in roles.items() if held & WATCHING}
+        keepers = {i for i, held in roles.items() if held & CHAT_ROLES}
+        return _Batch(people=people, recent=recent, watchers=watchers, keepers=keepers)
+
+    def _keep_chats(self, session: AsyncSession, batch: _Batch) -> None:
+        """The chat ids of the batch's senders: kept (sealed) for those the bot writes to
+        first, erased for everyone else (a relative's chat is answered from its update)."""
+        for telegram_id, person in batch.people.items():
+            # In a private chat the chat id is the sender's Telegram id.
+            chat_id = telegram_id if person.id in batch.keepers else None
+            if keep_chat(self.runtime.server, person, chat_id):
+                session.add(person)
 
     async def _take_one(
         self,
@@ -297,12 +313,10 @@ class Intake:
     ) -> Person:
         """Someone the batch has not met: a person now (in a private chat, the chat id is
         the Telegram id), known to the rest of the batch."""
+        # No chat id kept: a newcomer holds no role the bot writes to first (a grant
+        # redeemed later in the batch keeps it then).
         person = await add_person(
-            session,
-            server=self.runtime.server,
-            telegram_id=telegram_id,
-            chat_id=telegram_id,
-            now=now,
+            session, server=self.runtime.server, telegram_id=telegram_id, now=now
         )
         batch.people[telegram_id] = person
         return person
@@ -516,9 +530,15 @@ class Intake:
             return Taken(Outcome.NOT_CONTENT, started=(False, False))
         # The batch's later messages see the new groups and roles.
         batch.forwarders.pop(person.id, None)
-        watching = person.id in await watching_among(session, person_ids=[person.id])
+        roles = (await roles_among(session, person_ids=[person.id])).get(person.id, set())
+        watching = bool(roles & WATCHING)
         if watching:
             batch.watchers.add(person.id)
+        if roles & CHAT_ROLES:
+            # Alerts and notices are sent to this chat from now on.
+            batch.keepers.add(person.id)
+            if keep_chat(self.runtime.server, person, user.id):
+                session.add(person)
         return Taken(Outcome.NOT_CONTENT, started=(True, watching))
 
     async def _answer(
