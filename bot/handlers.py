@@ -41,9 +41,10 @@ from bot import commands, texts
 from bot.activists import ALERT_BUTTONS, on_alert_button
 from bot.commands import role_of, watches
 from bot.i18n import LANGUAGES, Words, pick_language, translator
-from bot.intake import BotApplication, Outcome, Runtime, Taken
+from bot.intake import NEWS_NOTE_DELAY, BotApplication, Outcome, Runtime, Taken
 from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
 from storage import deletions
+from storage import news as owed_news
 from storage.alerts import admins, audience
 from storage.messages import (
     chat_ref_of,
@@ -582,42 +583,59 @@ def _tell_operators_soon(context: Context) -> None:
 
 
 def _tell_activists_soon(context: Context, groups: Sequence[uuid.UUID]) -> None:
-    """A group's activists learn that unconfirmed news arrived (promise 8), once a burst."""
+    """A group's activists learn that unconfirmed news arrived (promise 8), once a burst.
+    The note is owed in storage (storage.news, written with the message): this only sends
+    it soon; ``schedule_news_notes`` looks for owed notes after a restart and every minute."""
     runtime = runtime_of(context)
     queue = context.job_queue
-    fresh = [g for g in groups if g not in runtime.news_due]
-    if queue is None or not fresh:
+    if queue is None or not groups or runtime.news_note_due:
         return
-    runtime.news_due.update(fresh)
-    for group_id in fresh:
-        queue.run_once(_tell_activists, when=NEWS_NOTE_DELAY, data=group_id, name="news")
+    runtime.news_note_due = True
+    queue.run_once(_tell_activists, when=NEWS_NOTE_DELAY, name="news")
 
 
-NEWS_NOTE_DELAY = timedelta(seconds=5)
+# After a start (a crash may have left notes owed), and then this often: a note owed by
+# a process that died is sent by whichever process looks next.
+NEWS_LOOK_EVERY = timedelta(minutes=1)
+
+
+def schedule_news_notes(application: BotApplication) -> None:
+    if application.job_queue is None:
+        return
+    application.job_queue.run_repeating(
+        _tell_activists,
+        interval=NEWS_LOOK_EVERY,
+        first=timedelta(milliseconds=10),  # python-telegram-bot reads 0 as "after one interval"
+        name="news-owed",
+        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+    )
 
 
 async def _tell_activists(context: Context) -> None:
-    job = context.job
-    if job is None or not isinstance(job.data, uuid.UUID):
-        return
+    """Every owed note that is due: claimed (one process sends it), sent to the group's
+    activists, crossed off. A crash before the crossing off sends it again after a
+    restart: a note may come twice, never not at all."""
     runtime = runtime_of(context)
-    runtime.news_due.discard(job.data)
-    async with runtime.sessions() as session:
-        group = await session.get(Group, job.data)
-        ids = await audience(session, group_id=job.data, tier=1)
-        people = [p for p in [await session.get(Person, i) for i in ids] if p is not None]
-    if group is None:
-        return
-    for chat_id, person in reachable(runtime.server, people):
-        text = translator(pick_language(person.language, None))(texts.UNCONFIRMED_NEWS)
-        try:
-            await context.bot.send_message(
-                chat_id,
-                text.format(codename=group.codename),
-                protect_content=True,
-            )
-        except TelegramError as exc:
-            log.info("could not tell an activist of unconfirmed news (%s)", type(exc).__name__)
+    runtime.news_note_due = False  # news from now on schedules its own look
+    async with runtime.sessions() as session, session.begin():
+        claimed = await owed_news.claim(session, now=utc_now())
+    for group_id, claim in claimed:
+        async with runtime.sessions() as session:
+            group = await session.get(Group, group_id)
+            ids = await audience(session, group_id=group_id, tier=1)
+            people = [p for p in [await session.get(Person, i) for i in ids] if p is not None]
+        # A group gone meanwhile (shredded with its grants): nobody to tell.
+        codename = group.codename if group is not None else None
+        for chat_id, person in reachable(runtime.server, people) if codename else []:
+            text = translator(pick_language(person.language, None))(texts.UNCONFIRMED_NEWS)
+            try:
+                await context.bot.send_message(
+                    chat_id, text.format(codename=codename), protect_content=True
+                )
+            except TelegramError as exc:
+                log.info("could not tell an activist of unconfirmed news (%s)", type(exc).__name__)
+        async with runtime.sessions() as session, session.begin():
+            await owed_news.told(session, group_id=group_id, claimed=claim)
 
 
 BUDGET_NOTED = "attachments-budget"  # a WatchState row: the admins were told, once

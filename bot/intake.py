@@ -49,6 +49,7 @@ from bot.meaning import (
 )
 from bot.received import FileRef, Received, read_update, watcher_command
 from storage import audit
+from storage import news as owed_news
 from storage.checkins import forwarder_groups
 from storage.codebook import Phrase
 from storage.crypto import ServerKeys
@@ -81,6 +82,9 @@ log = logging.getLogger(__name__)
 BotApplication = Application[Any, Any, Any, Any, Any, Any]
 MB = 1024 * 1024
 RATE_WINDOW = timedelta(hours=1)
+# A burst of a relative's unconfirmed news makes one note to the activists, this long after
+# its first message.
+NEWS_NOTE_DELAY = timedelta(seconds=5)
 WATCHING = frozenset({Role.ACTIVIST, Role.ADMIN})  # their commands are commands
 DAY = timedelta(days=1)
 
@@ -138,8 +142,8 @@ class Runtime:
     # Albums already receipted, by keyed digest of (chat, media group), with when: an
     # album gets one receipt and one follow-up, not one per photo (bot.handlers).
     albums: dict[bytes, float] = field(default_factory=dict)
-    # Groups whose activists are about to be told of unconfirmed news (one note a burst).
-    news_due: set[uuid.UUID] = field(default_factory=set)
+    # Whether a look for owed unconfirmed-news notes is already scheduled (one a burst).
+    news_note_due: bool = False
     # Updates the library could not parse, sealed raw since start-up (the admins' note).
     unreadable_taken: int = 0
     # [intake] attachments_budget_mb was reached: new files are kept as details only,
@@ -477,6 +481,9 @@ class Intake:
         if news:
             message.unconfirmed = True
             session.add(message)
+            # Owed to the groups' activists in the message's own transaction: a crash
+            # before the note goes does not lose it (bot.handlers sends it).
+            await owed_news.mark(session, group_ids=news, at=now + NEWS_NOTE_DELAY)
         too_large: list[int] = []
         for fetched in files:
             meta = {**fetched.ref.meta, "file_id": fetched.ref.file_id}
