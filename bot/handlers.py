@@ -97,13 +97,25 @@ async def _say(
     *,
     keyboard: InlineKeyboardMarkup | None = None,
     ttl: timedelta | None = None,
+    receipt: bool = False,
 ) -> Message | None:
-    """Send a neutral, protected reply that deletes itself after ``ttl`` (receipt_ttl)."""
+    """Send a neutral, protected reply that deletes itself after ``ttl`` (receipt_ttl).
+
+    A chat that Telegram's flood control holds back waits alone; once the wait is over, a
+    ``receipt`` (a message's receipt, follow-up or note) of any but the chat's newest
+    update gives way to the newest one's (bot.flood)."""
     chat = update.effective_chat
     if chat is None:
         return None
     runtime = runtime_of(context)
+    floods, loop = runtime.floods, asyncio.get_running_loop()
     for attempt in range(SEND_ATTEMPTS):
+        while (wait := floods.wait(chat.id, loop.time())) > 0:
+            await asyncio.sleep(wait)
+            floods.waited(chat.id)
+        if receipt and floods.gives_way(chat.id, update.update_id):
+            log.info("update %d: its receipt gave way to a newer one's", update.update_id)
+            return None
         try:
             sent = await context.bot.send_message(
                 chat.id,
@@ -112,8 +124,8 @@ async def _say(
                 reply_markup=keyboard,
                 disable_notification=True,
             )
-        except RetryAfter as exc:  # flood control: Telegram says when
-            await asyncio.sleep(_seconds(exc.retry_after).total_seconds())
+        except RetryAfter as exc:  # flood control: Telegram says when (the loop waits)
+            floods.held(chat.id, loop.time() + _seconds(exc.retry_after).total_seconds())
             continue
         except TimedOut as exc:
             # It may have been sent: a second try could leave two on the phone.
@@ -384,11 +396,18 @@ class Replies:
             key: object = chat.id if chat is not None else ("update", update.update_id)
             by_chat.setdefault(key, []).append((update, taken))
         loop = asyncio.get_running_loop()
+        runtime = self.application.bot_data["runtime"]
+        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
         chains = []
         for key, items in by_chat.items():
             # Taken now, in the order batches come: the chat's next batch waits for this.
             after, done = self._chats.get(key), loop.create_future()
             self._chats[key] = done
+            if isinstance(key, int):
+                # Known at once, so that an earlier batch's replies waiting on flood control
+                # in this chat give way to these (bot.flood).
+                content = [u.update_id for u, t in items if t.in_chat is not None]
+                runtime.floods.begin(key, content)
             chains.append(self._chat(key, items, after, done))
         self._batches.append(asyncio.create_task(self._batch(chains)))
         while len(self._batches) > BATCHES_IN_FLIGHT:
@@ -468,6 +487,10 @@ class Replies:
             done.set_result(None)
             if self._chats.get(key) is done:
                 del self._chats[key]
+            if isinstance(key, int):
+                runtime = self.application.bot_data["runtime"]
+                assert isinstance(runtime, Runtime)  # noqa: S101 (set in app.build_application)
+                runtime.floods.end(key, asyncio.get_running_loop().time())
 
     async def _replies(self, items: list[tuple[Update, Taken]]) -> list[int]:
         runtime = self.application.bot_data["runtime"]
@@ -519,7 +542,7 @@ async def on_content(update: Update, context: Context) -> None:
     t = translator(language)
     message_id = await _stored_id(runtime, update.update_id, taken)
     ref = _reference(runtime, update, message_id)
-    await _say(context, update, t(texts.RECEIPT).format(ref=ref))
+    await _say(context, update, t(texts.RECEIPT).format(ref=ref), receipt=True)
     if update.edited_message is None:
         # The same follow-up for everyone and everything (promise 4): what the message
         # matched, and whether its sender is a relative at all, never shows here.
@@ -529,6 +552,7 @@ async def on_content(update: Update, context: Context) -> None:
             t(texts.FOLLOW_UP),
             keyboard=_follow_up(t, message_id or _stand_in_id(runtime, update)),
             ttl=runtime.settings.intake.question_ttl,
+            receipt=True,
         )
     if taken.unlinked:
         _tell_operators_soon(context)
@@ -544,6 +568,7 @@ async def on_content(update: Update, context: Context) -> None:
             context,
             update,
             t(texts.TOO_LARGE).format(size_mb=-(-size // (1024 * 1024)), limit_mb=limit),
+            receipt=True,
         )
 
 

@@ -34,6 +34,7 @@ from telegram.error import BadRequest
 from telegram.ext import Application
 
 from bot.config import Settings
+from bot.flood import Floods
 from bot.i18n import pick_language
 from bot.meaning import (
     FLAG,
@@ -154,6 +155,8 @@ class Runtime:
     # the one task that writes them, a transaction at a time (bot.handlers).
     deletions_to_write: list[tuple[int, int, datetime, datetime]] = field(default_factory=list)
     deletions_writer: asyncio.Task[None] | None = None
+    # Chats Telegram's flood control holds back, and whose receipts give way (bot.flood).
+    floods: Floods = field(default_factory=Floods)
 
 
 @dataclass(slots=True)
@@ -192,10 +195,15 @@ class Intake:
         if taken.outcome is Outcome.UNREADABLE:
             return taken
         self.runtime.taken[update.update_id] = taken
+        chat = update.effective_chat
+        if chat is not None:
+            self.runtime.floods.begin(chat.id, [update.update_id] if taken.in_chat else [])
         try:
             await self.application.process_update(update)
         finally:
             self.runtime.taken.pop(update.update_id, None)
+            if chat is not None:
+                self.runtime.floods.end(chat.id, asyncio.get_running_loop().time())
         return taken
 
     async def take_in(self, update: Update, *, now: datetime) -> Taken:
