@@ -661,6 +661,16 @@ async def _tell_activists(context: Context) -> None:
                 log.info("could not tell an activist of unconfirmed news (%s)", type(exc).__name__)
         async with runtime.sessions() as session, session.begin():
             await owed_news.told(session, group_id=group_id, claimed=claim)
+    # A note owed but not yet due (news just before a restart, or while this ran): looked
+    # for at its moment, not at the next minute's look.
+    async with runtime.sessions() as session:
+        at = await owed_news.next_at(session)
+    queue, now = context.job_queue, utc_now()
+    soon = at is not None and at - now < NEWS_LOOK_EVERY
+    if at is not None and soon and queue is not None and not runtime.news_note_due:
+        runtime.news_note_due = True
+        when = max(at - now, timedelta(milliseconds=100))
+        queue.run_once(_tell_activists, when=when, name="news")
 
 
 BUDGET_NOTED = "attachments-budget"  # a WatchState row: the admins were told, once

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -86,6 +87,14 @@ async def told(session: AsyncSession, *, group_id: uuid.UUID, claimed: datetime)
             col(WatchState.name) == _name(group_id), col(WatchState.at) == claimed
         )
     )
+
+
+async def next_at(session: AsyncSession) -> datetime | None:
+    """The earliest moment a note is owed from (or a claim on one runs out); None: none."""
+    result = await session.exec(
+        select(sa.func.min(WatchState.at)).where(col(WatchState.name).startswith(PREFIX))
+    )
+    return result.one()
 
 
 async def owed(session: AsyncSession) -> list[tuple[uuid.UUID, datetime]]:

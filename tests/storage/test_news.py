@@ -25,11 +25,15 @@ async def test_a_burst_of_news_owes_one_note_a_group(session: AsyncSession) -> N
         [(PINE, now + timedelta(seconds=5)), (OAK, now + timedelta(seconds=9))]
     )
     assert await news.claim(session, now=now) == []  # not due yet
+    assert await news.next_at(session) == now + timedelta(seconds=5)
     claimed = await news.claim(session, now=now + timedelta(seconds=6))
     assert [group for group, _ in claimed] == [PINE]
     await news.told(session, group_id=PINE, claimed=claimed[0][1])
     await session.commit()
     assert [group for group, _ in await news.owed(session)] == [OAK]
+    await news.told(session, group_id=OAK, claimed=now + timedelta(seconds=9))  # by its moment
+    await session.commit()
+    assert await news.next_at(session) is None
 
 
 async def test_two_senders_claim_a_note_once(session: AsyncSession) -> None:
