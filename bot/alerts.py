@@ -299,6 +299,9 @@ async def _compose(
         if not parts:
             continue
         chat_id = chat_id_of(server, person)
+        if chat_id is None:
+            # Not kept: nobody whose chat is erased holds a watching role (storage.people).
+            continue
         attempts = max(a.attempts for a, _ in parts)
         if len(parts) > DIGEST_OVER:
             for chunk in _digest_chunks(parts, language=language):

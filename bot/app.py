@@ -175,6 +175,7 @@ async def serve(
         if after_drain is not None:
             await after_drain(application)
         await watch.start(application, started_at=started_at)
+        handlers.schedule_news_notes(application)
         try:
             if settings.telegram.mode == "webhook":
                 from bot.webhook import set_webhook  # aiohttp loads only for a webhook

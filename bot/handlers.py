@@ -41,9 +41,10 @@ from bot import commands, texts
 from bot.activists import ALERT_BUTTONS, on_alert_button
 from bot.commands import role_of, watches
 from bot.i18n import LANGUAGES, Words, pick_language, translator
-from bot.intake import BotApplication, Outcome, Runtime, Taken
+from bot.intake import NEWS_NOTE_DELAY, BotApplication, Outcome, Runtime, Taken
 from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
 from storage import deletions
+from storage import news as owed_news
 from storage.alerts import admins, audience
 from storage.messages import (
     chat_ref_of,
@@ -55,11 +56,11 @@ from storage.messages import (
 )
 from storage.models import Group, Person, Role, WatchState
 from storage.people import (
-    chat_id_of,
     find_people,
     find_person,
     get_or_create_person,
     people_with_role,
+    reachable,
     watching_among,
 )
 from storage.timeutil import utc_now
@@ -96,13 +97,25 @@ async def _say(
     *,
     keyboard: InlineKeyboardMarkup | None = None,
     ttl: timedelta | None = None,
+    receipt: bool = False,
 ) -> Message | None:
-    """Send a neutral, protected reply that deletes itself after ``ttl`` (receipt_ttl)."""
+    """Send a neutral, protected reply that deletes itself after ``ttl`` (receipt_ttl).
+
+    A chat that Telegram's flood control holds back waits alone; once the wait is over, a
+    ``receipt`` (a message's receipt, follow-up or note) of any but the chat's newest
+    update gives way to the newest one's (bot.flood)."""
     chat = update.effective_chat
     if chat is None:
         return None
     runtime = runtime_of(context)
+    floods, loop = runtime.floods, asyncio.get_running_loop()
     for attempt in range(SEND_ATTEMPTS):
+        while (wait := floods.wait(chat.id, loop.time())) > 0:
+            await asyncio.sleep(wait)
+            floods.waited(chat.id)
+        if receipt and floods.gives_way(chat.id, update.update_id):
+            log.info("update %d: its receipt gave way to a newer one's", update.update_id)
+            return None
         try:
             sent = await context.bot.send_message(
                 chat.id,
@@ -111,8 +124,8 @@ async def _say(
                 reply_markup=keyboard,
                 disable_notification=True,
             )
-        except RetryAfter as exc:  # flood control: Telegram says when
-            await asyncio.sleep(_seconds(exc.retry_after).total_seconds())
+        except RetryAfter as exc:  # flood control: Telegram says when (the loop waits)
+            floods.held(chat.id, loop.time() + _seconds(exc.retry_after).total_seconds())
             continue
         except TimedOut as exc:
             # It may have been sent: a second try could leave two on the phone.
@@ -383,11 +396,18 @@ class Replies:
             key: object = chat.id if chat is not None else ("update", update.update_id)
             by_chat.setdefault(key, []).append((update, taken))
         loop = asyncio.get_running_loop()
+        runtime = self.application.bot_data["runtime"]
+        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
         chains = []
         for key, items in by_chat.items():
             # Taken now, in the order batches come: the chat's next batch waits for this.
             after, done = self._chats.get(key), loop.create_future()
             self._chats[key] = done
+            if isinstance(key, int):
+                # Known at once, so that an earlier batch's replies waiting on flood control
+                # in this chat give way to these (bot.flood).
+                content = [u.update_id for u, t in items if t.in_chat is not None]
+                runtime.floods.begin(key, content)
             chains.append(self._chat(key, items, after, done))
         self._batches.append(asyncio.create_task(self._batch(chains)))
         while len(self._batches) > BATCHES_IN_FLIGHT:
@@ -468,6 +488,10 @@ class Replies:
             done.set_result(None)
             if self._chats.get(key) is done:
                 del self._chats[key]
+            if isinstance(key, int):
+                runtime = self.application.bot_data["runtime"]
+                assert isinstance(runtime, Runtime)  # noqa: S101 (set in app.build_application)
+                runtime.floods.end(key, asyncio.get_running_loop().time())
 
     async def _replies(self, items: list[tuple[Update, Taken]]) -> list[int]:
         runtime = self.application.bot_data["runtime"]
@@ -519,7 +543,7 @@ async def on_content(update: Update, context: Context) -> None:
     t = translator(language)
     message_id = await _stored_id(runtime, update.update_id, taken)
     ref = _reference(runtime, update, message_id)
-    await _say(context, update, t(texts.RECEIPT).format(ref=ref))
+    await _say(context, update, t(texts.RECEIPT).format(ref=ref), receipt=True)
     if update.edited_message is None:
         # The same follow-up for everyone and everything (promise 4): what the message
         # matched, and whether its sender is a relative at all, never shows here.
@@ -529,6 +553,7 @@ async def on_content(update: Update, context: Context) -> None:
             t(texts.FOLLOW_UP),
             keyboard=_follow_up(t, message_id or _stand_in_id(runtime, update)),
             ttl=runtime.settings.intake.question_ttl,
+            receipt=True,
         )
     if taken.unlinked:
         _tell_operators_soon(context)
@@ -544,6 +569,7 @@ async def on_content(update: Update, context: Context) -> None:
             context,
             update,
             t(texts.TOO_LARGE).format(size_mb=-(-size // (1024 * 1024)), limit_mb=limit),
+            receipt=True,
         )
 
 
@@ -583,42 +609,69 @@ def _tell_operators_soon(context: Context) -> None:
 
 
 def _tell_activists_soon(context: Context, groups: Sequence[uuid.UUID]) -> None:
-    """A group's activists learn that unconfirmed news arrived (promise 8), once a burst."""
+    """A group's activists learn that unconfirmed news arrived (promise 8), once a burst.
+    The note is owed in storage (storage.news, written with the message): this only sends
+    it soon; ``schedule_news_notes`` looks for owed notes after a restart and every minute."""
     runtime = runtime_of(context)
     queue = context.job_queue
-    fresh = [g for g in groups if g not in runtime.news_due]
-    if queue is None or not fresh:
+    if queue is None or not groups or runtime.news_note_due:
         return
-    runtime.news_due.update(fresh)
-    for group_id in fresh:
-        queue.run_once(_tell_activists, when=NEWS_NOTE_DELAY, data=group_id, name="news")
+    runtime.news_note_due = True
+    queue.run_once(_tell_activists, when=NEWS_NOTE_DELAY, name="news")
 
 
-NEWS_NOTE_DELAY = timedelta(seconds=5)
+# After a start (a crash may have left notes owed), and then this often: a note owed by
+# a process that died is sent by whichever process looks next.
+NEWS_LOOK_EVERY = timedelta(minutes=1)
+
+
+def schedule_news_notes(application: BotApplication) -> None:
+    if application.job_queue is None:
+        return
+    application.job_queue.run_repeating(
+        _tell_activists,
+        interval=NEWS_LOOK_EVERY,
+        first=timedelta(milliseconds=10),  # python-telegram-bot reads 0 as "after one interval"
+        name="news-owed",
+        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+    )
 
 
 async def _tell_activists(context: Context) -> None:
-    job = context.job
-    if job is None or not isinstance(job.data, uuid.UUID):
-        return
+    """Every owed note that is due: claimed (one process sends it), sent to the group's
+    activists, crossed off. A crash before the crossing off sends it again after a
+    restart: a note may come twice, never not at all."""
     runtime = runtime_of(context)
-    runtime.news_due.discard(job.data)
+    runtime.news_note_due = False  # news from now on schedules its own look
+    async with runtime.sessions() as session, session.begin():
+        claimed = await owed_news.claim(session, now=utc_now())
+    for group_id, claim in claimed:
+        async with runtime.sessions() as session:
+            group = await session.get(Group, group_id)
+            ids = await audience(session, group_id=group_id, tier=1)
+            people = [p for p in [await session.get(Person, i) for i in ids] if p is not None]
+        # A group gone meanwhile (shredded with its grants): nobody to tell.
+        codename = group.codename if group is not None else None
+        for chat_id, person in reachable(runtime.server, people) if codename else []:
+            text = translator(pick_language(person.language, None))(texts.UNCONFIRMED_NEWS)
+            try:
+                await context.bot.send_message(
+                    chat_id, text.format(codename=codename), protect_content=True
+                )
+            except TelegramError as exc:
+                log.info("could not tell an activist of unconfirmed news (%s)", type(exc).__name__)
+        async with runtime.sessions() as session, session.begin():
+            await owed_news.told(session, group_id=group_id, claimed=claim)
+    # A note owed but not yet due (news just before a restart, or while this ran): looked
+    # for at its moment, not at the next minute's look.
     async with runtime.sessions() as session:
-        group = await session.get(Group, job.data)
-        ids = await audience(session, group_id=job.data, tier=1)
-        people = [p for p in [await session.get(Person, i) for i in ids] if p is not None]
-    if group is None:
-        return
-    for person in people:
-        text = translator(pick_language(person.language, None))(texts.UNCONFIRMED_NEWS)
-        try:
-            await context.bot.send_message(
-                chat_id_of(runtime.server, person),
-                text.format(codename=group.codename),
-                protect_content=True,
-            )
-        except TelegramError as exc:
-            log.info("could not tell an activist of unconfirmed news (%s)", type(exc).__name__)
+        at = await owed_news.next_at(session)
+    queue, now = context.job_queue, utc_now()
+    soon = at is not None and at - now < NEWS_LOOK_EVERY
+    if at is not None and soon and queue is not None and not runtime.news_note_due:
+        runtime.news_note_due = True
+        when = max(at - now, timedelta(milliseconds=100))
+        queue.run_once(_tell_activists, when=when, name="news")
 
 
 BUDGET_NOTED = "attachments-budget"  # a WatchState row: the admins were told, once
@@ -633,11 +686,11 @@ async def _tell_admins_budget(context: Context) -> None:
             return
         session.add(WatchState(name=BUDGET_NOTED, at=utc_now()))
         people = [p for p in [await session.get(Person, i) for i in await admins(session)] if p]
-    for person in people:
+    for chat_id, person in reachable(runtime.server, people):
         text = translator(pick_language(person.language, None))(texts.BUDGET_REACHED)
         try:
             await context.bot.send_message(
-                chat_id_of(runtime.server, person),
+                chat_id,
                 text.format(mb=runtime.settings.intake.attachments_budget_mb),
                 protect_content=True,
             )
@@ -652,13 +705,11 @@ async def _tell_operators(context: Context) -> None:
     async with runtime.sessions() as session:
         count = await unlinked_count(session)
         operators = await people_with_role(session, role=Role.OPERATOR)
-    for person in operators:
+    for chat_id, person in reachable(runtime.server, operators):
         words = Words(pick_language(person.language, None), UTC)
         text = words.n_(texts.UNLINKED_WAITING, count)
         try:
-            await context.bot.send_message(
-                chat_id_of(runtime.server, person), text.format(count=count), protect_content=True
-            )
+            await context.bot.send_message(chat_id, text.format(count=count), protect_content=True)
         except TelegramError as exc:
             log.info("could not tell an operator the unlinked count (%s)", type(exc).__name__)
 
@@ -740,10 +791,7 @@ def _reference(runtime: Runtime, update: Update, message_id: uuid.UUID | None) -
 
 async def _mark_deleted(runtime: Runtime, update_id: int) -> None:
     async with runtime.sessions() as session, session.begin():
-        stored = await find_by_update(session, update_id=update_id)
-        if stored is not None and stored.deleted_in_chat_at is None:
-            stored.deleted_in_chat_at = utc_now()
-            session.add(stored)
+        await mark_deleted_in_chat(session, update_ids=[update_id], now=utc_now())
 
 
 # --------------------------------------------------------------------------- commands
@@ -766,7 +814,6 @@ async def on_start(update: Update, context: Context) -> None:
             session,
             server=runtime.server,
             telegram_id=user.id,
-            chat_id=message.chat_id,
             now=utc_now(),
         )
         if person.language not in LANGUAGES:
@@ -835,7 +882,6 @@ async def on_language_chosen(update: Update, context: Context) -> None:
             session,
             server=runtime.server,
             telegram_id=update.effective_user.id,
-            chat_id=update.effective_user.id,
             now=utc_now(),
         )
         person.language = choice

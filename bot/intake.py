@@ -34,6 +34,7 @@ from telegram.error import BadRequest
 from telegram.ext import Application
 
 from bot.config import Settings
+from bot.flood import Floods
 from bot.i18n import pick_language
 from bot.meaning import (
     FLAG,
@@ -49,6 +50,7 @@ from bot.meaning import (
 )
 from bot.received import FileRef, Received, read_update, watcher_command
 from storage import audit
+from storage import news as owed_news
 from storage.checkins import forwarder_groups
 from storage.codebook import Phrase
 from storage.crypto import ServerKeys
@@ -60,15 +62,17 @@ from storage.messages import (
     store_attachment,
     store_message,
 )
-from storage.models import Group, Message, Operator, OriginKind, Person, Signal, Status
+from storage.models import Group, Message, Operator, OriginKind, Person, Role, Signal, Status
 from storage.people import (
+    CHAT_ROLES,
     add_person,
     find_people,
     find_person,
     granted_among,
+    keep_chat,
     pseudonym,
     redeem_invite,
-    watching_among,
+    roles_among,
 )
 from storage.sealing import active_operators
 from storage.timeutil import utc_now
@@ -79,6 +83,10 @@ log = logging.getLogger(__name__)
 BotApplication = Application[Any, Any, Any, Any, Any, Any]
 MB = 1024 * 1024
 RATE_WINDOW = timedelta(hours=1)
+# A burst of a relative's unconfirmed news makes one note to the activists, this long after
+# its first message.
+NEWS_NOTE_DELAY = timedelta(seconds=5)
+WATCHING = frozenset({Role.ACTIVIST, Role.ADMIN})  # their commands are commands
 DAY = timedelta(days=1)
 
 
@@ -135,8 +143,8 @@ class Runtime:
     # Albums already receipted, by keyed digest of (chat, media group), with when: an
     # album gets one receipt and one follow-up, not one per photo (bot.handlers).
     albums: dict[bytes, float] = field(default_factory=dict)
-    # Groups whose activists are about to be told of unconfirmed news (one note a burst).
-    news_due: set[uuid.UUID] = field(default_factory=set)
+    # Whether a look for owed unconfirmed-news notes is already scheduled (one a burst).
+    news_note_due: bool = False
     # Updates the library could not parse, sealed raw since start-up (the admins' note).
     unreadable_taken: int = 0
     # [intake] attachments_budget_mb was reached: new files are kept as details only,
@@ -147,6 +155,8 @@ class Runtime:
     # the one task that writes them, a transaction at a time (bot.handlers).
     deletions_to_write: list[tuple[int, int, datetime, datetime]] = field(default_factory=list)
     deletions_writer: asyncio.Task[None] | None = None
+    # Chats Telegram's flood control holds back, and whose receipts give way (bot.flood).
+    floods: Floods = field(default_factory=Floods)
 
 
 @dataclass(slots=True)
@@ -165,6 +175,7 @@ class _Batch:
     people: dict[int, Person]
     recent: dict[uuid.UUID, int]
     watchers: set[uuid.UUID]  # activists and admins: their commands are not messages
+    keepers: set[uuid.UUID]  # whose chat id is kept (storage.people.CHAT_ROLES)
     forwarders: dict[uuid.UUID, list[Group]] = field(default_factory=dict)
     operators: list[Operator] | None = None
     phrases: list[Phrase] | None = None
@@ -184,10 +195,15 @@ class Intake:
         if taken.outcome is Outcome.UNREADABLE:
             return taken
         self.runtime.taken[update.update_id] = taken
+        chat = update.effective_chat
+        if chat is not None:
+            self.runtime.floods.begin(chat.id, [update.update_id] if taken.in_chat else [])
         try:
             await self.application.process_update(update)
         finally:
             self.runtime.taken.pop(update.update_id, None)
+            if chat is not None:
+                self.runtime.floods.end(chat.id, asyncio.get_running_loop().time())
         return taken
 
     async def take_in(self, update: Update, *, now: datetime) -> Taken:
@@ -217,6 +233,7 @@ class Intake:
             # this one (webhook retries), or come back after a crash.
             seen = await processed_among(session, update_ids=[u.update_id for u in updates])
             batch = await self._batch(session, updates, readings, seen, now)
+            self._keep_chats(session, batch)
             takens: list[Taken] = []
             fresh: list[int] = []
             for update, received in zip(updates, readings, strict=True):
@@ -258,8 +275,19 @@ class Intake:
         recent = await counts_from_senders_since(
             session, sender_ids=[p.id for p in people.values()], since=now - RATE_WINDOW
         )
-        watchers = await watching_among(session, person_ids=[p.id for p in people.values()])
-        return _Batch(people=people, recent=recent, watchers=watchers)
+        roles = await roles_among(session, person_ids=[p.id for p in people.values()])
+        watchers = {i for i, held in roles.items() if held & WATCHING}
+        keepers = {i for i, held in roles.items() if held & CHAT_ROLES}
+        return _Batch(people=people, recent=recent, watchers=watchers, keepers=keepers)
+
+    def _keep_chats(self, session: AsyncSession, batch: _Batch) -> None:
+        """The chat ids of the batch's senders: kept (sealed) for those the bot writes to
+        first, erased for everyone else (a relative's chat is answered from its update)."""
+        for telegram_id, person in batch.people.items():
+            # In a private chat the chat id is the sender's Telegram id.
+            chat_id = telegram_id if person.id in batch.keepers else None
+            if keep_chat(self.runtime.server, person, chat_id):
+                session.add(person)
 
     async def _take_one(
         self,
@@ -297,12 +325,10 @@ class Intake:
     ) -> Person:
         """Someone the batch has not met: a person now (in a private chat, the chat id is
         the Telegram id), known to the rest of the batch."""
+        # No chat id kept: a newcomer holds no role the bot writes to first (a grant
+        # redeemed later in the batch keeps it then).
         person = await add_person(
-            session,
-            server=self.runtime.server,
-            telegram_id=telegram_id,
-            chat_id=telegram_id,
-            now=now,
+            session, server=self.runtime.server, telegram_id=telegram_id, now=now
         )
         batch.people[telegram_id] = person
         return person
@@ -463,6 +489,9 @@ class Intake:
         if news:
             message.unconfirmed = True
             session.add(message)
+            # Owed to the groups' activists in the message's own transaction: a crash
+            # before the note goes does not lose it (bot.handlers sends it).
+            await owed_news.mark(session, group_ids=news, at=now + NEWS_NOTE_DELAY)
         too_large: list[int] = []
         for fetched in files:
             meta = {**fetched.ref.meta, "file_id": fetched.ref.file_id}
@@ -516,9 +545,15 @@ class Intake:
             return Taken(Outcome.NOT_CONTENT, started=(False, False))
         # The batch's later messages see the new groups and roles.
         batch.forwarders.pop(person.id, None)
-        watching = person.id in await watching_among(session, person_ids=[person.id])
+        roles = (await roles_among(session, person_ids=[person.id])).get(person.id, set())
+        watching = bool(roles & WATCHING)
         if watching:
             batch.watchers.add(person.id)
+        if roles & CHAT_ROLES:
+            # Alerts and notices are sent to this chat from now on.
+            batch.keepers.add(person.id)
+            if keep_chat(self.runtime.server, person, user.id):
+                session.add(person)
         return Taken(Outcome.NOT_CONTENT, started=(True, watching))
 
     async def _answer(

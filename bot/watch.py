@@ -42,12 +42,14 @@ from bot.engine import BATCH, AlertTiming, run_pass
 from bot.i18n import Words, pick_language
 from bot.intake import BotApplication, Runtime
 from bot.integrity import jobs as integrity_jobs
+from storage import deletions
 from storage.alerts import admins
 from storage.db import reclaim_deleted
 from storage.due import ENGINE_TABLES, SEND_TABLES, Listener, Probe, subscribe
 from storage.groups import SHREDDED_TABLES
+from storage.messages import forget_chat_refs
 from storage.models import Person, ProcessedUpdate, WatchState
-from storage.people import chat_id_of
+from storage.people import forget_chats, reachable
 from storage.retention import apply_retention
 from storage.runs import BEAT_EVERY, beat, end, register, release_dead
 from storage.timeutil import utc_now
@@ -64,6 +66,9 @@ MAX_HOLD = 3.0
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
 HEARTBEAT_EVERY = timedelta(minutes=1)
 RETENTION_EVERY = timedelta(hours=6)
+# How often chat ids nothing is left to do with are erased: a stored message's place in
+# its chat is kept at most Telegram's 48 hours and this much more.
+FORGET_CHATS_EVERY = timedelta(minutes=10)
 ALIVE = "alive"
 # Away for less than this is a restart, not an absence worth telling admins about.
 WORTH_TELLING = timedelta(minutes=2)
@@ -106,6 +111,13 @@ async def start(application: BotApplication, *, started_at: datetime) -> None:
         interval=RETENTION_EVERY,
         first=AT_ONCE,
         name="retention",
+        job_kwargs=_JOB_OPTIONS,
+    )
+    queue.run_repeating(
+        forget_chats_job,
+        interval=FORGET_CHATS_EVERY,
+        first=AT_ONCE,
+        name="forget-chats",
         job_kwargs=_JOB_OPTIONS,
     )
     integrity_jobs.schedule(queue, runtime, options=_JOB_OPTIONS)
@@ -342,6 +354,18 @@ async def retention_job(context: Context) -> None:
         log.info("retention: shredded the contents of %d group(s)", len(done))
 
 
+async def forget_chats_job(context: Context) -> None:
+    """Erase the chat ids nothing is left to say or delete in: the place in its chat of
+    every message past Telegram's 48 hours (deleted or not: the bot may delete nothing
+    there any more), and the chat of everyone the bot no longer writes to first."""
+    runtime = _runtime(context)
+    async with runtime.sessions() as session, session.begin():
+        refs = await forget_chat_refs(session, received_before=utc_now() - deletions.DELETABLE_FOR)
+        people = await forget_chats(session)
+    if refs or people:
+        log.info("erased the chat of %d message(s) and of %d person(s)", refs, people)
+
+
 async def heartbeat_job(context: Context) -> None:
     runtime = _runtime(context)
     await _record_alive(runtime, utc_now())
@@ -410,7 +434,7 @@ async def _absence(
             )
         ).one()
         people = [p for p in [await session.get(Person, i) for i in await admins(session)] if p]
-        targets = [(chat_id_of(runtime.server, p), p.language) for p in people]
+        targets = [(chat_id, p.language) for chat_id, p in reachable(runtime.server, people)]
         now = utc_now()
         if state is None:
             session.add(WatchState(name=ALIVE, at=now))

@@ -89,6 +89,9 @@ class InboxItem:
     readable: bool  # False: sealed to a group whose key this operator was not given
     text: str
     danger: bool = False  # the text holds a danger word: for people to look, never a flip
+    # A relative's news about a group in trouble that no signal confirmed and no operator
+    # placed yet: listed first (its activists were told that news arrived).
+    unconfirmed: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -107,6 +110,7 @@ class InboxItem:
             "starred": self.starred,
             "readable": self.readable,
             "danger": self.danger,
+            "unconfirmed": self.unconfirmed,
             "text": self.text,
         }
 
@@ -169,7 +173,9 @@ async def list_inbox(
     offset: int = 0,
     progress: Progress | None = None,
 ) -> list[InboxItem]:
-    """Messages, newest first, opened with the operator's key. ``unread`` and
+    """Messages, a relative's unconfirmed news first (``InboxItem.unconfirmed``: an operator
+    should read these before anything else), then newest first, opened with the
+    operator's key. ``unread`` and
     ``starred`` are this operator's own marks; ``unconfirmed``, a relative's news about a
     group in trouble that no signal confirmed, and those linked by a guess (a phrase, a
     relative's only group) that nobody confirmed; ``danger``,
@@ -188,7 +194,11 @@ async def list_inbox(
         danger=danger,
         kind=kind,
         sender=sender,
-    ).order_by(col(Message.received_at).desc(), col(Message.version).desc())
+    ).order_by(
+        col(Message.unconfirmed).desc(),
+        col(Message.received_at).desc(),
+        col(Message.version).desc(),
+    )
     if offset:
         query = query.offset(offset)
     if limit is not None:
@@ -230,6 +240,7 @@ async def list_inbox(
                     readable=body is not None,
                     text=text_of(body) if body is not None else "",
                     danger=row.possible_detention,
+                    unconfirmed=row.unconfirmed,
                 )
             )
         if progress is not None:

@@ -242,14 +242,32 @@ async def find_by_update(session: AsyncSession, *, update_id: int) -> Message | 
 async def mark_deleted_in_chat(
     session: AsyncSession, *, update_ids: Sequence[int], now: datetime
 ) -> None:
-    """The messages these updates brought are gone from the relative's chat: one UPDATE."""
+    """The messages these updates brought are gone from the relative's chat: one UPDATE.
+    Where they sat goes too: nothing is left to delete there (``chat_ref_digest`` stays,
+    a keyed digest that opens nothing)."""
     if not update_ids:
         return
     await session.exec(
         update(Message)
         .where(col(Message.update_id).in_(update_ids), col(Message.deleted_in_chat_at).is_(None))
-        .values(deleted_in_chat_at=now)
+        .values(deleted_in_chat_at=now, chat_ref_sealed=None)
     )
+
+
+async def forget_chat_refs(session: AsyncSession, *, received_before: datetime) -> int:
+    """Erase where the messages received before ``received_before`` sit in their chats
+    (the caller passes Telegram's 48 hours ago: past them the bot may delete nothing
+    there, whether or not ``[intake] delete_forwarded`` deleted them); how many."""
+    result = await session.exec(
+        update(Message)
+        .where(
+            col(Message.chat_ref_sealed).is_not(None),
+            col(Message.received_at) < received_before,
+        )
+        .values(chat_ref_sealed=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)
 
 
 async def count_from_sender_since(session: AsyncSession, *, sender: Person, since: datetime) -> int:

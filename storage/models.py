@@ -196,7 +196,11 @@ class Person(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=_id, primary_key=True)
     telegram_index: bytes = Field(unique=True)
-    chat_sealed: bytes
+    # Kept only while the bot writes to them first (activists, admins, operators:
+    # storage.people.CHAT_ROLES); a relative's or a stranger's is never kept. Empty: not
+    # kept (an empty value, not NULL: making the column nullable would copy the table on
+    # SQLite, whose DROP cascades to every role grant while foreign keys are on).
+    chat_sealed: bytes = b""
     language: str | None = Field(default=None, max_length=16)
     # For the times shown to this person; None means [display] timezone.
     tz: str | None = Field(default=None, max_length=64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 
 from sqlmodel import col, select, update
@@ -16,6 +16,11 @@ from storage.identifiers import normalise_telegram_id
 from storage.models import Group, IdentifierKind, Invite, Person, Role, RoleGrant
 
 GROUP_ROLES = frozenset({Role.RELATIVE, Role.ACTIVIST})
+# The roles the bot writes to first (alerts, notices, the unlinked count): only their
+# holders' chat ids are kept. A relative's or a stranger's chat is answered from their
+# own update and deleted from by storage.deletions, so their chat id is not kept
+# (a seized running server opens every sealed chat id it finds).
+CHAT_ROLES = frozenset({Role.ACTIVIST, Role.ADMIN, Role.OPERATOR})
 # Short on purpose: a label is read on a relative's screen, and says nothing by itself.
 CHAT_LABEL_MAX = 16
 
@@ -63,7 +68,12 @@ async def find_people(
 
 
 async def get_or_create_person(
-    session: AsyncSession, *, server: ServerKeys, telegram_id: int, chat_id: int, now: datetime
+    session: AsyncSession,
+    *,
+    server: ServerKeys,
+    telegram_id: int,
+    now: datetime,
+    chat_id: int | None = None,
 ) -> Person:
     person = await find_person(session, server=server, telegram_id=telegram_id)
     if person is not None:
@@ -74,24 +84,48 @@ async def get_or_create_person(
 
 
 async def add_person(
-    session: AsyncSession, *, server: ServerKeys, telegram_id: int, chat_id: int, now: datetime
+    session: AsyncSession,
+    *,
+    server: ServerKeys,
+    telegram_id: int,
+    now: datetime,
+    chat_id: int | None = None,
 ) -> Person:
-    """A person who was not found (the caller looked, with ``find_person`` or ``find_people``)."""
+    """A person who was not found (the caller looked, with ``find_person`` or ``find_people``).
+    ``chat_id`` only for someone the bot will write to first (``CHAT_ROLES``)."""
     person_id = uuid.uuid4()
     index = await asyncio.to_thread(telegram_index, server, telegram_id)
-    person = Person(
-        id=person_id,
-        telegram_index=index,
-        chat_sealed=server.seal(str(chat_id).encode(), chat_binding(person_id)),
-        created_at=now,
-    )
+    person = Person(id=person_id, telegram_index=index, created_at=now)
+    keep_chat(server, person, chat_id)
     session.add(person)
     await session.flush()
     return person
 
 
-def chat_id_of(server: ServerKeys, person: Person) -> int:
+def chat_id_of(server: ServerKeys, person: Person) -> int | None:
+    """The person's chat, if it is kept (only for ``CHAT_ROLES``: see ``keep_chat``)."""
+    if not person.chat_sealed:
+        return None
     return int(server.open(person.chat_sealed, chat_binding(person.id)))
+
+
+def reachable(server: ServerKeys, people: Iterable[Person]) -> list[tuple[int, Person]]:
+    """(chat id, person) for those of ``people`` whose chat is kept: the ones the bot
+    may write to first."""
+    chats = [(chat_id_of(server, p), p) for p in people]
+    return [(chat_id, p) for chat_id, p in chats if chat_id is not None]
+
+
+def keep_chat(server: ServerKeys, person: Person, chat_id: int | None) -> bool:
+    """Keep the person's chat id (sealed), or erase it (None); whether that changed the
+    row (the caller adds it to the session). A chat id is kept only for someone the bot
+    writes to first; everyone else's is erased."""
+    if chat_id is None:
+        return erase_chat(person)
+    if chat_id_of(server, person) == chat_id:
+        return False
+    person.chat_sealed = server.seal(str(chat_id).encode(), chat_binding(person.id))
+    return True
 
 
 def new_invite_code() -> str:
@@ -249,7 +283,41 @@ async def revoke(
     grants = list(result.all())
     for grant in grants:
         await session.refresh(grant)
+    if not await _granted(session, [person.id], roles=CHAT_ROLES):
+        # Nobody writes to them first any more: their chat id goes with the last such
+        # role (an UPDATE: whatever this object holds, the row is what counts).
+        await session.exec(
+            update(Person)
+            .where(col(Person.id) == person.id)
+            .values(chat_sealed=b"")
+            .execution_options(synchronize_session=False)
+        )
+        erase_chat(person)
     return grants
+
+
+def erase_chat(person: Person) -> bool:
+    """Erase the person's chat id; whether there was one."""
+    if not person.chat_sealed:
+        return False
+    person.chat_sealed = b""
+    return True
+
+
+async def forget_chats(session: AsyncSession) -> int:
+    """Erase the chat id of everyone the bot no longer writes to first (a role revoked
+    by any path, a group shredded with its grants, rows older than this rule): one
+    UPDATE; how many were erased."""
+    kept = select(RoleGrant.person_id).where(
+        col(RoleGrant.revoked_at).is_(None), col(RoleGrant.role).in_(list(CHAT_ROLES))
+    )
+    result = await session.exec(
+        update(Person)
+        .where(col(Person.chat_sealed) != b"", col(Person.id).not_in(kept))
+        .values(chat_sealed=b"")
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)
 
 
 async def people_with_role(session: AsyncSession, *, role: Role) -> list[Person]:
@@ -266,6 +334,23 @@ async def watching_among(
 ) -> set[uuid.UUID]:
     """Which of these people are activists or admins now (one query for a batch)."""
     return await _granted(session, person_ids, roles=(Role.ACTIVIST, Role.ADMIN))
+
+
+async def roles_among(
+    session: AsyncSession, *, person_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, set[Role]]:
+    """The live roles of these people (one query for a batch; absent: a stranger)."""
+    if not person_ids:
+        return {}
+    result = await session.exec(
+        select(RoleGrant.person_id, RoleGrant.role).where(
+            col(RoleGrant.person_id).in_(list(person_ids)), col(RoleGrant.revoked_at).is_(None)
+        )
+    )
+    roles: dict[uuid.UUID, set[Role]] = {}
+    for person_id, role in result.all():
+        roles.setdefault(person_id, set()).add(Role(role))
+    return roles
 
 
 async def granted_among(

@@ -166,7 +166,9 @@ def inbox_list(
     config: ConfigOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Messages, newest first: group, why it was linked, signal, times, forwarder, text."""
+    """Messages, a relative's unconfirmed news about a group in trouble first (signal
+    "unconfirmed"), then newest first: group, why it was linked, signal, times, forwarder,
+    text."""
     now = utc_now()
     after = parse_since(since, now=now) if since else None
     private_key = unlock_operator_key(key)  # before the transaction: the prompt may wait
@@ -224,7 +226,7 @@ def inbox_list(
             "": ("*" if item.starred else "") + ("" if item.seen else "new"),
             "group": item.group or "—",
             "linked by": item.link_reason or "—",
-            "signal": item.signal or "—",
+            "signal": item.signal or ("unconfirmed" if item.unconfirmed else "—"),
             "danger": "yes" if item.danger else "",
             "sent": _short(item.origin_at),
             "received": _short(item.received_at),

@@ -30,7 +30,7 @@ from bot.intake import Runtime
 from storage import audit
 from storage.alerts import admins
 from storage.models import Person
-from storage.people import chat_id_of
+from storage.people import reachable
 from storage.timeutil import utc_now
 from storage.trust import bound
 
@@ -43,7 +43,7 @@ ACTOR = "bot@integrity"
 async def _admin_chats(runtime: Runtime) -> list[tuple[int, str | None]]:
     async with runtime.sessions() as session:
         people = [p for p in [await session.get(Person, i) for i in await admins(session)] if p]
-        return [(chat_id_of(runtime.server, p), p.language) for p in people]
+        return [(chat_id, p.language) for chat_id, p in reachable(runtime.server, people)]
 
 
 async def _tell_admins(bot: Bot, runtime: Runtime, text: str, **values: object) -> int:

@@ -5,17 +5,23 @@ own messages that were still to be deleted when the bot stopped (SIGTERM) or was
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from bot.standin import SimUser, TelegramStandIn
-from storage.crypto import ServerKeys
+from storage import news
+from storage.checkins import flip
+from storage.crypto import KemName, ServerKeys
 from storage.db import open_database, session_factory
 from storage.deletions import remember
-from storage.models import PendingDeletion
+from storage.groups import Schedule, create_group
+from storage.models import PendingDeletion, Role, RoleGrant, Status
+from storage.people import get_or_create_person
 from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
 from tests.bot.test_crash import bot_process, wait_until
@@ -24,6 +30,9 @@ from tests.conftest import Database
 RELATIVE = 6_600_000_001
 # Long enough that the replies are still in the chat when the bot is stopped.
 TTL = "6s"
+SCHEDULE = Schedule(
+    interval=timedelta(hours=12), grace=timedelta(hours=2), detained_after=timedelta(days=2)
+)
 
 
 async def _installed(tmp_path: Path, database: Database, standin: TelegramStandIn) -> Installation:
@@ -134,3 +143,80 @@ async def test_a_reply_past_telegrams_48_hours_is_given_up(
         await eventually(lambda: "getUpdates" in standin.calls)
     assert await _pending(installation) == []
     assert "deleteMessages" not in standin.calls  # nothing Telegram would still allow
+
+
+ACTIVIST = 6_600_000_002
+NEWS = "Unconfirmed news about PINE-7 arrived; operators can read it."
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+async def test_an_unconfirmed_news_note_owed_at_a_stop_reaches_the_activist_once(
+    tmp_path: Path, database: Database, standin: TelegramStandIn, how: str
+) -> None:
+    """Promise 8: the note is owed in the database with the message, so a stop or a crash
+    in the seconds before it goes does not lose it; after the restart it goes once."""
+    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    server = ServerKeys(installation.settings.server_secret_bytes())
+    now = utc_now()
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await create_group(
+            session, codename="PINE-7", schedule=SCHEDULE, kem=KemName.X25519, now=now
+        )
+        await flip(session, group=pine, to=Status.SILENT, at=now, basis="grace", now=now)
+        pine.next_transition_at = now + timedelta(days=1)  # the engine leaves it be
+        session.add(pine)
+        relative = await get_or_create_person(session, server=server, telegram_id=RELATIVE, now=now)
+        session.add(RoleGrant(person_id=relative.id, role=Role.RELATIVE, group_id=pine.id))
+        activist = await get_or_create_person(
+            session, server=server, telegram_id=ACTIVIST, chat_id=ACTIVIST, now=now
+        )
+        session.add(RoleGrant(person_id=activist.id, role=Role.ACTIVIST, group_id=pine.id))
+    user = standin.user(RELATIVE, language_code="en")
+    standin.user(ACTIVIST, language_code="en")
+
+    def notes() -> int:
+        return sum(m.text == NEWS for m in standin.sent if m.chat_id == ACTIVIST)
+
+    async with bot_process(installation) as bot:
+        await bot.start()
+        await wait_until(
+            standin, bot, lambda: "getUpdates" in standin.calls, within=60, what="the start"
+        )
+        update = standin.send_text(user, "saw them, all fine")
+        await wait_until(
+            standin,
+            bot,
+            lambda: update["update_id"] in standin.confirmed_update_ids(),
+            within=60,
+            what="the message to be taken in",
+        )
+        # Stopped within the seconds before the note goes (bot.intake.NEWS_NOTE_DELAY).
+        if how == "SIGTERM":
+            await bot.stop()
+        else:
+            await bot.kill()
+        assert notes() == 0
+        assert [g for g, _ in await _owed(installation)] == [pine.id]
+        await bot.start()
+        await wait_until(standin, bot, lambda: notes() >= 1, within=60, what="the note")
+        # Owed no more, and not sent again by a later look.
+        for _ in range(100):
+            if await _owed(installation) == []:
+                break
+            await asyncio.sleep(0.1)
+        assert await _owed(installation) == []
+        await asyncio.sleep(2)
+        await bot.stop()
+    assert notes() == 1
+
+
+async def _owed(installation: Installation) -> list[tuple[uuid.UUID, datetime]]:
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+    ):
+        return await news.owed(session)

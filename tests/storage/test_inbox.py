@@ -176,6 +176,7 @@ async def test_the_inbox_lists_newest_first_with_pseudonyms_and_filters(
         "starred",
         "readable",
         "danger",
+        "unconfirmed",
         "text",
     }
     assert items[2].as_json()["signal"] == "checkin"
@@ -525,6 +526,35 @@ async def test_the_new_filters_and_pages_are_the_databases_work(
     assert await ids(unread=True) == [danger.id, guessed.id]
     counts = await inbox.unread_counts(session, operator_id=keyring.operator.id)
     assert counts == {pine.id: 1, None: 1}
+
+
+async def test_unconfirmed_news_is_listed_first_until_an_operator_places_it(
+    session: AsyncSession, server: ServerKeys, keyring: Keyring
+) -> None:
+    """Operators see a relative's unconfirmed news about a group in trouble first (issue
+    #14), in the plain list too, however old; once placed it takes its place by time."""
+    pine = await make_group(session)
+    person = await relative(session, server, pine)
+    news = await message(session, server, "saw them", at=T0, sender=person, candidates=(pine,))
+    news.unconfirmed = True
+    session.add(news)
+    await session.commit()
+    later = [
+        await message(session, server, f"later {n}", at=T0 + timedelta(minutes=n), group=pine)
+        for n in (1, 2)
+    ]
+    listed = await list_inbox(session, keyring)
+    assert [i.id for i in listed] == [news.id, later[1].id, later[0].id]
+    assert [i.unconfirmed for i in listed] == [True, False, False]
+    assert listed[0].as_json()["unconfirmed"] is True
+    assert [i.id for i in await list_inbox(session, keyring, limit=1)] == [news.id]
+    await relink(session, keyring, message=news, group=pine, now=T0)
+    await session.commit()
+    assert [i.id for i in await list_inbox(session, keyring)] == [
+        later[1].id,
+        later[0].id,
+        news.id,
+    ]
 
 
 async def test_shredding_messages_leaves_nothing_of_them_but_the_timeline(
