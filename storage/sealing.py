@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
@@ -34,6 +35,22 @@ from storage.models import Group, GroupKeyWrap, KeyWrap, Operator
 from storage.trust import trusted_operators
 
 DATA_KEY_COLUMN = "data_key"
+
+
+class Wrap(Protocol):
+    """A wrapped data key as read: a ``KeyWrap`` row, or the same columns selected
+    alone (a whole inbox's wraps are read without building an ORM object each)."""
+
+    @property
+    def subject_table(self) -> str: ...
+    @property
+    def subject_id(self) -> uuid.UUID: ...
+    @property
+    def group_id(self) -> uuid.UUID | None: ...
+    @property
+    def operator_id(self) -> uuid.UUID | None: ...
+    @property
+    def wrapped(self) -> bytes: ...
 
 
 class NoRecipients(Exception):
@@ -202,7 +219,11 @@ class Keyring:
                 return unwrap_key(wrap.wrapped, await self.group_key(session, group), binding)
         raise NotReadable(f"no key of this operator opens {table} {row_id}")
 
-    async def unwrap(self, session: AsyncSession, wrap: KeyWrap) -> bytes:
+    def holds_group_key(self, group_id: uuid.UUID) -> bool:
+        """Whether the group's key was opened already (no query needed to use it)."""
+        return group_id in self._groups
+
+    async def unwrap(self, session: AsyncSession, wrap: Wrap) -> bytes:
         """The data key in one wrap already read (many rows' wraps are read at once
         when a whole inbox is opened): this operator's own, or a group's it holds."""
         binding = data_key_binding(wrap.subject_table, wrap.subject_id)

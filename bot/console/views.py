@@ -27,17 +27,15 @@ from storage.inbox import (
     list_inbox,
     mark,
     messages_from,
-    notes_of,
     open_files,
-    open_versions,
-    place_of,
+    open_message,
     relink,
     shred_messages,
     text_of,
     unread_counts,
 )
 from storage.models import Attachment, Group, Message, MessageKind
-from storage.people import pseudonym
+from storage.people import pseudonym_of
 from storage.sealing import Keyring, NotReadable
 from storage.timeutil import utc_now
 
@@ -146,7 +144,8 @@ async def inbox(request: web.Request) -> web.StreamResponse:
     page = max(int(query.get("page", "1")) if query.get("page", "1").isdigit() else 1, 1)
     since = _since(query.get("since", ""), utc_now())
     async with console.operator() as (session, keyring):
-        groups = [g for g in await list_groups(session)]
+        groups = await list_groups(session)  # once a page: the filters and the counts
+        codenames = {g.id: g.codename for g in groups}
         chosen = next((g for g in groups if g.codename == query.get("group")), None)
         items = await list_inbox(
             session,
@@ -172,7 +171,6 @@ async def inbox(request: web.Request) -> web.StreamResponse:
             at=utc_now(),
             details={"messages": min(len(items), PAGE), "console": True},
         )
-    codenames = {g.id: g.codename for g in groups}
     return render(
         request,
         "inbox.html",
@@ -195,48 +193,40 @@ async def message(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
     message_id = _uuid(request.match_info["id"])
     async with console.operator() as (session, keyring):
-        row = await session.get(Message, message_id)
-        if row is None:
-            raise web.HTTPNotFound(text="no such message (shredded?)")
         try:
-            versions = await open_versions(session, keyring, message=row)
+            opened = await open_message(
+                session, keyring, message_id=message_id, around=5, seen_at=utc_now()
+            )
         except NotReadable as exc:
             raise web.HTTPForbidden(text=str(exc)) from None
-        files = []
-        for version in versions:
-            for opened in await open_files(session, keyring, message=version.message):
-                files.append(
-                    {
-                        "id": opened.attachment.id,
-                        "version": version.message.version,
-                        "kind": opened.attachment.kind.value,
-                        "size": len(opened.content) if opened.content is not None else None,
-                        "picture": picture_type(opened.content) is not None,
-                        "meta": json.dumps(opened.meta, ensure_ascii=False, sort_keys=True),
-                    }
-                )
-        notes = await notes_of(session, keyring, message=row)
-        place = await place_of(session, message=row, around=5)
-        group = await session.get(Group, row.group_id) if row.group_id else None
-        sender = None
-        if row.sender_id is not None:
-            from storage.models import Person
-
-            person = await session.get(Person, row.sender_id)
-            sender = pseudonym(person) if person else None
-        state = await mark(
-            session, operator_id=keyring.operator.id, message=row, now=utc_now(), seen=True
-        )
-        groups = [g for g in await list_groups(session) if g.shredded_at is None]
+        if opened is None:
+            raise web.HTTPNotFound(text="no such message (shredded?)")
+        groups = await list_groups(session)  # once a page: the link menu and the codename
         await audit.append_operator_act(
             session,
             console.local_audit,
             actor=actor(keyring),
             action="inbox.read",
-            subject=str(row.id),
+            subject=str(message_id),
             at=utc_now(),
-            details={"versions": len(versions), "attachments": len(files), "console": True},
+            details={
+                "versions": len(opened.versions),
+                "attachments": len(opened.files),
+                "console": True,
+            },
         )
+    row = opened.message
+    files = [
+        {
+            "id": f.attachment.id,
+            "version": opened.version_of(f),
+            "kind": f.attachment.kind.value,
+            "size": len(f.content) if f.content is not None else None,
+            "picture": picture_type(f.content) is not None,
+            "meta": json.dumps(f.meta, ensure_ascii=False, sort_keys=True),
+        }
+        for f in opened.files
+    ]
     shown = [
         {
             "row": v.message,
@@ -247,7 +237,7 @@ async def message(request: web.Request) -> web.StreamResponse:
                 sort_keys=True,
             ),
         }
-        for v in versions
+        for v in opened.versions
     ]
     return render(
         request,
@@ -255,12 +245,12 @@ async def message(request: web.Request) -> web.StreamResponse:
         message=row,
         versions=shown,
         files=files,
-        notes=notes,
-        place=place,
-        group=group,
-        sender=sender,
-        starred=state.starred,
-        groups=groups,
+        notes=opened.notes,
+        place=opened.place,
+        group=next((g for g in groups if g.id == row.group_id), None),
+        sender=pseudonym_of(row.sender_id) if row.sender_id else None,
+        starred=opened.starred,
+        groups=[g for g in groups if g.shredded_at is None],
     )
 
 
