@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from storage.checkins import forwarder_groups, record_signal
-from storage.crypto import Binding, open_content, wrap_key
+from storage.crypto import Binding, open_content, unwrap_key, wrap_key
 from storage.messages import ATTACHMENTS, MESSAGES
 from storage.models import (
     Attachment,
@@ -220,26 +220,26 @@ async def list_inbox(
     # A message comes once per wrap that may open it (its group's; the operator's own
     # while it is unlinked): one row carries the message, the wraps are gathered.
     messages: dict[uuid.UUID, sa.Row[Any]] = {}
-    wraps: dict[WrapKey, list[Wrap]] = {}
+    wraps: dict[uuid.UUID, list[Wrap]] = {}
     for row in rows:
-        messages.setdefault(row.id, row)
+        if row.id not in messages:
+            messages[row.id] = row
+            wraps[row.id] = []
         if row.wrapped is not None:
-            wraps.setdefault((MESSAGES, row.id), []).append(
+            wraps[row.id].append(
                 FoundWrap(
-                    MESSAGES,
-                    row.id,
                     groups(row.wrap_group) if row.wrap_group is not None else None,
                     operator_id if row.wrap_mine else None,
                     row.wrapped,
                 )
             )
-    keys = await unwrap_all(session, keyring, wraps)
+    keys = await unwrap_all(session, keyring, wraps, lambda i: data_key_binding(MESSAGES, i))
     listed = list(messages.values())
     items = []
     for start in range(0, len(listed), BATCH):
         batch = listed[start : start + BATCH]
         for row in batch:
-            key = keys.get((MESSAGES, row.id))
+            key = keys.get(row.id)
             body = None
             if key is not None:
                 binding = Binding(MESSAGES, "body_sealed", row.id)
@@ -296,8 +296,6 @@ class Memo(Generic[K, V]):
 
 
 class FoundWrap(NamedTuple):
-    subject_table: str
-    subject_id: uuid.UUID
     group_id: uuid.UUID | None
     operator_id: uuid.UUID | None
     wrapped: bytes
@@ -410,7 +408,8 @@ async def data_keys(
     which needs no group key; then each group wrap whose group key they hold): the
     rows ``row_ids``, or those the query ``of`` selects (one query however many)."""
     found = await read_wraps(session, keyring, tables=(table,), row_ids=row_ids, of=of)
-    return {row_id: key for (_, row_id), key in (await unwrap_all(session, keyring, found)).items()}
+    keys = await unwrap_all(session, keyring, found, lambda k: data_key_binding(*k))
+    return {row_id: key for (_, row_id), key in keys.items()}
 
 
 WrapKey = tuple[str, uuid.UUID]  # (table, row id)
@@ -464,36 +463,30 @@ def _wraps_statement(*, expanding: bool) -> sa.Select[*tuple[Any, ...]]:
 
 
 async def unwrap_all(
-    session: AsyncSession, keyring: Keyring, wraps: Mapping[WrapKey, Sequence[Wrap]]
-) -> dict[WrapKey, bytes]:
-    """Each row's data key from the first of its wraps this operator opens."""
-    group_ids = {
-        w.group_id
-        for found in wraps.values()
-        for w in found
-        if w.group_id is not None and not keyring.holds_group_key(w.group_id)
-    }
-    # The groups whose keys are not open yet, read in one query and held here so that
-    # the session's identity map (weak) keeps them: each is then found without a query.
-    held = (
-        (await session.exec(select(Group).where(col(Group.id).in_(group_ids)))).all()
-        if group_ids
-        else []
+    session: AsyncSession,
+    keyring: Keyring,
+    wraps: Mapping[K, Sequence[Wrap]],
+    binding: Callable[[K], Binding],
+) -> dict[K, bytes]:
+    """Each row's data key from the first of its wraps this operator opens: their own
+    (which needs no group key), else a group's. The group keys are opened first, in one
+    query, so that no row waits on the database."""
+    await keyring.open_group_keys(
+        session, {w.group_id for found in wraps.values() for w in found if w.group_id}
     )
-    refused: set[uuid.UUID] = set()  # groups whose key this operator was not given
     keys = {}
     for subject, found in wraps.items():
-        mine = [w for w in found if w.operator_id == keyring.operator.id]
-        groups = [w for w in found if w.group_id is not None and w.group_id not in refused]
-        for wrap in mine + groups:
-            try:
-                keys[subject] = await keyring.unwrap(session, wrap)
+        for wrap in found if len(found) == 1 else _own_first(found):
+            recipient = keyring.recipient(wrap)
+            if recipient is not None:
+                keys[subject] = unwrap_key(wrap.wrapped, recipient, binding(subject))
                 break
-            except NotReadable:
-                if wrap.group_id is not None:
-                    refused.add(wrap.group_id)  # asked once, not once per message
-    del held
     return keys
+
+
+def _own_first(wraps: Sequence[Wrap]) -> list[Wrap]:
+    # Only this operator's own wraps carry an operator (others' are not read).
+    return sorted(wraps, key=lambda w: w.operator_id is None)
 
 
 # A guess that neither the relative nor an operator confirmed.
@@ -787,7 +780,7 @@ async def open_message(
         tables=(MESSAGES, ATTACHMENTS, NOTES),
         row_ids=[v.id for v in versions] + [a.id for a in attachments] + [n.id for n, _ in notes],
     )
-    keys = await unwrap_all(session, keyring, wraps)
+    keys = await unwrap_all(session, keyring, wraps, lambda k: data_key_binding(*k))
     bodies = open_bodies_with({i: k for (t, i), k in keys.items() if t == MESSAGES}, versions)
     opened = _opened_versions(versions, bodies)
     files = _opened_files(attachments, {i: k for (t, i), k in keys.items() if t == ATTACHMENTS})
