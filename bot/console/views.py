@@ -19,7 +19,7 @@ from bot.console import pages
 from bot.console.app import CONSOLE, render
 from bot.durations import parse_duration
 from storage import audit
-from storage.groups import list_groups
+from storage.groups import UnknownGroup, get_group, list_groups
 from storage.inbox import (
     NoSuchMessage,
     add_note,
@@ -34,8 +34,8 @@ from storage.inbox import (
     text_of,
     unread_counts,
 )
-from storage.models import Attachment, Group, Message, MessageKind
-from storage.people import pseudonym_of
+from storage.models import Attachment, Group, Message, MessageKind, Role
+from storage.people import find_by_pseudonym, pseudonym_of, revoke_roles
 from storage.sealing import Keyring, NotReadable
 from storage.timeutil import utc_now
 
@@ -78,6 +78,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/attachment/{id}", attachment)
     app.router.add_post("/act", act)
     app.router.add_get("/people", people)
+    app.router.add_post("/revoke", revoke)
     app.router.add_get("/audit", audit_page)
 
 
@@ -329,7 +330,7 @@ async def act(request: web.Request) -> web.StreamResponse:
             raise web.HTTPBadRequest(text="choose at least one message")
         said = await _do(session, keyring, action, rows, form, console.local_audit)
     if action == "shred":
-        return render(request, "done.html", said=said)
+        return render(request, "done.html", said=said, back="/inbox", back_text="Back to the inbox")
     raise web.HTTPSeeOther(_back(form))
 
 
@@ -418,7 +419,74 @@ async def people(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
     async with console.reading() as session:
         rows = await pages.people(session)
-    return render(request, "people.html", rows=rows)
+    return render(request, "people.html", rows=rows, can_revoke=console.has_server_secret)
+
+
+async def revoke(request: web.Request) -> web.StreamResponse:
+    """End a person's roles, as `intake role revoke` does, asking again first.
+
+    Revoking is an admin's act (PRODUCT.md, "People"), and an operator's key is not an
+    admin's: the console does it only when it was started with the installation's config
+    and server secret, the credentials `intake role revoke` itself runs with, so it adds
+    no power to whoever holds them. Given a copy or a URL alone it refuses, and the people
+    page shows the command to give an admin instead."""
+    console = request.app[CONSOLE]
+    form = await request.post()
+    name = str(form.get("pseudonym", "")).strip().upper()
+    role_text = str(form.get("role", ""))
+    codename = str(form.get("group", "")).strip() or None
+    if role_text and role_text not in Role._value2member_map_:
+        raise web.HTTPBadRequest(text="no such role")
+    role = Role(role_text) if role_text else None
+    if not console.has_server_secret:
+        command = f"intake role revoke {name}" + (f" --role {role.value}" if role else "")
+        command += f" --group {codename}" if codename else ""
+        raise web.HTTPForbidden(
+            text="Revoking a role is an admin's act, and this console was not given the "
+            f"installation's config and server secret. Give an admin this command: {command}"
+        )
+    what = " ".join(filter(None, (role.value if role else "every role", codename)))
+    if form.get("confirm") != "yes":
+        return render(
+            request,
+            "confirm_revoke.html",
+            pseudonym=name,
+            role=role.value if role else "",
+            group=codename or "",
+            what=what,
+        )
+    now = utc_now()
+    async with console.operator() as (session, keyring):
+        person = await find_by_pseudonym(session, name=name)
+        if person is None:
+            raise web.HTTPNotFound(text=f"nobody has the pseudonym {name}")
+        try:
+            group = await get_group(session, codename=codename) if codename else None
+        except UnknownGroup as exc:
+            raise web.HTTPNotFound(text=str(exc)) from None
+        revoked = await revoke_roles(
+            session, person=person, role=role, group_id=group.id if group else None, now=now
+        )
+        if not revoked.grants:
+            raise web.HTTPBadRequest(text=f"{name} holds no such live role")
+        codenames = {g.id: g.codename for g in await list_groups(session)}
+        roles = [
+            f"{g.role.value} {codenames.get(g.group_id, '?')}" if g.group_id else g.role.value
+            for g in revoked.grants
+        ]
+        await audit.append_operator_act(
+            session,
+            console.local_audit,
+            actor=actor(keyring),
+            action="role.revoke",
+            subject=name,
+            at=now,
+            details={"roles": roles, "alerts_dropped": revoked.alerts_dropped, "console": True},
+        )
+    said = f"Revoked {name}: {', '.join(roles)}."
+    if revoked.alerts_dropped:
+        said += f" {revoked.alerts_dropped} alert(s) waiting for them will not be sent."
+    return render(request, "done.html", said=said, back="/people", back_text="Back to people")
 
 
 async def audit_page(request: web.Request) -> web.StreamResponse:
