@@ -156,12 +156,12 @@ class SealedBody(Protocol):
 
 async def rows_of(
     session: AsyncSession, query: sa.Executable, params: Mapping[str, Any] | None = None
-) -> Sequence[sa.Row[Any]]:
+) -> Sequence[sa.Row[*tuple[Any, ...]]]:
     """A plain SELECT of columns, in the session's transaction, after writing what
     the session holds (as an ORM query would): rows of values, no objects built."""
     await session.flush()
     connection = await session.connection()
-    rows: Sequence[sa.Row[Any]] = (await connection.execute(query, params)).all()
+    rows: Sequence[sa.Row[*tuple[Any, ...]]] = (await connection.execute(query, params)).all()
     return rows
 
 
@@ -218,53 +218,70 @@ async def list_inbox(
     pseudonyms: Memo[object, str] = Memo(lambda raw: pseudonym_of(as_uuid(raw)))
     groups: Memo[object, uuid.UUID] = Memo(as_uuid)
     # A message comes once per wrap that may open it (its group's; the operator's own
-    # while it is unlinked): one row carries the message, the wraps are gathered.
-    messages: dict[uuid.UUID, sa.Row[Any]] = {}
-    wraps: dict[uuid.UUID, list[Wrap]] = {}
+    # while it is unlinked), on rows next to each other (ordered by id last): the first
+    # row carries the message, the wraps are gathered. Rows are unpacked, not read by
+    # name, and kept in a list, not a dict by id: at ten thousand it shows.
+    listed: list[tuple[Any, ...]] = []
+    wraps: list[list[Wrap]] = []
+    last = None
     for row in rows:
-        if row.id not in messages:
-            messages[row.id] = row
-            wraps[row.id] = []
-        if row.wrapped is not None:
-            wraps[row.id].append(
-                FoundWrap(
-                    groups(row.wrap_group) if row.wrap_group is not None else None,
-                    operator_id if row.wrap_mine else None,
-                    row.wrapped,
-                )
-            )
-    keys = await unwrap_all(session, keyring, wraps, lambda i: data_key_binding(MESSAGES, i))
-    listed = list(messages.values())
+        *message, wrap_group, wrap_mine, wrapped = row
+        if message[0] != last:
+            last = message[0]
+            listed.append(tuple(message))
+            wraps.append([])
+        if wrapped is not None:
+            group_id = groups(wrap_group) if wrap_group is not None else None
+            wraps[-1].append(FoundWrap(group_id, operator_id if wrap_mine else None, wrapped))
+    keys = await unwrap_each(
+        session,
+        keyring,
+        [(data_key_binding(MESSAGES, m[0]), found) for m, found in zip(listed, wraps, strict=True)],
+    )
     items = []
     for start in range(0, len(listed), BATCH):
-        batch = listed[start : start + BATCH]
-        for row in batch:
-            key = keys.get(row.id)
+        for (
+            message_id,
+            codename,
+            link_reason,
+            signal,
+            kind,
+            version,
+            previous_id,
+            origin_at,
+            received_at,
+            sender,
+            danger,
+            body_sealed,
+            seen_at,
+            is_starred,
+            files,
+            after_report,
+        ), key in zip(listed[start : start + BATCH], keys[start : start + BATCH], strict=True):
             body = None
             if key is not None:
-                binding = Binding(MESSAGES, "body_sealed", row.id)
-                body = json.loads(open_content(key, row.body_sealed, binding).decode())
-            signal = row.signal
-            if signal and row.after_report:
+                binding = Binding(MESSAGES, "body_sealed", message_id)
+                body = json.loads(open_content(key, body_sealed, binding).decode())
+            if signal and after_report:
                 signal = f"{signal} {AFTER_REPORT}"
             items.append(
                 InboxItem(
-                    id=row.id,
-                    group=row.codename,
-                    link_reason=row.link_reason,
+                    id=message_id,
+                    group=codename,
+                    link_reason=link_reason,
                     signal=signal,
-                    kind=row.kind,
-                    version=row.version,
-                    previous_id=row.previous_id,
-                    origin_at=row.origin_at,
-                    received_at=row.received_at,
-                    forwarder=pseudonyms(row.sender) if row.sender is not None else None,
-                    attachments=row.files,
-                    seen=row.seen_at is not None,
-                    starred=bool(row.starred),
+                    kind=kind,
+                    version=version,
+                    previous_id=previous_id,
+                    origin_at=origin_at,
+                    received_at=received_at,
+                    forwarder=pseudonyms(sender) if sender is not None else None,
+                    attachments=files,
+                    seen=seen_at is not None,
+                    starred=bool(is_starred),
                     readable=body is not None,
                     text=text_of(body) if body is not None else "",
-                    danger=row.possible_detention,
+                    danger=danger,
                 )
             )
         if progress is not None:
@@ -408,7 +425,7 @@ async def data_keys(
     which needs no group key; then each group wrap whose group key they hold): the
     rows ``row_ids``, or those the query ``of`` selects (one query however many)."""
     found = await read_wraps(session, keyring, tables=(table,), row_ids=row_ids, of=of)
-    keys = await unwrap_all(session, keyring, found, lambda k: data_key_binding(*k))
+    keys = await unwrap_all(session, keyring, found)
     return {row_id: key for (_, row_id), key in keys.items()}
 
 
@@ -463,24 +480,36 @@ def _wraps_statement(*, expanding: bool) -> sa.Select[*tuple[Any, ...]]:
 
 
 async def unwrap_all(
-    session: AsyncSession,
-    keyring: Keyring,
-    wraps: Mapping[K, Sequence[Wrap]],
-    binding: Callable[[K], Binding],
-) -> dict[K, bytes]:
-    """Each row's data key from the first of its wraps this operator opens: their own
-    (which needs no group key), else a group's. The group keys are opened first, in one
-    query, so that no row waits on the database."""
-    await keyring.open_group_keys(
-        session, {w.group_id for found in wraps.values() for w in found if w.group_id}
+    session: AsyncSession, keyring: Keyring, wraps: Mapping[WrapKey, Sequence[Wrap]]
+) -> dict[WrapKey, bytes]:
+    """Each row's data key (by table and id) from the first of its wraps this operator
+    opens; a row none of whose wraps they open is left out."""
+    subjects = list(wraps)
+    keys = await unwrap_each(
+        session, keyring, [(data_key_binding(*subject), wraps[subject]) for subject in subjects]
     )
-    keys = {}
-    for subject, found in wraps.items():
+    return {s: k for s, k in zip(subjects, keys, strict=True) if k is not None}
+
+
+async def unwrap_each(
+    session: AsyncSession, keyring: Keyring, wrapped: Sequence[tuple[Binding, Sequence[Wrap]]]
+) -> list[bytes | None]:
+    """For each record (its data key's binding and the wraps read for it), the data key
+    from the first wrap this operator opens: their own (which needs no group key), else a
+    group's; None where none opens. The group keys are opened first, in one query, so
+    that no record waits on the database."""
+    await keyring.open_group_keys(
+        session, {w.group_id for _, found in wrapped for w in found if w.group_id}
+    )
+    keys: list[bytes | None] = []
+    for binding, found in wrapped:
+        key = None
         for wrap in found if len(found) == 1 else _own_first(found):
             recipient = keyring.recipient(wrap)
             if recipient is not None:
-                keys[subject] = unwrap_key(wrap.wrapped, recipient, binding(subject))
+                key = unwrap_key(wrap.wrapped, recipient, binding)
                 break
+        keys.append(key)
     return keys
 
 
@@ -780,7 +809,7 @@ async def open_message(
         tables=(MESSAGES, ATTACHMENTS, NOTES),
         row_ids=[v.id for v in versions] + [a.id for a in attachments] + [n.id for n, _ in notes],
     )
-    keys = await unwrap_all(session, keyring, wraps, lambda k: data_key_binding(*k))
+    keys = await unwrap_all(session, keyring, wraps)
     bodies = open_bodies_with({i: k for (t, i), k in keys.items() if t == MESSAGES}, versions)
     opened = _opened_versions(versions, bodies)
     files = _opened_files(attachments, {i: k for (t, i), k in keys.items() if t == ATTACHMENTS})
