@@ -7,20 +7,21 @@ URL; the key never touches the server.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
+from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from storage.checkins import forwarder_groups, record_signal
-from storage.crypto import Binding, open_content, wrap_key
+from storage.crypto import Binding, open_content, unwrap_key, wrap_key
 from storage.messages import ATTACHMENTS, MESSAGES
 from storage.models import (
     Attachment,
@@ -37,17 +38,19 @@ from storage.models import (
     Person,
     Signal,
 )
-from storage.people import pseudonym
+from storage.operators import name_or_none, operator_label
+from storage.people import pseudonym, pseudonym_of
 from storage.sealing import (
     Keyring,
     NotReadable,
+    Wrap,
     active_operators,
     data_key_binding,
     group_public_key,
     operator_public_key,
     seal_record,
 )
-from storage.trust import trusted_group
+from storage.trust import installation_of, trusted_group
 
 NOTES = "notes"
 # Row ids per ``IN (...)``: far under SQLite's and asyncpg's parameter limits.
@@ -143,17 +146,32 @@ def _where(place: Mapping[str, Any]) -> str:
 # (captors can force an "all is well"), and operators should read it so.
 AFTER_REPORT = "(after a report)"
 
+# Unconfirmed news first (operators see it first, #14), then the newest.
+NEWEST_FIRST = (
+    col(Message.unconfirmed).desc(),
+    col(Message.received_at).desc(),
+    col(Message.version).desc(),
+)
 
-async def _after_report(session: AsyncSession, message_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    if not message_ids:
-        return set()
-    result = await session.exec(
-        select(CheckinEvent.message_id).where(
-            col(CheckinEvent.message_id).in_(list(message_ids)),
-            col(CheckinEvent.after_report).is_(True),
-        )
-    )
-    return {m for m in result.all() if m is not None}
+
+class SealedBody(Protocol):
+    """A message's sealed body as read: a ``Message``, or its columns selected alone."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def body_sealed(self) -> bytes: ...
+
+
+async def rows_of(
+    session: AsyncSession, query: sa.Executable, params: Mapping[str, Any] | None = None
+) -> Sequence[sa.Row[*tuple[Any, ...]]]:
+    """A plain SELECT of columns, in the session's transaction, after writing what
+    the session holds (as an ORM query would): rows of values, no objects built."""
+    await session.flush()
+    connection = await session.connection()
+    rows: Sequence[sa.Row[*tuple[Any, ...]]] = (await connection.execute(query, params)).all()
+    return rows
 
 
 async def list_inbox(
@@ -181,9 +199,12 @@ async def list_inbox(
     relative's only group) that nobody confirmed; ``danger``,
     those holding a danger word. The filters and the page (``limit``, ``offset``)
     are the database's work, so a page of a large inbox opens only its own rows.
-    ``progress(done, total)`` is told as messages are opened."""
+    ``progress(done, total)`` is told as messages are opened.
+
+    One query whatever the number of messages: the rows with their groups' codenames,
+    this operator's marks, attachment counts, after-a-report flags and wrapped keys."""
     operator_id = keyring.operator.id
-    query = inbox_query(
+    filters = inbox_filters(
         operator_id,
         group=group,
         unlinked=unlinked,
@@ -194,117 +215,328 @@ async def list_inbox(
         danger=danger,
         kind=kind,
         sender=sender,
-    ).order_by(
-        col(Message.unconfirmed).desc(),
-        col(Message.received_at).desc(),
-        col(Message.version).desc(),
     )
-    if offset:
-        query = query.offset(offset)
-    if limit is not None:
-        query = query.limit(limit)
-    rows: Sequence[Message] = (await session.exec(query)).all()
-    marks = await _marks(session, operator_id=operator_id, message_ids=[r.id for r in rows])
-    codenames = {g.id: g.codename for g in (await session.exec(select(Group))).all()}
-    senders = await _pseudonyms(session, {r.sender_id for r in rows if r.sender_id})
-    files = await _attachment_counts(session, [r.id for r in rows])
-    after_a_report = await _after_report(session, [r.id for r in rows])
+    query = _listing()
+    if limit is None and not offset:
+        query = query.where(*filters)
+    else:
+        # The page chosen on the narrow columns first: sorting whole rows (their
+        # sealed bodies) to keep fifty took longer than the page itself.
+        page = sa.select(col(Message.id)).where(*filters).order_by(*NEWEST_FIRST).offset(offset)
+        query = query.where(col(Message.id).in_(page.limit(limit).scalar_subquery()))
+    rows = await rows_of(session, query, {"operator_id": operator_id})
+    # Ids repeated on many rows (a sender, a group) read raw and converted once each.
+    pseudonyms: Memo[object, str] = Memo(lambda raw: pseudonym_of(as_uuid(raw)))
+    groups: Memo[object, uuid.UUID] = Memo(as_uuid)
+    # A message comes once per wrap that may open it (its group's; the operator's own
+    # while it is unlinked), on rows next to each other (ordered by id last): the first
+    # row carries the message, the wraps are gathered. Rows are unpacked, not read by
+    # name, and kept in a list, not a dict by id: at ten thousand it shows.
+    listed: list[tuple[Any, ...]] = []
+    wraps: list[list[Wrap]] = []
+    last = None
+    for row in rows:
+        *message, wrap_group, wrap_mine, wrapped = row
+        if message[0] != last:
+            last = message[0]
+            listed.append(tuple(message))
+            wraps.append([])
+        if wrapped is not None:
+            group_id = groups(wrap_group) if wrap_group is not None else None
+            wraps[-1].append(FoundWrap(group_id, operator_id if wrap_mine else None, wrapped))
+    keys = await unwrap_each(
+        session,
+        keyring,
+        [(data_key_binding(MESSAGES, m[0]), found) for m, found in zip(listed, wraps, strict=True)],
+    )
     items = []
-    for start in range(0, len(rows), BATCH):
-        batch = rows[start : start + BATCH]
-        bodies = await open_bodies(session, keyring, batch)
-        for row in batch:
-            body = bodies.get(row.id)
-            mark_row = marks.get(row.id)
+    for start in range(0, len(listed), BATCH):
+        for (
+            message_id,
+            codename,
+            link_reason,
+            signal,
+            kind,
+            version,
+            previous_id,
+            origin_at,
+            received_at,
+            sender,
+            danger,
+            unconfirmed,
+            body_sealed,
+            seen_at,
+            is_starred,
+            files,
+            after_report,
+        ), key in zip(listed[start : start + BATCH], keys[start : start + BATCH], strict=True):
+            body = None
+            if key is not None:
+                binding = Binding(MESSAGES, "body_sealed", message_id)
+                body = json.loads(open_content(key, body_sealed, binding).decode())
+            if signal and after_report:
+                signal = f"{signal} {AFTER_REPORT}"
             items.append(
                 InboxItem(
-                    id=row.id,
-                    group=codenames.get(row.group_id) if row.group_id else None,
-                    link_reason=row.link_reason.value if row.link_reason else None,
-                    signal=(
-                        f"{row.signal.value} {AFTER_REPORT}"
-                        if row.signal and row.id in after_a_report
-                        else row.signal.value
-                        if row.signal
-                        else None
-                    ),
-                    kind=row.kind.value,
-                    version=row.version,
-                    previous_id=row.previous_id,
-                    origin_at=row.origin_at,
-                    received_at=row.received_at,
-                    forwarder=senders.get(row.sender_id) if row.sender_id else None,
-                    attachments=files.get(row.id, 0),
-                    seen=mark_row is not None and mark_row.seen_at is not None,
-                    starred=mark_row is not None and mark_row.starred,
+                    id=message_id,
+                    group=codename,
+                    link_reason=link_reason,
+                    signal=signal,
+                    kind=kind,
+                    version=version,
+                    previous_id=previous_id,
+                    origin_at=origin_at,
+                    received_at=received_at,
+                    forwarder=pseudonyms(sender) if sender is not None else None,
+                    attachments=files,
+                    seen=seen_at is not None,
+                    starred=bool(is_starred),
                     readable=body is not None,
                     text=text_of(body) if body is not None else "",
-                    danger=row.possible_detention,
-                    unconfirmed=row.unconfirmed,
+                    danger=danger,
+                    unconfirmed=bool(unconfirmed),
                 )
             )
         if progress is not None:
-            progress(len(items), len(rows))
+            progress(len(items), len(listed))
     return items
 
 
+def as_uuid(raw: object) -> uuid.UUID:
+    """An id read raw: SQLite gives its 32 hex digits, PostgreSQL a UUID already."""
+    return raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Memo(Generic[K, V]):
+    """A conversion done once per distinct value."""
+
+    def __init__(self, convert: Callable[[K], V]) -> None:
+        self._convert = convert
+        self._done: dict[K, V] = {}
+
+    def __call__(self, raw: K) -> V:
+        done = self._done.get(raw)
+        if done is None:
+            done = self._done[raw] = self._convert(raw)
+        return done
+
+
+class FoundWrap(NamedTuple):
+    group_id: uuid.UUID | None
+    operator_id: uuid.UUID | None
+    wrapped: bytes
+
+
+def _text(column: Any) -> sa.ColumnElement[str]:
+    # An enumeration's stored text is its value: read as text, not made an Enum
+    # each row to be turned back into text.
+    return sa.type_coerce(column, sa.String()).label(column.key)
+
+
+@functools.cache
+def _listing() -> sa.Select[*tuple[Any, ...]]:
+    """The inbox's one query, built once (the filters and the page are added to it, the
+    operator is bound): each message with this operator's marks, its attachment count,
+    whether a check-in from it came after a report, and each wrap that may open it for
+    this operator."""
+    files = (
+        sa.select(sa.func.count())
+        .where(col(Attachment.message_id) == col(Message.id))
+        .scalar_subquery()
+    )
+    after = (
+        sa.select(col(CheckinEvent.message_id))
+        .where(col(CheckinEvent.after_report).is_(True), col(CheckinEvent.message_id).is_not(None))
+        .distinct()
+        .subquery()
+    )
+    return (
+        sa.select(
+            col(Message.id),
+            col(Group.codename),
+            _text(col(Message.link_reason)),
+            _text(col(Message.signal)),
+            _text(col(Message.kind)),
+            col(Message.version),
+            col(Message.previous_id),
+            col(Message.origin_at),
+            col(Message.received_at),
+            sa.type_coerce(col(Message.sender_id), sa.String()).label("sender"),
+            col(Message.possible_detention),
+            col(Message.unconfirmed),
+            col(Message.body_sealed),
+            col(MessageMark.seen_at),
+            col(MessageMark.starred),
+            files.label("files"),
+            after.c.message_id.is_not(None).label("after_report"),
+            sa.type_coerce(col(KeyWrap.group_id), sa.String()).label("wrap_group"),
+            (col(KeyWrap.operator_id) == sa.bindparam("operator_id")).label("wrap_mine"),
+            col(KeyWrap.wrapped),
+        )
+        .select_from(Message)
+        .outerjoin(Group, col(Group.id) == col(Message.group_id))
+        .outerjoin(
+            MessageMark,
+            sa.and_(
+                col(MessageMark.message_id) == col(Message.id),
+                col(MessageMark.operator_id) == sa.bindparam("operator_id"),
+            ),
+        )
+        .outerjoin(after, after.c.message_id == col(Message.id))
+        .outerjoin(
+            KeyWrap,
+            sa.and_(
+                col(KeyWrap.subject_table) == MESSAGES,
+                col(KeyWrap.subject_id) == col(Message.id),
+                # Another operator's own wrap opens nothing here: not read at all.
+                sa.or_(
+                    col(KeyWrap.operator_id) == sa.bindparam("operator_id"),
+                    col(KeyWrap.group_id).is_not(None),
+                ),
+            ),
+        )
+        .order_by(*NEWEST_FIRST, col(Message.id))
+    )
+
+
 async def open_bodies(
-    session: AsyncSession, keyring: Keyring, messages: Sequence[Message]
+    session: AsyncSession, keyring: Keyring, messages: Sequence[SealedBody]
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """The opened bodies of many messages, their wraps read in one query; a message
     no key of this operator opens is left out."""
     keys = await data_keys(session, keyring, table=MESSAGES, row_ids=[m.id for m in messages])
+    return open_bodies_with(keys, messages)
+
+
+def open_bodies_with(
+    keys: Mapping[uuid.UUID, bytes], messages: Iterable[SealedBody]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The bodies of the messages whose data keys are given (the others left out)."""
     bodies = {}
     for message in messages:
-        if message.id in keys:
+        key = keys.get(message.id)
+        if key is not None:
             plain = open_content(
-                keys[message.id],
-                message.body_sealed,
-                Binding(MESSAGES, "body_sealed", message.id),
+                key, message.body_sealed, Binding(MESSAGES, "body_sealed", message.id)
             )
             bodies[message.id] = json.loads(plain)
     return bodies
 
 
 async def data_keys(
-    session: AsyncSession, keyring: Keyring, *, table: str, row_ids: Sequence[uuid.UUID]
+    session: AsyncSession,
+    keyring: Keyring,
+    *,
+    table: str,
+    row_ids: Sequence[uuid.UUID] = (),
+    of: sa.Select[Any] | None = None,
 ) -> dict[uuid.UUID, bytes]:
     """The data keys of many rows that this operator opens (their own wrap first,
-    which needs no group key; then each group wrap whose group key they hold)."""
-    wraps: dict[uuid.UUID, list[KeyWrap]] = {}
-    for start in range(0, len(row_ids), BATCH):
-        query = select(KeyWrap).where(
-            KeyWrap.subject_table == table,
-            col(KeyWrap.subject_id).in_(row_ids[start : start + BATCH]),
-        )
-        for wrap in (await session.exec(query)).all():
-            wraps.setdefault(wrap.subject_id, []).append(wrap)
-    # Held here so that the session's identity map (weak) keeps them: each wrap's
-    # group is then found without a query.
-    group_ids = {w.group_id for found in wraps.values() for w in found if w.group_id}
-    held = (
-        (await session.exec(select(Group).where(col(Group.id).in_(group_ids)))).all()
-        if group_ids
-        else []
+    which needs no group key; then each group wrap whose group key they hold): the
+    rows ``row_ids``, or those the query ``of`` selects (one query however many)."""
+    found = await read_wraps(session, keyring, tables=(table,), row_ids=row_ids, of=of)
+    keys = await unwrap_all(session, keyring, found)
+    return {row_id: key for (_, row_id), key in keys.items()}
+
+
+WrapKey = tuple[str, uuid.UUID]  # (table, row id)
+
+
+async def read_wraps(
+    session: AsyncSession,
+    keyring: Keyring,
+    *,
+    tables: Collection[str],
+    row_ids: Sequence[uuid.UUID] = (),
+    of: sa.Select[Any] | None = None,
+) -> dict[WrapKey, list[Wrap]]:
+    """The wraps that may open these rows for this operator: their own and the
+    groups' (another operator's own wrap opens nothing here and is not read)."""
+    params: dict[str, Any] = {"tables": list(tables), "operator_id": keyring.operator.id}
+    if of is not None:
+        base = _wraps_statement(expanding=False)
+        queries = [(base.where(col(KeyWrap.subject_id).in_(of.scalar_subquery())), params)]
+    else:
+        queries = [
+            (_wraps_statement(expanding=True), params | {"ids": list(row_ids[i : i + BATCH])})
+            for i in range(0, len(row_ids), BATCH)
+        ]
+    wraps: dict[WrapKey, list[Wrap]] = {}
+    for query, values in queries:
+        for wrap in await rows_of(session, query, values):
+            wraps.setdefault((wrap.subject_table, wrap.subject_id), []).append(wrap)
+    return wraps
+
+
+@functools.cache
+def _wraps_statement(*, expanding: bool) -> sa.Select[*tuple[Any, ...]]:
+    """Built once: composing a statement costs more than running it on a small page."""
+    query = sa.select(
+        col(KeyWrap.subject_table),
+        col(KeyWrap.subject_id),
+        col(KeyWrap.group_id),
+        col(KeyWrap.operator_id),
+        col(KeyWrap.wrapped),
+    ).where(
+        col(KeyWrap.subject_table).in_(sa.bindparam("tables", expanding=True)),
+        sa.or_(
+            col(KeyWrap.operator_id) == sa.bindparam("operator_id"),
+            col(KeyWrap.group_id).is_not(None),
+        ),
     )
-    keys = {}
-    for row_id, found in wraps.items():
-        mine = [w for w in found if w.operator_id == keyring.operator.id]
-        for wrap in mine + [w for w in found if w.group_id is not None]:
-            try:
-                keys[row_id] = await keyring.unwrap(session, wrap)
+    if expanding:
+        query = query.where(col(KeyWrap.subject_id).in_(sa.bindparam("ids", expanding=True)))
+    return query
+
+
+async def unwrap_all(
+    session: AsyncSession, keyring: Keyring, wraps: Mapping[WrapKey, Sequence[Wrap]]
+) -> dict[WrapKey, bytes]:
+    """Each row's data key (by table and id) from the first of its wraps this operator
+    opens; a row none of whose wraps they open is left out."""
+    subjects = list(wraps)
+    keys = await unwrap_each(
+        session, keyring, [(data_key_binding(*subject), wraps[subject]) for subject in subjects]
+    )
+    return {s: k for s, k in zip(subjects, keys, strict=True) if k is not None}
+
+
+async def unwrap_each(
+    session: AsyncSession, keyring: Keyring, wrapped: Sequence[tuple[Binding, Sequence[Wrap]]]
+) -> list[bytes | None]:
+    """For each record (its data key's binding and the wraps read for it), the data key
+    from the first wrap this operator opens: their own (which needs no group key), else a
+    group's; None where none opens. The group keys are opened first, in one query, so
+    that no record waits on the database."""
+    await keyring.open_group_keys(
+        session, {w.group_id for _, found in wrapped for w in found if w.group_id}
+    )
+    keys: list[bytes | None] = []
+    for binding, found in wrapped:
+        key = None
+        for wrap in found if len(found) == 1 else _own_first(found):
+            recipient = keyring.recipient(wrap)
+            if recipient is not None:
+                key = unwrap_key(wrap.wrapped, recipient, binding)
                 break
-            except NotReadable:
-                continue  # a group whose key was not shared with this operator
-    del held
+        keys.append(key)
     return keys
+
+
+def _own_first(wraps: Sequence[Wrap]) -> list[Wrap]:
+    # Only this operator's own wraps carry an operator (others' are not read).
+    return sorted(wraps, key=lambda w: w.operator_id is None)
 
 
 # A guess that neither the relative nor an operator confirmed.
 GUESSED = (LinkReason.PHRASE, LinkReason.SOLE_GROUP)
 
 
-def inbox_query(
+def inbox_filters(
     operator_id: uuid.UUID,
     *,
     group: Group | None = None,
@@ -316,35 +548,45 @@ def inbox_query(
     danger: bool = False,
     kind: MessageKind | None = None,
     sender: Person | None = None,
-) -> SelectOfScalar[Message]:
-    """The messages that pass the inbox's filters (unordered)."""
-    query = select(Message)
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions a message meets to pass the inbox's filters."""
+    where: list[sa.ColumnElement[bool]] = []
     if group is not None:
-        query = query.where(Message.group_id == group.id)
+        where.append(col(Message.group_id) == group.id)
     if unlinked:
-        query = query.where(col(Message.group_id).is_(None))
+        where.append(col(Message.group_id).is_(None))
     if since is not None:
-        query = query.where(col(Message.received_at) >= since)
+        where.append(col(Message.received_at) >= since)
     if unconfirmed:
         # News about a group in trouble that no signal confirmed (its activists were
         # told), and messages linked by a guess that nobody confirmed.
-        query = query.where(
+        where.append(
             sa.or_(col(Message.unconfirmed).is_(True), col(Message.link_reason).in_(GUESSED))
         )
     if danger:
-        query = query.where(col(Message.possible_detention).is_(True))
+        where.append(col(Message.possible_detention).is_(True))
     if kind is not None:
-        query = query.where(Message.kind == kind)
+        where.append(col(Message.kind) == kind)
     if sender is not None:
-        query = query.where(Message.sender_id == sender.id)
-    mine = MessageMark.operator_id == operator_id
+        where.append(col(Message.sender_id) == sender.id)
+    mine = col(MessageMark.operator_id) == operator_id
+    # Never correlated: the listing joins message_marks too, and these ask of the
+    # whole table.
     if unread:
-        seen = select(MessageMark.message_id).where(mine, col(MessageMark.seen_at).is_not(None))
-        query = query.where(col(Message.id).not_in(seen))
+        seen = (
+            sa.select(col(MessageMark.message_id))
+            .where(mine, col(MessageMark.seen_at).is_not(None))
+            .correlate(None)
+        )
+        where.append(col(Message.id).not_in(seen))
     if starred:
-        stars = select(MessageMark.message_id).where(mine, col(MessageMark.starred).is_(True))
-        query = query.where(col(Message.id).in_(stars))
-    return query
+        stars = (
+            sa.select(col(MessageMark.message_id))
+            .where(mine, col(MessageMark.starred).is_(True))
+            .correlate(None)
+        )
+        where.append(col(Message.id).in_(stars))
+    return where
 
 
 async def unread_counts(
@@ -360,41 +602,6 @@ async def unread_counts(
         .group_by(col(Message.group_id))
     )
     return {group_id: count for group_id, count in (await session.exec(query)).all()}
-
-
-async def _marks(
-    session: AsyncSession, *, operator_id: uuid.UUID, message_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, MessageMark]:
-    found: dict[uuid.UUID, MessageMark] = {}
-    for start in range(0, len(message_ids), BATCH):
-        query = select(MessageMark).where(
-            MessageMark.operator_id == operator_id,
-            col(MessageMark.message_id).in_(message_ids[start : start + BATCH]),
-        )
-        found |= {m.message_id: m for m in (await session.exec(query)).all()}
-    return found
-
-
-async def _pseudonyms(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-    wanted = list(ids)
-    found: dict[uuid.UUID, str] = {}
-    for start in range(0, len(wanted), BATCH):
-        query = select(Person).where(col(Person.id).in_(wanted[start : start + BATCH]))
-        found |= {p.id: pseudonym(p) for p in (await session.exec(query)).all()}
-    return found
-
-
-async def _attachment_counts(
-    session: AsyncSession, message_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    counts: dict[uuid.UUID, int] = {}
-    for start in range(0, len(message_ids), BATCH):
-        query = select(Attachment.message_id).where(
-            col(Attachment.message_id).in_(message_ids[start : start + BATCH])
-        )
-        for message_id in (await session.exec(query)).all():
-            counts[message_id] = counts.get(message_id, 0) + 1
-    return counts
 
 
 # --------------------------------------------------------------------------- one message
@@ -419,22 +626,70 @@ async def find_message(session: AsyncSession, *, ref: str) -> Message:
     return message
 
 
-async def versions_of(session: AsyncSession, *, message: Message) -> list[Message]:
-    """Every version of the message (an edit is a new version), oldest first:
-    the ones before it and the ones after it."""
+def _chain_ids(message_id: sa.ColumnElement[uuid.UUID]) -> sa.CompoundSelect[uuid.UUID]:
+    """The ids of every version of a message: the chain of ``previous_id`` walked
+    back and forward in one recursive query (UNION, not UNION ALL: a cycle ends)."""
+    back = (
+        sa.select(col(Message.id), col(Message.previous_id))
+        .where(col(Message.id) == message_id)
+        .cte("back", recursive=True)
+    )
+    earlier = Message.__table__.alias("earlier")  # type: ignore[attr-defined]
+    back = back.union(
+        sa.select(earlier.c.id, earlier.c.previous_id).where(earlier.c.id == back.c.previous_id)
+    )
+    forth = (
+        sa.select(col(Message.id)).where(col(Message.id) == message_id).cte("forth", recursive=True)
+    )
+    later = Message.__table__.alias("later")  # type: ignore[attr-defined]
+    forth = forth.union(sa.select(later.c.id).where(later.c.previous_id == forth.c.id))
+    return sa.union(sa.select(back.c.id), sa.select(forth.c.id))
+
+
+@functools.cache
+def _versions_statement() -> SelectOfScalar[Message]:
+    return select(Message).where(col(Message.id).in_(_chain_ids(sa.bindparam("message_id"))))
+
+
+@functools.cache
+def _versions_with_marks_statement() -> Select[Message, MessageMark | None]:
+    """Every version of a message with this operator's mark on each (one query)."""
+    return (
+        select(Message, MessageMark)
+        .outerjoin(
+            MessageMark,
+            sa.and_(
+                col(MessageMark.message_id) == col(Message.id),
+                col(MessageMark.operator_id) == sa.bindparam("operator_id"),
+            ),
+        )
+        .where(col(Message.id).in_(_chain_ids(sa.bindparam("message_id"))))
+    )
+
+
+def _in_order(rows: Sequence[Message], message: Message) -> list[Message]:
+    """The versions as a chain, oldest first (as the links say, not the clocks)."""
+    by_id = {r.id: r for r in rows}
+    after: dict[uuid.UUID, Message] = {}
+    for row in sorted(rows, key=lambda r: (r.version, r.received_at), reverse=True):
+        if row.previous_id is not None:
+            after[row.previous_id] = row  # the earliest of two claimants wins
     chain = [message]
     while chain[0].previous_id is not None:
-        earlier = await session.get(Message, chain[0].previous_id)
+        earlier = by_id.get(chain[0].previous_id)
         if earlier is None or earlier in chain:
             break
         chain.insert(0, earlier)
-    while True:
-        later = (
-            await session.exec(select(Message).where(Message.previous_id == chain[-1].id))
-        ).first()
-        if later is None or later in chain:
-            return chain
+    while (later := after.get(chain[-1].id)) is not None and later not in chain:
         chain.append(later)
+    return chain
+
+
+async def versions_of(session: AsyncSession, *, message: Message) -> list[Message]:
+    """Every version of the message (an edit is a new version), oldest first:
+    the ones before it and the ones after it (one query)."""
+    rows = (await session.exec(_versions_statement(), params={"message_id": message.id})).all()
+    return _in_order(rows, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,6 +704,12 @@ async def open_versions(
     """Every version, opened (one this operator cannot open is refused)."""
     versions = await versions_of(session, message=message)
     bodies = await open_bodies(session, keyring, versions)
+    return _opened_versions(versions, bodies)
+
+
+def _opened_versions(
+    versions: Sequence[Message], bodies: Mapping[uuid.UUID, dict[str, Any]]
+) -> list[OpenedVersion]:
     missing = [v for v in versions if v.id not in bodies]
     if missing:
         raise NotReadable(
@@ -467,18 +728,32 @@ class OpenedFile:
 async def open_files(
     session: AsyncSession, keyring: Keyring, *, message: Message
 ) -> list[OpenedFile]:
-    attachments = (
+    attachments = await _attachments_of(session, [message.id])
+    keys = await data_keys(session, keyring, table=ATTACHMENTS, row_ids=[a.id for a in attachments])
+    return _opened_files(attachments, keys)
+
+
+async def _attachments_of(
+    session: AsyncSession, message_ids: Sequence[uuid.UUID]
+) -> Sequence[Attachment]:
+    return (
         await session.exec(
             select(Attachment)
-            .where(Attachment.message_id == message.id)
+            .where(col(Attachment.message_id).in_(list(message_ids)))
             .order_by(col(Attachment.id))
         )
     ).all()
-    keys = await data_keys(session, keyring, table=ATTACHMENTS, row_ids=[a.id for a in attachments])
+
+
+def _opened_files(
+    attachments: Iterable[Attachment], keys: Mapping[uuid.UUID, bytes]
+) -> list[OpenedFile]:
     opened = []
     for attachment in attachments:
         if attachment.id not in keys:
-            raise NotReadable(f"an attachment of {message.id} does not open with your key")
+            raise NotReadable(
+                f"an attachment of {attachment.message_id} does not open with your key"
+            )
         key = keys[attachment.id]
         meta = open_content(
             key, attachment.meta_sealed, Binding(ATTACHMENTS, "meta_sealed", attachment.id)
@@ -494,6 +769,79 @@ async def open_files(
         )
         opened.append(OpenedFile(attachment, json.loads(meta), content))
     return opened
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedMessage:
+    """One message as an operator reads it: what ``intake inbox read`` prints and the
+    console's message page shows."""
+
+    message: Message  # the version asked for
+    versions: list[OpenedVersion]  # every version, oldest first
+    files: list[OpenedFile]  # the attachments of every version, in the versions' order
+    notes: list[OpenedNote]
+    place: Place | None  # None: not linked to a group
+    starred: bool  # by this operator
+
+    def version_of(self, opened: OpenedFile) -> int:
+        return next(
+            v.message.version for v in self.versions if v.message.id == opened.attachment.message_id
+        )
+
+
+async def open_message(
+    session: AsyncSession,
+    keyring: Keyring,
+    *,
+    message_id: uuid.UUID,
+    around: int,
+    seen_at: datetime | None,
+) -> OpenedMessage | None:
+    """A whole message opened in a handful of set-based queries (its versions with this
+    operator's mark, their attachments, its notes with their authors, every wrapped key
+    of these at once, its place in the group's timeline), and marked seen at ``seen_at``.
+    None: no such message. A page of the console is about as many round trips to the
+    database as it has queries, so it has few.
+
+    Raises NotReadable when a version or an attachment does not open with this key."""
+    found = (
+        await session.exec(
+            _versions_with_marks_statement(),
+            params={"message_id": message_id, "operator_id": keyring.operator.id},
+        )
+    ).all()
+    message = next((m for m, _ in found if m.id == message_id), None)
+    if message is None:
+        return None
+    mark_row = next((k for m, k in found if m.id == message_id), None)
+    versions = _in_order([m for m, _ in found], message)
+    attachments = await _attachments_of(session, [v.id for v in versions])
+    notes = await _notes_with_authors(session, message_id=message.id)
+    wraps = await read_wraps(
+        session,
+        keyring,
+        tables=(MESSAGES, ATTACHMENTS, NOTES),
+        row_ids=[v.id for v in versions] + [a.id for a in attachments] + [n.id for n, _ in notes],
+    )
+    keys = await unwrap_all(session, keyring, wraps)
+    bodies = open_bodies_with({i: k for (t, i), k in keys.items() if t == MESSAGES}, versions)
+    opened = _opened_versions(versions, bodies)
+    files = _opened_files(attachments, {i: k for (t, i), k in keys.items() if t == ATTACHMENTS})
+    files.sort(key=lambda f: [v.id for v in versions].index(f.attachment.message_id))
+    place = await _place(session, message, {v.id for v in versions}, around=around)
+    if seen_at is not None:
+        mark_row = mark_row or MessageMark(message_id=message.id, operator_id=keyring.operator.id)
+        mark_row.seen_at = seen_at
+        session.add(mark_row)
+        await session.flush()
+    return OpenedMessage(
+        message=message,
+        versions=opened,
+        files=files,
+        notes=_opened_notes(session, notes, {i: k for (t, i), k in keys.items() if t == NOTES}),
+        place=place,
+        starred=mark_row is not None and mark_row.starred,
+    )
 
 
 # --------------------------------------------------------------------------- the group's timeline
@@ -536,22 +884,70 @@ async def place_of(session: AsyncSession, *, message: Message, around: int = 3) 
     if message.group_id is None:
         return None
     ids = {v.id for v in await versions_of(session, message=message)}
-    checkins = (
-        await session.exec(select(CheckinEvent).where(CheckinEvent.group_id == message.group_id))
-    ).all()
-    flips = (await session.exec(select(Flip).where(Flip.group_id == message.group_id))).all()
+    return await _place(session, message, ids, around=around)
+
+
+@functools.cache
+def _place_statement() -> sa.CompoundSelect[Any]:
+    """The check-ins and flips of a group nearest a moment, ``around`` on each side of
+    it from each table (built once; the group, moment and count are bound)."""
+    text = sa.String()
+    limit = sa.bindparam("around", type_=sa.Integer())
+    checkins: list[sa.ColumnElement[Any]] = [
+        sa.literal(0).label("kind"),
+        col(CheckinEvent.at).label("at"),
+        sa.cast(col(CheckinEvent.signal), text).label("a"),
+        sa.cast(col(CheckinEvent.source), text).label("b"),
+        sa.cast(sa.null(), text).label("c"),
+        col(CheckinEvent.after_report).label("after_report"),
+        col(CheckinEvent.message_id).label("message_id"),
+    ]
+    flips: list[sa.ColumnElement[Any]] = [
+        sa.literal(1).label("kind"),
+        col(Flip.at).label("at"),
+        sa.cast(col(Flip.from_status), text).label("a"),
+        sa.cast(col(Flip.to_status), text).label("b"),
+        sa.cast(col(Flip.basis), text).label("c"),
+        sa.false().label("after_report"),
+        sa.cast(sa.null(), sa.Uuid()).label("message_id"),
+    ]
+    sides = []
+    for columns, at, group_id in (
+        (checkins, col(CheckinEvent.at), col(CheckinEvent.group_id)),
+        (flips, col(Flip.at), col(Flip.group_id)),
+    ):
+        before, after = at <= sa.bindparam("moment"), at > sa.bindparam("moment")
+        for side, order in ((before, at.desc()), (after, at.asc())):
+            part = sa.select(*columns).where(group_id == sa.bindparam("group_id"), side)
+            sides.append(sa.select(part.order_by(order).limit(limit).subquery()))
+    return sa.union_all(*sides)
+
+
+async def _place(
+    session: AsyncSession, message: Message, version_ids: Collection[uuid.UUID], *, around: int
+) -> Place | None:
+    """The place, read in one query: at most ``around`` check-ins and flips on each
+    side of the moment (a long journey's timeline is not read whole for a message)."""
+    if message.group_id is None:
+        return None
+    moment = moment_of(message)
+    if not around:
+        return Place(moment=moment, before=[], after=[])
+    rows = await rows_of(
+        session,
+        _place_statement(),
+        {"group_id": message.group_id, "moment": moment, "around": around},
+    )
     entries = [
         TimelineEntry(
-            e.at,
-            f"{e.signal.value} ({e.source})" + (f" {AFTER_REPORT}" if e.after_report else ""),
-            e.message_id in ids,
+            r.at,
+            f"{r.a} ({r.b})" + (f" {AFTER_REPORT}" if r.after_report else "")
+            if r.kind == 0
+            else f"{r.a} -> {r.b} ({r.c})",
+            r.message_id in version_ids,
         )
-        for e in checkins
-    ] + [
-        TimelineEntry(f.at, f"{f.from_status.value} -> {f.to_status.value} ({f.basis})", False)
-        for f in flips
+        for r in sorted(rows, key=lambda r: (r.at, r.kind))
     ]
-    moment = moment_of(message)
     before, after = place_in(entries, moment=moment, around=around)
     return Place(moment=moment, before=before, after=after)
 
@@ -614,34 +1010,67 @@ async def add_note(
 @dataclass(frozen=True, slots=True)
 class OpenedNote:
     at: datetime
-    author: str | None  # the author's key fingerprint (short), never a name
+    author: str | None  # the author's key fingerprint (short)
     text: str
-    author_id: uuid.UUID | None = None  # to name them where the names can be opened
+    author_id: uuid.UUID | None = None
+    # The author's name, opened with the server secret where this process has it
+    # (the console given the installation's config); None elsewhere.
+    author_name: str | None = None
+
+    @property
+    def author_label(self) -> str:
+        """Who wrote it, as people read it: the name, else a labelled short fingerprint."""
+        if self.author is None:
+            return "a former operator"
+        return operator_label(self.author_name, self.author)
 
 
 async def notes_of(
     session: AsyncSession, keyring: Keyring, *, message: Message
 ) -> list[OpenedNote]:
-    notes = (
+    notes = await _notes_with_authors(session, message_id=message.id)
+    keys = await data_keys(session, keyring, table=NOTES, row_ids=[n.id for n, _ in notes])
+    return _opened_notes(session, notes, keys)
+
+
+async def _notes_with_authors(
+    session: AsyncSession, *, message_id: uuid.UUID
+) -> Sequence[tuple[Note, Operator | None]]:
+    """A message's notes, oldest first, each with its author's row (one query)."""
+    return (
         await session.exec(
-            select(Note).where(Note.message_id == message.id).order_by(col(Note.created_at))
+            select(Note, Operator)
+            .outerjoin(Operator, col(Operator.id) == col(Note.operator_id))
+            .where(col(Note.message_id) == message_id)
+            .order_by(col(Note.created_at))
         )
     ).all()
-    keys = await data_keys(session, keyring, table=NOTES, row_ids=[n.id for n in notes])
-    authors = await _fingerprints(session, {n.operator_id for n in notes if n.operator_id})
+
+
+def _opened_notes(
+    session: AsyncSession,
+    notes: Iterable[tuple[Note, Operator | None]],
+    keys: Mapping[uuid.UUID, bytes],
+) -> list[OpenedNote]:
+    installation = installation_of(session)
     opened = []
-    for note in notes:
+    for note, author in notes:
         if note.id not in keys:
             continue  # written before this operator was added: not sealed to them
         text = open_content(keys[note.id], note.body_sealed, Binding(NOTES, "body_sealed", note.id))
-        author = authors.get(note.operator_id) if note.operator_id else None
-        opened.append(OpenedNote(note.created_at, author, text.decode(), note.operator_id))
+        name = None
+        if author is not None and installation is not None:
+            name = name_or_none(installation.server, author)
+        opened.append(
+            OpenedNote(
+                at=note.created_at,
+                author=author.fingerprint[:16] if author else None,
+                text=text.decode(),
+                author_id=note.operator_id,
+                author_name=name,
+            )
+        )
     return opened
-
-
-async def _fingerprints(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    rows = (await session.exec(select(Operator).where(col(Operator.id).in_(ids)))).all()
-    return {op.id: op.fingerprint[:16] for op in rows}
 
 
 # --------------------------------------------------------------------------- linking by hand

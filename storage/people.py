@@ -6,14 +6,16 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.alerts import cancel_pending
 from storage.crypto import Binding, ServerKeys, sha256
 from storage.identifiers import normalise_telegram_id
-from storage.models import Group, IdentifierKind, Invite, Person, Role, RoleGrant
+from storage.models import Group, GroupAct, IdentifierKind, Invite, Person, Role, RoleGrant
 
 GROUP_ROLES = frozenset({Role.RELATIVE, Role.ACTIVIST})
 # The roles the bot writes to first (alerts, notices, the unlinked count): only their
@@ -43,7 +45,13 @@ def telegram_index(server: ServerKeys, telegram_id: int) -> bytes:
 
 def pseudonym(person: Person) -> str:
     """A stable label for operators that says nothing about who the person is."""
-    return "P-" + sha256(person.id.bytes)[:3].hex().upper()
+    return pseudonym_of(person.id)
+
+
+def pseudonym_of(person_id: uuid.UUID) -> str:
+    """The pseudonym of a person known by id alone (it is derived from the id: a
+    listing of messages names their senders without reading the people table)."""
+    return "P-" + sha256(person_id.bytes)[:3].hex().upper()
 
 
 async def find_person(
@@ -318,6 +326,51 @@ async def forget_chats(session: AsyncSession) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    grants: list[RoleGrant]  # the grants ended (empty: the person held no such live role)
+    alerts_dropped: int  # alerts that were waiting to go to them and now will not
+
+
+async def revoke_roles(
+    session: AsyncSession,
+    *,
+    person: Person,
+    role: Role | None,
+    group_id: uuid.UUID | None,
+    now: datetime,
+) -> Revoked:
+    """What `intake role revoke` (and the console's Revoke, for an admin) does: end the
+    grants at once and, once the person is no activist or admin any more, cut them off
+    from everything still waiting for them: alerts not sent yet, and their requests
+    that a second person has not confirmed."""
+    ended = await revoke(session, person=person, role=role, group_id=group_id, now=now)
+    if not ended:
+        return Revoked(grants=[], alerts_dropped=0)
+    still = await live_grants(session, person_id=person.id)
+    dropped = 0
+    if not any(g.role in (Role.ACTIVIST, Role.ADMIN) for g in still):
+        # Nothing more reaches them, not even an alert already waiting to go.
+        dropped = await cancel_pending(session, person_id=person.id, now=now)
+        await cancel_requests_of(session, person_id=person.id, now=now)
+    return Revoked(grants=ended, alerts_dropped=dropped)
+
+
+async def cancel_requests_of(session: AsyncSession, *, person_id: uuid.UUID, now: datetime) -> int:
+    """A revoked person's requests can no longer be confirmed."""
+    rows = (
+        await session.exec(
+            select(GroupAct).where(
+                GroupAct.requested_by == person_id, col(GroupAct.done_at).is_(None)
+            )
+        )
+    ).all()
+    for row in rows:
+        row.done_at, row.outcome = now, "revoked"
+        session.add(row)
+    return len(rows)
 
 
 async def people_with_role(session: AsyncSession, *, role: Role) -> list[Person]:

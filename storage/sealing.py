@@ -10,8 +10,9 @@ the passphrase; the running bot never has one.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
@@ -34,6 +35,19 @@ from storage.models import Group, GroupKeyWrap, KeyWrap, Operator
 from storage.trust import trusted_operators
 
 DATA_KEY_COLUMN = "data_key"
+
+
+class Wrap(Protocol):
+    """A wrapped data key as read: a ``KeyWrap`` row, or the same columns selected
+    alone (a whole inbox's wraps are read without building an ORM object each). What
+    it seals (its binding) is known from where it was read."""
+
+    @property
+    def group_id(self) -> uuid.UUID | None: ...
+    @property
+    def operator_id(self) -> uuid.UUID | None: ...
+    @property
+    def wrapped(self) -> bytes: ...
 
 
 class NoRecipients(Exception):
@@ -173,12 +187,36 @@ class Keyring:
         ).first()
         if wrap is None:
             raise NotReadable(f"group {group.codename} holds no key for this operator")
+        return self._open_group_key(group, wrap)
+
+    def _open_group_key(self, group: Group, wrap: GroupKeyWrap) -> PrivateKey:
         raw = unwrap_key(wrap.wrapped, self._private, group_key_binding(group.id))
         key = PrivateKey(KemName(group.kem), raw)
         if key.public_key() != group_public_key(group):
             raise CryptoError(f"group {group.codename}: the wrapped key is not the group's key")
         self._groups[group.id] = key
         return key
+
+    async def open_group_keys(self, session: AsyncSession, group_ids: Iterable[uuid.UUID]) -> None:
+        """Open, in one query, the keys of these groups that this operator was given and
+        has not opened yet (a group whose key they were not given is left out)."""
+        missing = {g for g in group_ids if g not in self._groups}
+        if not missing:
+            return
+        found = await session.exec(
+            select(Group, GroupKeyWrap)
+            .join(GroupKeyWrap, col(GroupKeyWrap.group_id) == col(Group.id))
+            .where(col(Group.id).in_(missing), GroupKeyWrap.operator_id == self.operator.id)
+        )
+        for group, wrap in found.all():
+            self._open_group_key(group, wrap)
+
+    def recipient(self, wrap: Wrap) -> PrivateKey | None:
+        """The key that opens this wrap, when this operator holds it open already: their
+        own, or a group key opened before (``open_group_keys``)."""
+        if wrap.operator_id == self.operator.id:
+            return self._private
+        return self._groups.get(wrap.group_id) if wrap.group_id is not None else None
 
     def forget(self, group: Group) -> None:
         """Drop a cached group key (the group's key pair was just rotated)."""
@@ -201,21 +239,6 @@ class Keyring:
                     continue
                 return unwrap_key(wrap.wrapped, await self.group_key(session, group), binding)
         raise NotReadable(f"no key of this operator opens {table} {row_id}")
-
-    async def unwrap(self, session: AsyncSession, wrap: KeyWrap) -> bytes:
-        """The data key in one wrap already read (many rows' wraps are read at once
-        when a whole inbox is opened): this operator's own, or a group's it holds."""
-        binding = data_key_binding(wrap.subject_table, wrap.subject_id)
-        if wrap.operator_id == self.operator.id:
-            return unwrap_key(wrap.wrapped, self._private, binding)
-        if wrap.group_id in self._groups:  # opened already: no need to look the group up
-            return unwrap_key(wrap.wrapped, self._groups[wrap.group_id], binding)
-        group = await session.get(Group, wrap.group_id) if wrap.group_id else None
-        if group is None:
-            raise NotReadable(
-                f"no key of this operator opens {wrap.subject_table} {wrap.subject_id}"
-            )
-        return unwrap_key(wrap.wrapped, await self.group_key(session, group), binding)
 
     async def open_fields(
         self, session: AsyncSession, *, table: str, row_id: uuid.UUID, columns: Mapping[str, bytes]

@@ -238,21 +238,6 @@ async def not_to_author(session: AsyncSession, record: Flip, author: Actor | Per
     )
 
 
-async def cancel_requests_of(session: AsyncSession, *, person_id: uuid.UUID, now: datetime) -> int:
-    """A revoked person's requests can no longer be confirmed."""
-    rows = (
-        await session.exec(
-            select(GroupAct).where(
-                GroupAct.requested_by == person_id, col(GroupAct.done_at).is_(None)
-            )
-        )
-    ).all()
-    for row in rows:
-        row.done_at, row.outcome = now, "revoked"
-        session.add(row)
-    return len(rows)
-
-
 async def _apply(
     session: AsyncSession,
     *,

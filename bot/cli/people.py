@@ -22,7 +22,6 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import col, select
 
-from bot.acts.service import cancel_requests_of
 from bot.cli.common import (
     ADMIN_ACTOR,
     ConfigOption,
@@ -36,10 +35,9 @@ from bot.cli.common import (
     workspace,
 )
 from storage import audit
-from storage.alerts import cancel_pending
 from storage.groups import get_group
 from storage.models import Group, Invite, Message, Person, Role, RoleGrant
-from storage.people import find_by_pseudonym, label_of_invite, live_grants, pseudonym, revoke
+from storage.people import find_by_pseudonym, label_of_invite, pseudonym, revoke_roles
 from storage.timeutil import utc_now
 
 people_app = typer.Typer(
@@ -223,23 +221,18 @@ def role_revoke(
             if found is None:
                 raise Refused(f"nobody has the pseudonym {person.strip().upper()}")
             target = await get_group(session, codename=codename_argument(group)) if group else None
-            ended = await revoke(
+            revoked = await revoke_roles(
                 session,
                 person=found,
                 role=role,
                 group_id=target.id if target else None,
                 now=now,
             )
-            if not ended:
+            if not revoked.grants:
                 raise Refused(f"{pseudonym(found)} holds no such live role")
             codenames = {g.id: g.codename for g in (await session.exec(select(Group))).all()}
-            still = await live_grants(session, person_id=found.id)
-            dropped = 0
-            if not any(g.role in (Role.ACTIVIST, Role.ADMIN) for g in still):
-                # Nothing more reaches them, not even an alert already waiting to go.
-                dropped = await cancel_pending(session, person_id=found.id, now=now)
-                await cancel_requests_of(session, person_id=found.id, now=now)
-            roles = [_role_text(g, codenames) for g in ended]
+            roles = [_role_text(g, codenames) for g in revoked.grants]
+            dropped = revoked.alerts_dropped
             await audit.append(
                 session,
                 actor=ADMIN_ACTOR,

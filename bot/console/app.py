@@ -32,6 +32,7 @@ from bot.visible import visible_parts
 from storage.crypto import PrivateKey
 from storage.db import session_factory
 from storage.sealing import Keyring
+from storage.trust import bound
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "intake_console"
@@ -73,6 +74,12 @@ class Console:
     # The operator's keyring, kept between pages so that each group key is unwrapped
     # once per console rather than once per page; rebuilt after any failed page.
     keyring: Keyring | None = None
+
+    @property
+    def has_server_secret(self) -> bool:
+        """Started with the installation's config and its server secret: what names
+        people and operators, and what `intake role revoke` itself needs (the admin's)."""
+        return bound(self.engine) is not None
 
     def drop_key(self) -> None:
         """Forget the key, the login and every session: nothing opens any more."""

@@ -19,7 +19,7 @@ from bot.console import pages
 from bot.console.app import CONSOLE, render
 from bot.durations import parse_duration
 from storage import audit
-from storage.groups import list_groups
+from storage.groups import UnknownGroup, get_group, list_groups
 from storage.inbox import (
     NoSuchMessage,
     add_note,
@@ -27,17 +27,15 @@ from storage.inbox import (
     list_inbox,
     mark,
     messages_from,
-    notes_of,
     open_files,
-    open_versions,
-    place_of,
+    open_message,
     relink,
     shred_messages,
     text_of,
     unread_counts,
 )
-from storage.models import Attachment, Group, Message, MessageKind
-from storage.people import pseudonym
+from storage.models import Attachment, Group, Message, MessageKind, Role
+from storage.people import find_by_pseudonym, pseudonym_of, revoke_roles
 from storage.sealing import Keyring, NotReadable
 from storage.timeutil import utc_now
 
@@ -80,6 +78,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/attachment/{id}", attachment)
     app.router.add_post("/act", act)
     app.router.add_get("/people", people)
+    app.router.add_post("/revoke", revoke)
     app.router.add_get("/audit", audit_page)
 
 
@@ -146,7 +145,8 @@ async def inbox(request: web.Request) -> web.StreamResponse:
     page = max(int(query.get("page", "1")) if query.get("page", "1").isdigit() else 1, 1)
     since = _since(query.get("since", ""), utc_now())
     async with console.operator() as (session, keyring):
-        groups = [g for g in await list_groups(session)]
+        groups = await list_groups(session)  # once a page: the filters and the counts
+        codenames = {g.id: g.codename for g in groups}
         chosen = next((g for g in groups if g.codename == query.get("group")), None)
         items = await list_inbox(
             session,
@@ -172,7 +172,6 @@ async def inbox(request: web.Request) -> web.StreamResponse:
             at=utc_now(),
             details={"messages": min(len(items), PAGE), "console": True},
         )
-    codenames = {g.id: g.codename for g in groups}
     return render(
         request,
         "inbox.html",
@@ -195,48 +194,40 @@ async def message(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
     message_id = _uuid(request.match_info["id"])
     async with console.operator() as (session, keyring):
-        row = await session.get(Message, message_id)
-        if row is None:
-            raise web.HTTPNotFound(text="no such message (shredded?)")
         try:
-            versions = await open_versions(session, keyring, message=row)
+            opened = await open_message(
+                session, keyring, message_id=message_id, around=5, seen_at=utc_now()
+            )
         except NotReadable as exc:
             raise web.HTTPForbidden(text=str(exc)) from None
-        files = []
-        for version in versions:
-            for opened in await open_files(session, keyring, message=version.message):
-                files.append(
-                    {
-                        "id": opened.attachment.id,
-                        "version": version.message.version,
-                        "kind": opened.attachment.kind.value,
-                        "size": len(opened.content) if opened.content is not None else None,
-                        "picture": picture_type(opened.content) is not None,
-                        "meta": json.dumps(opened.meta, ensure_ascii=False, sort_keys=True),
-                    }
-                )
-        notes = await notes_of(session, keyring, message=row)
-        place = await place_of(session, message=row, around=5)
-        group = await session.get(Group, row.group_id) if row.group_id else None
-        sender = None
-        if row.sender_id is not None:
-            from storage.models import Person
-
-            person = await session.get(Person, row.sender_id)
-            sender = pseudonym(person) if person else None
-        state = await mark(
-            session, operator_id=keyring.operator.id, message=row, now=utc_now(), seen=True
-        )
-        groups = [g for g in await list_groups(session) if g.shredded_at is None]
+        if opened is None:
+            raise web.HTTPNotFound(text="no such message (shredded?)")
+        groups = await list_groups(session)  # once a page: the link menu and the codename
         await audit.append_operator_act(
             session,
             console.local_audit,
             actor=actor(keyring),
             action="inbox.read",
-            subject=str(row.id),
+            subject=str(message_id),
             at=utc_now(),
-            details={"versions": len(versions), "attachments": len(files), "console": True},
+            details={
+                "versions": len(opened.versions),
+                "attachments": len(opened.files),
+                "console": True,
+            },
         )
+    row = opened.message
+    files = [
+        {
+            "id": f.attachment.id,
+            "version": opened.version_of(f),
+            "kind": f.attachment.kind.value,
+            "size": len(f.content) if f.content is not None else None,
+            "picture": picture_type(f.content) is not None,
+            "meta": json.dumps(f.meta, ensure_ascii=False, sort_keys=True),
+        }
+        for f in opened.files
+    ]
     shown = [
         {
             "row": v.message,
@@ -247,7 +238,7 @@ async def message(request: web.Request) -> web.StreamResponse:
                 sort_keys=True,
             ),
         }
-        for v in versions
+        for v in opened.versions
     ]
     return render(
         request,
@@ -255,12 +246,12 @@ async def message(request: web.Request) -> web.StreamResponse:
         message=row,
         versions=shown,
         files=files,
-        notes=notes,
-        place=place,
-        group=group,
-        sender=sender,
-        starred=state.starred,
-        groups=groups,
+        notes=opened.notes,
+        place=opened.place,
+        group=next((g for g in groups if g.id == row.group_id), None),
+        sender=pseudonym_of(row.sender_id) if row.sender_id else None,
+        starred=opened.starred,
+        groups=[g for g in groups if g.shredded_at is None],
     )
 
 
@@ -339,7 +330,7 @@ async def act(request: web.Request) -> web.StreamResponse:
             raise web.HTTPBadRequest(text="choose at least one message")
         said = await _do(session, keyring, action, rows, form, console.local_audit)
     if action == "shred":
-        return render(request, "done.html", said=said)
+        return render(request, "done.html", said=said, back="/inbox", back_text="Back to the inbox")
     raise web.HTTPSeeOther(_back(form))
 
 
@@ -428,7 +419,74 @@ async def people(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
     async with console.reading() as session:
         rows = await pages.people(session)
-    return render(request, "people.html", rows=rows)
+    return render(request, "people.html", rows=rows, can_revoke=console.has_server_secret)
+
+
+async def revoke(request: web.Request) -> web.StreamResponse:
+    """End a person's roles, as `intake role revoke` does, asking again first.
+
+    Revoking is an admin's act (PRODUCT.md, "People"), and an operator's key is not an
+    admin's: the console does it only when it was started with the installation's config
+    and server secret, the credentials `intake role revoke` itself runs with, so it adds
+    no power to whoever holds them. Given a copy or a URL alone it refuses, and the people
+    page shows the command to give an admin instead."""
+    console = request.app[CONSOLE]
+    form = await request.post()
+    name = str(form.get("pseudonym", "")).strip().upper()
+    role_text = str(form.get("role", ""))
+    codename = str(form.get("group", "")).strip() or None
+    if role_text and role_text not in Role._value2member_map_:
+        raise web.HTTPBadRequest(text="no such role")
+    role = Role(role_text) if role_text else None
+    if not console.has_server_secret:
+        command = f"intake role revoke {name}" + (f" --role {role.value}" if role else "")
+        command += f" --group {codename}" if codename else ""
+        raise web.HTTPForbidden(
+            text="Revoking a role is an admin's act, and this console was not given the "
+            f"installation's config and server secret. Give an admin this command: {command}"
+        )
+    what = " ".join(filter(None, (role.value if role else "every role", codename)))
+    if form.get("confirm") != "yes":
+        return render(
+            request,
+            "confirm_revoke.html",
+            pseudonym=name,
+            role=role.value if role else "",
+            group=codename or "",
+            what=what,
+        )
+    now = utc_now()
+    async with console.operator() as (session, keyring):
+        person = await find_by_pseudonym(session, name=name)
+        if person is None:
+            raise web.HTTPNotFound(text=f"nobody has the pseudonym {name}")
+        try:
+            group = await get_group(session, codename=codename) if codename else None
+        except UnknownGroup as exc:
+            raise web.HTTPNotFound(text=str(exc)) from None
+        revoked = await revoke_roles(
+            session, person=person, role=role, group_id=group.id if group else None, now=now
+        )
+        if not revoked.grants:
+            raise web.HTTPBadRequest(text=f"{name} holds no such live role")
+        codenames = {g.id: g.codename for g in await list_groups(session)}
+        roles = [
+            f"{g.role.value} {codenames.get(g.group_id, '?')}" if g.group_id else g.role.value
+            for g in revoked.grants
+        ]
+        await audit.append_operator_act(
+            session,
+            console.local_audit,
+            actor=actor(keyring),
+            action="role.revoke",
+            subject=name,
+            at=now,
+            details={"roles": roles, "alerts_dropped": revoked.alerts_dropped, "console": True},
+        )
+    said = f"Revoked {name}: {', '.join(roles)}."
+    if revoked.alerts_dropped:
+        said += f" {revoked.alerts_dropped} alert(s) waiting for them will not be sent."
+    return render(request, "done.html", said=said, back="/people", back_text="Back to people")
 
 
 async def audit_page(request: web.Request) -> web.StreamResponse:

@@ -17,20 +17,41 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlmodel
 
 from bot.console.app import CSP
 from bot.standin import TelegramStandIn
-from storage import keyfile
-from storage.crypto import PassphraseCost
+from storage import audit, keyfile
+from storage.crypto import KemName, PassphraseCost, ServerKeys
+from storage.db import open_database, session_factory
+from storage.groups import create_group, get_group, list_groups
+from storage.inbox import add_note
+from storage.messages import store_message
+from storage.models import AuditEvent, MessageKind, Role
+from storage.people import (
+    create_invite,
+    find_by_pseudonym,
+    find_person,
+    get_or_create_person,
+    live_grants,
+    pseudonym,
+    redeem_invite,
+)
+from storage.sealing import Keyring
+from storage.timeutil import utc_now
+from storage.trust import bind_installation
 from tests.bot.intake_harness import Installation, install
 from tests.bot.test_cli import base_env
 from tests.bot.test_cli_inbox import (
     CAPTION,
     PASSPHRASE,
+    RELATIVE,
+    SCHEDULE,
     STRANGER_TEXT,
     audit_rows,
     taken_in,
@@ -207,6 +228,57 @@ async def filled(tmp_path: Path, database: Database, standin: TelegramStandIn) -
     return installation
 
 
+async def also_for_oak(installation: Installation) -> str:
+    """The relative of PINE-7 is invited for OAK-2 too, with the admin's label for her and
+    the chat label she chooses that group by; her pseudonym."""
+    settings = installation.settings
+    server = ServerKeys(settings.server_secret_bytes())
+    async with (
+        open_database(settings.database.url, migrate_to_head=False) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        oak = await get_group(session, codename="OAK-2")
+        mother = await find_person(session, server=server, telegram_id=RELATIVE)
+        assert mother is not None
+        _, code = await create_invite(
+            session,
+            server=server,
+            role=Role.RELATIVE,
+            group=oak,
+            ttl=timedelta(days=1),
+            now=utc_now(),
+            label="Ji-woo",
+            chat_label="2",
+        )
+        await redeem_invite(session, server=server, code=code, person=mother, now=utc_now())
+        return pseudonym(mother)
+
+
+async def live_roles(installation: Installation, name: str) -> list[str]:
+    """A person's live grants, read from the database: "relative PINE-7"."""
+    async with (
+        open_database(installation.settings.database.url, migrate_to_head=False) as engine,
+        session_factory(engine)() as session,
+    ):
+        person = await find_by_pseudonym(session, name=name)
+        assert person is not None
+        codenames = {g.id: g.codename for g in await list_groups(session)}
+        return sorted(
+            f"{g.role.value} {codenames[g.group_id]}" if g.group_id else g.role.value
+            for g in await live_grants(session, person_id=person.id)
+        )
+
+
+async def revocations(installation: Installation) -> list[AuditEvent]:
+    async with (
+        open_database(installation.settings.database.url, migrate_to_head=False) as engine,
+        session_factory(engine)() as session,
+    ):
+        query = sqlmodel.select(AuditEvent).where(AuditEvent.action == "role.revoke")
+        return list((await session.exec(query)).all())
+
+
 async def test_an_operator_works_the_inbox_in_a_real_browser(
     tmp_path: Path, database: Database, standin: TelegramStandIn, browsers: Any
 ) -> None:
@@ -217,6 +289,8 @@ async def test_an_operator_works_the_inbox_in_a_real_browser(
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     installation = await filled(tmp_path, database, standin)
+    mother = await also_for_oak(installation)
+    me = installation.operator_key.public_key().fingerprint()[:16]
     running = start_console(installation, tmp_path / "operator")
     try:
         browser = browsers("operator")
@@ -268,6 +342,9 @@ async def test_an_operator_works_the_inbox_in_a_real_browser(
         browser.find_element(By.ID, "note-text").send_keys(NOTE)
         click_and_wait(browser, browser.find_element(By.ID, "add-note"))
         assert NOTE in browser.find_element(By.CSS_SELECTOR, ".note pre").text
+        # Its author by name: this console was given the installation's server secret.
+        author = browser.find_element(By.CSS_SELECTOR, ".note .author")
+        assert (author.text, author.get_attribute("title")) == ("Operator", me)
         click_and_wait(browser, browser.find_element(By.ID, "star-button"))
         assert "Unstar" in browser.find_element(By.ID, "star-button").text
         if os.environ.get("INTAKE_SCREENSHOTS"):
@@ -289,14 +366,55 @@ async def test_an_operator_works_the_inbox_in_a_real_browser(
         keys_and_wait(browser, "j", Keys.ENTER)
         assert "/message/" in browser.current_url
 
-        # ---- the audit trail shows each, verified
+        # ---- people: the admin's label and a relative's chat labels; revoke one grant,
+        # asked again, as `intake role revoke` would (this console has the server secret)
+        browser.get(running.base + "/people")
+        row = browser.find_element(By.ID, f"person-{mother}")
+        assert row.find_element(By.CSS_SELECTOR, "td.label").text == "Ji-woo"
+        grants = row.find_elements(By.CSS_SELECTOR, "li.grant")
+        assert [g.text.split(" Revoke")[0] for g in grants] == [
+            "relative PINE-7",
+            "relative OAK-2 · chat label “2”",
+        ]
+        assert not row.find_elements(By.CSS_SELECTOR, "code.command")
+        click_and_wait(browser, grants[1].find_element(By.CSS_SELECTOR, "button.revoke"))
+        assert (
+            f"{mother} loses relative OAK-2 at once"
+            in browser.find_element(By.TAG_NAME, "main").text
+        )
+        assert await live_roles(installation, mother) == ["relative OAK-2", "relative PINE-7"]
+        click_and_wait(browser, browser.find_element(By.ID, "confirm-revoke"))
+        assert browser.find_element(By.ID, "done").text == f"Revoked {mother}: relative OAK-2."
+        assert await live_roles(installation, mother) == ["relative PINE-7"]
+        browser.get(running.base + "/people")
+        row = browser.find_element(By.ID, f"person-{mother}")
+        oak = row.find_elements(By.CSS_SELECTOR, "li.grant")[1]
+        assert "revoked" in oak.get_attribute("class")
+        assert "(revoked " in oak.text
+        assert not oak.find_elements(By.CSS_SELECTOR, "button")
+        assert len(row.find_elements(By.CSS_SELECTOR, "button.revoke")) == 1  # PINE-7's
+
+        # ---- the audit trail shows each, verified, under the operator's name
         browser.get(running.base + "/audit")
         assert browser.find_element(By.ID, "verdict").text.startswith("chain verified")
         trail = browser.find_element(By.CSS_SELECTOR, "table.audit").text
-        for action in ("inbox.link", "inbox.star", "inbox.note", "inbox.read", "inbox.list"):
+        for action in (
+            "inbox.link",
+            "inbox.star",
+            "inbox.note",
+            "inbox.read",
+            "inbox.list",
+            "role.revoke",
+        ):
             assert action in trail
         assert NOTE not in trail
         assert "canary" not in trail
+        cells = [
+            [td.text for td in r.find_elements(By.TAG_NAME, "td")]
+            for r in browser.find_elements(By.CSS_SELECTOR, "table.audit tbody tr")
+        ]
+        actors = {c[2] for c in cells if c[3].startswith(("inbox.", "role."))}
+        assert actors == {"Operator"}
 
         # ---- without the session, or without the CSRF token, nothing is done
         cookie = "intake_console=" + browser.get_cookie("intake_console")["value"]
@@ -307,6 +425,10 @@ async def test_an_operator_works_the_inbox_in_a_real_browser(
         assert fetch(running.base + "/act", cookie=cookie, data=act)[0] == 403
         assert fetch(running.base + "/act", cookie=cookie, data=act + b"&csrf=guess")[0] == 403
         assert fetch(running.base + "/inbox")[0] == 403
+        revoke = f"pseudonym={mother}&role=relative&group=PINE-7&confirm=yes".encode()
+        assert fetch(running.base + "/revoke", cookie=cookie, data=revoke)[0] == 403
+        assert fetch(running.base + "/revoke", data=revoke + b"&csrf=guess")[0] == 403
+        assert await live_roles(installation, mother) == ["relative PINE-7"]
 
         # ---- a second browser profile, without the token, gets nothing (not even
         # with the spent login URL)
@@ -324,6 +446,9 @@ async def test_an_operator_works_the_inbox_in_a_real_browser(
     assert "canary" not in said
     actions = [e.action for e in await audit_rows(installation)]
     assert {"inbox.note", "inbox.link", "inbox.star"} <= set(actions)
+    [revoked] = await revocations(installation)
+    assert (revoked.actor, revoked.subject) == (me, mother)
+    assert '"relative OAK-2"' in revoked.details
 
 
 async def test_every_console_response_carries_the_csp_and_no_store_and_no_external_url(
@@ -399,6 +524,115 @@ async def test_every_console_response_carries_the_csp_and_no_store_and_no_extern
     assert running.process.returncode == 0, said
     shredded = [e.subject for e in await audit_rows(installation) if e.action == "inbox.shred"]
     assert sorted(shredded) == sorted(unlinked)
+
+
+async def a_case_without_the_bot(installation: Installation) -> tuple[str, str]:
+    """Through storage alone: a relative invited with the admin's label and a chat label,
+    her message linked to PINE-7, the operator's note on it and an operator's read in the
+    audit trail. Her pseudonym and the message's id."""
+    settings = installation.settings
+    server = ServerKeys(settings.server_secret_bytes())
+    now = utc_now()
+    async with open_database(settings.database.url) as engine:
+        bind_installation(
+            engine, secret=settings.server_secret_bytes(), config_dir=installation.path
+        )
+        async with session_factory(engine)() as session, session.begin():
+            pine = await create_group(
+                session, codename="PINE-7", schedule=SCHEDULE, kem=KemName.X25519, now=now
+            )
+            person = await get_or_create_person(
+                session, server=server, telegram_id=RELATIVE, chat_id=RELATIVE, now=now
+            )
+            _, code = await create_invite(
+                session,
+                server=server,
+                role=Role.RELATIVE,
+                group=pine,
+                ttl=timedelta(days=1),
+                now=now,
+                label="Ji-woo",
+                chat_label="1",
+            )
+            await redeem_invite(session, server=server, code=code, person=person, now=now)
+            stored = await store_message(
+                session,
+                server=server,
+                kind=MessageKind.TEXT,
+                body={"text": "at the border", "caption": None},
+                received_at=now,
+                group=pine,
+                sender=person,
+            )
+            keyring = await Keyring.for_key(session, installation.operator_key)
+            await add_note(
+                session, operator_id=keyring.operator.id, message=stored, text="called", now=now
+            )
+            await audit.append(
+                session,
+                actor=keyring.operator.fingerprint[:16],
+                action="inbox.read",
+                subject=str(stored.id),
+                at=now,
+            )
+            return pseudonym(person), str(stored.id)
+
+
+async def test_a_console_without_the_server_secret_names_by_fingerprint_and_never_revokes(
+    tmp_path: Path, database: Database, standin: TelegramStandIn, browsers: Any
+) -> None:
+    """Given a copy (or a URL) and the key alone, the console is an operator's, not an
+    admin's: a person's label stays sealed, an author is a labelled fingerprint, and a
+    revocation is the command to give an admin."""
+    if database.backend != "sqlite":
+        pytest.skip("the console reads both databases through storage/, tested on both")
+    from selenium.webdriver.common.by import By
+
+    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    name, message_id = await a_case_without_the_bot(installation)
+    short = installation.operator_key.public_key().fingerprint()[:9]
+    (installation.path / "token").unlink()
+    (installation.path / "server_secret").unlink()
+    copy = "sqlite:///" + installation.settings.database.url.split("///", 1)[1]
+    running = start_console(installation, tmp_path / "operator", "--database", copy)
+    try:
+        browser = browsers("operator")
+        browser.get(running.login)
+        browser.get(running.base + "/people")
+        page = browser.find_element(By.TAG_NAME, "main").text
+        assert "was not given the installation's config and server secret" in page
+        row = browser.find_element(By.ID, f"person-{name}")
+        assert row.find_element(By.CSS_SELECTOR, "td.label").text == "sealed"
+        assert "Ji-woo" not in browser.page_source
+        [grant] = row.find_elements(By.CSS_SELECTOR, "li.grant")
+        assert grant.text.startswith("relative PINE-7 · chat label “1”")
+        command = grant.find_element(By.CSS_SELECTOR, "code.command").text
+        assert command == f"intake role revoke {name} --role relative --group PINE-7"
+        assert not browser.find_elements(By.CSS_SELECTOR, "button.revoke")
+
+        # Even asked directly, with the session and its CSRF token, it refuses.
+        cookie = "intake_console=" + browser.get_cookie("intake_console")["value"]
+        csrf = browser.find_element(By.CSS_SELECTOR, "input[name=csrf]").get_attribute("value")
+        form = f"csrf={csrf}&pseudonym={name}&role=relative&group=PINE-7&confirm=yes"
+        status, response = fetch(running.base + "/revoke", cookie=cookie, data=form.encode())
+        assert status == 403
+        assert command in response.read().decode()
+        assert await live_roles(installation, name) == ["relative PINE-7"]
+
+        # A note's author and an audit entry's actor: the operator's short fingerprint.
+        browser.get(running.base + f"/message/{message_id}")
+        author = browser.find_element(By.CSS_SELECTOR, ".note .author")
+        assert author.text == f"operator {short}…"
+        browser.get(running.base + "/audit")
+        assert browser.find_element(By.ID, "verdict").text.startswith("not verified here")
+        cells = [
+            [td.text for td in r.find_elements(By.TAG_NAME, "td")]
+            for r in browser.find_elements(By.CSS_SELECTOR, "table.audit tbody tr")
+        ]
+        assert [c[2] for c in cells if c[3] == "inbox.read"] == [f"operator {short}…"]
+    finally:
+        said = stop(running)
+    assert running.process.returncode == 0, said
 
 
 async def test_the_console_stops_by_itself_when_idle(

@@ -9,6 +9,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,6 +25,7 @@ from storage.crypto import (
     open_content,
     unwrap_key,
 )
+from storage.db import open_database, session_factory
 from storage.groups import shred_group
 from storage.inbox import (
     InboxRefused,
@@ -34,6 +37,7 @@ from storage.inbox import (
     mark,
     notes_of,
     open_files,
+    open_message,
     open_versions,
     place_in,
     place_of,
@@ -54,9 +58,10 @@ from storage.models import (
     Signal,
     Status,
 )
-from storage.operators import add_operator
+from storage.operators import add_operator, operator_names
 from storage.people import create_invite, get_or_create_person, pseudonym, redeem_invite
 from storage.sealing import Keyring, NotReadable, data_key_binding
+from storage.trust import Trust, bind
 from tests.conftest import Database
 from tests.storage.helpers import make_group
 from tests.storage.scan import database_bytes, find, text_encodings
@@ -606,3 +611,215 @@ async def test_shredding_messages_leaves_nothing_of_them_but_the_timeline(
     files = await database_bytes(database)
     for canary in (CANARY_TEXT, CANARY_NOTE):
         assert find(text_encodings(canary), files) == [], canary
+
+
+# --------------------------------------------------------------------------- few queries
+
+
+class Statements:
+    """Counts the statements an engine runs (a page's round trips to the database)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.seen: list[str] = []
+        self._engine = engine.sync_engine
+        sa.event.listen(self._engine, "before_cursor_execute", self._count)
+
+    def _count(self, *args: object) -> None:
+        verb = str(args[2]).split()[0]
+        if verb.upper() not in ("BEGIN", "COMMIT", "ROLLBACK"):  # the transaction's own
+            self.seen.append(verb)
+
+    def close(self) -> None:
+        sa.event.remove(self._engine, "before_cursor_execute", self._count)
+
+
+async def a_long_case(
+    session: AsyncSession, server: ServerKeys, operator: Operator
+) -> list[Message]:
+    """Three versions of one message, two files on each, three notes, a timeline around it."""
+    pine = await make_group(session)
+    person = await relative(session, server, pine)
+    versions: list[Message] = []
+    for n in range(3):
+        versions.append(
+            await message(
+                session,
+                server,
+                f"version {n}",
+                at=T0 + timedelta(minutes=n),
+                group=pine,
+                sender=person,
+                previous=versions[-1] if versions else None,
+            )
+        )
+        for f in range(2):
+            await store_attachment(
+                session,
+                message=versions[-1],
+                group=pine,
+                kind=MessageKind.DOCUMENT,
+                meta={"v": n, "f": f},
+                content=f"file {n}.{f}".encode(),
+            )
+    for n in range(3):
+        await add_note(
+            session,
+            operator_id=operator.id,
+            message=versions[1],
+            text=f"note {n}",
+            now=T0 + timedelta(seconds=n),
+        )
+    for hours in (-3, -2, -1, 1, 2, 3):
+        await record_signal(
+            session,
+            group=pine,
+            signal=Signal.CHECKIN,
+            at=T0 + timedelta(hours=hours),
+            source="phrase",
+            now=T0,
+        )
+    await session.commit()
+    return versions
+
+
+async def test_a_message_opens_whole_in_a_few_queries_however_long_it_is(
+    engine: AsyncEngine,
+    session: AsyncSession,
+    server: ServerKeys,
+    operator: Operator,
+    keyring: Keyring,
+) -> None:
+    versions = await a_long_case(session, server, operator)
+    middle = versions[1]
+    await mark(session, operator_id=operator.id, message=middle, now=T0, starred=True)
+    await session.commit()
+
+    statements = Statements(engine)
+    try:
+        opened = await open_message(
+            session, keyring, message_id=middle.id, around=2, seen_at=T0 + timedelta(hours=5)
+        )
+    finally:
+        statements.close()
+    assert opened is not None
+    # Versions, files, notes with authors, every wrap, the group key, the timeline, the
+    # mark: the same few whatever the number of versions, files and notes.
+    assert len(statements.seen) <= 7, statements.seen
+    assert opened.message.id == middle.id
+    assert [v.body["text"] for v in opened.versions] == ["version 0", "version 1", "version 2"]
+    # In the versions' order (a version's own files in no order that means anything).
+    assert [opened.version_of(f) for f in opened.files] == [1, 1, 2, 2, 3, 3]
+    assert sorted((opened.version_of(f), f.meta["f"], f.content) for f in opened.files) == [
+        (v, f, f"file {v - 1}.{f}".encode()) for v in (1, 2, 3) for f in (0, 1)
+    ]
+    assert [n.text for n in opened.notes] == ["note 0", "note 1", "note 2"]
+    assert opened.starred
+    # The place, read nearest-first from the database, is what the whole timeline gives.
+    assert opened.place == await place_of(session, message=middle, around=2)
+    assert opened.place is not None
+    assert [e.at for e in opened.place.before] == [T0 - timedelta(hours=2), T0 - timedelta(hours=1)]
+    assert [e.at for e in opened.place.after] == [T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+    # Marked seen, the star kept.
+    assert [i.id for i in await list_inbox(session, keyring, unread=True)] == [
+        versions[2].id,
+        versions[0].id,
+    ]
+    assert [i.id for i in await list_inbox(session, keyring, starred=True)] == [middle.id]
+    # The same from the command line's functions, one at a time.
+    assert [v.message.id for v in opened.versions] == [
+        v.id for v in await versions_of(session, message=versions[2])
+    ]
+    assert (
+        await open_message(session, keyring, message_id=uuid.uuid4(), around=2, seen_at=None)
+        is None
+    )
+
+
+async def test_a_message_sealed_to_a_group_key_not_given_is_refused_whole(
+    session: AsyncSession, server: ServerKeys, keyring: Keyring
+) -> None:
+    pine = await make_group(session)
+    _, newcomer = await enrol(session, server, "Newcomer")  # after the group: no key of it
+    linked = await message(session, server, "in PINE-7", at=T0, group=pine)
+    with pytest.raises(NotReadable):
+        await open_message(session, newcomer, message_id=linked.id, around=2, seen_at=T0)
+    opened = await open_message(session, keyring, message_id=linked.id, around=0, seen_at=None)
+    assert opened is not None
+    assert opened.place is not None
+    assert (opened.place.before, opened.place.after) == ([], [])
+
+
+async def test_the_whole_inbox_is_one_query_and_each_message_comes_once(
+    engine: AsyncEngine, session: AsyncSession, server: ServerKeys, keyring: Keyring
+) -> None:
+    pine, oak = await make_group(session, "PINE-7"), await make_group(session, "OAK-2")
+    person = await relative(session, server, pine, oak)
+    stored = []
+    for n in range(12):
+        # Unlinked, from a relative of two groups: wrapped to the operator and to both
+        # groups (three wraps, one message); or linked to one group.
+        stored.append(
+            await message(
+                session,
+                server,
+                f"message {n}",
+                at=T0 + timedelta(minutes=n),
+                sender=person,
+                group=pine if n % 3 == 0 else None,
+                candidates=(pine, oak) if n % 3 else (),
+            )
+        )
+    newest_first = [m.id for m in reversed(stored)]
+    assert len(await wraps_of(session, stored[1].id)) == 3
+
+    statements = Statements(engine)
+    try:
+        items = await list_inbox(session, keyring)
+    finally:
+        statements.close()
+    # The listing, and the group keys opened once (a fresh keyring).
+    assert len(statements.seen) <= 2, statements.seen
+    assert [i.id for i in items] == newest_first
+    assert all(i.readable for i in items)
+    assert [i.text for i in items][:2] == ["message 11", "message 10"]
+    assert {i.forwarder for i in items} == {pseudonym(person)}
+    # A page counts messages, not wraps.
+    assert [i.id for i in await list_inbox(session, keyring, limit=4, offset=2)] == (
+        newest_first[2:6]
+    )
+
+
+async def test_a_notes_author_is_named_where_the_server_secret_is_known(
+    database: Database,
+    session: AsyncSession,
+    server: ServerKeys,
+    operator: Operator,
+    keyring: Keyring,
+) -> None:
+    stored = await message(session, server, "x", at=T0)
+    await add_note(session, operator_id=operator.id, message=stored, text="called back", now=T0)
+    await session.commit()
+    short = operator.fingerprint[:9]
+
+    # The database alone (a copy, a URL): the author is a labelled short fingerprint.
+    async with open_database(database.url, migrate_to_head=False) as bare:
+        async with session_factory(bare)() as alone:
+            [note] = await notes_of(alone, keyring, message=stored)
+            assert (note.author_name, note.author_label) == (None, f"operator {short}…")
+            assert [(o.name, o.label) for o in await operator_names(alone)] == [
+                (None, f"operator {short}…")
+            ]
+        # Another installation's secret opens no name: the fingerprint stays.
+        bind(bare, server=ServerKeys(ServerKeys.generate_secret()), trust=Trust(None))
+        async with session_factory(bare)() as wrong:
+            [note] = await notes_of(wrong, keyring, message=stored)
+            assert note.author_label == f"operator {short}…"
+    # With the installation's own secret (the engine here is bound to it), the name.
+    [note] = await notes_of(session, keyring, message=stored)
+    assert (note.author_name, note.author_label) == ("Operator One", "Operator One")
+    opened = await open_message(session, keyring, message_id=stored.id, around=0, seen_at=None)
+    assert opened is not None
+    assert [n.author_label for n in opened.notes] == ["Operator One"]
+    assert [(o.fingerprint, o.label) for o in await operator_names(session)] == [
+        (operator.fingerprint, "Operator One")
+    ]

@@ -1,0 +1,127 @@
+"""A revocation cuts a person off at once: storage.people.revoke_roles, what `intake role
+revoke` and the console's Revoke both run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.checkins import flip
+from storage.crypto import ServerKeys
+from storage.models import (
+    ActKind,
+    Alert,
+    AlertState,
+    GroupAct,
+    Person,
+    Role,
+    RoleGrant,
+    Status,
+)
+from storage.people import (
+    create_invite,
+    get_or_create_person,
+    live_grants,
+    redeem_invite,
+    revoke_roles,
+)
+from tests.storage.helpers import make_group
+
+T0 = datetime(2026, 8, 12, 6, 0, tzinfo=UTC)
+
+
+async def granted(
+    session: AsyncSession, server: ServerKeys, telegram_id: int, *grants: tuple[Role, object]
+) -> Person:
+    person = await get_or_create_person(
+        session, server=server, telegram_id=telegram_id, chat_id=telegram_id, now=T0
+    )
+    for role, group in grants:
+        _, code = await create_invite(
+            session,
+            server=server,
+            role=role,
+            group=group,  # type: ignore[arg-type]
+            ttl=timedelta(days=1),
+            now=T0,
+        )
+        await redeem_invite(session, server=server, code=code, person=person, now=T0)
+    await session.commit()
+    return person
+
+
+@pytest.mark.usefixtures("operator")  # a group's key needs an operator to be sealed to
+async def test_revoking_an_activist_ends_the_grant_drops_waiting_alerts_and_lapses_requests(
+    session: AsyncSession, server: ServerKeys
+) -> None:
+    pine = await make_group(session)
+    seized = await granted(session, server, 6_100_000_001, (Role.ACTIVIST, pine))
+    other = await granted(session, server, 6_100_000_002, (Role.ACTIVIST, pine))
+    await flip(session, group=pine, to=Status.SILENT, at=T0, basis="silence", now=T0)
+    request = GroupAct(
+        group_id=pine.id,
+        act=ActKind.PAUSE,
+        from_status=Status.SILENT,
+        requested_by=seized.id,
+        requested_at=T0,
+        expires_at=T0 + timedelta(hours=1),
+    )
+    session.add(request)
+    await session.commit()
+    waiting = (await session.exec(select(Alert).where(Alert.recipient_id == seized.id))).all()
+    assert [a.state for a in waiting] == [AlertState.PENDING]
+
+    revoked = await revoke_roles(
+        session, person=seized, role=None, group_id=None, now=T0 + timedelta(minutes=1)
+    )
+    await session.commit()
+    assert [(g.role, g.group_id, g.revoked_at) for g in revoked.grants] == [
+        (Role.ACTIVIST, pine.id, T0 + timedelta(minutes=1))
+    ]
+    assert revoked.alerts_dropped == 1
+    assert await live_grants(session, person_id=seized.id) == []
+    for alert in waiting:
+        await session.refresh(alert)
+    assert [(a.state, a.last_error) for a in waiting] == [(AlertState.FAILED, "revoked")]
+    await session.refresh(request)
+    assert (request.done_at, request.outcome) == (T0 + timedelta(minutes=1), "revoked")
+    # The other activist is untouched, and is still alerted.
+    assert len(await live_grants(session, person_id=other.id)) == 1
+    theirs = (await session.exec(select(Alert).where(Alert.recipient_id == other.id))).all()
+    assert [a.state for a in theirs] == [AlertState.PENDING]
+    # Nothing is left to revoke: nothing is done twice.
+    again = await revoke_roles(session, person=seized, role=None, group_id=None, now=T0)
+    assert (again.grants, again.alerts_dropped) == ([], 0)
+
+
+@pytest.mark.usefixtures("operator")
+async def test_revoking_one_grant_of_an_activist_keeps_what_the_other_grants_still_send(
+    session: AsyncSession, server: ServerKeys
+) -> None:
+    pine, oak = await make_group(session, "PINE-7"), await make_group(session, "OAK-2")
+    person = await granted(
+        session, server, 6_100_000_003, (Role.RELATIVE, oak), (Role.ACTIVIST, pine)
+    )
+    await flip(session, group=pine, to=Status.SILENT, at=T0, basis="silence", now=T0)
+    await session.commit()
+
+    revoked = await revoke_roles(
+        session, person=person, role=Role.RELATIVE, group_id=oak.id, now=T0
+    )
+    await session.commit()
+    assert [(g.role, g.group_id) for g in revoked.grants] == [(Role.RELATIVE, oak.id)]
+    # Still an activist of PINE-7: the alert about it still goes.
+    assert revoked.alerts_dropped == 0
+    assert [(g.role, g.group_id) for g in await live_grants(session, person_id=person.id)] == [
+        (Role.ACTIVIST, pine.id)
+    ]
+    alerts = (await session.exec(select(Alert).where(Alert.recipient_id == person.id))).all()
+    assert [a.state for a in alerts] == [AlertState.PENDING]
+    # A role for another group only: nothing matches, nothing is ended.
+    none = await revoke_roles(session, person=person, role=Role.ACTIVIST, group_id=oak.id, now=T0)
+    assert none.grants == []
+    ended = (await session.exec(select(RoleGrant).where(RoleGrant.person_id == person.id))).all()
+    assert sorted(g.revoked_at is None for g in ended) == [False, True]
