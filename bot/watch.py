@@ -7,7 +7,10 @@ reminder, an alert's next attempt or the end of a claim. A commit in this
 process that may move that moment wakes them at once; on PostgreSQL, so does
 one in any other process (LISTEN/NOTIFY). A slow safety look
 (``[alerts] safety_look``) covers a lost wake-up. A look with nothing due is
-one read-only probe. Receipts delete themselves at their own moment from the
+one read-only probe. Of several processes on one PostgreSQL database, every
+one runs the engine but one sends (``storage.runs.SenderLock``): Telegram's
+limits are per bot, and an activist's alerts make one digest only if one
+sender gathers them. Receipts delete themselves at their own moment from the
 JobQueue (``bot.handlers``), where the heartbeat and retention run too.
 
 All of it starts only after the backlog that queued while the bot was down has
@@ -47,7 +50,7 @@ from storage.groups import SHREDDED_TABLES
 from storage.models import Person, ProcessedUpdate, WatchState
 from storage.people import chat_id_of
 from storage.retention import apply_retention
-from storage.runs import BEAT_EVERY, beat, end, register, release_dead
+from storage.runs import BEAT_EVERY, SenderLock, beat, end, register, release_dead
 from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,10 @@ BUSY_WAIT = 1.0
 # While the engine flips a burst batch by batch, the sender waits (at most this
 # many seconds) so that one activist's alerts go as one digest.
 MAX_HOLD = 3.0
+# While another process's engine flips what was due (PostgreSQL), the sender
+# looks again this often: that engine's commit reaches this process as a wake-up
+# of its engine, not of its sender.
+HOLD_LOOK = 0.02
 # After a failed look (the database away), wait this long, doubling up to the last.
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
 HEARTBEAT_EVERY = timedelta(minutes=1)
@@ -146,12 +153,15 @@ class Watchers:
     send_alarm: Alarm
     probes: list[Probe]
     listener: Listener
+    sender: SenderLock
     safety: float
     # Clear while the engine's last pass filled its batch: more is being flipped now.
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     unsubscribe: list[Callable[[], None]] = field(default_factory=list)
     looks: dict[str, int] = field(default_factory=dict)
+    # Times the sender found a group due that another process's engine held: tests read it.
+    held_for_others: int = 0
 
     @classmethod
     async def start(cls, application: BotApplication, runtime: Runtime) -> Watchers:
@@ -170,6 +180,7 @@ class Watchers:
             send_alarm=send_alarm,
             probes=[engine_probe, send_probe],
             listener=listener,
+            sender=SenderLock(runtime.engine, application.bot.id),
             safety=alerts.safety_look.total_seconds(),
         )
         watchers.caught_up.set()
@@ -216,8 +227,7 @@ class Watchers:
         limiter = application.bot_data.setdefault("limiter", Limiter())
 
         async def send(now: datetime) -> bool:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watchers.caught_up.wait(), MAX_HOLD)
+            await watchers._hold(now, send_probe)
             delivery = await deliver_due(
                 runtime.sessions,
                 application.bot,
@@ -234,7 +244,9 @@ class Watchers:
                 watchers._loop("deadline engine", engine_alarm, engine_probe.engine_due, flip)
             ),
             asyncio.create_task(
-                watchers._loop("alert sender", send_alarm, send_probe.send_due, send)
+                watchers._loop(
+                    "alert sender", send_alarm, send_probe.send_due, send, duty=watchers.sender
+                )
             ),
             asyncio.create_task(watchers._beat()),
         ]
@@ -255,11 +267,42 @@ class Watchers:
                 log.info("released %d alert(s) claimed by a bot process that died", released)
                 self.send_alarm.ring()
 
-    async def _loop(self, name: str, alarm: Alarm, probe: Probed, work: Work) -> None:
+    async def _hold(self, now: datetime, probe: Probe) -> None:
+        """Wait (at most ``MAX_HOLD``) while an engine is still flipping what was
+        due by ``now``, so that each activist's alerts of a burst go as one digest:
+        this process's engine (``caught_up``), and on PostgreSQL the others'
+        (a group due by ``now`` and not yet flipped: another engine holds it)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + MAX_HOLD
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.caught_up.wait(), MAX_HOLD)
+        if self.runtime.engine.dialect.name != "postgresql":
+            return  # one process on a SQLite file: its own engine is the only one
+        while loop.time() < give_up:
+            due = await probe.engine_due()
+            if due is None or due > now:
+                return
+            self.held_for_others += 1
+            await asyncio.sleep(HOLD_LOOK)
+
+    async def _loop(
+        self,
+        name: str,
+        alarm: Alarm,
+        probe: Probed,
+        work: Work,
+        *,
+        duty: SenderLock | None = None,
+    ) -> None:
+        """Look, work, sleep; with ``duty``, only while holding it (waiting for it
+        first: the alert sender of a process that does not send sleeps there)."""
         backoff = FIRST_BACKOFF
         while True:
             alarm.clear()  # a ring from here on wakes the sleep below at once
             try:
+                if duty is not None and not duty.held:
+                    await duty.take()
+                    log.info("%s: this process sends the alerts", name)
                 wait = await self._turn(name, probe, work, alarm is self.engine_alarm)
                 backoff = FIRST_BACKOFF
             except Exception as exc:
@@ -294,6 +337,7 @@ class Watchers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.listener.close()
+        await self.sender.close()
         for probe in self.probes:
             await probe.close()
         try:
