@@ -2,10 +2,14 @@
 
 An alert says the codename, the status and its basis, when the last check-in
 was (ago, and at what time in the recipient's zone), and the current leg:
-never anything from a message. Rows are claimed in one short transaction,
-sent outside it, and each result is written in its own: a row is marked sent
-only after Telegram accepted it, so a crash in between sends it again rather
-than never (at least once).
+never anything from a message. Rows are taken in one short transaction, sent
+outside it, and each result is written in its own: a row is marked sent only
+after Telegram accepted it, so a crash in between sends it again rather than
+never (at least once). On PostgreSQL the rows are claimed as they are taken
+(several processes share the database); on SQLite, whose file has one bot
+process with one sender, they are only read: a claim there was a write and a
+commit (the fsyncs of the rollback journal) between each deadline and its
+alert, and protected nothing.
 
 Telegram allows about one message a second to one chat and thirty a second
 overall; ``Limiter`` keeps to both. More than ``DIGEST_OVER`` messages waiting
@@ -33,8 +37,9 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from bot import texts
 from bot.acts.words import notice_text
 from bot.i18n import Words, pick_language, translator
-from storage.alerts import about_of, claim_due, mark_sent, mark_unreachable, retry_later
+from storage.alerts import Taken, about_of, mark_sent, mark_unreachable, retry_later, take_due
 from storage.crypto import ServerKeys
+from storage.db import READ_ONLY
 from storage.legs import leg_name
 from storage.models import Alert, AlertPurpose, Flip, Group, Leg, Person, Status
 from storage.people import chat_id_of, display_name
@@ -230,15 +235,17 @@ async def deliver_due(
     now: Callable[[], datetime],
     run_id: uuid.UUID | None = None,
 ) -> Delivery:
-    """Send every alert that is due now, claimed in ``run_id``'s name; returns what
-    happened."""
-    async with sessions() as session, session.begin():
-        postgres = session.bind.dialect.name == "postgresql" if session.bind else False
-        rows = await claim_due(
-            session, now=now(), limit=CLAIM_BATCH, skip_locked=postgres, run_id=run_id
-        )
-        outgoing = await _compose(session, rows, server=server, default_tz=default_tz, now=now())
-    delivery = Delivery(claimed=len(rows))
+    """Send every alert that is due now (claimed in ``run_id``'s name where
+    several processes may send); returns what happened."""
+    async with sessions() as session:
+        postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+        # Begins the transaction; on SQLite one that only reads: no write lock,
+        # and no commit to wait for.
+        await session.connection(execution_options=None if postgres else READ_ONLY)
+        taken = await take_due(session, now=now(), limit=CLAIM_BATCH, claim=postgres, run_id=run_id)
+        outgoing = await _compose(session, taken, server=server, default_tz=default_tz, now=now())
+        await session.commit()
+    delivery = Delivery(claimed=len(taken))
     marks = _SentMarks(sessions, now)
     by_chat: dict[int, list[Outgoing]] = collections.defaultdict(list)
     for item in outgoing:
@@ -263,28 +270,25 @@ async def deliver_due(
 
 async def _compose(
     session: AsyncSession,
-    rows: Sequence[Alert],
+    taken: Sequence[Taken],
     *,
     server: ServerKeys,
     default_tz: str,
     now: datetime,
 ) -> list[Outgoing]:
-    by_person: dict[uuid.UUID, list[Alert]] = collections.defaultdict(list)
-    for row in rows:
-        by_person[row.recipient_id].append(row)
-    people, flips, groups = await _named(session, rows)
+    by_person: dict[uuid.UUID, list[Taken]] = collections.defaultdict(list)
+    for item in taken:
+        by_person[item.alert.recipient_id].append(item)
+    legs = await _legs(session, [t.group for t in taken], server=server)
     outgoing: list[Outgoing] = []
-    for person_id, alerts in by_person.items():
-        person = people.get(person_id)
-        if person is None:
-            continue
+    for person_id, items in by_person.items():
+        person = items[0].person
         language = pick_language(person.language, None)
         tz = ZoneInfo(person.tz or default_tz)
         parts: list[tuple[Alert, str]] = []
-        for alert in alerts:
-            facts = await _facts(session, alert, flips=flips, groups=groups, server=server)
-            if facts is None:
-                continue
+        for item in items:
+            alert = item.alert
+            facts = await _facts(session, item, legs=legs)
             text = render(
                 alert.purpose,
                 facts,
@@ -293,7 +297,7 @@ async def _compose(
                 now=now,
                 about=about_of(server, alert),
                 round_=alert.round,
-                escalated_after=_escalated_after(alert, flips.get(alert.flip_id)),
+                escalated_after=_escalated_after(alert, item.flip),
             )
             parts.append((alert, text))
         if not parts:
@@ -369,51 +373,25 @@ def _asks(alert: Alert) -> bool:
     return alert.purpose in (AlertPurpose.ALERT, AlertPurpose.REMINDER)
 
 
-async def _named(
-    session: AsyncSession, rows: Sequence[Alert]
-) -> tuple[dict[uuid.UUID, Person], dict[uuid.UUID, Flip], dict[uuid.UUID, Group]]:
-    """The people, flips and groups the rows name, in three queries rather than
-    three per row: composing inside the claim's transaction holds SQLite's write
-    lock, and two hundred rows one by one held it (and the engine) for ~0.5 s."""
-    if not rows:
-        return {}, {}, {}
-    people = await session.exec(
-        select(Person).where(col(Person.id).in_({r.recipient_id for r in rows}))
-    )
-    flips = {
-        f.id: f
-        for f in (
-            await session.exec(select(Flip).where(col(Flip.id).in_({r.flip_id for r in rows})))
-        ).all()
+async def _legs(
+    session: AsyncSession, groups: Sequence[Group], *, server: ServerKeys
+) -> dict[uuid.UUID, str]:
+    """The name of each group's current leg, in one query for all of them."""
+    on_a_leg = {g.id: g.current_leg for g in groups if g.current_leg is not None}
+    if not on_a_leg:
+        return {}
+    rows = await session.exec(select(Leg).where(col(Leg.group_id).in_(list(on_a_leg))))
+    return {
+        leg.group_id: leg_name(server, leg)
+        for leg in rows.all()
+        if on_a_leg.get(leg.group_id) == leg.position
     }
-    groups = await session.exec(
-        select(Group).where(col(Group.id).in_({f.group_id for f in flips.values()}))
-    )
-    return {p.id: p for p in people.all()}, flips, {g.id: g for g in groups.all()}
 
 
-async def _facts(
-    session: AsyncSession,
-    alert: Alert,
-    *,
-    flips: Mapping[uuid.UUID, Flip],
-    groups: Mapping[uuid.UUID, Group],
-    server: ServerKeys,
-) -> Facts | None:
-    flip = flips.get(alert.flip_id)
-    group = groups.get(flip.group_id) if flip else None
-    if flip is None or group is None:
-        return None
-    leg = None
-    if group.current_leg is not None:
-        row = (
-            await session.exec(
-                select(Leg).where(Leg.group_id == group.id, Leg.position == group.current_leg)
-            )
-        ).first()
-        leg = leg_name(server, row) if row else None
+async def _facts(session: AsyncSession, item: Taken, *, legs: Mapping[uuid.UUID, str]) -> Facts:
+    flip, group = item.flip, item.group
     again = False
-    if alert.purpose is AlertPurpose.ALL_CLEAR:
+    if item.alert.purpose is AlertPurpose.ALL_CLEAR:
         before = await session.exec(
             select(Flip.id).where(
                 Flip.group_id == group.id,
@@ -429,7 +407,7 @@ async def _facts(
         basis=flip.basis,
         since=flip.at,
         last_checkin_at=group.last_checkin_at,
-        leg=leg,
+        leg=legs.get(group.id),
         again=again,
     )
 

@@ -137,10 +137,10 @@ class Alarm:
                 await asyncio.wait_for(self._event.wait(), seconds)
 
 
-# One turn of a loop: given "now", the earliest moment it is due (probe), and
-# what to do when due; the latter says whether it took anything.
+# One turn of a loop: the earliest moment it is due (probe), and what to do when
+# due, given "now" and that moment; the latter says whether it took anything.
 Probed = Callable[[], Awaitable[datetime | None]]
-Work = Callable[[datetime], Awaitable[bool]]
+Work = Callable[[datetime, datetime], Awaitable[bool]]
 
 
 @dataclass(slots=True)
@@ -162,6 +162,9 @@ class Watchers:
     looks: dict[str, int] = field(default_factory=dict)
     # Times the sender found a group due that another process's engine held: tests read it.
     held_for_others: int = 0
+    # Per loop, the due moment its last turn could not take (another process held
+    # it) and when: not looked at again until that process commits or BUSY_WAIT ends.
+    busy: dict[str, tuple[datetime, float]] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, application: BotApplication, runtime: Runtime) -> Watchers:
@@ -198,7 +201,7 @@ class Watchers:
             log.info("released %d alert(s) claimed by a bot process that died", released)
         timing = AlertTiming(repeat_every=alerts.repeat_every, escalate_after=alerts.escalate_after)
 
-        async def flip(now: datetime) -> bool:
+        async def flip(now: datetime, _due: datetime) -> bool:
             # Cleared before the pass: its own commit wakes the sender, which must
             # not take the first batch of a burst before knowing more is coming.
             watchers.caught_up.clear()
@@ -226,8 +229,8 @@ class Watchers:
 
         limiter = application.bot_data.setdefault("limiter", Limiter())
 
-        async def send(now: datetime) -> bool:
-            await watchers._hold(now, send_probe)
+        async def send(now: datetime, due: datetime) -> bool:
+            await watchers._hold(due, send_probe)
             delivery = await deliver_due(
                 runtime.sessions,
                 application.bot,
@@ -267,11 +270,13 @@ class Watchers:
                 log.info("released %d alert(s) claimed by a bot process that died", released)
                 self.send_alarm.ring()
 
-    async def _hold(self, now: datetime, probe: Probe) -> None:
+    async def _hold(self, written: datetime, probe: Probe) -> None:
         """Wait (at most ``MAX_HOLD``) while an engine is still flipping what was
-        due by ``now``, so that each activist's alerts of a burst go as one digest:
-        this process's engine (``caught_up``), and on PostgreSQL the others'
-        (a group due by ``now`` and not yet flipped: another engine holds it)."""
+        due when the waiting alerts were ``written``, so that each activist's
+        alerts of a burst go as one digest: this process's engine (``caught_up``),
+        and on PostgreSQL the others' (a group due by then and not yet flipped:
+        another engine holds it). A group due since is a later event: its alerts
+        do not hold these back."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + MAX_HOLD
         with contextlib.suppress(TimeoutError):
@@ -280,7 +285,7 @@ class Watchers:
             return  # one process on a SQLite file: its own engine is the only one
         while loop.time() < give_up:
             due = await probe.engine_due()
-            if due is None or due > now:
+            if due is None or due > written:
                 return
             self.held_for_others += 1
             await asyncio.sleep(HOLD_LOOK)
@@ -325,8 +330,18 @@ class Watchers:
             if is_engine:  # the engine has nothing more due: the sender holds no longer
                 self.caught_up.set()
             return self.safety if due is None else min(self.safety, (due - now).total_seconds())
-        took = await work(now)
-        return 0.0 if took else BUSY_WAIT
+        clock = asyncio.get_running_loop().time()
+        busy = self.busy.get(name)
+        if busy is not None and busy[0] == due and clock - busy[1] < BUSY_WAIT:
+            # Still what another process holds (woken by a write of its own that did
+            # not move it): its commit will; a pass now would only skip it again.
+            return BUSY_WAIT - (clock - busy[1])
+        took = await work(now, due)
+        if took:
+            self.busy.pop(name, None)
+            return 0.0
+        self.busy[name] = (due, clock)
+        return BUSY_WAIT
 
     async def stop(self) -> None:
         for unsubscribe in self.unsubscribe:

@@ -1,7 +1,7 @@
 """The alert outbox: who is told about a flip, and the state of each message.
 
 A flip writes its alert rows in its own transaction (``enqueue_for_flips``);
-the sender (``bot.alerts``) claims due rows, delivers them, and marks each sent
+the sender (``bot.alerts``) takes due rows, delivers them, and marks each sent
 only after Telegram accepted it. Delivery is at least once: a row stays
 pending until it is sent or its recipient is found unreachable.
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -439,48 +440,87 @@ async def acknowledge(
 # --------------------------------------------------------------------------- sending
 
 
-async def claim_due(
-    session: AsyncSession,
-    *,
-    now: datetime,
-    limit: int,
-    skip_locked: bool,
-    run_id: uuid.UUID | None = None,
-) -> list[Alert]:
-    """Take the pending rows of up to ``limit`` recipients for this sender until
-    ``now + CLAIM_FOR``, in the name of ``run_id`` (whose death releases them at
-    once: storage.runs).
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A due alert taken for sending, with what its message says and to whom."""
 
-    By recipient, not by row: every due alert of a recipient is taken together,
-    so an activist with many alerts gets one digest whatever order the rows were
-    written in (taken by row, a batch boundary split one activist's alerts and a
-    burst became many single messages)."""
-    due = sa.and_(
+    alert: Alert
+    flip: Flip
+    group: Group
+    person: Person
+
+
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
         col(Alert.state) == AlertState.PENDING,
         col(Alert.next_attempt_at) <= now,
         sa.or_(col(Alert.claimed_until).is_(None), col(Alert.claimed_until) < now),
     )
+
+
+async def take_due(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    claim: bool,
+    run_id: uuid.UUID | None = None,
+) -> list[Taken]:
+    """The pending rows of up to ``limit`` recipients, oldest first, each with
+    its flip, group and recipient (one statement).
+
+    By recipient, not by row: every due alert of a recipient is taken together,
+    so an activist with many alerts gets one digest whatever order the rows were
+    written in (taken by row, a batch boundary split one activist's alerts and a
+    burst became many single messages).
+
+    With ``claim``, the rows are claimed for this sender until ``now +
+    CLAIM_FOR`` in the name of ``run_id`` (whose death releases them at once:
+    storage.runs), as one ``UPDATE … RETURNING``; on PostgreSQL rows another
+    sender is claiming are skipped. Without, they are only read: for a sender
+    that is alone (a SQLite file has one bot process), where a claim's write, and
+    its commit, would buy nothing but the time they take.
+    """
+    due = _due(now)
     recipients = (
         select(col(Alert.recipient_id))
         .where(due)
         .group_by(col(Alert.recipient_id))
         .order_by(sa.func.min(Alert.next_attempt_at))
         .limit(limit)
+        .scalar_subquery()
     )
+    chosen = sa.and_(due, col(Alert.recipient_id).in_(recipients))
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    alert: type[Alert] = Alert
+    if claim:
+        ids = select(col(Alert.id)).where(chosen)
+        if postgres:
+            ids = ids.with_for_update(skip_locked=True)
+        claiming = (
+            sa.update(Alert)
+            .where(col(Alert.id).in_(ids.scalar_subquery()))
+            .values(claimed_until=now + CLAIM_FOR, claimed_by=run_id)
+        )
+        if postgres:
+            # The claim and the read in one statement (a data-modifying CTE).
+            table = sa.inspect(Alert).local_table
+            alert = aliased(Alert, claiming.returning(*table.c).cte("claimed"))
+            chosen = sa.true()
+        else:
+            # SQLite has no UPDATE in a CTE: the ids it claimed, then the read.
+            claimed = await session.exec(claiming.returning(col(Alert.id)))
+            chosen = col(Alert.id).in_(list(claimed.scalars().all()))
     query = (
-        select(Alert)
-        .where(due, col(Alert.recipient_id).in_(recipients.scalar_subquery()))
-        .order_by(col(Alert.next_attempt_at), col(Alert.created_at))
+        select(alert, Flip, Group, Person)
+        .join(Flip, col(Flip.id) == alert.flip_id)
+        .join(Group, col(Group.id) == col(Flip.group_id))
+        .join(Person, col(Person.id) == alert.recipient_id)
+        .where(chosen)
+        .order_by(col(alert.next_attempt_at), col(alert.created_at))
     )
-    if skip_locked:
-        query = query.with_for_update(skip_locked=True)
-    rows = list((await session.exec(query)).all())
-    for row in rows:
-        row.claimed_until = now + CLAIM_FOR
-        row.claimed_by = run_id
-    session.add_all(rows)
-    await session.flush()
-    return rows
+    rows = await session.exec(query)
+    return [Taken(*row) for row in rows.all()]
 
 
 async def mark_sent(

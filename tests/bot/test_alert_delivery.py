@@ -19,7 +19,7 @@ from telegram import Bot
 
 from bot.alerts import Delivery, Limiter, deliver_due
 from bot.standin import SimUser, TelegramStandIn
-from storage.alerts import CLAIM_FOR, claim_due
+from storage.alerts import CLAIM_FOR, take_due
 from storage.checkins import flip
 from storage.crypto import KemName, ServerKeys
 from storage.db import session_factory
@@ -207,7 +207,7 @@ async def test_a_recipient_still_unreachable_is_reported_to_the_admins_once(rig:
 async def test_alerts_claimed_by_a_sender_that_died_are_sent_by_the_next(rig: Rig) -> None:
     await rig.flip_to(Status.SILENT, "grace ran out")
     async with rig.sessions() as session, session.begin():
-        claimed = await claim_due(session, now=rig.clock[0], limit=10, skip_locked=False)
+        claimed = await take_due(session, now=rig.clock[0], limit=10, claim=True)
     assert len(claimed) == 2  # ...and the process dies before sending them
     assert (await rig.deliver()).sent == 0  # still held by the dead sender's claim
     rig.later(CLAIM_FOR.total_seconds() + 1)

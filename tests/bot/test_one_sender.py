@@ -181,6 +181,7 @@ async def test_of_two_processes_one_sends_and_the_other_takes_over_when_it_stops
             assert digest.startswith("8 alerts:")
             assert all(f"{codename} is SILENT" in digest for codename in burst)
 
+        assert "alert sender" in sender.watchers.looks
         await stacks[sending].aclose()  # the sender stops; the other takes over
         await eventually(lambda: other.sends)
         await add_groups(installation, ["AFTER-1"], due_at=utc_now())
@@ -188,7 +189,6 @@ async def test_of_two_processes_one_sends_and_the_other_takes_over_when_it_stops
         for telegram_id in ACTIVISTS:
             assert "AFTER-1 is SILENT" in told(standin, telegram_id)[-1]
         assert "alert sender" in other.watchers.looks
-        assert "alert sender" in sender.watchers.looks
 
 
 async def test_the_sender_waits_for_another_engine_still_flipping_what_was_due(
