@@ -225,6 +225,92 @@ class Delivery:
     unreachable: int = 0
 
 
+class Sender:
+    """The alert sender of one bot process, kept from one delivery to the next.
+
+    A delivery returns once its messages are sent; their "sent" marks are
+    written behind it (``_SentMarks``), so that the next delivery does not wait
+    for the write lock (on SQLite the engine's passes hold it while deadlines
+    fall). Until its mark is committed an alert still reads as pending: it is
+    ``in_flight`` here, and no delivery takes it again.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bot: Bot,
+        *,
+        server: ServerKeys,
+        default_tz: str,
+        limiter: Limiter,
+        now: Callable[[], datetime],
+        run_id: uuid.UUID | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._bot = bot
+        self._server = server
+        self._default_tz = default_tz
+        self._limiter = limiter
+        self._now = now
+        self._run_id = run_id
+        self.in_flight: set[uuid.UUID] = set()
+        self._marks = _SentMarks(sessions, now, self.in_flight)
+
+    async def deliver_due(self) -> Delivery:
+        """Send every alert that is due now (claimed in the run's name where
+        several processes may send); returns what happened."""
+        async with self._sessions() as session:
+            postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+            # Begins the transaction; on SQLite one that only reads: no write lock,
+            # and no commit to wait for.
+            await session.connection(execution_options=None if postgres else READ_ONLY)
+            taken = await take_due(
+                session,
+                now=self._now(),
+                limit=CLAIM_BATCH,
+                claim=postgres,
+                run_id=self._run_id,
+                besides=self.in_flight,
+            )
+            outgoing = await _compose(
+                session, taken, server=self._server, default_tz=self._default_tz, now=self._now()
+            )
+            await session.commit()
+        delivery = Delivery(claimed=len(taken))
+        self.in_flight.update(i for item in outgoing for i in item.alert_ids)
+        by_chat: dict[int, list[Outgoing]] = collections.defaultdict(list)
+        for item in outgoing:
+            by_chat[item.chat_id].append(item)
+
+        async def one_chat(items: list[Outgoing]) -> None:
+            for item in items:
+                await self._send(item, delivery)
+
+        await asyncio.gather(*(one_chat(items) for items in by_chat.values()))
+        return delivery
+
+    async def settle(self) -> None:
+        """Until every mark written so far is committed (raises if one failed)."""
+        await self._marks.settle()
+
+    async def _send(self, item: Outgoing, tally: Delivery) -> None:
+        marked = False
+        try:
+            marked = await _send(
+                self._sessions,
+                self._bot,
+                item,
+                server=self._server,
+                limiter=self._limiter,
+                now=self._now,
+                tally=tally,
+                marks=self._marks,
+            )
+        finally:
+            if not marked:  # retried or unreachable, written; or nothing written
+                self.in_flight.difference_update(item.alert_ids)
+
+
 async def deliver_due(
     sessions: async_sessionmaker[AsyncSession],
     bot: Bot,
@@ -235,36 +321,12 @@ async def deliver_due(
     now: Callable[[], datetime],
     run_id: uuid.UUID | None = None,
 ) -> Delivery:
-    """Send every alert that is due now (claimed in ``run_id``'s name where
-    several processes may send); returns what happened."""
-    async with sessions() as session:
-        postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
-        # Begins the transaction; on SQLite one that only reads: no write lock,
-        # and no commit to wait for.
-        await session.connection(execution_options=None if postgres else READ_ONLY)
-        taken = await take_due(session, now=now(), limit=CLAIM_BATCH, claim=postgres, run_id=run_id)
-        outgoing = await _compose(session, taken, server=server, default_tz=default_tz, now=now())
-        await session.commit()
-    delivery = Delivery(claimed=len(taken))
-    marks = _SentMarks(sessions, now)
-    by_chat: dict[int, list[Outgoing]] = collections.defaultdict(list)
-    for item in outgoing:
-        by_chat[item.chat_id].append(item)
-
-    async def one_chat(items: list[Outgoing]) -> None:
-        for item in items:
-            await _send(
-                sessions,
-                bot,
-                item,
-                server=server,
-                limiter=limiter,
-                now=now,
-                tally=delivery,
-                marks=marks,
-            )
-
-    await asyncio.gather(*(one_chat(items) for items in by_chat.values()))
+    """One delivery, returning once its marks are committed too."""
+    sender = Sender(
+        sessions, bot, server=server, default_tz=default_tz, limiter=limiter, now=now, run_id=run_id
+    )
+    delivery = await sender.deliver_due()
+    await sender.settle()
     return delivery
 
 
@@ -422,7 +484,9 @@ async def _send(
     now: Callable[[], datetime],
     tally: Delivery,
     marks: _SentMarks,
-) -> None:
+) -> bool:
+    """Send one message and write what came of it; True if Telegram took it (its
+    mark is then on its way, ``marks``)."""
     await limiter.wait(item.chat_id)
     try:
         sent = await bot.send_message(
@@ -455,55 +519,66 @@ async def _send(
         await _later(sessions, item, at=now() + _backoff(item.attempts), error=type(exc).__name__)
         tally.retried += 1
     else:
-        await marks.mark(item.alert_ids, sent.message_id)
+        marks.mark(item.alert_ids, sent.message_id)
         tally.sent += len(item.alert_ids)
+        return True
+    return False
 
 
 class _SentMarks:
     """Marks sent alerts as soon as Telegram answers, in shared transactions one at
-    a time (a group commit).
+    a time (a group commit), behind the sending.
 
     A transaction per message made a burst of alerts a queue of commits: on
     SQLite each waits for the single write lock and an fsync, the queue grew
     under load (39 messages accepted and unmarked at one kill of the crash test,
     and 1,000 alerts to 1,000 chats took 1.5x Telegram's bound), and the engine's
-    pass waited behind them. Here whoever finds marks waiting writes all of them
-    in one transaction, the moment the previous one committed: what a SIGKILL can
-    repeat is what Telegram accepted during one commit, the messages in flight.
-    ``mark`` returns only once its own mark is committed (and raises if that
-    failed), so a row is still marked sent only after Telegram took it.
+    pass waited behind them. Here all marks waiting are written in one
+    transaction the moment the previous one committed: what a SIGKILL can repeat
+    is what Telegram accepted during one commit, the messages in flight. A row is
+    still marked sent only after Telegram took it; until its mark is committed
+    it stays in ``in_flight`` (then leaves it; also if the mark failed, so that
+    it is sent again: at least once).
     """
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime]
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        now: Callable[[], datetime],
+        in_flight: set[uuid.UUID],
     ) -> None:
         self._sessions = sessions
         self._now = now
-        self._waiting: list[tuple[tuple[uuid.UUID, ...], int, asyncio.Future[None]]] = []
-        self._lock = asyncio.Lock()
+        self._in_flight = in_flight
+        self._waiting: list[tuple[tuple[uuid.UUID, ...], int]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._failed: BaseException | None = None
 
-    async def mark(self, alert_ids: tuple[uuid.UUID, ...], message_id: int) -> None:
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((alert_ids, message_id, mine))
-        async with self._lock:
-            if not mine.done():  # nobody took ours along: write every mark waiting
-                batch, self._waiting = self._waiting, []
-                try:
-                    async with self._sessions() as session, session.begin():
-                        for ids, sent_id, _ in batch:
-                            await mark_sent(
-                                session, alert_ids=ids, message_id=sent_id, now=self._now()
-                            )
-                except BaseException as exc:
-                    failed = exc if isinstance(exc, Exception) else RuntimeError("not marked")
-                    for _, _, other in batch:
-                        if other is not mine and not other.done():  # done: its task was cancelled
-                            other.set_exception(failed)
-                    raise
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-        await mine
+    def mark(self, alert_ids: tuple[uuid.UUID, ...], message_id: int) -> None:
+        self._waiting.append((alert_ids, message_id))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                async with self._sessions() as session, session.begin():
+                    for ids, sent_id in batch:
+                        await mark_sent(session, alert_ids=ids, message_id=sent_id, now=self._now())
+            except Exception as exc:
+                log.error("sent alerts could not be marked (%s); they go again", type(exc).__name__)
+                self._failed = exc
+            finally:
+                for ids, _ in batch:
+                    self._in_flight.difference_update(ids)
+
+    async def settle(self) -> None:
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            raise failed
 
 
 async def _later(

@@ -37,7 +37,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import texts
-from bot.alerts import Limiter, deliver_due
+from bot.alerts import Limiter, Sender
 from bot.durations import format_duration
 from bot.engine import BATCH, AlertTiming, run_pass
 from bot.i18n import Words, pick_language
@@ -153,7 +153,7 @@ class Watchers:
     send_alarm: Alarm
     probes: list[Probe]
     listener: Listener
-    sender: SenderLock
+    sender_lock: SenderLock
     safety: float
     # Clear while the engine's last pass filled its batch: more is being flipped now.
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
@@ -165,6 +165,7 @@ class Watchers:
     # Per loop, the due moment its last turn could not take (another process held
     # it) and when: not looked at again until that process commits or BUSY_WAIT ends.
     busy: dict[str, tuple[datetime, float]] = field(default_factory=dict)
+    sender: Sender | None = None
 
     @classmethod
     async def start(cls, application: BotApplication, runtime: Runtime) -> Watchers:
@@ -183,7 +184,7 @@ class Watchers:
             send_alarm=send_alarm,
             probes=[engine_probe, send_probe],
             listener=listener,
-            sender=SenderLock(runtime.engine, application.bot.id),
+            sender_lock=SenderLock(runtime.engine, application.bot.id),
             safety=alerts.safety_look.total_seconds(),
         )
         watchers.caught_up.set()
@@ -227,19 +228,20 @@ class Watchers:
                 send_alarm.ring()
             return result.looked_at > 0
 
-        limiter = application.bot_data.setdefault("limiter", Limiter())
+        watchers.sender = Sender(
+            runtime.sessions,
+            application.bot,
+            server=runtime.server,
+            default_tz=runtime.settings.display.timezone,
+            limiter=application.bot_data.setdefault("limiter", Limiter()),
+            now=utc_now,
+            run_id=watchers.run_id,
+        )
 
         async def send(now: datetime, due: datetime) -> bool:
             await watchers._hold(due, send_probe)
-            delivery = await deliver_due(
-                runtime.sessions,
-                application.bot,
-                server=runtime.server,
-                default_tz=runtime.settings.display.timezone,
-                limiter=limiter,
-                now=utc_now,
-                run_id=watchers.run_id,
-            )
+            assert watchers.sender is not None  # noqa: S101 (set just above)
+            delivery = await watchers.sender.deliver_due()
             return delivery.claimed > 0
 
         watchers.tasks = [
@@ -248,7 +250,7 @@ class Watchers:
             ),
             asyncio.create_task(
                 watchers._loop(
-                    "alert sender", send_alarm, send_probe.send_due, send, duty=watchers.sender
+                    "alert sender", send_alarm, send_probe.send_due, send, duty=watchers.sender_lock
                 )
             ),
             asyncio.create_task(watchers._beat()),
@@ -331,7 +333,7 @@ class Watchers:
                 self.caught_up.set()
             return self.safety if due is None else min(self.safety, (due - now).total_seconds())
         clock = asyncio.get_running_loop().time()
-        busy = self.busy.get(name)
+        busy = self.busy.get(name) if is_engine else None
         if busy is not None and busy[0] == due and clock - busy[1] < BUSY_WAIT:
             # Still what another process holds (woken by a write of its own that did
             # not move it): its commit will; a pass now would only skip it again.
@@ -340,6 +342,9 @@ class Watchers:
         if took:
             self.busy.pop(name, None)
             return 0.0
+        # The engine: another process holds what is due. The sender: what is due
+        # is its own, sent and being marked; that commit wakes it, as does any new
+        # alert, and it looks again each time.
         self.busy[name] = (due, clock)
         return BUSY_WAIT
 
@@ -351,8 +356,13 @@ class Watchers:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.sender is not None:
+            # What Telegram took is marked before the claims are released below
+            # (unmarked, it would go again at the next start).
+            with contextlib.suppress(Exception):
+                await self.sender.settle()
         await self.listener.close()
-        await self.sender.close()
+        await self.sender_lock.close()
         for probe in self.probes:
             await probe.close()
         try:

@@ -9,7 +9,7 @@ pending until it is sent or its recipient is found unreachable.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -465,6 +465,7 @@ async def take_due(
     limit: int,
     claim: bool,
     run_id: uuid.UUID | None = None,
+    besides: Collection[uuid.UUID] = (),
 ) -> list[Taken]:
     """The pending rows of up to ``limit`` recipients, oldest first, each with
     its flip, group and recipient (one statement).
@@ -479,9 +480,12 @@ async def take_due(
     storage.runs), as one ``UPDATE … RETURNING``; on PostgreSQL rows another
     sender is claiming are skipped. Without, they are only read: for a sender
     that is alone (a SQLite file has one bot process), where a claim's write, and
-    its commit, would buy nothing but the time they take.
+    its commit, would buy nothing but the time they take. Rows in ``besides``
+    (this sender's own, sent and not yet marked) are left.
     """
     due = _due(now)
+    if besides:
+        due = sa.and_(due, col(Alert.id).not_in(list(besides)))
     recipients = (
         select(col(Alert.recipient_id))
         .where(due)

@@ -63,7 +63,7 @@ class Process:
 
     @property
     def sends(self) -> bool:
-        return self.watchers.sender.held
+        return self.watchers.sender_lock.held
 
 
 @contextlib.asynccontextmanager
