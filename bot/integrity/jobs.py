@@ -16,7 +16,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import aiohttp
+import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import Bot
 from telegram.error import TelegramError
@@ -93,14 +93,14 @@ async def checkpoint(bot: Bot, runtime: Runtime) -> audit.ChainHead:
     )
     url = runtime.settings.alerts.heartbeat_url
     if url is not None:
+        # httpx, which python-telegram-bot already loaded (as bot.watch's heartbeat):
+        # aiohttp would add a second HTTP stack, ~10 MB, to the bot's memory.
         try:
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
-                http.post(url, data=f"audit {head.text()}".encode()) as response,
-            ):
-                if response.status >= 400:
-                    log.warning("audit checkpoint: the monitor answered HTTP %d", response.status)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            async with httpx.AsyncClient(timeout=10) as http:
+                response = await http.post(url, content=f"audit {head.text()}".encode())
+            if response.status_code >= 400:
+                log.warning("audit checkpoint: the monitor answered HTTP %d", response.status_code)
+        except httpx.HTTPError as exc:
             log.warning(
                 "audit checkpoint: the monitor could not be reached (%s)", type(exc).__name__
             )
