@@ -253,8 +253,12 @@ class Watchers:
                     "alert sender", send_alarm, send_probe.send_due, send, duty=watchers.sender_lock
                 )
             ),
-            asyncio.create_task(watchers._beat()),
         ]
+        if runtime.engine.dialect.name == "postgresql":
+            # Other processes release a dead one's claims by its silence. A SQLite
+            # file has one bot process, whose sender claims nothing: a beat there
+            # was a write (and its fsyncs, and a look woken by it) every 5 s at rest.
+            watchers.tasks.append(asyncio.create_task(watchers._beat()))
         return watchers
 
     async def _beat(self) -> None:
