@@ -86,13 +86,14 @@ def render(
     about: str | None = None,
     round_: int = 0,
     escalated_after: timedelta | None = None,
+    words: Words | None = None,
 ) -> str:
     """The text of one alert, in the recipient's language and time zone. Pure.
 
     A first alert, the ``round_``-th reminder and an alert escalated to a wider
     audience after ``escalated_after`` without acknowledgement each say which they are.
     """
-    words = Words(language, tz)
+    words = words or Words(language, tz)
     _ = words._
     fields = {
         "codename": facts.codename,
@@ -101,7 +102,9 @@ def render(
         "since": words.local(facts.since),
         "who": about or "?",
         "nth": words.nth(round_),
-        "waited": words.duration(escalated_after or timedelta(0)),
+        # Only an escalation says how long it waited (Babel's units are not free:
+        # a digest of a thousand alerts spent a fifth of its time on this).
+        "waited": "" if escalated_after is None else words.duration(escalated_after),
     }
     if purpose is AlertPurpose.CLAIMED:
         return _(texts.CLAIMED).format(**fields)
@@ -258,7 +261,12 @@ class Sender:
 
     async def deliver_due(self) -> Delivery:
         """Send every alert that is due now (claimed in the run's name where
-        several processes may send); returns what happened."""
+        several processes may send); returns what happened.
+
+        The rows and what their messages say are read in one short transaction;
+        then each recipient's messages are written and start on their way before
+        the next recipient's are written (a hundred digests of a thousand alerts
+        took half a second to write, and the first waited for the last)."""
         async with self._sessions() as session:
             postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
             # Begins the transaction; on SQLite one that only reads: no write lock,
@@ -272,22 +280,39 @@ class Sender:
                 run_id=self._run_id,
                 besides=self.in_flight,
             )
-            outgoing = await _compose(
-                session, taken, server=self._server, default_tz=self._default_tz, now=self._now()
-            )
+            facts = await _all_facts(session, taken, server=self._server)
             await session.commit()
         delivery = Delivery(claimed=len(taken))
-        self.in_flight.update(i for item in outgoing for i in item.alert_ids)
-        by_chat: dict[int, list[Outgoing]] = collections.defaultdict(list)
-        for item in outgoing:
-            by_chat[item.chat_id].append(item)
-
-        async def one_chat(items: list[Outgoing]) -> None:
-            for item in items:
-                await self._send(item, delivery)
-
-        await asyncio.gather(*(one_chat(items) for items in by_chat.values()))
+        self.in_flight.update(t.alert.id for t in taken)
+        now = self._now()
+        chats: dict[int, asyncio.Task[None]] = {}
+        started: set[uuid.UUID] = set()
+        try:
+            for items in _by_person(taken).values():
+                for item in _compose(
+                    items, facts, server=self._server, tz=self._default_tz, now=now
+                ):
+                    # One chat's messages in order; the chats side by side.
+                    started.update(item.alert_ids)
+                    chats[item.chat_id] = asyncio.create_task(
+                        self._send_after(chats.get(item.chat_id), item, delivery)
+                    )
+                await asyncio.sleep(0)  # let the sends begin before the next recipient
+        except BaseException:
+            # Not sent, so not in flight: the next delivery takes them again.
+            self.in_flight.difference_update(t.alert.id for t in taken if t.alert.id not in started)
+            for task in chats.values():
+                task.cancel()
+            raise
+        await asyncio.gather(*chats.values())
         return delivery
+
+    async def _send_after(
+        self, before: asyncio.Task[None] | None, item: Outgoing, tally: Delivery
+    ) -> None:
+        if before is not None:
+            await before
+        await self._send(item, tally)
 
     async def settle(self) -> None:
         """Until every mark written so far is committed (raises if one failed)."""
@@ -330,69 +355,69 @@ async def deliver_due(
     return delivery
 
 
-async def _compose(
-    session: AsyncSession,
-    taken: Sequence[Taken],
-    *,
-    server: ServerKeys,
-    default_tz: str,
-    now: datetime,
-) -> list[Outgoing]:
+def _by_person(taken: Sequence[Taken]) -> dict[uuid.UUID, list[Taken]]:
     by_person: dict[uuid.UUID, list[Taken]] = collections.defaultdict(list)
     for item in taken:
         by_person[item.alert.recipient_id].append(item)
-    legs = await _legs(session, [t.group for t in taken], server=server)
-    outgoing: list[Outgoing] = []
-    for person_id, items in by_person.items():
-        person = items[0].person
-        language = pick_language(person.language, None)
-        tz = ZoneInfo(person.tz or default_tz)
-        parts: list[tuple[Alert, str]] = []
-        for item in items:
-            alert = item.alert
-            facts = await _facts(session, item, legs=legs)
-            text = render(
-                alert.purpose,
-                facts,
+    return by_person
+
+
+def _compose(
+    items: Sequence[Taken],
+    facts: Mapping[uuid.UUID, Facts],
+    *,
+    server: ServerKeys,
+    tz: str,
+    now: datetime,
+) -> list[Outgoing]:
+    """One recipient's messages (``items`` are theirs): each alert alone, or more
+    than ``DIGEST_OVER`` as digests. Pure but for unsealing."""
+    person = items[0].person
+    language = pick_language(person.language, None)
+    zone = ZoneInfo(person.tz or tz)
+    words = Words(language, zone)
+    parts = [
+        (
+            item.alert,
+            render(
+                item.alert.purpose,
+                facts[item.alert.id],
                 language=language,
-                tz=tz,
+                tz=zone,
                 now=now,
-                about=about_of(server, alert),
-                round_=alert.round,
-                escalated_after=_escalated_after(alert, item.flip),
-            )
-            parts.append((alert, text))
-        if not parts:
-            continue
-        chat_id = chat_id_of(server, person)
+                about=about_of(server, item.alert),
+                round_=item.alert.round,
+                escalated_after=_escalated_after(item.alert, item.flip),
+                words=words,
+            ),
+        )
+        for item in items
+    ]
+    chat_id = chat_id_of(server, person)
+    if len(parts) > DIGEST_OVER:
         attempts = max(a.attempts for a, _ in parts)
-        if len(parts) > DIGEST_OVER:
-            for chunk in _digest_chunks(parts, language=language):
-                asks = any(_asks(a) for a, _ in chunk)
-                outgoing.append(
-                    Outgoing(
-                        person_id,
-                        chat_id,
-                        tuple(a.id for a, _ in chunk),
-                        digest([t for _, t in chunk], language=language),
-                        buttons("digest" if asks else "", language=language),
-                        attempts,
-                    )
-                )
-            continue
-        for alert, text in parts:
-            kind = "single" if _asks(alert) else ""
-            outgoing.append(
-                Outgoing(
-                    person_id,
-                    chat_id,
-                    (alert.id,),
-                    text,
-                    buttons(kind, language=language),
-                    alert.attempts,
-                )
+        return [
+            Outgoing(
+                person.id,
+                chat_id,
+                tuple(a.id for a, _ in chunk),
+                digest([t for _, t in chunk], language=language),
+                buttons("digest" if any(_asks(a) for a, _ in chunk) else "", language=language),
+                attempts,
             )
-    return outgoing
+            for chunk in _digest_chunks(parts, language=language)
+        ]
+    return [
+        Outgoing(
+            person.id,
+            chat_id,
+            (alert.id,),
+            text,
+            buttons("single" if _asks(alert) else "", language=language),
+            alert.attempts,
+        )
+        for alert, text in parts
+    ]
 
 
 def _utf16_length(text: str) -> int:
@@ -448,6 +473,14 @@ async def _legs(
         for leg in rows.all()
         if on_a_leg.get(leg.group_id) == leg.position
     }
+
+
+async def _all_facts(
+    session: AsyncSession, taken: Sequence[Taken], *, server: ServerKeys
+) -> dict[uuid.UUID, Facts]:
+    """What each taken alert may say, by alert id (the legs in one query)."""
+    legs = await _legs(session, [t.group for t in taken], server=server)
+    return {t.alert.id: await _facts(session, t, legs=legs) for t in taken}
 
 
 async def _facts(session: AsyncSession, item: Taken, *, legs: Mapping[uuid.UUID, str]) -> Facts:

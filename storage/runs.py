@@ -1,8 +1,10 @@
 """Bot processes ("runs") and their heartbeats: a crash costs seconds, not a claim;
 and which of several processes sends the alerts.
 
-Each running bot registers a ``Run`` and beats every ``BEAT_EVERY``. A sender
-claims alerts in its run's name (``alerts.claimed_by``). A run is dead when its
+Each running bot registers a ``Run``; on PostgreSQL it beats every
+``BEAT_EVERY`` (a SQLite file has one bot process, whose sender only reads the
+outbox: ``storage.alerts.take_due``). A sender on PostgreSQL claims alerts in
+its run's name (``alerts.claimed_by``). A run is dead when its
 process is gone from this machine (same boot, no such pid: a restart sees that
 at once) or when its heartbeat is older than ``STALE_AFTER`` (a run on another
 machine, or a hung one). The claims of dead runs are released at start and at
