@@ -39,7 +39,11 @@ activists. Then:
    aim ≤ 1.05x.
 
 ``--processes 2`` runs two bot processes on the one database (PostgreSQL is the shared
-store for that): every live group must flip once and every alert go once.
+store for that): every live group must flip once and every alert go once. One process
+polls a bot's updates (``bot.startup.poller_lock``), so several run as a webhook
+deployment behind a load balancer would: each in webhook mode on a port of its own
+(nothing is delivered to them here), ready once it set its webhook. Every process runs
+the engine; one sends (``storage.runs.SenderLock``).
 
 Prints one JSON line and one line for people, with MISSES beside any figure that misses
 its aim. Nothing here is asserted.
@@ -55,6 +59,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import statistics
 import sys
@@ -460,14 +465,37 @@ async def flip_counts(sessions: async_sessionmaker[AsyncSession]) -> dict[str, i
         return {codename: count for codename, count in rows.all()}
 
 
-async def start_bot(folder: Path) -> asyncio.subprocess.Process:
+def webhook_config(folder: Path, n: int) -> Path:
+    """Process ``n`` of several, in webhook mode on a port of its own."""
+    secret = folder / "webhook_secret"
+    secret.write_text("bench-" + uuid.uuid4().hex)
+    secret.chmod(0o600)
+    with socket.socket() as probe:  # a free port, as the OS gives one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    text = (folder / "config.toml").read_text()
+    config = folder / f"config-{n}.toml"
+    config.write_text(
+        text.replace("[telegram]\n", '[telegram]\nmode = "webhook"\n')
+        + f"""
+[webhook]
+listen = "127.0.0.1"
+port = {port}
+public_url = "https://localhost/hook"
+secret_token = "file:webhook_secret"
+"""
+    )
+    return config
+
+
+async def start_bot(folder: Path, config: Path | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot.cli",
         "run",
         "--config",
-        str(folder / "config.toml"),
+        str(config or folder / "config.toml"),
         env=child_env(),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
@@ -501,7 +529,11 @@ async def live(
         standin.user(chat, f"Activist G{chat}", language_code="en")
 
     launched = time.perf_counter()
-    procs = [await start_bot(folder) for _ in range(args.processes)]
+    if args.processes == 1:
+        procs = [await start_bot(folder)]
+    else:
+        configs = [webhook_config(folder, n) for n in range(args.processes)]
+        procs = [await start_bot(folder, config) for config in configs]
     stderr_tail: list[bytes] = []
 
     async def read_stderr(proc: asyncio.subprocess.Process) -> None:
@@ -522,11 +554,14 @@ async def live(
 
     try:
         # Ready: the drain's getUpdates, then the first long poll, which follows the
-        # start of the engine and the sender (bot.app.serve).
-        await standin.wait_for(
-            lambda: standin.calls.count("getUpdates") >= 2 * args.processes or exited(),
-            within=120,
-        )
+        # start of the engine and the sender (bot.app.serve); in webhook mode, the
+        # webhook set once the engine and the sender run.
+        def serving() -> bool:
+            if args.processes == 1:
+                return standin.calls.count("getUpdates") >= 2
+            return standin.calls.count("setWebhook") >= args.processes
+
+        await standin.wait_for(lambda: serving() or exited(), within=120)
         if exited():
             raise SystemExit("the bot exited early:\n" + b"".join(stderr_tail).decode())
         startup_s = time.perf_counter() - launched
@@ -561,9 +596,11 @@ async def live(
         )
         index = 0
 
-        def read_new(at: datetime) -> None:
+        def read_new() -> None:
             nonlocal index, digest_messages
             for message in standin.sent[index:]:
+                # When the stand-in took it, not when this loop next looked.
+                at = datetime.fromtimestamp(message.received_at, UTC)
                 code = chat_of.get(message.chat_id)
                 if code is not None and "SILENT" in (message.text or ""):
                     silent_count[code] = silent_count.get(code, 0) + 1
@@ -578,12 +615,12 @@ async def live(
         while (
             len(seen) < len(deadline_of) or len(digest_seen) < args.digest_alerts
         ) and time.monotonic() < give_up:
-            read_new(utc_now())
+            read_new()
             if exited():
                 raise SystemExit("the bot exited:\n" + b"".join(stderr_tail).decode())
             await asyncio.sleep(POLL_EVERY)
         await asyncio.sleep(1)  # anything sent twice would show by now
-        read_new(utc_now())
+        read_new()
         memory = memory_mb(procs[0].pid)
         cpu = cpu_seconds(procs[0].pid)
     finally:

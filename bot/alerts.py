@@ -2,10 +2,14 @@
 
 An alert says the codename, the status and its basis, when the last check-in
 was (ago, and at what time in the recipient's zone), and the current leg:
-never anything from a message. Rows are claimed in one short transaction,
-sent outside it, and each result is written in its own: a row is marked sent
-only after Telegram accepted it, so a crash in between sends it again rather
-than never (at least once).
+never anything from a message. Rows are taken in one short transaction, sent
+outside it, and each result is written in its own: a row is marked sent only
+after Telegram accepted it, so a crash in between sends it again rather than
+never (at least once). On PostgreSQL the rows are claimed as they are taken
+(several processes share the database); on SQLite, whose file has one bot
+process with one sender, they are only read: a claim there was a write and a
+commit (the fsyncs of the rollback journal) between each deadline and its
+alert, and protected nothing.
 
 Telegram allows about one message a second to one chat and thirty a second
 overall; ``Limiter`` keeps to both. More than ``DIGEST_OVER`` messages waiting
@@ -33,8 +37,9 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from bot import texts
 from bot.acts.words import notice_text
 from bot.i18n import Words, pick_language, translator
-from storage.alerts import about_of, claim_due, mark_sent, mark_unreachable, retry_later
+from storage.alerts import Taken, about_of, mark_sent, mark_unreachable, retry_later, take_due
 from storage.crypto import ServerKeys
+from storage.db import READ_ONLY
 from storage.legs import leg_name
 from storage.models import Alert, AlertPurpose, Flip, Group, Leg, Person, Status
 from storage.people import chat_id_of, display_name
@@ -81,13 +86,14 @@ def render(
     about: str | None = None,
     round_: int = 0,
     escalated_after: timedelta | None = None,
+    words: Words | None = None,
 ) -> str:
     """The text of one alert, in the recipient's language and time zone. Pure.
 
     A first alert, the ``round_``-th reminder and an alert escalated to a wider
     audience after ``escalated_after`` without acknowledgement each say which they are.
     """
-    words = Words(language, tz)
+    words = words or Words(language, tz)
     _ = words._
     fields = {
         "codename": facts.codename,
@@ -96,7 +102,9 @@ def render(
         "since": words.local(facts.since),
         "who": about or "?",
         "nth": words.nth(round_),
-        "waited": words.duration(escalated_after or timedelta(0)),
+        # Only an escalation says how long it waited (Babel's units are not free:
+        # a digest of a thousand alerts spent a fifth of its time on this).
+        "waited": "" if escalated_after is None else words.duration(escalated_after),
     }
     if purpose is AlertPurpose.CLAIMED:
         return _(texts.CLAIMED).format(**fields)
@@ -220,6 +228,114 @@ class Delivery:
     unreachable: int = 0
 
 
+class Sender:
+    """The alert sender of one bot process, kept from one delivery to the next.
+
+    A delivery returns once its messages are sent; their "sent" marks are
+    written behind it (``_SentMarks``), so that the next delivery does not wait
+    for the write lock (on SQLite the engine's passes hold it while deadlines
+    fall). Until its mark is committed an alert still reads as pending: it is
+    ``in_flight`` here, and no delivery takes it again.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bot: Bot,
+        *,
+        server: ServerKeys,
+        default_tz: str,
+        limiter: Limiter,
+        now: Callable[[], datetime],
+        run_id: uuid.UUID | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._bot = bot
+        self._server = server
+        self._default_tz = default_tz
+        self._limiter = limiter
+        self._now = now
+        self._run_id = run_id
+        self.in_flight: set[uuid.UUID] = set()
+        self._marks = _SentMarks(sessions, now, self.in_flight)
+
+    async def deliver_due(self) -> Delivery:
+        """Send every alert that is due now (claimed in the run's name where
+        several processes may send); returns what happened.
+
+        The rows and what their messages say are read in one short transaction;
+        then each recipient's messages are written and start on their way before
+        the next recipient's are written (a hundred digests of a thousand alerts
+        took half a second to write, and the first waited for the last)."""
+        async with self._sessions() as session:
+            postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+            # Begins the transaction; on SQLite one that only reads: no write lock,
+            # and no commit to wait for.
+            await session.connection(execution_options=None if postgres else READ_ONLY)
+            taken = await take_due(
+                session,
+                now=self._now(),
+                limit=CLAIM_BATCH,
+                claim=postgres,
+                run_id=self._run_id,
+                besides=self.in_flight,
+            )
+            facts = await _all_facts(session, taken, server=self._server)
+            await session.commit()
+        delivery = Delivery(claimed=len(taken))
+        self.in_flight.update(t.alert.id for t in taken)
+        now = self._now()
+        chats: dict[int, asyncio.Task[None]] = {}
+        started: set[uuid.UUID] = set()
+        try:
+            for items in _by_person(taken).values():
+                for item in _compose(
+                    items, facts, server=self._server, tz=self._default_tz, now=now
+                ):
+                    # One chat's messages in order; the chats side by side.
+                    started.update(item.alert_ids)
+                    chats[item.chat_id] = asyncio.create_task(
+                        self._send_after(chats.get(item.chat_id), item, delivery)
+                    )
+                await asyncio.sleep(0)  # let the sends begin before the next recipient
+        except BaseException:
+            # Not sent, so not in flight: the next delivery takes them again.
+            self.in_flight.difference_update(t.alert.id for t in taken if t.alert.id not in started)
+            for task in chats.values():
+                task.cancel()
+            raise
+        await asyncio.gather(*chats.values())
+        return delivery
+
+    async def _send_after(
+        self, before: asyncio.Task[None] | None, item: Outgoing, tally: Delivery
+    ) -> None:
+        if before is not None:
+            await before
+        await self._send(item, tally)
+
+    async def settle(self) -> None:
+        """Until every mark written so far is committed (raises if one failed)."""
+        await self._marks.settle()
+
+    async def _send(self, item: Outgoing, tally: Delivery) -> None:
+        marked = False
+        try:
+            marked = await _send(
+                self._sessions,
+                self._bot,
+                item,
+                server=self._server,
+                limiter=self._limiter,
+                now=self._now,
+                tally=tally,
+                marks=self._marks,
+            )
+        finally:
+            if not marked:  # retried or unreachable, written; or nothing written
+                self.in_flight.difference_update(item.alert_ids)
+
+
 async def deliver_due(
     sessions: async_sessionmaker[AsyncSession],
     bot: Bot,
@@ -230,106 +346,81 @@ async def deliver_due(
     now: Callable[[], datetime],
     run_id: uuid.UUID | None = None,
 ) -> Delivery:
-    """Send every alert that is due now, claimed in ``run_id``'s name; returns what
-    happened."""
-    async with sessions() as session, session.begin():
-        postgres = session.bind.dialect.name == "postgresql" if session.bind else False
-        rows = await claim_due(
-            session, now=now(), limit=CLAIM_BATCH, skip_locked=postgres, run_id=run_id
-        )
-        outgoing = await _compose(session, rows, server=server, default_tz=default_tz, now=now())
-    delivery = Delivery(claimed=len(rows))
-    marks = _SentMarks(sessions, now)
-    by_chat: dict[int, list[Outgoing]] = collections.defaultdict(list)
-    for item in outgoing:
-        by_chat[item.chat_id].append(item)
-
-    async def one_chat(items: list[Outgoing]) -> None:
-        for item in items:
-            await _send(
-                sessions,
-                bot,
-                item,
-                server=server,
-                limiter=limiter,
-                now=now,
-                tally=delivery,
-                marks=marks,
-            )
-
-    await asyncio.gather(*(one_chat(items) for items in by_chat.values()))
+    """One delivery, returning once its marks are committed too."""
+    sender = Sender(
+        sessions, bot, server=server, default_tz=default_tz, limiter=limiter, now=now, run_id=run_id
+    )
+    delivery = await sender.deliver_due()
+    await sender.settle()
     return delivery
 
 
-async def _compose(
-    session: AsyncSession,
-    rows: Sequence[Alert],
+def _by_person(taken: Sequence[Taken]) -> dict[uuid.UUID, list[Taken]]:
+    by_person: dict[uuid.UUID, list[Taken]] = collections.defaultdict(list)
+    for item in taken:
+        by_person[item.alert.recipient_id].append(item)
+    return by_person
+
+
+def _compose(
+    items: Sequence[Taken],
+    facts: Mapping[uuid.UUID, Facts],
     *,
     server: ServerKeys,
-    default_tz: str,
+    tz: str,
     now: datetime,
 ) -> list[Outgoing]:
-    by_person: dict[uuid.UUID, list[Alert]] = collections.defaultdict(list)
-    for row in rows:
-        by_person[row.recipient_id].append(row)
-    people, flips, groups = await _named(session, rows)
-    outgoing: list[Outgoing] = []
-    for person_id, alerts in by_person.items():
-        person = people.get(person_id)
-        if person is None:
-            continue
-        language = pick_language(person.language, None)
-        tz = ZoneInfo(person.tz or default_tz)
-        parts: list[tuple[Alert, str]] = []
-        for alert in alerts:
-            facts = await _facts(session, alert, flips=flips, groups=groups, server=server)
-            if facts is None:
-                continue
-            text = render(
-                alert.purpose,
-                facts,
+    """One recipient's messages (``items`` are theirs): each alert alone, or more
+    than ``DIGEST_OVER`` as digests. Pure but for unsealing."""
+    person = items[0].person
+    language = pick_language(person.language, None)
+    zone = ZoneInfo(person.tz or tz)
+    words = Words(language, zone)
+    parts = [
+        (
+            item.alert,
+            render(
+                item.alert.purpose,
+                facts[item.alert.id],
                 language=language,
-                tz=tz,
+                tz=zone,
                 now=now,
-                about=about_of(server, alert),
-                round_=alert.round,
-                escalated_after=_escalated_after(alert, flips.get(alert.flip_id)),
-            )
-            parts.append((alert, text))
-        if not parts:
-            continue
-        chat_id = chat_id_of(server, person)
-        if chat_id is None:
-            # Not kept: nobody whose chat is erased holds a watching role (storage.people).
-            continue
+                about=about_of(server, item.alert),
+                round_=item.alert.round,
+                escalated_after=_escalated_after(item.alert, item.flip),
+                words=words,
+            ),
+        )
+        for item in items
+    ]
+    chat_id = chat_id_of(server, person)
+    if chat_id is None:
+        # Not kept: nobody whose chat is erased holds a watching role (storage.people).
+        return []
+    if len(parts) > DIGEST_OVER:
         attempts = max(a.attempts for a, _ in parts)
-        if len(parts) > DIGEST_OVER:
-            for chunk in _digest_chunks(parts, language=language):
-                asks = any(_asks(a) for a, _ in chunk)
-                outgoing.append(
-                    Outgoing(
-                        person_id,
-                        chat_id,
-                        tuple(a.id for a, _ in chunk),
-                        digest([t for _, t in chunk], language=language),
-                        buttons("digest" if asks else "", language=language),
-                        attempts,
-                    )
-                )
-            continue
-        for alert, text in parts:
-            kind = "single" if _asks(alert) else ""
-            outgoing.append(
-                Outgoing(
-                    person_id,
-                    chat_id,
-                    (alert.id,),
-                    text,
-                    buttons(kind, language=language),
-                    alert.attempts,
-                )
+        return [
+            Outgoing(
+                person.id,
+                chat_id,
+                tuple(a.id for a, _ in chunk),
+                digest([t for _, t in chunk], language=language),
+                buttons("digest" if any(_asks(a) for a, _ in chunk) else "", language=language),
+                attempts,
             )
-    return outgoing
+            for chunk in _digest_chunks(parts, language=language)
+        ]
+    return [
+        Outgoing(
+            person.id,
+            chat_id,
+            (alert.id,),
+            text,
+            buttons("single" if _asks(alert) else "", language=language),
+            alert.attempts,
+        )
+        for alert, text in parts
+    ]
 
 
 def _utf16_length(text: str) -> int:
@@ -372,51 +463,33 @@ def _asks(alert: Alert) -> bool:
     return alert.purpose in (AlertPurpose.ALERT, AlertPurpose.REMINDER)
 
 
-async def _named(
-    session: AsyncSession, rows: Sequence[Alert]
-) -> tuple[dict[uuid.UUID, Person], dict[uuid.UUID, Flip], dict[uuid.UUID, Group]]:
-    """The people, flips and groups the rows name, in three queries rather than
-    three per row: composing inside the claim's transaction holds SQLite's write
-    lock, and two hundred rows one by one held it (and the engine) for ~0.5 s."""
-    if not rows:
-        return {}, {}, {}
-    people = await session.exec(
-        select(Person).where(col(Person.id).in_({r.recipient_id for r in rows}))
-    )
-    flips = {
-        f.id: f
-        for f in (
-            await session.exec(select(Flip).where(col(Flip.id).in_({r.flip_id for r in rows})))
-        ).all()
+async def _legs(
+    session: AsyncSession, groups: Sequence[Group], *, server: ServerKeys
+) -> dict[uuid.UUID, str]:
+    """The name of each group's current leg, in one query for all of them."""
+    on_a_leg = {g.id: g.current_leg for g in groups if g.current_leg is not None}
+    if not on_a_leg:
+        return {}
+    rows = await session.exec(select(Leg).where(col(Leg.group_id).in_(list(on_a_leg))))
+    return {
+        leg.group_id: leg_name(server, leg)
+        for leg in rows.all()
+        if on_a_leg.get(leg.group_id) == leg.position
     }
-    groups = await session.exec(
-        select(Group).where(col(Group.id).in_({f.group_id for f in flips.values()}))
-    )
-    return {p.id: p for p in people.all()}, flips, {g.id: g for g in groups.all()}
 
 
-async def _facts(
-    session: AsyncSession,
-    alert: Alert,
-    *,
-    flips: Mapping[uuid.UUID, Flip],
-    groups: Mapping[uuid.UUID, Group],
-    server: ServerKeys,
-) -> Facts | None:
-    flip = flips.get(alert.flip_id)
-    group = groups.get(flip.group_id) if flip else None
-    if flip is None or group is None:
-        return None
-    leg = None
-    if group.current_leg is not None:
-        row = (
-            await session.exec(
-                select(Leg).where(Leg.group_id == group.id, Leg.position == group.current_leg)
-            )
-        ).first()
-        leg = leg_name(server, row) if row else None
+async def _all_facts(
+    session: AsyncSession, taken: Sequence[Taken], *, server: ServerKeys
+) -> dict[uuid.UUID, Facts]:
+    """What each taken alert may say, by alert id (the legs in one query)."""
+    legs = await _legs(session, [t.group for t in taken], server=server)
+    return {t.alert.id: await _facts(session, t, legs=legs) for t in taken}
+
+
+async def _facts(session: AsyncSession, item: Taken, *, legs: Mapping[uuid.UUID, str]) -> Facts:
+    flip, group = item.flip, item.group
     again = False
-    if alert.purpose is AlertPurpose.ALL_CLEAR:
+    if item.alert.purpose is AlertPurpose.ALL_CLEAR:
         before = await session.exec(
             select(Flip.id).where(
                 Flip.group_id == group.id,
@@ -432,7 +505,7 @@ async def _facts(
         basis=flip.basis,
         since=flip.at,
         last_checkin_at=group.last_checkin_at,
-        leg=leg,
+        leg=legs.get(group.id),
         again=again,
     )
 
@@ -447,7 +520,9 @@ async def _send(
     now: Callable[[], datetime],
     tally: Delivery,
     marks: _SentMarks,
-) -> None:
+) -> bool:
+    """Send one message and write what came of it; True if Telegram took it (its
+    mark is then on its way, ``marks``)."""
     await limiter.wait(item.chat_id)
     try:
         sent = await bot.send_message(
@@ -480,55 +555,66 @@ async def _send(
         await _later(sessions, item, at=now() + _backoff(item.attempts), error=type(exc).__name__)
         tally.retried += 1
     else:
-        await marks.mark(item.alert_ids, sent.message_id)
+        marks.mark(item.alert_ids, sent.message_id)
         tally.sent += len(item.alert_ids)
+        return True
+    return False
 
 
 class _SentMarks:
     """Marks sent alerts as soon as Telegram answers, in shared transactions one at
-    a time (a group commit).
+    a time (a group commit), behind the sending.
 
     A transaction per message made a burst of alerts a queue of commits: on
     SQLite each waits for the single write lock and an fsync, the queue grew
     under load (39 messages accepted and unmarked at one kill of the crash test,
     and 1,000 alerts to 1,000 chats took 1.5x Telegram's bound), and the engine's
-    pass waited behind them. Here whoever finds marks waiting writes all of them
-    in one transaction, the moment the previous one committed: what a SIGKILL can
-    repeat is what Telegram accepted during one commit, the messages in flight.
-    ``mark`` returns only once its own mark is committed (and raises if that
-    failed), so a row is still marked sent only after Telegram took it.
+    pass waited behind them. Here all marks waiting are written in one
+    transaction the moment the previous one committed: what a SIGKILL can repeat
+    is what Telegram accepted during one commit, the messages in flight. A row is
+    still marked sent only after Telegram took it; until its mark is committed
+    it stays in ``in_flight`` (then leaves it; also if the mark failed, so that
+    it is sent again: at least once).
     """
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime]
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        now: Callable[[], datetime],
+        in_flight: set[uuid.UUID],
     ) -> None:
         self._sessions = sessions
         self._now = now
-        self._waiting: list[tuple[tuple[uuid.UUID, ...], int, asyncio.Future[None]]] = []
-        self._lock = asyncio.Lock()
+        self._in_flight = in_flight
+        self._waiting: list[tuple[tuple[uuid.UUID, ...], int]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._failed: BaseException | None = None
 
-    async def mark(self, alert_ids: tuple[uuid.UUID, ...], message_id: int) -> None:
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((alert_ids, message_id, mine))
-        async with self._lock:
-            if not mine.done():  # nobody took ours along: write every mark waiting
-                batch, self._waiting = self._waiting, []
-                try:
-                    async with self._sessions() as session, session.begin():
-                        for ids, sent_id, _ in batch:
-                            await mark_sent(
-                                session, alert_ids=ids, message_id=sent_id, now=self._now()
-                            )
-                except BaseException as exc:
-                    failed = exc if isinstance(exc, Exception) else RuntimeError("not marked")
-                    for _, _, other in batch:
-                        if other is not mine and not other.done():  # done: its task was cancelled
-                            other.set_exception(failed)
-                    raise
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-        await mine
+    def mark(self, alert_ids: tuple[uuid.UUID, ...], message_id: int) -> None:
+        self._waiting.append((alert_ids, message_id))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                async with self._sessions() as session, session.begin():
+                    for ids, sent_id in batch:
+                        await mark_sent(session, alert_ids=ids, message_id=sent_id, now=self._now())
+            except Exception as exc:
+                log.error("sent alerts could not be marked (%s); they go again", type(exc).__name__)
+                self._failed = exc
+            finally:
+                for ids, _ in batch:
+                    self._in_flight.difference_update(ids)
+
+    async def settle(self) -> None:
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            raise failed
 
 
 async def _later(

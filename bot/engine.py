@@ -138,28 +138,32 @@ async def _flip_due(
             continue
         for step in steps:
             record = new_flip(group, to=step.status, at=step.since, basis=step.basis, now=now)
-            session.add(record)
             result.flips += 1
             if step is steps[-1]:
                 # After downtime the record holds every step; people hear only where it is now.
                 alerting.append((record, group))
+            else:
+                session.add(record)
         group.next_transition_at = following
         session.add(group)
+
+    def reminder_at(record: Flip, group: Group) -> datetime | None:
+        # An alert went out now: when to repeat or escalate it.
+        return plan_reminder(
+            flip=record,
+            group_status=group.status,
+            last_round_at=now,
+            now=now,
+            repeat_every=timing.repeat_every,
+            escalate_after=timing.escalate_after,
+        ).next_reminder_at
+
+    # The groups and the steps before each last one now; the last flips, which
+    # their alerts complete, are written there, with the alerts, each once.
     await session.flush()
-    result.alerts += len(await enqueue_for_flips(session, flips=alerting, now=now))
-    for record, group in alerting:
-        if record.next_reminder_at is not None:  # an alert went out: when to repeat it
-            plan = plan_reminder(
-                flip=record,
-                group_status=group.status,
-                last_round_at=now,
-                now=now,
-                repeat_every=timing.repeat_every,
-                escalate_after=timing.escalate_after,
-            )
-            record.next_reminder_at = plan.next_reminder_at
-            session.add(record)
-    await session.flush()
+    result.alerts += await enqueue_for_flips(
+        session, flips=alerting, now=now, reminder_at=reminder_at
+    )
 
 
 async def _due_groups(session: AsyncSession, *, now: datetime, skip_locked: bool) -> list[Group]:

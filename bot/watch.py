@@ -7,7 +7,10 @@ reminder, an alert's next attempt or the end of a claim. A commit in this
 process that may move that moment wakes them at once; on PostgreSQL, so does
 one in any other process (LISTEN/NOTIFY). A slow safety look
 (``[alerts] safety_look``) covers a lost wake-up. A look with nothing due is
-one read-only probe. Receipts delete themselves at their own moment from the
+one read-only probe. Of several processes on one PostgreSQL database, every
+one runs the engine but one sends (``storage.runs.SenderLock``): Telegram's
+limits are per bot, and an activist's alerts make one digest only if one
+sender gathers them. Receipts delete themselves at their own moment from the
 JobQueue (``bot.handlers``), where the heartbeat and retention run too.
 
 The engine starts only after the backlog that queued while the bot was down has
@@ -36,7 +39,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import texts
-from bot.alerts import Limiter, deliver_due
+from bot.alerts import Limiter, Sender
 from bot.durations import format_duration
 from bot.engine import BATCH, AlertTiming, run_pass
 from bot.i18n import Words, pick_language
@@ -51,7 +54,7 @@ from storage.messages import forget_chat_refs
 from storage.models import Person, ProcessedUpdate, WatchState
 from storage.people import forget_chats, reachable
 from storage.retention import apply_retention
-from storage.runs import BEAT_EVERY, beat, end, register, release_dead
+from storage.runs import BEAT_EVERY, SenderLock, beat, end, register, release_dead
 from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,10 @@ BUSY_WAIT = 1.0
 # While the engine flips a burst batch by batch, the sender waits (at most this
 # many seconds) so that one activist's alerts go as one digest.
 MAX_HOLD = 3.0
+# While another process's engine flips what was due (PostgreSQL), the sender
+# looks again this often: that engine's commit reaches this process as a wake-up
+# of its engine, not of its sender.
+HOLD_LOOK = 0.02
 # After a failed look (the database away), wait this long, doubling up to the last.
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
 HEARTBEAT_EVERY = timedelta(minutes=1)
@@ -158,10 +165,10 @@ class Alarm:
                 await asyncio.wait_for(self._event.wait(), seconds)
 
 
-# One turn of a loop: given "now", the earliest moment it is due (probe), and
-# what to do when due; the latter says whether it took anything.
+# One turn of a loop: the earliest moment it is due (probe), and what to do when
+# due, given "now" and that moment; the latter says whether it took anything.
 Probed = Callable[[], Awaitable[datetime | None]]
-Work = Callable[[datetime], Awaitable[bool]]
+Work = Callable[[datetime, datetime], Awaitable[bool]]
 
 
 @dataclass(slots=True)
@@ -174,6 +181,7 @@ class Watchers:
     send_alarm: Alarm
     probes: list[Probe]
     listener: Listener
+    sender_lock: SenderLock
     safety: float
     # Clear while the engine's last pass filled its batch: more is being flipped now.
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
@@ -182,6 +190,12 @@ class Watchers:
     looks: dict[str, int] = field(default_factory=dict)
     # The engine's loop, started by ``start_engine`` once the backlog is taken in.
     engine_loop: Callable[[], Coroutine[Any, Any, None]] | None = None
+    # Times the sender found a group due that another process's engine held: tests read it.
+    held_for_others: int = 0
+    # Per loop, the due moment its last turn could not take (another process held
+    # it) and when: not looked at again until that process commits or BUSY_WAIT ends.
+    busy: dict[str, tuple[datetime, float]] = field(default_factory=dict)
+    sender: Sender | None = None
 
     @classmethod
     async def start(cls, application: BotApplication, runtime: Runtime) -> Watchers:
@@ -200,6 +214,7 @@ class Watchers:
             send_alarm=send_alarm,
             probes=[engine_probe, send_probe],
             listener=listener,
+            sender_lock=SenderLock(runtime.engine, application.bot.id),
             safety=alerts.safety_look.total_seconds(),
         )
         watchers.caught_up.set()
@@ -217,7 +232,7 @@ class Watchers:
             log.info("released %d alert(s) claimed by a bot process that died", released)
         timing = AlertTiming(repeat_every=alerts.repeat_every, escalate_after=alerts.escalate_after)
 
-        async def flip(now: datetime) -> bool:
+        async def flip(now: datetime, _due: datetime) -> bool:
             # Cleared before the pass: its own commit wakes the sender, which must
             # not take the first batch of a burst before knowing more is coming.
             watchers.caught_up.clear()
@@ -243,20 +258,20 @@ class Watchers:
                 send_alarm.ring()
             return result.looked_at > 0
 
-        limiter = application.bot_data.setdefault("limiter", Limiter())
+        watchers.sender = Sender(
+            runtime.sessions,
+            application.bot,
+            server=runtime.server,
+            default_tz=runtime.settings.display.timezone,
+            limiter=application.bot_data.setdefault("limiter", Limiter()),
+            now=utc_now,
+            run_id=watchers.run_id,
+        )
 
-        async def send(now: datetime) -> bool:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watchers.caught_up.wait(), MAX_HOLD)
-            delivery = await deliver_due(
-                runtime.sessions,
-                application.bot,
-                server=runtime.server,
-                default_tz=runtime.settings.display.timezone,
-                limiter=limiter,
-                now=utc_now,
-                run_id=watchers.run_id,
-            )
+        async def send(now: datetime, due: datetime) -> bool:
+            await watchers._hold(due, send_probe)
+            assert watchers.sender is not None  # noqa: S101 (set just above)
+            delivery = await watchers.sender.deliver_due()
             return delivery.claimed > 0
 
         watchers.engine_loop = lambda: watchers._loop(
@@ -264,10 +279,16 @@ class Watchers:
         )
         watchers.tasks = [
             asyncio.create_task(
-                watchers._loop("alert sender", send_alarm, send_probe.send_due, send)
+                watchers._loop(
+                    "alert sender", send_alarm, send_probe.send_due, send, duty=watchers.sender_lock
+                )
             ),
-            asyncio.create_task(watchers._beat()),
         ]
+        if runtime.engine.dialect.name == "postgresql":
+            # Other processes release a dead one's claims by its silence. A SQLite
+            # file has one bot process, whose sender claims nothing: a beat there
+            # was a write (and its fsyncs, and a look woken by it) every 5 s at rest.
+            watchers.tasks.append(asyncio.create_task(watchers._beat()))
         return watchers
 
     def start_engine(self) -> None:
@@ -291,11 +312,44 @@ class Watchers:
                 log.info("released %d alert(s) claimed by a bot process that died", released)
                 self.send_alarm.ring()
 
-    async def _loop(self, name: str, alarm: Alarm, probe: Probed, work: Work) -> None:
+    async def _hold(self, written: datetime, probe: Probe) -> None:
+        """Wait (at most ``MAX_HOLD``) while an engine is still flipping what was
+        due when the waiting alerts were ``written``, so that each activist's
+        alerts of a burst go as one digest: this process's engine (``caught_up``),
+        and on PostgreSQL the others' (a group due by then and not yet flipped:
+        another engine holds it). A group due since is a later event: its alerts
+        do not hold these back."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + MAX_HOLD
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.caught_up.wait(), MAX_HOLD)
+        if self.runtime.engine.dialect.name != "postgresql":
+            return  # one process on a SQLite file: its own engine is the only one
+        while loop.time() < give_up:
+            due = await probe.engine_due()
+            if due is None or due > written:
+                return
+            self.held_for_others += 1
+            await asyncio.sleep(HOLD_LOOK)
+
+    async def _loop(
+        self,
+        name: str,
+        alarm: Alarm,
+        probe: Probed,
+        work: Work,
+        *,
+        duty: SenderLock | None = None,
+    ) -> None:
+        """Look, work, sleep; with ``duty``, only while holding it (waiting for it
+        first: the alert sender of a process that does not send sleeps there)."""
         backoff = FIRST_BACKOFF
         while True:
             alarm.clear()  # a ring from here on wakes the sleep below at once
             try:
+                if duty is not None and not duty.held:
+                    await duty.take()
+                    log.info("%s: this process sends the alerts", name)
                 wait = await self._turn(name, probe, work, alarm is self.engine_alarm)
                 backoff = FIRST_BACKOFF
             except Exception as exc:
@@ -318,8 +372,21 @@ class Watchers:
             if is_engine:  # the engine has nothing more due: the sender holds no longer
                 self.caught_up.set()
             return self.safety if due is None else min(self.safety, (due - now).total_seconds())
-        took = await work(now)
-        return 0.0 if took else BUSY_WAIT
+        clock = asyncio.get_running_loop().time()
+        busy = self.busy.get(name) if is_engine else None
+        if busy is not None and busy[0] == due and clock - busy[1] < BUSY_WAIT:
+            # Still what another process holds (woken by a write of its own that did
+            # not move it): its commit will; a pass now would only skip it again.
+            return BUSY_WAIT - (clock - busy[1])
+        took = await work(now, due)
+        if took:
+            self.busy.pop(name, None)
+            return 0.0
+        # The engine: another process holds what is due. The sender: what is due
+        # is its own, sent and being marked; that commit wakes it, as does any new
+        # alert, and it looks again each time.
+        self.busy[name] = (due, clock)
+        return BUSY_WAIT
 
     async def stop(self) -> None:
         for unsubscribe in self.unsubscribe:
@@ -329,7 +396,13 @@ class Watchers:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.sender is not None:
+            # What Telegram took is marked before the claims are released below
+            # (unmarked, it would go again at the next start).
+            with contextlib.suppress(Exception):
+                await self.sender.settle()
         await self.listener.close()
+        await self.sender_lock.close()
         for probe in self.probes:
             await probe.close()
         try:

@@ -1,7 +1,7 @@
 """The alert outbox: who is told about a flip, and the state of each message.
 
 A flip writes its alert rows in its own transaction (``enqueue_for_flips``);
-the sender (``bot.alerts``) claims due rows, delivers them, and marks each sent
+the sender (``bot.alerts``) takes due rows, delivers them, and marks each sent
 only after Telegram accepted it. Delivery is at least once: a row stays
 pending until it is sent or its recipient is found unreachable.
 """
@@ -9,11 +9,12 @@ pending until it is sent or its recipient is found unreachable.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -94,55 +95,94 @@ def _rows(
 
 
 async def enqueue_for_flips(
-    session: AsyncSession, *, flips: Sequence[tuple[Flip, Group]], now: datetime
-) -> list[Alert]:
-    """Write the alert rows new flips call for, in the caller's transaction.
+    session: AsyncSession,
+    *,
+    flips: Sequence[tuple[Flip, Group]],
+    now: datetime,
+    reminder_at: Callable[[Flip, Group], datetime | None] | None = None,
+) -> int:
+    """Write the alert rows new flips call for, in the caller's transaction;
+    returns how many.
 
     Built for the engine's bulk case (a thousand groups whose grace ended at
-    once): one query for the groups' own activists, one for everyone.
+    once): one query for the groups' own activists, one for everyone, and the
+    flips written once, with what the alerts decided (``escalated_at``, and
+    ``next_reminder_at``: ``reminder_at``'s answer, or ``now`` for the engine to
+    work out at its next look), then the alerts in one statement of plain rows
+    (a thousand ORM objects cost more than their writes).
     """
     if not flips:
-        return []
+        return 0
     group_ids = [group.id for _, group in flips]
-    # A new flip ends the reminders of the ones before it.
-    await session.exec(
-        update(Flip)
-        .where(col(Flip.group_id).in_(group_ids))
-        .where(col(Flip.id).not_in([f.id for f, _ in flips]))
-        .where(col(Flip.next_reminder_at).is_not(None))
-        .values(next_reminder_at=None)
-        # The flips in this session are new or unaffected: no need to scan them.
-        .execution_options(synchronize_session=False)
-    )
-    own = await _own_activists(session, group_ids)
-    everyone: list[uuid.UUID] | None = None
-    rows: list[Alert] = []
-    for flip, group in flips:
-        if flip.to_status in TIER_OF:
-            tier = TIER_OF[flip.to_status]
-            recipients = own.get(group.id, [])
-            if tier == 2 or not recipients:
-                # A group without its own activist must not fall silent unheard.
-                tier = 2
-                if everyone is None:
-                    everyone = await audience(session, group_id=group.id, tier=2)
-                recipients = everyone
-            rows += _rows(
-                flip, recipients, purpose=AlertPurpose.ALERT, tier=tier, round_=0, now=now
-            )
-            if tier == 2:
-                flip.escalated_at = now
-            # The engine works out the real repeat and escalation times on its next look.
-            flip.next_reminder_at = now
-        elif flip.to_status in CLEARING:
-            recipients = await alerted_since_last_clear(session, group_id=group.id, before=flip)
-            rows += _rows(
-                flip, recipients, purpose=AlertPurpose.ALL_CLEAR, tier=0, round_=0, now=now
-            )
-        session.add(flip)
-    session.add_all(rows)
+    rows: list[dict[str, object]] = []
+    # Nothing written before the flips are final: an autoflush here would insert
+    # them, and every change after it would be one more UPDATE of each.
+    with session.no_autoflush:
+        # A new flip ends the reminders of the ones before it.
+        await session.exec(
+            update(Flip)
+            .where(col(Flip.group_id).in_(group_ids))
+            .where(col(Flip.id).not_in([f.id for f, _ in flips]))
+            .where(col(Flip.next_reminder_at).is_not(None))
+            .values(next_reminder_at=None)
+            # The flips in this session are new or unaffected: no need to scan them.
+            .execution_options(synchronize_session=False)
+        )
+        own = await _own_activists(session, group_ids)
+        everyone: list[uuid.UUID] | None = None
+        for flip, group in flips:
+            if flip.to_status in TIER_OF:
+                tier = TIER_OF[flip.to_status]
+                recipients = own.get(group.id, [])
+                if tier == 2 or not recipients:
+                    # A group without its own activist must not fall silent unheard.
+                    tier = 2
+                    if everyone is None:
+                        everyone = await audience(session, group_id=group.id, tier=2)
+                    recipients = everyone
+                rows += _row_values(
+                    flip, recipients, purpose=AlertPurpose.ALERT, tier=tier, round_=0, now=now
+                )
+                if tier == 2:
+                    flip.escalated_at = now
+                flip.next_reminder_at = reminder_at(flip, group) if reminder_at else now
+            elif flip.to_status in CLEARING:
+                recipients = await alerted_since_last_clear(session, group_id=group.id, before=flip)
+                rows += _row_values(
+                    flip, recipients, purpose=AlertPurpose.ALL_CLEAR, tier=0, round_=0, now=now
+                )
+            session.add(flip)
     await session.flush()
-    return rows
+    if rows:
+        await session.exec(sa.insert(Alert), params=rows)
+    return len(rows)
+
+
+def _row_values(
+    flip: Flip,
+    recipients: Sequence[uuid.UUID],
+    *,
+    purpose: AlertPurpose,
+    tier: int,
+    round_: int,
+    now: datetime,
+) -> list[dict[str, object]]:
+    """``_rows`` as plain values, for a bulk insert."""
+    return [
+        {
+            "id": uuid.uuid4(),
+            "flip_id": flip.id,
+            "recipient_id": person_id,
+            "purpose": purpose,
+            "tier": tier,
+            "round": round_,
+            "state": AlertState.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for person_id in recipients
+    ]
 
 
 async def _own_activists(
@@ -439,48 +479,91 @@ async def acknowledge(
 # --------------------------------------------------------------------------- sending
 
 
-async def claim_due(
-    session: AsyncSession,
-    *,
-    now: datetime,
-    limit: int,
-    skip_locked: bool,
-    run_id: uuid.UUID | None = None,
-) -> list[Alert]:
-    """Take the pending rows of up to ``limit`` recipients for this sender until
-    ``now + CLAIM_FOR``, in the name of ``run_id`` (whose death releases them at
-    once: storage.runs).
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A due alert taken for sending, with what its message says and to whom."""
 
-    By recipient, not by row: every due alert of a recipient is taken together,
-    so an activist with many alerts gets one digest whatever order the rows were
-    written in (taken by row, a batch boundary split one activist's alerts and a
-    burst became many single messages)."""
-    due = sa.and_(
+    alert: Alert
+    flip: Flip
+    group: Group
+    person: Person
+
+
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
         col(Alert.state) == AlertState.PENDING,
         col(Alert.next_attempt_at) <= now,
         sa.or_(col(Alert.claimed_until).is_(None), col(Alert.claimed_until) < now),
     )
+
+
+async def take_due(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    claim: bool,
+    run_id: uuid.UUID | None = None,
+    besides: Collection[uuid.UUID] = (),
+) -> list[Taken]:
+    """The pending rows of up to ``limit`` recipients, oldest first, each with
+    its flip, group and recipient (one statement).
+
+    By recipient, not by row: every due alert of a recipient is taken together,
+    so an activist with many alerts gets one digest whatever order the rows were
+    written in (taken by row, a batch boundary split one activist's alerts and a
+    burst became many single messages).
+
+    With ``claim``, the rows are claimed for this sender until ``now +
+    CLAIM_FOR`` in the name of ``run_id`` (whose death releases them at once:
+    storage.runs), as one ``UPDATE … RETURNING``; on PostgreSQL rows another
+    sender is claiming are skipped. Without, they are only read: for a sender
+    that is alone (a SQLite file has one bot process), where a claim's write, and
+    its commit, would buy nothing but the time they take. Rows in ``besides``
+    (this sender's own, sent and not yet marked) are left.
+    """
+    due = _due(now)
+    if besides:
+        due = sa.and_(due, col(Alert.id).not_in(list(besides)))
     recipients = (
         select(col(Alert.recipient_id))
         .where(due)
         .group_by(col(Alert.recipient_id))
         .order_by(sa.func.min(Alert.next_attempt_at))
         .limit(limit)
+        .scalar_subquery()
     )
+    chosen = sa.and_(due, col(Alert.recipient_id).in_(recipients))
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    alert: type[Alert] = Alert
+    if claim:
+        ids = select(col(Alert.id)).where(chosen)
+        if postgres:
+            ids = ids.with_for_update(skip_locked=True)
+        claiming = (
+            sa.update(Alert)
+            .where(col(Alert.id).in_(ids.scalar_subquery()))
+            .values(claimed_until=now + CLAIM_FOR, claimed_by=run_id)
+        )
+        if postgres:
+            # The claim and the read in one statement (a data-modifying CTE).
+            table = sa.inspect(Alert).local_table
+            alert = aliased(Alert, claiming.returning(*table.c).cte("claimed"))
+            chosen = sa.true()
+        else:
+            # SQLite has no UPDATE in a CTE: the ids it claimed, then the read.
+            claimed = await session.exec(claiming.returning(col(Alert.id)))
+            chosen = col(Alert.id).in_(list(claimed.scalars().all()))
     query = (
-        select(Alert)
-        .where(due, col(Alert.recipient_id).in_(recipients.scalar_subquery()))
-        .order_by(col(Alert.next_attempt_at), col(Alert.created_at))
+        select(alert, Flip, Group, Person)
+        .join(Flip, col(Flip.id) == alert.flip_id)
+        .join(Group, col(Group.id) == col(Flip.group_id))
+        .join(Person, col(Person.id) == alert.recipient_id)
+        .where(chosen)
+        .order_by(col(alert.next_attempt_at), col(alert.created_at))
     )
-    if skip_locked:
-        query = query.with_for_update(skip_locked=True)
-    rows = list((await session.exec(query)).all())
-    for row in rows:
-        row.claimed_until = now + CLAIM_FOR
-        row.claimed_by = run_id
-    session.add_all(rows)
-    await session.flush()
-    return rows
+    rows = await session.exec(query)
+    return [Taken(*row) for row in rows.all()]
 
 
 async def mark_sent(

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 # Alembic (about 10 MB of imports) loads only when a migration is to run: a
 # database already at the newest revision is recognised without it (head_from_files).
 _RECLAIM_WAIT_STEPS = 300  # of 0.1 s: a bot's transactions last well under 30 s
+# Execution options of a session's connection (``session.connection(execution_options=
+# READ_ONLY)`` before its transaction begins): a transaction that only reads. On SQLite
+# it begins DEFERRED, so it neither takes nor waits for the write lock.
+READ_ONLY = {"intake_read": True}
 
 
 class DatabaseError(Exception):
@@ -84,9 +88,12 @@ def create_engine(url: str) -> AsyncEngine:
 
 def _begin_immediate(conn: sa.Connection) -> None:
     # A probe of what is due next (storage.due) only reads: it runs without a
-    # transaction of its own, so it never queues for the write lock.
-    if not conn.get_execution_options().get("intake_probe"):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # transaction of its own, so it never queues for the write lock. A READ_ONLY
+    # transaction reads a consistent snapshot without the write lock.
+    options = conn.get_execution_options()
+    if options.get("intake_probe"):
+        return
+    conn.exec_driver_sql("BEGIN" if options.get("intake_read") else "BEGIN IMMEDIATE")
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:

@@ -22,7 +22,11 @@ outside any write transaction: on PostgreSQL in autocommit; on SQLite through
 a read-only connection of the plain driver, run in the event loop itself (a
 few index pages: tens of microseconds, where aiosqlite's thread hops and
 SQLAlchemy's framing cost milliseconds under load). It never waits for a lock:
-a writer holding one is about to commit, and its commit wakes the look again.
+a writer holding one is committing (SQLite's readers wait only for a commit), so
+the look answers with what it last knew, or ``LOCKED_RETRY`` from now if that is
+sooner. The watch on the file wakes the bot as a commit begins to write, so such
+a look is common; answering "in 50 ms" then made the engine sleep through
+deadlines it already knew were sooner.
 """
 
 from __future__ import annotations
@@ -55,8 +59,9 @@ WATCHED = frozenset({"groups", "flips", "alerts", "legs"})
 # An execution option that tells storage.db's "begin" hook not to take
 # SQLite's write lock: the probe only reads.
 PROBE_OPTION = "intake_probe"
-# SQLite locked by a writer: look again this soon (its commit also wakes us).
-LOCKED_RETRY = timedelta(milliseconds=50)
+# SQLite locked by a committing writer: look again this soon (a commit holds
+# readers off for its fsyncs, milliseconds; its own process's commit also wakes us).
+LOCKED_RETRY = timedelta(milliseconds=5)
 _FLAG = "intake_due_moved"
 
 # What the engine and the sender each wait for.
@@ -211,6 +216,8 @@ class Probe:
             else None
         )
         self._compiled: dict[int, tuple[str, list[Any]]] = {}
+        # The last answer of each query: what a look blocked by a commit falls back on.
+        self._known: dict[int, datetime | None] = {}
 
     async def _open(self) -> AsyncConnection:
         if self._connection is None:
@@ -249,10 +256,14 @@ class Probe:
             row = self._plain.execute(sql).fetchone()
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
-                return utc_now() + LOCKED_RETRY, None
+                now = utc_now()
+                known = self._known.get(id(query))
+                # A moment already past was taken, or will be seen in LOCKED_RETRY.
+                return now + LOCKED_RETRY, known if known is not None and known > now else None
             log.debug("the plain probe failed (%s); through SQLAlchemy", type(exc).__name__)
             return None
         first, second = (p(v) if p else v for p, v in zip(processors, row, strict=True))
+        self._known[id(query)] = earliest(first, second)
         return first, second
 
     async def _earliest(self, query: _Moments) -> datetime | None:

@@ -145,6 +145,9 @@ class SentMessage:
     deleted: bool = False
     message: JSON = field(default_factory=dict)  # the Message object as it is now
     photo: bytes | None = None  # what sendPhoto uploaded (or the file it named)
+    # When the stand-in took the request (wall clock, seconds): benchmarks time an
+    # alert's arrival by it rather than by when they next looked at ``sent``.
+    received_at: float = field(default_factory=time.time)
 
     @property
     def callback_data(self) -> list[str]:

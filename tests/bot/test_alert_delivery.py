@@ -7,6 +7,7 @@ says, not after real waits; Telegram's side is the real HTTP stand-in.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,14 +18,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot
 
-from bot.alerts import Delivery, Limiter, deliver_due
+from bot.alerts import Delivery, Limiter, Sender, deliver_due
 from bot.standin import SimUser, TelegramStandIn
-from storage.alerts import CLAIM_FOR, claim_due
+from storage.alerts import CLAIM_FOR, take_due
 from storage.checkins import flip
 from storage.crypto import KemName, ServerKeys
 from storage.db import session_factory
 from storage.models import Alert, AlertPurpose, AlertState, Group, Person, Role, RoleGrant, Status
 from storage.people import get_or_create_person
+from tests.conftest import Database
 from tests.storage.helpers import make_group
 
 T0 = datetime(2026, 8, 10, 8, 0, tzinfo=UTC)
@@ -124,6 +126,42 @@ async def test_each_alert_is_sent_once_with_its_buttons(rig: Rig) -> None:
     assert await rig.states() == [AlertState.SENT, AlertState.SENT]
 
 
+async def test_a_delivery_does_not_wait_for_its_marks_nor_sends_an_unmarked_alert_again(
+    rig: Rig, database: Database
+) -> None:
+    """The next delivery may start while the last one's marks wait for the write lock
+    (the engine's passes hold it while deadlines fall); what was sent and is not yet
+    marked still reads as pending, and must not go twice."""
+    if database.path is None:
+        pytest.skip(
+            "on PostgreSQL the rows are claimed as they are taken, and a claimed row is "
+            "not taken again (test_alerts_claimed_by_a_sender_that_died_are_sent_by_the_next)"
+        )
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    sender = Sender(
+        rig.sessions,
+        rig.bot,
+        server=rig.server,
+        default_tz="Asia/Seoul",
+        limiter=rig.limiter,
+        now=lambda: rig.clock[0],
+    )
+    writer = sqlite3.connect(database.path, isolation_level=None)
+    try:
+        # Another writer holds the write lock: no mark can be committed, readers read.
+        writer.execute("BEGIN IMMEDIATE")
+        assert (await sender.deliver_due()).sent == 2
+        assert len(sender.in_flight) == 2  # sent, and still pending in the database
+        assert (await sender.deliver_due()).claimed == 0
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+    await sender.settle()
+    assert sender.in_flight == set()
+    assert await rig.states() == [AlertState.SENT, AlertState.SENT]
+    assert [len(rig.texts_to(t)) for t in ACTIVISTS] == [1, 1]
+
+
 async def test_http_429_waits_its_retry_after_then_delivers_once(rig: Rig) -> None:
     await rig.flip_to(Status.SILENT, "grace ran out")
     rig.standin.fail_next("sendMessage", status=429, retry_after=7)
@@ -207,7 +245,7 @@ async def test_a_recipient_still_unreachable_is_reported_to_the_admins_once(rig:
 async def test_alerts_claimed_by_a_sender_that_died_are_sent_by_the_next(rig: Rig) -> None:
     await rig.flip_to(Status.SILENT, "grace ran out")
     async with rig.sessions() as session, session.begin():
-        claimed = await claim_due(session, now=rig.clock[0], limit=10, skip_locked=False)
+        claimed = await take_due(session, now=rig.clock[0], limit=10, claim=True)
     assert len(claimed) == 2  # ...and the process dies before sending them
     assert (await rig.deliver()).sent == 0  # still held by the dead sender's claim
     rig.later(CLAIM_FOR.total_seconds() + 1)

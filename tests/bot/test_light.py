@@ -41,5 +41,28 @@ def test_intake_run_loads_no_command_line_or_plotting_library(tmp_path: Path) ->
     assert len(done.stderr.splitlines()) == 1
 
 
+# What `intake run` imports before it polls (bot.startup.run_from_command_line), then
+# the HTTP client's connection pool, which python-telegram-bot loads at its first request.
+SERVING = """
+import sys
+from bot.startup import lighten
+lighten()
+import bot.app, bot.watch, bot.integrity.jobs
+import httpcore._async.connection_pool
+print(" ".join(m for m in {heavy!r} if sys.modules.get(m) is not None))
+"""
+
+
+def test_the_bot_as_it_serves_loads_none_of_them_nor_trio() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SERVING.format(heavy=(*HEAVY, "trio"))],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout.strip() == "", f"the serving bot loaded {done.stdout.split()}"
+
+
 def test_the_newest_revision_read_without_alembic_is_alembics() -> None:
     assert head_from_files() == head_revision()

@@ -4,7 +4,9 @@ if the bot goes quiet."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,23 +26,38 @@ ADMIN = 6_600_000_001
 RELATIVE = 6_600_000_002
 
 
+@dataclass
+class Monitor:
+    """A stand-in for an outside monitor such as healthchecks.io: the paths pinged
+    (GET), and the bodies posted (the audit checkpoints, bot/integrity)."""
+
+    url: str
+    pings: list[str]
+    posted: list[str]
+
+
 @pytest.fixture
-async def monitor() -> AsyncIterator[tuple[str, list[str]]]:
-    """A stand-in for an outside monitor such as healthchecks.io."""
+async def monitor() -> AsyncIterator[Monitor]:
     pings: list[str] = []
+    posted: list[str] = []
 
     async def ping(request: web.Request) -> web.Response:
         pings.append(request.path)
         return web.Response(text="OK")
 
+    async def post(request: web.Request) -> web.Response:
+        posted.append(await request.text())
+        return web.Response(text="OK")
+
     app = web.Application()
     app.router.add_get("/ping/{check}", ping)
+    app.router.add_post("/ping/{check}", post)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/ping/c0ffee", pings
+    yield Monitor(f"http://127.0.0.1:{port}/ping/c0ffee", pings, posted)
     await runner.cleanup()
 
 
@@ -125,15 +142,18 @@ async def test_the_heartbeat_url_is_requested_while_the_engine_runs(
     tmp_path: Path,
     database: Database,
     standin: TelegramStandIn,
-    monitor: tuple[str, list[str]],
+    monitor: Monitor,
 ) -> None:
-    url, pings = monitor
+    url, pings, posted = monitor.url, monitor.pings, monitor.posted
     installation = await installed(
         tmp_path, database, standin, extra=f'[alerts]\nheartbeat_url = "{url}"\n'
     )
     async with running_bot(installation, standin):
         await eventually(lambda: bool(pings))
     assert pings == ["/ping/c0ffee"], pings
+    # At shutdown the audit chain's head went to the monitor too (bot/integrity).
+    [checkpoint] = posted
+    assert re.fullmatch(r"audit \d+:[0-9a-f]{64}", checkpoint), checkpoint
     async with (
         open_database(installation.settings.database.url) as engine,
         session_factory(engine)() as session,

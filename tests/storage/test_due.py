@@ -3,8 +3,10 @@ the same through the plain SQLite driver as through SQLAlchemy."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -13,6 +15,7 @@ from storage.due import Probe
 from storage.models import Alert, AlertState, Flip, Status
 from storage.people import get_or_create_person
 from storage.timeutil import utc_now
+from tests.conftest import Database
 from tests.storage.helpers import make_group
 
 
@@ -74,5 +77,52 @@ async def test_a_look_finds_the_earliest_transition_reminder_and_attempt(
         session.add(waiting)
         await session.commit()
         assert await probe.send_due() == now + timedelta(seconds=30)
+    finally:
+        await probe.close()
+
+
+async def test_a_look_during_a_commit_answers_what_it_last_knew_if_sooner(
+    engine: AsyncEngine,
+    session: AsyncSession,
+    database: Database,
+    operator: object,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite holds readers off while a writer commits. A look then must not push the
+    engine's next look past a deadline it already knew of (it answered "in 50 ms",
+    and the engine slept through sooner deadlines)."""
+    if database.path is None:
+        pytest.skip("PostgreSQL's readers never wait for a writer")
+    monkeypatch.setattr("storage.due.LOCKED_RETRY", timedelta(hours=1))
+    probe = Probe(engine)
+    try:
+        now = utc_now().replace(microsecond=0)
+        group = await make_group(session, codename="SOON-2", kem=KemName.X25519)
+        group.next_transition_at = now + timedelta(minutes=10)
+        session.add(group)
+        await session.commit()
+        assert await probe.engine_due() == now + timedelta(minutes=10)
+        committing = sqlite3.connect(database.path, isolation_level=None)
+        try:
+            # What a commit holds while it writes the file: no reader gets in.
+            committing.execute("BEGIN EXCLUSIVE")
+            assert await probe.engine_due() == now + timedelta(minutes=10)
+            committing.execute("COMMIT")
+        finally:
+            committing.close()
+        group.next_transition_at = now - timedelta(minutes=1)
+        session.add(group)
+        await session.commit()
+        assert await probe.engine_due() == now - timedelta(minutes=1)
+        committing = sqlite3.connect(database.path, isolation_level=None)
+        try:
+            committing.execute("BEGIN EXCLUSIVE")
+            # What it knew is past (taken since, or seen at the retry): the retry it is.
+            looked = await probe.engine_due()
+            assert looked is not None
+            assert looked > utc_now() + timedelta(minutes=59)
+            committing.execute("COMMIT")
+        finally:
+            committing.close()
     finally:
         await probe.close()
