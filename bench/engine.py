@@ -22,8 +22,8 @@ activists. Then:
 3. delay: the real bot (``python -m bot.cli run``) as its own process on that database,
    against a Telegram stand-in in this process. Once it polls, ``--delay-groups`` groups
    are added, each with its own activist, whose SILENT deadlines fall at evenly spread
-   moments over the next ``--spread`` seconds; the stand-in's sent list is read every
-   10 ms, and each activist's alert is timed from its deadline. Median and p99 in ms;
+   moments over the next ``--spread`` seconds; each activist's alert is timed from its
+   deadline to when the stand-in took it (``SentMessage.received_at``). Median and p99 in ms;
    aims: median ≤ 20 ms, p99 ≤ 50 ms. The groups are written by this process, so the
    bot learns of them as it would of an ``intake`` command's writes (NOTIFY, or the watch
    on the SQLite file). The time until polling is the start-up figure (aim ≤ 0.8 s);
