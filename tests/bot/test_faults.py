@@ -321,6 +321,11 @@ def _arm(standin: TelegramStandIn, method: str, kind: str) -> None:
         standin.delay_next(method, CALL_TIMEOUT_PLUS, count=2)
 
 
+def _senders(r: Rig, update_ids: list[int]) -> list[tuple[int, SimUser]]:
+    """Who sent each of these updates (``Rig.send`` goes round the relatives in order)."""
+    return [(u, r.people[n % len(r.people)]) for n, u in enumerate(update_ids)]
+
+
 REPLY_FAULTS = [
     pytest.param("sendMessage", "429 storm"),
     pytest.param("sendMessage", "5xx"),
@@ -343,7 +348,7 @@ async def test_reply_faults_neither_stop_nor_lose_and_everything_is_receipted(
         await started(r)
         before = calls(standin, method)
         _arm(standin, method, kind)
-        r.send(24, "check-in")
+        sent = r.send(24, "check-in")
         await r.until(
             lambda: calls(standin, method) >= before + 8,
             within=60,
@@ -351,7 +356,13 @@ async def test_reply_faults_neither_stop_nor_lose_and_everything_is_receipted(
         )
         r.assert_alive(f"{kind} on {method}")
         await r.assert_nothing_confirmed_is_lost()
-        await r.assert_caught_up()
+        if kind == "429 storm":
+            # A chat Telegram holds back gets the receipt of its newest message only
+            # (bot.flood, #14): the others give way to it, still stored and deleted.
+            newest = {person.id: update_id for update_id, person in _senders(r, sent)}
+            await r.assert_caught_up(receipted=set(newest.values()))
+        else:
+            await r.assert_caught_up()
         # Promise 3 held through the faults: every relative's message left their chat.
         if method == "deleteMessages":
             await r.assert_chats_emptied()
