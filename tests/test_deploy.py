@@ -205,8 +205,10 @@ def test_every_command_of_deploy_md_runs_as_written(tmp_path: Path, standin: Sta
                 continue
             if "$PUBLIC_KEY" in line and "PUBLIC_KEY" not in shell.env:
                 # On the operator's own machine: `intake keygen`, its public key line.
+                # The key file stays at hand: `group add --key operator.key` signs with it.
                 keygen = shell.run(
-                    f"{srv}/.venv/bin/intake keygen --out op.key --kem X25519 --allow-classical"
+                    f"{srv}/.venv/bin/intake keygen --out operator.key"
+                    " --kem X25519 --allow-classical"
                 )
                 shell.env["PUBLIC_KEY"] = keygen.stdout.strip()
             shell.run(line)
