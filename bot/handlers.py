@@ -902,10 +902,16 @@ async def on_wipe(update: Update, context: Context) -> None:
     if user is None or message is None:
         return
     ids = [message.message_id]
+    # The replies just sent (a receipt a second ago) may not be written down yet: wait for
+    # them, and take those still only in memory too, so none is left on the phone.
+    await deletions_written(runtime)
+    waiting = [key for key in runtime.receipts_due if key[0] == message.chat_id]
+    in_memory = [m for key in waiting for m in runtime.receipts_due.pop(key)]
     async with runtime.sessions() as session:
         person = await find_person(session, server=runtime.server, telegram_id=user.id)
         stored = list(await undeleted_in_chat(session, sender=person)) if person else []
-        replies = await deletions.in_chat(session, server=runtime.server, chat_id=message.chat_id)
+        written = await deletions.in_chat(session, server=runtime.server, chat_id=message.chat_id)
+    replies = sorted(set(written) | set(in_memory))
     for row in stored:
         ref = chat_ref_of(runtime.server, row)
         if ref is not None and ref.chat_id == message.chat_id:

@@ -150,25 +150,34 @@ def fetch(url: str, *, cookie: str | None = None, data: bytes | None = None) -> 
         return exc.code, exc
 
 
-def click_and_wait(browser: Any, element: Any) -> None:
-    """Click what leaves the page, and wait for the next one to load."""
-    from selenium.webdriver.common.by import By
+def wait_until_left(browser: Any, old: Any) -> None:
+    """Wait until the page that held ``old`` is gone. While the next page replaces it,
+    Chromium may answer a question about the old node with "Node with given id does not
+    belong to the document" instead of "stale": that means gone too, so ask again."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    WebDriverWait(browser, 15, ignored_exceptions=(WebDriverException,)).until(
+        expected_conditions.staleness_of(old)
+    )
+
+
+def click_and_wait(browser: Any, element: Any) -> None:
+    """Click what leaves the page, and wait for the next one to load."""
+    from selenium.webdriver.common.by import By
+
     old = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(old))
+    wait_until_left(browser, old)
 
 
 def keys_and_wait(browser: Any, *keys: str) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
 
     old = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.TAG_NAME, "body").send_keys(*keys)
-    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(old))
+    wait_until_left(browser, old)
 
 
 def chromium_or_skip() -> None:
