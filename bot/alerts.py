@@ -289,8 +289,15 @@ class Sender:
         started: set[uuid.UUID] = set()
         try:
             for items in _by_person(taken).values():
+                chat_id = chat_id_of(self._server, items[0].person)
+                if chat_id is None:
+                    # No chat kept for them (storage.people erases it with the last
+                    # watching role): skipped, their alerts would stay pending and in
+                    # flight for good. Unreachable instead, and the admins are told.
+                    await self._no_chat(items, delivery)
+                    continue
                 for item in _compose(
-                    items, facts, server=self._server, tz=self._default_tz, now=now
+                    items, facts, chat_id=chat_id, server=self._server, tz=self._default_tz, now=now
                 ):
                     # One chat's messages in order; the chats side by side.
                     started.update(item.alert_ids)
@@ -306,6 +313,21 @@ class Sender:
             raise
         await asyncio.gather(*chats.values())
         return delivery
+
+    async def _no_chat(self, items: Sequence[Taken], tally: Delivery) -> None:
+        ids = tuple(item.alert.id for item in items)
+        try:
+            await _unreachable(
+                self._sessions,
+                items[0].person.id,
+                ids,
+                server=self._server,
+                error="no chat kept",
+                now=self._now(),
+            )
+            tally.unreachable += 1
+        finally:
+            self.in_flight.difference_update(ids)
 
     async def _send_after(
         self, before: asyncio.Task[None] | None, item: Outgoing, tally: Delivery
@@ -366,12 +388,13 @@ def _compose(
     items: Sequence[Taken],
     facts: Mapping[uuid.UUID, Facts],
     *,
+    chat_id: int,
     server: ServerKeys,
     tz: str,
     now: datetime,
 ) -> list[Outgoing]:
-    """One recipient's messages (``items`` are theirs): each alert alone, or more
-    than ``DIGEST_OVER`` as digests. Pure but for unsealing."""
+    """One recipient's messages (``items`` are theirs, ``chat_id`` their chat): each
+    alert alone, or more than ``DIGEST_OVER`` as digests. Pure but for unsealing."""
     person = items[0].person
     language = pick_language(person.language, None)
     zone = ZoneInfo(person.tz or tz)
@@ -393,10 +416,6 @@ def _compose(
         )
         for item in items
     ]
-    chat_id = chat_id_of(server, person)
-    if chat_id is None:
-        # Not kept: nobody whose chat is erased holds a watching role (storage.people).
-        return []
     if len(parts) > DIGEST_OVER:
         attempts = max(a.attempts for a, _ in parts)
         return [
@@ -538,11 +557,25 @@ async def _send(
         await _later(sessions, item, at=now() + timedelta(seconds=seconds), error="429")
         tally.retried += 1
     except Forbidden as exc:
-        await _unreachable(sessions, item, server=server, error=type(exc).__name__, now=now())
+        await _unreachable(
+            sessions,
+            item.person_id,
+            item.alert_ids,
+            server=server,
+            error=type(exc).__name__,
+            now=now(),
+        )
         tally.unreachable += 1
     except BadRequest as exc:
         if "chat not found" in exc.message.lower() or "deactivated" in exc.message.lower():
-            await _unreachable(sessions, item, server=server, error="chat not found", now=now())
+            await _unreachable(
+                sessions,
+                item.person_id,
+                item.alert_ids,
+                server=server,
+                error="chat not found",
+                now=now(),
+            )
             tally.unreachable += 1
         else:
             log.error("an alert was refused (%s); trying again later", type(exc).__name__)
@@ -626,15 +659,16 @@ async def _later(
 
 async def _unreachable(
     sessions: async_sessionmaker[AsyncSession],
-    item: Outgoing,
+    person_id: uuid.UUID,
+    alert_ids: Sequence[uuid.UUID],
     *,
     server: ServerKeys,
     error: str,
     now: datetime,
 ) -> None:
     async with sessions() as session, session.begin():
-        person = await session.get(Person, item.person_id)
-        alerts = (await session.exec(select(Alert).where(col(Alert.id).in_(item.alert_ids)))).all()
+        person = await session.get(Person, person_id)
+        alerts = (await session.exec(select(Alert).where(col(Alert.id).in_(alert_ids)))).all()
         if person is None:
             return
         await mark_unreachable(

@@ -25,7 +25,7 @@ from storage.checkins import flip
 from storage.crypto import KemName, ServerKeys
 from storage.db import session_factory
 from storage.models import Alert, AlertPurpose, AlertState, Group, Person, Role, RoleGrant, Status
-from storage.people import get_or_create_person
+from storage.people import chat_id_of, get_or_create_person
 from tests.conftest import Database
 from tests.storage.helpers import make_group
 
@@ -222,6 +222,36 @@ async def test_a_recipient_who_blocked_the_bot_is_flagged_and_the_admins_are_tol
     assert "PINE-7" in notice
     assert str(ACTIVISTS[0]) not in notice
     assert (await rig.deliver()).sent == 0
+    assert sorted(await rig.states()) == sorted(
+        [AlertState.UNREACHABLE, AlertState.SENT, AlertState.SENT]
+    )
+
+
+async def test_a_recipient_whose_chat_is_not_kept_is_flagged_not_left_pending(rig: Rig) -> None:
+    # Their chat id erased while they still get alerts (storage.people keeps it only
+    # with a watching role; an older version or a hand-edited row can still leave it so).
+    async with rig.sessions() as session, session.begin():
+        for person in (await session.exec(select(Person))).all():
+            if chat_id_of(rig.server, person) == ACTIVISTS[0]:
+                person.chat_sealed = b""
+                session.add(person)
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    sender = Sender(
+        rig.sessions,
+        rig.bot,
+        server=rig.server,
+        default_tz="Asia/Seoul",
+        limiter=rig.limiter,
+        now=lambda: rig.clock[0],
+    )
+    first = await sender.deliver_due()
+    await sender.settle()
+    assert (first.sent, first.unreachable) == (1, 1)
+    assert sender.in_flight == set()  # nothing held for good
+    assert (await sender.deliver_due()).sent == 1  # the admins hear of it
+    await sender.settle()
+    assert any("could not reach P-" in t for t in rig.texts_to(ADMIN))
+    assert (await sender.deliver_due()).claimed == 0
     assert sorted(await rig.states()) == sorted(
         [AlertState.UNREACHABLE, AlertState.SENT, AlertState.SENT]
     )
