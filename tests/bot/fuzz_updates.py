@@ -177,6 +177,7 @@ def canaries() -> st.SearchStrategy[str]:
     return st.integers(0, 999_999).map(lambda n: f"CNRY{n:06d}")
 
 
+@functools.cache
 def _alphabet() -> st.SearchStrategy[str]:
     # Every code point but surrogates and controls (what Telegram passes on), weighted
     # towards the scripts and the invisible characters this bot meets.
@@ -187,12 +188,17 @@ def _alphabet() -> st.SearchStrategy[str]:
     )
 
 
+@functools.cache
+def _texts(max_size: int) -> st.SearchStrategy[str]:
+    return st.text(_alphabet(), max_size=max_size)
+
+
 @st.composite
 def typed_text(draw: st.DrawFn, *, limit: int = TEXT_LIMIT, max_size: int = 120) -> str:
     """What a person could send: a canary somewhere, trimmed, within Telegram's limit."""
     canary = draw(canaries())
-    before = draw(st.text(_alphabet(), max_size=max_size))
-    after = draw(st.text(_alphabet(), max_size=max_size))
+    before = draw(_texts(max_size))
+    after = draw(_texts(max_size))
     if draw(st.integers(0, 9)) == 0:  # now and then, up to the limit
         after += draw(st.sampled_from(PEOPLE_TEXT + RTL_AND_INVISIBLE)) * draw(
             st.integers(0, limit)
@@ -362,19 +368,16 @@ class Shapes:
         known = st.sampled_from(pool)
         type_name = "PhotoSize" if kind == "photo" else kind.title().replace("_", "")
 
+        # The held files' fields are laid over a shape built once (not in every draw).
+        placeholders = {k: st.just(None) for held in pool for k in held if k not in fixed}
+        shape = self.obj(type_name, {**placeholders, **fixed})
+
         @st.composite
         def build(draw: st.DrawFn) -> JSON:
             held = draw(known)
-            shape = draw(
-                self.obj(
-                    type_name,
-                    {
-                        **{k: st.just(v) for k, v in held.items()},
-                        **fixed,
-                    },
-                )
-            )
-            return shape
+            drawn = draw(shape)
+            drawn.update((k, v) for k, v in held.items() if k not in fixed)
+            return {k: v for k, v in drawn.items() if v is not None or k in held}
 
         return build()
 
@@ -472,16 +475,16 @@ class Shapes:
         )
 
     def venue(self) -> st.SearchStrategy[JSON]:
+        locations = self.location()
+        shape = self.obj(
+            "Venue", {"location": st.just(None), "title": names(), "address": names()}, optional=()
+        )
+
         @st.composite
         def build(draw: st.DrawFn) -> JSON:
-            where = draw(self.location())
-            venue = draw(
-                self.obj(
-                    "Venue",
-                    {"location": st.just(where), "title": names(), "address": names()},
-                    optional=(),
-                )
-            )
+            where = draw(locations)
+            venue = draw(shape)
+            venue["location"] = where
             return {"venue": venue, "location": dict(where)}  # as Telegram sends both
 
         return build()
@@ -495,24 +498,33 @@ class Shapes:
         forwarded: bool = True,
         relative: st.SearchStrategy[JSON] | None = None,
     ) -> st.SearchStrategy[JSON]:
-        @st.composite
-        def build(draw: st.DrawFn) -> JSON:
-            who = draw(relative or st.sampled_from(self.world.relatives))
-            chat = {"id": who["id"], "type": "private", "first_name": who["first_name"]}
-            extras = {
+        # Built once, not in every draw (building and validating strategies per draw
+        # was most of the long run's time); the sender is filled in after the draw.
+        senders = relative or st.sampled_from(self.world.relatives)
+        extras = st.fixed_dictionaries(
+            {},
+            optional={
                 name: self.value(self.api.fields("Message")[name]["types"][0])
                 for name in MESSAGE_EXTRAS
-            }
-            fixed: dict[str, st.SearchStrategy[Any]] = {
-                "message_id": st.just(0),
-                "from": st.just(who),
-                "chat": st.just(chat),
-                "date": self.dates(),
-            }
-            if forwarded:
-                fixed["forward_origin"] = absent_or(self.origin())
-            message = draw(self.obj("Message", fixed, optional=()))
-            message.update(draw(st.fixed_dictionaries({}, optional=extras)))
+            },
+        )
+        fixed: dict[str, st.SearchStrategy[Any]] = {
+            "message_id": st.just(0),
+            "from": st.just(None),
+            "chat": st.just(None),
+            "date": self.dates(),
+        }
+        if forwarded:
+            fixed["forward_origin"] = absent_or(self.origin())
+        shape = self.obj("Message", fixed, optional=())
+
+        @st.composite
+        def build(draw: st.DrawFn) -> JSON:
+            who = draw(senders)
+            message = draw(shape)
+            message["from"] = who
+            message["chat"] = {"id": who["id"], "type": "private", "first_name": who["first_name"]}
+            message.update(draw(extras))
             message.update(draw(content))
             return message
 
@@ -569,9 +581,11 @@ class Shapes:
         else:
             content = self.content("text" if what == "text" else "photo")
 
+        messages = self.private_message(content, forwarded=False)
+
         @st.composite
         def build(draw: st.DrawFn) -> Generated:
-            message = draw(self.private_message(content, forwarded=False))
+            message = draw(messages)
             message["edit_date"] = draw(st.integers(message["date"], MAX_DATE + 1))
             return Generated(
                 {"edited_message": message},
@@ -584,25 +598,27 @@ class Shapes:
         return build()
 
     def group_message(self) -> st.SearchStrategy[Generated]:
+        shape = self.obj(
+            "Message",
+            {
+                "message_id": st.just(0),
+                "from": st.just(None),
+                "chat": st.just(None),
+                "date": self.dates(),
+                "forward_origin": absent_or(self.origin()),
+            },
+            optional=(),
+        )
+        contents = {kind: self.content(kind) for kind in ("text", "photo", "location")}
+
         @st.composite
         def build(draw: st.DrawFn) -> Generated:
             who = draw(st.sampled_from(self.world.relatives))
             chat = draw(st.sampled_from(self.world.groups))
             kind = draw(st.sampled_from(["text", "photo", "location"]))
-            message = draw(
-                self.obj(
-                    "Message",
-                    {
-                        "message_id": st.just(0),
-                        "from": st.just(who),
-                        "chat": st.just(chat),
-                        "date": self.dates(),
-                        "forward_origin": absent_or(self.origin()),
-                    },
-                    optional=(),
-                )
-            )
-            message.update(draw(self.content(kind) if kind != "text" else self.content("text")))
+            message = draw(shape)
+            message["from"], message["chat"] = who, chat
+            message.update(draw(contents[kind]))
             return Generated({"message": message}, "group chat", stored=False)
 
         return build()
@@ -661,6 +677,8 @@ class Shapes:
         """Well-formed JSON, valid Unicode, but beyond what Telegram sends: huge texts,
         invisible and right-to-left runs, tens of thousands of entities, odd optional fields."""
 
+        messages = self.private_message(st.just({}), forwarded=True)
+
         @st.composite
         def build(draw: st.DrawFn) -> Generated:
             canary = draw(canaries())
@@ -673,7 +691,7 @@ class Shapes:
                 text = draw(st.text(st.sampled_from(RTL_AND_INVISIBLE + RTL_SCRIPT), max_size=200))
                 content = {"text": "\u202e" + canary + text}
             elif how == "entities":
-                text = canary + draw(st.text(_alphabet(), max_size=40))
+                text = canary + draw(_texts(40))
                 count = draw(st.integers(1_000, 30_000))
                 offset = draw(st.integers(-(2**40), 2**40))
                 length = draw(st.integers(-(2**40), 2**40))
@@ -692,7 +710,8 @@ class Shapes:
                     "guest_query_id": canary,
                     "unknown_future_field": {"nested": [canary] * 3},
                 }
-            message = draw(self.private_message(st.just(content), forwarded=True))
+            message = draw(messages)
+            message.update(content)
             return Generated(_message_update(message, f"hostile {how}").raw, how, stored=False)
 
         return build()
