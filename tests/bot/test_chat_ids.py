@@ -14,10 +14,13 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from bot import handlers
 from bot.config import load_settings
+from bot.intake import Runtime
 from bot.standin import TelegramStandIn
 from storage.checkins import flip
 from storage.crypto import KemName, ServerKeys
@@ -224,6 +227,32 @@ async def test_wipe_right_after_sending_deletes_the_message_when_it_was_left_in_
         left = standin.messages_in(STRANGER)
         assert [m.get("text") for m in left] == ["Done."], left
         await _eventually(lambda: _no_message_refs(chats))
+
+
+async def test_wipe_deletes_a_reply_whose_deletion_is_not_yet_written_down(
+    tmp_path: Path, database: Database, standin: TelegramStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI once saw it: the receipt and the question were sent, their deletions still on
+    # their way to the database, and /wipe (reading only the database) left both.
+    installation, _ = await _installed(tmp_path, database, standin)
+    config = installation.path / "config.toml"
+    config.write_text(config.read_text().replace('receipt_ttl = "1s"', 'receipt_ttl = "60s"'))
+    installation.settings = load_settings(config)
+    write = handlers._write_deletions
+
+    async def slow_write(runtime: Runtime) -> None:
+        await asyncio.sleep(3)  # a database busy with a burst
+        await write(runtime)
+
+    monkeypatch.setattr(handlers, "_write_deletions", slow_write)
+    stranger = standin.user(STRANGER, language_code="en")
+    async with running_bot(installation, standin):
+        standin.send_text(stranger, "delete this")
+        await eventually(lambda: len(_texts(standin, STRANGER)) >= 2)  # receipt, question
+        standin.send_text(stranger, "/wipe")
+        await eventually(lambda: "Done." in _texts(standin, STRANGER))
+        left = standin.messages_in(STRANGER)
+        assert [m.get("text") for m in left] == ["Done."], left
 
 
 async def _no_message_refs(chats: Chats) -> bool:
