@@ -25,6 +25,7 @@ from bot.cli.common import (
 )
 from storage import audit
 from storage.audit import AuditChainBroken, ChainHead, Checkpoint
+from storage.timeutil import utc_now
 from storage.trust import Rejected, trust_of, unverified
 
 audit_app = typer.Typer(help="The audit trail: a hash chain the database keeps append-only.")
@@ -71,12 +72,19 @@ def verify(
 
 @audit_app.command("checkpoint")
 def checkpoint(config: ConfigOption = None) -> None:
-    """Print SEQ:HASH of the verified head, to keep off the server."""
+    """Print SEQ:HASH of the verified head, to keep off the server; it is also recorded
+    beside the config (audit_checkpoints), as the bot records its own, so that `intake
+    audit verify` checks it from now on."""
     try:
-        head = run(_checkpoint(config))
+        head, kept = run(_checkpoint(config))
     except AuditChainBroken as exc:
         out.print(f"BROKEN: {exc}")
         raise typer.Exit(1) from None
+    try:
+        audit.record_checkpoint(kept, head, at=utc_now())
+    except OSError as exc:
+        # Still worth printing: the copy that counts is the one kept off the server.
+        err.print(f"warning: not recorded in {kept} ({exc.strerror})")
     out.print(head.text())
 
 
@@ -147,9 +155,12 @@ async def _verify(
         )
 
 
-async def _checkpoint(config: Path | None) -> ChainHead:
+async def _checkpoint(config: Path | None) -> tuple[ChainHead, Path]:
+    """The verified head (checked against the recorded checkpoints too), and where the
+    server's checkpoints are recorded."""
     async with workspace(config) as ws:
-        return await _verify(ws, None, [])
+        kept = audit.checkpoints_path(ws.settings.config_dir)
+        return await _verify(ws, None, audit.recorded_checkpoints(kept)), kept
 
 
 def _parse(text: str) -> ChainHead:

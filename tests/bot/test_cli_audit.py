@@ -101,18 +101,21 @@ def _broken(ran: Ran, reason: str) -> None:
 
 
 async def test_verify_prints_the_head_that_checkpoint_prints(install: Path) -> None:
+    checkpoint = intake("audit", "checkpoint", cwd=install)
+    assert_ok(checkpoint)
+    kept = checkpoint.stdout.strip()
+    assert re.fullmatch(rf"{ENTRIES}:[0-9a-f]{{64}}", kept)
     ran = intake_many(
         {
             "verify": Call(("audit", "verify"), install),
-            "checkpoint": Call(("audit", "checkpoint"), install),
+            "against": Call(("audit", "verify", "--checkpoint", kept), install),
         }
     )
     assert_ok(ran["verify"])
-    assert_ok(ran["checkpoint"])
-    kept = ran["checkpoint"].stdout.strip()
-    assert re.fullmatch(rf"{ENTRIES}:[0-9a-f]{{64}}", kept)
-    assert ran["verify"].stdout.strip() == f"OK: {ENTRIES} entries, head {kept}"
-    assert_ok(_verify(install, kept))
+    assert ran["verify"].stdout.strip() == (
+        f"OK: {ENTRIES} entries, head {kept}; it matches all 1 recorded checkpoint(s)"
+    )
+    assert_ok(ran["against"])
 
 
 async def test_a_changed_entry_is_named(install: Path, engine: AsyncEngine) -> None:
@@ -140,7 +143,18 @@ async def test_a_cut_tail_is_caught_only_against_a_checkpoint(
 ) -> None:
     kept = intake("audit", "checkpoint", cwd=install)
     assert_ok(kept)
+    # Recorded beside the config as well, as the bot records its own checkpoints.
+    recorded = (install / "audit_checkpoints").read_text()
+    assert recorded.startswith(kept.stdout.strip() + " ")
+    assert (install / "audit_checkpoints").stat().st_mode & 0o077 == 0
     await _sql(engine, "DELETE FROM audit_events WHERE seq >= 4")
+    caught = _verify(install)
+    assert caught.returncode == 1, str(caught)
+    assert caught.stdout.startswith("BROKEN: the log ends at 3, before the checkpoint of "), caught
+    assert caught.stdout.strip().endswith(f" UTC at {ENTRIES}"), str(caught)
+    # Whoever cut the tail may have the server's file too: only the copy kept off the
+    # server is left to catch it.
+    (install / "audit_checkpoints").unlink()
     ran = intake_many(
         {
             "alone": Call(("audit", "verify"), install),
@@ -237,8 +251,13 @@ async def test_a_rewritten_chain_is_caught_against_a_checkpoint(
 ) -> None:
     kept = intake("audit", "checkpoint", cwd=install)
     assert_ok(kept)
-    # Even a chain rewritten with the key is caught by a head kept off the server.
+    # Even a chain rewritten with the key is caught: by the head recorded beside the
+    # config, and, if the rewriter took that file too, by the head kept off the server.
     await _rewrite_with_the_key(engine, session, server)
+    caught = _verify(install)
+    assert caught.returncode == 1, str(caught)
+    assert caught.stdout.startswith(f"BROKEN: entry {ENTRIES} does not match the checkpoint of ")
+    (install / "audit_checkpoints").unlink()
     ran = intake_many(
         {
             "alone": Call(("audit", "verify"), install),
