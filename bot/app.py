@@ -29,9 +29,10 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import ApplicationBuilder
+from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
-from bot import handlers, startup, watch
+from bot import handlers, startup, tls, watch
 from bot.config import Settings
 from bot.intake import BotApplication, Intake, Runtime, Taken
 from bot.integrity import jobs as integrity_jobs
@@ -52,9 +53,13 @@ AfterDrain = Callable[[BotApplication], Awaitable[None]]
 
 
 def build_application(settings: Settings, runtime: Runtime) -> BotApplication:
+    # PTB's defaults (256 connections, 1 for getUpdates), with the one TLS context.
+    verify = {"verify": tls.context()}
     application = (
         ApplicationBuilder()
         .token(settings.require_token())
+        .request(HTTPXRequest(connection_pool_size=256, httpx_kwargs=verify))
+        .get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs=verify))
         .base_url(settings.telegram.base_url)
         .base_file_url(settings.telegram.file_base_url)
         .updater(None)
@@ -195,9 +200,18 @@ def runtime_of(application: BotApplication) -> Runtime:
 
 
 async def _groups_watched(application: BotApplication) -> int:
+    """The groups not shredded: all of them less the shredded ones, each count read from
+    an index (ix_groups_shredded holds the shredded only). A filter on shredded_at read
+    every group row, a third of a second at every start with 100,000 groups."""
+    every = select(sa.func.count()).select_from(Group).scalar_subquery()
+    shredded = (
+        select(sa.func.count())
+        .select_from(Group)
+        .where(col(Group.shredded_at).is_not(None))
+        .scalar_subquery()
+    )
     async with runtime_of(application).sessions() as session:
-        query = select(sa.func.count()).select_from(Group).where(col(Group.shredded_at).is_(None))
-        return int((await session.exec(query)).one())
+        return int((await session.exec(select(every - shredded))).one())
 
 
 def plural_groups(count: int) -> str:

@@ -60,6 +60,16 @@ AckKind = vocabulary.AckKind
 
 class Group(SQLModel, table=True):
     __tablename__ = "groups"
+    # So that the live groups are counted from indexes alone (bot.app, at every start:
+    # all groups less the shredded). On SQLite it holds the shredded groups only, so that
+    # no query for live groups (shredded_at IS NULL) is ever planned on it: SQLite plans
+    # without statistics, PostgreSQL with them. (No postgresql_where: naming it would
+    # load the PostgreSQL dialect into every bot on SQLite.)
+    __table_args__ = (
+        sa.Index(
+            "ix_groups_shredded", "shredded_at", sqlite_where=sa.text("shredded_at IS NOT NULL")
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=_id, primary_key=True)
     codename: str = Field(max_length=32, unique=True)
