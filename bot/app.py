@@ -15,9 +15,8 @@ import signal
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
+from sqlmodel import select
 from telegram import Update
 from telegram.error import (
     Conflict,
@@ -29,15 +28,17 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import ApplicationBuilder
+from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
-from bot import handlers, startup, watch
+from bot import handlers, startup, tls, watch
 from bot.config import Settings
 from bot.intake import BotApplication, Intake, Runtime, Taken
 from bot.integrity import jobs as integrity_jobs
 from bot.received import unreadable_update
 from storage.db import DatabaseError, open_database, reason, session_factory
-from storage.models import Group, Operator
+from storage.groups import count_live_groups
+from storage.models import Operator
 from storage.timeutil import utc_now
 from storage.trust import bind_installation
 
@@ -52,9 +53,13 @@ AfterDrain = Callable[[BotApplication], Awaitable[None]]
 
 
 def build_application(settings: Settings, runtime: Runtime) -> BotApplication:
+    # PTB's defaults (256 connections, 1 for getUpdates), with the one TLS context.
+    verify = {"verify": tls.context()}
     application = (
         ApplicationBuilder()
         .token(settings.require_token())
+        .request(HTTPXRequest(connection_pool_size=256, httpx_kwargs=verify))
+        .get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs=verify))
         .base_url(settings.telegram.base_url)
         .base_file_url(settings.telegram.file_base_url)
         .updater(None)
@@ -196,8 +201,7 @@ def runtime_of(application: BotApplication) -> Runtime:
 
 async def _groups_watched(application: BotApplication) -> int:
     async with runtime_of(application).sessions() as session:
-        query = select(sa.func.count()).select_from(Group).where(col(Group.shredded_at).is_(None))
-        return int((await session.exec(query)).one())
+        return await count_live_groups(session)
 
 
 def plural_groups(count: int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import os
 import stat
 import sys
@@ -140,6 +141,15 @@ def lighten() -> None:
     sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
 
 
+def loaded() -> None:
+    """Everything the bot runs is imported: what exists now lives as long as the process
+    (modules, classes, functions), so it is moved out of the cyclic collector's sight
+    (``gc.freeze``, a full collection never walks it again) and the collector, which
+    ``bot.cli.main`` turned off for the imports, runs again for what comes next."""
+    gc.freeze()
+    gc.enable()
+
+
 def run_from_command_line(config: Path | None) -> None:
     """`intake run`: load the settings, check them, serve until SIGINT or SIGTERM.
 
@@ -161,6 +171,7 @@ def run_from_command_line(config: Path | None) -> None:
     logs.configure(settings.logging.level)
     from bot import app as bot_app
 
+    loaded()
     try:
         bot_app.run_forever(settings)
     except StartupFailure as exc:

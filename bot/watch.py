@@ -38,7 +38,7 @@ from sqlmodel import col, select
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot import texts
+from bot import texts, tls
 from bot.alerts import Limiter, Sender
 from bot.durations import format_duration
 from bot.engine import BATCH, AlertTiming, run_pass
@@ -448,7 +448,7 @@ async def heartbeat_job(context: Context) -> None:
     # httpx, the HTTP client python-telegram-bot already loaded: no second stack
     # (aiohttp) in the bot's memory for one request a minute.
     try:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=10, verify=tls.context()) as http:
             response = await http.get(url)
         if response.status_code >= 400:
             log.warning("heartbeat: the monitor answered HTTP %d", response.status_code)

@@ -63,12 +63,16 @@ async def audience(session: AsyncSession, *, group_id: uuid.UUID, tier: int) -> 
 
 
 async def admins(session: AsyncSession) -> list[uuid.UUID]:
+    # Made distinct here, not by the database: with an index on person_id and none on
+    # role, SQLite answers DISTINCT by walking that index and reading every grant's
+    # row in its order (about 0.3 s with 100,000 activists' grants, at every start);
+    # a plain scan of the table takes 15 ms.
     result = await session.exec(
-        select(RoleGrant.person_id)
-        .where(RoleGrant.role == Role.ADMIN, col(RoleGrant.revoked_at).is_(None))
-        .distinct()
+        select(RoleGrant.person_id).where(
+            RoleGrant.role == Role.ADMIN, col(RoleGrant.revoked_at).is_(None)
+        )
     )
-    return sorted(result.all())
+    return sorted(set(result.all()))
 
 
 def _rows(

@@ -134,6 +134,21 @@ async def list_groups(session: AsyncSession) -> Sequence[Group]:
     return (await session.exec(select(Group).order_by(col(Group.codename)))).all()
 
 
+async def count_live_groups(session: AsyncSession) -> int:
+    """The groups not shredded: all of them less the shredded ones, each count read from
+    an index (``ix_groups_shredded`` holds the shredded only, on SQLite). A filter on
+    shredded_at read every group row, public key and all: a third of a second at every
+    start of the bot with 100,000 groups."""
+    every = select(sa.func.count()).select_from(Group).scalar_subquery()
+    shredded = (
+        select(sa.func.count())
+        .select_from(Group)
+        .where(col(Group.shredded_at).is_not(None))
+        .scalar_subquery()
+    )
+    return int((await session.exec(select(every - shredded))).one())
+
+
 async def shred_group(session: AsyncSession, *, group: Group, now: datetime) -> None:
     """Delete every wrapped copy of the group's key and every sealed row of it.
 

@@ -24,7 +24,7 @@ from telegram import Bot
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes, JobQueue
 
-from bot import texts
+from bot import texts, tls
 from bot.i18n import pick_language, translator
 from bot.intake import Runtime
 from storage import audit
@@ -107,7 +107,7 @@ async def checkpoint(bot: Bot, runtime: Runtime) -> audit.ChainHead:
         # httpx, as the heartbeat (bot.watch): python-telegram-bot loads it already,
         # and aiohttp would add half a second to every start of the bot.
         try:
-            async with httpx.AsyncClient(timeout=10) as http:
+            async with httpx.AsyncClient(timeout=10, verify=tls.context()) as http:
                 response = await http.post(url, content=f"audit {head.text()}".encode())
             if response.status_code >= 400:
                 log.warning("audit checkpoint: the monitor answered HTTP %d", response.status_code)

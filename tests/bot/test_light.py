@@ -3,10 +3,14 @@ and a database already at the newest revision is opened without alembic."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from bot.cli import main
 from storage.db import head_revision
 from storage.glance import head_from_files
 
@@ -66,3 +70,28 @@ def test_the_bot_as_it_serves_loads_none_of_them_nor_trio() -> None:
 
 def test_the_newest_revision_read_without_alembic_is_alembics() -> None:
     assert head_from_files() == head_revision()
+
+
+def test_the_bot_on_sqlite_loads_no_postgresql_driver_nor_dialect() -> None:
+    # 2.4 MB and about 35 ms of every start, for a database it does not use.
+    unused = ("asyncpg", "sqlalchemy.dialects.postgresql")
+    done = subprocess.run(
+        [sys.executable, "-c", SERVING.format(heavy=unused)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout.strip() == "", f"the serving bot loaded {done.stdout.split()}"
+
+
+def test_a_start_that_fails_leaves_the_cyclic_collector_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `intake run` turns the collector off for its imports (bot.cli.main); a start-up
+    # that stops before serving must not leave it off in the process.
+    monkeypatch.setattr(sys, "argv", ["intake", "run", "--config", str(tmp_path / "absent.toml")])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 78
+    assert gc.isenabled()

@@ -42,13 +42,20 @@ async def test_sqlite_is_set_up_to_leave_no_deleted_plaintext(tmp_path: Path) ->
     async with open_database(url) as engine, engine.connect() as conn:
         pragma = {
             name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
-            for name in ("foreign_keys", "secure_delete", "journal_mode", "temp_store")
+            for name in (
+                "foreign_keys",
+                "secure_delete",
+                "journal_mode",
+                "temp_store",
+                "cache_size",
+            )
         }
     assert pragma == {
         "foreign_keys": 1,
         "secure_delete": 1,
         "journal_mode": "delete",
         "temp_store": 2,
+        "cache_size": -512,  # KiB: a pooled connection's cache at rest (storage.db)
     }
 
 

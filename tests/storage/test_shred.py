@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.codebook import add_phrase, phrases_for
 from storage.crypto import ServerKeys
 from storage.db import reclaim_deleted
-from storage.groups import SHREDDED_TABLES, find_group, shred_group
+from storage.groups import SHREDDED_TABLES, count_live_groups, find_group, shred_group
 from storage.members import add_member
 from storage.messages import open_message, store_attachment, store_message
 from storage.models import (
@@ -118,3 +118,16 @@ async def test_shredded_group_leaves_nothing_that_opens(
     files = await database_bytes(database)
     assert find(doomed_wraps, files) == []
     assert find(doomed_sealed, files) == []
+
+
+async def test_the_live_groups_counted_leave_out_the_shredded(
+    session: AsyncSession, keyring: Keyring
+) -> None:
+    # bot.app logs the count at every start: all groups less the shredded ones. (The
+    # keyring registers the operator a group's keys are sealed to.)
+    del keyring
+    groups = [await make_group(session, name) for name in ("ASH-1", "ELM-2", "FIR-3")]
+    assert await count_live_groups(session) == 3
+    await shred_group(session, group=groups[1], now=utc_now())
+    await session.commit()
+    assert await count_live_groups(session) == 2
