@@ -407,17 +407,17 @@ async def idle_and_due(
 # ------------------------------------------------------------------ the real bot
 
 
-async def add_live_groups(
-    sessions: async_sessionmaker[AsyncSession],
+def live_groups(
     people: list[dict[str, Any]],
     *,
     prefix: str,
     deadlines: list[datetime],
     late: bool,
-) -> None:
-    """One group per activist, SILENT at its deadline. Due ``LIVE_GRACE`` before it, so
-    the engine flips it LATE first, as a real group; or, with ``late``, already LATE (as
-    the engine would have left it), so that its LATE flip falls in nobody's figure."""
+) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """One group per activist, SILENT at its deadline: the inserts of the groups and of
+    the grants. Due ``LIVE_GRACE`` before it, so the engine flips it LATE first, as a real
+    group; or, with ``late``, already LATE (as the engine would have left it), so that its
+    LATE flip falls in nobody's figure."""
     now = utc_now()
     rows = []
     for n, silent_at in enumerate(deadlines):
@@ -439,7 +439,7 @@ async def add_live_groups(
             }
         rows.append(row)
     grants = [grant_row(p["id"], r["id"], now) for p, r in zip(people, rows, strict=True)]
-    await execute(sessions, (sa.insert(Group), rows), (sa.insert(RoleGrant), grants))
+    return [(sa.insert(Group), rows), (sa.insert(RoleGrant), grants)]
 
 
 async def silent_flips(sessions: async_sessionmaker[AsyncSession]) -> dict[str, datetime]:
@@ -516,7 +516,6 @@ async def live(
     digest_people = person_rows(
         server, range(FIRST_DIGEST, FIRST_DIGEST + args.digest_activists), now
     )
-    await execute(sessions, (sa.insert(Person), delay_people + burst_people + digest_people))
     chat_of: dict[int, str] = {}
     for n in range(args.delay_groups):
         standin.user(FIRST_DELAY + n, f"Activist D{n}", language_code="en")
@@ -573,18 +572,21 @@ async def live(
         ]
         digest_at = first + timedelta(seconds=args.spread + 4)
         burst_at = digest_at + timedelta(seconds=AIM_DIGEST_S * 2 + 2)
-        await add_live_groups(
-            sessions, delay_people, prefix="D", deadlines=delay_deadlines, late=False
-        )
+        # The activists with their groups and grants, in one transaction: a person
+        # without a live role has their chat erased (the bot's forget-chats sweep, which
+        # runs as it starts), as a real activist is written with their role.
+        writes = [(sa.insert(Person), delay_people + burst_people + digest_people)]
+        writes += live_groups(delay_people, prefix="D", deadlines=delay_deadlines, late=False)
         if args.digest_alerts:
             # Group n to activist n mod count: one activist's rows far apart in the outbox.
             watchers = [digest_people[n % len(digest_people)] for n in range(args.digest_alerts)]
-            await add_live_groups(
-                sessions, watchers, prefix="G", deadlines=[digest_at] * len(watchers), late=True
+            writes += live_groups(
+                watchers, prefix="G", deadlines=[digest_at] * len(watchers), late=True
             )
-        await add_live_groups(
-            sessions, burst_people, prefix="B", deadlines=[burst_at] * args.burst, late=True
+        writes += live_groups(
+            burst_people, prefix="B", deadlines=[burst_at] * args.burst, late=True
         )
+        await execute(sessions, *writes)
         deadline_of = {f"D-{n:05d}": d for n, d in enumerate(delay_deadlines)}
         deadline_of |= {f"B-{n:05d}": burst_at for n in range(args.burst)}
 

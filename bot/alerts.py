@@ -266,8 +266,10 @@ class Sender:
         The rows and what their messages say are read in one short transaction;
         then each recipient's messages are written and start on their way before
         the next recipient's are written (a hundred digests of a thousand alerts
-        took half a second to write, and the first waited for the last)."""
-        async with self._sessions() as session:
+        took half a second to write, and the first waited for the last). The session
+        closes (its connection's reset, a thread hop on SQLite) beside the first sends."""
+        session = self._sessions()
+        try:
             postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
             # Begins the transaction; on SQLite one that only reads: no write lock,
             # and no commit to wait for.
@@ -282,6 +284,16 @@ class Sender:
             )
             facts = await _all_facts(session, taken, server=self._server)
             await session.commit()
+        except BaseException:
+            await session.close()
+            raise
+        closing = asyncio.create_task(session.close())
+        try:
+            return await self._deliver(taken, facts)
+        finally:
+            await closing
+
+    async def _deliver(self, taken: Sequence[Taken], facts: Mapping[uuid.UUID, Facts]) -> Delivery:
         delivery = Delivery(claimed=len(taken))
         self.in_flight.update(t.alert.id for t in taken)
         now = self._now()

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -70,15 +71,26 @@ class PassResult:
 
 
 async def run_pass(
-    sessions: async_sessionmaker[AsyncSession], *, now: datetime, timing: AlertTiming
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    now: datetime,
+    timing: AlertTiming,
+    reminders: bool = True,
+    alerted: Callable[[], None] | None = None,
 ) -> PassResult:
-    """One look at every due group and every due reminder, as of ``now``."""
+    """One look at every due group and every due reminder, as of ``now``.
+
+    ``reminders=False``: the caller knows no reminder is due by ``now`` (its probe
+    said so), and the pass spares that query. ``alerted`` is called as the pass's
+    commit completes, if it wrote alerts, before anything else may run: the sender
+    is told there is work without looking."""
     result = PassResult()
     async with sessions() as session, session.begin():
         postgres = session.bind.dialect.name == "postgresql" if session.bind else False
         groups = await _due_groups(session, now=now, skip_locked=postgres)
         await _flip_due(session, groups, now=now, timing=timing, result=result)
-        for reminder in await due_reminders(session, now=now, limit=BATCH):
+        due = await due_reminders(session, now=now, limit=BATCH) if reminders else ()
+        for reminder in due:
             result.looked_at += 1
             owner = await session.get(Group, reminder.group_id)
             if owner is None:
@@ -106,6 +118,8 @@ async def run_pass(
                 session, flip=reminder, plan=plan, expected=reminder.next_reminder_at, now=now
             )
             result.reminders += len(rows)
+        if alerted is not None and (result.alerts or result.reminders):
+            event.listen(session.sync_session, "after_commit", lambda _: alerted(), once=True)
     return result
 
 

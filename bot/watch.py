@@ -48,7 +48,7 @@ from bot.integrity import jobs as integrity_jobs
 from storage import deletions
 from storage.alerts import admins
 from storage.db import reclaim_deleted
-from storage.due import ENGINE_TABLES, SEND_TABLES, Listener, Probe, subscribe
+from storage.due import ENGINE_TABLES, SEND_TABLES, Listener, Probe, earliest, subscribe
 from storage.groups import SHREDDED_TABLES
 from storage.messages import forget_chat_refs
 from storage.models import Person, ProcessedUpdate, WatchState
@@ -196,6 +196,11 @@ class Watchers:
     # it) and when: not looked at again until that process commits or BUSY_WAIT ends.
     busy: dict[str, tuple[datetime, float]] = field(default_factory=dict)
     sender: Sender | None = None
+    # The earliest reminder the engine's last look saw (None: none waits).
+    reminder_at: datetime | None = None
+    # Alerts this process's engine just committed, due at this moment: the sender's
+    # next turn takes them without a look (the look is a round trip on PostgreSQL).
+    handed: datetime | None = None
 
     @classmethod
     async def start(cls, application: BotApplication, runtime: Runtime) -> Watchers:
@@ -232,12 +237,33 @@ class Watchers:
             log.info("released %d alert(s) claimed by a bot process that died", released)
         timing = AlertTiming(repeat_every=alerts.repeat_every, escalate_after=alerts.escalate_after)
 
+        async def engine_look() -> datetime | None:
+            transition, reminder = await engine_probe.engine_moments()
+            watchers.reminder_at = reminder
+            return earliest(transition, reminder)
+
+        def alerted(now: datetime) -> Callable[[], None]:
+            def tell() -> None:
+                # In the pass's commit, before anything else runs: the sender's next
+                # turn takes what is due as of ``now`` without a look of its own.
+                watchers.handed = now if watchers.handed is None else min(watchers.handed, now)
+
+            return tell
+
         async def flip(now: datetime, _due: datetime) -> bool:
             # Cleared before the pass: its own commit wakes the sender, which must
             # not take the first batch of a burst before knowing more is coming.
             watchers.caught_up.clear()
+            # No reminder due (the look said so): the pass spares that query.
+            reminders = watchers.reminder_at is not None and watchers.reminder_at <= now
             try:
-                result = await run_pass(runtime.sessions, now=now, timing=timing)
+                result = await run_pass(
+                    runtime.sessions,
+                    now=now,
+                    timing=timing,
+                    reminders=reminders,
+                    alerted=alerted(now),
+                )
             except BaseException:
                 watchers.caught_up.set()
                 raise
@@ -268,6 +294,10 @@ class Watchers:
             run_id=watchers.run_id,
         )
 
+        async def send_look() -> datetime | None:
+            handed, watchers.handed = watchers.handed, None
+            return handed if handed is not None else await send_probe.send_due()
+
         async def send(now: datetime, due: datetime) -> bool:
             await watchers._hold(due, send_probe)
             assert watchers.sender is not None  # noqa: S101 (set just above)
@@ -275,12 +305,12 @@ class Watchers:
             return delivery.claimed > 0
 
         watchers.engine_loop = lambda: watchers._loop(
-            "deadline engine", engine_alarm, engine_probe.engine_due, flip
+            "deadline engine", engine_alarm, engine_look, flip
         )
         watchers.tasks = [
             asyncio.create_task(
                 watchers._loop(
-                    "alert sender", send_alarm, send_probe.send_due, send, duty=watchers.sender_lock
+                    "alert sender", send_alarm, send_look, send, duty=watchers.sender_lock
                 )
             ),
         ]

@@ -267,9 +267,12 @@ class Probe:
         return first, second
 
     async def _earliest(self, query: _Moments) -> datetime | None:
+        return earliest(*await self._moments(query))
+
+    async def _moments(self, query: _Moments) -> tuple[datetime | None, datetime | None]:
         plain = self._plain_sqlite(query)
         if plain is not None:
-            return earliest(*plain)
+            return plain
         connection = await self._open()
         try:
             row = (await connection.execute(query)).one()
@@ -280,11 +283,17 @@ class Probe:
         except BaseException:
             await self.close()
             raise
-        return earliest(row[0], row[1])
+        return row[0], row[1]
 
     async def engine_due(self) -> datetime | None:
         """The earliest next transition or reminder, or None if nothing waits."""
         return await self._earliest(ENGINE_DUE)
+
+    async def engine_moments(self) -> tuple[datetime | None, datetime | None]:
+        """The earliest next transition and the earliest reminder (either None if
+        none waits); while a writer commits on SQLite, a moment to look again and the
+        earliest of both last known."""
+        return await self._moments(ENGINE_DUE)
 
     async def send_due(self) -> datetime | None:
         """The earliest moment a pending alert may be sent (or its claim runs out)."""

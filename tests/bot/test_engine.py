@@ -169,6 +169,44 @@ async def test_unacknowledged_alerts_repeat_and_escalate_until_acknowledged(
     assert len(await alerts_to(session, other)) == before
 
 
+async def test_a_pass_told_no_reminder_is_due_leaves_them_to_the_next(
+    engine: AsyncEngine, session: AsyncSession, watched: tuple[Group, Person, Person, Person]
+) -> None:
+    _group, own, _other, _admin = watched
+    sessions = session_factory(engine)
+    silent = T0 + 14 * H
+    await run_pass(sessions, now=T0 + timedelta(minutes=1), timing=TIMING)
+    await run_pass(sessions, now=silent, timing=TIMING)
+    later = silent + timedelta(minutes=16)  # the first reminder is due
+    skipped = await run_pass(sessions, now=later, timing=TIMING, reminders=False)
+    assert (skipped.looked_at, skipped.reminders) == (0, 0)
+    assert await alerts_to(session, own) == [(AlertPurpose.ALERT, 1)]
+    taken = await run_pass(sessions, now=later, timing=TIMING)
+    assert taken.reminders == 1
+    assert await alerts_to(session, own) == [(AlertPurpose.ALERT, 1), (AlertPurpose.REMINDER, 0)]
+
+
+async def test_the_pass_says_it_alerted_as_it_commits_and_only_then(
+    engine: AsyncEngine, session: AsyncSession, watched: tuple[Group, Person, Person, Person]
+) -> None:
+    _group, own, _other, _admin = watched
+    sessions = session_factory(engine)
+    told: list[bool] = []
+
+    def alerted() -> None:
+        told.append(True)
+
+    await run_pass(sessions, now=T0 + timedelta(minutes=1), timing=TIMING, alerted=alerted)
+    await run_pass(sessions, now=T0 + 13 * H, timing=TIMING, alerted=alerted)  # LATE
+    assert told == []
+    result = await run_pass(sessions, now=T0 + 14 * H, timing=TIMING, alerted=alerted)
+    assert result.alerts == 1
+    assert len(told) == 1
+    assert await alerts_to(session, own) == [(AlertPurpose.ALERT, 1)]
+    await run_pass(sessions, now=T0 + 14 * H + timedelta(seconds=1), timing=TIMING, alerted=alerted)
+    assert len(told) == 1
+
+
 async def test_a_check_in_after_silence_sends_the_all_clear_to_everyone_alerted(
     engine: AsyncEngine, session: AsyncSession, watched: tuple[Group, Person, Person, Person]
 ) -> None:
