@@ -250,7 +250,8 @@ async def execute(sessions: async_sessionmaker[AsyncSession], *statements: Any) 
     async with sessions() as session, session.begin():
         connection = await session.connection()
         for statement, rows in statements:
-            await connection.execute(statement, rows)
+            if rows:  # an empty list would insert one row of defaults
+                await connection.execute(statement, rows)
 
 
 async def populate(
@@ -656,7 +657,8 @@ async def live(
     to_notice = [ms(noticed[c], deadline_of[c]) for c in timed_codes]
     to_send = [ms(seen[c], noticed[c]) for c in timed_codes]
     burst_codes = [c for c in deadline_of if c.startswith("B-")]
-    burst_s = max((seen[c] - burst_at).total_seconds() for c in burst_codes)
+    nan = float("nan")
+    burst_s = max(((seen[c] - burst_at).total_seconds() for c in burst_codes), default=nan)
     bound_s = args.burst / TELEGRAM_PER_SECOND
     figures = {
         "processes": args.processes,
@@ -676,8 +678,10 @@ async def live(
         "bot_vmrss_mb": memory.get("VmRSS", float("nan")),
         "bot_cpu_s": cpu,
         "burst": args.burst,
-        "burst_noticed_s": max(ms(noticed[c], burst_at) for c in burst_codes) / 1000,
-        "burst_first_s": min((seen[c] - burst_at).total_seconds() for c in burst_codes),
+        "burst_noticed_s": max((ms(noticed[c], burst_at) for c in burst_codes), default=nan) / 1000,
+        "burst_first_s": min(
+            ((seen[c] - burst_at).total_seconds() for c in burst_codes), default=nan
+        ),
         "burst_s": burst_s,
         "burst_bound_s": bound_s,
         "burst_ratio": burst_s / bound_s if bound_s else float("nan"),
@@ -757,11 +761,14 @@ def describe(f: dict[str, Any]) -> str:
             f"{f['digest_messages']} messages "
             f"[{verdict(f['digest_messages'] <= AIM_DIGEST_MESSAGES)} {AIM_DIGEST_MESSAGES}]"
         )
+    if f["burst"]:
+        lines.append(
+            f"- {f['burst']} alerts to {f['burst']} chats at once delivered in "
+            f"{f['burst_s']:.1f} s, {f['burst_ratio']:.2f}x Telegram's bound of "
+            f"{f['burst_bound_s']:.1f} s [{verdict(f['burst_ratio'] <= AIM_BURST_RATIO)} "
+            f"{AIM_BURST_RATIO}x]"
+        )
     lines += [
-        f"- {f['burst']} alerts to {f['burst']} chats at once delivered in "
-        f"{f['burst_s']:.1f} s, {f['burst_ratio']:.2f}x Telegram's bound of "
-        f"{f['burst_bound_s']:.1f} s [{verdict(f['burst_ratio'] <= AIM_BURST_RATIO)} "
-        f"{AIM_BURST_RATIO}x]",
         f"- {f['flips_twice']} group(s) flipped twice, {f['alerts_twice']} alert(s) sent "
         f"twice [{verdict(f['flips_twice'] == 0 and f['alerts_twice'] == 0)} none]; "
         f"first bot's memory after the bursts: peak {f['bot_vmhwm_mb']:.0f} MB, now "
