@@ -55,6 +55,17 @@ class Rig:
             now=lambda: self.clock[0],
         )
 
+    def sender(self) -> Sender:
+        """A sender kept from one delivery to the next, as the running bot keeps one."""
+        return Sender(
+            self.sessions,
+            self.bot,
+            server=self.server,
+            default_tz="Asia/Seoul",
+            limiter=self.limiter,
+            now=lambda: self.clock[0],
+        )
+
     def later(self, seconds: float) -> None:
         self.clock[0] += timedelta(seconds=seconds)
 
@@ -138,14 +149,7 @@ async def test_a_delivery_does_not_wait_for_its_marks_nor_sends_an_unmarked_aler
             "not taken again (test_alerts_claimed_by_a_sender_that_died_are_sent_by_the_next)"
         )
     await rig.flip_to(Status.SILENT, "grace ran out")
-    sender = Sender(
-        rig.sessions,
-        rig.bot,
-        server=rig.server,
-        default_tz="Asia/Seoul",
-        limiter=rig.limiter,
-        now=lambda: rig.clock[0],
-    )
+    sender = rig.sender()
     writer = sqlite3.connect(database.path, isolation_level=None)
     try:
         # Another writer holds the write lock: no mark can be committed, readers read.
@@ -236,14 +240,7 @@ async def test_a_recipient_whose_chat_is_not_kept_is_flagged_not_left_pending(ri
                 person.chat_sealed = b""
                 session.add(person)
     await rig.flip_to(Status.SILENT, "grace ran out")
-    sender = Sender(
-        rig.sessions,
-        rig.bot,
-        server=rig.server,
-        default_tz="Asia/Seoul",
-        limiter=rig.limiter,
-        now=lambda: rig.clock[0],
-    )
+    sender = rig.sender()
     first = await sender.deliver_due()
     await sender.settle()
     assert (first.sent, first.unreachable) == (1, 1)
