@@ -226,8 +226,13 @@ def test_shredding_then_audit_verify_names_a_changed_entry_and_a_checkpoint_a_cu
         db.execute("DROP TRIGGER audit_events_no_update")
         db.execute("DROP TRIGGER audit_events_no_delete")
         db.execute(f"DELETE FROM audit_events WHERE seq = {seq}")
+    # `audit checkpoint` recorded the head beside the config too: a plain verify sees the cut.
+    recorded = call("audit", "verify", "--config", config, cwd=tmp_path)
+    assert recorded.returncode == 1
+    assert recorded.stdout.startswith(f"BROKEN: the log ends at {seq - 1}, before the checkpoint")
+    (folder / "audit_checkpoints").unlink()  # the attacker holds the server's files too
     cut = intake("audit", "verify", "--config", config, cwd=tmp_path)
-    assert cut.startswith("OK: ")  # without the checkpoint, a cut tail looks whole
+    assert cut.startswith("OK: ")  # without a checkpoint, a cut tail looks whole
     caught = call("audit", "verify", "--checkpoint", kept, "--config", config, cwd=tmp_path)
     assert caught.returncode == 1
     assert caught.stdout.startswith("BROKEN:")
