@@ -370,25 +370,6 @@ class Sender:
                 self.in_flight.difference_update(item.alert_ids)
 
 
-async def deliver_due(
-    sessions: async_sessionmaker[AsyncSession],
-    bot: Bot,
-    *,
-    server: ServerKeys,
-    default_tz: str,
-    limiter: Limiter,
-    now: Callable[[], datetime],
-    run_id: uuid.UUID | None = None,
-) -> Delivery:
-    """One delivery, returning once its marks are committed too."""
-    sender = Sender(
-        sessions, bot, server=server, default_tz=default_tz, limiter=limiter, now=now, run_id=run_id
-    )
-    delivery = await sender.deliver_due()
-    await sender.settle()
-    return delivery
-
-
 def _by_person(taken: Sequence[Taken]) -> dict[uuid.UUID, list[Taken]]:
     by_person: dict[uuid.UUID, list[Taken]] = collections.defaultdict(list)
     for item in taken:

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot
 
-from bot.alerts import Delivery, Limiter, Sender, deliver_due
+from bot.alerts import Delivery, Limiter, Sender
 from bot.standin import SimUser, TelegramStandIn
 from storage.alerts import CLAIM_FOR, take_due
 from storage.checkins import flip
@@ -46,14 +46,11 @@ class Rig:
     users: dict[int, SimUser]
 
     async def deliver(self) -> Delivery:
-        return await deliver_due(
-            self.sessions,
-            self.bot,
-            server=self.server,
-            default_tz="Asia/Seoul",
-            limiter=self.limiter,
-            now=lambda: self.clock[0],
-        )
+        """One delivery, returning once its marks are committed too."""
+        sender = self.sender()
+        delivery = await sender.deliver_due()
+        await sender.settle()
+        return delivery
 
     def sender(self) -> Sender:
         """A sender kept from one delivery to the next, as the running bot keeps one."""
