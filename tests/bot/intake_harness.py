@@ -14,7 +14,9 @@ from sqlmodel import col, select
 
 from bot.app import serve
 from bot.config import Settings, load_settings
+from bot.intake import BotApplication, Runtime
 from bot.standin import TelegramStandIn
+from bot.watch import Watchers
 from storage.crypto import KemName, PrivateKey, ServerKeys, SigningKey
 from storage.db import open_database, session_factory
 from storage.messages import attachments_of, open_attachment, open_message
@@ -161,3 +163,22 @@ async def running_bot(
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, timeout=30)
+
+
+@dataclass
+class RunningBot:
+    """A bot running in this process, its Application at hand once the engine runs."""
+
+    application: BotApplication
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime = self.application.bot_data["runtime"]
+        assert isinstance(runtime, Runtime)
+        return runtime
+
+    @property
+    def watchers(self) -> Watchers:
+        watchers = self.application.bot_data["watchers"]
+        assert isinstance(watchers, Watchers)
+        return watchers

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,15 +24,13 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot import app, watch
-from bot.intake import BotApplication, Runtime
 from bot.standin import TelegramStandIn
-from bot.watch import Watchers
 from storage.crypto import KemName, PrivateKey, ServerKeys
 from storage.db import open_database, session_factory
 from storage.models import Flip, Group, Role, RoleGrant, ScheduleKind, Status
 from storage.people import get_or_create_person
 from storage.timeutil import utc_now
-from tests.bot.intake_harness import Installation, eventually, install
+from tests.bot.intake_harness import Installation, RunningBot, eventually, install
 from tests.conftest import Database
 
 ACTIVISTS = (6_600_000_001, 6_600_000_002)
@@ -42,24 +39,9 @@ GRACE = timedelta(minutes=30)
 QUIET = '[alerts]\nsafety_look = "1h"\nnotifications = false\n'
 
 
-@dataclass
-class Process:
+class Process(RunningBot):
     """One bot process's engine and sender (without polling: one process polls a bot,
     bot.startup.poller_lock, and nothing here needs updates)."""
-
-    application: BotApplication
-
-    @property
-    def runtime(self) -> Runtime:
-        runtime = self.application.bot_data["runtime"]
-        assert isinstance(runtime, Runtime)
-        return runtime
-
-    @property
-    def watchers(self) -> Watchers:
-        watchers = self.application.bot_data["watchers"]
-        assert isinstance(watchers, Watchers)
-        return watchers
 
     @property
     def sends(self) -> bool:

@@ -15,21 +15,19 @@ import contextlib
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlmodel import col, select
 
 from bot.app import serve
-from bot.intake import BotApplication, Runtime
+from bot.intake import BotApplication
 from bot.standin import TelegramStandIn
-from bot.watch import Watchers
 from storage.crypto import KemName, PrivateKey
 from storage.db import open_database, session_factory
 from storage.models import Flip, Group, ScheduleKind, Status
 from storage.timeutil import utc_now
-from tests.bot.intake_harness import Installation, eventually, install
+from tests.bot.intake_harness import Installation, RunningBot, eventually, install
 from tests.conftest import Database
 
 INTERVAL = timedelta(hours=1)
@@ -37,25 +35,8 @@ GRACE = timedelta(minutes=30)
 FAR = timedelta(hours=10)  # a deadline the engine would sleep an hour towards
 
 
-@dataclass
-class Bot:
-    application: BotApplication
-
-    @property
-    def runtime(self) -> Runtime:
-        runtime = self.application.bot_data["runtime"]
-        assert isinstance(runtime, Runtime)
-        return runtime
-
-    @property
-    def watchers(self) -> Watchers:
-        watchers = self.application.bot_data["watchers"]
-        assert isinstance(watchers, Watchers)
-        return watchers
-
-
 @contextlib.asynccontextmanager
-async def running(installation: Installation) -> AsyncIterator[Bot]:
+async def running(installation: Installation) -> AsyncIterator[RunningBot]:
     """The bot in this process, with its Application at hand once the engine runs."""
     stop = asyncio.Event()
     drained: list[BotApplication] = []
@@ -68,7 +49,7 @@ async def running(installation: Installation) -> AsyncIterator[Bot]:
         await eventually(lambda: task.done() or bool(drained and "watchers" in drained[0].bot_data))
         if task.done():
             task.result()
-        bot = Bot(drained[0])
+        bot = RunningBot(drained[0])
         # Its first looks are done (each loop looks once at start), so that any
         # later look is one a wake-up (or the safety look) caused.
         await eventually(lambda: len(bot.watchers.looks) == 2)
