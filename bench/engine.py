@@ -250,7 +250,9 @@ async def execute(sessions: async_sessionmaker[AsyncSession], *statements: Any) 
     async with sessions() as session, session.begin():
         connection = await session.connection()
         for statement, rows in statements:
-            if rows:  # an empty list would insert one row of defaults
+            if rows is None:  # an UPDATE of its own
+                await connection.execute(statement)
+            elif rows:  # an empty list would insert one row of defaults
                 await connection.execute(statement, rows)
 
 
