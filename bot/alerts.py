@@ -258,10 +258,34 @@ class Sender:
         self._run_id = run_id
         self.in_flight: set[uuid.UUID] = set()
         self._marks = _SentMarks(sessions, now, self.in_flight)
+        # Each chat's last message on its way: the next one to that chat goes after
+        # it, whichever delivery started it (a chat's messages stay in order).
+        self._chats: dict[int, asyncio.Task[None]] = {}
+        self._sending: set[asyncio.Task[None]] = set()  # every send not yet done
 
     async def deliver_due(self) -> Delivery:
-        """Send every alert that is due now (claimed in the run's name where
-        several processes may send); returns what happened.
+        """Send every alert that is due now; returns once its messages are sent
+        (or refused), with what happened."""
+        delivery, sends = await self._take_and_start()
+        await asyncio.gather(*sends)
+        return delivery
+
+    async def start_due(self) -> int:
+        """Start every alert that is due now on its way; returns how many rows it
+        took, without waiting for their sends.
+
+        Telegram takes one message a second to a chat: a recipient with several
+        messages (a digest split in parts, a reminder right after an alert), or one
+        whose sends are refused and retried, holds only that chat's queue. Waited
+        for, one such chat held every other recipient's alert due meanwhile: three
+        chats refused 14 times each held 200 alerts to other activists for a
+        median of 2.5 s (``bench/engine.py`` before its due phase was fixed)."""
+        delivery, _ = await self._take_and_start()
+        return delivery.claimed
+
+    async def _take_and_start(self) -> tuple[Delivery, list[asyncio.Task[None]]]:
+        """Take what is due (claimed in the run's name where several processes may
+        send) and start its messages; returns the tally and the sends.
 
         The rows and what their messages say are read in one short transaction;
         then each recipient's messages are written and start on their way before
@@ -289,15 +313,17 @@ class Sender:
             raise
         closing = asyncio.create_task(session.close())
         try:
-            return await self._deliver(taken, facts)
+            return await self._start(taken, facts)
         finally:
             await closing
 
-    async def _deliver(self, taken: Sequence[Taken], facts: Mapping[uuid.UUID, Facts]) -> Delivery:
+    async def _start(
+        self, taken: Sequence[Taken], facts: Mapping[uuid.UUID, Facts]
+    ) -> tuple[Delivery, list[asyncio.Task[None]]]:
         delivery = Delivery(claimed=len(taken))
         self.in_flight.update(t.alert.id for t in taken)
         now = self._now()
-        chats: dict[int, asyncio.Task[None]] = {}
+        sends: list[asyncio.Task[None]] = []
         started: set[uuid.UUID] = set()
         try:
             for items in _by_person(taken).values():
@@ -313,18 +339,46 @@ class Sender:
                 ):
                     # One chat's messages in order; the chats side by side.
                     started.update(item.alert_ids)
-                    chats[item.chat_id] = asyncio.create_task(
-                        self._send_after(chats.get(item.chat_id), item, delivery)
-                    )
+                    sends.append(self._queue(item, delivery))
                 await asyncio.sleep(0)  # let the sends begin before the next recipient
         except BaseException:
             # Not sent, so not in flight: the next delivery takes them again.
             self.in_flight.difference_update(t.alert.id for t in taken if t.alert.id not in started)
-            for task in chats.values():
+            for task in sends:
                 task.cancel()
             raise
-        await asyncio.gather(*chats.values())
-        return delivery
+        return delivery, sends
+
+    def _queue(self, item: Outgoing, tally: Delivery) -> asyncio.Task[None]:
+        """Send ``item`` after the chat's message on its way, if any."""
+        chat_id = item.chat_id
+        task = asyncio.create_task(self._send_after(self._chats.get(chat_id), item, tally))
+        self._chats[chat_id] = task
+        self._sending.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._sending.discard(finished)
+            if self._chats.get(chat_id) is finished:
+                del self._chats[chat_id]
+            if not finished.cancelled() and finished.exception() is not None:
+                # A result that could not be written (the database away): the alert
+                # is no longer in flight, and the next delivery takes it again.
+                log.error(
+                    "an alert's send failed (%s); it is taken again",
+                    type(finished.exception()).__name__,
+                )
+
+        task.add_done_callback(done)
+        return task
+
+    async def close(self) -> None:
+        """Stop what is still on its way (unsent, it is taken again at the next
+        start), then wait until the marks of what was sent are committed."""
+        waiting = list(self._sending)
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        await self.settle()
 
     async def _no_chat(self, items: Sequence[Taken], tally: Delivery) -> None:
         ids = tuple(item.alert.id for item in items)
@@ -344,8 +398,13 @@ class Sender:
     async def _send_after(
         self, before: asyncio.Task[None] | None, item: Outgoing, tally: Delivery
     ) -> None:
-        if before is not None:
-            await before
+        try:
+            if before is not None:
+                # Only its order: how the message before fared is its own task's business.
+                await asyncio.wait([before])
+        except BaseException:  # stopped before it was sent: taken again
+            self.in_flight.difference_update(item.alert_ids)
+            raise
         await self._send(item, tally)
 
     async def settle(self) -> None:

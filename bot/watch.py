@@ -301,8 +301,8 @@ class Watchers:
         async def send(now: datetime, due: datetime) -> bool:
             await watchers._hold(due, send_probe)
             assert watchers.sender is not None  # noqa: S101 (set just above)
-            delivery = await watchers.sender.deliver_due()
-            return delivery.claimed > 0
+            # Started, not waited for: one chat's pace holds no other chat's alert.
+            return await watchers.sender.start_due() > 0
 
         watchers.engine_loop = lambda: watchers._loop(
             "deadline engine", engine_alarm, engine_look, flip
@@ -427,10 +427,11 @@ class Watchers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.sender is not None:
-            # What Telegram took is marked before the claims are released below
-            # (unmarked, it would go again at the next start).
+            # What is still waiting for its chat's turn stops (taken again at the
+            # next start); what Telegram took is marked before the claims are
+            # released below (unmarked, it would go again at the next start).
             with contextlib.suppress(Exception):
-                await self.sender.settle()
+                await self.sender.close()
         await self.listener.close()
         await self.sender_lock.close()
         for probe in self.probes:

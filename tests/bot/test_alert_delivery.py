@@ -8,6 +8,7 @@ says, not after real waits; Telegram's side is the real HTTP stand-in.
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from storage.crypto import KemName, ServerKeys
 from storage.db import session_factory
 from storage.models import Alert, AlertPurpose, AlertState, Group, Person, Role, RoleGrant, Status
 from storage.people import chat_id_of, get_or_create_person
+from tests.bot.intake_harness import eventually
 from tests.conftest import Database
 from tests.storage.helpers import make_group
 
@@ -73,6 +75,13 @@ class Rig:
         async with self.sessions() as session:
             rows = await session.exec(select(Alert).order_by(col(Alert.created_at)))
             return [a.state for a in rows.all()]
+
+    async def pending(self) -> set[uuid.UUID]:
+        async with self.sessions() as session:
+            rows = await session.exec(
+                select(col(Alert.id)).where(col(Alert.state) == AlertState.PENDING)
+            )
+            return set(rows.all())
 
     async def flip_to(self, status: Status, basis: str) -> None:
         async with self.sessions() as session, session.begin():
@@ -161,6 +170,40 @@ async def test_a_delivery_does_not_wait_for_its_marks_nor_sends_an_unmarked_aler
     assert sender.in_flight == set()
     assert await rig.states() == [AlertState.SENT, AlertState.SENT]
     assert [len(rig.texts_to(t)) for t in ACTIVISTS] == [1, 1]
+
+
+async def test_a_chat_waiting_its_turn_holds_no_other_recipients_alert(rig: Rig) -> None:
+    """Telegram takes one message a second to a chat, and a 429 can ask a chat to wait
+    longer: that chat's messages wait, every other recipient's go at once, and the
+    waiting chat's messages still go in the order they were written."""
+    held, free = ACTIVISTS
+    rig.limiter.hold(held, 3600)  # as a retry_after of an hour would
+    sender = rig.sender()
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    assert await sender.start_due() == 2
+    await eventually(lambda: len(rig.texts_to(free)) == 1)
+    rig.later(60)
+    await rig.flip_to(Status.DETAINED, "silence")
+    new = await rig.pending() - sender.in_flight
+    # Not taken twice: the SILENT alert to `held` is still on its way.
+    assert await sender.start_due() == len(new) > 0
+    await eventually(lambda: len(rig.texts_to(free)) == 2)
+    assert rig.texts_to(held) == []
+    # Stopped (the bot stops): what waited is not in flight, and still pending.
+    await sender.close()
+    assert sender.in_flight == set()
+    waited = await rig.pending()
+    assert len(waited) == 2
+    # The next start sends them, in order (on PostgreSQL once the claims are let go:
+    # a real stop releases its run's at once, storage.runs).
+    rig.limiter = Limiter(per_chat=0.0)
+    rig.later(CLAIM_FOR.total_seconds() + 1)
+    assert (await rig.deliver()).sent == 2
+    assert [t.split(" is ")[1].split(" ")[0] for t in rig.texts_to(held)] == [
+        "SILENT",
+        "DETAINED",
+    ]
+    assert await rig.pending() == set()
 
 
 async def test_http_429_waits_its_retry_after_then_delivers_once(rig: Rig) -> None:
