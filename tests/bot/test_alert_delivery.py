@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -318,6 +319,36 @@ async def test_alerts_claimed_by_a_sender_that_died_are_sent_by_the_next(rig: Ri
     rig.later(CLAIM_FOR.total_seconds() + 1)
     assert (await rig.deliver()).sent == 2
     assert [len(rig.texts_to(t)) for t in ACTIVISTS] == [1, 1]
+
+
+@pytest.mark.parametrize("claim", [False, True])
+async def test_alerts_on_their_way_are_left_by_one_statement_whatever_their_number(
+    rig: Rig, session: AsyncSession, engine: AsyncEngine, claim: bool
+) -> None:
+    """The ids on their way are one bound value: a statement per count was prepared
+    and cached anew by the driver, and with a thousand on their way the bot grew."""
+    await alerted_groups(rig, session, 6)
+    async with rig.sessions() as s:
+        ids = sorted((await s.exec(select(col(Alert.id)))).all())
+    assert len(ids) == 12
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "next_attempt_at <=" in statement:  # the due rows' choice
+            statements.append(statement)
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        for n in (0, 1, 5, len(ids) - 1):
+            async with rig.sessions() as s:
+                taken = await take_due(s, now=rig.clock[0], limit=100, claim=claim, besides=ids[:n])
+                took = sorted(t.alert.id for t in taken)
+                await s.rollback()  # a claim is not kept: the next take sees them all
+            assert took == ids[n:]
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert len(statements) == 4
+    assert len(set(statements)) == 1
 
 
 async def test_more_than_three_alerts_for_one_chat_go_as_one_digest(
