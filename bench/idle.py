@@ -7,7 +7,8 @@ A fresh installation (as bench/engine.py makes it: SQLite in a temporary folder,
 throwaway PostgreSQL database) is filled with ``--groups`` groups whose next deadlines
 are hours away. The real bot (``python -m bot.cli run``) starts against a Telegram
 stand-in in this process; once it polls (the start-up figure: launch until its first
-long poll), it is left alone for ``--seconds`` (a quiet minute by default), and its CPU
+long poll; the bot's own modules compiled to bytecode first, as ``pip install`` leaves
+them), it is left alone for ``--seconds`` (a quiet minute by default), and its CPU
 time (user + system, /proc/PID/stat) and memory (VmHWM, VmRSS, /proc/PID/status) are
 read. Aims (issue #19): ≤ 1.5 ms of CPU a second, VmHWM ≤ 80 MB, start-up ≤ 0.8 s.
 
