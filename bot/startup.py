@@ -157,7 +157,9 @@ def run_from_command_line(config: Path | None) -> None:
     rich, matplotlib): ``bot.cli.main`` calls this straight for a plain ``run``, and
     the typer command calls it too, so both paths fail alike."""
     lighten()
-    from bot import logs
+    from bot import logs, tls
+
+    tls.prepare()  # beside the imports below (bot.tls)
     from bot.config import ConfigError, load_settings, resolve_config_path
 
     try:
