@@ -82,9 +82,12 @@ def main() -> None:
         for name, rest in words.items():
             commands[name] = ([str(INTAKE), *rest], None)
         if args.before is not None:
-            env = dict(os.environ, PYTHONPATH=str(args.before.resolve()))
+            before_env = dict(os.environ, PYTHONPATH=str(args.before.resolve()))
             for name, rest in words.items():
-                commands[f"{name} (before)"] = ([sys.executable, "-c", AS_INSTALLED, *rest], env)
+                commands[f"{name} (before)"] = (
+                    [sys.executable, "-c", AS_INSTALLED, *rest],
+                    before_env,
+                )
         for command, env in commands.values():  # warm the file cache once
             timed(command, folder, env)
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}

@@ -142,10 +142,7 @@ async def main_async(args: argparse.Namespace) -> None:
         "first_page_ms": round(times["first_page"] * 1000, 1),
         "message_ms": round(times["message"] * 1000, 1),
     }
-    met = {
-        name: result[name] <= aim  # type: ignore[operator]
-        for name, aim in AIMS.items()
-    }
+    met = {name: result[name] <= aim for name, aim in AIMS.items()}
     print(json.dumps(result | {"aims_met": met}))
     print(
         f"{args.messages:,} messages ({kem.value}, {backend}): bare HPKE opens "

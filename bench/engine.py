@@ -72,7 +72,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -452,9 +452,9 @@ async def silent_flips(sessions: async_sessionmaker[AsyncSession]) -> dict[str, 
     """When a pass wrote each live group's SILENT flip, by codename."""
     async with sessions() as session:
         rows = await (await session.connection()).execute(
-            sa.select(Group.codename, Flip.recorded_at)
+            sa.select(col(Group.codename), col(Flip.recorded_at))
             .join(Flip, col(Flip.group_id) == col(Group.id))
-            .where(Flip.to_status == Status.SILENT, ~col(Group.codename).startswith("W-"))
+            .where(col(Flip.to_status) == Status.SILENT, ~col(Group.codename).startswith("W-"))
         )
         return {codename: recorded_at for codename, recorded_at in rows.all()}
 
@@ -463,9 +463,9 @@ async def flip_counts(sessions: async_sessionmaker[AsyncSession]) -> dict[str, i
     """How many SILENT flips each live group has (one, if no process doubled it)."""
     async with sessions() as session:
         rows = await (await session.connection()).execute(
-            sa.select(Group.codename, sa.func.count())
+            sa.select(col(Group.codename), sa.func.count())
             .join(Flip, col(Flip.group_id) == col(Group.id))
-            .where(Flip.to_status == Status.SILENT, ~col(Group.codename).startswith("W-"))
+            .where(col(Flip.to_status) == Status.SILENT, ~col(Group.codename).startswith("W-"))
             .group_by(Group.codename)
         )
         return {codename: count for codename, count in rows.all()}
@@ -564,7 +564,7 @@ async def live(
         def serving() -> bool:
             if args.processes == 1:
                 return standin.calls.count("getUpdates") >= 2
-            return standin.calls.count("setWebhook") >= args.processes
+            return standin.calls.count("setWebhook") >= cast(int, args.processes)
 
         await standin.wait_for(lambda: serving() or exited(), within=120)
         if exited():
