@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,8 @@ NOW = datetime(2026, 8, 12, 5, 0, tzinfo=UTC)
 FIRST, SECOND = uuid.uuid4(), uuid.uuid4()
 
 
-def request(by: uuid.UUID | None, status: Status = Status.DETAINED, **fields: object) -> GroupAct:
-    base: dict[str, object] = {
+def request(by: uuid.UUID | None, status: Status = Status.DETAINED, **fields: Any) -> GroupAct:
+    base: dict[str, Any] = {
         "group_id": uuid.uuid4(),
         "act": ActKind.CLEAR,
         "from_status": status,

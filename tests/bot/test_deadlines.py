@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -15,8 +16,8 @@ CHECKIN = datetime(2026, 8, 10, 8, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 
 
-def group(**fields: object) -> Group:
-    base: dict[str, object] = {
+def group(**fields: Any) -> Group:
+    base: dict[str, Any] = {
         "codename": "PINE-7",
         "schedule_kind": ScheduleKind.INTERVAL,
         "interval_s": 12 * 3600,

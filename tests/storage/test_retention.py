@@ -9,7 +9,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.checkins import flip
-from storage.models import AuditEvent, Flip, Group, GroupKeyWrap, Operator, Status
+from storage.models import AuditEvent, Flip, Group, GroupKeyWrap, Operator, ScheduleKind, Status
 from storage.retention import apply_retention, due_for_shredding
 from tests.storage.helpers import make_group
 
@@ -22,7 +22,7 @@ def group(
 ) -> Group:
     return Group(
         codename="G-1",
-        schedule_kind="interval",
+        schedule_kind=ScheduleKind.INTERVAL,
         interval_s=3600,
         grace_s=60,
         detained_after_s=7200,
