@@ -174,8 +174,8 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
         folder, {"operator": Run(("operator", "add", public_key, "--name", "Operator One"))}
     )
     setup |= intake_batch(folder, {"group": Run(("group", "add", "PINE-7"))})
-    for ran in setup.values():
-        assert_ok(ran)
+    for each in setup.values():
+        assert_ok(each)
 
     # Independent of each other, side by side.
     ran = intake_batch(

@@ -149,7 +149,7 @@ async def test_a_messages_place_in_its_chat_goes_once_deleted_there(
     await session.commit()
     # /wipe reads where the undeleted ones sit.
     left = await undeleted_in_chat(session, sender=sender)
-    assert sorted(chat_ref_of(server, m).message_id for m in left if chat_ref_of(server, m)) == [
+    assert sorted(ref.message_id for m in left if (ref := chat_ref_of(server, m))) == [
         40,
         41,
     ]

@@ -10,6 +10,7 @@ from telegram import (
     BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    Message,
     ReplyParameters,
 )
 from telegram.constants import ChatAction, ParseMode
@@ -87,6 +88,7 @@ async def test_edit_message_text_and_reply_markup(standin: TelegramStandIn, bot:
     alice = standin.user(1001)
     msg = await bot.send_message(alice.id, "Which group?", reply_markup=KEYBOARD)
     edited = await bot.edit_message_text("Thanks", chat_id=alice.id, message_id=msg.message_id)
+    assert isinstance(edited, Message)  # a chat message's edit returns it; True is for inline ones
     assert edited.text == "Thanks"
     assert edited.edit_date is not None
     assert edited.reply_markup is None  # an edit without reply_markup removes the keyboard

@@ -257,9 +257,12 @@ async def test_python_telegram_bot_parses_every_update(
     assert member.new_chat_member.status == "member"
     assert member.new_chat_member.user.id == standin.bot_id
     assert message(27).chat.type == "group"
-    assert by_id[every_update[28]["update_id"]].my_chat_member.chat.type == "supergroup"
+    supergroup = by_id[every_update[28]["update_id"]].my_chat_member
+    assert supergroup is not None
+    assert supergroup.chat.type == "supergroup"
     post = by_id[every_update[29]["update_id"]]
     assert post.channel_post is not None
+    assert post.channel_post.sender_chat is not None
     assert post.channel_post.sender_chat.id == -1001987654321
     assert post.effective_message is not None
     statuses = [
