@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import typer
@@ -38,7 +38,8 @@ def mentions() -> list[tuple[str, str]]:
 
 
 def walk(words: list[str]) -> Any:
-    command: Any = typer.main.get_command(app)
+    # bot.cli hands out `app` through a module __getattr__ typed `object`.
+    command: Any = typer.main.get_command(cast(typer.Typer, app))
     for word in words:
         subcommands = getattr(command, "commands", None)
         if subcommands is None or word.startswith("-"):
