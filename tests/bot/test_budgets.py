@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from bot.standin import SimUser, TelegramStandIn
 from storage.crypto import ServerKeys
@@ -39,7 +40,11 @@ async def _send_files(standin: TelegramStandIn, user: SimUser, count: int) -> No
         update = standin.send_document(
             user, os.urandom(FILE), file_name=f"scan-{n}.jpg", mime_type="image/jpeg"
         )
-        await eventually(lambda u=update: u["update_id"] in standin.confirmed_update_ids())
+
+        def confirmed(u: dict[str, Any] = update) -> bool:
+            return u["update_id"] in standin.confirmed_update_ids()
+
+        await eventually(confirmed)
 
 
 async def _kept(installation: Installation) -> list[bool]:

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -100,19 +100,28 @@ async def taken_in(
     mother = standin.user(RELATIVE, language_code="en")
     stranger = standin.user(STRANGER, language_code="en")
     async with running_bot(installation, standin):
-        for send in (
+        sends: tuple[Callable[[], dict[str, Any]], ...] = (
             lambda: standin.send_text(mother, "Mum, the tea is warm today"),
             lambda: standin.send_photo(mother, photo, caption=CAPTION),
             lambda: standin.send_text(mother, "at the station"),
-        ):
+        )
+        for send in sends:
             update = send()
-            await eventually(lambda u=update: u["update_id"] in standin.confirmed_update_ids())
+
+            def confirmed(u: dict[str, Any] = update) -> bool:
+                return u["update_id"] in standin.confirmed_update_ids()
+
+            await eventually(confirmed)
         station = update["message"]["message_id"]
         edit = standin.edit_text(mother, station, "at the bus station")
         await eventually(lambda: edit["update_id"] in standin.confirmed_update_ids())
         for text in strangers_texts:
             last = standin.send_text(stranger, text)
-            await eventually(lambda u=last: u["update_id"] in standin.confirmed_update_ids())
+
+            def last_confirmed(u: dict[str, Any] = last) -> bool:
+                return u["update_id"] in standin.confirmed_update_ids()
+
+            await eventually(last_confirmed)
 
 
 async def add_oak_phrase(installation: Installation, phrase: str) -> None:

@@ -182,6 +182,7 @@ async def _forced_checkin(world: World, how: str) -> None:
         await world.taken_in(world.standin.send_text(world.relative, "the tea is warm"))
     else:  # the relative answers "Yes" to "Did this come from them?"
         asked = await _question(world)
+        assert asked.reply_markup is not None
         yes = asked.reply_markup["inline_keyboard"][0][0]["callback_data"]
         await world.taken_in(world.standin.press_button(world.relative, asked.message, yes))
 
@@ -473,6 +474,7 @@ async def test_a_revoked_relatives_yes_records_nothing(world: World) -> None:
             person = await find_person(session, server=server, telegram_id=RELATIVE)
             assert person is not None
             await revoke(session, person=person, role=None, group_id=None, now=utc_now())
+        assert asked.reply_markup is not None
         yes = asked.reply_markup["inline_keyboard"][0][0]["callback_data"]
         await world.taken_in(world.standin.press_button(world.relative, asked.message, yes))
     assert await world.events() == []

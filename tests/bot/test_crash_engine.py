@@ -461,12 +461,16 @@ async def test_sigkill_while_alerts_go_out_loses_none_and_repeats_only_unmarked_
             )
             await bot.start()
             restarted = time.monotonic()
+
+            def alerted_again(before: int = messages_before) -> bool:
+                return alert_messages(standin, chats) > alert_messages_in(
+                    standin.sent[:before], chats
+                )
+
             await wait_until(
                 standin,
                 bot,
-                lambda before=messages_before: (
-                    alert_messages(standin, chats) > alert_messages_in(standin.sent[:before], chats)
-                ),
+                alerted_again,
                 within=CLAIM_FOR.total_seconds() + 60,
                 what="the first alert after the restart",
             )
@@ -491,8 +495,8 @@ async def test_sigkill_while_alerts_go_out_loses_none_and_repeats_only_unmarked_
     # What a kill repeated is at most what was in flight at it: alerts Telegram had taken
     # whose mark was not yet committed (how many messages that was is printed below).
     for record in kills:
-        again = set(keys_in(standin.sent[record.messages_before :], chats)) & record.accepted
-        assert again <= record.window
+        repeated = set(keys_in(standin.sent[record.messages_before :], chats)) & record.accepted
+        assert repeated <= record.window
     # The dead run's claims were released, not waited out.
     assert all(r.first_after < CLAIM_FOR.total_seconds() for r in kills)
     print(

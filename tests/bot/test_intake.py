@@ -70,7 +70,11 @@ async def send_and_wait(
     for update in updates:
         if deleted and "message" in update:
             message_id = update["message"]["message_id"]
-            await eventually(lambda m=message_id: (user.id, m) in standin.deleted)
+
+            def deleted_from_chat(m: int = message_id) -> bool:
+                return (user.id, m) in standin.deleted
+
+            await eventually(deleted_from_chat)
 
 
 async def keeping_messages(
@@ -302,7 +306,7 @@ async def test_start_with_an_invite_enrols_and_every_code_gets_the_same_reply(
         )
         # The code was on the relative's screen: it is gone.
         assert (RELATIVE, good["message"]["message_id"]) in standin.deleted
-    replies = {m.chat_id: [] for m in standin.sent}
+    replies: dict[int, list[str | None]] = {m.chat_id: [] for m in standin.sent}
     for m in standin.sent:
         replies[m.chat_id].append(m.text)
     assert replies[RELATIVE] == [replies[STRANGER][0]]

@@ -12,6 +12,7 @@ import socket
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -103,7 +104,11 @@ async def test_a_changed_meaning_is_not_acted_on_and_admins_are_told_once(
     async with running_bot(installation, standin):
         for _ in range(2):
             update = standin.send_text(relative, f"Mum says: {DURESS}")
-            await eventually(lambda u=update: u["update_id"] in standin.confirmed_update_ids())
+
+            def confirmed(u: dict[str, Any] = update) -> bool:
+                return u["update_id"] in standin.confirmed_update_ids()
+
+            await eventually(confirmed)
         await eventually(
             lambda: any("Integrity warning" in (m.text or "") for m in standin.sent), within=30
         )

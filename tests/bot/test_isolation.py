@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,9 +43,11 @@ async def test_a_chat_under_flood_control_holds_back_no_other_chats_intake(
         for n in range(5):  # each its own getUpdates batch, one after the other
             started = loop.time()
             update = standin.send_text(relative, f"check-in {n}")
-            await eventually(
-                lambda u=update: u["update_id"] in standin.confirmed_update_ids(), within=90
-            )
+
+            def confirmed(u: dict[str, Any] = update) -> bool:
+                return u["update_id"] in standin.confirmed_update_ids()
+
+            await eventually(confirmed, within=90)
             took.append(loop.time() - started)
         # Meanwhile the stranger's chat still waits: nothing was sent there after the 429.
         assert not any(m.chat_id == STRANGER for m in standin.sent)

@@ -225,6 +225,7 @@ async def test_a_relative_of_two_groups_chooses_by_label_after_yes(world: World)
         assert stored["row"].group_id is None
         await press(world, world.of_two, question, 0)  # Yes
         assert question.text == "Which one?"
+        assert question.reply_markup is not None
         buttons = [b["text"] for row in question.reply_markup["inline_keyboard"] for b in row]
         assert buttons == ["1", "2"]  # the labels of the invites, never a codename
         await press(world, world.of_two, question, 1)
@@ -266,6 +267,7 @@ async def test_the_relative_confirms_a_message_came_from_the_group(world: World)
         await eventually(lambda: any(m.reply_markup for m in world.standin.sent))
         question = next(m for m in world.standin.sent if m.reply_markup)
         assert question.text == "Did this come from them?"
+        assert question.reply_markup is not None
         yes = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
         press = world.standin.press_button(world.of_one, question.message, yes)
         await taken_in(world, press)
@@ -409,7 +411,11 @@ async def test_a_strangers_answers_are_recorded_as_nothing(world: World) -> None
         for row, then in ((0, None), (2, 0)):
             mark = len(world.standin.sent)
             await taken_in(world, world.standin.send_text(stranger, "hello", date=SENT))
-            await eventually(lambda at=mark: any(m.reply_markup for m in world.standin.sent[at:]))
+
+            def asked(at: int = mark) -> bool:
+                return any(m.reply_markup for m in world.standin.sent[at:])
+
+            await eventually(asked)
             question = next(m for m in world.standin.sent[mark:] if m.reply_markup)
             assert question.text == "Did this come from them?"  # as a relative's
             await press(world, stranger, question, row)
