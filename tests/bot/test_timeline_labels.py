@@ -14,6 +14,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from bot.i18n import Words
 from bot.timeline import Journey, caption, figure, render, spread
@@ -65,12 +66,12 @@ def bunched() -> Journey:
     )
 
 
-def drawn_texts(fig: Figure) -> list[tuple[str, object]]:
+def drawn_texts(fig: Figure) -> list[tuple[str, Bbox]]:
     """Every visible piece of text and its extent on the canvas, as drawn."""
     canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    renderer = canvas.get_renderer()
-    found = []
+    canvas.draw()  # type: ignore[no-untyped-call]  # backend_agg has no annotations
+    renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]  # as above
+    found: list[tuple[str, Bbox]] = []
     for text in fig.findobj(Text):
         assert isinstance(text, Text)
         if not text.get_visible() or not text.get_text().strip():
@@ -143,12 +144,12 @@ def test_the_axis_and_the_caption_name_the_same_zone(zone: str, abbreviation: st
 def test_the_axis_ticks_are_times_in_the_readers_zone(journey: object, shape: str) -> None:
     assert callable(journey)
     fig = figure(journey(), Words("en", SEOUL))
-    FigureCanvasAgg(fig).draw()
+    FigureCanvasAgg(fig).draw()  # type: ignore[no-untyped-call]  # backend_agg has no annotations
     axes = fig.axes[0]
     ticks = [(t.get_position()[1], t.get_text()) for t in axes.get_yticklabels() if t.get_text()]
     assert len(ticks) >= 3
     for where, label in ticks:
-        moment = mdates.num2date(where)
+        moment = mdates.num2date(where)  # type: ignore[no-untyped-call]  # matplotlib.dates has none
         assert label == moment.astimezone(SEOUL).strftime(shape)
 
 
