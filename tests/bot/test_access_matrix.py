@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import pytest
 import pytest_asyncio
@@ -444,8 +444,8 @@ class Matrix:
                 shot[f"events {groups[group_id].codename} {signal} {source}"] = count
             for a in (await session.exec(select(Acknowledgement))).all():
                 shot[f"ack {a.id}"] = (str(a.flip_id), str(a.person_id), a.kind)
-            for a in (await session.exec(select(GroupAct))).all():
-                shot[f"act {a.id}"] = (a.act, str(a.requested_by), a.outcome)
+            for act in (await session.exec(select(GroupAct))).all():
+                shot[f"act {act.id}"] = (act.act, str(act.requested_by), act.outcome)
             for r in (await session.exec(select(RoleGrant))).all():
                 shot[f"grant {r.id}"] = (str(r.person_id), r.role, r.group_id, r.revoked_at)
             for p in (await session.exec(select(Person))).all():
@@ -996,7 +996,8 @@ def _clear(cell: Cell, seen: Observed) -> None:
     else:
         assert reply == "PINE-7 is cleared: it follows its schedule again from now."
         assert (_pine_after(cell).status, _pine_after(cell).basis) == (Status.OK, "cleared")
-        [(kind, first, outcome)] = acts  # type: ignore[misc]
+        # a snapshot's act is (act, requested_by, outcome): see Matrix.snapshot
+        [(kind, first, outcome)] = cast(list[tuple[object, object, object]], acts)
         assert (kind, outcome) == (ActKind.CLEAR, "confirmed")
         assert first != cell.person
 
