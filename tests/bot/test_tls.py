@@ -22,9 +22,9 @@ def tls() -> Iterator[ModuleType]:
     importlib.reload(bot.tls)
 
 
-def test_the_prepared_context_verifies_as_httpx_would_and_is_shared(
-    tls: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def made_on(tls: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the threads that made the context, one per making."""
     makers: list[str] = []
     make = tls._make
 
@@ -33,11 +33,17 @@ def test_the_prepared_context_verifies_as_httpx_would_and_is_shared(
         make()
 
     monkeypatch.setattr(tls, "_make", watched)
+    return makers
+
+
+def test_the_prepared_context_verifies_as_httpx_would_and_is_shared(
+    tls: ModuleType, made_on: list[str]
+) -> None:
     tls.prepare()
     tls.prepare()  # a second call starts nothing more
     first = tls.context()
     assert tls.context() is first
-    assert makers == ["tls-context"]  # made once, off the main thread
+    assert made_on == ["tls-context"]  # made once, off the main thread
     assert first.verify_mode == ssl.CERT_REQUIRED
     assert first.check_hostname
     assert first.get_ca_certs() == httpx.create_ssl_context().get_ca_certs()
@@ -45,20 +51,13 @@ def test_the_prepared_context_verifies_as_httpx_would_and_is_shared(
 
 
 def test_without_prepare_the_context_is_made_where_it_is_asked_for(
-    tls: ModuleType, monkeypatch: pytest.MonkeyPatch
+    tls: ModuleType, made_on: list[str]
 ) -> None:
-    makers: list[str] = []
-    make = tls._make
-
-    def watched() -> None:
-        makers.append(threading.current_thread().name)
-        make()
-
-    monkeypatch.setattr(tls, "_make", watched)
     context = tls.context()
-    assert makers == [threading.current_thread().name]
+    assert made_on == [threading.current_thread().name]
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert tls.context() is context
+    assert made_on == [threading.current_thread().name]  # not made again
 
 
 def test_a_context_that_cannot_be_made_fails_in_the_thread_that_asks(
