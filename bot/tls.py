@@ -16,6 +16,7 @@ import ssl
 import threading
 from concurrent.futures import Future
 
+import certifi
 import httpx
 
 _made: Future[ssl.SSLContext] = Future()
@@ -32,6 +33,11 @@ def _make() -> None:
 def prepare() -> None:
     """Start making the context in the background (idempotent)."""
     if _started.acquire(blocking=False):
+        # What the thread will import, here in the caller's thread: certifi finds its
+        # bundle (and caches the path) through importlib.resources, whose readers load
+        # at first use, and two threads importing at once can meet each other's
+        # half-made modules. The thread is then left with OpenSSL's work alone.
+        certifi.where()
         threading.Thread(target=_make, name="tls-context", daemon=True).start()
 
 

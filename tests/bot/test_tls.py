@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import importlib
 import ssl
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import httpx
@@ -68,3 +72,36 @@ def test_a_context_that_cannot_be_made_fails_in_the_thread_that_asks(
     for _ in range(2):  # every caller is told, not only the first
         with pytest.raises(FileNotFoundError):
             tls.context()
+
+
+def test_the_thread_imports_nothing(tmp_path: Path) -> None:
+    """Two threads importing at once can meet each other's half-made modules: whatever
+    making the context needs is imported by ``prepare``'s caller, and the thread only
+    asks OpenSSL. A fresh interpreter, as `intake run` is, records who imports what."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        textwrap.dedent(
+            """
+            import sys, threading
+
+            class Witness:
+                seen = []
+
+                def find_spec(self, name, path=None, target=None):
+                    self.seen.append((threading.current_thread().name, name))
+                    return None
+
+            witness = Witness()
+            sys.meta_path.insert(0, witness)
+            from bot import tls
+
+            tls.prepare()
+            tls.context()
+            print(sorted({name for thread, name in witness.seen if thread == "tls-context"}))
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(probe)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
