@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -334,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--photos", default=None, help="save the bot's photos here (default: a temporary folder)"
     )
     args = parser.parse_args(argv)
+    # Ctrl-C stops it, as its banner says, however it was started: a shell script that
+    # starts it in the background starts it with SIGINT ignored, and Python then leaves
+    # it ignored (`intake run` handles its signals itself, for the same reason).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         users = [parse_user(u, args.language) for u in args.user] or [
             SimUser(args.user_id, "Demo", args.language)

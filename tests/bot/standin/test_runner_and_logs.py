@@ -87,3 +87,35 @@ async def test_the_stand_in_serves_other_clients_than_ptb(standin: TelegramStand
         missing = await client.get(f"http://127.0.0.1:{standin.port}/nothing")
     assert reply.json()["result"]["username"] == standin.bot_username
     assert missing.status_code == 404
+
+
+async def test_ctrl_c_stops_the_runner_even_when_it_was_started_with_sigint_ignored() -> None:
+    """A script that starts the runner in the background (``cmd &`` without job control)
+    hands it SIGINT ignored; the banner's "Ctrl-C stops." holds all the same."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited across exec
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.standin",
+            "--port",
+            "0",
+            "--no-state",
+            cwd=REPO,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert proc.stdout is not None
+    try:
+        line = b""
+        while b"Ctrl-C stops." not in line:
+            line = await asyncio.wait_for(proc.stdout.readline(), 10)
+            assert line, "the runner ended before it was ready"
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
