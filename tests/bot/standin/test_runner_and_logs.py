@@ -43,17 +43,18 @@ async def test_the_stand_in_logs_no_text_no_identifier_and_no_token(
         assert record.levelno <= logging.DEBUG or record.name != "bot.standin"
 
 
-async def test_the_runner_prints_its_urls_and_sends_typed_lines() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.standin",
-        "--port",
-        "0",
+async def start_runner(*options: str) -> asyncio.subprocess.Process:
+    """``python -m bot.standin --port 0``, its stdin and stdout piped to the test."""
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bot.standin", "--port", "0", *options),
         cwd=REPO,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
+
+
+async def test_the_runner_prints_its_urls_and_sends_typed_lines() -> None:
+    proc = await start_runner()
     assert proc.stdin is not None
     assert proc.stdout is not None
     try:
@@ -94,17 +95,7 @@ async def test_ctrl_c_stops_the_runner_even_when_it_was_started_with_sigint_igno
     hands it SIGINT ignored; the banner's "Ctrl-C stops." holds all the same."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited across exec
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.standin",
-            "--port",
-            "0",
-            "--no-state",
-            cwd=REPO,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
+        proc = await start_runner("--no-state")
     finally:
         signal.signal(signal.SIGINT, previous)
     assert proc.stdout is not None
