@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from bot.standin import SimUser, TelegramStandIn
 from storage.crypto import ServerKeys
@@ -41,10 +40,7 @@ async def _send_files(standin: TelegramStandIn, user: SimUser, count: int) -> No
             user, os.urandom(FILE), file_name=f"scan-{n}.jpg", mime_type="image/jpeg"
         )
 
-        def confirmed(u: dict[str, Any] = update) -> bool:
-            return u["update_id"] in standin.confirmed_update_ids()
-
-        await eventually(confirmed)
+        await standin.wait_confirmed([update["update_id"]], within=15)
 
 
 async def _kept(installation: Installation) -> list[bool]:

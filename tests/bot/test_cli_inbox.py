@@ -108,20 +108,14 @@ async def taken_in(
         for send in sends:
             update = send()
 
-            def confirmed(u: dict[str, Any] = update) -> bool:
-                return u["update_id"] in standin.confirmed_update_ids()
-
-            await eventually(confirmed)
+            await standin.wait_confirmed([update["update_id"]], within=15)
         station = update["message"]["message_id"]
         edit = standin.edit_text(mother, station, "at the bus station")
         await eventually(lambda: edit["update_id"] in standin.confirmed_update_ids())
         for text in strangers_texts:
             last = standin.send_text(stranger, text)
 
-            def last_confirmed(u: dict[str, Any] = last) -> bool:
-                return u["update_id"] in standin.confirmed_update_ids()
-
-            await eventually(last_confirmed)
+            await standin.wait_confirmed([last["update_id"]], within=15)
 
 
 async def add_oak_phrase(installation: Installation, phrase: str) -> None:

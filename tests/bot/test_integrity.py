@@ -12,7 +12,6 @@ import socket
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -105,10 +104,7 @@ async def test_a_changed_meaning_is_not_acted_on_and_admins_are_told_once(
         for _ in range(2):
             update = standin.send_text(relative, f"Mum says: {DURESS}")
 
-            def confirmed(u: dict[str, Any] = update) -> bool:
-                return u["update_id"] in standin.confirmed_update_ids()
-
-            await eventually(confirmed)
+            await standin.wait_confirmed([update["update_id"]], within=15)
         await eventually(
             lambda: any("Integrity warning" in (m.text or "") for m in standin.sent), within=30
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -44,10 +43,7 @@ async def test_a_chat_under_flood_control_holds_back_no_other_chats_intake(
             started = loop.time()
             update = standin.send_text(relative, f"check-in {n}")
 
-            def confirmed(u: dict[str, Any] = update) -> bool:
-                return u["update_id"] in standin.confirmed_update_ids()
-
-            await eventually(confirmed, within=90)
+            await standin.wait_confirmed([update["update_id"]], within=90)
             took.append(loop.time() - started)
         # Meanwhile the stranger's chat still waits: nothing was sent there after the 429.
         assert not any(m.chat_id == STRANGER for m in standin.sent)
