@@ -28,8 +28,8 @@ activists. Then:
    bot learns of them as it would of an ``intake`` command's writes (NOTIFY, or the watch
    on the SQLite file). The time until polling is the start-up figure (aim ≤ 0.8 s), with
    the bot's own modules compiled to bytecode as an installation has them. Before this phase
-   the set-up's writes are flushed to disk (``os.sync``), so that the kernel's writeback of
-   them does not land in the timed window;
+   the set-up's writes are put on disk (``settle_writes``: a PostgreSQL CHECKPOINT, then
+   ``os.sync``), so that their writeback does not land in the timed window;
 4. memory: the bot process's VmHWM and VmRSS (/proc/PID/status) at the end (after the
    bursts; at rest it is bench/idle.py's figure);
 5. digests: ``--digest-alerts`` groups silent at one moment, watched by
