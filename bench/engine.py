@@ -77,8 +77,8 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.session import AsyncSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from intake_throughput import child_env, cpu_seconds, fresh_database
@@ -370,7 +370,7 @@ async def idle_and_due(
         codenames = [f"W-{n:06d}" for n in range(0, groups, max(1, groups // due))][:due]
         await connection.execute(
             sa.update(Group)
-            .where(col(Group.codename).in_(codenames))
+            .where(Group.codename.in_(codenames))
             .values(
                 status=Status.LATE,
                 status_since=last + INTERVAL,
@@ -452,9 +452,9 @@ async def silent_flips(sessions: async_sessionmaker[AsyncSession]) -> dict[str, 
     """When a pass wrote each live group's SILENT flip, by codename."""
     async with sessions() as session:
         rows = await (await session.connection()).execute(
-            sa.select(col(Group.codename), col(Flip.recorded_at))
-            .join(Flip, col(Flip.group_id) == col(Group.id))
-            .where(col(Flip.to_status) == Status.SILENT, ~col(Group.codename).startswith("W-"))
+            sa.select(Group.codename, Flip.recorded_at)
+            .join(Flip, Flip.group_id == Group.id)
+            .where(Flip.to_status == Status.SILENT, ~Group.codename.startswith("W-"))
         )
         return {codename: recorded_at for codename, recorded_at in rows.all()}
 
@@ -463,9 +463,9 @@ async def flip_counts(sessions: async_sessionmaker[AsyncSession]) -> dict[str, i
     """How many SILENT flips each live group has (one, if no process doubled it)."""
     async with sessions() as session:
         rows = await (await session.connection()).execute(
-            sa.select(col(Group.codename), sa.func.count())
-            .join(Flip, col(Flip.group_id) == col(Group.id))
-            .where(col(Flip.to_status) == Status.SILENT, ~col(Group.codename).startswith("W-"))
+            sa.select(Group.codename, sa.func.count())
+            .join(Flip, Flip.group_id == Group.id)
+            .where(Flip.to_status == Status.SILENT, ~Group.codename.startswith("W-"))
             .group_by(Group.codename)
         )
         return {codename: count for codename, count in rows.all()}

@@ -53,8 +53,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.session import AsyncSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine import GRACE, INTERVAL, execute, group_row, install, memory_mb, populate
@@ -206,7 +206,7 @@ def intake_idle(
             return False
         async with sessions() as session:
             flipped = await (await session.connection()).execute(
-                sa.select(sa.func.count()).select_from(Flip).where(col(Flip.group_id) == sentinel)
+                sa.select(sa.func.count()).select_from(Flip).where(Flip.group_id == sentinel)
             )
             return bool(flipped.scalar_one())
 

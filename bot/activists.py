@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -29,6 +28,7 @@ from storage import audit
 from storage.alerts import acknowledge
 from storage.models import AckKind, ActKind, Alert, Flip, Group, Person, Role, RoleGrant
 from storage.people import display_name, find_person, live_grants, pseudonym
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)

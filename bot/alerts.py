@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
@@ -43,6 +42,7 @@ from storage.db import READ_ONLY
 from storage.legs import leg_name
 from storage.models import Alert, AlertPurpose, Flip, Group, Leg, Person, Status
 from storage.people import chat_id_of, display_name
+from storage.session import AsyncSession
 
 log = logging.getLogger(__name__)
 DIGEST_OVER = 3
@@ -550,7 +550,7 @@ async def _legs(
     on_a_leg = {g.id: g.current_leg for g in groups if g.current_leg is not None}
     if not on_a_leg:
         return {}
-    rows = await session.exec(select(Leg).where(col(Leg.group_id).in_(list(on_a_leg))))
+    rows = await session.exec(select(Leg).where(Leg.group_id.in_(list(on_a_leg))))
     return {
         leg.group_id: leg_name(server, leg)
         for leg in rows.all()
@@ -575,7 +575,7 @@ async def _facts(session: AsyncSession, item: Taken, *, legs: Mapping[uuid.UUID,
                 Flip.group_id == group.id,
                 Flip.to_status == flip.to_status,
                 Flip.id != flip.id,
-                col(Flip.recorded_at) <= flip.recorded_at,
+                Flip.recorded_at <= flip.recorded_at,
             )
         )
         again = before.first() is not None
@@ -729,7 +729,7 @@ async def _unreachable(
 ) -> None:
     async with sessions() as session, session.begin():
         person = await session.get(Person, person_id)
-        alerts = (await session.exec(select(Alert).where(col(Alert.id).in_(alert_ids)))).all()
+        alerts = (await session.exec(select(Alert).where(Alert.id.in_(alert_ids)))).all()
         if person is None:
             return
         await mark_unreachable(

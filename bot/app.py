@@ -15,8 +15,8 @@ import signal
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import select
 from telegram import Update
 from telegram.error import (
     Conflict,

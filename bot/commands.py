@@ -21,8 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -41,6 +40,7 @@ from storage.groups import find_group
 from storage.legs import find_leg, leg_name, legs_of
 from storage.models import ActKind, Flip, Group, Leg, Person, Role, RoleGrant, Status
 from storage.people import find_person, pseudonym
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 
 if TYPE_CHECKING:  # matplotlib loads only when someone asks for a picture
@@ -113,9 +113,9 @@ Action = Callable[[Call], Awaitable[str | Picture]]
 
 
 async def _status(call: Call) -> str:
-    query = select(Group).where(col(Group.shredded_at).is_(None)).order_by(col(Group.codename))
+    query = select(Group).where(Group.shredded_at.is_(None)).order_by(Group.codename)
     if not call.all_groups:
-        query = query.where(col(Group.id).in_(call.groups))
+        query = query.where(Group.id.in_(call.groups))
     groups = (await call.session.exec(query)).all()
     if not groups:
         return call._(texts.NO_GROUPS)
@@ -140,7 +140,7 @@ async def _current_legs(call: Call, groups: Sequence[Group]) -> dict[uuid.UUID, 
     at = {g.id: g.current_leg for g in groups if g.current_leg is not None}
     if not at:
         return {}
-    legs = await call.session.exec(select(Leg).where(col(Leg.group_id).in_(list(at))))
+    legs = await call.session.exec(select(Leg).where(Leg.group_id.in_(list(at))))
     return {leg.group_id: leg for leg in legs.all() if at[leg.group_id] == leg.position}
 
 
@@ -163,7 +163,7 @@ async def _group(call: Call) -> str:
         lines.append(call._(texts.NEXT_CHANGE).format(local=call.local(following)))
     last_flip = (
         await call.session.exec(
-            select(Flip).where(Flip.group_id == group.id).order_by(col(Flip.recorded_at).desc())
+            select(Flip).where(Flip.group_id == group.id).order_by(Flip.recorded_at.desc())
         )
     ).first()
     if last_flip is not None and last_flip.to_status in (Status.SILENT, Status.DETAINED):
@@ -470,8 +470,8 @@ async def watches(session: AsyncSession, *, person_id: uuid.UUID) -> bool:
     result = await session.exec(
         select(RoleGrant.id).where(
             RoleGrant.person_id == person_id,
-            col(RoleGrant.role).in_([Role.ACTIVIST, Role.ADMIN]),
-            col(RoleGrant.revoked_at).is_(None),
+            RoleGrant.role.in_([Role.ACTIVIST, Role.ADMIN]),
+            RoleGrant.revoked_at.is_(None),
         )
     )
     return result.first() is not None
@@ -482,8 +482,8 @@ async def role_of(session: AsyncSession, *, person_id: uuid.UUID) -> str | None:
     result = await session.exec(
         select(RoleGrant.role).where(
             RoleGrant.person_id == person_id,
-            col(RoleGrant.role).in_([Role.ACTIVIST, Role.ADMIN]),
-            col(RoleGrant.revoked_at).is_(None),
+            RoleGrant.role.in_([Role.ACTIVIST, Role.ADMIN]),
+            RoleGrant.revoked_at.is_(None),
         )
     )
     roles = set(result.all())
@@ -496,9 +496,7 @@ async def _grants(session: AsyncSession, person: Person | None) -> list[RoleGran
     if person is None:
         return []
     result = await session.exec(
-        select(RoleGrant).where(
-            RoleGrant.person_id == person.id, col(RoleGrant.revoked_at).is_(None)
-        )
+        select(RoleGrant).where(RoleGrant.person_id == person.id, RoleGrant.revoked_at.is_(None))
     )
     return list(result.all())
 

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from bot import texts
 from bot.alerts import CLEAR as CLEAR_BUTTON
@@ -41,6 +40,7 @@ from storage.models import Group, IdentifierKind, Message, Role, Signal, Status
 from storage.operators import add_operator
 from storage.people import create_invite
 from storage.sealing import Keyring
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from storage.trust import OperatorIdentity, Signers, bind_installation, signers_path
 
@@ -465,7 +465,7 @@ async def _operator_reads(cast: Cast, tell: Narration) -> None:
             engine, secret=cast.settings.server_secret_bytes(), config_dir=cast.settings.config_dir
         )
         keyring = await Keyring.for_key(session, cast.key)
-        rows = (await session.exec(select(Message).order_by(col(Message.received_at)))).all()
+        rows = (await session.exec(select(Message).order_by(Message.received_at))).all()
         tell(
             f"The operator opens the sealed inbox with the key file and the passphrase "
             f'"{DEMO_PASSPHRASE}": {len(rows)} messages.'

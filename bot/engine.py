@@ -26,10 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.deadlines import evaluate, transitions
 from storage.alerts import (
@@ -42,6 +40,7 @@ from storage.alerts import (
 )
 from storage.checkins import new_flip
 from storage.models import Flip, Group, Leg
+from storage.session import AsyncSession
 
 log = logging.getLogger(__name__)
 # How far a pass reaches at once; what is left is taken by the next pass.
@@ -183,8 +182,8 @@ async def _flip_due(
 async def _due_groups(session: AsyncSession, *, now: datetime, skip_locked: bool) -> list[Group]:
     query = (
         select(Group)
-        .where(col(Group.next_transition_at) <= now, col(Group.shredded_at).is_(None))
-        .order_by(col(Group.next_transition_at))
+        .where(Group.next_transition_at <= now, Group.shredded_at.is_(None))
+        .order_by(Group.next_transition_at)
         .limit(BATCH)
     )
     if skip_locked:
@@ -196,7 +195,7 @@ async def _current_legs(session: AsyncSession, groups: Sequence[Group]) -> dict[
     on_a_leg = {g.id: g.current_leg for g in groups if g.current_leg is not None}
     if not on_a_leg:
         return {}
-    legs = await session.exec(select(Leg).where(col(Leg.group_id).in_(list(on_a_leg))))
+    legs = await session.exec(select(Leg).where(Leg.group_id.in_(list(on_a_leg))))
     return {leg.group_id: leg for leg in legs.all() if on_a_leg.get(leg.group_id) == leg.position}
 
 

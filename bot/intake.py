@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, MaybeInaccessibleMessage, Update
 from telegram import Message as TelegramMessage
 from telegram.error import BadRequest
@@ -75,6 +74,7 @@ from storage.people import (
     roles_among,
 )
 from storage.sealing import active_operators
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from storage.updates import mark_all_processed, processed_among
 

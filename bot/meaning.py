@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from bot.linking import Evidence, decide
 from bot.phones import phone_numbers_in
 from bot.phrases import fold, match_phrases, possible_detention, strongest_phrase
@@ -35,6 +33,7 @@ from storage.crypto import ServerKeys
 from storage.identifiers import BadIdentifier
 from storage.members import members_with
 from storage.models import Group, IdentifierKind, LinkReason, Message, OriginKind, Person, Signal
+from storage.session import AsyncSession
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,7 @@ from matplotlib import font_manager
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from bot import texts
 from bot.i18n import Words, _, pgettext_, zone_abbreviation
@@ -50,6 +49,7 @@ from storage.models import (
     Signal,
     Status,
 )
+from storage.session import AsyncSession
 
 COLOURS = {
     Status.PENDING: "#bbbbbb",
@@ -113,16 +113,12 @@ async def gather(
     activists and admins); without, numbered."""
     events = (
         await session.exec(
-            select(CheckinEvent)
-            .where(CheckinEvent.group_id == group.id)
-            .order_by(col(CheckinEvent.at))
+            select(CheckinEvent).where(CheckinEvent.group_id == group.id).order_by(CheckinEvent.at)
         )
     ).all()
     flips = (
         await session.exec(
-            select(Flip)
-            .where(Flip.group_id == group.id)
-            .order_by(col(Flip.at), col(Flip.recorded_at))
+            select(Flip).where(Flip.group_id == group.id).order_by(Flip.at, Flip.recorded_at)
         )
     ).all()
     legs = (await session.exec(select(Leg).where(Leg.group_id == group.id))).all()
@@ -131,7 +127,7 @@ async def gather(
     first_alerts = (
         await session.exec(
             select(Alert.flip_id, Alert.created_at).where(
-                col(Alert.flip_id).in_(flip_ids), Alert.purpose == AlertPurpose.ALERT
+                Alert.flip_id.in_(flip_ids), Alert.purpose == AlertPurpose.ALERT
             )
         )
     ).all()
@@ -141,8 +137,8 @@ async def gather(
     acknowledged = (
         await session.exec(
             select(Acknowledgement.at)
-            .where(col(Acknowledgement.flip_id).in_(flip_ids))
-            .order_by(col(Acknowledgement.at))
+            .where(Acknowledgement.flip_id.in_(flip_ids))
+            .order_by(Acknowledgement.at)
         )
     ).all()
     checkins = tuple(e.at for e in events if counts_as_checkin(e) and not e.after_report)

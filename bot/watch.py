@@ -33,8 +33,8 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -534,7 +534,7 @@ async def _absence(
         state = await session.get(WatchState, ALIVE)
         drained = (
             await session.exec(
-                select(sa.func.count()).where(col(ProcessedUpdate.processed_at) >= started_at)
+                select(sa.func.count()).where(ProcessedUpdate.processed_at >= started_at)
             )
         ).one()
         people = [p for p in [await session.get(Person, i) for i in await admins(session)] if p]

@@ -16,15 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased, load_only
 from sqlalchemy.orm.strategy_options import _AbstractLoad
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
-from sqlmodel import SQLModel, col, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import Select
 
 from storage.crypto import Binding, ServerKeys
 from storage.models import (
@@ -33,6 +31,7 @@ from storage.models import (
     Alert,
     AlertPurpose,
     AlertState,
+    Base,
     Flip,
     Group,
     Person,
@@ -40,6 +39,7 @@ from storage.models import (
     RoleGrant,
     Status,
 )
+from storage.session import AsyncSession
 
 # Tier 1 tells the group's own activists; tier 2 every activist and admin.
 TIER_OF = {Status.SILENT: 1, Status.DETAINED: 2}
@@ -61,9 +61,9 @@ def about_of(server: ServerKeys, alert: Alert) -> str | None:
 
 async def audience(session: AsyncSession, *, group_id: uuid.UUID, tier: int) -> list[uuid.UUID]:
     """The people an alert of ``tier`` about a group goes to, in a stable order."""
-    live = col(RoleGrant.revoked_at).is_(None)
+    live = RoleGrant.revoked_at.is_(None)
     own = (RoleGrant.role == Role.ACTIVIST) & (RoleGrant.group_id == group_id)
-    everyone = col(RoleGrant.role).in_([Role.ACTIVIST, Role.ADMIN])
+    everyone = RoleGrant.role.in_([Role.ACTIVIST, Role.ADMIN])
     result = await session.exec(
         select(RoleGrant.person_id).where(live, own if tier == 1 else everyone).distinct()
     )
@@ -77,7 +77,7 @@ async def admins(session: AsyncSession) -> list[uuid.UUID]:
     # a plain scan of the table takes 15 ms.
     result = await session.exec(
         select(RoleGrant.person_id).where(
-            RoleGrant.role == Role.ADMIN, col(RoleGrant.revoked_at).is_(None)
+            RoleGrant.role == Role.ADMIN, RoleGrant.revoked_at.is_(None)
         )
     )
     return sorted(set(result.all()))
@@ -133,9 +133,9 @@ async def enqueue_for_flips(
         # A new flip ends the reminders of the ones before it.
         await session.exec(
             update(Flip)
-            .where(col(Flip.group_id).in_(group_ids))
-            .where(col(Flip.id).not_in([f.id for f, _ in flips]))
-            .where(col(Flip.next_reminder_at).is_not(None))
+            .where(Flip.group_id.in_(group_ids))
+            .where(Flip.id.not_in([f.id for f, _ in flips]))
+            .where(Flip.next_reminder_at.is_not(None))
             .values(next_reminder_at=None)
             # The flips in this session are new or unaffected: no need to scan them.
             .execution_options(synchronize_session=False)
@@ -203,9 +203,9 @@ async def _own_activists(
     result = await session.exec(
         select(RoleGrant.group_id, RoleGrant.person_id)
         .where(
-            col(RoleGrant.group_id).in_(group_ids),
+            RoleGrant.group_id.in_(group_ids),
             RoleGrant.role == Role.ACTIVIST,
-            col(RoleGrant.revoked_at).is_(None),
+            RoleGrant.revoked_at.is_(None),
         )
         .distinct()
     )
@@ -224,20 +224,20 @@ async def alerted_since_last_clear(
         select(sa.func.max(Flip.recorded_at))
         .where(
             Flip.group_id == group_id,
-            col(Flip.to_status).in_(list(CLEARING)),
+            Flip.to_status.in_(list(CLEARING)),
             Flip.id != before.id,
         )
         .scalar_subquery()
     )
     result = await session.exec(
         select(Alert.recipient_id)
-        .join(Flip, col(Flip.id) == col(Alert.flip_id))
+        .join(Flip, Flip.id == Alert.flip_id)
         .where(
             Flip.group_id == group_id,
             Flip.id != before.id,
-            col(Alert.purpose).in_([AlertPurpose.ALERT, AlertPurpose.REMINDER]),
+            Alert.purpose.in_([AlertPurpose.ALERT, AlertPurpose.REMINDER]),
             _still_watching(),
-            sa.or_(last_clear.is_(None), col(Flip.recorded_at) >= last_clear),
+            sa.or_(last_clear.is_(None), Flip.recorded_at >= last_clear),
         )
         .distinct()
     )
@@ -279,8 +279,8 @@ def plan_reminder(
 async def due_reminders(session: AsyncSession, *, now: datetime, limit: int) -> Sequence[Flip]:
     result = await session.exec(
         select(Flip)
-        .where(col(Flip.next_reminder_at) <= now)
-        .order_by(col(Flip.next_reminder_at))
+        .where(Flip.next_reminder_at <= now)
+        .order_by(Flip.next_reminder_at)
         .limit(limit)
     )
     return result.all()
@@ -292,7 +292,7 @@ async def last_round(session: AsyncSession, *, flip: Flip) -> tuple[int, datetim
         await session.exec(
             select(sa.func.max(Alert.round), sa.func.max(Alert.created_at)).where(
                 Alert.flip_id == flip.id,
-                col(Alert.purpose).in_([AlertPurpose.ALERT, AlertPurpose.REMINDER]),
+                Alert.purpose.in_([AlertPurpose.ALERT, AlertPurpose.REMINDER]),
             )
         )
     ).one()
@@ -306,9 +306,9 @@ def _still_watching() -> sa.ColumnElement[bool]:
     live = (
         select(RoleGrant.id)
         .where(
-            col(RoleGrant.person_id) == col(Alert.recipient_id),
-            col(RoleGrant.role).in_([Role.ACTIVIST, Role.ADMIN]),
-            col(RoleGrant.revoked_at).is_(None),
+            RoleGrant.person_id == Alert.recipient_id,
+            RoleGrant.role.in_([Role.ACTIVIST, Role.ADMIN]),
+            RoleGrant.revoked_at.is_(None),
         )
         .exists()
     )
@@ -331,7 +331,7 @@ async def watchers(session: AsyncSession, *, group_id: uuid.UUID) -> list[uuid.U
     people |= set((await _own_activists(session, [group_id])).get(group_id, []))
     last = (
         await session.exec(
-            select(Flip).where(Flip.group_id == group_id).order_by(col(Flip.recorded_at).desc())
+            select(Flip).where(Flip.group_id == group_id).order_by(Flip.recorded_at.desc())
         )
     ).first()
     if last is not None:
@@ -350,7 +350,7 @@ async def _rounds_of(session: AsyncSession, *, flip_id: uuid.UUID, purpose: Aler
 
 
 async def latest_flip(session: AsyncSession, *, group_id: uuid.UUID) -> Flip | None:
-    query = select(Flip).where(Flip.group_id == group_id).order_by(col(Flip.recorded_at).desc())
+    query = select(Flip).where(Flip.group_id == group_id).order_by(Flip.recorded_at.desc())
     return (await session.exec(query)).first()
 
 
@@ -388,7 +388,7 @@ async def cancel_pending(session: AsyncSession, *, person_id: uuid.UUID, now: da
     """Drop the unsent alerts to someone whose role was revoked."""
     result = await session.exec(
         update(Alert)
-        .where(col(Alert.recipient_id) == person_id, col(Alert.state) == AlertState.PENDING)
+        .where(Alert.recipient_id == person_id, Alert.state == AlertState.PENDING)
         .values(state=AlertState.FAILED, claimed_until=None, last_error="revoked")
         .execution_options(synchronize_session=False)
     )
@@ -411,7 +411,7 @@ async def apply_reminder(
     """
     claimed = await session.exec(
         update(Flip)
-        .where(col(Flip.id) == flip.id, col(Flip.next_reminder_at) == expected)
+        .where(Flip.id == flip.id, Flip.next_reminder_at == expected)
         .values(
             next_reminder_at=plan.next_reminder_at,
             escalated_at=now if plan.escalate else Flip.escalated_at,
@@ -469,7 +469,7 @@ async def acknowledge(
     first = (
         await session.exec(
             update(Flip)
-            .where(col(Flip.id) == flip.id, col(Flip.acknowledged_at).is_(None))
+            .where(Flip.id == flip.id, Flip.acknowledged_at.is_(None))
             .values(acknowledged_at=now, next_reminder_at=None)
         )
     ).rowcount == 1
@@ -505,9 +505,9 @@ class Taken:
 
 def _due(now: datetime | sa.BindParameter[Any]) -> sa.ColumnElement[bool]:
     return sa.and_(
-        col(Alert.state) == AlertState.PENDING,
-        col(Alert.next_attempt_at) <= now,
-        sa.or_(col(Alert.claimed_until).is_(None), col(Alert.claimed_until) < now),
+        Alert.state == AlertState.PENDING,
+        Alert.next_attempt_at <= now,
+        sa.or_(Alert.claimed_until.is_(None), Alert.claimed_until < now),
     )
 
 
@@ -561,7 +561,7 @@ def _none_of_postgresql(element: _NoneOf, compiler: SQLCompiler, **kw: Any) -> s
     return f"{column} <> ALL ({ids})"
 
 
-_Taking = Select[Alert, Flip, Group, Person]
+_Taking = sa.Select[Alert, Flip, Group, Person]
 _ALERTS = sa.inspect(Alert).local_table
 
 
@@ -574,17 +574,17 @@ def _chosen() -> sa.ColumnElement[bool]:
         _NoneOf(_ALERTS.c.id, sa.bindparam("besides", type_=_Ids())),
     )
     recipients = (
-        select(col(Alert.recipient_id))
+        select(Alert.recipient_id)
         .where(due)
-        .group_by(col(Alert.recipient_id))
+        .group_by(Alert.recipient_id)
         .order_by(sa.func.min(Alert.next_attempt_at))
         .limit(sa.bindparam("limit", type_=sa.Integer))
         .scalar_subquery()
     )
-    return sa.and_(due, col(Alert.recipient_id).in_(recipients))
+    return sa.and_(due, Alert.recipient_id.in_(recipients))
 
 
-def _only(model: type[SQLModel], *names: str) -> _AbstractLoad:
+def _only(model: type[Base], *names: str) -> _AbstractLoad:
     """Load only these columns of ``model``; reading another raises (not a lazy load,
     which the async session cannot do)."""
     return load_only(*(getattr(model, name) for name in names), raiseload=True)
@@ -593,11 +593,11 @@ def _only(model: type[SQLModel], *names: str) -> _AbstractLoad:
 def _taking(alert: type[Alert], chosen: sa.ColumnElement[bool]) -> _Taking:
     return (
         select(alert, Flip, Group, Person)
-        .join(Flip, col(Flip.id) == alert.flip_id)
-        .join(Group, col(Group.id) == col(Flip.group_id))
-        .join(Person, col(Person.id) == alert.recipient_id)
+        .join(Flip, Flip.id == alert.flip_id)
+        .join(Group, Group.id == Flip.group_id)
+        .join(Person, Person.id == alert.recipient_id)
         .where(chosen)
-        .order_by(col(alert.next_attempt_at), col(alert.created_at))
+        .order_by(alert.next_attempt_at, alert.created_at)
         # Only what a message says and where it goes (``Taken``): a group's other 19
         # columns (its public key among them) were a third of reading a burst.
         .options(
@@ -615,10 +615,10 @@ def _read_statement() -> _Taking:
 def _claim_statement() -> _Taking:
     """``take_due`` with a claim on PostgreSQL: the claim and the read in one statement
     (a data-modifying CTE); rows another sender is claiming are skipped."""
-    ids = select(col(Alert.id)).where(_chosen()).with_for_update(skip_locked=True)
+    ids = select(Alert.id).where(_chosen()).with_for_update(skip_locked=True)
     claiming = (
         sa.update(Alert)
-        .where(col(Alert.id).in_(ids.scalar_subquery()))
+        .where(Alert.id.in_(ids.scalar_subquery()))
         .values(
             claimed_until=sa.bindparam("until", type_=_ALERTS.c.claimed_until.type),
             claimed_by=sa.bindparam("run_id", type_=_ALERTS.c.claimed_by.type),
@@ -670,12 +670,12 @@ async def take_due(
         # SQLite has no UPDATE in a CTE: the ids it claims, then the read.
         claiming = (
             sa.update(Alert)
-            .where(col(Alert.id).in_(select(col(Alert.id)).where(_chosen()).scalar_subquery()))
+            .where(Alert.id.in_(select(Alert.id).where(_chosen()).scalar_subquery()))
             .values(claimed_until=now + CLAIM_FOR, claimed_by=run_id)
-            .returning(col(Alert.id))
+            .returning(Alert.id)
         )
         claimed = (await session.execute(claiming, params)).scalars().all()
-        statement = _taking(Alert, col(Alert.id).in_(list(claimed)))
+        statement = _taking(Alert, Alert.id.in_(list(claimed)))
         params = {}
     rows = await session.execute(statement, params)
     return [Taken(*row) for row in rows.all()]
@@ -686,7 +686,7 @@ async def mark_sent(
 ) -> None:
     await session.exec(
         update(Alert)
-        .where(col(Alert.id).in_(alert_ids))
+        .where(Alert.id.in_(alert_ids))
         .values(
             state=AlertState.SENT,
             sent_at=now,
@@ -703,7 +703,7 @@ async def retry_later(
 ) -> None:
     await session.exec(
         update(Alert)
-        .where(col(Alert.id).in_(alert_ids))
+        .where(Alert.id.in_(alert_ids))
         .values(
             next_attempt_at=at,
             claimed_until=None,
@@ -728,7 +728,7 @@ async def mark_unreachable(
     tell the admins (unless the unreachable one is the only admin left)."""
     await session.exec(
         update(Alert)
-        .where(col(Alert.id).in_([a.id for a in alerts]))
+        .where(Alert.id.in_([a.id for a in alerts]))
         .values(
             state=AlertState.UNREACHABLE, claimed_until=None, claimed_by=None, last_error=error[:64]
         )

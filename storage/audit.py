@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage.crypto import ServerKeys, digests_equal, sha256
 from storage.models import AuditEvent
+from storage.session import AsyncSession
 from storage.trust import installation_of
 
 GENESIS = bytes(32)
@@ -103,10 +103,8 @@ async def append(
     server = _key(session)
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK)))  # type: ignore[call-overload]
-    head = (
-        await session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1))
-    ).first()
+        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK)))
+    head = (await session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))).first()
     seq = 1 if head is None else head.seq + 1
     prev = GENESIS if head is None else head.hash
     text = json.dumps(
@@ -201,9 +199,7 @@ def recorded_checkpoints(path: Path) -> list[Checkpoint]:
 
 async def head(session: AsyncSession) -> ChainHead:
     """The last entry as stored (unverified: what a checkpoint records)."""
-    last = (
-        await session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1))
-    ).first()
+    last = (await session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))).first()
     return ChainHead(seq=0, hash=GENESIS) if last is None else ChainHead(last.seq, last.hash)
 
 
@@ -211,7 +207,7 @@ async def local_ids(session: AsyncSession) -> set[str]:
     """The ``local_id`` of every entry that names one (operators' reads, which are
     also kept in the operator's local audit file)."""
     rows = await session.exec(
-        select(AuditEvent.details).where(col(AuditEvent.details).contains('"local_id"'))
+        select(AuditEvent.details).where(AuditEvent.details.contains('"local_id"'))
     )
     found = set()
     for text in rows.all():
@@ -246,7 +242,7 @@ async def verify(
         if one.head.seq:
             wanted.setdefault(one.head.seq, []).append(one)
     prev, seq, legacy, keyed = GENESIS, 0, 0, False
-    result = await session.stream(select(AuditEvent).order_by(col(AuditEvent.seq)))
+    result = await session.stream(select(AuditEvent).order_by(AuditEvent.seq))
     async for (event,) in result:
         seq += 1
         if on_entry is not None:

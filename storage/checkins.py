@@ -12,8 +12,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlmodel import col, delete, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import delete, select
 
 from storage.alerts import enqueue_for_flips, enqueue_notice, latest_flip, watchers
 from storage.models import (
@@ -30,6 +29,7 @@ from storage.models import (
     Signal,
     Status,
 )
+from storage.session import AsyncSession
 
 # The signals that show the group was alive and free when the message was sent.
 CHECKIN_SIGNALS = frozenset({Signal.CHECKIN, Signal.STAGE})
@@ -45,14 +45,14 @@ async def forwarder_groups(session: AsyncSession, *, person_id: uuid.UUID) -> li
     """The groups a person forwards for (their relative invites)."""
     result = await session.exec(
         select(Group)
-        .join(RoleGrant, col(RoleGrant.group_id) == col(Group.id))
+        .join(RoleGrant, RoleGrant.group_id == Group.id)
         .where(
             RoleGrant.person_id == person_id,
             RoleGrant.role == Role.RELATIVE,
-            col(RoleGrant.revoked_at).is_(None),
-            col(Group.shredded_at).is_(None),
+            RoleGrant.revoked_at.is_(None),
+            Group.shredded_at.is_(None),
         )
-        .order_by(col(Group.codename))
+        .order_by(Group.codename)
     )
     return list(result.unique().all())
 
@@ -65,14 +65,14 @@ async def forwarder_labels(
     Never the codename, which must not appear in a relative's chat."""
     result = await session.exec(
         select(RoleGrant, Group)
-        .join(Group, col(RoleGrant.group_id) == col(Group.id))
+        .join(Group, RoleGrant.group_id == Group.id)
         .where(
             RoleGrant.person_id == person_id,
             RoleGrant.role == Role.RELATIVE,
-            col(RoleGrant.revoked_at).is_(None),
-            col(Group.shredded_at).is_(None),
+            RoleGrant.revoked_at.is_(None),
+            Group.shredded_at.is_(None),
         )
-        .order_by(col(RoleGrant.granted_at), col(RoleGrant.id))
+        .order_by(RoleGrant.granted_at, RoleGrant.id)
     )
     labelled: list[tuple[Group, str]] = []
     seen: set[uuid.UUID] = set()
@@ -90,7 +90,7 @@ async def already_counted(session: AsyncSession, *, group: Group, text_digest: b
     this group (forwarded by another relative): one check-in, several forwarders."""
     result = await session.exec(
         select(CheckinEvent.id)
-        .join(Message, col(Message.id) == col(CheckinEvent.message_id))
+        .join(Message, Message.id == CheckinEvent.message_id)
         .where(CheckinEvent.group_id == group.id, Message.text_digest == text_digest)
         .limit(1)
     )
@@ -280,8 +280,8 @@ async def link_to_chosen(session: AsyncSession, *, message: Message, group: Grou
     subjects = [message.id, *(await session.exec(attachment_ids)).all()]
     await session.exec(
         delete(KeyWrap).where(
-            col(KeyWrap.subject_id).in_(subjects),
-            (col(KeyWrap.group_id).is_(None)) | (col(KeyWrap.group_id) != group.id),
+            KeyWrap.subject_id.in_(subjects),
+            (KeyWrap.group_id.is_(None)) | (KeyWrap.group_id != group.id),
         )
     )
     message.group_id = group.id
@@ -292,6 +292,6 @@ async def link_to_chosen(session: AsyncSession, *, message: Message, group: Grou
 
 async def signals_of(session: AsyncSession, *, group: Group) -> Sequence[CheckinEvent]:
     result = await session.exec(
-        select(CheckinEvent).where(CheckinEvent.group_id == group.id).order_by(col(CheckinEvent.at))
+        select(CheckinEvent).where(CheckinEvent.group_id == group.id).order_by(CheckinEvent.at)
     )
     return result.all()

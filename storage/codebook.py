@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage.crypto import Binding, ServerKeys, SigningKey
 from storage.models import CodebookEntry, Group, Signal
+from storage.session import AsyncSession
 from storage.trust import UNENFORCED, sign, trust_of
 
 
@@ -115,9 +115,7 @@ async def phrases_for(
 ) -> list[Phrase]:
     """The group's phrases and the organisation-wide ones; with ``trusted_only=False``
     also those whose signature fails or is missing (a new phrase must clash with none)."""
-    org_wide = col(CodebookEntry.group_id).is_(None)
-    condition = (
-        org_wide if group is None else sa.or_(org_wide, col(CodebookEntry.group_id) == group.id)
-    )
+    org_wide = CodebookEntry.group_id.is_(None)
+    condition = org_wide if group is None else sa.or_(org_wide, CodebookEntry.group_id == group.id)
     entries = (await session.exec(select(CodebookEntry).where(condition))).all()
     return _opened(session, server, entries, trusted_only=trusted_only)

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.glance import MIGRATIONS, head_from_files
+from storage.session import AsyncSession
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import col, delete, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import delete, select
 
 from storage.crypto import Binding, ServerKeys
 from storage.models import PendingDeletion
+from storage.session import AsyncSession
 
 DELETABLE_FOR = timedelta(hours=48)  # Telegram's window for deleting a message
 
@@ -68,8 +68,8 @@ async def forget(
         return
     await session.exec(
         delete(PendingDeletion).where(
-            col(PendingDeletion.chat_digest) == chat_digest(server, chat_id),
-            col(PendingDeletion.message_id).in_(list(message_ids)),
+            PendingDeletion.chat_digest == chat_digest(server, chat_id),
+            PendingDeletion.message_id.in_(list(message_ids)),
         )
     )
 
@@ -92,7 +92,7 @@ async def all_pending(
     rows = (await session.exec(select(PendingDeletion))).all()
     expired = [r.id for r in rows if now - r.sent_at >= DELETABLE_FOR]
     if expired:
-        await session.exec(delete(PendingDeletion).where(col(PendingDeletion.id).in_(expired)))
+        await session.exec(delete(PendingDeletion).where(PendingDeletion.id.in_(expired)))
     due = [
         Due(int(server.open(r.chat_sealed, _binding(r.id))), r.message_id, r.due_at)
         for r in rows

@@ -47,7 +47,6 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
-from sqlmodel import col
 
 from storage.models import Alert, AlertState, Flip, Group
 from storage.timeutil import utc_now
@@ -156,16 +155,16 @@ _Moments = sa.Select[datetime | None, datetime | None]
 
 def _engine_due_query() -> _Moments:
     transition = (
-        sa.select(col(Group.next_transition_at))
-        .where(col(Group.next_transition_at).is_not(None), col(Group.shredded_at).is_(None))
-        .order_by(col(Group.next_transition_at))
+        sa.select(Group.next_transition_at)
+        .where(Group.next_transition_at.is_not(None), Group.shredded_at.is_(None))
+        .order_by(Group.next_transition_at)
         .limit(1)
         .scalar_subquery()
     )
     reminder = (
-        sa.select(col(Flip.next_reminder_at))
-        .where(col(Flip.next_reminder_at).is_not(None))
-        .order_by(col(Flip.next_reminder_at))
+        sa.select(Flip.next_reminder_at)
+        .where(Flip.next_reminder_at.is_not(None))
+        .order_by(Flip.next_reminder_at)
         .limit(1)
         .scalar_subquery()
     )
@@ -173,20 +172,20 @@ def _engine_due_query() -> _Moments:
 
 
 def _send_due_query() -> _Moments:
-    pending = col(Alert.state) == AlertState.PENDING
+    pending = Alert.state == AlertState.PENDING
     unclaimed = (
-        sa.select(col(Alert.next_attempt_at))
-        .where(pending, col(Alert.claimed_until).is_(None))
-        .order_by(col(Alert.next_attempt_at))
+        sa.select(Alert.next_attempt_at)
+        .where(pending, Alert.claimed_until.is_(None))
+        .order_by(Alert.next_attempt_at)
         .limit(1)
         .scalar_subquery()
     )
     # A claimed row is due again when its claim runs out (a dead sender's), or
     # when its attempt is due, whichever is later: the earliest claim end bounds it.
     claimed = (
-        sa.select(col(Alert.claimed_until))
-        .where(pending, col(Alert.claimed_until).is_not(None))
-        .order_by(col(Alert.claimed_until))
+        sa.select(Alert.claimed_until)
+        .where(pending, Alert.claimed_until.is_not(None))
+        .order_by(Alert.claimed_until)
         .limit(1)
         .scalar_subquery()
     )

@@ -1,6 +1,6 @@
 """A glance at every group's status, read from a SQLite file with the standard library alone.
 
-`intake status` is what an admin types most, and SQLAlchemy, SQLModel and the table
+`intake status` is what an admin types most, and SQLAlchemy and the table
 models take most of a second to import (issue #16 asks for status within 0.5 s). The
 statuses are clear columns of one table (docs/security.md), so this reads them with
 ``sqlite3``, read-only, without a write lock. Whenever the glance cannot answer
@@ -81,7 +81,7 @@ def sqlite_path(url: str) -> Path | None:
 
 def _moment(value: object) -> datetime | None:
     # Stored by SQLAlchemy's SQLite DATETIME as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC;
-    # read back as SQLModel's UTCDateTime does: aware, in UTC.
+    # read back as storage.sqltypes.UTCDateTime does: aware, in UTC.
     if value is None:
         return None
     if not isinstance(value, str):

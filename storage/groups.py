@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import col, delete, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import delete, select
 
 from storage.crypto import KemName, SigningKey
 from storage.models import (
@@ -25,6 +24,7 @@ from storage.models import (
     ScheduleKind,
 )
 from storage.sealing import active_operators, new_group_keys
+from storage.session import AsyncSession
 from storage.trust import sign
 
 # Every table that holds a shredded group's sealed rows or wrapped keys.
@@ -131,7 +131,7 @@ async def get_group(session: AsyncSession, *, codename: str) -> Group:
 
 
 async def list_groups(session: AsyncSession) -> Sequence[Group]:
-    return (await session.exec(select(Group).order_by(col(Group.codename)))).all()
+    return (await session.exec(select(Group).order_by(Group.codename))).all()
 
 
 async def count_live_groups(session: AsyncSession) -> int:
@@ -143,7 +143,7 @@ async def count_live_groups(session: AsyncSession) -> int:
     shredded = (
         select(sa.func.count())
         .select_from(Group)
-        .where(col(Group.shredded_at).is_not(None))
+        .where(Group.shredded_at.is_not(None))
         .scalar_subquery()
     )
     return int((await session.exec(select(every - shredded))).one())
@@ -160,17 +160,17 @@ async def shred_group(session: AsyncSession, *, group: Group, now: datetime) -> 
     message_ids = select(Message.id).where(Message.group_id == group.id)
     sealed_ids = sa.union_all(
         message_ids,
-        select(Attachment.id).where(col(Attachment.message_id).in_(message_ids)),
-        select(Note.id).where(col(Note.message_id).in_(message_ids)),
+        select(Attachment.id).where(Attachment.message_id.in_(message_ids)),
+        select(Note.id).where(Note.message_id.in_(message_ids)),
         select(Member.id).where(Member.group_id == group.id),
     )
-    await session.exec(delete(KeyWrap).where(col(KeyWrap.group_id) == group.id))
-    await session.exec(delete(KeyWrap).where(col(KeyWrap.subject_id).in_(sealed_ids)))
-    await session.exec(delete(GroupKeyWrap).where(col(GroupKeyWrap.group_id) == group.id))
-    await session.exec(delete(Message).where(col(Message.group_id) == group.id))
-    await session.exec(delete(Member).where(col(Member.group_id) == group.id))
-    await session.exec(delete(CodebookEntry).where(col(CodebookEntry.group_id) == group.id))
-    await session.exec(delete(Leg).where(col(Leg.group_id) == group.id))
+    await session.exec(delete(KeyWrap).where(KeyWrap.group_id == group.id))
+    await session.exec(delete(KeyWrap).where(KeyWrap.subject_id.in_(sealed_ids)))
+    await session.exec(delete(GroupKeyWrap).where(GroupKeyWrap.group_id == group.id))
+    await session.exec(delete(Message).where(Message.group_id == group.id))
+    await session.exec(delete(Member).where(Member.group_id == group.id))
+    await session.exec(delete(CodebookEntry).where(CodebookEntry.group_id == group.id))
+    await session.exec(delete(Leg).where(Leg.group_id == group.id))
     group.current_leg = None
     group.public_key = b""
     group.shredded_at = now

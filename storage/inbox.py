@@ -16,9 +16,7 @@ from datetime import datetime
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import col, delete, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import Select, SelectOfScalar
+from sqlalchemy import delete, select, update
 
 from storage.checkins import forwarder_groups, record_signal
 from storage.crypto import Binding, open_content, unwrap_key, wrap_key
@@ -50,6 +48,7 @@ from storage.sealing import (
     operator_public_key,
     seal_record,
 )
+from storage.session import AsyncSession
 from storage.trust import installation_of, trusted_group
 
 NOTES = "notes"
@@ -148,9 +147,9 @@ AFTER_REPORT = "(after a report)"
 
 # Unconfirmed news first (operators see it first, #14), then the newest.
 NEWEST_FIRST = (
-    col(Message.unconfirmed).desc(),
-    col(Message.received_at).desc(),
-    col(Message.version).desc(),
+    Message.unconfirmed.desc(),
+    Message.received_at.desc(),
+    Message.version.desc(),
 )
 
 
@@ -222,8 +221,8 @@ async def list_inbox(
     else:
         # The page chosen on the narrow columns first: sorting whole rows (their
         # sealed bodies) to keep fifty took longer than the page itself.
-        page = sa.select(col(Message.id)).where(*filters).order_by(*NEWEST_FIRST).offset(offset)
-        query = query.where(col(Message.id).in_(page.limit(limit).scalar_subquery()))
+        page = sa.select(Message.id).where(*filters).order_by(*NEWEST_FIRST).offset(offset)
+        query = query.where(Message.id.in_(page.limit(limit).scalar_subquery()))
     rows = await rows_of(session, query, {"operator_id": operator_id})
     # Ids repeated on many rows (a sender, a group) read raw and converted once each.
     pseudonyms: Memo[object, str] = Memo(lambda raw: pseudonym_of(as_uuid(raw)))
@@ -343,63 +342,59 @@ def _listing() -> sa.Select[*tuple[Any, ...]]:
     operator is bound): each message with this operator's marks, its attachment count,
     whether a check-in from it came after a report, and each wrap that may open it for
     this operator."""
-    files = (
-        sa.select(sa.func.count())
-        .where(col(Attachment.message_id) == col(Message.id))
-        .scalar_subquery()
-    )
+    files = sa.select(sa.func.count()).where(Attachment.message_id == Message.id).scalar_subquery()
     after = (
-        sa.select(col(CheckinEvent.message_id))
-        .where(col(CheckinEvent.after_report).is_(True), col(CheckinEvent.message_id).is_not(None))
+        sa.select(CheckinEvent.message_id)
+        .where(CheckinEvent.after_report.is_(True), CheckinEvent.message_id.is_not(None))
         .distinct()
         .subquery()
     )
     return (
         sa.select(
-            col(Message.id),
-            col(Group.codename),
-            _text(col(Message.link_reason)),
-            _text(col(Message.signal)),
-            _text(col(Message.kind)),
-            col(Message.version),
-            col(Message.previous_id),
-            col(Message.origin_at),
-            col(Message.received_at),
-            sa.type_coerce(col(Message.sender_id), sa.String()).label("sender"),
-            col(Message.possible_detention),
-            col(Message.unconfirmed),
-            col(Message.body_sealed),
-            col(MessageMark.seen_at),
-            col(MessageMark.starred),
+            Message.id,
+            Group.codename,
+            _text(Message.link_reason),
+            _text(Message.signal),
+            _text(Message.kind),
+            Message.version,
+            Message.previous_id,
+            Message.origin_at,
+            Message.received_at,
+            sa.type_coerce(Message.sender_id, sa.String()).label("sender"),
+            Message.possible_detention,
+            Message.unconfirmed,
+            Message.body_sealed,
+            MessageMark.seen_at,
+            MessageMark.starred,
             files.label("files"),
             after.c.message_id.is_not(None).label("after_report"),
-            sa.type_coerce(col(KeyWrap.group_id), sa.String()).label("wrap_group"),
-            (col(KeyWrap.operator_id) == sa.bindparam("operator_id")).label("wrap_mine"),
-            col(KeyWrap.wrapped),
+            sa.type_coerce(KeyWrap.group_id, sa.String()).label("wrap_group"),
+            (KeyWrap.operator_id == sa.bindparam("operator_id")).label("wrap_mine"),
+            KeyWrap.wrapped,
         )
         .select_from(Message)
-        .outerjoin(Group, col(Group.id) == col(Message.group_id))
+        .outerjoin(Group, Group.id == Message.group_id)
         .outerjoin(
             MessageMark,
             sa.and_(
-                col(MessageMark.message_id) == col(Message.id),
-                col(MessageMark.operator_id) == sa.bindparam("operator_id"),
+                MessageMark.message_id == Message.id,
+                MessageMark.operator_id == sa.bindparam("operator_id"),
             ),
         )
-        .outerjoin(after, after.c.message_id == col(Message.id))
+        .outerjoin(after, after.c.message_id == Message.id)
         .outerjoin(
             KeyWrap,
             sa.and_(
-                col(KeyWrap.subject_table) == MESSAGES,
-                col(KeyWrap.subject_id) == col(Message.id),
+                KeyWrap.subject_table == MESSAGES,
+                KeyWrap.subject_id == Message.id,
                 # Another operator's own wrap opens nothing here: not read at all.
                 sa.or_(
-                    col(KeyWrap.operator_id) == sa.bindparam("operator_id"),
-                    col(KeyWrap.group_id).is_not(None),
+                    KeyWrap.operator_id == sa.bindparam("operator_id"),
+                    KeyWrap.group_id.is_not(None),
                 ),
             ),
         )
-        .order_by(*NEWEST_FIRST, col(Message.id))
+        .order_by(*NEWEST_FIRST, Message.id)
     )
 
 
@@ -459,7 +454,7 @@ async def read_wraps(
     params: dict[str, Any] = {"tables": list(tables), "operator_id": keyring.operator.id}
     if of is not None:
         base = _wraps_statement(expanding=False)
-        queries = [(base.where(col(KeyWrap.subject_id).in_(of.scalar_subquery())), params)]
+        queries = [(base.where(KeyWrap.subject_id.in_(of.scalar_subquery())), params)]
     else:
         queries = [
             (_wraps_statement(expanding=True), params | {"ids": list(row_ids[i : i + BATCH])})
@@ -476,20 +471,20 @@ async def read_wraps(
 def _wraps_statement(*, expanding: bool) -> sa.Select[*tuple[Any, ...]]:
     """Built once: composing a statement costs more than running it on a small page."""
     query = sa.select(
-        col(KeyWrap.subject_table),
-        col(KeyWrap.subject_id),
-        col(KeyWrap.group_id),
-        col(KeyWrap.operator_id),
-        col(KeyWrap.wrapped),
+        KeyWrap.subject_table,
+        KeyWrap.subject_id,
+        KeyWrap.group_id,
+        KeyWrap.operator_id,
+        KeyWrap.wrapped,
     ).where(
-        col(KeyWrap.subject_table).in_(sa.bindparam("tables", expanding=True)),
+        KeyWrap.subject_table.in_(sa.bindparam("tables", expanding=True)),
         sa.or_(
-            col(KeyWrap.operator_id) == sa.bindparam("operator_id"),
-            col(KeyWrap.group_id).is_not(None),
+            KeyWrap.operator_id == sa.bindparam("operator_id"),
+            KeyWrap.group_id.is_not(None),
         ),
     )
     if expanding:
-        query = query.where(col(KeyWrap.subject_id).in_(sa.bindparam("ids", expanding=True)))
+        query = query.where(KeyWrap.subject_id.in_(sa.bindparam("ids", expanding=True)))
     return query
 
 
@@ -552,40 +547,38 @@ def inbox_filters(
     """The conditions a message meets to pass the inbox's filters."""
     where: list[sa.ColumnElement[bool]] = []
     if group is not None:
-        where.append(col(Message.group_id) == group.id)
+        where.append(Message.group_id == group.id)
     if unlinked:
-        where.append(col(Message.group_id).is_(None))
+        where.append(Message.group_id.is_(None))
     if since is not None:
-        where.append(col(Message.received_at) >= since)
+        where.append(Message.received_at >= since)
     if unconfirmed:
         # News about a group in trouble that no signal confirmed (its activists were
         # told), and messages linked by a guess that nobody confirmed.
-        where.append(
-            sa.or_(col(Message.unconfirmed).is_(True), col(Message.link_reason).in_(GUESSED))
-        )
+        where.append(sa.or_(Message.unconfirmed.is_(True), Message.link_reason.in_(GUESSED)))
     if danger:
-        where.append(col(Message.possible_detention).is_(True))
+        where.append(Message.possible_detention.is_(True))
     if kind is not None:
-        where.append(col(Message.kind) == kind)
+        where.append(Message.kind == kind)
     if sender is not None:
-        where.append(col(Message.sender_id) == sender.id)
-    mine = col(MessageMark.operator_id) == operator_id
+        where.append(Message.sender_id == sender.id)
+    mine = MessageMark.operator_id == operator_id
     # Never correlated: the listing joins message_marks too, and these ask of the
     # whole table.
     if unread:
         seen = (
-            sa.select(col(MessageMark.message_id))
-            .where(mine, col(MessageMark.seen_at).is_not(None))
+            sa.select(MessageMark.message_id)
+            .where(mine, MessageMark.seen_at.is_not(None))
             .correlate(None)
         )
-        where.append(col(Message.id).not_in(seen))
+        where.append(Message.id.not_in(seen))
     if starred:
         stars = (
-            sa.select(col(MessageMark.message_id))
-            .where(mine, col(MessageMark.starred).is_(True))
+            sa.select(MessageMark.message_id)
+            .where(mine, MessageMark.starred.is_(True))
             .correlate(None)
         )
-        where.append(col(Message.id).in_(stars))
+        where.append(Message.id.in_(stars))
     return where
 
 
@@ -594,12 +587,12 @@ async def unread_counts(
 ) -> dict[uuid.UUID | None, int]:
     """How many messages this operator has not seen, per group (None: unlinked)."""
     seen = select(MessageMark.message_id).where(
-        MessageMark.operator_id == operator_id, col(MessageMark.seen_at).is_not(None)
+        MessageMark.operator_id == operator_id, MessageMark.seen_at.is_not(None)
     )
     query = (
         select(Message.group_id, sa.func.count())
-        .where(col(Message.id).not_in(seen))
-        .group_by(col(Message.group_id))
+        .where(Message.id.not_in(seen))
+        .group_by(Message.group_id)
     )
     return {group_id: count for group_id, count in (await session.exec(query)).all()}
 
@@ -630,40 +623,38 @@ def _chain_ids(message_id: sa.ColumnElement[uuid.UUID]) -> sa.CompoundSelect[uui
     """The ids of every version of a message: the chain of ``previous_id`` walked
     back and forward in one recursive query (UNION, not UNION ALL: a cycle ends)."""
     back = (
-        sa.select(col(Message.id), col(Message.previous_id))
-        .where(col(Message.id) == message_id)
+        sa.select(Message.id, Message.previous_id)
+        .where(Message.id == message_id)
         .cte("back", recursive=True)
     )
-    earlier = Message.__table__.alias("earlier")  # type: ignore[attr-defined]
+    earlier = Message.__table__.alias("earlier")
     back = back.union(
         sa.select(earlier.c.id, earlier.c.previous_id).where(earlier.c.id == back.c.previous_id)
     )
-    forth = (
-        sa.select(col(Message.id)).where(col(Message.id) == message_id).cte("forth", recursive=True)
-    )
-    later = Message.__table__.alias("later")  # type: ignore[attr-defined]
+    forth = sa.select(Message.id).where(Message.id == message_id).cte("forth", recursive=True)
+    later = Message.__table__.alias("later")
     forth = forth.union(sa.select(later.c.id).where(later.c.previous_id == forth.c.id))
     return sa.union(sa.select(back.c.id), sa.select(forth.c.id))
 
 
 @functools.cache
-def _versions_statement() -> SelectOfScalar[Message]:
-    return select(Message).where(col(Message.id).in_(_chain_ids(sa.bindparam("message_id"))))
+def _versions_statement() -> sa.Select[Message]:
+    return select(Message).where(Message.id.in_(_chain_ids(sa.bindparam("message_id"))))
 
 
 @functools.cache
-def _versions_with_marks_statement() -> Select[Message, MessageMark | None]:
+def _versions_with_marks_statement() -> sa.Select[Message, MessageMark | None]:
     """Every version of a message with this operator's mark on each (one query)."""
     return (
         select(Message, MessageMark)
         .outerjoin(
             MessageMark,
             sa.and_(
-                col(MessageMark.message_id) == col(Message.id),
-                col(MessageMark.operator_id) == sa.bindparam("operator_id"),
+                MessageMark.message_id == Message.id,
+                MessageMark.operator_id == sa.bindparam("operator_id"),
             ),
         )
-        .where(col(Message.id).in_(_chain_ids(sa.bindparam("message_id"))))
+        .where(Message.id.in_(_chain_ids(sa.bindparam("message_id"))))
     )
 
 
@@ -739,8 +730,8 @@ async def _attachments_of(
     return (
         await session.exec(
             select(Attachment)
-            .where(col(Attachment.message_id).in_(list(message_ids)))
-            .order_by(col(Attachment.id))
+            .where(Attachment.message_id.in_(list(message_ids)))
+            .order_by(Attachment.id)
         )
     ).all()
 
@@ -895,26 +886,26 @@ def _place_statement() -> sa.CompoundSelect[Any]:
     limit = sa.bindparam("around", type_=sa.Integer())
     checkins: list[sa.ColumnElement[Any]] = [
         sa.literal(0).label("kind"),
-        col(CheckinEvent.at).label("at"),
-        sa.cast(col(CheckinEvent.signal), text).label("a"),
-        sa.cast(col(CheckinEvent.source), text).label("b"),
+        CheckinEvent.at.label("at"),
+        sa.cast(CheckinEvent.signal, text).label("a"),
+        sa.cast(CheckinEvent.source, text).label("b"),
         sa.cast(sa.null(), text).label("c"),
-        col(CheckinEvent.after_report).label("after_report"),
-        col(CheckinEvent.message_id).label("message_id"),
+        CheckinEvent.after_report.label("after_report"),
+        CheckinEvent.message_id.label("message_id"),
     ]
     flips: list[sa.ColumnElement[Any]] = [
         sa.literal(1).label("kind"),
-        col(Flip.at).label("at"),
-        sa.cast(col(Flip.from_status), text).label("a"),
-        sa.cast(col(Flip.to_status), text).label("b"),
-        sa.cast(col(Flip.basis), text).label("c"),
+        Flip.at.label("at"),
+        sa.cast(Flip.from_status, text).label("a"),
+        sa.cast(Flip.to_status, text).label("b"),
+        sa.cast(Flip.basis, text).label("c"),
         sa.false().label("after_report"),
         sa.cast(sa.null(), sa.Uuid()).label("message_id"),
     ]
     sides = []
     for columns, at, group_id in (
-        (checkins, col(CheckinEvent.at), col(CheckinEvent.group_id)),
-        (flips, col(Flip.at), col(Flip.group_id)),
+        (checkins, CheckinEvent.at, CheckinEvent.group_id),
+        (flips, Flip.at, Flip.group_id),
     ):
         before, after = at <= sa.bindparam("moment"), at > sa.bindparam("moment")
         for side, order in ((before, at.desc()), (after, at.asc())):
@@ -1040,9 +1031,9 @@ async def _notes_with_authors(
     return (
         await session.exec(
             select(Note, Operator)
-            .outerjoin(Operator, col(Operator.id) == col(Note.operator_id))
-            .where(col(Note.message_id) == message_id)
-            .order_by(col(Note.created_at))
+            .outerjoin(Operator, Operator.id == Note.operator_id)
+            .where(Note.message_id == message_id)
+            .order_by(Note.created_at)
         )
     ).all()
 
@@ -1104,7 +1095,7 @@ async def relink(
     versions = await versions_of(session, message=message)
     attachment_ids = (
         await session.exec(
-            select(Attachment.id).where(col(Attachment.message_id).in_([v.id for v in versions]))
+            select(Attachment.id).where(Attachment.message_id.in_([v.id for v in versions]))
         )
     ).all()
     subjects = [(MESSAGES, v.id) for v in versions] + [(ATTACHMENTS, a) for a in attachment_ids]
@@ -1131,7 +1122,7 @@ async def relink(
         raise NotReadable(f"your key does not open {unopened[0]}: it cannot be moved with it")
     for table, row_id in subjects:
         binding = data_key_binding(table, row_id)
-        await session.exec(delete(KeyWrap).where(col(KeyWrap.subject_id) == row_id))
+        await session.exec(delete(KeyWrap).where(KeyWrap.subject_id == row_id))
         session.add_all(
             [
                 KeyWrap(
@@ -1221,7 +1212,7 @@ async def _recorded(
     """Whether a signal (any, or this one) of the message was recorded for the group."""
     query = select(CheckinEvent.id).where(
         CheckinEvent.group_id == group.id,
-        col(CheckinEvent.message_id).in_([v.id for v in versions]),
+        CheckinEvent.message_id.in_([v.id for v in versions]),
     )
     if signal is not None:
         query = query.where(CheckinEvent.signal == signal)
@@ -1245,26 +1236,22 @@ async def shred_messages(session: AsyncSession, *, messages: Sequence[Message]) 
     for start in range(0, len(wanted), BATCH):
         batch = wanted[start : start + BATCH]
         sealed = sa.union_all(
-            select(Attachment.id).where(col(Attachment.message_id).in_(batch)),
-            select(Note.id).where(col(Note.message_id).in_(batch)),
+            select(Attachment.id).where(Attachment.message_id.in_(batch)),
+            select(Note.id).where(Note.message_id.in_(batch)),
         )
-        await session.exec(delete(KeyWrap).where(col(KeyWrap.subject_id).in_(sealed)))
-        await session.exec(delete(KeyWrap).where(col(KeyWrap.subject_id).in_(batch)))
-        await session.exec(delete(Attachment).where(col(Attachment.message_id).in_(batch)))
-        await session.exec(delete(Note).where(col(Note.message_id).in_(batch)))
-        await session.exec(delete(MessageMark).where(col(MessageMark.message_id).in_(batch)))
+        await session.exec(delete(KeyWrap).where(KeyWrap.subject_id.in_(sealed)))
+        await session.exec(delete(KeyWrap).where(KeyWrap.subject_id.in_(batch)))
+        await session.exec(delete(Attachment).where(Attachment.message_id.in_(batch)))
+        await session.exec(delete(Note).where(Note.message_id.in_(batch)))
+        await session.exec(delete(MessageMark).where(MessageMark.message_id.in_(batch)))
         await session.exec(
-            update(CheckinEvent)
-            .where(col(CheckinEvent.message_id).in_(batch))
-            .values(message_id=None)
+            update(CheckinEvent).where(CheckinEvent.message_id.in_(batch)).values(message_id=None)
         )
         await session.exec(
-            update(Message).where(col(Message.previous_id).in_(batch)).values(previous_id=None)
+            update(Message).where(Message.previous_id.in_(batch)).values(previous_id=None)
         )
     for start in range(0, len(wanted), BATCH):
-        await session.exec(
-            delete(Message).where(col(Message.id).in_(wanted[start : start + BATCH]))
-        )
+        await session.exec(delete(Message).where(Message.id.in_(wanted[start : start + BATCH])))
     return len(wanted)
 
 
@@ -1277,8 +1264,8 @@ async def messages_from(session: AsyncSession, *, person: Person) -> list[Messag
 async def find_sender(session: AsyncSession, *, label: str) -> Person:
     """A person by their pseudonym (P-1A2B3C), as the inbox shows it."""
     wanted = label.strip().upper()
-    senders = select(Message.sender_id).where(col(Message.sender_id).is_not(None)).distinct()
-    people = (await session.exec(select(Person).where(col(Person.id).in_(senders)))).all()
+    senders = select(Message.sender_id).where(Message.sender_id.is_not(None)).distinct()
+    people = (await session.exec(select(Person).where(Person.id.in_(senders)))).all()
     found = [p for p in people if pseudonym(p) == wanted]
     if not found:
         raise NoSuchMessage(f"no message comes from {wanted}")

@@ -9,11 +9,11 @@ import uuid
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage.crypto import Binding, ServerKeys
 from storage.models import Group, Leg
+from storage.session import AsyncSession
 
 TABLE = "legs"
 MAX_NAME = 80
@@ -59,7 +59,7 @@ async def legs_of(
 ) -> list[tuple[Leg, str]]:
     """The group's legs in route order, with their names opened."""
     legs = (
-        await session.exec(select(Leg).where(Leg.group_id == group.id).order_by(col(Leg.position)))
+        await session.exec(select(Leg).where(Leg.group_id == group.id).order_by(Leg.position))
     ).all()
     return [(leg, leg_name(server, leg)) for leg in legs]
 
@@ -93,7 +93,7 @@ async def add_leg(
     if await find_leg(session, server=server, group=group, name=cleaned) is not None:
         raise LegExists(f"{group.codename} already has a leg of that name")
     last = (
-        await session.exec(select(sa.func.max(col(Leg.position))).where(Leg.group_id == group.id))
+        await session.exec(select(sa.func.max(Leg.position)).where(Leg.group_id == group.id))
     ).one()
     leg_id = uuid.uuid4()
     leg = Leg(

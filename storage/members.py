@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage.crypto import ServerKeys
 from storage.identifiers import normalise
 from storage.models import Group, IdentifierKind, Member, MemberIdentifier
 from storage.sealing import Keyring, active_operators, seal_record
+from storage.session import AsyncSession
 from storage.trust import trusted_group
 
 TABLE = "members"

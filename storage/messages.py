@@ -10,8 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select, update
 
 from storage.crypto import Binding, ServerKeys
 from storage.models import (
@@ -26,6 +25,7 @@ from storage.models import (
     Signal,
 )
 from storage.sealing import Keyring, active_operators, current_group_key, seal_record
+from storage.session import AsyncSession
 from storage.trust import trusted_group
 
 MESSAGES = "messages"
@@ -229,7 +229,7 @@ async def latest_version(
     result = await session.exec(
         select(Message)
         .where(Message.chat_ref_digest == chat_ref_digest(server, chat_ref))
-        .order_by(col(Message.version).desc())
+        .order_by(Message.version.desc())
         .limit(1)
     )
     return result.first()
@@ -249,7 +249,7 @@ async def mark_deleted_in_chat(
         return
     await session.exec(
         update(Message)
-        .where(col(Message.update_id).in_(update_ids), col(Message.deleted_in_chat_at).is_(None))
+        .where(Message.update_id.in_(update_ids), Message.deleted_in_chat_at.is_(None))
         .values(deleted_in_chat_at=now, chat_ref_sealed=None)
     )
 
@@ -261,8 +261,8 @@ async def forget_chat_refs(session: AsyncSession, *, received_before: datetime) 
     result = await session.exec(
         update(Message)
         .where(
-            col(Message.chat_ref_sealed).is_not(None),
-            col(Message.received_at) < received_before,
+            Message.chat_ref_sealed.is_not(None),
+            Message.received_at < received_before,
         )
         .values(chat_ref_sealed=None)
         .execution_options(synchronize_session=False)
@@ -274,7 +274,7 @@ async def count_from_sender_since(session: AsyncSession, *, sender: Person, sinc
     result = await session.exec(
         select(sa.func.count())
         .select_from(Message)
-        .where(Message.sender_id == sender.id, col(Message.received_at) >= since)
+        .where(Message.sender_id == sender.id, Message.received_at >= since)
     )
     return int(result.one())
 
@@ -287,8 +287,8 @@ async def counts_from_senders_since(
         return {}
     result = await session.exec(
         select(Message.sender_id, sa.func.count())
-        .where(col(Message.sender_id).in_(sender_ids), col(Message.received_at) >= since)
-        .group_by(col(Message.sender_id))
+        .where(Message.sender_id.in_(sender_ids), Message.received_at >= since)
+        .group_by(Message.sender_id)
     )
     return {sender: int(count) for sender, count in result.all() if sender is not None}
 
@@ -298,8 +298,8 @@ async def undeleted_in_chat(session: AsyncSession, *, sender: Person) -> Sequenc
     result = await session.exec(
         select(Message).where(
             Message.sender_id == sender.id,
-            col(Message.chat_ref_sealed).is_not(None),
-            col(Message.deleted_in_chat_at).is_(None),
+            Message.chat_ref_sealed.is_not(None),
+            Message.deleted_in_chat_at.is_(None),
         )
     )
     return result.all()
@@ -310,9 +310,9 @@ async def undeleted_since(session: AsyncSession, *, since: datetime) -> Sequence
     a crash between storing and deleting: Telegram allows 48 hours)."""
     result = await session.exec(
         select(Message).where(
-            col(Message.chat_ref_sealed).is_not(None),
-            col(Message.deleted_in_chat_at).is_(None),
-            col(Message.received_at) >= since,
+            Message.chat_ref_sealed.is_not(None),
+            Message.deleted_in_chat_at.is_(None),
+            Message.received_at >= since,
         )
     )
     return result.all()
@@ -328,9 +328,9 @@ async def attachment_bytes(
     if sender_ids:
         rows = await session.exec(
             select(Message.sender_id, size)
-            .join(Message, col(Message.id) == col(Attachment.message_id))
-            .where(col(Message.sender_id).in_(list(sender_ids)), col(Message.received_at) >= since)
-            .group_by(col(Message.sender_id))
+            .join(Message, Message.id == Attachment.message_id)
+            .where(Message.sender_id.in_(list(sender_ids)), Message.received_at >= since)
+            .group_by(Message.sender_id)
         )
         per = {sender: int(n) for sender, n in rows.all() if sender is not None}
     return per, total
@@ -339,6 +339,6 @@ async def attachment_bytes(
 async def unlinked_count(session: AsyncSession) -> int:
     """How many messages wait for an operator to place them in a group."""
     result = await session.exec(
-        select(sa.func.count()).select_from(Message).where(col(Message.group_id).is_(None))
+        select(sa.func.count()).select_from(Message).where(Message.group_id.is_(None))
     )
     return int(result.one())

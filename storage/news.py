@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, delete, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import delete, select, update
 
 from storage.models import WatchState
+from storage.session import AsyncSession
 
 PREFIX = "news:"
 LEASE = timedelta(minutes=1)
@@ -56,7 +56,7 @@ async def mark(session: AsyncSession, *, group_ids: Collection[uuid.UUID], at: d
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         insert = sqlite_insert
-    table = WatchState.__table__  # type: ignore[attr-defined]  # SQLModel's table
+    table = WatchState.__table__
     for group_id in sorted(set(group_ids)):
         statement = insert(table).values(name=_name(group_id), at=at)
         await session.exec(
@@ -72,7 +72,7 @@ async def claim(session: AsyncSession, *, now: datetime) -> list[tuple[uuid.UUID
     """The groups whose note is due, each claimed for ``LEASE`` (a conditional UPDATE: one
     process wins); with the claim's moment, for ``told``."""
     result = await session.exec(
-        select(WatchState).where(col(WatchState.name).startswith(PREFIX), col(WatchState.at) <= now)
+        select(WatchState).where(WatchState.name.startswith(PREFIX), WatchState.at <= now)
     )
     due = [(row.name, row.at) for row in result.all()]
     claimed = []
@@ -80,7 +80,7 @@ async def claim(session: AsyncSession, *, now: datetime) -> list[tuple[uuid.UUID
     for name, at in due:
         won = await session.exec(
             update(WatchState)
-            .where(col(WatchState.name) == name, col(WatchState.at) == at)
+            .where(WatchState.name == name, WatchState.at == at)
             .values(at=until)
             .execution_options(synchronize_session=False)
         )
@@ -92,21 +92,19 @@ async def claim(session: AsyncSession, *, now: datetime) -> list[tuple[uuid.UUID
 async def told(session: AsyncSession, *, group_id: uuid.UUID, claimed: datetime) -> None:
     """The note went: the mark goes, unless news came meanwhile (``mark`` moved it)."""
     await session.exec(
-        delete(WatchState).where(
-            col(WatchState.name) == _name(group_id), col(WatchState.at) == claimed
-        )
+        delete(WatchState).where(WatchState.name == _name(group_id), WatchState.at == claimed)
     )
 
 
 async def next_at(session: AsyncSession) -> datetime | None:
     """The earliest moment a note is owed from (or a claim on one runs out); None: none."""
     result = await session.exec(
-        select(sa.func.min(WatchState.at)).where(col(WatchState.name).startswith(PREFIX))
+        select(sa.func.min(WatchState.at)).where(WatchState.name.startswith(PREFIX))
     )
     return result.one()
 
 
 async def owed(session: AsyncSession) -> list[tuple[uuid.UUID, datetime]]:
     """Every note still owed, with its moment."""
-    result = await session.exec(select(WatchState).where(col(WatchState.name).startswith(PREFIX)))
+    result = await session.exec(select(WatchState).where(WatchState.name.startswith(PREFIX)))
     return sorted((_group(row.name), row.at) for row in result.all())

@@ -6,11 +6,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage.crypto import Binding, CryptoError, PublicKey, ServerKeys
 from storage.models import Operator
+from storage.session import AsyncSession
 from storage.trust import OperatorIdentity, installation_of
 
 
@@ -93,7 +93,7 @@ async def operator_names(session: AsyncSession) -> list[Named]:
     (the installation bound to the session's database): one query, for a page that
     names several (audit entries carry the fingerprint's first 16 characters)."""
     installation = installation_of(session)
-    rows = (await session.exec(select(Operator).order_by(col(Operator.created_at)))).all()
+    rows = (await session.exec(select(Operator).order_by(Operator.created_at))).all()
     return [
         Named(
             id=op.id,

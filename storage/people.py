@@ -9,13 +9,13 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import col, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select, update
 
 from storage.alerts import cancel_pending
 from storage.crypto import Binding, ServerKeys, sha256
 from storage.identifiers import normalise_telegram_id
 from storage.models import Group, GroupAct, IdentifierKind, Invite, Person, Role, RoleGrant
+from storage.session import AsyncSession
 
 GROUP_ROLES = frozenset({Role.RELATIVE, Role.ACTIVIST})
 # The roles the bot writes to first (alerts, notices, the unlinked count): only their
@@ -71,7 +71,7 @@ async def find_people(
     )
     if not indexes:
         return {}
-    result = await session.exec(select(Person).where(col(Person.telegram_index).in_(list(indexes))))
+    result = await session.exec(select(Person).where(Person.telegram_index.in_(list(indexes))))
     return {indexes[p.telegram_index]: p for p in result.all()}
 
 
@@ -189,9 +189,9 @@ async def redeem_invite(
     claimed = await session.exec(
         update(Invite)
         .where(
-            col(Invite.code_digest) == digest,
-            col(Invite.redeemed_at).is_(None),
-            col(Invite.expires_at) > now,
+            Invite.code_digest == digest,
+            Invite.redeemed_at.is_(None),
+            Invite.expires_at > now,
         )
         .values(redeemed_at=now, redeemed_by=person.id)
         .execution_options(synchronize_session=False)
@@ -223,9 +223,9 @@ async def label_of(session: AsyncSession, *, server: ServerKeys, person: Person)
     """The label the admin gave at invite time (the newest labelled grant's)."""
     result = await session.exec(
         select(Invite)
-        .join(RoleGrant, col(RoleGrant.invite_id) == col(Invite.id))
-        .where(RoleGrant.person_id == person.id, col(Invite.label_sealed).is_not(None))
-        .order_by(col(RoleGrant.granted_at).desc())
+        .join(RoleGrant, RoleGrant.invite_id == Invite.id)
+        .where(RoleGrant.person_id == person.id, Invite.label_sealed.is_not(None))
+        .order_by(RoleGrant.granted_at.desc())
     )
     invite = result.first()
     return label_of_invite(server, invite) if invite is not None else None
@@ -241,9 +241,7 @@ async def display_name(session: AsyncSession, *, server: ServerKeys, person: Per
 
 async def live_grants(session: AsyncSession, *, person_id: uuid.UUID) -> list[RoleGrant]:
     result = await session.exec(
-        select(RoleGrant).where(
-            RoleGrant.person_id == person_id, col(RoleGrant.revoked_at).is_(None)
-        )
+        select(RoleGrant).where(RoleGrant.person_id == person_id, RoleGrant.revoked_at.is_(None))
     )
     return list(result.all())
 
@@ -269,12 +267,12 @@ async def revoke(
     """End a person's live grants (all, or those of one role and/or one group) at
     once; returns those ended. Conditional on ``revoked_at`` still being empty."""
     query = update(RoleGrant).where(
-        col(RoleGrant.person_id) == person.id, col(RoleGrant.revoked_at).is_(None)
+        RoleGrant.person_id == person.id, RoleGrant.revoked_at.is_(None)
     )
     if role is not None:
-        query = query.where(col(RoleGrant.role) == role)
+        query = query.where(RoleGrant.role == role)
     if group_id is not None:
-        query = query.where(col(RoleGrant.group_id) == group_id)
+        query = query.where(RoleGrant.group_id == group_id)
     ended = [
         g.id
         for g in await live_grants(session, person_id=person.id)
@@ -283,11 +281,11 @@ async def revoke(
     if not ended:
         return []
     await session.exec(
-        query.where(col(RoleGrant.id).in_(ended))
+        query.where(RoleGrant.id.in_(ended))
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
-    result = await session.exec(select(RoleGrant).where(col(RoleGrant.id).in_(ended)))
+    result = await session.exec(select(RoleGrant).where(RoleGrant.id.in_(ended)))
     grants = list(result.all())
     for grant in grants:
         await session.refresh(grant)
@@ -296,7 +294,7 @@ async def revoke(
         # role (an UPDATE: whatever this object holds, the row is what counts).
         await session.exec(
             update(Person)
-            .where(col(Person.id) == person.id)
+            .where(Person.id == person.id)
             .values(chat_sealed=b"")
             .execution_options(synchronize_session=False)
         )
@@ -317,11 +315,11 @@ async def forget_chats(session: AsyncSession) -> int:
     by any path, a group shredded with its grants, rows older than this rule): one
     UPDATE; how many were erased."""
     kept = select(RoleGrant.person_id).where(
-        col(RoleGrant.revoked_at).is_(None), col(RoleGrant.role).in_(list(CHAT_ROLES))
+        RoleGrant.revoked_at.is_(None), RoleGrant.role.in_(list(CHAT_ROLES))
     )
     result = await session.exec(
         update(Person)
-        .where(col(Person.chat_sealed) != b"", col(Person.id).not_in(kept))
+        .where(Person.chat_sealed != b"", Person.id.not_in(kept))
         .values(chat_sealed=b"")
         .execution_options(synchronize_session=False)
     )
@@ -362,9 +360,7 @@ async def cancel_requests_of(session: AsyncSession, *, person_id: uuid.UUID, now
     """A revoked person's requests can no longer be confirmed."""
     rows = (
         await session.exec(
-            select(GroupAct).where(
-                GroupAct.requested_by == person_id, col(GroupAct.done_at).is_(None)
-            )
+            select(GroupAct).where(GroupAct.requested_by == person_id, GroupAct.done_at.is_(None))
         )
     ).all()
     for row in rows:
@@ -376,8 +372,8 @@ async def cancel_requests_of(session: AsyncSession, *, person_id: uuid.UUID, now
 async def people_with_role(session: AsyncSession, *, role: Role) -> list[Person]:
     result = await session.exec(
         select(Person)
-        .join(RoleGrant, col(RoleGrant.person_id) == col(Person.id))
-        .where(RoleGrant.role == role, col(RoleGrant.revoked_at).is_(None))
+        .join(RoleGrant, RoleGrant.person_id == Person.id)
+        .where(RoleGrant.role == role, RoleGrant.revoked_at.is_(None))
     )
     return list(result.unique().all())
 
@@ -397,7 +393,7 @@ async def roles_among(
         return {}
     result = await session.exec(
         select(RoleGrant.person_id, RoleGrant.role).where(
-            col(RoleGrant.person_id).in_(list(person_ids)), col(RoleGrant.revoked_at).is_(None)
+            RoleGrant.person_id.in_(list(person_ids)), RoleGrant.revoked_at.is_(None)
         )
     )
     roles: dict[uuid.UUID, set[Role]] = {}
@@ -420,9 +416,9 @@ async def _granted(
         return set()
     result = await session.exec(
         select(RoleGrant.person_id).where(
-            col(RoleGrant.person_id).in_(list(person_ids)),
-            col(RoleGrant.role).in_(list(roles)),
-            col(RoleGrant.revoked_at).is_(None),
+            RoleGrant.person_id.in_(list(person_ids)),
+            RoleGrant.role.in_(list(roles)),
+            RoleGrant.revoked_at.is_(None),
         )
     )
     return set(result.all())

@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col, delete, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import delete, select
 
 from storage.crypto import KemName, PrivateKey, unwrap_key, wrap_key
 from storage.models import Group, GroupKeyWrap, KeyWrap, Operator
@@ -32,6 +31,7 @@ from storage.sealing import (
     lock_for_rotation,
     operator_public_key,
 )
+from storage.session import AsyncSession
 from storage.trust import sign, trust_of
 
 # Where a rotation leaves old bytes behind: PostgreSQL keeps the replaced and deleted
@@ -62,7 +62,7 @@ class Stranded:
 async def live_groups(session: AsyncSession) -> Sequence[Group]:
     return (
         await session.exec(
-            select(Group).where(col(Group.shredded_at).is_(None)).order_by(col(Group.codename))
+            select(Group).where(Group.shredded_at.is_(None)).order_by(Group.codename)
         )
     ).all()
 
@@ -153,7 +153,7 @@ async def rotate_group(
         binding = data_key_binding(wrap.subject_table, wrap.subject_id)
         wrap.wrapped = wrap_key(unwrap_key(wrap.wrapped, old, binding), new.public_key(), binding)
         session.add(wrap)
-    await session.exec(delete(GroupKeyWrap).where(col(GroupKeyWrap.group_id) == group.id))
+    await session.exec(delete(GroupKeyWrap).where(GroupKeyWrap.group_id == group.id))
     binding = group_key_binding(group.id)
     for op in await active_operators(session):
         session.add(
@@ -179,9 +179,7 @@ async def stranded(session: AsyncSession, keyring: Keyring, *, leaver: Operator)
     open to ``keyring``'s operator, who re-wraps them for the others."""
     mine = await _held_groups(session, keyring.operator.id)
     theirs = await _held_groups(session, leaver.id)
-    groups = (
-        await session.exec(select(Group.codename).where(col(Group.id).in_(theirs - mine)))
-    ).all()
+    groups = (await session.exec(select(Group.codename).where(Group.id.in_(theirs - mine)))).all()
     records = await _operator_subjects(session, leaver.id)
     records -= await _operator_subjects(session, keyring.operator.id)
     records -= await _group_subjects(session, mine)
@@ -222,7 +220,7 @@ async def hand_over_records(
 async def drop_record_wraps(session: AsyncSession, *, leaver: Operator) -> int:
     """Delete the leaver's own wraps of records no group claims (every other active
     operator holds theirs: unlinked records are sealed to each)."""
-    result = await session.exec(delete(KeyWrap).where(col(KeyWrap.operator_id) == leaver.id))
+    result = await session.exec(delete(KeyWrap).where(KeyWrap.operator_id == leaver.id))
     return int(result.rowcount or 0)
 
 
@@ -245,10 +243,10 @@ Subject = tuple[str, uuid.UUID]
 
 
 async def _held_groups(session: AsyncSession, operator_id: uuid.UUID) -> set[uuid.UUID]:
-    live = select(Group.id).where(col(Group.shredded_at).is_(None))
+    live = select(Group.id).where(Group.shredded_at.is_(None))
     rows = await session.exec(
         select(GroupKeyWrap.group_id).where(
-            GroupKeyWrap.operator_id == operator_id, col(GroupKeyWrap.group_id).in_(live)
+            GroupKeyWrap.operator_id == operator_id, GroupKeyWrap.group_id.in_(live)
         )
     )
     return set(rows.all())
@@ -263,9 +261,7 @@ async def _operator_subjects(session: AsyncSession, operator_id: uuid.UUID) -> s
 
 async def _group_subjects(session: AsyncSession, group_ids: set[uuid.UUID] | None) -> set[Subject]:
     """Records wrapped to any of ``group_ids`` (to any group at all if None)."""
-    query = select(KeyWrap.subject_table, KeyWrap.subject_id).where(
-        col(KeyWrap.group_id).is_not(None)
-    )
+    query = select(KeyWrap.subject_table, KeyWrap.subject_id).where(KeyWrap.group_id.is_not(None))
     if group_ids is not None:
-        query = query.where(col(KeyWrap.group_id).in_(group_ids))
+        query = query.where(KeyWrap.group_id.in_(group_ids))
     return {(table, row_id) for table, row_id in (await session.exec(query)).all()}

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage import audit
 from storage.groups import shred_group
 from storage.models import Group, Status
+from storage.session import AsyncSession
 
 # The SAFE that starts the retention clock: two people agreed to it
 # ("confirmed"), or an operator marked it on the server ("operator"). One
@@ -40,7 +40,7 @@ async def apply_retention(
     After the commit, ``storage.db.reclaim_deleted`` clears what the database keeps."""
     safe = (
         await session.exec(
-            select(Group).where(Group.status == Status.SAFE, col(Group.shredded_at).is_(None))
+            select(Group).where(Group.status == Status.SAFE, Group.shredded_at.is_(None))
         )
     ).all()
     shredded = []

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlmodel import col, delete, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Alert, AlertState, Run
+from storage.session import AsyncSession
 
 # A beat is a write: every 5 s keeps the idle bot near zero. A restart on the same
 # machine does not wait for staleness (the dead pid is seen at once); staleness is
@@ -74,7 +74,7 @@ async def register(session: AsyncSession, *, run_id: uuid.UUID, now: datetime) -
 
 
 async def beat(session: AsyncSession, *, run_id: uuid.UUID, now: datetime) -> None:
-    beaten = await session.exec(update(Run).where(col(Run.id) == run_id).values(heartbeat_at=now))
+    beaten = await session.exec(update(Run).where(Run.id == run_id).values(heartbeat_at=now))
     if beaten.rowcount == 0:  # judged dead while paused (and its claims released): back
         await register(session, run_id=run_id, now=now)
 
@@ -89,16 +89,16 @@ def is_dead(run: Run, *, now: datetime, here: str) -> bool:
 async def release_dead(session: AsyncSession, *, run_id: uuid.UUID, now: datetime) -> int:
     """Forget dead runs and release the alerts they had claimed; returns how many."""
     here = boot_id()
-    others = (await session.exec(select(Run).where(col(Run.id) != run_id))).all()
+    others = (await session.exec(select(Run).where(Run.id != run_id))).all()
     dead = [run.id for run in others if is_dead(run, now=now, here=here)]
     if not dead:
         return 0
     released = await session.exec(
         update(Alert)
-        .where(col(Alert.claimed_by).in_(dead), col(Alert.state) == AlertState.PENDING)
+        .where(Alert.claimed_by.in_(dead), Alert.state == AlertState.PENDING)
         .values(claimed_until=None, claimed_by=None)
     )
-    await session.exec(delete(Run).where(col(Run.id).in_(dead)))
+    await session.exec(delete(Run).where(Run.id.in_(dead)))
     return released.rowcount
 
 
@@ -106,10 +106,10 @@ async def end(session: AsyncSession, *, run_id: uuid.UUID) -> None:
     """A clean stop: release this run's own claims and forget it."""
     await session.exec(
         update(Alert)
-        .where(col(Alert.claimed_by) == run_id, col(Alert.state) == AlertState.PENDING)
+        .where(Alert.claimed_by == run_id, Alert.state == AlertState.PENDING)
         .values(claimed_until=None, claimed_by=None)
     )
-    await session.exec(delete(Run).where(col(Run.id) == run_id))
+    await session.exec(delete(Run).where(Run.id == run_id))
 
 
 class SenderLock:

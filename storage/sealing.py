@@ -14,9 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import (
     Binding,
@@ -32,6 +31,7 @@ from storage.crypto import (
     wrap_key,
 )
 from storage.models import Group, GroupKeyWrap, KeyWrap, Operator
+from storage.session import AsyncSession
 from storage.trust import trusted_operators
 
 DATA_KEY_COLUMN = "data_key"
@@ -205,8 +205,8 @@ class Keyring:
             return
         found = await session.exec(
             select(Group, GroupKeyWrap)
-            .join(GroupKeyWrap, col(GroupKeyWrap.group_id) == col(Group.id))
-            .where(col(Group.id).in_(missing), GroupKeyWrap.operator_id == self.operator.id)
+            .join(GroupKeyWrap, GroupKeyWrap.group_id == Group.id)
+            .where(Group.id.in_(missing), GroupKeyWrap.operator_id == self.operator.id)
         )
         for group, wrap in found.all():
             self._open_group_key(group, wrap)
@@ -288,8 +288,6 @@ async def active_operators(session: AsyncSession) -> list[Operator]:
     """Operators not removed whose row verifies against the pinned signers
     (storage/trust.py): nothing is ever wrapped to an operator someone inserted."""
     result = await session.exec(
-        select(Operator)
-        .where(col(Operator.removed_at).is_(None))
-        .order_by(col(Operator.created_at))
+        select(Operator).where(Operator.removed_at.is_(None)).order_by(Operator.created_at)
     )
     return trusted_operators(session, result.all())

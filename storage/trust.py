@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import (
     CryptoError,
@@ -46,6 +45,7 @@ from storage.crypto import (
     sha256,
 )
 from storage.models import CodebookEntry, Group, Operator
+from storage.session import AsyncSession
 from storage.signers import SIGNERS_FILE as SIGNERS_FILE
 from storage.signers import PinnedSigner as PinnedSigner
 from storage.signers import Signers as Signers
@@ -318,10 +318,8 @@ def trusted_group(session: AsyncSession, group: Group) -> bool:
 
 
 async def _signed_rows(session: AsyncSession) -> list[Signed]:
-    operators = (
-        await session.exec(select(Operator).where(col(Operator.removed_at).is_(None)))
-    ).all()
-    groups = (await session.exec(select(Group).where(col(Group.shredded_at).is_(None)))).all()
+    operators = (await session.exec(select(Operator).where(Operator.removed_at.is_(None)))).all()
+    groups = (await session.exec(select(Group).where(Group.shredded_at.is_(None)))).all()
     entries = (await session.exec(select(CodebookEntry))).all()
     return [*operators, *groups, *entries]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage.models import ProcessedUpdate
+from storage.session import AsyncSession
 
 
 async def already_processed(session: AsyncSession, *, update_id: int) -> bool:
@@ -26,7 +26,7 @@ async def processed_among(session: AsyncSession, *, update_ids: Collection[int])
     if not update_ids:
         return set()
     result = await session.exec(
-        select(ProcessedUpdate.update_id).where(col(ProcessedUpdate.update_id).in_(update_ids))
+        select(ProcessedUpdate.update_id).where(ProcessedUpdate.update_id.in_(update_ids))
     )
     return set(result.all())
 

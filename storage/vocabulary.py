@@ -1,7 +1,7 @@
 """The vocabularies of the tables: what a status, a schedule or a signal can be.
 
 Apart from ``storage.models`` so that a reader that needs only these words (`intake
-status`, the schedules) does not load SQLModel and SQLAlchemy to get them; the
+status`, the schedules) does not load SQLAlchemy to get them; the
 models take them from here and ``storage.models`` still names them all.
 """
 

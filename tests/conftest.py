@@ -15,13 +15,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import KemName, PrivateKey, ServerKeys
 from storage.db import open_database, session_factory
 from storage.models import Operator
 from storage.operators import add_operator
 from storage.sealing import Keyring
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from storage.trust import Trust, bind
 

@@ -15,8 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import col, delete, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import delete, select, update
 
 from bot.acts.rules import CLEARED, Outcome, decide, is_live, pause_end, safe_basis
 from bot.deadlines import evaluate
@@ -26,6 +25,7 @@ from storage.checkins import flip, lock_group
 from storage.crypto import ServerKeys
 from storage.models import ActKind, Alert, AlertState, Flip, Group, GroupAct, Leg, Person, Status
 from storage.people import display_name, pseudonym
+from storage.session import AsyncSession
 
 COMMAND_LINE_ACTOR = "admin@cli"
 
@@ -73,8 +73,8 @@ class Result:
 async def pending(session: AsyncSession, *, group: Group, act: ActKind) -> GroupAct | None:
     query = (
         select(GroupAct)
-        .where(GroupAct.group_id == group.id, GroupAct.act == act, col(GroupAct.done_at).is_(None))
-        .order_by(col(GroupAct.requested_at).desc())
+        .where(GroupAct.group_id == group.id, GroupAct.act == act, GroupAct.done_at.is_(None))
+        .order_by(GroupAct.requested_at.desc())
     )
     return (await session.exec(query)).first()
 
@@ -231,9 +231,9 @@ async def not_to_author(session: AsyncSession, record: Flip, author: Actor | Per
     await session.flush()
     await session.exec(
         delete(Alert).where(
-            col(Alert.flip_id) == record.id,
-            col(Alert.recipient_id) == author.id,
-            col(Alert.state) == AlertState.PENDING,
+            Alert.flip_id == record.id,
+            Alert.recipient_id == author.id,
+            Alert.state == AlertState.PENDING,
         )
     )
 
@@ -279,7 +279,7 @@ async def _settle(
     at once on PostgreSQL must not apply it twice)."""
     done = await session.exec(
         update(GroupAct)
-        .where(col(GroupAct.id) == act.id, col(GroupAct.done_at).is_(None))
+        .where(GroupAct.id == act.id, GroupAct.done_at.is_(None))
         .values(done_at=now, outcome="confirmed", confirmed_by=by)
         .execution_options(synchronize_session=False)
     )

@@ -9,7 +9,7 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 from rich.table import Table
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from bot.cli.common import (
     ADMIN_ACTOR,
@@ -243,10 +243,8 @@ def codebook_list(
     async def go() -> tuple[str | None, list[tuple[str, int, int]]]:
         async with workspace(config) as ws:
             group = await get_group(ws.session, codename=target) if target else None
-            org = col(CodebookEntry.group_id).is_(None)
-            condition = (
-                org if group is None else sa.or_(org, col(CodebookEntry.group_id) == group.id)
-            )
+            org = CodebookEntry.group_id.is_(None)
+            condition = org if group is None else sa.or_(org, CodebookEntry.group_id == group.id)
             entries = (await ws.session.exec(select(CodebookEntry).where(condition))).all()
             positions: dict[uuid.UUID, int] = {}
             if group is not None:

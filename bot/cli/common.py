@@ -19,14 +19,14 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    # Imported where used: `intake --help` must not pay for the database and crypto stacks.
-    from sqlmodel.ext.asyncio.session import AsyncSession
-
     from bot.config import Settings
     from storage import keyfile
     from storage.crypto import PrivateKey, ServerKeys, SigningKey
     from storage.models import Group
     from storage.sealing import Keyring
+
+    # Imported where used: `intake --help` must not pay for the database and crypto stacks.
+    from storage.session import AsyncSession
     from storage.signers import Signers
 
 PASSPHRASE_ENV = "INTAKE_PASSPHRASE"  # noqa: S105 (the name of a variable, not a secret)

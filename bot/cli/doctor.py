@@ -22,9 +22,8 @@ import typer
 from bot.cli.common import ConfigOption, app, out, run
 
 if TYPE_CHECKING:
-    from sqlmodel.ext.asyncio.session import AsyncSession
-
     from bot.config import Settings
+    from storage.session import AsyncSession
     from storage.trust import Rejected
 
 MIN_FREE_BYTES = 500 * 1024 * 1024  # room for a backlog of attachments and a VACUUM
@@ -104,8 +103,8 @@ def _modes(config_path: Path, secret_files: tuple[Path, ...], url: str) -> Check
 
 
 async def _database(url: str, config_dir: Path) -> list[Check]:
+    from sqlalchemy import func, select
     from sqlalchemy.exc import SQLAlchemyError
-    from sqlmodel import func, select
 
     from bot.startup import database_kind
     from storage.db import (

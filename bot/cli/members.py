@@ -214,7 +214,7 @@ def member_list(
     each kind it has. Identifiers, names and notes are never printed (the server
     cannot open names and notes; identifiers are kept only as blind indexes)."""
     from rich.table import Table
-    from sqlmodel import col, select
+    from sqlalchemy import select
 
     from storage.models import Member, MemberIdentifier
 
@@ -227,7 +227,7 @@ def member_list(
                 await ws.session.exec(
                     select(Member)
                     .where(Member.group_id == group.id)
-                    .order_by(col(Member.created_at), col(Member.id))
+                    .order_by(Member.created_at, Member.id)
                 )
             ).all()
             kinds: dict[object, dict[str, int]] = {m.id: {} for m in members}

@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from bot.cli.common import (
     ADMIN_ACTOR,
@@ -55,6 +54,7 @@ from storage.rekey import (
     stranded,
 )
 from storage.sealing import Keyring
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from storage.trust import (
     OperatorIdentity,
@@ -428,10 +428,10 @@ def operator_list(output: FormatOption = Format.TABLE, config: ConfigOption = No
 
     async def go() -> list[_OperatorRow]:
         async with workspace(config) as ws:
-            query = select(Operator).order_by(col(Operator.created_at))
+            query = select(Operator).order_by(Operator.created_at)
             operators = (await ws.session.exec(query)).all()
             per_operator = select(GroupKeyWrap.operator_id, func.count()).group_by(
-                col(GroupKeyWrap.operator_id)
+                GroupKeyWrap.operator_id
             )
             shared = dict((await ws.session.exec(per_operator)).all())
             groups = len([g for g in await list_groups(ws.session) if g.shredded_at is None])

@@ -20,7 +20,7 @@ import typer
 from rich import box
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from bot.cli.common import (
     ADMIN_ACTOR,
@@ -108,15 +108,13 @@ def people_list(
             session = ws.session
             target = await get_group(session, codename=codename_argument(group)) if group else None
             codenames = {g.id: g.codename for g in (await session.exec(select(Group))).all()}
-            grants = (
-                await session.exec(select(RoleGrant).order_by(col(RoleGrant.granted_at)))
-            ).all()
+            grants = (await session.exec(select(RoleGrant).order_by(RoleGrant.granted_at))).all()
             invites = {
                 i.id: i
                 for i in (
                     await session.exec(
                         select(Invite).where(
-                            col(Invite.id).in_([g.invite_id for g in grants if g.invite_id])
+                            Invite.id.in_([g.invite_id for g in grants if g.invite_id])
                         )
                     )
                 ).all()
@@ -130,15 +128,13 @@ def people_list(
             }
             if role is None and target is None:
                 wanted = {g.person_id for g in grants}
-            people = (
-                await session.exec(select(Person).where(col(Person.id).in_(list(wanted))))
-            ).all()
+            people = (await session.exec(select(Person).where(Person.id.in_(list(wanted))))).all()
             wrote = dict(
                 (
                     await session.exec(
                         select(Message.sender_id, sa.func.max(Message.received_at))
-                        .where(col(Message.sender_id).in_(list(wanted)))
-                        .group_by(col(Message.sender_id))
+                        .where(Message.sender_id.in_(list(wanted)))
+                        .group_by(Message.sender_id)
                     )
                 ).all()
             )

@@ -2,7 +2,7 @@
 
 The command an admin types most, so it starts quickly (issue #16): on a SQLite
 installation at the newest revision it reads the statuses with ``sqlite3``
-(``storage.glance``) and loads neither SQLAlchemy nor SQLModel; anything else
+(``storage.glance``) and loads no SQLAlchemy; anything else
 (PostgreSQL, a database to migrate, an error to report) takes the full path.
 """
 

@@ -26,12 +26,12 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.visible import visible_parts
 from storage.crypto import PrivateKey
 from storage.db import session_factory
 from storage.sealing import Keyring
+from storage.session import AsyncSession
 from storage.trust import bound
 
 HERE = Path(__file__).resolve().parent

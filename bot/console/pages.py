@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from bot.schedules import next_due
 from storage import audit
@@ -20,6 +19,7 @@ from storage.crypto import CryptoError, ServerKeys
 from storage.models import AuditEvent, Flip, Group, Invite, Message, Person, RoleGrant, Status
 from storage.operators import operator_names
 from storage.people import label_of_invite, pseudonym
+from storage.session import AsyncSession
 from storage.trust import installation_of
 
 # Flips that alert activists until one of them acknowledges.
@@ -44,13 +44,13 @@ class BoardRow:
 async def board(
     session: AsyncSession, *, now: datetime, unread: dict[uuid.UUID | None, int]
 ) -> list[BoardRow]:
-    groups = (await session.exec(select(Group).order_by(col(Group.codename)))).all()
+    groups = (await session.exec(select(Group).order_by(Group.codename))).all()
     open_alerts = dict(
         (
             await session.exec(
                 select(Flip.group_id, sa.func.count())
-                .where(col(Flip.to_status).in_(ALERTING), col(Flip.acknowledged_at).is_(None))
-                .group_by(col(Flip.group_id))
+                .where(Flip.to_status.in_(ALERTING), Flip.acknowledged_at.is_(None))
+                .group_by(Flip.group_id)
             )
         ).all()
     )
@@ -116,15 +116,15 @@ async def people(session: AsyncSession) -> list[PersonRow]:
     the admin's label for them where the server secret is here, and how many messages
     they sent. (No identifier is stored in clear, so none can be shown.)"""
     installation = installation_of(session)
-    persons = (await session.exec(select(Person).order_by(col(Person.created_at)))).all()
+    persons = (await session.exec(select(Person).order_by(Person.created_at))).all()
     codenames = {g.id: g.codename for g in (await session.exec(select(Group))).all()}
     grants: dict[uuid.UUID, list[GrantRow]] = {}
     labels: dict[uuid.UUID, bytes | None] = {}
     opened: dict[uuid.UUID, str | None] = {}
     found = await session.exec(
         select(RoleGrant, Invite)
-        .outerjoin(Invite, col(Invite.id) == col(RoleGrant.invite_id))
-        .order_by(col(RoleGrant.granted_at))
+        .outerjoin(Invite, Invite.id == RoleGrant.invite_id)
+        .order_by(RoleGrant.granted_at)
     )
     for grant, invite in found.all():
         grants.setdefault(grant.person_id, []).append(
@@ -145,7 +145,7 @@ async def people(session: AsyncSession) -> list[PersonRow]:
     sent = dict(
         (
             await session.exec(
-                select(Message.sender_id, sa.func.count()).group_by(col(Message.sender_id))
+                select(Message.sender_id, sa.func.count()).group_by(Message.sender_id)
             )
         ).all()
     )
@@ -200,9 +200,7 @@ async def audit_trail(session: AsyncSession) -> AuditPage:
             ),
         )
     entries = (
-        await session.exec(
-            select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(AUDIT_PAGE)
-        )
+        await session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(AUDIT_PAGE))
     ).all()
     operators = {op.fingerprint[:16]: op.label for op in await operator_names(session)}
     return AuditPage(verified=verified, verdict=verdict, entries=list(entries), operators=operators)

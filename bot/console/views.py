@@ -12,8 +12,7 @@ from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from bot.console import pages
 from bot.console.app import CONSOLE, render
@@ -37,6 +36,7 @@ from storage.inbox import (
 from storage.models import Attachment, Group, Message, MessageKind, Role
 from storage.people import find_by_pseudonym, pseudonym_of, revoke_roles
 from storage.sealing import Keyring, NotReadable
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 
 PAGE = 50

@@ -1,9 +1,8 @@
 """Alembic environment: run against the connection ``storage.db`` hands in."""
 
 from alembic import context
-from sqlmodel import SQLModel
 
-import storage.models  # noqa: F401  (registers every table on the metadata)
+from storage.models import metadata  # every table, registered as storage.models loads
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -11,7 +10,7 @@ if connection is None:
 
 context.configure(
     connection=connection,
-    target_metadata=SQLModel.metadata,
+    target_metadata=metadata,
     render_as_batch=True,  # SQLite alters tables by copying them
     compare_type=True,
 )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from bot.app import serve
 from bot.config import Settings, load_settings
@@ -51,7 +51,7 @@ class Installation:
             session_factory(engine)() as session,
         ):
             keyring = await Keyring.for_key(session, self.operator_key)
-            query = select(Message).order_by(col(Message.received_at), col(Message.version))
+            query = select(Message).order_by(Message.received_at, Message.version)
             opened = []
             for row in (await session.exec(query)).all():
                 files = [

@@ -41,10 +41,9 @@ from typing import Any, NamedTuple, cast
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-from sqlmodel import col, func, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler
 
 from bot import commands, handlers, texts
@@ -77,6 +76,7 @@ from storage.models import (
     Status,
 )
 from storage.people import find_person, get_or_create_person, pseudonym
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, install, running_bot
 from tests.conftest import PG_ENV
@@ -406,9 +406,7 @@ class Matrix:
             async with self.sessions() as session:
                 now = utc_now()
                 due = await session.exec(
-                    select(func.count())
-                    .select_from(Group)
-                    .where(col(Group.next_transition_at) <= now)
+                    select(func.count()).select_from(Group).where(Group.next_transition_at <= now)
                 )
                 pending = await session.exec(
                     select(func.count()).select_from(Alert).where(Alert.state == AlertState.PENDING)
@@ -436,9 +434,7 @@ class Matrix:
             events = await session.exec(
                 select(
                     CheckinEvent.group_id, CheckinEvent.signal, CheckinEvent.source, func.count()
-                ).group_by(
-                    col(CheckinEvent.group_id), col(CheckinEvent.signal), col(CheckinEvent.source)
-                )
+                ).group_by(CheckinEvent.group_id, CheckinEvent.signal, CheckinEvent.source)
             )
             for group_id, signal, source, count in events.all():
                 shot[f"events {groups[group_id].codename} {signal} {source}"] = count
@@ -465,7 +461,7 @@ class Matrix:
     async def audited_since(self, seq: int) -> list[Audited]:
         async with self.sessions() as session:
             rows = await session.exec(
-                select(AuditEvent).where(AuditEvent.seq > seq).order_by(col(AuditEvent.seq))
+                select(AuditEvent).where(AuditEvent.seq > seq).order_by(AuditEvent.seq)
             )
             return [
                 Audited(e.actor, e.action, e.subject, json.loads(e.details)) for e in rows.all()

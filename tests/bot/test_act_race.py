@@ -15,9 +15,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.acts.rules import Outcome
 from bot.acts.service import Actor, Rules, mark_detained, request
@@ -26,6 +25,7 @@ from storage.crypto import ServerKeys
 from storage.db import session_factory
 from storage.models import ActKind, Flip, Group, GroupAct, Operator, Person, Status
 from storage.people import get_or_create_person
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from tests.storage.helpers import make_group
 
@@ -82,9 +82,7 @@ async def _race(
 
 async def _flips(engine: AsyncEngine) -> list[tuple[Status, Status, str]]:
     async with session_factory(engine)() as session:
-        flips = (
-            await session.exec(select(Flip).order_by(col(Flip.recorded_at), col(Flip.at)))
-        ).all()
+        flips = (await session.exec(select(Flip).order_by(Flip.recorded_at, Flip.at))).all()
         return [(f.from_status, f.to_status, f.basis) for f in flips]
 
 

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, func, select
+from sqlalchemy import func, select
 
 from bot.standin import SentMessage, SimUser, TelegramStandIn
 from bot.timeline import gather
@@ -137,7 +137,7 @@ class World:
             rows = await session.exec(
                 select(CheckinEvent)
                 .where(CheckinEvent.signal == Signal.STAGE)
-                .order_by(col(CheckinEvent.recorded_at))
+                .order_by(CheckinEvent.recorded_at)
             )
             return list(rows.all())
 
@@ -145,7 +145,7 @@ class World:
         """Each use of a command, in order: who (a pseudonym), about what, and the details."""
         async with open_database(self.url) as engine, session_factory(engine)() as session:
             rows = await session.exec(
-                select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))
+                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)
             )
             return [(e.actor, e.subject, json.loads(e.details)) for e in rows.all()]
 
@@ -159,7 +159,7 @@ class World:
                     select(Alert).where(
                         Alert.recipient_id == person.id,
                         Alert.state == AlertState.SENT,
-                        col(Alert.telegram_message_id).is_not(None),
+                        Alert.telegram_message_id.is_not(None),
                     )
                 )
                 if sent.first() is not None:

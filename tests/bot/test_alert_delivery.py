@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot
 
 from bot.alerts import Delivery, Limiter, Sender
@@ -28,6 +27,7 @@ from storage.crypto import KemName, ServerKeys
 from storage.db import session_factory
 from storage.models import Alert, AlertPurpose, AlertState, Group, Person, Role, RoleGrant, Status
 from storage.people import chat_id_of, get_or_create_person
+from storage.session import AsyncSession
 from tests.bot.intake_harness import eventually
 from tests.conftest import Database
 from tests.storage.helpers import make_group
@@ -74,14 +74,12 @@ class Rig:
 
     async def states(self) -> list[AlertState]:
         async with self.sessions() as session:
-            rows = await session.exec(select(Alert).order_by(col(Alert.created_at)))
+            rows = await session.exec(select(Alert).order_by(Alert.created_at))
             return [a.state for a in rows.all()]
 
     async def pending(self) -> set[uuid.UUID]:
         async with self.sessions() as session:
-            rows = await session.exec(
-                select(col(Alert.id)).where(col(Alert.state) == AlertState.PENDING)
-            )
+            rows = await session.exec(select(Alert.id).where(Alert.state == AlertState.PENDING))
             return set(rows.all())
 
     async def flip_to(self, status: Status, basis: str) -> None:
@@ -258,7 +256,7 @@ async def test_a_recipient_who_blocked_the_bot_is_flagged_and_the_admins_are_tol
     assert (first.sent, first.unreachable) == (1, 1)
     async with rig.sessions() as session:
         person = (
-            await session.exec(select(Person).where(col(Person.unreachable_at).is_not(None)))
+            await session.exec(select(Person).where(Person.unreachable_at.is_not(None)))
         ).one()
         assert person.unreachable_at == T0
     assert (await rig.deliver()).sent == 1  # the notice to the admin
@@ -329,7 +327,7 @@ async def test_alerts_on_their_way_are_left_by_one_statement_whatever_their_numb
     and cached anew by the driver, and with a thousand on their way the bot grew."""
     await alerted_groups(rig, session, 6)
     async with rig.sessions() as s:
-        ids = sorted((await s.exec(select(col(Alert.id)))).all())
+        ids = sorted((await s.exec(select(Alert.id))).all())
     assert len(ids) == 12
     statements: list[str] = []
 

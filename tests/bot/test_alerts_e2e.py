@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from bot.standin import SentMessage, SimUser, TelegramStandIn
 from storage.checkins import record_signal
@@ -72,7 +72,7 @@ class World:
             open_database(self.installation.settings.database.url) as engine,
             session_factory(engine)() as session,
         ):
-            rows = await session.exec(select(Flip).order_by(col(Flip.at), col(Flip.recorded_at)))
+            rows = await session.exec(select(Flip).order_by(Flip.at, Flip.recorded_at))
             return [f.to_status for f in rows.all()]
 
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import audit
 from storage.audit import _entry_body
 from storage.crypto import ServerKeys, sha256
 from storage.models import AuditEvent
+from storage.session import AsyncSession
 from tests.bot.test_cli import (
     Call,
     Ran,
@@ -195,7 +195,7 @@ async def test_a_chain_recomputed_without_the_key_is_caught(
 ) -> None:
     # The intruder edits entry 2, deletes entry 4, renumbers and recomputes every hash
     # from entry ``first`` on (1: the whole chain).
-    events = (await session.exec(select(AuditEvent).order_by(col(AuditEvent.seq)))).all()
+    events = (await session.exec(select(AuditEvent).order_by(AuditEvent.seq))).all()
     await session.commit()
     await _sql(engine, "DELETE FROM audit_events WHERE seq = 4")
     kept = [e for e in events if e.seq != 4]
@@ -228,7 +228,7 @@ async def _rewrite_with_the_key(
 ) -> None:
     """Someone who holds the server secret (a seized running server) edits entry 2 and
     recomputes every hash after it: the chain alone verifies again."""
-    events = (await session.exec(select(AuditEvent).order_by(col(AuditEvent.seq)))).all()
+    events = (await session.exec(select(AuditEvent).order_by(AuditEvent.seq))).all()
     await session.commit()
     prev = events[0].hash
     for event in events[1:]:

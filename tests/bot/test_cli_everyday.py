@@ -257,7 +257,7 @@ from bot.cli import main
 try:
     main()
 finally:
-    heavy = ("sqlalchemy", "sqlmodel", "alembic", "aiosqlite", "apscheduler", "asyncio")
+    heavy = ("sqlalchemy", "alembic", "aiosqlite", "apscheduler", "asyncio")
     print("LOADED", *[m for m in heavy if m in sys.modules], file=sys.stderr)
 """
 
@@ -294,8 +294,8 @@ def test_status_on_sqlite_shows_the_same_without_sqlalchemy(
     full, full_loaded = _status(with_a_pause, "full", *args)
     assert glanced == full
     assert "PINE-7" in glanced
-    assert glanced_loaded == []  # no SQLAlchemy, SQLModel, alembic, nor an event loop
-    assert {"sqlalchemy", "sqlmodel", "aiosqlite"} <= set(full_loaded)
+    assert glanced_loaded == []  # no SQLAlchemy, alembic, nor an event loop
+    assert {"sqlalchemy", "aiosqlite"} <= set(full_loaded)
 
 
 def test_status_still_migrates_a_database_an_upgrade_left_behind(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from bot.standin import TelegramStandIn
 from storage import keyfile
@@ -157,8 +157,8 @@ async def audit_rows(installation: Installation) -> list[AuditEvent]:
         open_database(installation.settings.database.url, migrate_to_head=False) as engine,
         session_factory(engine)() as session,
     ):
-        query = select(AuditEvent).where(col(AuditEvent.action).startswith("inbox."))
-        return list((await session.exec(query.order_by(col(AuditEvent.seq)))).all())
+        query = select(AuditEvent).where(AuditEvent.action.startswith("inbox."))
+        return list((await session.exec(query.order_by(AuditEvent.seq))).all())
 
 
 def age_decrypt(tool: str, *, identity: Path, file: Path) -> str:

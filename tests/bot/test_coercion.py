@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from bot.standin import SentMessage, SimUser, TelegramStandIn, origin_user
 from bot.timeline import gather
@@ -79,7 +79,7 @@ class World:
 
     async def events(self) -> list[CheckinEvent]:
         async with open_database(self.url) as engine, session_factory(engine)() as session:
-            rows = await session.exec(select(CheckinEvent).order_by(col(CheckinEvent.at)))
+            rows = await session.exec(select(CheckinEvent).order_by(CheckinEvent.at))
             return list(rows.all())
 
     def texts_to(self, who: int, since: int = 0) -> list[str]:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from bot.standin import SimUser, TelegramStandIn
 from storage.checkins import record_signal
@@ -85,7 +85,7 @@ class World:
             session_factory(engine)() as session,
         ):
             rows = await session.exec(
-                select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))
+                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)
             )
             return [json.loads(e.details)["allowed"] for e in rows.all()]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import sqlmodel
+import sqlalchemy as sa
 
 from bot.console.app import CSP
 from bot.standin import TelegramStandIn
@@ -284,7 +284,7 @@ async def revocations(installation: Installation) -> list[AuditEvent]:
         open_database(installation.settings.database.url, migrate_to_head=False) as engine,
         session_factory(engine)() as session,
     ):
-        query = sqlmodel.select(AuditEvent).where(AuditEvent.action == "role.revoke")
+        query = sa.select(AuditEvent).where(AuditEvent.action == "role.revoke")
         return list((await session.exec(query)).all())
 
 

@@ -63,7 +63,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from bot.standin import SentMessage, TelegramStandIn
 from storage.alerts import CLAIM_FOR
@@ -275,8 +275,8 @@ async def snapshot(world: World) -> Snapshot:
         flips: dict[str, list[Status]] = {c: [] for c in world.codenames}
         rows = await session.exec(
             select(Group.codename, Flip.to_status)
-            .join(Flip, col(Flip.group_id) == col(Group.id))
-            .order_by(col(Group.codename), col(Flip.at), col(Flip.recorded_at))
+            .join(Flip, Flip.group_id == Group.id)
+            .order_by(Group.codename, Flip.at, Flip.recorded_at)
         )
         for codename, to_status in rows.all():
             flips[codename].append(Status(to_status))
@@ -288,14 +288,14 @@ async def snapshot(world: World) -> Snapshot:
         connection = await session.connection()
         alerts = await connection.execute(
             sa.select(
-                col(Alert.recipient_id),
-                col(Group.codename),
-                col(Alert.purpose),
-                col(Alert.state),
-                col(Alert.telegram_message_id),
+                Alert.recipient_id,
+                Group.codename,
+                Alert.purpose,
+                Alert.state,
+                Alert.telegram_message_id,
             )
-            .join(Flip, col(Flip.id) == col(Alert.flip_id))
-            .join(Group, col(Group.id) == col(Flip.group_id))
+            .join(Flip, Flip.id == Alert.flip_id)
+            .join(Group, Group.id == Flip.group_id)
         )
         for recipient_id, codename, purpose, state, message_id in alerts.all():
             key = (world.chat_of.get(recipient_id, -1), codename)

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import col
 
 from bot.app import serve
 from bot.intake import BotApplication
@@ -53,12 +52,12 @@ async def rows(url: str) -> list[Row]:
     async with open_database(url, migrate_to_head=False) as engine, engine.connect() as conn:
         result = await conn.execute(
             sa.select(
-                col(Message.update_id),
-                col(Message.version),
-                col(Message.sent_at),
-                col(Message.origin_at),
-                col(Message.received_at),
-            ).order_by(col(Message.update_id))
+                Message.update_id,
+                Message.version,
+                Message.sent_at,
+                Message.origin_at,
+                Message.received_at,
+            ).order_by(Message.update_id)
         )
         return [Row(*r) for r in result.all()]
 

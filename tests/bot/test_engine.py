@@ -7,9 +7,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine import AlertTiming, run_pass
 from storage.alerts import acknowledge
@@ -30,6 +29,7 @@ from storage.models import (
     Status,
 )
 from storage.people import get_or_create_person
+from storage.session import AsyncSession
 from tests.conftest import Database
 from tests.storage.helpers import make_group
 
@@ -62,7 +62,7 @@ async def checked_in(session: AsyncSession, group: Group, at: datetime) -> None:
 
 async def flips_of(session: AsyncSession, group: Group) -> list[tuple[Status, Status, datetime]]:
     rows = await session.exec(
-        select(Flip).where(Flip.group_id == group.id).order_by(col(Flip.at), col(Flip.recorded_at))
+        select(Flip).where(Flip.group_id == group.id).order_by(Flip.at, Flip.recorded_at)
     )
     found = [(f.from_status, f.to_status, f.at) for f in rows.all()]
     await session.commit()  # SQLite: a reader holding BEGIN IMMEDIATE would block the engine
@@ -71,7 +71,7 @@ async def flips_of(session: AsyncSession, group: Group) -> list[tuple[Status, St
 
 async def alerts_to(session: AsyncSession, someone: Person) -> list[tuple[AlertPurpose, int]]:
     rows = await session.exec(
-        select(Alert).where(Alert.recipient_id == someone.id).order_by(col(Alert.created_at))
+        select(Alert).where(Alert.recipient_id == someone.id).order_by(Alert.created_at)
     )
     found = [(a.purpose, a.tier) for a in rows.all()]
     await session.commit()

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-from sqlmodel import col, select
+from sqlalchemy import select
 from telegram import Update
 
 from bot.app import drain, running
@@ -202,7 +202,7 @@ class Fuzz:
     async def rows(self, update_id: int) -> int:
         async with self.intake.runtime.sessions() as session:
             query = select(sa.func.count()).select_from(Message)
-            query = query.where(col(Message.update_id) == update_id)
+            query = query.where(Message.update_id == update_id)
             return int((await session.exec(query)).one())
 
     def answers(self, chat_id: int | None) -> int:
@@ -211,7 +211,7 @@ class Fuzz:
     async def stored(self, update_ids: list[int]) -> Counter[int]:
         """How many ``Message`` rows each of ``update_ids`` has."""
         async with self.intake.runtime.sessions() as session:
-            query = select(Message.update_id).where(col(Message.update_id).in_(update_ids))
+            query = select(Message.update_id).where(Message.update_id.in_(update_ids))
             return Counter(int(u) for u in (await session.exec(query)).all() if u is not None)
 
     async def handle(self, raw: dict[str, Any]) -> None:

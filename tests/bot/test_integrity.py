@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from aiohttp import web
-from sqlmodel import select
+from sqlalchemy import select
 
 from bot.standin import TelegramStandIn
 from storage import audit

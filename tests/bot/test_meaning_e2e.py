@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlalchemy import select
 
 from bot.standin import SimUser, TelegramStandIn, origin_hidden_user, origin_user
 from bot.standin.server import SentMessage

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from bot import app, watch
 from bot.standin import TelegramStandIn
@@ -123,9 +123,9 @@ async def silent_flips(url: str) -> dict[str, int]:
     async with open_database(url) as engine, session_factory(engine)() as session:
         rows = await session.exec(
             select(Group.codename, sa.func.count())
-            .join(Flip, col(Flip.group_id) == col(Group.id))
+            .join(Flip, Flip.group_id == Group.id)
             .where(Flip.to_status == Status.SILENT)
-            .group_by(col(Group.codename))
+            .group_by(Group.codename)
         )
         return dict(rows.all())
 
@@ -195,9 +195,7 @@ async def test_the_sender_waits_for_another_engine_still_flipping_what_was_due(
             other_engine.begin(),
         ):
             # Another process's engine in the middle of its pass: five due groups locked.
-            await other_engine.exec(
-                select(Group.id).where(col(Group.id).in_(ids[:5])).with_for_update()
-            )
+            await other_engine.exec(select(Group.id).where(Group.id.in_(ids[:5])).with_for_update())
             bot.watchers.engine_alarm.ring()
             await eventually(lambda: bot.watchers.held_for_others > 0)
             # The five it could take are flipped, but their alerts wait for the rest.

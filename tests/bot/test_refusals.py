@@ -8,7 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from bot.commands import REFUSALS_EVERY, RefusalTally
 from bot.handlers import DELETE_RETRY
@@ -45,7 +45,7 @@ async def test_a_strangers_repeated_command_makes_one_audit_row(
         session_factory(engine)() as session,
     ):
         rows = (
-            await session.exec(select(AuditEvent).where(col(AuditEvent.action) == "command.status"))
+            await session.exec(select(AuditEvent).where(AuditEvent.action == "command.status"))
         ).all()
     assert [r.details for r in rows] == ['{"allowed":false}']
 

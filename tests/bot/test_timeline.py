@@ -8,8 +8,6 @@ import struct
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from bot.timeline import Journey, gather, render
 from storage.checkins import flip, record_signal
 from storage.codebook import add_phrase
@@ -17,6 +15,7 @@ from storage.crypto import ServerKeys
 from storage.legs import add_leg
 from storage.messages import store_message
 from storage.models import MessageKind, Operator, Signal, Status
+from storage.session import AsyncSession
 from tests.storage.helpers import make_group
 
 T0 = datetime(2026, 8, 12, 3, 0, tzinfo=UTC)

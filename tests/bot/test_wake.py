@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlmodel import col, select
+from sqlalchemy import select
 
 from bot.app import serve
 from bot.intake import BotApplication
@@ -105,7 +105,7 @@ async def flips(url: str, group_id: uuid.UUID) -> list[tuple[Status, datetime]]:
         rows = await session.exec(
             select(Flip.to_status, Flip.at)
             .where(Flip.group_id == group_id)
-            .order_by(col(Flip.recorded_at))
+            .order_by(Flip.recorded_at)
         )
         return [(Status(s), at) for s, at in rows.all()]
 

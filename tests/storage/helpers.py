@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from storage.crypto import KemName
 from storage.groups import Schedule, create_group
 from storage.models import Group
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 
 SCHEDULE = Schedule(

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import audit
 from storage.audit import GENESIS, _entry_body, _legacy_hash
 from storage.db import open_database, session_factory
 from storage.models import AuditEvent
+from storage.session import AsyncSession
 from tests.conftest import Database
 
 T0 = datetime(2026, 8, 12, 3, 0, tzinfo=UTC)
@@ -52,7 +52,7 @@ async def test_database_refuses_updates_and_deletes_of_the_log(session: AsyncSes
         "DELETE FROM audit_events WHERE seq = 2",
     ):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-            await session.exec(sa.text(statement))  # type: ignore[call-overload]
+            await session.execute(sa.text(statement))
         await session.rollback()
 
 

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.codebook import add_phrase
 from storage.crypto import KemName, PrivateKey, ServerKeys
@@ -18,6 +17,7 @@ from storage.messages import ChatRef, store_attachment, store_message
 from storage.models import IdentifierKind, MessageKind, OriginKind, Role, Signal
 from storage.operators import add_operator
 from storage.people import create_invite, get_or_create_person
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from tests.conftest import Database
 from tests.storage.helpers import make_group

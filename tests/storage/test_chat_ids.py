@@ -9,8 +9,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage.crypto import ServerKeys
 from storage.deletions import DELETABLE_FOR
@@ -32,6 +31,7 @@ from storage.people import (
     redeem_invite,
     revoke,
 )
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from tests.storage.helpers import make_group
 
@@ -46,7 +46,7 @@ def _operator_key_registered(operator: Operator) -> None:
 async def _kept_chats(session: AsyncSession) -> int:
     """How many people rows hold a chat id (non-empty sealed value)."""
     result = await session.exec(
-        select(sa.func.count()).select_from(Person).where(col(Person.chat_sealed) != b"")
+        select(sa.func.count()).select_from(Person).where(Person.chat_sealed != b"")
     )
     return int(result.one())
 

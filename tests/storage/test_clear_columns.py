@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sqlmodel import SQLModel
-
 import storage.models  # noqa: F401 (registers every table)
+from storage.models import metadata
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 # Columns whose values are ciphertexts, keyed one-way values or wrapped keys.
@@ -29,7 +28,7 @@ def documented() -> dict[str, set[str]]:
 def clear_columns() -> dict[str, set[str]]:
     return {
         table.name: {c.name for c in table.columns if not PROTECTED.fullmatch(c.name)}
-        for table in SQLModel.metadata.sorted_tables
+        for table in metadata.sorted_tables
     }
 
 

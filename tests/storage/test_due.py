@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import KemName, ServerKeys
 from storage.due import Probe
 from storage.models import Alert, AlertState, Flip, Status
 from storage.people import get_or_create_person
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from tests.conftest import Database
 from tests.storage.helpers import make_group

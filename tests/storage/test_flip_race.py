@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
 
 from storage.checkins import flip, record_signal
 from storage.db import session_factory
@@ -52,9 +52,7 @@ async def test_a_duress_signal_during_an_engine_flip_keeps_both_flips_in_order(
 
     await asyncio.gather(engine_pass(), intake())
     async with sessions() as session:
-        flips = (
-            await session.exec(select(Flip).order_by(col(Flip.recorded_at), col(Flip.at)))
-        ).all()
+        flips = (await session.exec(select(Flip).order_by(Flip.recorded_at, Flip.at))).all()
         group = await session.get_one(Group, group_id)
     assert [(f.from_status, f.to_status) for f in flips] == [
         (Status.PENDING, Status.SILENT),

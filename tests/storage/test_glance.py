@@ -9,12 +9,11 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from storage.crypto import KemName
 from storage.glance import GroupGlance, glance_groups, head_from_files, sqlite_path
 from storage.groups import Schedule, create_group, list_groups
 from storage.models import Operator, Status
+from storage.session import AsyncSession
 from tests.conftest import Database
 from tests.storage.helpers import make_group
 

@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import inbox
 from storage.checkins import flip, record_signal, signals_of
@@ -61,6 +60,7 @@ from storage.models import (
 from storage.operators import add_operator, operator_names
 from storage.people import create_invite, get_or_create_person, pseudonym, redeem_invite
 from storage.sealing import Keyring, NotReadable, data_key_binding
+from storage.session import AsyncSession
 from storage.trust import Trust, bind
 from tests.conftest import Database
 from tests.storage.helpers import make_group
@@ -124,7 +124,7 @@ async def enrol(session: AsyncSession, server: ServerKeys, name: str) -> tuple[O
 
 
 async def wraps_of(session: AsyncSession, *ids: uuid.UUID) -> list[KeyWrap]:
-    return list((await session.exec(select(KeyWrap).where(col(KeyWrap.subject_id).in_(ids)))).all())
+    return list((await session.exec(select(KeyWrap).where(KeyWrap.subject_id.in_(ids)))).all())
 
 
 # --------------------------------------------------------------------------- listing

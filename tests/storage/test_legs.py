@@ -7,13 +7,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage.checkins import record_signal
 from storage.crypto import CryptoError, ServerKeys
 from storage.legs import BadLegName, LegExists, add_leg, find_leg, leg_name, legs_of
 from storage.models import Leg, Operator, Signal, Status
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from tests.conftest import Database
 from tests.storage.helpers import make_group

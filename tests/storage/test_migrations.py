@@ -10,17 +10,16 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 import storage.models  # noqa: F401  (registers the tables)
 from storage.db import current_revision, head_revision, migrate, open_database
-from storage.models import Member
+from storage.models import Member, metadata
+from storage.session import AsyncSession
 
 
 def _differences(connection: sa.Connection) -> list[object]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, SQLModel.metadata))
+    return list(compare_metadata(context, metadata))
 
 
 async def test_database_is_at_the_head_revision(engine: AsyncEngine) -> None:

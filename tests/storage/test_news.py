@@ -7,10 +7,9 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from storage import news
 from storage.db import session_factory
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 
 PINE, OAK = uuid.uuid4(), uuid.uuid4()

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from storage.crypto import ServerKeys
 from storage.people import find_people
+from storage.session import AsyncSession
 
 NEW_SENDERS = 8
 

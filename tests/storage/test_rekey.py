@@ -6,9 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import CryptoError, KemName, PrivateKey, ServerKeys, unwrap_key
 from storage.db import reclaim_deleted
@@ -34,6 +33,7 @@ from storage.sealing import (
     group_key_binding,
     seal_record,
 )
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from tests.conftest import Database
 from tests.storage.helpers import make_group

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage.checkins import flip
 from storage.models import AuditEvent, Flip, Group, GroupKeyWrap, Operator, ScheduleKind, Status
 from storage.retention import apply_retention, due_for_shredding
+from storage.session import AsyncSession
 from tests.storage.helpers import make_group
 
 NOW = datetime(2026, 9, 1, tzinfo=UTC)

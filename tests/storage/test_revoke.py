@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage.checkins import flip
 from storage.crypto import ServerKeys
@@ -28,6 +27,7 @@ from storage.people import (
     redeem_invite,
     revoke_roles,
 )
+from storage.session import AsyncSession
 from tests.storage.helpers import make_group
 
 T0 = datetime(2026, 8, 12, 6, 0, tzinfo=UTC)

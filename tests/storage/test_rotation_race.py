@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
 
 from storage.crypto import KemName, PrivateKey, ServerKeys
 from storage.db import session_factory

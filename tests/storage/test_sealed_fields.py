@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from storage.codebook import add_phrase, phrases_for
 from storage.crypto import CryptoError, KemName, PrivateKey, ServerKeys
@@ -25,6 +24,7 @@ from storage.models import IdentifierKind, KeyWrap, Message, MessageKind, Operat
 from storage.operators import add_operator, operator_name
 from storage.people import chat_id_of, find_person, get_or_create_person
 from storage.sealing import Keyring, NoRecipients, NotReadable
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from tests.storage.helpers import make_group
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.codebook import add_phrase, phrases_for
 from storage.crypto import ServerKeys
@@ -23,6 +22,7 @@ from storage.models import (
     Status,
 )
 from storage.sealing import Keyring
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from tests.conftest import Database
 from tests.storage.helpers import make_group
@@ -110,7 +110,7 @@ async def test_shredded_group_leaves_nothing_that_opens(
     assert [p.text for p in await phrases_for(session, server=server, group=kept)] == [
         "phrase OAK-2"
     ]
-    assert (await session.exec(select(KeyWrap).where(col(KeyWrap.group_id) == kept.id))).all()
+    assert (await session.exec(select(KeyWrap).where(KeyWrap.group_id == kept.id))).all()
 
     # ...nor in the bytes of the database files.
     await session.close()

@@ -6,14 +6,14 @@ On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import trust as trust_module
 from storage.codebook import add_phrase, all_phrases
@@ -39,6 +39,7 @@ from storage.models import (
 )
 from storage.operators import add_operator
 from storage.sealing import Keyring, active_operators, data_key_binding
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from storage.trust import (
     OperatorIdentity,
@@ -261,7 +262,7 @@ async def test_signing_an_old_installation_signs_what_is_unsigned_and_never_a_ba
     assert (done.operators, done.groups, done.entries) == (1, ("OAK-2",), 1)
     assert [r.row_id for r in done.refused] == [tampered.id]
     assert [r.row_id for r in await unverified(session, trust)] == [tampered.id]
-    entries = (await session.exec(select(CodebookEntry).order_by(col(CodebookEntry.means)))).all()
+    entries = (await session.exec(select(CodebookEntry).order_by(CodebookEntry.means))).all()
     assert len(entries) == 2
 
 
@@ -303,4 +304,4 @@ def test_an_operator_pinned_while_the_bot_runs_counts_at_once_and_a_deleted_file
     signers.save(path)  # `intake operator add` on the server, while the bot runs
     assert trust.problem(row(second)) is None
     path.unlink()  # someone removes the file: enforcement stays
-    assert trust.problem(Operator(**{**row(first).model_dump(), "signature": None})) == "unsigned"
+    assert trust.problem(dataclasses.replace(row(first), signature=None)) == "unsigned"

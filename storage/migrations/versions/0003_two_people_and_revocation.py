@@ -8,7 +8,6 @@ Revises: 0002
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "0003"
@@ -39,13 +38,9 @@ def _purposes(values: Sequence[str], old: Sequence[str]) -> None:
 def upgrade() -> None:
     _purposes((*_PURPOSES, "notice"), _PURPOSES)
     with op.batch_alter_table("groups", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("schedule_from", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
-        )
+        batch_op.add_column(sa.Column("schedule_from", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("people", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("last_seen_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
-        )
+        batch_op.add_column(sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("invites", schema=None) as batch_op:
         batch_op.add_column(sa.Column("label_sealed", sa.LargeBinary(), nullable=True))
     with op.batch_alter_table("checkin_events", schema=None) as batch_op:
@@ -59,12 +54,12 @@ def upgrade() -> None:
         sa.Column("act", _enum(("pause", "safe", "clear"), "act_values"), nullable=False),
         sa.Column("from_status", _enum(_STATUSES, "from_status_values"), nullable=False),
         sa.Column("requested_by", sa.Uuid(), nullable=True),
-        sa.Column("requested_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("pause_s", sa.Integer(), nullable=True),
         sa.Column("confirmed_by", sa.Uuid(), nullable=True),
-        sa.Column("done_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+        sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("outcome", sa.String(length=16), nullable=True),
         sa.ForeignKeyConstraint(["group_id"], ["groups.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["requested_by"], ["people.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["confirmed_by"], ["people.id"], ondelete="SET NULL"),

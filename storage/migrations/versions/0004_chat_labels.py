@@ -8,7 +8,6 @@ Revises: 0002
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "0004"
@@ -22,9 +21,7 @@ _TABLES = ("invites", "role_grants")
 def upgrade() -> None:
     for table in _TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.add_column(
-                sa.Column("chat_label", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True)
-            )
+            batch_op.add_column(sa.Column("chat_label", sa.String(length=16), nullable=True))
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("unconfirmed", sa.Boolean(), nullable=False, server_default=sa.false())
@@ -35,8 +32,8 @@ def upgrade() -> None:
         sa.Column("chat_digest", sa.LargeBinary(), nullable=False),
         sa.Column("chat_sealed", sa.LargeBinary(), nullable=False),
         sa.Column("message_id", sa.Integer(), nullable=False),
-        sa.Column("sent_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("due_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("pending_deletions", schema=None) as batch_op:

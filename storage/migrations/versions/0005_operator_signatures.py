@@ -7,7 +7,6 @@ Revises: 0002
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "0005"
@@ -22,9 +21,7 @@ def upgrade() -> None:
     for table in _SIGNED:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("signature", sa.LargeBinary(), nullable=True))
-            batch.add_column(
-                sa.Column("signed_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
-            )
+            batch.add_column(sa.Column("signed_by", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:

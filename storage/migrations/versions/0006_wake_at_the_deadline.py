@@ -8,7 +8,6 @@ Revises: 0002
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "0006"
@@ -25,10 +24,10 @@ def upgrade() -> None:
     op.create_table(
         "runs",
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("boot_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("boot_id", sa.String(length=40), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
-        sa.Column("started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("heartbeat_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("alerts", schema=None) as batch_op:
