@@ -47,7 +47,9 @@ class Base(MappedAsDataclass, DeclarativeBase, kw_only=True, eq=False):
     once (an id, a time), before the row is ever flushed: code that builds a group and
     its key wraps reads ``group.id`` straight away. A column's ``default_factory`` is
     also its ``insert_default``, so that an INSERT written as a statement gets the same.
-    Rows compare by identity (``eq=False``), as the session's identity map does."""
+    Rows compare by identity (``eq=False``), as the session's identity map does. Each
+    table says ``kw_only=True`` again because type checkers read a dataclass's options
+    from its own class statement, not from its base."""
 
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
 
