@@ -139,6 +139,7 @@ async def start(application: BotApplication, *, started_at: datetime) -> None:
 
 async def stop(application: BotApplication) -> None:
     """Stop the engine and the sender (before the Application stops)."""
+    integrity_jobs.unschedule(application.bot_data["runtime"])
     watchers = application.bot_data.pop("watchers", None)
     if isinstance(watchers, Watchers):
         await watchers.stop()

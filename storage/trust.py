@@ -26,7 +26,7 @@ import json
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +202,13 @@ class Trust:
         self._verified: set[bytes] = set()
         self._rejected: dict[tuple[str, uuid.UUID], Rejected] = {}
         self._told: set[tuple[str, uuid.UUID]] = set()
+        self._listener: Callable[[], None] | None = None
+
+    def listen(self, listener: Callable[[], None] | None) -> None:
+        """Have ``listener`` called whenever a row is rejected for the first time (None:
+        no longer). The bot tells its admins then (bot.integrity.jobs) rather than
+        looking for news every few seconds, which kept an idle bot waking for nothing."""
+        self._listener = listener
 
     @property
     def enforced(self) -> bool:
@@ -248,7 +255,10 @@ class Trust:
         if reason is None:
             return True
         table = str(type(row).__tablename__)
-        self._rejected.setdefault((table, row.id), Rejected(table, row.id, reason))
+        if (table, row.id) not in self._rejected:
+            self._rejected[(table, row.id)] = Rejected(table, row.id, reason)
+            if self._listener is not None:
+                self._listener()
         return False
 
     def untold(self) -> list[Rejected]:

@@ -2,7 +2,8 @@
 
 * ``tell_rejected``: a row that fails its operator signature (storage/trust.py)
   is not used; the admins are told once per row, by table and row id (no content),
-  and the refusal is an audit entry.
+  and the refusal is an audit entry. It runs when a row is rejected (``Trust.listen``),
+  not on a timer: an idle bot has nothing to look at.
 * ``checkpoint``: the audit chain's head (entry count and keyed hash, nothing
   else) goes to the admins in Telegram and to the heartbeat URL, every
   ``[audit] checkpoint_every`` and at shutdown, and is appended to the file
@@ -15,7 +16,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -36,7 +36,6 @@ from storage.trust import bound
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
-REJECTED_EVERY = timedelta(seconds=5)
 ACTOR = "bot@integrity"
 
 
@@ -121,18 +120,27 @@ async def checkpoint(bot: Bot, runtime: Runtime) -> audit.ChainHead:
 
 
 def schedule(queue: JobQueue[Any], runtime: Runtime, *, options: dict[str, Any]) -> None:
-    """Start both jobs (bot.watch.start calls this with its job options)."""
-    queue.run_repeating(
-        _rejected_job,
-        interval=REJECTED_EVERY,
-        first=REJECTED_EVERY,
-        name="integrity",
-        job_kwargs=options,
-    )
+    """Tell the admins of each rejected row as it is found, and start the checkpoints
+    (bot.watch.start calls this with its job options; ``unschedule`` undoes it)."""
+    installation = bound(runtime.engine)
+    if installation is not None:
+
+        def rejected() -> None:
+            queue.run_once(_rejected_job, when=0, name="integrity", job_kwargs=options)
+
+        installation.trust.listen(rejected)
+        rejected()  # rows rejected before the jobs started (while the backlog drained)
     every = runtime.settings.audit.checkpoint_every
     queue.run_repeating(
         _checkpoint_job, interval=every, first=every, name="audit-checkpoint", job_kwargs=options
     )
+
+
+def unschedule(runtime: Runtime) -> None:
+    """As the bot stops: rows rejected from now on wait for the next start."""
+    installation = bound(runtime.engine)
+    if installation is not None:
+        installation.trust.listen(None)
 
 
 def _runtime(context: Context) -> Runtime:

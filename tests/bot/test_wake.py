@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
 from bot.app import serve
@@ -197,3 +198,26 @@ async def test_with_notifications_off_the_safety_look_still_flips(
         deadline = await deadline_is_due(database.url, group_id)
         found = await eventually_flipped(database.url, group_id)
     assert found == [(Status.LATE, deadline)]
+
+
+async def test_an_idle_bot_repeats_no_job_more_often_than_once_a_minute(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    # Everything that must happen at once is woken by what causes it (a commit, a
+    # notification, a rejected row): a job repeated every few seconds would wake an
+    # idle bot for nothing, and on a busy host each wake costs milliseconds.
+    installation, _ = await installed(
+        tmp_path, database, standin, extra=config(safety_look="1h", notifications=True)
+    )
+    async with running(installation) as bot:
+        queue = bot.application.job_queue
+        assert queue is not None
+        # The jobs start after the engine (bot.watch.start), the heartbeat last.
+        await eventually(lambda: "heartbeat" in {job.name for job in queue.jobs()})
+        repeating = {
+            job.name: job.job.trigger.interval
+            for job in queue.jobs()
+            if isinstance(job.job.trigger, IntervalTrigger)
+        }
+    assert {"heartbeat", "retention", "forget-chats", "audit-checkpoint"} <= set(repeating)
+    assert {name: every for name, every in repeating.items() if every < timedelta(minutes=1)} == {}

@@ -305,3 +305,36 @@ def test_an_operator_pinned_while_the_bot_runs_counts_at_once_and_a_deleted_file
     assert trust.problem(row(second)) is None
     path.unlink()  # someone removes the file: enforcement stays
     assert trust.problem(dataclasses.replace(row(first), signature=None)) == "unsigned"
+
+
+def test_the_listener_hears_of_each_rejected_row_once_and_of_no_trusted_row(
+    operator_key: PrivateKey, signing: SigningKey
+) -> None:
+    signers = Signers()
+    signers.pin(operator_key.public_key().fingerprint(), signing.verify_key())
+    trust = Trust(signers)
+    heard: list[None] = []
+    trust.listen(lambda: heard.append(None))
+
+    def operator(key: PrivateKey) -> Operator:
+        return Operator(
+            name_sealed=b"x",
+            kem=key.kem.value,
+            public_key=key.public_key().raw,
+            fingerprint=key.public_key().fingerprint(),
+        )
+
+    trusted = operator(operator_key)
+    sign(trusted, signing)
+    unsigned = operator(ATTACKER)
+    for _ in range(3):  # a row is checked again at every use
+        assert trust.check(trusted)
+        assert not trust.check(unsigned)
+    assert len(heard) == 1
+    assert not trust.check(operator(PrivateKey.generate(KemName.X25519)))
+    assert len(heard) == 2
+    assert [r.reason for r in trust.untold()] == ["unsigned", "unsigned"]
+
+    trust.listen(None)  # the bot stopping
+    assert not trust.check(operator(PrivateKey.generate(KemName.X25519)))
+    assert len(heard) == 2
