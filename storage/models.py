@@ -281,6 +281,7 @@ class Invite(Base, kw_only=True):
     group_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True, default=None
     )
+    # Given to the grant when the invite is redeemed.
     chat_label: Mapped[str | None] = mapped_column(sa.String(16), default=None)
     created_at: Mapped[datetime] = mapped_column(default_factory=utc_now, insert_default=utc_now)
     expires_at: Mapped[datetime]

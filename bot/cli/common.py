@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+# Imported where used: `intake --help` must not pay for the database and crypto stacks.
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     from storage.crypto import PrivateKey, ServerKeys, SigningKey
     from storage.models import Group
     from storage.sealing import Keyring
-
-    # Imported where used: `intake --help` must not pay for the database and crypto stacks.
     from storage.session import AsyncSession
     from storage.signers import Signers
 
