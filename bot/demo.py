@@ -151,7 +151,8 @@ async def play(folder: Path, say: Callable[[str], None]) -> Narration:
         finally:
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(bot, timeout=30)
+                async with asyncio.timeout(30):
+                    await bot
     await _operator_reads(cast, tell)
     return tell
 

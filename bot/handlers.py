@@ -446,7 +446,8 @@ class Replies:
         deletions when they end), and the batch does not wait for them."""
         task = asyncio.ensure_future(chain)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), DETACH_AFTER)
+            async with asyncio.timeout(DETACH_AFTER):
+                return await asyncio.shield(task)
         except TimeoutError:
             self._alone.add(task)
             task.add_done_callback(self._alone_done)

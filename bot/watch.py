@@ -162,8 +162,11 @@ class Alarm:
     async def sleep(self, seconds: float) -> None:
         """Until ``seconds`` pass or the alarm rings (at once if it rang since ``clear``)."""
         if seconds > 0 and not self._event.is_set():
+            # Not wait_for: on Python 3.11 it loses a stop that arrives as the alarm
+            # rings, and the loop, never cancelled, keeps the bot from stopping.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), seconds)
+                async with asyncio.timeout(seconds):
+                    await self._event.wait()
 
 
 # One turn of a loop: the earliest moment it is due (probe), and what to do when
@@ -353,7 +356,8 @@ class Watchers:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + MAX_HOLD
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.caught_up.wait(), MAX_HOLD)
+            async with asyncio.timeout(MAX_HOLD):
+                await self.caught_up.wait()
         if self.runtime.engine.dialect.name != "postgresql":
             return  # one process on a SQLite file: its own engine is the only one
         while loop.time() < give_up:

@@ -65,7 +65,8 @@ def make_webhook_app(
         if not digests_equal(given, expected):
             return web.Response(status=403, text="forbidden")
         try:
-            body = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+            async with asyncio.timeout(BODY_TIMEOUT):
+                body = await request.read()
         except TimeoutError:
             return web.Response(status=408, text="too slow")
         try:

@@ -238,7 +238,8 @@ async def watch_idle(console: Console) -> None:
             console.drop_key()
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(console.stopped.wait(), timeout=min(left, 5.0))
+            async with asyncio.timeout(min(left, 5.0)):
+                await console.stopped.wait()
 
 
 async def serve(console: Console, *, on_ready: Callable[[str], None]) -> None:

@@ -256,9 +256,8 @@ def default_state_file(port: int) -> Path | None:
 
 
 async def _printer(terminal: Terminal, stopping: asyncio.Event) -> None:
-    # Stops at ``stopping`` too, not only when cancelled: Python 3.11's wait_for (under
-    # ``changed``) can swallow a cancellation that arrives as its wait ends, and a printer
-    # that went on would keep asyncio.run from ending at Ctrl-C.
+    # Stops at ``stopping`` too, not only when cancelled: a printer that went on would
+    # keep asyncio.run from ending at Ctrl-C.
     while not stopping.is_set():
         terminal.show_new()
         sys.stdout.flush()

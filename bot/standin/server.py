@@ -428,7 +428,8 @@ class TelegramStandIn:
     async def _wait_change(self, seconds: float | None) -> None:
         event = self._changed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await event.wait()
 
     async def changed(self, within: float | None = None) -> None:
         """Return at the stand-in's next state change (or after ``within`` seconds)."""

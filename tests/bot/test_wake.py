@@ -6,24 +6,31 @@ wherever the wake-up itself is under test.
 - A write by another process wakes it: on PostgreSQL through LISTEN/NOTIFY, on
   SQLite through a watch on the database file.
 - With notifications off, another process's write is seen at the safety look.
+- Told to stop as an alarm rings, the loops stop (Python 3.11's wait_for lost that
+  cancellation, and the bot never stopped).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
+from bot import watch
 from bot.app import serve
 from bot.intake import BotApplication
 from bot.standin import TelegramStandIn
+from bot.watch import Alarm
 from storage.crypto import KemName, PrivateKey
 from storage.db import open_database, session_factory
 from storage.models import Flip, Group, ScheduleKind, Status
@@ -221,3 +228,59 @@ async def test_an_idle_bot_repeats_no_job_more_often_than_once_a_minute(
         }
     assert {"heartbeat", "retention", "forget-chats", "audit-checkpoint"} <= set(repeating)
     assert {name: every for name, every in repeating.items() if every < timedelta(minutes=1)} == {}
+
+
+def awaiting(task: asyncio.Task[None]) -> list[Any]:
+    """The coroutines a task awaits through, its own first."""
+    chain = []
+    awaited: Any = task.get_coro()
+    while inspect.iscoroutine(awaited):
+        chain.append(awaited)
+        awaited = awaited.cr_await
+    return chain
+
+
+def asleep(task: asyncio.Task[None]) -> bool:
+    """Whether a loop waits in ``Alarm.sleep`` (between its looks), started and waiting."""
+    return any(
+        coroutine.cr_code.co_qualname == "Alarm.sleep" and coroutine.cr_await is not None
+        for coroutine in awaiting(task)
+    )
+
+
+async def test_a_sleep_cancelled_as_its_alarm_rings_is_cancelled() -> None:
+    alarm = Alarm()
+    sleeping = asyncio.create_task(alarm.sleep(3600))
+    await eventually(lambda: asleep(sleeping))
+    # Both in one turn of the event loop: the wait ends as the cancellation arrives.
+    alarm.ring()
+    sleeping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sleeping
+
+
+async def test_the_bot_stops_when_told_to_as_its_loops_are_woken(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    installation, _ = await installed(
+        tmp_path, database, standin, extra=config(safety_look="1h", notifications=False)
+    )
+    async with running(installation) as bot:
+        watchers = bot.watchers
+        # The engine's and the sender's loops (on PostgreSQL a heartbeat runs too).
+        loops = [
+            t for t in watchers.tasks if awaiting(t)[0].cr_code.co_qualname == "Watchers._loop"
+        ]
+        assert len(loops) == 2
+        await eventually(lambda: all(asleep(task) for task in loops))
+        # A commit rings both alarms just as SIGTERM stops the bot.
+        watchers.engine_alarm.ring()
+        watchers.send_alarm.ring()
+        stopping = asyncio.create_task(watch.stop(bot.application))
+        await asyncio.wait({stopping}, timeout=30)
+        stopped = stopping.done()
+        if not stopped:  # a loop lost its cancellation: cancel again, so the test ends
+            for task in watchers.tasks:
+                task.cancel()
+            await stopping
+        assert stopped
