@@ -7,6 +7,11 @@ relative paths taken from the config file's folder), resolved when the settings 
 
 Everything a user can get wrong comes out as one :class:`ConfigError`, whose message is one line
 that starts with the config file's path and names the setting as ``[section] key``.
+
+The sections are frozen dataclasses; each setting names the function that reads it from the
+file's value (checking its type and range, resolving references). Plain Python, not a
+validation library: the settings are read once, and a library loaded for that alone would stay
+in the memory of the long-running bot (#19).
 """
 
 from __future__ import annotations
@@ -16,33 +21,20 @@ import binascii
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    SecretBytes,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
-
-from bot.durations import DURATION_HINT, parse_duration
+from bot.durations import parse_duration
 
 __all__ = [
     "CONFIG_ENV_VAR",
+    "SECTIONS",
     "AlertsSection",
     "ConfigError",
     "DatabaseSection",
@@ -53,6 +45,7 @@ __all__ = [
     "KeysSection",
     "LoggingSection",
     "RetentionSection",
+    "Secret",
     "Settings",
     "TelegramSection",
     "WebhookSection",
@@ -66,11 +59,6 @@ DEFAULT_CONFIG_NAME = "config.toml"
 SERVER_SECRET_BYTES = 32
 _EXAMPLE_NAME = "config.example.toml"
 
-_CONTEXT_PATH = "config_path"
-# Validation context keys: whether to read the bot token (only `intake run` and
-# `intake doctor` need it), and the list that collects every secret file read.
-_CONTEXT_TOKEN = "read_token"  # noqa: S105 (a key name, not a secret)
-_CONTEXT_FILES = "secret_files"
 _ENV_PREFIX = "env:"
 _FILE_PREFIX = "file:"
 _PLACEHOLDERS = frozenset(
@@ -109,20 +97,60 @@ class ConfigError(Exception):
         super().__init__(" ".join(line.splitlines()))
 
 
+class _Mistake(Exception):
+    """A setting's mistake, found while reading: ``load_settings`` makes it a ConfigError."""
+
+    def __init__(self, setting: str | None, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.message = message
+
+
+T = TypeVar("T", str, bytes)
+
+
+class Secret(Generic[T]):
+    """A secret setting's value: shown as ``**********`` by repr and str, so that no log
+    line, traceback or error message can carry it; ``get_secret_value`` gives it."""
+
+    __slots__ = ("_value",)
+    _value: T
+
+    def __init__(self, value: T) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> T:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(slots=True)
+class _Reading:
+    """What reading one config file needs beside the values: where the file is (relative
+    paths start from its folder), whether to read the bot token (only `intake run` and
+    `intake doctor` need it), and every secret file read (their modes are checked)."""
+
+    config_path: Path
+    read_token: bool
+    secret_files: list[Path] = field(default_factory=list)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.config_path.parent
+
+
 # --- reading references ---------------------------------------------------------------------
-
-
-def _config_path(info: ValidationInfo) -> Path:
-    context = info.context
-    if isinstance(context, Mapping):
-        path = context.get(_CONTEXT_PATH)
-        if isinstance(path, Path):
-            return path
-    return Path.cwd() / DEFAULT_CONFIG_NAME
-
-
-def _config_dir(info: ValidationInfo) -> Path:
-    return _config_path(info).parent
 
 
 def _is_reference(value: str) -> bool:
@@ -165,150 +193,172 @@ def _read_reference(reference: str, config_dir: Path) -> str:
     return value
 
 
-def _note_secret_file(reference: str, info: ValidationInfo) -> None:
+def _note_secret_file(reference: str, reading: _Reading) -> None:
     """Remember a ``file:`` reference's path, so that its mode can be checked."""
-    context = info.context
-    if not reference.startswith(_FILE_PREFIX) or not isinstance(context, dict):
-        return
-    files = context.get(_CONTEXT_FILES)
-    if isinstance(files, list):
+    if reference.startswith(_FILE_PREFIX):
         path = Path(reference.removeprefix(_FILE_PREFIX)).expanduser()
         if not path.is_absolute():
-            path = _config_dir(info) / path
-        files.append(Path(os.path.normpath(path)))
+            path = reading.config_dir / path
+        reading.secret_files.append(Path(os.path.normpath(path)))
 
 
 def _secret_text(
-    value: object, info: ValidationInfo, *, kinds: tuple[str, ...] = (_ENV_PREFIX, _FILE_PREFIX)
+    value: object, reading: _Reading, *, kinds: tuple[str, ...] = (_ENV_PREFIX, _FILE_PREFIX)
 ) -> str:
     """Resolve a secret setting's reference; refuse literal values and placeholders."""
     use = " or ".join(f'"{kind}{"NAME" if kind == _ENV_PREFIX else "PATH"}"' for kind in kinds)
-    if isinstance(value, SecretStr):  # built in code, not read from a file
-        text = value.get_secret_value()
-    elif isinstance(value, str):
-        if not value.startswith(kinds):
-            if _is_reference(value):
-                raise ValueError(f"must be a {use} reference")
-            raise ValueError(f"secrets are never written in the config file; use {use}")
-        text = _read_reference(value, _config_dir(info))
-        _note_secret_file(value, info)
-    else:
+    if not isinstance(value, str):
         raise ValueError(f"must be a reference in quotes: {use}")
+    if not value.startswith(kinds):
+        if _is_reference(value):
+            raise ValueError(f"must be a {use} reference")
+        raise ValueError(f"secrets are never written in the config file; use {use}")
+    text = _read_reference(value, reading.config_dir)
+    _note_secret_file(value, reading)
     if text.lower() in _PLACEHOLDERS:
-        source = f" from {value}" if isinstance(value, str) else ""
-        raise ValueError(f"the value{source} is a placeholder; put the real secret there")
+        raise ValueError(f"the value from {value} is a placeholder; put the real secret there")
     return text
 
 
-# --- field types ----------------------------------------------------------------------------
+# --- reading one value ----------------------------------------------------------------------
+
+# A setting's reader: the value from the file in, the setting's value out, or ValueError
+# with the message the user sees after "[section] key: ".
+Read = Callable[[object, _Reading], Any]
 
 
-def _duration(value: object) -> timedelta:
-    if isinstance(value, timedelta):
-        if value <= timedelta(0):
-            raise ValueError(f"a duration must be more than 0s; {DURATION_HINT}")
+def _reads(read: Read, *, when_unset: str | None = None) -> dict[str, Any]:
+    """A section field's metadata: ``read`` reads it from the file. ``when_unset`` is the
+    text read when the file does not set it (a reference resolved like one written there);
+    else the file leaves the field's default."""
+    return {"read": read, "when_unset": when_unset}
+
+
+def _checked(read: Read, *checks: Callable[[Any], object]) -> Read:
+    """``read``, then each check of what it read (each raises ValueError or returns)."""
+
+    def reader(value: object, reading: _Reading) -> Any:
+        result = read(value, reading)
+        for check in checks:
+            check(result)
+        return result
+
+    return reader
+
+
+def _text(value: object, _reading: _Reading) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text in quotes")
+    return value
+
+
+def _not_empty(value: str) -> None:
+    if not value:
+        raise ValueError("must not be empty")
+
+
+def _flag(value: object, _reading: _Reading) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _whole(at_least: int, at_most: int | None = None) -> Read:
+    """A whole number from ``at_least`` to ``at_most`` (TOML's true is not one)."""
+
+    def reader(value: object, _reading: _Reading) -> int:
+        if type(value) is not int:
+            raise ValueError("must be a whole number, without quotes")
+        if value < at_least:
+            raise ValueError(f"must be at least {at_least}")
+        if at_most is not None and value > at_most:
+            raise ValueError(f"must be at most {at_most}")
         return value
+
+    return reader
+
+
+def _one_of(*choices: str) -> Read:
+    quoted = [f'"{choice}"' for choice in choices]
+    wanted = f"must be {', '.join(quoted[:-1])} or {quoted[-1]}"
+
+    def reader(value: object, _reading: _Reading) -> str:
+        if value not in choices:
+            raise ValueError(wanted)
+        return str(value)
+
+    return reader
+
+
+def _duration(value: object, _reading: _Reading) -> timedelta:
     if isinstance(value, str):
         return parse_duration(value)
     shown = str(value).lower() if isinstance(value, bool) else str(value)
     raise ValueError(f'{shown} is not a duration; write it in quotes, like "24h" (45s, 90m or 3d)')
 
 
-def _http_url(value: str, *, https_only: bool = False) -> str:
+def _at_least_a_second(value: timedelta) -> None:
+    if value < timedelta(seconds=1):
+        raise ValueError("must be at least 1s")
+
+
+def _deletable(value: timedelta) -> None:
+    if value > _MAX_RECEIPT_TTL:
+        raise ValueError(
+            "must be at most 48h: Telegram lets a bot delete a message only within 48 hours"
+        )
+
+
+def _http_url(value: str, *, https_only: bool = False) -> None:
     parts = urlsplit(value)
     schemes = ("https",) if https_only else ("http", "https")
     if parts.scheme not in schemes or not parts.hostname:
         wanted = "an https:// URL" if https_only else "an http:// or https:// URL"
         raise ValueError(f"must be {wanted}")
-    return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+def _https_url(value: str) -> None:
+    _http_url(value, https_only=True)
 
 
-def _time_zone_name(value: str) -> str:
+def _time_zone_name(value: str) -> None:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Seoul)") from None
-    return value
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, hide_input_in_errors=True)
+def _username(value: str) -> None:
+    if value.startswith("@"):
+        raise ValueError("write the bot's username without the @")
+    if not _USERNAME.fullmatch(value):
+        raise ValueError("must be a Telegram username: 5 to 32 letters, digits or _")
 
 
-class TelegramSection(_Section):
-    """``[telegram]``: how the bot talks to the Telegram Bot API."""
-
-    token: SecretStr | None = None
-    username: str | None = None
-    base_url: str = "https://api.telegram.org/bot"
-    file_base_url: str = "https://api.telegram.org/file/bot"
-    mode: Literal["polling", "webhook"] = "polling"
-
-    @field_validator("token", mode="before")
-    @classmethod
-    def _resolve_token(cls, value: object, info: ValidationInfo) -> SecretStr | None:
-        if value is None:
-            return None
-        context = info.context
-        if isinstance(context, Mapping) and context.get(_CONTEXT_TOKEN) is False:
-            # Not read: every command but `intake run` works without the token. A
-            # literal token in the file is still refused.
-            if not (isinstance(value, str) and _is_reference(value)):
-                _secret_text(value, info)  # raises the usual message
-            return None
-        token = _secret_text(value, info)
-        if not _TELEGRAM_TOKEN.fullmatch(token):
-            raise ValueError(
-                "the value does not look like a bot token "
-                "(digits, a colon, then 30 or more letters, digits, _ or -, as @BotFather gives it)"
-            )
-        return SecretStr(token)
-
-    @field_validator("username")
-    @classmethod
-    def _check_username(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if value.startswith("@"):
-            raise ValueError("write the bot's username without the @")
-        if not _USERNAME.fullmatch(value):
-            raise ValueError("must be a Telegram username: 5 to 32 letters, digits or _")
-        return value
-
-    @field_validator("base_url", "file_base_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        return _http_url(value)
+def _token(value: object, reading: _Reading) -> Secret[str] | None:
+    if not reading.read_token:
+        # Not read: every command but `intake run` works without the token. A
+        # literal token in the file is still refused.
+        if not (isinstance(value, str) and _is_reference(value)):
+            _secret_text(value, reading)  # raises the usual message
+        return None
+    token = _secret_text(value, reading)
+    if not _TELEGRAM_TOKEN.fullmatch(token):
+        raise ValueError(
+            "the value does not look like a bot token "
+            "(digits, a colon, then 30 or more letters, digits, _ or -, as @BotFather gives it)"
+        )
+    return Secret(token)
 
 
-class WebhookSection(_Section):
-    """``[webhook]``: where the bot listens when ``[telegram] mode = "webhook"``."""
-
-    listen: str = Field(default="127.0.0.1", min_length=1)
-    port: int = Field(default=8443, ge=1, le=65535)
-    public_url: str | None = None
-    secret_token: SecretStr | None = None
-
-    @field_validator("public_url")
-    @classmethod
-    def _check_public_url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value, https_only=True)
-
-    @field_validator("secret_token", mode="before")
-    @classmethod
-    def _resolve_secret_token(cls, value: object, info: ValidationInfo) -> SecretStr | None:
-        if value is None:
-            return None
-        secret = _secret_text(value, info)
-        if not _WEBHOOK_SECRET.fullmatch(secret):
-            raise ValueError(
-                "the value must be 1 to 256 characters, each A-Z, a-z, 0-9, _ or - "
-                "(Telegram's rule for a webhook secret token)"
-            )
-        return SecretStr(secret)
+def _webhook_secret(value: object, reading: _Reading) -> Secret[str]:
+    secret = _secret_text(value, reading)
+    if not _WEBHOOK_SECRET.fullmatch(secret):
+        raise ValueError(
+            "the value must be 1 to 256 characters, each A-Z, a-z, 0-9, _ or - "
+            "(Telegram's rule for a webhook secret token)"
+        )
+    return Secret(secret)
 
 
 def _database_url(url: str, config_dir: Path) -> str:
@@ -354,179 +404,217 @@ def _has_password(url: str) -> bool:
         return False
 
 
-class DatabaseSection(_Section):
+def _database(value: object, reading: _Reading) -> str:
+    url = _text(value, reading)
+    if _is_reference(url):
+        resolved = _read_reference(url, reading.config_dir)
+        _note_secret_file(url, reading)
+        url = resolved
+    elif _has_password(url):
+        raise ValueError(
+            "this URL holds a password, and secrets are never written in the config file; "
+            'put the whole URL in "env:NAME" or "file:PATH"'
+        )
+    return _database_url(url, reading.config_dir)
+
+
+def _server_secret(value: object, reading: _Reading) -> Secret[bytes]:
+    text = _secret_text(value, reading, kinds=(_FILE_PREFIX,))
+    problem = (
+        f"the file must hold {SERVER_SECRET_BYTES} random bytes as base64url text "
+        '(make one with "intake init")'
+    )
+    if not _BASE64URL.fullmatch(text):
+        raise ValueError(problem)
+    unpadded = text.rstrip("=")
+    try:
+        raw = base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError(problem) from None
+    if len(raw) != SERVER_SECRET_BYTES:
+        raise ValueError(
+            f"the file must hold {SERVER_SECRET_BYTES} random bytes as base64url text, "
+            f"not {len(raw)} bytes"
+        )
+    return Secret(raw)
+
+
+# --- the sections ---------------------------------------------------------------------------
+
+# Readers several settings share.
+_AT_LEAST_A_SECOND = _checked(_duration, _at_least_a_second)
+_DELETABLE_FOR = _checked(_duration, _deletable)
+_HTTP_URL = _checked(_text, _http_url)
+_LEVELS = _one_of("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TelegramSection:
+    """``[telegram]``: how the bot talks to the Telegram Bot API."""
+
+    token: Secret[str] | None = field(default=None, metadata=_reads(_token))
+    username: str | None = field(default=None, metadata=_reads(_checked(_text, _username)))
+    base_url: str = field(default="https://api.telegram.org/bot", metadata=_reads(_HTTP_URL))
+    file_base_url: str = field(
+        default="https://api.telegram.org/file/bot", metadata=_reads(_HTTP_URL)
+    )
+    mode: Literal["polling", "webhook"] = field(
+        default="polling", metadata=_reads(_one_of("polling", "webhook"))
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookSection:
+    """``[webhook]``: where the bot listens when ``[telegram] mode = "webhook"``."""
+
+    listen: str = field(default="127.0.0.1", metadata=_reads(_checked(_text, _not_empty)))
+    port: int = field(default=8443, metadata=_reads(_whole(1, 65535)))
+    public_url: str | None = field(default=None, metadata=_reads(_checked(_text, _https_url)))
+    secret_token: Secret[str] | None = field(default=None, metadata=_reads(_webhook_secret))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DatabaseSection:
     """``[database]``: where the bot keeps its (sealed) data."""
 
-    url: str = Field(default="sqlite:///intake.db", validate_default=True, repr=False)
-
-    @field_validator("url", mode="before")
-    @classmethod
-    def _resolve_url(cls, value: object, info: ValidationInfo) -> object:
-        if not isinstance(value, str):
-            return value  # the str type check reports it
-        if _is_reference(value):
-            url = _read_reference(value, _config_dir(info))
-            _note_secret_file(value, info)
-        elif _has_password(value):
-            raise ValueError(
-                "this URL holds a password, and secrets are never written in the config file; "
-                'put the whole URL in "env:NAME" or "file:PATH"'
-            )
-        else:
-            url = value
-        return _database_url(url, _config_dir(info))
+    # Not shown: a URL read from a reference may hold a password.
+    url: str = field(repr=False, metadata=_reads(_database, when_unset="sqlite:///intake.db"))
 
 
-class KeysSection(_Section):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KeysSection:
     """``[keys]``: the server's own secret and the sealing algorithm."""
 
-    server_secret: SecretBytes = Field(default="file:server_secret", validate_default=True)
-    kem: Literal["MLKEM768_X25519", "X25519"] = "MLKEM768_X25519"
-
-    @field_validator("server_secret", mode="before")
-    @classmethod
-    def _resolve_server_secret(cls, value: object, info: ValidationInfo) -> SecretBytes:
-        if isinstance(value, SecretBytes):  # built in code, not read from a file
-            raw = value.get_secret_value()
-        else:
-            text = _secret_text(value, info, kinds=(_FILE_PREFIX,))
-            problem = (
-                f"the file must hold {SERVER_SECRET_BYTES} random bytes as base64url text "
-                '(make one with "intake init")'
-            )
-            if not _BASE64URL.fullmatch(text):
-                raise ValueError(problem)
-            try:
-                raw = base64.urlsafe_b64decode(
-                    text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4)
-                )
-            except (binascii.Error, ValueError):
-                raise ValueError(problem) from None
-        if len(raw) != SERVER_SECRET_BYTES:
-            raise ValueError(
-                f"the file must hold {SERVER_SECRET_BYTES} random bytes as base64url text, "
-                f"not {len(raw)} bytes"
-            )
-        return SecretBytes(raw)
+    server_secret: Secret[bytes] = field(
+        metadata=_reads(_server_secret, when_unset="file:server_secret")
+    )
+    kem: Literal["MLKEM768_X25519", "X25519"] = field(
+        default="MLKEM768_X25519", metadata=_reads(_one_of("MLKEM768_X25519", "X25519"))
+    )
 
 
-class DefaultsSection(_Section):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DefaultsSection:
     """``[defaults]``: the check-in schedule a new group starts with."""
 
-    interval: Duration = timedelta(hours=24)
-    grace: Duration = timedelta(hours=6)
-    detained_after: Duration = timedelta(days=3)
+    interval: timedelta = field(default=timedelta(hours=24), metadata=_reads(_duration))
+    grace: timedelta = field(default=timedelta(hours=6), metadata=_reads(_duration))
+    detained_after: timedelta = field(default=timedelta(days=3), metadata=_reads(_duration))
 
 
-class AlertsSection(_Section):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AlertsSection:
     """``[alerts]``: how unacknowledged alerts are repeated and escalated."""
 
-    repeat_every: Duration = timedelta(minutes=15)
-    escalate_after: Duration = timedelta(hours=1)
-    heartbeat_url: str | None = None
+    repeat_every: timedelta = field(
+        default=timedelta(minutes=15), metadata=_reads(_AT_LEAST_A_SECOND)
+    )
+    escalate_after: timedelta = field(
+        default=timedelta(hours=1), metadata=_reads(_AT_LEAST_A_SECOND)
+    )
+    heartbeat_url: str | None = field(default=None, metadata=_reads(_HTTP_URL))
     # Pausing, marking SAFE or clearing a SILENT or DETAINED group waits this
     # long for a second person's confirmation, then lapses.
-    confirm_within: Duration = timedelta(minutes=30)
+    confirm_within: timedelta = field(
+        default=timedelta(minutes=30), metadata=_reads(_AT_LEAST_A_SECOND)
+    )
     # The longest a pause lasts; after it the schedule resumes by itself.
-    max_pause: Duration = timedelta(days=7)
+    max_pause: timedelta = field(default=timedelta(days=7), metadata=_reads(_AT_LEAST_A_SECOND))
     # The engine and the sender sleep until the next stored deadline and are woken
     # by writes (on PostgreSQL across processes by LISTEN/NOTIFY); this slow look
     # covers a wake-up that was lost.
-    safety_look: Duration = timedelta(seconds=30)
-    notifications: bool = True
-
-    @field_validator("repeat_every", "escalate_after", "confirm_within", "max_pause", "safety_look")
-    @classmethod
-    def _check_positive(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise ValueError("must be at least 1s")
-        return value
-
-    @field_validator("heartbeat_url")
-    @classmethod
-    def _check_heartbeat_url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
+    safety_look: timedelta = field(
+        default=timedelta(seconds=30), metadata=_reads(_AT_LEAST_A_SECOND)
+    )
+    notifications: bool = field(default=True, metadata=_reads(_flag))
 
 
-class AuditSection(_Section):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuditSection:
     """``[audit]``: the audit chain's checkpoints, kept off the server."""
 
-    checkpoint_every: Duration = timedelta(hours=24)
-
-    @field_validator("checkpoint_every")
-    @classmethod
-    def _check_positive(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise ValueError("must be at least 1s")
-        return value
+    checkpoint_every: timedelta = field(
+        default=timedelta(hours=24), metadata=_reads(_AT_LEAST_A_SECOND)
+    )
 
 
-class IntakeSection(_Section):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IntakeSection:
     """``[intake]``: what happens to forwarded messages."""
 
-    delete_forwarded: bool = True
-    receipt_ttl: Duration = timedelta(seconds=60)
+    delete_forwarded: bool = field(default=True, metadata=_reads(_flag))
+    receipt_ttl: timedelta = field(default=timedelta(seconds=60), metadata=_reads(_DELETABLE_FOR))
     # How long the follow-up question under a receipt can be answered before it deletes
     # itself (at most Telegram's 48 hours, like receipt_ttl).
-    question_ttl: Duration = timedelta(minutes=15)
-    max_attachment_mb: int = Field(default=20, ge=1, le=2000)
-    rate_limit_per_hour: int = Field(default=120, ge=1)
+    question_ttl: timedelta = field(default=timedelta(minutes=15), metadata=_reads(_DELETABLE_FOR))
+    max_attachment_mb: int = field(default=20, metadata=_reads(_whole(1, 2000)))
+    rate_limit_per_hour: int = field(default=120, metadata=_reads(_whole(1)))
     # Attachments of people with no role (strangers) kept per person and day; beyond it,
     # their details only (a stranger could otherwise fill the disk).
-    stranger_attachment_mb_per_day: int = Field(default=20, ge=0)
+    stranger_attachment_mb_per_day: int = field(default=20, metadata=_reads(_whole(0)))
     # Attachments the whole installation keeps; beyond it, details only, and the admins
     # are told once.
-    attachments_budget_mb: int = Field(default=10_240, ge=1)
-
-    @field_validator("receipt_ttl", "question_ttl")
-    @classmethod
-    def _check_receipt_ttl(cls, value: timedelta) -> timedelta:
-        if value > _MAX_RECEIPT_TTL:
-            raise ValueError(
-                "must be at most 48h: Telegram lets a bot delete a message only within 48 hours"
-            )
-        return value
+    attachments_budget_mb: int = field(default=10_240, metadata=_reads(_whole(1)))
 
 
-class InvitesSection(_Section):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InvitesSection:
     """``[invites]``: one-time invite codes."""
 
-    ttl: Duration = timedelta(days=7)
+    ttl: timedelta = field(default=timedelta(days=7), metadata=_reads(_duration))
 
 
-class RetentionSection(_Section):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RetentionSection:
     """``[retention]``: how long data is kept."""
 
-    after_safe: Duration = timedelta(days=30)
+    after_safe: timedelta = field(default=timedelta(days=30), metadata=_reads(_duration))
 
 
-class LoggingSection(_Section):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LoggingSection:
     """``[logging]``: how much the bot logs (never message text, identifiers or the token)."""
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = field(
+        default="INFO", metadata=_reads(_LEVELS)
+    )
 
 
-class DisplaySection(_Section):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DisplaySection:
     """``[display]``: how times and words are shown to people who chose none themselves."""
 
     # The zone of every time shown (alerts, /status, /group, pictures, the CLI) unless a
     # person chose their own with /timezone (or the CLI's --tz).
-    timezone: str = "UTC"
+    timezone: str = field(default="UTC", metadata=_reads(_checked(_text, _time_zone_name)))
     # The language of someone whose Telegram app is in neither English nor Korean.
-    language: Literal["en", "ko"] = "en"
-
-    @field_validator("timezone")
-    @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        return _time_zone_name(value)
+    language: Literal["en", "ko"] = field(default="en", metadata=_reads(_one_of("en", "ko")))
 
 
-class Settings(_Section):
+# Every section, in the order they are read (and their mistakes reported).
+SECTIONS: dict[str, type[Any]] = {
+    "telegram": TelegramSection,
+    "webhook": WebhookSection,
+    "database": DatabaseSection,
+    "keys": KeysSection,
+    "defaults": DefaultsSection,
+    "alerts": AlertsSection,
+    "audit": AuditSection,
+    "intake": IntakeSection,
+    "invites": InvitesSection,
+    "retention": RetentionSection,
+    "logging": LoggingSection,
+    "display": DisplaySection,
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
     """All settings. Build it with :func:`load_settings`.
 
-    Secret references are resolved during validation, relative to the folder of the config file
-    named in the validation context (``{"config_path": Path}``); ``config_path`` and
-    ``config_dir`` say which file that was.
+    ``config_path`` is the file they were read from (relative paths in it start from its
+    folder, ``config_dir``); ``secret_files`` every file a ``file:`` reference was read from
+    (token, secrets, database URL), so that their modes can be checked.
     """
 
     telegram: TelegramSection
@@ -536,72 +624,25 @@ class Settings(_Section):
     defaults: DefaultsSection
     alerts: AlertsSection
     audit: AuditSection
-
     intake: IntakeSection
     invites: InvitesSection
     retention: RetentionSection
     logging: LoggingSection
     display: DisplaySection
 
-    _config_path: Path = PrivateAttr(default_factory=lambda: Path.cwd() / DEFAULT_CONFIG_NAME)
-    _secret_files: tuple[Path, ...] = PrivateAttr(default=())
-    _token_read: bool = PrivateAttr(default=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _fill_sections(cls, data: object) -> object:
-        # Missing sections are validated as empty tables, so their defaults (which may be
-        # references, like keys.server_secret) are resolved against the config folder too.
-        if isinstance(data, Mapping):
-            return {name: {} for name in cls.model_fields} | dict(data)
-        return data
-
-    @model_validator(mode="after")
-    def _check_webhook(self, info: ValidationInfo) -> Self:
-        self._config_path = _config_path(info)
-        context = info.context
-        if isinstance(context, Mapping):
-            files = context.get(_CONTEXT_FILES)
-            if isinstance(files, list):
-                self._secret_files = tuple(dict.fromkeys(files))
-            self._token_read = context.get(_CONTEXT_TOKEN) is not False
-        if self.telegram.mode == "webhook":
-            missing = [
-                name
-                for name in ("public_url", "secret_token")
-                if getattr(self.webhook, name) is None
-            ]
-            if missing:
-                both = " and ".join(f"[webhook] {name}" for name in missing)
-                raise PydanticCustomError(
-                    "setting",
-                    "{message}",
-                    {
-                        "section": "webhook",
-                        "key": missing[0],
-                        "message": f'[telegram] mode = "webhook" needs {both}',
-                    },
-                )
-        return self
-
-    @property
-    def config_path(self) -> Path:
-        """The config file these settings were read from."""
-        return self._config_path
-
-    @property
-    def secret_files(self) -> tuple[Path, ...]:
-        """Every file a ``file:`` reference was read from (token, secrets, database URL)."""
-        return self._secret_files
+    config_path: Path
+    secret_files: tuple[Path, ...] = ()
+    # Whether the bot token's reference was read (load_settings(read_token=...)).
+    token_read: bool = True
 
     @property
     def config_dir(self) -> Path:
         """The folder relative paths in the config file are taken from."""
-        return self._config_path.parent
+        return self.config_path.parent
 
     def require_token(self) -> str:
         """The bot token, or ConfigError if the config file does not set one."""
-        if self.telegram.token is None and not self._token_read:
+        if self.telegram.token is None and not self.token_read:
             # A bug, not a user's mistake: the command loaded its settings without the token.
             raise RuntimeError("the settings were loaded without the bot token")
         if self.telegram.token is None:
@@ -631,47 +672,52 @@ def resolve_config_path(cli_value: Path | None) -> Path:
     return Path.cwd() / DEFAULT_CONFIG_NAME
 
 
-def _error_message(error: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[str | None, str]:
-    """``(setting, message)`` for pydantic's first error, in the config file's words."""
-    loc = [str(part) for part in error["loc"]]
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind == "setting":
-        return f"[{ctx['section']}] {ctx['key']}", str(ctx["message"])
-    if not loc:
-        return None, str(error["msg"])
-    section = loc[0]
-    if len(loc) == 1:
-        if kind == "extra_forbidden":
-            if isinstance(data.get(section), Mapping):
-                return f"[{section}]", "unknown section"
-            return section, "unknown setting outside any [section]"
-        if kind in ("model_type", "dict_type", "model_attributes_type"):
-            return f"[{section}]", "must be a table of settings: write [section] on its own line"
-        return f"[{section}]", str(error["msg"])
-    setting = f"[{section}] {'.'.join(loc[1:])}"
-    if kind == "extra_forbidden":
-        return setting, "unknown setting"
-    if kind == "value_error" and "error" in ctx:
-        return setting, str(ctx["error"])
-    if kind == "bool_type":
-        return setting, "must be true or false"
-    if kind == "string_type":
-        return setting, "must be text in quotes"
-    if kind == "int_type":
-        return setting, "must be a whole number, without quotes"
-    if kind == "greater_than_equal" and "ge" in ctx:
-        return setting, f"must be at least {ctx['ge']}"
-    if kind == "less_than_equal" and "le" in ctx:
-        return setting, f"must be at most {ctx['le']}"
-    if kind == "string_too_short":
-        return setting, "must not be empty"
-    message = str(error["msg"])
-    if message.startswith("Input should be"):
-        message = "must be" + message.removeprefix("Input should be")
-    if kind == "literal_error":
-        message = message.replace("'", '"')
-    return setting, message
+def _read_section(name: str, table: object, reading: _Reading) -> Any:
+    """One ``[section]`` of the file: each setting read in order, then anything unknown."""
+    if not isinstance(table, Mapping):
+        raise _Mistake(f"[{name}]", "must be a table of settings: write [section] on its own line")
+    values: dict[str, object] = {}
+    for setting in fields(SECTIONS[name]):
+        when_unset = setting.metadata["when_unset"]
+        if setting.name in table:
+            value = table[setting.name]
+        elif when_unset is not None:
+            value = when_unset
+        else:
+            continue  # the default
+        try:
+            values[setting.name] = setting.metadata["read"](value, reading)
+        except ValueError as error:
+            raise _Mistake(f"[{name}] {setting.name}", str(error)) from None
+    for key in table:
+        if key not in {setting.name for setting in fields(SECTIONS[name])}:
+            raise _Mistake(f"[{name}] {key}", "unknown setting")
+    return SECTIONS[name](**values)
+
+
+def _read_settings(data: Mapping[str, object], reading: _Reading) -> Settings:
+    # A missing section is read as an empty table, so that its references (like
+    # keys.server_secret's) are resolved against the config folder too.
+    sections = {name: _read_section(name, data.get(name, {}), reading) for name in SECTIONS}
+    for key, value in data.items():
+        if key not in SECTIONS:
+            if isinstance(value, Mapping):
+                raise _Mistake(f"[{key}]", "unknown section")
+            raise _Mistake(key, "unknown setting outside any [section]")
+    webhook: WebhookSection = sections["webhook"]
+    if sections["telegram"].mode == "webhook":
+        missing = [
+            name for name in ("public_url", "secret_token") if getattr(webhook, name) is None
+        ]
+        if missing:
+            both = " and ".join(f"[webhook] {name}" for name in missing)
+            raise _Mistake(f"[webhook] {missing[0]}", f'[telegram] mode = "webhook" needs {both}')
+    return Settings(
+        **sections,
+        config_path=reading.config_path,
+        secret_files=tuple(dict.fromkeys(reading.secret_files)),
+        token_read=reading.read_token,
+    )
 
 
 def load_settings(path: Path, *, read_token: bool = True) -> Settings:
@@ -699,15 +745,12 @@ def load_settings(path: Path, *, read_token: bool = True) -> Settings:
         raise ConfigError(path, "not valid TOML: the file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, f"not valid TOML: {error}") from None
-    config_path = Path(os.path.normpath(path.absolute()))
+    reading = _Reading(config_path=Path(os.path.normpath(path.absolute())), read_token=read_token)
     try:
-        context = {_CONTEXT_PATH: config_path, _CONTEXT_TOKEN: read_token, _CONTEXT_FILES: []}
-        return Settings.model_validate(data, context=context)
-    except ValidationError as error:
-        first = error.errors(include_url=False, include_input=False)[0]
-        setting, message = _error_message(first, data)
-        # "from None": the pydantic error is not chained, so no traceback can show an input.
-        raise ConfigError(path, message, setting=setting) from None
+        return _read_settings(data, reading)
+    except _Mistake as mistake:
+        # "from None": no traceback shows the mistake's context, where a value may be.
+        raise ConfigError(path, mistake.message, setting=mistake.setting) from None
 
 
 def example_config_text() -> str:

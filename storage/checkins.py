@@ -218,9 +218,6 @@ def new_flip(group: Group, *, to: Status, at: datetime, basis: str, now: datetim
     """The record of a status change, applied to ``group``; no I/O (the caller
     adds both to its session, and writes the alerts)."""
     record = Flip(
-        # Given, not left to the default factory: pydantic inspects a factory's
-        # signature at every call, a third of a flip's making (a 1,000-group outage).
-        id=uuid.uuid4(),
         group_id=group.id,
         from_status=group.status,
         to_status=to,

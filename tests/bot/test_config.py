@@ -1,15 +1,15 @@
 import base64
 import re
 import traceback
+from dataclasses import FrozenInstanceError, fields
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from bot.config import (
+    SECTIONS,
     ConfigError,
-    Settings,
     example_config_text,
     load_settings,
     resolve_config_path,
@@ -350,7 +350,7 @@ def test_example_config_loads_with_only_a_server_secret_beside_it_and_gives_the_
     settings = load_settings(path)
     defaults = load_settings(empty)
 
-    for section in Settings.model_fields:
+    for section in SECTIONS:
         assert getattr(settings, section) == getattr(defaults, section), section
     assert settings.telegram.token is None
     assert settings.telegram.mode == "polling"
@@ -398,17 +398,14 @@ def test_every_key_in_the_example_is_a_real_setting() -> None:
     keys = example_keys()
     assert len(keys) == len(set(keys)), "no setting is listed twice"
     for section, key in keys:
-        assert section in Settings.model_fields, section
-        section_model = Settings.model_fields[section].annotation
-        assert section_model is not None
-        assert key in section_model.model_fields, f"[{section}] {key}"
+        assert section in SECTIONS, section
+        assert key in {f.name for f in fields(SECTIONS[section])}, f"[{section}] {key}"
 
 
 def test_every_setting_is_in_the_example() -> None:
     listed = set(example_keys())
-    for section, field in Settings.model_fields.items():
-        assert field.annotation is not None
-        for key in field.annotation.model_fields:
+    for section, settings in SECTIONS.items():
+        for key in (f.name for f in fields(settings)):
             assert (section, key) in listed, f"[{section}] {key} is missing from the example"
 
 
@@ -514,7 +511,7 @@ def test_server_secret_accepts_padded_base64url(tmp_path: Path) -> None:
 
 def test_settings_are_frozen(config_dir: Path) -> None:
     settings = load_settings(write_config(config_dir, ""))
-    with pytest.raises(ValidationError):
+    with pytest.raises(FrozenInstanceError):
         settings.webhook.port = 1  # type: ignore[misc]
 
 

@@ -14,7 +14,8 @@ from bot.cli import main
 from storage.db import head_revision
 from storage.glance import head_from_files
 
-HEAVY = ("typer", "rich", "matplotlib", "alembic", "aiohttp")
+# pydantic: typer needs it, the settings do not (bot/config.py), and it stays 7 MB.
+HEAVY = ("typer", "rich", "matplotlib", "alembic", "aiohttp", "pydantic")
 PROBE = """
 import sys
 sys.argv = ["intake", "run", "--config", sys.argv[1]]
