@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from telegram import Update
@@ -41,7 +41,7 @@ from storage.legs import find_leg, leg_name, legs_of
 from storage.models import ActKind, Flip, Group, Leg, Person, Role, RoleGrant, Status
 from storage.people import find_person, pseudonym
 from storage.session import AsyncSession
-from storage.timeutil import utc_now
+from storage.timeutil import utc_now, zone_named
 
 if TYPE_CHECKING:  # matplotlib loads only when someone asks for a picture
     from bot.timeline import Journey
@@ -308,14 +308,13 @@ async def _stage(call: Call) -> str:
 
 async def _timezone(call: Call) -> str:
     zone = call.args[0] if call.args else ""
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    named = zone_named(zone)
+    if named is None:
         return call._(texts.USAGE).format(usage="/timezone Asia/Seoul")
     call.person.tz = zone
     call.session.add(call.person)
     return call._(texts.TIME_ZONE_SET).format(
-        zone=zone, abbreviation=zone_abbreviation(call.now, ZoneInfo(zone))
+        zone=zone, abbreviation=zone_abbreviation(call.now, named)
     )
 
 

@@ -28,9 +28,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.durations import parse_duration
+from storage.timeutil import zone_named
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -322,10 +322,8 @@ def _https_url(value: str) -> None:
 
 
 def _time_zone_name(value: str) -> None:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Seoul)") from None
+    if zone_named(value) is None:
+        raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Seoul)")
 
 
 def _username(value: str) -> None:

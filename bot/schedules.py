@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from bot.durations import format_duration
+from storage.timeutil import zone_named
 from storage.vocabulary import ScheduleKind
 
 if TYPE_CHECKING:
@@ -89,10 +90,9 @@ def _crontab_days(field: str, expression: str) -> str:
 def cron_trigger(expression: str, tz: str) -> CronTrigger:
     from apscheduler.triggers.cron import CronTrigger
 
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BadSchedule(f"unknown time zone {tz!r} (use a name like Asia/Shanghai)") from None
+    zone = zone_named(tz)
+    if zone is None:
+        raise BadSchedule(f"unknown time zone {tz!r} (use a name like Asia/Shanghai)")
     fields = expression.split()
     if len(fields) != 5:
         raise BadSchedule(

@@ -88,12 +88,12 @@ _display = _Display()
 
 
 def _zone(name: str, where: str) -> tzinfo:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from storage.timeutil import zone_named
 
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    zone = zone_named(name)
+    if zone is None:
         fail(f"{where}: unknown time zone (use a name like Asia/Seoul)")
+    return zone
 
 
 def use_display_zone(settings: Settings) -> None:

@@ -14,7 +14,6 @@ import sys
 import webbrowser
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
@@ -29,6 +28,7 @@ from bot.cli.common import (
     unlock_operator_key,
 )
 from bot.config import ConfigError, database_url, load_settings, resolve_config_path
+from storage.timeutil import zone_named
 
 
 def _where(database: str | None, config: Path | None) -> tuple[str, bytes | None, Path | None]:
@@ -80,9 +80,8 @@ def console(
 ) -> None:
     """Open the operator's console in a browser (on this machine only; needs neither the
     bot token nor the server secret). Prints a login URL that works once."""
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
+    zone = zone_named(tz)
+    if zone is None:
         fail(f"--tz: unknown time zone {tz!r} (use names like UTC or Asia/Seoul)")
     url, secret, config_dir = _where(database, config)
     private_key = unlock_operator_key(key)  # asked once, before anything is served

@@ -276,6 +276,12 @@ MALFORMED = [
         "[display] timezone: unknown time zone 'Mars/Olympus' (use a name like Asia/Seoul)",
     ),
     (
+        "a region alone as the time zone",
+        '[display]\ntimezone = "Asia"\n',
+        {},
+        "[display] timezone: unknown time zone 'Asia' (use a name like Asia/Seoul)",
+    ),
+    (
         "invalid toml",
         "[telegram\nmode = 1\n",
         {},
