@@ -743,12 +743,19 @@ def load_settings(path: Path, *, read_token: bool = True) -> Settings:
         raise ConfigError(path, "not valid TOML: the file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, f"not valid TOML: {error}") from None
+    except (ValueError, RecursionError):  # tomllib's limits, not its syntax errors
+        raise ConfigError(
+            path, "not valid TOML: a number too long or tables nested too deeply"
+        ) from None
     reading = _Reading(config_path=Path(os.path.normpath(path.absolute())), read_token=read_token)
     try:
         return _read_settings(data, reading)
     except _Mistake as mistake:
-        # "from None": no traceback shows the mistake's context, where a value may be.
-        raise ConfigError(path, mistake.message, setting=mistake.setting) from None
+        failure = ConfigError(path, mistake.message, setting=mistake.setting)
+    # Raised outside the handler, so with no exception chain at all: the frames of the
+    # mistake's chain hold the values read (a resolved secret among them), and a crash
+    # reporter that records local variables would keep them.
+    raise failure
 
 
 def example_config_text() -> str:

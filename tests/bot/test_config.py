@@ -288,6 +288,18 @@ MALFORMED = [
         "not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 10)",
     ),
     (
+        "toml with a number past Python's limit",
+        "[webhook]\nport = " + "9" * 5000 + "\n",
+        {},
+        "not valid TOML: a number too long or tables nested too deeply",
+    ),
+    (
+        "toml nested deeper than Python's stack",
+        "[alerts]\nheartbeat_url = " + "[" * 5000 + "]" * 5000 + "\n",
+        {},
+        "not valid TOML: a number too long or tables nested too deeply",
+    ),
+    (
         "toml that is not utf-8",
         b"[telegram]\nusername = '\xff'\n",
         {},
@@ -497,6 +509,9 @@ def test_secrets_never_appear_in_error_messages_or_tracebacks(
 
     assert CANARY not in str(error)
     assert CANARY not in "".join(traceback.format_exception(error))
+    # No chain either, whose frames' local variables hold what was read.
+    assert error.__context__ is None
+    assert error.__cause__ is None
 
 
 def test_require_token_explains_how_to_set_it(config_dir: Path) -> None:
