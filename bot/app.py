@@ -66,6 +66,14 @@ def build_application(settings: Settings, runtime: Runtime) -> BotApplication:
         .build()
     )
     application.bot_data["runtime"] = runtime
+    queue = application.job_queue
+    if queue is not None:
+        # A job is run however late it comes: APScheduler skipped one more than a second
+        # late (an event loop busy with a burst, a slow disk), and with it a receipt's
+        # deletion, left in the relative's chat until the next restart.
+        queue.scheduler.configure(
+            **queue.scheduler_configuration, job_defaults={"misfire_grace_time": None}
+        )
     handlers.register(application)
     return application
 
