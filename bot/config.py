@@ -674,8 +674,9 @@ def _read_section(name: str, table: object, reading: _Reading) -> Any:
     """One ``[section]`` of the file: each setting read in order, then anything unknown."""
     if not isinstance(table, Mapping):
         raise _Mistake(f"[{name}]", "must be a table of settings: write [section] on its own line")
+    settings = fields(SECTIONS[name])
     values: dict[str, object] = {}
-    for setting in fields(SECTIONS[name]):
+    for setting in settings:
         when_unset = setting.metadata["when_unset"]
         if setting.name in table:
             value = table[setting.name]
@@ -687,8 +688,9 @@ def _read_section(name: str, table: object, reading: _Reading) -> Any:
             values[setting.name] = setting.metadata["read"](value, reading)
         except ValueError as error:
             raise _Mistake(f"[{name}] {setting.name}", str(error)) from None
+    known = {setting.name for setting in settings}
     for key in table:
-        if key not in {setting.name for setting in fields(SECTIONS[name])}:
+        if key not in known:
             raise _Mistake(f"[{name}] {key}", "unknown setting")
     return SECTIONS[name](**values)
 
