@@ -126,9 +126,10 @@ class Words:
         return self._(AGO).format(duration=self.duration(now - moment))
 
     def nth(self, number: int) -> str:
-        """An ordinal number: "3rd" in English, "3번째" in Korean."""
+        """An ordinal number: "3rd" in English, "3차" in Korean (as numbered
+        notices are counted there: "3차 재알림")."""
         if self.language == "ko":
-            return f"{number}번째"
+            return f"{number}차"
         if number % 100 in (11, 12, 13):
             return f"{number}th"
         return f"{number}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th') }"

@@ -1,14 +1,16 @@
 """Every text an activist or an admin can be sent, in English and Korean, side by side.
 
 One sample of each alert (for each status and basis it can carry), each reminder
-number, an escalation, the all-clears, the answered alert's line, and each command's
-answer, made with the same functions the bot uses, on fixed facts and a fixed clock.
+number, an escalation, the all-clears, the answered alert's line, the buttons, each
+notice of a person's act, the admins' notes, and each command's answer, made with the
+same functions the bot uses, on fixed facts and a fixed clock.
 ``tests/bot/test_text_samples.py`` holds them as snapshots and checks the Korean;
 ``python -m bot.text_samples > docs/texts.md`` writes the page to read them side by side.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -17,8 +19,10 @@ from zoneinfo import ZoneInfo
 
 from bot import texts
 from bot.activists import answered_line
+from bot.acts.words import notice_text
 from bot.alerts import Facts, digest, render
 from bot.i18n import Words, zone_abbreviation
+from bot.timeline import FOOTER, FOOTER_NONE
 from storage.models import AckKind, AlertPurpose, Status
 
 NOW = datetime(2026, 8, 11, 18, 12, tzinfo=UTC)  # 03:12 in Seoul
@@ -32,7 +36,14 @@ ALERTED = (
     (Status.DETAINED, "duress"),
     (Status.DETAINED, "marked"),
 )
-CLEARED = ((Status.OK, "checked in"), (Status.SAFE, "marked"))
+CLEARED = (
+    (Status.OK, "checked in"),
+    (Status.OK, "cleared"),
+    (Status.OK, "resumed"),
+    (Status.SAFE, "marked"),
+    (Status.SAFE, "confirmed"),
+    (Status.SAFE, "operator"),
+)
 # Every status as /group shows it, with the bases it can have.
 SHOWN = (
     (Status.PENDING, "no check-in yet"),
@@ -99,9 +110,9 @@ def _alerts() -> Iterator[Sample]:
         )
     for status, basis in CLEARED:
         facts = _facts(status, basis)
-        yield Sample(f"all-clear: {status.value}", _alert(AlertPurpose.ALL_CLEAR, facts))
+        yield Sample(f"all-clear: {status.value} ({basis})", _alert(AlertPurpose.ALL_CLEAR, facts))
         yield Sample(
-            f"all-clear: {status.value} again",
+            f"all-clear: {status.value} ({basis}) again",
             _alert(AlertPurpose.ALL_CLEAR, replace(facts, again=True)),
         )
     yield Sample("claimed", _alert(AlertPurpose.CLAIMED, silent, about="p-3f2a"))
@@ -123,6 +134,37 @@ def _alerts() -> Iterator[Sample]:
         texts.NOT_YOURS,
     ):
         yield Sample(f"button answer: {message}", partial(_plain, message, {}))
+    for button in (texts.BUTTON_ACK, texts.BUTTON_CLAIM, texts.BUTTON_CLEAR, texts.BUTTON_ACK_ALL):
+        yield Sample(f"button: {button}", partial(_plain, button, {}))
+
+
+def _notices() -> Iterator[Sample]:
+    """What everyone else alerted about a group is told of a person's act, and of a
+    check-in that came after a report (bot.acts.words)."""
+    for basis in ("duress", "reported", "marked"):
+        yield Sample(
+            f"notice: a check-in after a report ({basis})",
+            partial(_notice, Status.DETAINED, basis, None),
+        )
+    until = (NOW + timedelta(days=2)).isoformat()
+    for act, status in (
+        ("pause", Status.PAUSED),
+        ("safe", Status.SAFE),
+        ("clear", Status.OK),
+        ("resume", Status.OK),
+    ):
+        acted = {"act": act, "who": "Ji-woo (p-3f2a)", "status": status.value}
+        if act == "pause":
+            acted["until"] = until
+        yield Sample(
+            f"notice: {act} done", partial(_notice, status, "marked", {**acted, "kind": "done"})
+        )
+        if act == "resume":
+            continue  # only a PAUSED group is resumed, and one person does it
+        asked = {**acted, "kind": "asked", "within_s": 1800}
+        yield Sample(f"notice: asked to {act}", partial(_notice, Status.DETAINED, "duress", asked))
+        confirmed = {**acted, "kind": "confirmed", "first": "Min-jun (p-91c0)"}
+        yield Sample(f"notice: {act} confirmed", partial(_notice, status, "confirmed", confirmed))
 
 
 def _commands() -> Iterator[Sample]:
@@ -157,6 +199,32 @@ def _commands() -> Iterator[Sample]:
         ("/detained", texts.MARKED, {"codename": "PINE-7", "status": Status.DETAINED}),
         ("/stage", texts.ON_LEG, {"codename": "PINE-7", "leg": "Kunming"}),
         ("usage", texts.USAGE, {"usage": "/pause CODENAME 12h"}),
+        ("not among yours", texts.NOT_AMONG_YOURS, {"codename": "PINE7"}),
+        ("/stage: known legs", texts.KNOWN_LEGS, {"legs": "Shenyang, Kunming, Laos"}),
+        (
+            "/clear: nothing to clear",
+            texts.NOTHING_TO_CLEAR,
+            {"codename": "PINE-7", "status": Status.OK},
+        ),
+        (
+            "/safe: asked a second person",
+            texts.ASKED_SECOND,
+            {"codename": "PINE-7", "status": Status.DETAINED, "command": "safe", "local": local},
+        ),
+        ("/safe: still waiting", texts.STILL_WAITING, {"codename": "PINE-7", "local": local}),
+        ("/clear: cleared", texts.CLEARED, {"codename": "PINE-7"}),
+        ("/pause: capped", texts.PAUSE_CAPPED, {"longest": timedelta(days=7)}),
+        ("unconfirmed news", texts.UNCONFIRMED_NEWS, {"codename": "PINE-7"}),
+        (
+            "integrity warning",
+            texts.INTEGRITY_REJECTED,
+            {"table": "codebook_entries", "row": "3f2a91c0b7de", "reason": "bad signature"},
+        ),
+        ("audit checkpoint", texts.AUDIT_CHECKPOINT, {"count": 1204, "head": "1204:9b1f…"}),
+        ("attachments budget reached", texts.BUDGET_REACHED, {"mb": 2048}),
+        ("unreadable updates kept", texts.UNREADABLE_KEPT, {"count": 3}),
+        ("/timeline caption", FOOTER, {"now": NOW, "due": local}),
+        ("/timeline caption: none due", FOOTER_NONE, {"now": NOW}),
     ]
     for name, message, fields in simple:
         yield Sample(name, partial(_plain, message, fields))
@@ -180,6 +248,17 @@ def _commands() -> Iterator[Sample]:
             f"unlinked: {count}",
             partial(_counted, texts.UNLINKED_WAITING, count),
         )
+
+
+def _notice(status: Status, basis: str, about: dict[str, object] | None, words: Words) -> str:
+    return notice_text(
+        codename="PINE-7",
+        status=status,
+        basis=basis,
+        since=NOW - timedelta(minutes=12),
+        about=None if about is None else json.dumps(about),
+        words=words,
+    )
 
 
 def _digest(count: int, words: Words) -> str:
@@ -238,13 +317,15 @@ def _said(words: Words, fields: dict[str, object]) -> dict[str, object]:
             said[key] = texts.status_in(words, value)
         elif isinstance(value, datetime):
             said[key] = words.local(value)
+        elif isinstance(value, timedelta):
+            said[key] = words.duration(value)
         else:
             said[key] = value
     return said
 
 
 def samples() -> list[Sample]:
-    return [*_alerts(), *_commands()]
+    return [*_alerts(), *_notices(), *_commands()]
 
 
 def page() -> str:

@@ -55,7 +55,7 @@ def test_an_alert_in_korean_says_status_basis_and_ago_in_korean() -> None:
         ("en", 2, "⚠ 2nd reminder, not acknowledged yet: PINE-7"),
         ("en", 3, "⚠ 3rd reminder, not acknowledged yet: PINE-7"),
         ("en", 11, "⚠ 11th reminder, not acknowledged yet: PINE-7"),
-        ("ko", 3, "⚠ 3번째 다시 알림, 아직 아무도 확인하지 않았어요: PINE-7"),
+        ("ko", 3, "⚠ 3차 재알림, 아직 아무도 확인하지 않았어요: PINE-7"),
     ],
 )
 def test_a_reminder_says_which_reminder_it_is(language: str, round_: int, expected: str) -> None:

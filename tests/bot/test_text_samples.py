@@ -23,14 +23,30 @@ ASCII_DURATION = re.compile(
 )
 # A command as typed, with its ASCII arguments ("/pause PINE-7 12h"): syntax, not words.
 COMMAND = re.compile(r"/[a-z]+(?: [A-Za-z0-9_./-]+)*")
+# A particle written both ways because the word before it is not known ("SAFE(으)로",
+# "표시을(를)"): a machine's hedge, never written by a person.
+HEDGED_PARTICLE = re.compile(r"\((?:으|을|를|은|는|이|가|와|과)\)")
+# The copula after a syllable that ends in a consonant is 이에요, not 예요 ("정상예요").
+COPULA = re.compile("([가-힣])예요")
 KEYWORDS = {"_": None, "N_": (1, 2), "pgettext_": ((1, "c"), 2)}
 SOURCES = ("bot/texts.py", "bot/i18n.py", "bot/timeline.py")
 
 
 def korean_problems(text: str) -> list[str]:
-    """What is wrong with a Korean message: an English status word or an ASCII duration."""
+    """What is wrong with a Korean message: an English status word, an ASCII duration, a
+    hedged particle, or 예요 after a final consonant."""
     words = COMMAND.sub("", text)
-    return STATUS_WORDS.findall(words) + ASCII_DURATION.findall(words)
+    after_consonant = [
+        f"{syllable}예요"
+        for syllable in COPULA.findall(words)
+        if (ord(syllable) - ord("가")) % 28  # a syllable's final consonant, by its code point
+    ]
+    return (
+        STATUS_WORDS.findall(words)
+        + ASCII_DURATION.findall(words)
+        + HEDGED_PARTICLE.findall(words)
+        + after_consonant
+    )
 
 
 def catalogue() -> list[tuple[object, object, str | None]]:
@@ -61,6 +77,9 @@ def test_the_korean_check_catches_what_it_is_for() -> None:
     assert korean_problems("PINE-7: SILENT, 마지막 연락 12m 전") == ["SILENT", "12m"]
     assert korean_problems("5 minutes 전") == ["5 minutes"]
     assert korean_problems("예: /pause PINE-7 12h") == []  # a command's syntax is not words
+    assert korean_problems("PINE-7을(를) 안전(으)로 표시했어요") == ["(를)", "(으)"]
+    assert korean_problems("지금 상태는 정상예요") == ["상예요"]
+    assert korean_problems("지금은 억류 상태예요. 정상이에요") == []
 
 
 def test_every_message_has_a_korean_translation_with_the_same_placeholders() -> None:
