@@ -74,6 +74,18 @@ def transitions(group: Group, *, now: datetime, leg: Leg | None = None) -> list[
     return steps
 
 
+def due_window(group: Group, start: datetime, leg: Leg | None) -> tuple[datetime, datetime]:
+    """When a check-in is due after ``start`` (a check-in, or a schedule's restart), and
+    when its grace ends, on ``leg`` (the leg in force then, whose own interval and grace
+    win over the group's)."""
+    if leg is not None and leg.interval_s is not None:
+        due = start + timedelta(seconds=leg.interval_s)
+    else:
+        due = next_due(group, after=start)
+    grace_s = leg.grace_s if leg is not None and leg.grace_s is not None else group.grace_s
+    return due, due + timedelta(seconds=grace_s)
+
+
 def _by_schedule(
     group: Group, now: datetime, leg: Leg | None, *, resumed: datetime | None
 ) -> Evaluation:
@@ -87,12 +99,7 @@ def _by_schedule(
     start = max(anchors)
     # Said as what it was: a restarted schedule is no news from the group.
     started = "checked in" if start == last else "resumed"
-    if leg is not None and leg.interval_s is not None:
-        due = start + timedelta(seconds=leg.interval_s)
-    else:
-        due = next_due(group, after=start)
-    grace_s = leg.grace_s if leg is not None and leg.grace_s is not None else group.grace_s
-    silent_at = due + timedelta(seconds=grace_s)
+    due, silent_at = due_window(group, start, leg)
     detained_at = silent_at + timedelta(seconds=group.detained_after_s)
     if now < due:
         return Evaluation(Status.OK, start, started, due)

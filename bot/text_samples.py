@@ -22,7 +22,7 @@ from bot.activists import answered_line
 from bot.acts.words import notice_text
 from bot.alerts import Facts, digest, render
 from bot.i18n import Words, zone_abbreviation
-from bot.timeline import FOOTER, FOOTER_NONE
+from bot.timeline import FOOTER, FOOTER_NONE, FOOTER_OVERDUE
 from storage.models import AckKind, AlertPurpose, Status
 
 NOW = datetime(2026, 8, 11, 18, 12, tzinfo=UTC)  # 03:12 in Seoul
@@ -153,7 +153,7 @@ def _notices() -> Iterator[Sample]:
         ("clear", Status.OK),
         ("resume", Status.OK),
     ):
-        acted = {"act": act, "who": "Ji-woo (p-3f2a)", "status": status.value}
+        acted: dict[str, object] = {"act": act, "who": "Ji-woo (p-3f2a)", "status": status.value}
         if act == "pause":
             acted["until"] = until
         yield Sample(
@@ -163,7 +163,7 @@ def _notices() -> Iterator[Sample]:
             continue  # only a PAUSED group is resumed, and one person does it
         asked = {**acted, "kind": "asked", "within_s": 1800}
         yield Sample(f"notice: asked to {act}", partial(_notice, Status.DETAINED, "duress", asked))
-        confirmed = {**acted, "kind": "confirmed", "first": "Min-jun (p-91c0)"}
+        confirmed: dict[str, object] = {**acted, "kind": "confirmed", "first": "Min-jun (p-91c0)"}
         yield Sample(f"notice: {act} confirmed", partial(_notice, status, "confirmed", confirmed))
 
 
@@ -225,6 +225,11 @@ def _commands() -> Iterator[Sample]:
         ("unreadable updates kept", texts.UNREADABLE_KEPT, {"count": 3}),
         ("/timeline caption", FOOTER, {"now": NOW, "due": local}),
         ("/timeline caption: none due", FOOTER_NONE, {"now": NOW}),
+        (
+            "/timeline caption: overdue",
+            FOOTER_OVERDUE,
+            {"now": NOW, "due": NOW - timedelta(hours=1)},
+        ),
     ]
     for name, message, fields in simple:
         yield Sample(name, partial(_plain, message, fields))

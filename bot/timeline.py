@@ -33,8 +33,8 @@ from matplotlib.patches import Patch
 from sqlalchemy import select
 
 from bot import texts
+from bot.deadlines import due_window
 from bot.i18n import Words, _, pgettext_, zone_abbreviation
-from bot.schedules import next_due
 from storage.checkins import counts_as_checkin
 from storage.crypto import ServerKeys
 from storage.legs import leg_name
@@ -74,6 +74,7 @@ TITLE = _("{codename}: the journey so far")
 AXIS = _("time ({zone})")
 FOOTER = _("Up to {now}. Next check-in due: {due}.")
 FOOTER_NONE = _("Up to {now}. No check-in is due.")
+FOOTER_OVERDUE = _("Up to {now}. A check-in was due at {due} and has not come.")
 MORE = _("(+{count} earlier, not labelled)")
 MARK_CHECKIN = pgettext_("timeline", "check-in")
 MARK_DUE = pgettext_("timeline", "check-in due")
@@ -99,6 +100,8 @@ class Journey:
     alerts: tuple[datetime, ...] = ()  # when each alerted flip's first alert went out
     acknowledgements: tuple[datetime, ...] = ()
     next_due: datetime | None = None
+    # A check-in that was due and has not come (a LATE or SILENT group): when it was due.
+    was_due: datetime | None = None
     # Leg names by position, for the group's activists (who see them in alerts too);
     # empty, the picture says "leg 2".
     leg_names: dict[int, str] = field(default_factory=dict)
@@ -142,17 +145,36 @@ async def gather(
         )
     ).all()
     checkins = tuple(e.at for e in events if counts_as_checkin(e) and not e.after_report)
-    grace = timedelta(seconds=group.grace_s)
-    windows = []
-    for at in checkins:
-        due = next_due(group, after=at)
-        windows.append((due, due + grace))
-    following = None
+    by_position = {leg.position: leg for leg in legs}
+    reached = [
+        (e.at, positions[e.leg_id])
+        for e in events
+        if e.signal is Signal.STAGE and e.leg_id in positions
+    ]
+
+    def leg_at(moment: datetime) -> Leg | None:
+        """The leg in force at a moment: the last one reached by then. Before any was
+        reached, or for a group put on a leg without a stage message, its current one."""
+        before = [position for at, position in reached if at <= moment]
+        if before:
+            return by_position.get(before[-1])
+        return None if reached or group.current_leg is None else by_position.get(group.current_leg)
+
+    # Each window as the engine judged it: the leg then in force sets interval and grace.
+    windows = [due_window(group, at, leg_at(at)) for at in checkins]
+    following = was_due = None
     # Due by the clock only while the clock decides the status: not when paused, safe,
     # or detained (a person or a report decides it then).
     if group.status in (Status.OK, Status.LATE, Status.SILENT) and group.shredded_at is None:
         anchors = [t for t in (group.last_checkin_at, group.schedule_from) if t is not None]
-        following = next_due(group, after=max(anchors)) if anchors else None
+        if anchors:
+            current = by_position.get(group.current_leg) if group.current_leg is not None else None
+            due, _ = due_window(group, max(anchors), current)
+            # LATE and SILENT are past their due time: said as overdue, never as "next".
+            if due > now:
+                following = due
+            else:
+                was_due = due
     return Journey(
         codename=group.codename,
         start=group.created_at,
@@ -168,6 +190,7 @@ async def gather(
         alerts=tuple(sorted(alerted.values())),
         acknowledgements=tuple(acknowledged),
         next_due=following,
+        was_due=was_due,
         leg_names={} if server is None else {leg.position: leg_name(server, leg) for leg in legs},
         after_report=tuple(e.at for e in events if e.after_report),
     )
@@ -241,6 +264,10 @@ def _labels(journey: Journey, words: Words) -> list[_Label]:
     if journey.next_due is not None:
         labels.append(
             _Label(journey.next_due, f"{clock(journey.next_due)} {words.p_(MARK_NEXT)}", NEXT, True)
+        )
+    if journey.was_due is not None:
+        labels.append(
+            _Label(journey.was_due, f"{clock(journey.was_due)} {words.p_(MARK_DUE)}", DUE, True)
         )
     return labels
 
@@ -333,6 +360,10 @@ def _draw(journey: Journey, words: Words) -> Figure:
 
 
 def _until(journey: Journey, words: Words) -> str:
+    if journey.was_due is not None:
+        return words._(FOOTER_OVERDUE).format(
+            now=words.local(journey.now), due=words.local(journey.was_due)
+        )
     if journey.next_due is None:
         return words._(FOOTER_NONE).format(now=words.local(journey.now))
     return words._(FOOTER).format(now=words.local(journey.now), due=words.local(journey.next_due))

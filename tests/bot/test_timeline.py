@@ -133,3 +133,63 @@ async def test_the_timeline_of_a_stored_group_shows_no_content(
     assert "Kunming bus depot" in shown
     for secret in (PHRASE, "persimmons", TEXT, "third bend"):
         assert secret not in shown
+
+
+async def test_the_picture_judges_each_window_on_its_leg_and_says_an_overdue_check_in_was_due(
+    session: AsyncSession, server: ServerKeys, operator: Operator
+) -> None:
+    """The bands and the due time are the engine's own: a border leg's tighter interval
+    and grace, and for a LATE group a check-in that was due, never a "next" in the past."""
+    group = await make_group(session, "PINE-7")
+    group.created_at = T0
+    border = await add_leg(
+        session,
+        server=server,
+        group=group,
+        name=LEG,
+        interval=2 * HOUR,
+        grace=timedelta(minutes=30),
+        now=T0,
+    )
+    await record_signal(
+        session, group=group, signal=Signal.CHECKIN, at=T0 + HOUR, source="phrase", now=T0 + HOUR
+    )
+    await record_signal(
+        session,
+        group=group,
+        signal=Signal.STAGE,
+        at=T0 + 2 * HOUR,
+        source="phrase",
+        now=T0 + 2 * HOUR,
+        leg_id=border.id,
+    )
+    await record_signal(
+        session,
+        group=group,
+        signal=Signal.CHECKIN,
+        at=T0 + 3 * HOUR,
+        source="phrase",
+        now=T0 + 3 * HOUR,
+    )
+    await flip(session, group=group, to=Status.OK, at=T0 + HOUR, basis="checked in", now=T0)
+    await session.commit()
+    assert group.current_leg == border.position
+
+    on_time = await gather(session, group=group, now=T0 + 4 * HOUR)
+    # The first check-in was before the border leg: the group's own schedule judged it.
+    assert on_time.windows[0][0] > T0 + 3 * HOUR
+    # The stage message (a check-in too) and the last were on the border leg: each due
+    # two hours later, with half an hour of grace.
+    assert on_time.windows[1] == (T0 + 4 * HOUR, T0 + 4 * HOUR + timedelta(minutes=30))
+    assert on_time.windows[2] == (T0 + 5 * HOUR, T0 + 5 * HOUR + timedelta(minutes=30))
+    assert on_time.next_due == T0 + 5 * HOUR
+    assert on_time.was_due is None
+
+    await flip(session, group=group, to=Status.LATE, at=T0 + 5 * HOUR, basis="check-in due", now=T0)
+    await session.commit()
+    late = await gather(session, group=group, now=T0 + 5 * HOUR + timedelta(minutes=10))
+    assert late.next_due is None
+    assert late.was_due == T0 + 5 * HOUR
+    svg = render(late, "svg").decode()
+    assert "was due at 2026-08-12 08:00 UTC" in svg
+    assert "Next check-in due" not in svg
