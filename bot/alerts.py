@@ -50,6 +50,10 @@ DIGEST_OVER = 3
 CLAIM_BATCH = 200
 # Telegram's longest text, in UTF-16 code units: a longer digest is split.
 MESSAGE_LIMIT = 4096
+# Left free in every digest for the line an answered alert keeps ("✓ Acknowledged by
+# p-3f2a at 03:12 KST", bot.activists.answered_line): a full digest could not be edited
+# to say who acknowledged it, and would keep its buttons.
+ANSWER_ROOM = 120
 MAX_BACKOFF = timedelta(minutes=5)
 # Patient with a slow answer: a send that timed out may have been carried out,
 # and sending it again would repeat it. Only an answer lost after this long can.
@@ -516,7 +520,7 @@ def _digest_chunks(
     for part in parts:
         size = _utf16_length(part[1]) + 2
         header = _utf16_length(digest([""] * (len(chunks[-1]) + 1), language=language))
-        if chunks[-1] and header + length + size > MESSAGE_LIMIT:
+        if chunks[-1] and header + length + size + ANSWER_ROOM > MESSAGE_LIMIT:
             chunks.append([])
             length = 0
         chunks[-1].append(part)

@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.alerts import Facts, Limiter, render
-from storage.models import AlertPurpose, Status
+from bot.activists import answered_line
+from bot.alerts import ANSWER_ROOM, Facts, Limiter, render
+from bot.i18n import Words
+from storage.models import AckKind, AlertPurpose, Status
 
 SINCE = datetime(2026, 8, 11, 2, 0, tzinfo=UTC)
 FACTS = Facts(
@@ -152,3 +154,14 @@ async def test_the_limiter_keeps_one_message_a_second_per_chat_and_thirty_overal
     times = [t for t, _ in sent[3:]]
     assert max(sum(1 for t in times if w <= t < w + 1.0) for w in times) <= 30
     assert times[-1] - start >= 1.0
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_the_line_an_answered_alert_keeps_fits_the_room_a_digest_leaves(language: str) -> None:
+    # The longest zone abbreviations are spelled out ("+0545"); the pseudonym is P-XXXXXX.
+    words = Words(language, ZoneInfo("Asia/Kathmandu"))
+    for kind in AckKind:
+        line = answered_line(
+            kind, who="P-4310A9", at=datetime(2026, 8, 12, tzinfo=UTC), words=words
+        )
+        assert len(f"\n\n{line}".encode("utf-16-le")) // 2 <= ANSWER_ROOM, line
