@@ -54,7 +54,11 @@ async def on_alert_button(update: Update, context: Context) -> None:
     kept = ""
     async with runtime.sessions() as session, session.begin():
         person = await find_person(session, server=runtime.server, telegram_id=query.from_user.id)
-        language = pick_language(person.language if person else None, query.from_user.language_code)
+        language = pick_language(
+            person.language if person else None,
+            query.from_user.language_code,
+            default=runtime.settings.display.language,
+        )
         _ = translator(language)
         # Only someone who still holds a live activist or admin grant may press:
         # a revoked person's button, even under an alert sent before, is a stranger's.

@@ -249,6 +249,7 @@ class Sender:
         *,
         server: ServerKeys,
         default_tz: str,
+        default_language: str = "en",
         limiter: Limiter,
         now: Callable[[], datetime],
         run_id: uuid.UUID | None = None,
@@ -257,6 +258,9 @@ class Sender:
         self._bot = bot
         self._server = server
         self._default_tz = default_tz
+        # The language of someone who never chose one and whose Telegram app said none
+        # we speak: the installation's [display] language.
+        self._default_language = default_language
         self._limiter = limiter
         self._now = now
         self._run_id = run_id
@@ -348,7 +352,13 @@ class Sender:
                     await self._no_chat(items, delivery)
                     continue
                 for item in _compose(
-                    items, facts, chat_id=chat_id, server=self._server, tz=self._default_tz, now=now
+                    items,
+                    facts,
+                    chat_id=chat_id,
+                    server=self._server,
+                    tz=self._default_tz,
+                    language=self._default_language,
+                    now=now,
                 ):
                     # One chat's messages in order; the chats side by side.
                     started.update(item.alert_ids)
@@ -456,12 +466,13 @@ def _compose(
     chat_id: int,
     server: ServerKeys,
     tz: str,
+    language: str,
     now: datetime,
 ) -> list[Outgoing]:
     """One recipient's messages (``items`` are theirs, ``chat_id`` their chat): each
     alert alone, or more than ``DIGEST_OVER`` as digests. Pure but for unsealing."""
     person = items[0].person
-    language = pick_language(person.language, None)
+    language = pick_language(person.language, None, default=language)
     zone = ZoneInfo(person.tz or tz)
     words = Words(language, zone)
     parts = [

@@ -423,7 +423,11 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
                     allowed,
                     list(context.args or []),
                     now,
-                    pick_language(person.language, user.language_code),
+                    pick_language(
+                        person.language,
+                        user.language_code,
+                        default=runtime.settings.display.language,
+                    ),
                 )
                 try:
                     reply = await action(call)

@@ -87,7 +87,9 @@ async def _words(context: Context, update: Update) -> tuple[Runtime, str]:
         async with runtime.sessions() as session:
             person = await find_person(session, server=runtime.server, telegram_id=user.id)
             chosen = person.language if person else None
-    return runtime, pick_language(chosen, user.language_code if user else None)
+    return runtime, pick_language(
+        chosen, user.language_code if user else None, default=runtime.settings.display.language
+    )
 
 
 async def _say(
@@ -654,7 +656,10 @@ async def _tell_activists(context: Context) -> None:
         # A group gone meanwhile (shredded with its grants): nobody to tell.
         codename = group.codename if group is not None else None
         for chat_id, person in reachable(runtime.server, people) if codename else []:
-            text = translator(pick_language(person.language, None))(texts.UNCONFIRMED_NEWS)
+            language = pick_language(
+                person.language, None, default=runtime.settings.display.language
+            )
+            text = translator(language)(texts.UNCONFIRMED_NEWS)
             try:
                 await context.bot.send_message(
                     chat_id, text.format(codename=codename), protect_content=True
@@ -688,7 +693,8 @@ async def _tell_admins_budget(context: Context) -> None:
         session.add(WatchState(name=BUDGET_NOTED, at=utc_now()))
         people = [p for p in [await session.get(Person, i) for i in await admins(session)] if p]
     for chat_id, person in reachable(runtime.server, people):
-        text = translator(pick_language(person.language, None))(texts.BUDGET_REACHED)
+        language = pick_language(person.language, None, default=runtime.settings.display.language)
+        text = translator(language)(texts.BUDGET_REACHED)
         try:
             await context.bot.send_message(
                 chat_id,
@@ -707,7 +713,9 @@ async def _tell_operators(context: Context) -> None:
         count = await unlinked_count(session)
         operators = await people_with_role(session, role=Role.OPERATOR)
     for chat_id, person in reachable(runtime.server, operators):
-        words = Words(pick_language(person.language, None), UTC)
+        words = Words(
+            pick_language(person.language, None, default=runtime.settings.display.language), UTC
+        )
         text = words.n_(texts.UNLINKED_WAITING, count)
         try:
             await context.bot.send_message(chat_id, text.format(count=count), protect_content=True)

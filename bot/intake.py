@@ -313,7 +313,9 @@ class Intake:
             # never stored in the inbox nor receipted; anyone else's is a message.
             return Taken(Outcome.NOT_CONTENT)
         if sender is not None and self._over_limit(batch, sender):
-            language = pick_language(sender.language, received.language)
+            language = pick_language(
+                sender.language, received.language, default=self.runtime.settings.display.language
+            )
             return Taken(Outcome.RATE_LIMITED, language=language, in_chat=_in_chat(received))
         if sender is None:
             sender = await self._new_person(session, batch, received.sender_id, now)
@@ -512,7 +514,9 @@ class Intake:
             too_large=tuple(too_large),
             news=news,
             unlinked=meaning.group is None and not meaning.candidates,
-            language=pick_language(sender.language, received.language),
+            language=pick_language(
+                sender.language, received.language, default=self.runtime.settings.display.language
+            ),
             in_chat=_in_chat(received),
         )
 

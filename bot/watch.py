@@ -293,6 +293,7 @@ class Watchers:
             application.bot,
             server=runtime.server,
             default_tz=runtime.settings.display.timezone,
+            default_language=runtime.settings.display.language,
             limiter=application.bot_data.setdefault("limiter", Limiter()),
             now=utc_now,
             run_id=watchers.run_id,
@@ -519,7 +520,7 @@ async def _tell_admins_we_are_back(
         return
     log.info("back after %s away; %d update(s) had queued", format_duration(away), drained)
     for chat_id, language in targets:
-        words = Words(pick_language(language, None), UTC)
+        words = Words(pick_language(language, None, default=runtime.settings.display.language), UTC)
         text = words.n_(texts.BACK_ONLINE, drained).format(away=words.duration(away), count=drained)
         if runtime.unreadable_taken:
             # Never dropped: kept sealed as raw data, which operators open like any message.

@@ -48,7 +48,7 @@ async def _admin_chats(runtime: Runtime) -> list[tuple[int, str | None]]:
 async def _tell_admins(bot: Bot, runtime: Runtime, text: str, **values: object) -> int:
     told = 0
     for chat_id, language in await _admin_chats(runtime):
-        _ = translator(pick_language(language, None))
+        _ = translator(pick_language(language, None, default=runtime.settings.display.language))
         try:
             await bot.send_message(chat_id, _(text).format(**values), protect_content=True)
             told += 1

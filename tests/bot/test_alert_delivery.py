@@ -55,13 +55,14 @@ class Rig:
         await sender.settle()
         return delivery
 
-    def sender(self) -> Sender:
+    def sender(self, default_language: str = "en") -> Sender:
         """A sender kept from one delivery to the next, as the running bot keeps one."""
         return Sender(
             self.sessions,
             self.bot,
             server=self.server,
             default_tz="Asia/Seoul",
+            default_language=default_language,
             limiter=self.limiter,
             now=lambda: self.clock[0],
         )
@@ -140,6 +141,21 @@ async def test_each_alert_is_sent_once_with_its_buttons(rig: Rig) -> None:
         assert text.startswith("⚠ Alert: PINE-7 is SILENT (no check-in by the end of the grace")
     assert rig.texts_to(ADMIN) == []
     assert await rig.states() == [AlertState.SENT, AlertState.SENT]
+
+
+async def test_someone_who_never_chose_a_language_is_alerted_in_the_installations(
+    rig: Rig,
+) -> None:
+    """Enrolled before /start stored Telegram's language, and never used /language: the
+    installation's [display] language, not English by default."""
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    sender = rig.sender(default_language="ko")
+    assert (await sender.deliver_due()).sent == 2
+    await sender.settle()
+    for telegram_id in ACTIVISTS:
+        [alert] = rig.texts_to(telegram_id)
+        assert "연락 두절" in alert, alert
+        assert "SILENT" not in alert
 
 
 async def test_a_delivery_does_not_wait_for_its_marks_nor_sends_an_unmarked_alert_again(
