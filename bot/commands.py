@@ -224,6 +224,8 @@ def act_answer(
     }
     if result.outcome is Outcome.NOTHING:
         return words._(texts.NOTHING_TO_CLEAR).format(**fields)
+    if result.outcome is Outcome.ARRIVED:
+        return words._(texts.PAUSE_REFUSED_SAFE).format(**fields)
     if result.outcome is Outcome.ASK:
         return words._(texts.ASKED_SECOND).format(**fields, local=local(result.waits_until))
     if result.outcome is Outcome.WAITING:
@@ -240,12 +242,7 @@ def act_answer(
 
 async def _pause(call: Call) -> str:
     # A stranger's /pause is refused before its usage is explained.
-    group = await call.group()
-    if group.status is Status.SAFE:
-        # A safe group has arrived: there is no schedule left to pause.
-        return call._(texts.PAUSE_REFUSED_SAFE).format(
-            codename=group.codename, status=call.status(Status.SAFE)
-        )
+    await call.group()
     try:
         length = parse_duration(call.args[1]) if len(call.args) > 1 else None
     except ValueError:

@@ -25,6 +25,7 @@ class Outcome(enum.StrEnum):
     CONFIRM = "confirmed"  # the second person's word: done now
     WAITING = "waiting"  # the same person asked again: still waits
     NOTHING = "nothing"  # nothing to clear
+    ARRIVED = "arrived"  # a SAFE group has arrived: no schedule is left to pause
 
 
 def is_live(pending: GroupAct | None, *, status: Status, now: datetime) -> bool:
@@ -51,6 +52,8 @@ def decide(
     made in Telegram, never its own (it cannot tell two admins apart)."""
     if act is ActKind.CLEAR and status not in NEEDS_TWO:
         return Outcome.NOTHING
+    if act is ActKind.PAUSE and status is Status.SAFE:
+        return Outcome.ARRIVED
     if status not in NEEDS_TWO:
         return Outcome.APPLY
     if pending is not None and is_live(pending, status=status, now=now):

@@ -56,6 +56,8 @@ def _act(config: ConfigOption, codename: str, act: ActKind, length: str | None =
             return group.codename, result
 
     name, result = run(go())
+    if result.outcome is Outcome.ARRIVED:
+        raise Refused(f"{name} is SAFE: it has arrived, so there is no schedule to pause")
     out.print(_said(name, act, result))
 
 

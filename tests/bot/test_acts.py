@@ -80,6 +80,14 @@ def test_on_a_quiet_group_pause_and_safe_act_at_once_and_there_is_nothing_to_cle
     )
 
 
+def test_a_safe_group_has_arrived_and_has_no_schedule_to_pause() -> None:
+    """Whoever asks, and with a pause waiting or not: SAFE is not left by a pause."""
+    for actor in (FIRST, None):
+        assert decide(ActKind.PAUSE, status=Status.SAFE, pending=None, actor=actor, now=NOW) is (
+            Outcome.ARRIVED
+        )
+
+
 def test_a_pause_ends_by_itself_after_max_pause() -> None:
     week = timedelta(days=7)
     assert pause_end(timedelta(days=3650), now=NOW, max_pause=week) == NOW + week

@@ -19,14 +19,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from telegram import Bot
 
+from bot.acts.service import mark_detained
 from bot.alerts import ANSWER_ROOM, Delivery, Limiter, Sender
+from bot.engine import AlertTiming, run_pass
 from bot.standin import SimUser, TelegramStandIn
 from storage.alerts import CLAIM_FOR, take_due
 from storage.checkins import flip
 from storage.crypto import KemName, ServerKeys
 from storage.db import session_factory
 from storage.models import Alert, AlertPurpose, AlertState, Group, Person, Role, RoleGrant, Status
-from storage.people import chat_id_of, get_or_create_person
+from storage.people import chat_id_of, find_person, get_or_create_person
 from storage.session import AsyncSession
 from tests.bot.intake_harness import eventually
 from tests.conftest import Database
@@ -453,3 +455,61 @@ async def test_a_digest_too_long_for_one_message_is_split_and_loses_nothing(
         assert all(len(d.encode("utf-16-le")) // 2 <= 1000 - ANSWER_ROOM for d in digests)
         told = "".join(digests)
         assert all(told.count(codename) == 1 for codename in codenames)
+
+
+async def _unscheduled(rig: Rig) -> None:
+    """The group left to people and alerts alone: no deadline of its own falls meanwhile."""
+    async with rig.sessions() as session, session.begin():
+        group = await session.get(Group, rig.group.id)
+        assert group is not None
+        group.next_transition_at = None
+        session.add(group)
+
+
+async def test_an_escalated_alert_says_no_one_acknowledged_and_for_how_long(rig: Rig) -> None:
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    await _unscheduled(rig)
+    await rig.deliver()
+    assert rig.texts_to(ADMIN) == []  # a first alert goes to the group's activists
+    timing = AlertTiming(repeat_every=timedelta(hours=5), escalate_after=timedelta(minutes=20))
+    rig.later(21 * 60)
+    await run_pass(rig.sessions, now=rig.clock[0], timing=timing)
+    await rig.deliver()
+    [escalated] = rig.texts_to(ADMIN)
+    assert escalated.startswith("⚠ Escalated, no one acknowledged for 21 minutes: PINE-7 is SILENT")
+
+
+async def test_whoever_marks_a_group_detained_is_not_reminded_of_their_own_mark(rig: Rig) -> None:
+    async with rig.sessions() as session, session.begin():
+        group = await session.get(Group, rig.group.id)
+        assert group is not None
+        author = await find_person(session, server=rig.server, telegram_id=ACTIVISTS[0])
+        assert author is not None
+        await mark_detained(session, group=group, author=author, now=rig.clock[0])
+    await rig.deliver()
+    timing = AlertTiming(repeat_every=timedelta(minutes=5), escalate_after=timedelta(hours=5))
+    for _ in range(4):
+        rig.later(6 * 60)
+        await run_pass(rig.sessions, now=rig.clock[0], timing=timing)
+        await rig.deliver()
+    assert rig.texts_to(ACTIVISTS[0]) == []
+    told = rig.texts_to(ACTIVISTS[1])
+    assert told[0].startswith("⚠ Alert: PINE-7 is DETAINED (marked by an activist)")
+    assert [t.split(",")[0] for t in told[1:]] == [
+        "⚠ 1st reminder",
+        "⚠ 2nd reminder",
+        "⚠ 3rd reminder",
+        "⚠ 4th reminder",
+    ]
+
+
+async def test_an_all_clear_says_again_when_the_group_was_so_before(rig: Rig) -> None:
+    await rig.flip_to(Status.OK, "checked in")
+    rig.later(60)
+    await rig.flip_to(Status.SILENT, "grace ran out")
+    await rig.deliver()
+    rig.later(60)
+    await rig.flip_to(Status.OK, "checked in")
+    await rig.deliver()
+    for telegram_id in ACTIVISTS:
+        assert rig.texts_to(telegram_id)[-1].startswith("✓ PINE-7 is OK again (checked in)")

@@ -142,6 +142,11 @@ async def test_the_groups_activist_marks_it_safe_and_the_others_change_nothing(
         assert (await world.group()).status is not Status.SAFE
         assert await world.ask(OWN, "/safe PINE-7") == "PINE-7 is marked SAFE."
         assert (await world.group()).status is Status.SAFE
+        # A SAFE group has arrived: a pause is refused, with the reason, and changes nothing.
+        assert await world.ask(OWN, "/pause PINE-7 6h") == (
+            "PINE-7 is SAFE: it has arrived, so there is no schedule to pause."
+        )
+        assert (await world.group()).status is Status.SAFE
     assert await world.audited("command.safe") == [False, False, False, True]
 
 
