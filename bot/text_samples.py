@@ -22,7 +22,7 @@ from bot.activists import answered_line
 from bot.acts.words import notice_text
 from bot.alerts import Facts, digest, render
 from bot.i18n import Words, zone_abbreviation
-from bot.timeline import FOOTER, FOOTER_NONE, FOOTER_OVERDUE
+from bot.timeline import FOOTER, FOOTER_NONE, FOOTER_NOT_STARTED, FOOTER_OVERDUE
 from storage.models import AckKind, AlertPurpose, Status
 
 NOW = datetime(2026, 8, 11, 18, 12, tzinfo=UTC)  # 03:12 in Seoul
@@ -225,6 +225,7 @@ def _commands() -> Iterator[Sample]:
         ("unreadable updates kept", texts.UNREADABLE_KEPT, {"count": 3}),
         ("/timeline caption", FOOTER, {"now": NOW, "due": local}),
         ("/timeline caption: none due", FOOTER_NONE, {"now": NOW}),
+        ("/timeline caption: no check-in yet", FOOTER_NOT_STARTED, {"now": NOW}),
         (
             "/timeline caption: overdue",
             FOOTER_OVERDUE,

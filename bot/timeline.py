@@ -74,6 +74,7 @@ TITLE = _("{codename}: the journey so far")
 AXIS = _("time ({zone})")
 FOOTER = _("Up to {now}. Next check-in due: {due}.")
 FOOTER_NONE = _("Up to {now}. No check-in is due.")
+FOOTER_NOT_STARTED = _("Up to {now}. No check-in yet: the schedule starts with the first.")
 FOOTER_OVERDUE = _("Up to {now}. A check-in was due at {due} and has not come.")
 MORE = _("(+{count} earlier, not labelled)")
 MARK_CHECKIN = pgettext_("timeline", "check-in")
@@ -364,6 +365,8 @@ def _until(journey: Journey, words: Words) -> str:
         return words._(FOOTER_OVERDUE).format(
             now=words.local(journey.now), due=words.local(journey.was_due)
         )
+    if journey.next_due is None and journey.statuses[-1][1] is Status.PENDING:
+        return words._(FOOTER_NOT_STARTED).format(now=words.local(journey.now))
     if journey.next_due is None:
         return words._(FOOTER_NONE).format(now=words.local(journey.now))
     return words._(FOOTER).format(now=words.local(journey.now), due=words.local(journey.next_due))

@@ -8,7 +8,8 @@ import struct
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
-from bot.timeline import Journey, gather, render
+from bot.i18n import Words
+from bot.timeline import Journey, caption, gather, render
 from storage.checkins import flip, record_signal
 from storage.codebook import add_phrase
 from storage.crypto import ServerKeys
@@ -23,6 +24,7 @@ HOUR = timedelta(hours=1)
 LEG = "Kunming bus depot"
 PHRASE = "the persimmons are ripe"
 TEXT = "we crossed at the third bend of the river"
+ENGLISH = Words("en", UTC)
 
 
 def journey() -> Journey:
@@ -73,6 +75,8 @@ def empty() -> Journey:
 
 def test_a_group_without_any_check_in_still_draws() -> None:
     assert render(empty(), "png").startswith(b"\x89PNG")
+    # It says why no check-in is due: the schedule starts with the first one.
+    assert "No check-in yet: the schedule starts with the first." in caption(empty(), ENGLISH)
     assert ET.fromstring(render(empty(), "svg")).tag.endswith("svg")  # noqa: S314
 
 
