@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bot.console import pages
 from bot.console.app import CONSOLE, render
 from bot.durations import parse_duration
+from bot.inbox_meaning import codebook_meaning
 from storage import audit
 from storage.groups import UnknownGroup, get_group, list_groups
 from storage.inbox import (
@@ -28,6 +29,7 @@ from storage.inbox import (
     messages_from,
     open_files,
     open_message,
+    record_meaning,
     relink,
     shred_messages,
     text_of,
@@ -38,6 +40,7 @@ from storage.people import find_by_pseudonym, pseudonym_of, revoke_roles
 from storage.sealing import Keyring, NotReadable
 from storage.session import AsyncSession
 from storage.timeutil import utc_now
+from storage.trust import installation_of
 
 PAGE = 50
 FILTERS = ("unlinked", "unconfirmed", "unread", "starred", "danger")
@@ -331,6 +334,8 @@ async def act(request: web.Request) -> web.StreamResponse:
         said = await _do(session, keyring, action, rows, form, console.local_audit)
     if action == "shred":
         return render(request, "done.html", said=said, back="/inbox", back_text="Back to the inbox")
+    if said:  # linked, but its signal could not be read here
+        return render(request, "done.html", said=said, back=_back(form), back_text="Back")
     raise web.HTTPSeeOther(_back(form))
 
 
@@ -351,7 +356,7 @@ async def _do(
             await audit.append_operator_act(
                 session, local, actor=who, action=f"inbox.{action}", subject=str(row.id), at=now
             )
-        return action
+        return ""
     if action in ("link", "unlink"):
         group = None
         if action == "link":
@@ -359,16 +364,22 @@ async def _do(
             group = (await session.exec(select(Group).where(Group.codename == codename))).first()
             if group is None or group.shredded_at is not None:
                 raise web.HTTPBadRequest(text="choose a group to link to")
+        unread: list[Message] = []  # linked, with a text the codebook could not be read for
         for row in rows:
             if group is not None and row.group_id == group.id:
                 continue
             try:
                 done = await relink(session, keyring, message=row, group=group, now=now)
+                recorded: bool | None = done.signal_recorded
+                if group is not None and not recorded:
+                    recorded = await _apply_codebook(session, keyring, row, group, now)
             except NotReadable as exc:
                 raise web.HTTPForbidden(text=str(exc)) from None
+            if recorded is None:
+                unread.append(row)
             details: dict[str, object] = {"records": done.records, "console": True}
             if group is not None:
-                details |= {"group": group.codename, "signal_recorded": done.signal_recorded}
+                details |= {"group": group.codename, "signal_recorded": bool(recorded)}
             await audit.append_operator_act(
                 session,
                 local,
@@ -378,7 +389,15 @@ async def _do(
                 at=now,
                 details=details,
             )
-        return action
+        if group is None or not unread:
+            return ""
+        commands = "; ".join(f"intake inbox link {m.id.hex[:8]} {group.codename}" for m in unread)
+        return (
+            f"Linked to {group.codename}. This console was opened without the installation's "
+            f"config and server secret, so it could not read {group.codename}'s codebook: "
+            "the signal of the message's text (a check-in phrase, say) could not be read "
+            f"and nothing was recorded from it. To apply the codebook, run: {commands}"
+        )
     if action == "note":
         text = str(form.get("text", "")).strip()
         if not text:
@@ -394,7 +413,7 @@ async def _do(
                 at=now,
                 details={"note": str(note.id), "console": True},
             )
-        return action
+        return ""
     if action == "shred":
         subjects = [str(r.id) for r in rows]
         count = await shred_messages(session, messages=rows)
@@ -410,6 +429,23 @@ async def _do(
             )
         return f"Shredded {count} message row(s) (every version, attachment and note)."
     raise web.HTTPBadRequest(text="unknown action")
+
+
+async def _apply_codebook(
+    session: AsyncSession, keyring: Keyring, message: Message, group: Group, now: datetime
+) -> bool | None:
+    """Record what the message's text means in the group's codebook, as `intake inbox
+    link` does: whether a signal was recorded, or None where the codebook could not be
+    read (a console started without the installation's config and server secret)."""
+    installation = installation_of(session)
+    if installation is None:
+        return None
+    signal, leg_id = await codebook_meaning(
+        session, keyring, server=installation.server, message=message, group=group
+    )
+    return signal is not None and await record_meaning(
+        session, message=message, group=group, signal=signal, leg_id=leg_id, now=now
+    )
 
 
 # --------------------------------------------------------------------------- people and audit

@@ -1,11 +1,36 @@
-"""The console's small decisions: where an action sends the browser back to, and
-which attachments it shows as pictures."""
+"""The console in process: its small decisions (where an action sends the browser back
+to, which attachments it shows as pictures) and its pages and actions over a database
+filled through storage, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from multidict import MultiDict, MultiDictProxy
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from aiohttp import ClientResponse, CookieJar, web
+from aiohttp.test_utils import TestClient, TestServer
+from multidict import MultiDict, MultiDictProxy
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.console.app import Console, make_app
 from bot.console.views import _back, picture_type
+from storage.checkins import signals_of
+from storage.codebook import add_phrase
+from storage.crypto import PrivateKey, ServerKeys
+from storage.db import open_database
+from storage.messages import store_message
+from storage.models import Group, Message, MessageKind, Operator, Signal
+from storage.people import get_or_create_person
+from storage.session import AsyncSession
+from storage.timeutil import utc_now
+from tests.conftest import Database
+from tests.storage.helpers import make_group
+
+STRANGER = 6_900_000_777
+TEA = "the tea is warm"
 
 
 def test_the_console_sends_back_only_to_its_own_pages() -> None:
@@ -24,3 +49,115 @@ def test_a_picture_is_recognised_by_its_own_bytes_never_by_its_name() -> None:
     assert picture_type(b"<svg onload=alert(1)>") is None  # SVG carries script: a download
     assert picture_type(b"<html>") is None
     assert picture_type(None) is None
+
+
+# --------------------------------------------------------------------------- in process
+#
+# The console's application served by aiohttp's test server on 127.0.0.1, logged in
+# through its one-time URL, over a database filled through storage.
+
+
+@dataclass
+class Served:
+    client: TestClient[web.Request, web.Application]
+    console: Console
+
+    @property
+    def csrf(self) -> str:
+        return next(iter(self.console.sessions.values()))
+
+    async def act(self, **fields: str) -> ClientResponse:
+        data = {"csrf": self.csrf, **fields}
+        return await self.client.post("/act", data=data, allow_redirects=False)
+
+
+@contextlib.asynccontextmanager
+async def served(
+    engine: AsyncEngine, key: PrivateKey, tmp_path: Path, *, tz: str = "UTC"
+) -> AsyncIterator[Served]:
+    console = Console(
+        engine=engine,
+        private_key=key,
+        tz=ZoneInfo(tz),
+        idle_seconds=600,
+        local_audit=tmp_path / "operator.audit",
+    )
+    server = TestServer(make_app(console), host="127.0.0.1")
+    # The session cookie is for 127.0.0.1, an address: aiohttp's jar keeps it if "unsafe".
+    async with TestClient(server, cookie_jar=CookieJar(unsafe=True)) as client:
+        console.port = server.port or 0
+        login = await client.get(f"/login/{console.login_token}", allow_redirects=False)
+        assert login.status == 303
+        yield Served(client, console)
+
+
+async def stranger_says(session: AsyncSession, server: ServerKeys, text: str) -> Message:
+    """A stranger's message that nothing placed: unlinked, sealed to the operators."""
+    stranger = await get_or_create_person(
+        session, server=server, telegram_id=STRANGER, chat_id=STRANGER, now=utc_now()
+    )
+    stored = await store_message(
+        session,
+        server=server,
+        kind=MessageKind.TEXT,
+        body={"text": text, "caption": None},
+        received_at=utc_now(),
+        group=None,
+        sender=stranger,
+    )
+    await session.commit()
+    return stored
+
+
+async def pine_with_its_codebook(session: AsyncSession, server: ServerKeys) -> Group:
+    pine = await make_group(session)
+    await add_phrase(
+        session, server=server, group=pine, phrase=TEA, means=Signal.CHECKIN, now=utc_now()
+    )
+    await session.commit()
+    return pine
+
+
+async def test_linking_in_the_console_applies_the_groups_codebook(
+    engine: AsyncEngine,
+    session: AsyncSession,
+    server: ServerKeys,
+    operator: Operator,
+    operator_key: PrivateKey,
+    tmp_path: Path,
+) -> None:
+    """As `intake inbox link` does: the text was sealed before anyone knew its group."""
+    pine = await pine_with_its_codebook(session, server)
+    waiting = await stranger_says(session, server, f"hello, {TEA} today")
+    async with served(engine, operator_key, tmp_path) as console:
+        linked = await console.act(action="link", codename="PINE-7", ids=str(waiting.id))
+        assert linked.status == 303, await linked.text()
+    events = await signals_of(session, group=pine)
+    assert [(e.signal, e.source, e.message_id) for e in events] == [
+        (Signal.CHECKIN, "operator", waiting.id)
+    ]
+
+
+async def test_a_console_without_the_server_secret_says_the_signal_was_not_read(
+    database: Database,
+    session: AsyncSession,
+    server: ServerKeys,
+    operator: Operator,
+    operator_key: PrivateKey,
+    tmp_path: Path,
+) -> None:
+    pine = await pine_with_its_codebook(session, server)
+    waiting = await stranger_says(session, server, f"hello, {TEA} today")
+    # A copy of the database and the key alone: the codebook stays sealed.
+    async with (
+        open_database(database.url, migrate_to_head=False) as copy,
+        served(copy, operator_key, tmp_path) as console,
+    ):
+        linked = await console.act(action="link", codename="PINE-7", ids=str(waiting.id))
+        page = await linked.text()
+    assert linked.status == 200
+    assert "could not read PINE-7&#39;s codebook" in page
+    assert f"intake inbox link {waiting.id.hex[:8]} PINE-7" in page
+    assert await signals_of(session, group=pine) == []
+    await session.refresh(waiting)
+    assert waiting.group_id == pine.id  # linked all the same
