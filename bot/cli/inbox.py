@@ -48,6 +48,7 @@ from storage.age_export import encrypt_for
 from storage.db import open_database, reclaim_deleted
 from storage.groups import get_group
 from storage.inbox import (
+    MESSAGE_TABLES,
     InboxItem,
     InboxRefused,
     NoSuchMessage,
@@ -779,9 +780,6 @@ def inbox_note(
 
 
 # --------------------------------------------------------------------------- shredding
-
-# The tables a message's shredding deletes rows from (rewritten on PostgreSQL after).
-MESSAGE_TABLES = ("key_wraps", "messages", "attachments", "notes", "message_marks")
 
 
 @inbox_app.command("shred")

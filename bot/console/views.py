@@ -19,8 +19,10 @@ from bot.console.app import CONSOLE, render
 from bot.durations import parse_duration
 from bot.inbox_meaning import codebook_meaning
 from storage import audit
+from storage.db import reclaim_deleted
 from storage.groups import UnknownGroup, get_group, list_groups
 from storage.inbox import (
+    MESSAGE_TABLES,
     NoSuchMessage,
     add_note,
     find_sender,
@@ -333,6 +335,9 @@ async def act(request: web.Request) -> web.StreamResponse:
             raise web.HTTPBadRequest(text="choose at least one message")
         said = await _do(session, keyring, action, rows, form, console.local_audit)
     if action == "shred":
+        # As `intake inbox shred`: PostgreSQL keeps deleted rows in its files until the
+        # tables are rewritten (SQLite zeroed them as it deleted).
+        await reclaim_deleted(console.engine, tables=MESSAGE_TABLES)
         return render(request, "done.html", said=said, back="/inbox", back_text="Back to the inbox")
     if said:  # linked, but its signal could not be read here
         return render(request, "done.html", said=said, back=_back(form), back_text="Back")

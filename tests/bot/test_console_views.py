@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from aiohttp import ClientResponse, CookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import MultiDict, MultiDictProxy
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.console.app import Console, make_app
 from bot.console.views import _back, picture_type
@@ -21,6 +22,7 @@ from storage.checkins import signals_of
 from storage.codebook import add_phrase
 from storage.crypto import PrivateKey, ServerKeys
 from storage.db import open_database
+from storage.inbox import MESSAGE_TABLES
 from storage.messages import store_message
 from storage.models import Group, Message, MessageKind, Operator, Signal
 from storage.people import get_or_create_person
@@ -28,6 +30,7 @@ from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from tests.conftest import Database
 from tests.storage.helpers import make_group
+from tests.storage.scan import database_bytes, find
 
 STRANGER = 6_900_000_777
 TEA = "the tea is warm"
@@ -161,3 +164,42 @@ async def test_a_console_without_the_server_secret_says_the_signal_was_not_read(
     assert await signals_of(session, group=pine) == []
     await session.refresh(waiting)
     assert waiting.group_id == pine.id  # linked all the same
+
+
+async def relation_files(database: Database) -> dict[str, int]:
+    """Each message table's file on PostgreSQL (VACUUM FULL writes a new one)."""
+    engine = create_async_engine(database.url)
+    try:
+        async with engine.connect() as conn:
+            return {
+                table: (
+                    await conn.execute(sa.text("SELECT pg_relation_filenode(:t)"), {"t": table})
+                ).scalar_one()
+                for table in MESSAGE_TABLES
+            }
+    finally:
+        await engine.dispose()
+
+
+async def test_shredding_in_the_console_leaves_nothing_in_the_database_files(
+    engine: AsyncEngine,
+    session: AsyncSession,
+    server: ServerKeys,
+    operator: Operator,
+    operator_key: PrivateKey,
+    database: Database,
+    tmp_path: Path,
+) -> None:
+    """As `intake inbox shred`: PostgreSQL's deleted rows are rewritten away."""
+    spam = await stranger_says(session, server, "canary-spam: buy now")
+    sealed = spam.body_sealed
+    before = await relation_files(database) if database.backend == "postgresql" else {}
+    async with served(engine, operator_key, tmp_path) as console:
+        done = await console.act(action="shred", ids=str(spam.id), confirm="yes")
+        assert done.status == 200
+        assert "Shredded 1 message" in await done.text()
+    await session.close()
+    if database.backend == "postgresql":
+        after = await relation_files(database)
+        assert [t for t in MESSAGE_TABLES if after[t] == before[t]] == []
+    assert find([sealed], await database_bytes(database)) == []
