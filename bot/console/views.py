@@ -106,6 +106,7 @@ async def board(request: web.Request) -> web.StreamResponse:
 
 
 async def timeline(request: web.Request) -> web.StreamResponse:
+    from bot.i18n import Words
     from bot.timeline import gather
     from bot.timeline import render as draw
 
@@ -119,7 +120,9 @@ async def timeline(request: web.Request) -> web.StreamResponse:
         if group is None:
             raise web.HTTPNotFound(text="no such group")
         journey = await gather(session, group=group, now=utc_now())
-    return web.Response(body=draw(journey, "png"), content_type="image/png")
+    # In the zone every page shows (the pages are in English, and so is the picture).
+    picture = draw(journey, "png", words=Words("en", console.tz))
+    return web.Response(body=picture, content_type="image/png")
 
 
 # --------------------------------------------------------------------------- the inbox

@@ -10,14 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 from aiohttp import ClientResponse, CookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import MultiDict, MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bot.cli import common
+from bot.cli.console import console_zone
 from bot.console.app import Console, make_app
 from bot.console.views import _back, picture_type
+from bot.i18n import Words
+from bot.timeline import Format, Journey
 from storage.checkins import signals_of
 from storage.codebook import add_phrase
 from storage.crypto import PrivateKey, ServerKeys
@@ -203,3 +208,42 @@ async def test_shredding_in_the_console_leaves_nothing_in_the_database_files(
         after = await relation_files(database)
         assert [t for t in MESSAGE_TABLES if after[t] == before[t]] == []
     assert find([sealed], await database_bytes(database)) == []
+
+
+async def test_the_timeline_picture_is_drawn_in_the_consoles_zone(
+    engine: AsyncEngine,
+    session: AsyncSession,
+    operator: Operator,
+    operator_key: PrivateKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bot.timeline
+
+    drawn: list[Words | None] = []
+    real = bot.timeline.render
+
+    def render(journey: Journey, fmt: Format, *, words: Words | None = None) -> bytes:
+        drawn.append(words)
+        return real(journey, fmt, words=words)
+
+    monkeypatch.setattr(bot.timeline, "render", render)
+    await make_group(session)
+    async with served(engine, operator_key, tmp_path, tz="Asia/Seoul") as console:
+        picture = await console.client.get("/timeline/PINE-7.png")
+        assert picture.status == 200
+        assert (await picture.read()).startswith(b"\x89PNG")
+        board = await (await console.client.get("/")).text()
+    assert "Asia/Seoul" in board
+    assert [(w.language, w.tz) for w in drawn if w is not None] == [("en", ZoneInfo("Asia/Seoul"))]
+
+
+def test_the_console_shows_the_zone_every_command_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its own --tz, else `intake --tz`, else the installation's [display] timezone."""
+    monkeypatch.setattr(common, "_display", common._Display())
+    assert console_zone(None, None) == ZoneInfo("UTC")
+    assert console_zone(None, "Asia/Seoul") == ZoneInfo("Asia/Seoul")
+    assert console_zone("Europe/Paris", "Asia/Seoul") == ZoneInfo("Europe/Paris")
+    common._root(version=False, tz="Asia/Tokyo")  # intake --tz Asia/Tokyo console …
+    assert console_zone(None, "Asia/Seoul") == ZoneInfo("Asia/Tokyo")
+    assert console_zone("Europe/Paris", "Asia/Seoul") == ZoneInfo("Europe/Paris")
