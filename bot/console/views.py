@@ -45,6 +45,7 @@ from storage.timeutil import utc_now
 from storage.trust import installation_of
 
 PAGE = 50
+MAX_PAGE = 999_999
 FILTERS = ("unlinked", "unconfirmed", "unread", "starred", "danger")
 MARKS = {
     "star": {"starred": True},
@@ -131,17 +132,31 @@ async def timeline(request: web.Request) -> web.StreamResponse:
 def _since(value: str, now: datetime) -> datetime | None:
     if not value:
         return None
+    wrong = web.HTTPBadRequest(text="since: a duration (24h, 7d) or a date (2026-08-10)")
     try:
-        return now - parse_duration(value)
+        span = parse_duration(value)
     except ValueError:
-        pass
+        span = None
+    if span is not None:
+        try:
+            return now - span
+        except OverflowError:  # before the year 1
+            raise wrong from None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise web.HTTPBadRequest(
-            text="since: a duration (24h, 7d) or a date (2026-08-10)"
-        ) from None
+        raise wrong from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _page(value: str) -> int:
+    """A page number as the links write it; anything else is refused, not guessed (a
+    number past what the database's OFFSET holds would fail the page)."""
+    if not value:
+        return 1
+    if not (value.isascii() and value.isdecimal()) or len(value) > len(str(MAX_PAGE)):
+        raise web.HTTPBadRequest(text=f"page: a number from 1 to {MAX_PAGE}")
+    return min(max(int(value), 1), MAX_PAGE)
 
 
 async def inbox(request: web.Request) -> web.StreamResponse:
@@ -150,7 +165,7 @@ async def inbox(request: web.Request) -> web.StreamResponse:
     flags = {name: query.get(name) == "1" for name in FILTERS}
     kind_text = query.get("kind", "")
     kind = MessageKind(kind_text) if kind_text in MessageKind._value2member_map_ else None
-    page = max(int(query.get("page", "1")) if query.get("page", "1").isdigit() else 1, 1)
+    page = _page(query.get("page", ""))
     since = _since(query.get("since", ""), utc_now())
     async with console.operator() as (session, keyring):
         groups = await list_groups(session)  # once a page: the filters and the counts

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.cli import common
 from bot.cli.console import console_zone
-from bot.console.app import Console, make_app
+from bot.console import pages
+from bot.console.app import CSP, Console, make_app
 from bot.console.views import _back, picture_type
 from bot.i18n import Words
 from bot.timeline import Format, Journey
@@ -247,3 +248,47 @@ def test_the_console_shows_the_zone_every_command_shows(monkeypatch: pytest.Monk
     common._root(version=False, tz="Asia/Tokyo")  # intake --tz Asia/Tokyo console …
     assert console_zone(None, "Asia/Seoul") == ZoneInfo("Asia/Tokyo")
     assert console_zone("Europe/Paris", "Asia/Seoul") == ZoneInfo("Europe/Paris")
+
+
+def secured(response: ClientResponse) -> bool:
+    return (
+        response.headers.get("Content-Security-Policy") == CSP
+        and response.headers.get("Cache-Control") == "no-store"
+    )
+
+
+async def test_a_wrong_page_or_since_is_refused_and_a_failure_keeps_the_headers(
+    engine: AsyncEngine,
+    operator: Operator,
+    operator_key: PrivateKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with served(engine, operator_key, tmp_path) as console:
+        for query in (
+            "page=99999999999999999999",  # past SQLite's integers: OverflowError
+            "page=%C2%B2",  # "²" is a digit to str.isdigit, not to int()
+            "page=-3",
+            "since=99999999d",  # before the year 1
+            "since=yesterday",
+        ):
+            refused = await console.client.get(f"/inbox?{query}")
+            assert refused.status == 400, query
+            assert secured(refused), query
+        fine = await console.client.get("/inbox?page=2&since=7d")
+        assert fine.status == 200
+        assert secured(fine)
+
+        async def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("canary-failure")
+
+        monkeypatch.setattr(pages, "board", broken)
+        failed = await console.client.get("/")
+        assert failed.status == 500
+        assert secured(failed)
+        assert "canary-failure" not in await failed.text()
+    assert any(
+        r.exc_info and "canary-failure" in str(r.exc_info[1]) and "GET /" in r.getMessage()
+        for r in caplog.records
+    )
