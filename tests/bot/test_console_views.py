@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,13 +25,13 @@ from bot.console.app import CSP, Console, make_app
 from bot.console.views import _back, picture_type
 from bot.i18n import Words
 from bot.timeline import Format, Journey
-from storage.checkins import signals_of
+from storage.checkins import new_flip, signals_of
 from storage.codebook import add_phrase
 from storage.crypto import PrivateKey, ServerKeys
 from storage.db import open_database
 from storage.inbox import MESSAGE_TABLES
 from storage.messages import store_message
-from storage.models import Group, Message, MessageKind, Operator, Signal
+from storage.models import Group, Message, MessageKind, Operator, Signal, Status
 from storage.people import get_or_create_person
 from storage.session import AsyncSession
 from storage.timeutil import utc_now
@@ -292,3 +293,34 @@ async def test_a_wrong_page_or_since_is_refused_and_a_failure_keeps_the_headers(
         r.exc_info and "canary-failure" in str(r.exc_info[1]) and "GET /" in r.getMessage()
         for r in caplog.records
     )
+
+
+async def test_the_board_counts_only_the_alerts_of_the_status_a_group_is_still_in(
+    session: AsyncSession, operator: Operator
+) -> None:
+    """An alert nobody acknowledged is over once the group left that status: the demo's
+    PINE-7, silent and then cleared, shows no unacknowledged alert."""
+    t0 = utc_now() - timedelta(days=1)
+
+    async def story(codename: str, *steps: tuple[Status, bool]) -> None:
+        group = await make_group(session, codename)
+        for n, (status, acknowledged) in enumerate(steps, start=1):
+            at = t0 + timedelta(hours=n)
+            record = new_flip(group, to=status, at=at, basis="test", now=at)
+            record.acknowledged_at = at if acknowledged else None
+            session.add_all([record, group])
+        await session.commit()
+
+    await story("PINE-7", (Status.SILENT, False), (Status.OK, False))  # cleared
+    await story("OAK-2", (Status.SILENT, False))  # still silent
+    await story("ELM-3", (Status.SILENT, False), (Status.OK, False), (Status.SILENT, False))
+    await story("ASH-4", (Status.DETAINED, True))  # acknowledged
+    await story("FIR-5", (Status.SILENT, False), (Status.DETAINED, False))  # worse now
+    rows = await pages.board(session, now=utc_now(), unread={})
+    assert {r.codename: r.unacknowledged for r in rows} == {
+        "ASH-4": 0,
+        "ELM-3": 1,
+        "FIR-5": 1,
+        "OAK-2": 1,
+        "PINE-7": 0,
+    }
