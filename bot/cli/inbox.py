@@ -65,8 +65,7 @@ from storage.inbox import (
     messages_from,
     notes_of,
     open_files,
-    open_versions,
-    place_of,
+    open_message,
     record_meaning,
     relink,
     shred_messages,
@@ -437,20 +436,17 @@ def inbox_read(
         fail(f"--attachments: {attachments} is not a folder")
 
     async def act(ow: OperatorWorkspace, message: Message) -> Done:
-        session, keyring = ow.ws.session, ow.keyring
-        versions = await open_versions(session, keyring, message=message)
-        files = [
-            (version, opened)
-            for version in versions
-            for opened in await open_files(session, keyring, message=version.message)
-        ]
-        notes = await notes_of(session, keyring, message=message)
-        names = await _names(ow, {n.author_id for n in notes if n.author_id})
-        place = await place_of(session, message=message, around=around)
-        written = _write_attachments(attachments, files) if attachments is not None else {}
-        await mark(
-            session, operator_id=keyring.operator.id, message=message, now=utc_now(), seen=True
+        # As the console opens it: a handful of queries, and marked seen.
+        whole = await open_message(
+            ow.ws.session, ow.keyring, message_id=message.id, around=around, seen_at=utc_now()
         )
+        if whole is None:
+            raise NoSuchMessage("that message is gone (shredded?)")
+        versions, notes, place = whole.versions, whole.notes, whole.place
+        of_version = {v.message.id: v for v in versions}
+        files = [(of_version[f.attachment.message_id], f) for f in whole.files]
+        names = await _names(ow, {n.author_id for n in notes if n.author_id})
+        written = _write_attachments(attachments, files) if attachments is not None else {}
         said = (
             json_visible(
                 json.dumps(
