@@ -11,8 +11,9 @@ unlinked, as the bot seals them), then times, in the same run:
   and after the others; the faster of the two);
 - **list**: ``storage.inbox.list_inbox`` over all N, as ``intake inbox list`` (and ``export``)
   does: read the rows, their wraps, open each key and body, with a fresh keyring;
-- **open each**: ``storage.inbox.open_versions`` for every message one by one, as
-  ``intake inbox read`` does, in one session.
+- **open each**: ``storage.inbox.open_versions`` for every message one by one, in one
+  session (``intake inbox read`` and the console open a whole message with
+  ``storage.inbox.open_message``, which ``bench/console.py`` times).
 
 Prints one JSON line and one line for people; the ratios are each time over the baseline's.
 """
@@ -139,7 +140,7 @@ async def main_async(args: argparse.Namespace) -> None:
     print(
         f"{args.messages:,} messages ({kem.value}, {backend}): bare HPKE opens "
         f"{times['hpke']:.2f} s; listing all {times['list']:.2f} s "
-        f"({result['list_ratio']}x); opening each as `inbox read` does {times['each']:.2f} s "
+        f"({result['list_ratio']}x); opening each with open_versions {times['each']:.2f} s "
         f"({result['open_each_ratio']}x)"
     )
 

@@ -1222,6 +1222,11 @@ async def _recorded(
 # --------------------------------------------------------------------------- shredding
 
 
+# The tables shredding messages deletes rows from: ``storage.db.reclaim_deleted`` rewrites
+# them after the commit (``intake inbox shred`` and the console both do).
+MESSAGE_TABLES = ("key_wraps", "messages", "attachments", "notes", "message_marks")
+
+
 async def shred_messages(session: AsyncSession, *, messages: Sequence[Message]) -> int:
     """Delete messages outright (every version, attachment, note, mark and wrapped
     key of them), as SecureDrop lets journalists delete spam and finished

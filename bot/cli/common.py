@@ -96,6 +96,11 @@ def _zone(name: str, where: str) -> tzinfo:
     return zone
 
 
+def chosen_zone() -> tzinfo | None:
+    """The zone ``intake --tz`` chose, if it chose one."""
+    return _display.zone if _display.chosen else None
+
+
 def use_display_zone(settings: Settings) -> None:
     if not _display.chosen:
         _display.zone = _zone(settings.display.timezone, "[display] timezone")

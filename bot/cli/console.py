@@ -12,8 +12,10 @@ import os
 import signal
 import sys
 import webbrowser
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -21,6 +23,7 @@ from bot.cli.common import (
     ConfigOption,
     KeyOption,
     app,
+    chosen_zone,
     err,
     fail,
     local_audit_path,
@@ -31,13 +34,21 @@ from bot.config import ConfigError, database_url, load_settings, resolve_config_
 from storage.timeutil import zone_named
 
 
-def _where(database: str | None, config: Path | None) -> tuple[str, bytes | None, Path | None]:
+@dataclass(frozen=True, slots=True)
+class _Where:
+    url: str
+    secret: bytes | None
+    config_dir: Path | None
+    display_timezone: str | None  # the installation's [display] timezone, where read
+
+
+def _where(database: str | None, config: Path | None) -> _Where:
     """The database URL and, with an installation's config, its server secret and folder:
     they key the audit chain (without them, on a copy, acts go to the local audit file
     alone until `intake audit merge`)."""
     if database is not None:
         try:
-            return database_url(database, Path.cwd()), None, None
+            return _Where(database_url(database, Path.cwd()), None, None, None)
         except ValueError as exc:
             fail(f"--database: {exc}")
     settings = load_settings(resolve_config_path(config), read_token=False)
@@ -45,7 +56,25 @@ def _where(database: str | None, config: Path | None) -> tuple[str, bytes | None
         secret: bytes | None = settings.server_secret_bytes()
     except (ConfigError, OSError):
         secret = None
-    return settings.database.url, secret, settings.config_dir
+    return _Where(settings.database.url, secret, settings.config_dir, settings.display.timezone)
+
+
+def console_zone(tz: str | None, display_timezone: str | None) -> ZoneInfo:
+    """The zone every page shows, as every command chooses it: the console's own --tz,
+    else ``intake --tz``, else the installation's [display] timezone, else UTC."""
+    chosen = chosen_zone()
+    if tz is not None:
+        name, where = tz, "--tz"
+    elif chosen is not None:
+        return ZoneInfo(str(chosen))
+    elif display_timezone is not None:
+        name, where = display_timezone, "[display] timezone"
+    else:
+        return ZoneInfo("UTC")
+    zone = zone_named(name)
+    if zone is None:
+        fail(f"{where}: unknown time zone {name!r} (use names like UTC or Asia/Seoul)")
+    return zone
 
 
 def _can_open_browser() -> bool:
@@ -71,7 +100,14 @@ def console(
     idle: Annotated[
         float, typer.Option("--idle", min=0.01, help="Minutes without a request before it stops.")
     ] = 30,
-    tz: Annotated[str, typer.Option("--tz", help="The time zone every page shows.")] = "UTC",
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="The time zone every page shows (else intake --tz, else [display] timezone).",
+            show_default=False,
+        ),
+    ] = None,
     browser: Annotated[
         bool, typer.Option("--browser/--no-browser", help="Open the browser when there is one.")
     ] = True,
@@ -80,10 +116,8 @@ def console(
 ) -> None:
     """Open the operator's console in a browser (on this machine only; needs neither the
     bot token nor the server secret). Prints a login URL that works once."""
-    zone = zone_named(tz)
-    if zone is None:
-        fail(f"--tz: unknown time zone {tz!r} (use names like UTC or Asia/Seoul)")
-    url, secret, config_dir = _where(database, config)
+    where = _where(database, config)
+    zone = console_zone(tz, where.display_timezone)
     private_key = unlock_operator_key(key)  # asked once, before anything is served
 
     from bot.console.serve import run_console
@@ -103,10 +137,10 @@ def console(
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             run_console(
-                url,
+                where.url,
                 private_key,
-                secret=secret,
-                config_dir=config_dir,
+                secret=where.secret,
+                config_dir=where.config_dir,
                 local_audit=local_audit_path(key),
                 tz=zone,
                 port=port,

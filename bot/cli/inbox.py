@@ -11,7 +11,6 @@ import json
 import os
 import re
 import sys
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,15 +40,15 @@ from bot.cli.common import (
     when,
 )
 from bot.durations import parse_duration
-from bot.phrases import match_phrases, strongest_phrase
+from bot.inbox_meaning import codebook_meaning
 from bot.schedules import normalise_codename
 from bot.visible import json_visible, visible
 from storage import audit
 from storage.age_export import encrypt_for
-from storage.codebook import all_phrases
 from storage.db import open_database, reclaim_deleted
 from storage.groups import get_group
 from storage.inbox import (
+    MESSAGE_TABLES,
     InboxItem,
     InboxRefused,
     NoSuchMessage,
@@ -66,14 +65,13 @@ from storage.inbox import (
     messages_from,
     notes_of,
     open_files,
-    open_versions,
-    place_of,
+    open_message,
     record_meaning,
     relink,
     shred_messages,
     text_of,
 )
-from storage.models import Group, Message, Operator, Signal
+from storage.models import Message, Operator, Signal
 from storage.operators import operator_name
 from storage.sealing import Keyring
 from storage.timeutil import utc_now
@@ -438,20 +436,17 @@ def inbox_read(
         fail(f"--attachments: {attachments} is not a folder")
 
     async def act(ow: OperatorWorkspace, message: Message) -> Done:
-        session, keyring = ow.ws.session, ow.keyring
-        versions = await open_versions(session, keyring, message=message)
-        files = [
-            (version, opened)
-            for version in versions
-            for opened in await open_files(session, keyring, message=version.message)
-        ]
-        notes = await notes_of(session, keyring, message=message)
-        names = await _names(ow, {n.author_id for n in notes if n.author_id})
-        place = await place_of(session, message=message, around=around)
-        written = _write_attachments(attachments, files) if attachments is not None else {}
-        await mark(
-            session, operator_id=keyring.operator.id, message=message, now=utc_now(), seen=True
+        # As the console opens it: a handful of queries, and marked seen.
+        whole = await open_message(
+            ow.ws.session, ow.keyring, message_id=message.id, around=around, seen_at=utc_now()
         )
+        if whole is None:
+            raise NoSuchMessage("that message is gone (shredded?)")
+        versions, notes, place = whole.versions, whole.notes, whole.place
+        of_version = {v.message.id: v for v in versions}
+        files = [(of_version[f.attachment.message_id], f) for f in whole.files]
+        names = await _names(ow, {n.author_id for n in notes if n.author_id})
+        written = _write_attachments(attachments, files) if attachments is not None else {}
         said = (
             json_visible(
                 json.dumps(
@@ -668,16 +663,32 @@ def inbox_link(
     async def act(ow: OperatorWorkspace, message: Message) -> Done:
         session = ow.ws.session
         group = await get_group(session, codename=normalise_codename(codename))
-        if message.group_id == group.id and meaning is None:
-            return Done(f"Already linked to {group.codename}.", audited=False)
         now = utc_now()
+        already = message.group_id == group.id
+        if already and meaning is None:
+            # Linked already (in a console without the server secret, say): the codebook
+            # is still applied, once, where nothing was recorded from the message yet.
+            signal, leg_id = await codebook_meaning(
+                session, ow.keyring, server=ow.ws.server, message=message, group=group
+            )
+            if signal is None or not await record_meaning(
+                session, message=message, group=group, signal=signal, leg_id=leg_id, now=now
+            ):
+                return Done(f"Already linked to {group.codename}.", audited=False)
+            return Done(
+                f"Already linked to {group.codename}. Its signal ({signal}) was recorded "
+                f"for {group.codename}.",
+                {"group": group.codename, "records": 0, "signal_recorded": True, "as": None},
+            )
         done = await relink(session, ow.keyring, message=message, group=group, now=now)
         said = f"Linked to {group.codename}."
         recorded: Signal | None = message.signal if done.signal_recorded else None
         if not done.signal_recorded:
             signal, leg_id = meaning, None
             if signal is None:
-                signal, leg_id = await _codebook_meaning(ow, message, group)
+                signal, leg_id = await codebook_meaning(
+                    session, ow.keyring, server=ow.ws.server, message=message, group=group
+                )
             if signal is not None and await record_meaning(
                 session, message=message, group=group, signal=signal, leg_id=leg_id, now=now
             ):
@@ -695,21 +706,6 @@ def inbox_link(
         )
 
     out.print(_act(config, key, ref, "link", act))
-
-
-async def _codebook_meaning(
-    ow: OperatorWorkspace, message: Message, group: Group
-) -> tuple[Signal | None, uuid.UUID | None]:
-    """What the message's text means in the group's codebook (and the organisation's
-    phrases): the text was sealed before anyone knew its group, so the bot could not."""
-    versions = await open_versions(ow.ws.session, ow.keyring, message=message)
-    text = text_of(versions[-1].body) if versions and versions[-1].body is not None else ""
-    phrases = await all_phrases(ow.ws.session, server=ow.ws.server)
-    mine = [p for p in phrases if p.group_id in (None, group.id)]
-    strongest = strongest_phrase(match_phrases(text, mine))
-    if strongest is None:
-        return None, None
-    return strongest.means, strongest.leg_id
 
 
 @inbox_app.command("unlink")
@@ -780,9 +776,6 @@ def inbox_note(
 
 
 # --------------------------------------------------------------------------- shredding
-
-# The tables a message's shredding deletes rows from (rewritten on PostgreSQL after).
-MESSAGE_TABLES = ("key_wraps", "messages", "attachments", "notes", "message_marks")
 
 
 @inbox_app.command("shred")

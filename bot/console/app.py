@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -49,7 +50,8 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
-OPEN_PATHS = ("/login/",)  # what a request without a session may reach
+OPEN_PATHS = ("/login/",)
+log = logging.getLogger(__name__)  # what a request without a session may reach
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -154,18 +156,31 @@ def render(request: web.Request, name: str, **context: Any) -> web.Response:
 # --------------------------------------------------------------------------- middlewares
 
 
+def _secure(response: web.StreamResponse) -> web.StreamResponse:
+    for name, value in HEADERS.items():
+        response.headers[name] = value
+    return response
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every response carries HEADERS: a page, a refusal, and a failure too."""
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
-    for name, value in HEADERS.items():
-        response.headers[name] = value
-    if isinstance(response, web.HTTPException) and response.status >= 300:
-        # Raised as a response of its own: the headers above travel with it.
-        return response
-    return response
+        _secure(exc)
+        raise
+    except Exception:
+        # The route's pattern, never the path: a login path holds the token.
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "?"
+        log.exception("the console failed on %s %s", request.method, route)
+        failed = web.HTTPInternalServerError(
+            text="The console failed on this page; the terminal that started it says why."
+        )
+        _secure(failed)
+        raise failed from None
+    return _secure(response)
 
 
 @web.middleware
@@ -207,7 +222,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     console.login_token = None
     sid = secrets.token_urlsafe(32)
     console.sessions[sid] = secrets.token_urlsafe(32)
-    response = web.HTTPSeeOther("/")
+    # A plain 303: aiohttp deprecates returning an HTTPSeeOther.
+    response = web.Response(status=303, headers={"Location": "/"})
     response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/")
     return response
 

@@ -45,11 +45,20 @@ async def board(
     session: AsyncSession, *, now: datetime, unread: dict[uuid.UUID | None, int]
 ) -> list[BoardRow]:
     groups = (await session.exec(select(Group).order_by(Group.codename))).all()
+    # Alerts still going out: unacknowledged flips into the status the group is still in,
+    # since it entered it (the reminders stop once it leaves, storage.alerts.plan_reminder);
+    # a SILENT that a check-in since cleared is over, acknowledged or not.
     open_alerts = dict(
         (
             await session.exec(
                 select(Flip.group_id, sa.func.count())
-                .where(Flip.to_status.in_(ALERTING), Flip.acknowledged_at.is_(None))
+                .join(Group, Group.id == Flip.group_id)
+                .where(
+                    Flip.to_status.in_(ALERTING),
+                    Flip.acknowledged_at.is_(None),
+                    Flip.to_status == Group.status,
+                    Flip.at >= Group.status_since,
+                )
                 .group_by(Flip.group_id)
             )
         ).all()

@@ -17,9 +17,12 @@ from sqlalchemy import select
 from bot.console import pages
 from bot.console.app import CONSOLE, render
 from bot.durations import parse_duration
+from bot.inbox_meaning import codebook_meaning
 from storage import audit
+from storage.db import reclaim_deleted
 from storage.groups import UnknownGroup, get_group, list_groups
 from storage.inbox import (
+    MESSAGE_TABLES,
     NoSuchMessage,
     add_note,
     find_sender,
@@ -28,6 +31,7 @@ from storage.inbox import (
     messages_from,
     open_files,
     open_message,
+    record_meaning,
     relink,
     shred_messages,
     text_of,
@@ -38,8 +42,10 @@ from storage.people import find_by_pseudonym, pseudonym_of, revoke_roles
 from storage.sealing import Keyring, NotReadable
 from storage.session import AsyncSession
 from storage.timeutil import utc_now
+from storage.trust import installation_of
 
 PAGE = 50
+MAX_PAGE = 999_999
 FILTERS = ("unlinked", "unconfirmed", "unread", "starred", "danger")
 MARKS = {
     "star": {"starred": True},
@@ -101,6 +107,7 @@ async def board(request: web.Request) -> web.StreamResponse:
 
 
 async def timeline(request: web.Request) -> web.StreamResponse:
+    from bot.i18n import Words
     from bot.timeline import gather
     from bot.timeline import render as draw
 
@@ -114,7 +121,9 @@ async def timeline(request: web.Request) -> web.StreamResponse:
         if group is None:
             raise web.HTTPNotFound(text="no such group")
         journey = await gather(session, group=group, now=utc_now())
-    return web.Response(body=draw(journey, "png"), content_type="image/png")
+    # In the zone every page shows (the pages are in English, and so is the picture).
+    picture = draw(journey, "png", words=Words("en", console.tz))
+    return web.Response(body=picture, content_type="image/png")
 
 
 # --------------------------------------------------------------------------- the inbox
@@ -123,17 +132,31 @@ async def timeline(request: web.Request) -> web.StreamResponse:
 def _since(value: str, now: datetime) -> datetime | None:
     if not value:
         return None
+    wrong = web.HTTPBadRequest(text="since: a duration (24h, 7d) or a date (2026-08-10)")
     try:
-        return now - parse_duration(value)
+        span = parse_duration(value)
     except ValueError:
-        pass
+        span = None
+    if span is not None:
+        try:
+            return now - span
+        except OverflowError:  # before the year 1
+            raise wrong from None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise web.HTTPBadRequest(
-            text="since: a duration (24h, 7d) or a date (2026-08-10)"
-        ) from None
+        raise wrong from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _page(value: str) -> int:
+    """A page number as the links write it; anything else is refused, not guessed (a
+    number past what the database's OFFSET holds would fail the page)."""
+    if not value:
+        return 1
+    if not (value.isascii() and value.isdecimal()) or len(value) > len(str(MAX_PAGE)):
+        raise web.HTTPBadRequest(text=f"page: a number from 1 to {MAX_PAGE}")
+    return min(max(int(value), 1), MAX_PAGE)
 
 
 async def inbox(request: web.Request) -> web.StreamResponse:
@@ -142,7 +165,7 @@ async def inbox(request: web.Request) -> web.StreamResponse:
     flags = {name: query.get(name) == "1" for name in FILTERS}
     kind_text = query.get("kind", "")
     kind = MessageKind(kind_text) if kind_text in MessageKind._value2member_map_ else None
-    page = max(int(query.get("page", "1")) if query.get("page", "1").isdigit() else 1, 1)
+    page = _page(query.get("page", ""))
     since = _since(query.get("since", ""), utc_now())
     async with console.operator() as (session, keyring):
         groups = await list_groups(session)  # once a page: the filters and the counts
@@ -330,7 +353,12 @@ async def act(request: web.Request) -> web.StreamResponse:
             raise web.HTTPBadRequest(text="choose at least one message")
         said = await _do(session, keyring, action, rows, form, console.local_audit)
     if action == "shred":
+        # As `intake inbox shred`: PostgreSQL keeps deleted rows in its files until the
+        # tables are rewritten (SQLite zeroed them as it deleted).
+        await reclaim_deleted(console.engine, tables=MESSAGE_TABLES)
         return render(request, "done.html", said=said, back="/inbox", back_text="Back to the inbox")
+    if said:  # linked, but its signal could not be read here
+        return render(request, "done.html", said=said, back=_back(form), back_text="Back")
     raise web.HTTPSeeOther(_back(form))
 
 
@@ -351,7 +379,7 @@ async def _do(
             await audit.append_operator_act(
                 session, local, actor=who, action=f"inbox.{action}", subject=str(row.id), at=now
             )
-        return action
+        return ""
     if action in ("link", "unlink"):
         group = None
         if action == "link":
@@ -359,16 +387,22 @@ async def _do(
             group = (await session.exec(select(Group).where(Group.codename == codename))).first()
             if group is None or group.shredded_at is not None:
                 raise web.HTTPBadRequest(text="choose a group to link to")
+        unread: list[Message] = []  # linked, with a text the codebook could not be read for
         for row in rows:
             if group is not None and row.group_id == group.id:
                 continue
             try:
                 done = await relink(session, keyring, message=row, group=group, now=now)
+                recorded: bool | None = done.signal_recorded
+                if group is not None and not recorded:
+                    recorded = await _apply_codebook(session, keyring, row, group, now)
             except NotReadable as exc:
                 raise web.HTTPForbidden(text=str(exc)) from None
+            if recorded is None:
+                unread.append(row)
             details: dict[str, object] = {"records": done.records, "console": True}
             if group is not None:
-                details |= {"group": group.codename, "signal_recorded": done.signal_recorded}
+                details |= {"group": group.codename, "signal_recorded": bool(recorded)}
             await audit.append_operator_act(
                 session,
                 local,
@@ -378,7 +412,15 @@ async def _do(
                 at=now,
                 details=details,
             )
-        return action
+        if group is None or not unread:
+            return ""
+        commands = "; ".join(f"intake inbox link {m.id.hex[:8]} {group.codename}" for m in unread)
+        return (
+            f"Linked to {group.codename}. This console was opened without the installation's "
+            f"config and server secret, so it could not read {group.codename}'s codebook: "
+            "the signal of the message's text (a check-in phrase, say) could not be read "
+            f"and nothing was recorded from it. To apply the codebook, run: {commands}"
+        )
     if action == "note":
         text = str(form.get("text", "")).strip()
         if not text:
@@ -394,7 +436,7 @@ async def _do(
                 at=now,
                 details={"note": str(note.id), "console": True},
             )
-        return action
+        return ""
     if action == "shred":
         subjects = [str(r.id) for r in rows]
         count = await shred_messages(session, messages=rows)
@@ -410,6 +452,23 @@ async def _do(
             )
         return f"Shredded {count} message row(s) (every version, attachment and note)."
     raise web.HTTPBadRequest(text="unknown action")
+
+
+async def _apply_codebook(
+    session: AsyncSession, keyring: Keyring, message: Message, group: Group, now: datetime
+) -> bool | None:
+    """Record what the message's text means in the group's codebook, as `intake inbox
+    link` does: whether a signal was recorded, or None where the codebook could not be
+    read (a console started without the installation's config and server secret)."""
+    installation = installation_of(session)
+    if installation is None:
+        return None
+    signal, leg_id = await codebook_meaning(
+        session, keyring, server=installation.server, message=message, group=group
+    )
+    return signal is not None and await record_meaning(
+        session, message=message, group=group, signal=signal, leg_id=leg_id, now=now
+    )
 
 
 # --------------------------------------------------------------------------- people and audit

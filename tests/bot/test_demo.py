@@ -82,6 +82,15 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
     assert " stage " in story
     assert " detained " in story
     assert "Traceback" not in story
+    # It ends by saying how to open the console on the installation it leaves behind.
+    hint = story.rstrip().splitlines()[-2:]
+    assert (
+        hint[0]
+        == "Or open the operator's console in your browser (the passphrase is the one above):"
+    )
+    assert hint[1].endswith(
+        f" console --config {folder / 'config.toml'} --key {folder / 'operator.key'}"
+    )
 
     status = intake("status", "--json", "--config", str(folder / "config.toml"), cwd=tmp_path)
     assert '"codename": "PINE-7"' in status
