@@ -148,6 +148,7 @@ url = "file:database_url"
 [keys]
 server_secret = "file:server_secret"
 kem = "{kem.value}"
+allow_classical = true
 
 [intake]
 rate_limit_per_hour = 1000000

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -33,6 +33,7 @@ from bot.deadlines import evaluate
 from bot.durations import parse_duration
 from bot.i18n import Words, pick_language, translator, zone_abbreviation
 from bot.intake import Runtime
+from bot.refusals import refused_details
 from bot.schedules import BadSchedule, normalise_codename
 from storage import audit
 from storage.checkins import stage_by_hand
@@ -360,34 +361,6 @@ def _refusal(call: Call, name: str) -> str:
     return call._(texts.NOT_AMONG_YOURS).format(codename=call.args[0])
 
 
-REFUSALS_EVERY = timedelta(hours=1)
-_REFUSALS_KEPT = 10_000
-
-
-@dataclass
-class RefusalTally:
-    """How many times each sender was refused each command, so that a stranger who
-    sends /status a hundred times makes one audit entry with a count, not a hundred
-    rows. Pure: ``now`` is passed in. In memory only (a restart starts counting again)."""
-
-    _open: dict[tuple[int, str], tuple[datetime, int]] = field(default_factory=dict)
-
-    def refused(self, sender: int, command: str, now: datetime) -> int | None:
-        """The count to audit now (refusals since the last entry, this one included),
-        or None while the sender's window for that command is open."""
-        key = (sender, command)
-        opened = self._open.get(key)
-        if opened is None or now - opened[0] >= REFUSALS_EVERY:
-            count = 1 if opened is None else opened[1] + 1
-            self._open.pop(key, None)
-            self._open[key] = (now, 0)
-            if len(self._open) > _REFUSALS_KEPT:  # the oldest window goes, uncounted
-                self._open.pop(next(iter(self._open)))
-            return count
-        self._open[key] = (opened[0], opened[1] + 1)
-        return None
-
-
 def guarded(name: str, *, otherwise: Handler) -> Handler:
     """The handler for /``name``: acts for activists and admins (and answers them when
     it cannot), and for anyone else does what ``otherwise`` does with any message."""
@@ -431,12 +404,9 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
                     done = True
                 except Refused:
                     reply = _refusal(call, name)
-            tally = context.bot_data.setdefault("refusals", RefusalTally())
-            count = 1 if done else tally.refused(user.id, name, now)
+            count = 1 if done else runtime.refusals.refused(user.id, name, now)
             if count is not None:
-                details: dict[str, object] = {"allowed": done}
-                if count > 1:
-                    details["refused"] = count
+                details = {"allowed": True} if done else refused_details(count)
                 await audit.append(
                     session,
                     actor=pseudonym(person) if person else "unknown",

@@ -489,6 +489,9 @@ class KeysSection:
     kem: Literal["MLKEM768_X25519", "X25519"] = field(
         default="MLKEM768_X25519", metadata=_reads(_one_of("MLKEM768_X25519", "X25519"))
     )
+    # kem = "X25519" makes every new group key classical only: refused unless this says
+    # the admin accepts it (as `intake keygen` and `intake operator add` want --allow-classical).
+    allow_classical: bool = field(default=False, metadata=_reads(_flag))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -704,6 +707,13 @@ def _read_settings(data: Mapping[str, object], reading: _Reading) -> Settings:
             if isinstance(value, Mapping):
                 raise _Mistake(f"[{key}]", "unknown section")
             raise _Mistake(key, "unknown setting outside any [section]")
+    keys: KeysSection = sections["keys"]
+    if keys.kem == "X25519" and not keys.allow_classical:
+        raise _Mistake(
+            "[keys] kem",
+            '"X25519" alone is classical only: what is sealed to it falls to a future quantum '
+            "computer; add allow_classical = true to [keys] to accept that",
+        )
     webhook: WebhookSection = sections["webhook"]
     if sections["telegram"].mode == "webhook":
         missing = [

@@ -48,6 +48,7 @@ from bot.meaning import (
     understand,
 )
 from bot.received import FileRef, Received, read_update, watcher_command
+from bot.refusals import RefusalTally, refused_details
 from storage import audit
 from storage import news as owed_news
 from storage.checkins import forwarder_groups
@@ -157,6 +158,8 @@ class Runtime:
     deletions_writer: asyncio.Task[None] | None = None
     # Chats Telegram's flood control holds back, and whose receipts give way (bot.flood).
     floods: Floods = field(default_factory=Floods)
+    # Refused strangers, audited once per sender, kind and hour (bot.refusals).
+    refusals: RefusalTally = field(default_factory=RefusalTally)
 
 
 @dataclass(slots=True)
@@ -537,16 +540,26 @@ class Intake:
         grant = await redeem_invite(
             session, server=self.runtime.server, code=code, person=person, now=now
         )
+        if grant is None:
+            # A wrong code, tried again and again, is one entry an hour with a count.
+            count = self.runtime.refusals.refused(user.id, "invite", now)
+            if count is not None:
+                await audit.append(
+                    session,
+                    actor=f"person:{pseudonym(person)}",
+                    action="invite.refused",
+                    at=now,
+                    details=refused_details(count),
+                )
+            return Taken(Outcome.NOT_CONTENT, started=(False, False))
         await audit.append(
             session,
             actor=f"person:{pseudonym(person)}",
-            action="invite.redeem" if grant else "invite.refused",
+            action="invite.redeem",
             at=now,
-            subject=str(grant.invite_id) if grant else None,
-            details={"role": grant.role.value} if grant else {"allowed": False},
+            subject=str(grant.invite_id),
+            details={"role": grant.role.value},
         )
-        if grant is None:
-            return Taken(Outcome.NOT_CONTENT, started=(False, False))
         # The batch's later messages see the new groups and roles.
         batch.forwarders.pop(person.id, None)
         roles = (await roles_among(session, person_ids=[person.id])).get(person.id, set())
@@ -576,13 +589,15 @@ class Intake:
             # Only the message's own sender answers its question: anyone else's press
             # (a forged one) changes nothing, moves the question on the same way, and is
             # recorded.
-            await audit.append(
-                session,
-                actor=pseudonym(person) if person else "unknown",
-                action="answer.refused",
-                at=now,
-                details={"allowed": False},
-            )
+            count = self.runtime.refusals.refused(query.from_user.id, "answer", now)
+            if count is not None:
+                await audit.append(
+                    session,
+                    actor=pseudonym(person) if person else "unknown",
+                    action="answer.refused",
+                    at=now,
+                    details=refused_details(count),
+                )
             return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, then=step)
         if person is None or message is None:
             # A press on a follow-up whose message was never stored (its sender was over

@@ -17,6 +17,7 @@ from bot.cli.common import (
     SignKeyOption,
     codename_argument,
     duration_option,
+    err,
     fail,
     group_app,
     iso,
@@ -29,6 +30,7 @@ from bot.cli.common import (
     when,
     workspace,
 )
+from bot.config import KeysSection
 from bot.durations import format_duration
 from bot.group_import import Defaults, read_groups
 from bot.schedules import describe, make_schedule, normalise_codename
@@ -39,6 +41,19 @@ from storage.models import Group
 from storage.timeutil import utc_now
 
 # --------------------------------------------------------------------------- groups
+
+
+def group_kem(keys: KeysSection) -> KemName:
+    """The key type of a new group; a classical one (allowed by the config's
+    ``[keys] allow_classical``, never by default) is warned about at every use."""
+    kem = KemName(keys.kem)
+    if kem is KemName.X25519:
+        err.print(
+            'warning: [keys] kem = "X25519": this group\'s key is classical only; what is '
+            "sealed to it can be opened by whoever records it now and has a quantum computer later"
+        )
+    return kem
+
 
 # The schedule's options, shared by `group add` and `group edit`.
 IntervalOption = Annotated[str | None, typer.Option(help="A check-in is due every so long (24h).")]
@@ -80,7 +95,7 @@ def group_add(
                 ws.session,
                 codename=name,
                 schedule=schedule,
-                kem=KemName(ws.settings.keys.kem),
+                kem=group_kem(ws.settings.keys),
                 now=utc_now(),
                 signing=signing,
             )
@@ -229,12 +244,13 @@ def group_import(
                 ),
             )
             now = utc_now()
+            kem = group_kem(ws.settings.keys)
             for spec in specs:
                 await create_group(
                     ws.session,
                     codename=spec.codename,
                     schedule=spec.schedule,
-                    kem=KemName(ws.settings.keys.kem),
+                    kem=kem,
                     now=now,
                     signing=signing,
                 )

@@ -21,6 +21,7 @@ from bot.cli.common import (
     KeyOption,
     Refused,
     err,
+    fail,
     iso,
     key_path,
     operator_app,
@@ -36,7 +37,7 @@ from bot.cli.common import (
 )
 from bot.config import load_settings, resolve_config_path
 from storage import audit, keyfile
-from storage.crypto import CryptoError, PrivateKey, PublicKey, VerifyKey
+from storage.crypto import CryptoError, KemName, PrivateKey, PublicKey, VerifyKey
 from storage.db import open_database, reclaim_deleted
 from storage.groups import list_groups
 from storage.models import Group, Operator
@@ -353,12 +354,32 @@ def operator_add(
             dir_okay=False,
         ),
     ] = None,
+    allow_classical: Annotated[
+        bool,
+        typer.Option(
+            "--allow-classical",
+            help="Accept an X25519-only key: what is sealed to it falls to a future quantum "
+            "computer.",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Register an operator's public key: new content is sealed to it from now on, and
     their signing key is pinned in the signers file beside the server secret."""
     identity = OperatorIdentity.from_text(public_key) if public_key.startswith("ckop1:") else None
     key = identity.public_key if identity else PublicKey.from_text(public_key)
+    if key.kem is KemName.X25519:
+        # Every group key is wrapped to each operator: one classical key makes every
+        # group's content fall to whoever records it now and has a quantum computer later.
+        if not allow_classical:
+            fail(
+                "this operator key is X25519 alone, classical only; add --allow-classical "
+                "to accept that"
+            )
+        err.print(
+            "warning: a classical-only operator key: every group key wrapped to it can be "
+            "opened by whoever records it now and has a quantum computer later"
+        )
     sharer = unlock_operator_key(share_key) if share_key else None  # before any transaction
 
     async def go() -> int:

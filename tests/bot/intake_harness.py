@@ -91,6 +91,7 @@ url = "{database_url}"
 [keys]
 server_secret = "file:server_secret"
 kem = "X25519"
+allow_classical = true
 
 [intake]
 receipt_ttl = "1s"

@@ -3,11 +3,14 @@ run them: the newcomer reads every group; the leaver's key opens nothing."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.bot.test_cli import assert_ok, assert_one_line_error, intake
 
 PASSPHRASE = {"INTAKE_PASSPHRASE": "correct horse battery staple"}
+# The keys here are X25519 alone (fast to make): the server takes them only with consent.
+CLASSICAL = ("--allow-classical",)
 
 
 def keygen(tmp_path: Path, name: str) -> tuple[str, str]:
@@ -35,10 +38,10 @@ def test_a_new_operator_is_given_every_group_and_a_removed_one_opens_nothing(
     assert_ok(intake("init", cwd=tmp_path))
     first_public, first = keygen(tmp_path, "first.key")
     second_public, second = keygen(tmp_path, "second.key")
-    assert_ok(intake("operator", "add", first_public, "--name", "First", cwd=tmp_path))
+    assert_ok(intake("operator", "add", first_public, "--name", "First", *CLASSICAL, cwd=tmp_path))
     assert_ok(intake("group", "add", "PINE-7", cwd=tmp_path))
     assert_ok(intake("group", "add", "OAK-2", cwd=tmp_path))
-    added = intake("operator", "add", second_public, "--name", "Second", cwd=tmp_path)
+    added = intake("operator", "add", second_public, "--name", "Second", *CLASSICAL, cwd=tmp_path)
     assert_ok(added)
     assert f"intake operator share {second}" in added.stderr
     # The groups were added without --key: their keys are not signed, so not used yet.
@@ -92,7 +95,7 @@ def test_operator_add_with_a_key_shares_at_once_and_removal_waits_for_what_only_
     first_public, first = keygen(tmp_path, "first.key")
     second_public, second = keygen(tmp_path, "second.key")
     third_public, _ = keygen(tmp_path, "third.key")
-    assert_ok(intake("operator", "add", first_public, "--name", "First", cwd=tmp_path))
+    assert_ok(intake("operator", "add", first_public, "--name", "First", *CLASSICAL, cwd=tmp_path))
     assert_ok(intake("group", "add", "PINE-7", cwd=tmp_path))
     added = intake(
         "operator",
@@ -102,12 +105,13 @@ def test_operator_add_with_a_key_shares_at_once_and_removal_waits_for_what_only_
         "Second",
         "--key",
         "first.key",
+        *CLASSICAL,
         cwd=tmp_path,
         env=PASSPHRASE,
     )
     assert_ok(added)
     assert f"Shared 1 group key(s) with {second}" in added.stdout
-    assert_ok(intake("operator", "add", third_public, "--name", "Third", cwd=tmp_path))
+    assert_ok(intake("operator", "add", third_public, "--name", "Third", *CLASSICAL, cwd=tmp_path))
 
     # The third was never given PINE-7: removing the first with the third's key would
     # skip it, so it is refused before anything changes.
@@ -134,3 +138,41 @@ def test_operator_add_with_a_key_shares_at_once_and_removal_waits_for_what_only_
     verified = intake("audit", "verify", cwd=tmp_path)
     assert_ok(verified)
     assert verified.stdout.startswith("OK: ")
+
+
+def test_a_classical_only_key_is_refused_by_the_server_without_allow_classical(
+    tmp_path: Path,
+) -> None:
+    assert_ok(intake("init", cwd=tmp_path))
+    public, fingerprint = keygen(tmp_path, "x25519.key")
+    assert_one_line_error(
+        intake("operator", "add", public, "--name", "Op", cwd=tmp_path), "--allow-classical"
+    )
+    assert json.loads(intake("operator", "list", "--format", "json", cwd=tmp_path).stdout) == []
+    assert fingerprint not in (tmp_path / "operator_signers").read_text()
+    added = intake("operator", "add", public, "--name", "Op", *CLASSICAL, cwd=tmp_path)
+    assert_ok(added)
+    assert "warning: a classical-only operator key" in added.stderr
+    [row] = json.loads(intake("operator", "list", "--format", "json", cwd=tmp_path).stdout)
+    assert (row["fingerprint"], row["kem"]) == (fingerprint, "X25519")
+    assert fingerprint in (tmp_path / "operator_signers").read_text()
+
+
+def test_classical_group_keys_from_the_config_need_allow_classical_and_are_warned_about(
+    tmp_path: Path,
+) -> None:
+    assert_ok(intake("init", cwd=tmp_path))
+    public, _ = keygen(tmp_path, "op.key")
+    assert_ok(intake("operator", "add", public, "--name", "Op", *CLASSICAL, cwd=tmp_path))
+    config = tmp_path / "config.toml"
+    hybrid = 'kem = "MLKEM768_X25519"\n'
+    assert hybrid in config.read_text()
+    config.write_text(config.read_text().replace(hybrid, 'kem = "X25519"\n'))
+    assert_one_line_error(intake("group", "add", "PINE-7", cwd=tmp_path), "allow_classical")
+    config.write_text(
+        config.read_text().replace('kem = "X25519"\n', 'kem = "X25519"\nallow_classical = true\n')
+    )
+    added = intake("group", "add", "PINE-7", cwd=tmp_path)
+    assert_ok(added)
+    assert "warning: [keys] kem" in added.stderr
+    assert "classical only" in added.stderr

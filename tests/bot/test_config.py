@@ -128,6 +128,13 @@ MALFORMED = [
         '[keys] kem: must be "MLKEM768_X25519" or "X25519"',
     ),
     (
+        "classical group keys without consent",
+        '[keys]\nkem = "X25519"\n',
+        {},
+        '[keys] kem: "X25519" alone is classical only: what is sealed to it falls to a future '
+        "quantum computer; add allow_classical = true to [keys] to accept that",
+    ),
+    (
         "username with @",
         '[telegram]\nusername = "@intake_bot"\n',
         {},
@@ -611,6 +618,13 @@ def test_database_url_with_a_password_may_come_from_a_file(config_dir: Path) -> 
     (config_dir / "db_url").write_text("postgresql://intake:pw@db.example.org/intake\n")
     settings = load_settings(write_config(config_dir, '[database]\nurl = "file:db_url"\n'))
     assert settings.database.url == "postgresql+asyncpg://intake:pw@db.example.org/intake"
+
+
+def test_classical_group_keys_are_taken_only_with_allow_classical(config_dir: Path) -> None:
+    text = '[keys]\nkem = "X25519"\nallow_classical = true\n'
+    settings = load_settings(write_config(config_dir, text))
+    assert settings.keys.kem == "X25519"
+    assert settings.keys.allow_classical is True
 
 
 def test_webhook_mode_loads_with_public_url_and_secret_token(

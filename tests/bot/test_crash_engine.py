@@ -36,13 +36,18 @@ messages, and how many were sent twice) and prints it (run with -s); it asserts 
 at-least-once promise, that a duplicate comes only from that window, and that the window
 is what was in flight: the marks of the messages Telegram accepted are committed together
 as soon as the previous commit ends (bot.alerts._SentMarks), so a kill repeats what
-Telegram accepted during one commit (the number of such messages at each kill is printed).
+Telegram accepted during one commit, and the sender never has more than
+``bot.alerts.MAX_UNMARKED`` (30) messages sent and not yet marked: asserted for each kill
+(measured: 10 and 19 messages before that cap, 10 and 29 with it on a loaded machine; a
+commit per message left 39).
 
-A kill mid-delivery leaves rows claimed by the dead process. Each bot process is a run
-with a heartbeat (``storage.runs``); the restarted bot finds the dead run's process gone
-and releases its claims at start, instead of waiting out ``storage.alerts.CLAIM_FOR``
-(60 s). The test records how long the first and the last alert took after each restart,
-and asserts the first came sooner than a claim could have run out.
+After each restart the test records how long the first alert message took (the issue's
+aim is 5 s; 15 s is asserted, a bound loose enough for a loaded machine and far below
+the 60 s of ``storage.alerts.CLAIM_FOR`` that a kill used to cost) and the last. On SQLite
+nothing waits for a claim: the file has one bot process, whose sender reads the outbox and
+claims nothing (``storage.alerts.take_due``), so what is measured is the restarted
+process's own start and first batch. On PostgreSQL, where senders claim, the claims of a
+dead run are released at start and at every heartbeat: tests/bot/test_dead_runs.py.
 
 Slow, and SQLite only (the journal is the flip-writing signal; tests/bot/test_crash.py
 says why the crash tests are not repeated on PostgreSQL).
@@ -65,6 +70,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
+from bot.alerts import MAX_UNMARKED
 from bot.standin import SentMessage, TelegramStandIn
 from storage.alerts import CLAIM_FOR
 from storage.crypto import KemName, PrivateKey, ServerKeys
@@ -108,6 +114,8 @@ ALERTS = (
 # Kill points mid-delivery: after this many alert messages at the stand-in (counted over
 # all runs), one kill each. About 430 messages go out in all (300 to the groups' own
 # activists, the rest singles and digests to the regional ones).
+# The first alert after a restart comes within this many seconds.
+FIRST_ALERT_WITHIN = 15.0
 KILL_SCHEDULES = (
     pytest.param((1,), id="after-1st-alert"),
     pytest.param((100, 130), id="after-100-then-130-alerts"),
@@ -149,7 +157,7 @@ class KillRecord:
     messages_before: int  # len(standin.sent) when the bot was started again
     accepted: frozenset[Key]
     marked: frozenset[Key]
-    unmarked_messages: int  # messages at the stand-in with an alert not marked sent
+    unmarked_messages: int  # messages of the killed run with an alert not marked sent
     first_after: float = 0.0  # seconds from the restart to the next alert message
 
     @property
@@ -428,6 +436,7 @@ async def test_sigkill_while_alerts_go_out_loses_none_and_repeats_only_unmarked_
     world = await build(tmp_path, standin)
     chats = set(world.chat_of.values())
     kills: list[KillRecord] = []
+    run_began = 0  # the first message the running process sent
     async with bot_process(world.installation) as bot:
         await bot.start()
         for kill_at in kill_after:
@@ -453,14 +462,16 @@ async def test_sigkill_while_alerts_go_out_loses_none_and_repeats_only_unmarked_
                 messages_before=messages_before,
                 accepted=accepted,
                 marked=frozenset(at_kill.marked),
+                # Of the messages this run sent (since the last restart).
                 unmarked_messages=sum(
                     1
-                    for m in standin.sent[:messages_before]
+                    for m in standin.sent[run_began:messages_before]
                     if set(keys_in([m], chats)) - set(at_kill.marked)
                 ),
             )
             await bot.start()
             restarted = time.monotonic()
+            run_began = messages_before
 
             def alerted_again(before: int = messages_before) -> bool:
                 return alert_messages(standin, chats) > alert_messages_in(
@@ -497,15 +508,19 @@ async def test_sigkill_while_alerts_go_out_loses_none_and_repeats_only_unmarked_
     for record in kills:
         repeated = set(keys_in(standin.sent[record.messages_before :], chats)) & record.accepted
         assert repeated <= record.window
-    # The dead run's claims were released, not waited out.
-    assert all(r.first_after < CLAIM_FOR.total_seconds() for r in kills)
+    # And in messages, at most the sender's cap on messages sent and not yet marked
+    # (a commit per message left 39 at one kill).
+    assert all(r.unmarked_messages <= MAX_UNMARKED for r in kills), [
+        r.unmarked_messages for r in kills
+    ]
+    # Seconds after the restart, not the minute a claim lasts (the aim is 5 s, measured
+    # 3.6-5.4 s; the bound leaves room for a loaded machine).
+    assert all(r.first_after < FIRST_ALERT_WITHIN for r in kills), [r.first_after for r in kills]
     print(
         f"\nkills after {kill_after} alert messages; at each kill, alerts accepted by the "
         f"stand-in but not yet marked sent: {[len(r.window) for r in kills]} (in "
         f"{[r.unmarked_messages for r in kills]} messages); (flip, recipient) told twice: "
         f"{len(twice)} of {len(world.expected)}; {alert_messages(standin, chats)} messages "
         f"in all; the first alert came {[round(r.first_after, 1) for r in kills]} s after "
-        f"each restart (aim: 5 s), the last {last_took:.1f} s after the last restart (claims "
-        f"of a dead run are released at start; they would expire after "
-        f"{CLAIM_FOR.total_seconds():.0f} s)"
+        f"each restart (aim: 5 s), the last {last_took:.1f} s after the last restart"
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bot.commands import REFUSALS_EVERY, RefusalTally
 from bot.handlers import DELETE_RETRY
+from bot.refusals import REFUSALS_EVERY, RefusalTally
 from bot.standin import TelegramStandIn
 from storage.db import open_database, session_factory
 from storage.models import AuditEvent
@@ -46,6 +46,25 @@ async def test_a_strangers_repeated_command_makes_one_audit_row(
     ):
         rows = (
             await session.exec(select(AuditEvent).where(AuditEvent.action == "command.status"))
+        ).all()
+    assert [r.details for r in rows] == ['{"allowed":false}']
+
+
+async def test_a_strangers_wrong_invite_codes_make_one_audit_row(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    stranger = standin.user(STRANGER + 2, language_code="en")
+    async with running_bot(installation, standin):
+        for n in range(30):
+            update = standin.send_text(stranger, f"/start WRONG-CODE-{n:02d}")
+        await eventually(lambda: update["update_id"] in standin.confirmed_update_ids())
+    async with (
+        open_database(installation.settings.database.url, migrate_to_head=False) as engine,
+        session_factory(engine)() as session,
+    ):
+        rows = (
+            await session.exec(select(AuditEvent).where(AuditEvent.action == "invite.refused"))
         ).all()
     assert [r.details for r in rows] == ['{"allowed":false}']
 
