@@ -43,6 +43,7 @@ from storage.sealing import (
     NotReadable,
     Wrap,
     active_operators,
+    current_group_key,
     data_key_binding,
     group_public_key,
     operator_public_key,
@@ -1100,6 +1101,9 @@ async def relink(
     ).all()
     subjects = [(MESSAGES, v.id) for v in versions] + [(ATTACHMENTS, a) for a in attachment_ids]
     if group is not None:
+        # Read again under a share lock, as every sealing does: a rotation meanwhile
+        # would leave these wrapped to the old key (storage.sealing.current_group_key).
+        await current_group_key(session, group)
         if not trusted_group(session, group):
             raise InboxRefused(
                 f"group {group.codename}'s key fails its operator signature "
@@ -1110,6 +1114,8 @@ async def relink(
     else:
         sender = versions[-1].sender_id
         groups = await forwarder_groups(session, person_id=sender) if sender else []
+        for candidate in groups:
+            await current_group_key(session, candidate)
         groups = [g for g in groups if trusted_group(session, g)]
         operators = await active_operators(session)
     keys: dict[uuid.UUID, bytes] = {}

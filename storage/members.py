@@ -12,7 +12,7 @@ from sqlalchemy import select
 from storage.crypto import ServerKeys
 from storage.identifiers import normalise
 from storage.models import Group, IdentifierKind, Member, MemberIdentifier
-from storage.sealing import Keyring, active_operators, seal_record
+from storage.sealing import Keyring, active_operators, current_group_key, seal_record
 from storage.session import AsyncSession
 from storage.trust import trusted_group
 
@@ -32,6 +32,9 @@ async def add_member(
     member_id = uuid.uuid4()
     normalised = {(kind, normalise(kind, value)) for kind, value in identifiers}
     details = json.dumps({"name": name, "notes": notes}, ensure_ascii=False).encode()
+    # Read again under a share lock: an operator removal rotating the key meanwhile
+    # would leave the details sealed to the old key (storage.sealing.current_group_key).
+    await current_group_key(session, group)
     # A group key without a valid operator signature is never sealed to: the details
     # go to the operators instead (storage/trust.py).
     recipients = (
