@@ -30,12 +30,17 @@ from tests.bot.test_startup import (
 from tests.conftest import Database
 
 
-async def webhook_installation(
-    folder: Path, standin: TelegramStandIn, database: Database, *, public_url: str, port: int
-) -> Installation:
+def with_webhook_secret(folder: Path) -> Path:
     folder.mkdir()
     (folder / "webhook_secret").write_text(SECRET)
     (folder / "webhook_secret").chmod(0o600)
+    return folder
+
+
+async def webhook_installation(
+    folder: Path, standin: TelegramStandIn, database: Database, *, public_url: str, port: int
+) -> Installation:
+    with_webhook_secret(folder)
     installation = await install(
         folder,
         standin=standin,
@@ -123,9 +128,7 @@ async def test_polling_takes_down_a_webhook_left_set_and_says_so(
     standin: TelegramStandIn,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    installation = await install(
-        tmp_path / "server", standin=standin, database_url=database.url
-    )
+    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
     async with aiohttp.ClientSession() as session:
         url = f"{standin.base_url}{standin.token}/setWebhook"
         async with session.post(url, json={"url": "https://127.0.0.1:9/old"}) as resp:
