@@ -13,12 +13,14 @@ import contextlib
 import logging
 import signal
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.error import (
+    BadRequest,
     Conflict,
     Forbidden,
     InvalidToken,
@@ -45,6 +47,11 @@ from storage.trust import bind_installation
 log = logging.getLogger(__name__)
 LONG_POLL_SECONDS = 25
 MAX_BACKOFF_SECONDS = 30.0
+# A 409 Conflict on getUpdates that lasts longer than this is another process polling
+# the same bot token (or a webhook set for it): the run ends, status 69, rather than
+# the two taking each other's updates forever. One long poll and more: a restart may
+# meet its predecessor's poll, still open at Telegram, once.
+CONFLICT_LIMIT_SECONDS = 2.0 * LONG_POLL_SECONDS + 10
 
 # What runs once the backlog is drained, before the deadline engine starts
 # (bot.watch) and live updates are taken: the bot's own downtime never looks
@@ -144,12 +151,112 @@ async def _initialize(settings: Settings, application: BotApplication) -> None:
         ) from None
 
 
+@contextlib.contextmanager
+def _telegram_at_start(settings: Settings, doing: str, *, fix: str) -> Iterator[None]:
+    """A Bot API call made at start that fails is a ``StartupFailure``: 78 when Telegram
+    refuses what the configuration asks (``fix`` says what to change), 69 when Telegram
+    cannot be reached. The message names the host only and never holds the token."""
+    host = startup.telegram_host(settings)
+    try:
+        yield
+    except (InvalidToken, Forbidden) as exc:
+        del exc  # its text may carry the token
+        raise startup.StartupFailure(
+            f"Telegram at {host} refused the bot token while {doing}: check [telegram] token",
+            status=startup.EX_CONFIG,
+        ) from None
+    except BadRequest as exc:  # before NetworkError, of which it is a kind
+        said = _without_token(exc.message, settings)
+        raise startup.StartupFailure(
+            f"Telegram at {host} refused {doing}: {said}; {fix}", status=startup.EX_CONFIG
+        ) from None
+    except TelegramError as exc:
+        raise startup.StartupFailure(
+            f"cannot reach Telegram at {host} while {doing} ({type(exc).__name__}); "
+            "is the network up?",
+            status=startup.EX_UNAVAILABLE,
+        ) from None
+
+
+def _without_token(text: str, settings: Settings) -> str:
+    token = settings.telegram.token
+    if token is not None:
+        secret = token.get_secret_value()
+        for part in (secret, secret.partition(":")[2]):
+            if part:
+                text = text.replace(part, "<token>")
+    return " ".join(text.split())
+
+
+@dataclass
+class _Conflicts:
+    """How long getUpdates has met 409 Conflict without a call going through."""
+
+    limit: float
+    since: float | None = None
+
+    def met(self, exc: Conflict) -> None:
+        now = asyncio.get_running_loop().time()
+        if self.since is None:
+            self.since = now
+            log.warning("getUpdates met a conflict (%s); trying again", _conflict_cause(exc))
+            return
+        if now - self.since > self.limit:
+            raise startup.StartupFailure(
+                f"Telegram refused getUpdates for {now - self.since:.0f}s: "
+                f"{_conflict_cause(exc)}; stop it, or give this bot its own token",
+                status=startup.EX_UNAVAILABLE,
+            )
+
+    def cleared(self) -> None:
+        if self.since is not None:
+            log.info("getUpdates goes through again")
+        self.since = None
+
+
+def _conflict_cause(exc: Conflict) -> str:
+    if "webhook" in exc.message.lower():
+        return "a webhook is set for this bot token (another process runs in webhook mode)"
+    return "another process polls this bot token"
+
+
+def _conflicts(application: BotApplication) -> _Conflicts:
+    found = application.bot_data.get("conflicts")
+    if not isinstance(found, _Conflicts):
+        found = application.bot_data["conflicts"] = _Conflicts(CONFLICT_LIMIT_SECONDS)
+    return found
+
+
+async def _take_down_webhook(settings: Settings, application: BotApplication) -> None:
+    """Polling mode: a webhook left set (the mode was webhook before) holds back every
+    getUpdates with 409 Conflict, so it is deleted, with one line saying so."""
+    bot = application.bot
+    with _telegram_at_start(settings, "the webhook check", fix="try again later"):
+        info = await bot.get_webhook_info()
+        if not info.url:
+            return
+        await bot.delete_webhook(drop_pending_updates=False)
+    log.warning(
+        "a webhook to %s was set for this bot: deleted it, as polling needs",
+        startup.url_host(info.url),
+    )
+
+
 async def serve(
-    settings: Settings, *, stop: asyncio.Event, after_drain: AfterDrain | None = None
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    after_drain: AfterDrain | None = None,
+    conflict_limit: float | None = None,
 ) -> None:
+    """Serve until ``stop``. ``conflict_limit``: how long a 409 Conflict on getUpdates
+    may last before the run ends (``CONFLICT_LIMIT_SECONDS`` unless given)."""
     started_at = utc_now()
     async with running(settings) as (application, intake), contextlib.AsyncExitStack() as held:
         bot = application.bot
+        application.bot_data["conflicts"] = _Conflicts(
+            CONFLICT_LIMIT_SECONDS if conflict_limit is None else conflict_limit
+        )
         if settings.telegram.mode == "webhook":
             # Listen first: if the port is taken (another bot runs here), stop before
             # touching the webhook that bot is being sent to. (aiohttp loads only here.)
@@ -164,6 +271,7 @@ async def serve(
                 startup.poller_lock(runtime_of(application).engine, bot.id)
             )
             where = "polling"
+            await _take_down_webhook(settings, application)
         # This process serves now: alerts decided before a crash go out at once, while
         # the menus are set and the backlog is drained (the engine waits for that).
         await watch.start_sender(application)
@@ -174,11 +282,13 @@ async def serve(
             startup.database_kind(settings.database.url),
             plural_groups(await _groups_watched(application)),
         )
-        await handlers.set_default_commands(bot)
+        with _telegram_at_start(settings, "the command menus", fix="try again later"):
+            await handlers.set_default_commands(bot)
         if settings.telegram.mode == "webhook":
             # Telegram holds back getUpdates while a webhook is set: take the
             # webhook down, drain, and put it back.
-            await bot.delete_webhook(drop_pending_updates=False)
+            with _telegram_at_start(settings, "deleting the webhook", fix="try again later"):
+                await bot.delete_webhook(drop_pending_updates=False)
         # Replies and messages a restart or a crash left behind go first (promise 3).
         await handlers.restore_deletions(application)
         offset = await drain(application, intake, stop=stop)
@@ -193,7 +303,13 @@ async def serve(
             if settings.telegram.mode == "webhook":
                 from bot.webhook import set_webhook  # aiohttp loads only for a webhook
 
-                await set_webhook(settings, application)
+                public = settings.webhook.public_url
+                with _telegram_at_start(
+                    settings,
+                    f"the webhook {public}",
+                    fix="[webhook] public_url must be an https address Telegram can reach",
+                ):
+                    await set_webhook(settings, application)
                 await stop.wait()
             else:
                 await poll(application, intake, offset=offset, stop=stop)
@@ -370,9 +486,11 @@ async def _get_updates(
     offset: int | None,
     poll_seconds: int,
 ) -> list[Update] | None:
-    """One getUpdates call; None after a transient failure (already waited out)."""
+    """One getUpdates call; None after a transient failure (already waited out).
+    A 409 Conflict that lasts past ``_Conflicts.limit`` is a ``StartupFailure``."""
+    conflicts = _conflicts(application)
     try:
-        return list(
+        updates = list(
             await application.bot.get_updates(
                 offset=offset,
                 timeout=poll_seconds,
@@ -380,12 +498,17 @@ async def _get_updates(
                 read_timeout=poll_seconds + 10,
             )
         )
+        conflicts.cleared()
+        return updates
     except RetryAfter as exc:
         delay = exc.retry_after
         await asyncio.sleep(
             delay.total_seconds() if hasattr(delay, "total_seconds") else float(delay)
         )
-    except (TimedOut, NetworkError, Conflict) as exc:
+    except Conflict as exc:
+        conflicts.met(exc)
+        await asyncio.sleep(1)
+    except (TimedOut, NetworkError) as exc:
         log.warning("getUpdates failed (%s); trying again", type(exc).__name__)
         await asyncio.sleep(1)
     except TelegramError:
@@ -415,7 +538,11 @@ async def _get_updates_one_by_one(
             # PTB suggests Bot.get_updates, which is the call that could not parse.
             warnings.simplefilter("ignore", PTBUserWarning)
             raw = await bot.do_api_request("getUpdates", api_kwargs=kwargs)
-    except (TimedOut, NetworkError, Conflict) as exc:
+    except Conflict as exc:
+        _conflicts(application).met(exc)
+        await asyncio.sleep(1)
+        return None
+    except (TimedOut, NetworkError) as exc:
         log.warning("getUpdates failed (%s); trying again", type(exc).__name__)
         await asyncio.sleep(1)
         return None

@@ -89,9 +89,19 @@ class ConfigError(Exception):
     ``[section] key``. It never contains a secret value.
     """
 
-    def __init__(self, path: Path | str, message: str, *, setting: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        message: str,
+        *,
+        setting: str | None = None,
+        unresolved: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.setting = setting
+        # The file parses, but an env: or file: reference of ``setting`` cannot be read
+        # (`intake doctor` reports it under "secrets", not "config").
+        self.unresolved = unresolved
         self.message = " ".join(message.split("\n"))
         line = f"{path}: {setting}: {self.message}" if setting else f"{path}: {self.message}"
         super().__init__(" ".join(line.splitlines()))
@@ -100,10 +110,15 @@ class ConfigError(Exception):
 class _Mistake(Exception):
     """A setting's mistake, found while reading: ``load_settings`` makes it a ConfigError."""
 
-    def __init__(self, setting: str | None, message: str) -> None:
+    def __init__(self, setting: str | None, message: str, *, unresolved: bool = False) -> None:
         super().__init__(message)
         self.setting = setting
         self.message = message
+        self.unresolved = unresolved
+
+
+class _Unresolved(ValueError):
+    """An ``env:`` or ``file:`` reference that cannot be read (the setting is written right)."""
 
 
 T = TypeVar("T", str, bytes)
@@ -168,10 +183,10 @@ def _read_reference(reference: str, config_dir: Path) -> str:
             raise ValueError('"env:" needs the name of an environment variable, like "env:NAME"')
         value = os.environ.get(name)
         if value is None:
-            raise ValueError(f"environment variable {name} is not set")
+            raise _Unresolved(f"environment variable {name} is not set")
         value = value.strip()
         if not value:
-            raise ValueError(f"environment variable {name} is empty")
+            raise _Unresolved(f"environment variable {name} is empty")
         return value
     name = reference.removeprefix(_FILE_PREFIX)
     if not name:
@@ -184,12 +199,12 @@ def _read_reference(reference: str, config_dir: Path) -> str:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise ValueError(f"cannot read {path}: {reason}") from None
+        raise _Unresolved(f"cannot read {path}: {reason}") from None
     except UnicodeDecodeError:
-        raise ValueError(f"cannot read {path}: it is not UTF-8 text") from None
+        raise _Unresolved(f"cannot read {path}: it is not UTF-8 text") from None
     value = text.strip()
     if not value:
-        raise ValueError(f"file {path} is empty")
+        raise _Unresolved(f"file {path} is empty")
     return value
 
 
@@ -690,7 +705,8 @@ def _read_section(name: str, table: object, reading: _Reading) -> Any:
         try:
             values[setting.name] = setting.metadata["read"](value, reading)
         except ValueError as error:
-            raise _Mistake(f"[{name}] {setting.name}", str(error)) from None
+            unresolved = isinstance(error, _Unresolved)
+            raise _Mistake(f"[{name}] {setting.name}", str(error), unresolved=unresolved) from None
     known = {setting.name for setting in settings}
     for key in table:
         if key not in known:
@@ -763,7 +779,9 @@ def load_settings(path: Path, *, read_token: bool = True) -> Settings:
     try:
         return _read_settings(data, reading)
     except _Mistake as mistake:
-        failure = ConfigError(path, mistake.message, setting=mistake.setting)
+        failure = ConfigError(
+            path, mistake.message, setting=mistake.setting, unresolved=mistake.unresolved
+        )
     # Raised outside the handler, so with no exception chain at all: the frames of the
     # mistake's chain hold the values read (a resolved secret among them), and a crash
     # reporter that records local variables would keep them.

@@ -126,6 +126,11 @@ def telegram_host(settings: Settings) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
+def url_host(url: str) -> str:
+    """The host of an address, for a log line (not its path, which may be secret)."""
+    return urlsplit(url).hostname or "?"
+
+
 def database_kind(url: str) -> str:
     return "PostgreSQL" if url.startswith("postgresql") else "SQLite"
 

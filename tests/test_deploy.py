@@ -5,13 +5,16 @@ What differs from a real machine, and nothing else:
 - ``/srv/intake`` and ``/path/to/checkin-intake`` are a throwaway folder and this checkout;
 - lines that change the whole machine (``ROOT_ONLY``: installing Debian packages, adding
   the system user, systemctl and journalctl) are left to the page, and ``sudo -u USER`` is
-  dropped (the test's user plays ``intake``);
+  dropped (the test's user plays ``intake``); a ``sudo -u USER sh -c '...'`` runs without
+  the shell's own variables (``$TOKEN``), which sudo's env_reset would not pass on;
 - Telegram is the stand-in: its URLs go into the config where the page leaves Telegram's,
-  its token is ``$TOKEN``, and the prose step "make a bot with @BotFather" is that;
+  its token is ``$TOKEN``, and the prose step "make a bot with @BotFather" is that; the
+  line that waits for the token to be pasted is given it on its standard input;
 - the virtualenv: created and installed for real with INTAKE_TEST_DEPLOY_INSTALL=1 (as
   .ci/run sets; a few minutes), else this test's own virtualenv stands in for it;
 - PostgreSQL lines run against INTAKE_TEST_DATABASE_URL's server (a fresh database), and
-  are skipped without one;
+  are skipped without one; their ``init``, which the page runs in place of SQLite's, goes
+  into a second throwaway ``/srv/intake`` (the first goes on with SQLite);
 - ``intake run`` is started, waited for until its start-up line, and stopped with SIGTERM;
   the systemd unit is checked with ``systemd-analyze verify`` where that tool exists and
   its ExecStart is run that way.
@@ -40,6 +43,7 @@ ROOT_ONLY = re.compile(
     r"^(apt-get |useradd |install -d -o |systemctl |journalctl |sudo -u postgres )"
 )
 SUDO = re.compile(r"^sudo -u \w+ ")
+SUDO_SH = re.compile(r"^sudo -u \w+ sh -c '")
 PASSPHRASE = "correct horse battery staple"
 INSTALL_ENV = "INTAKE_TEST_DEPLOY_INSTALL"
 PG_ENV = "INTAKE_TEST_DATABASE_URL"
@@ -98,11 +102,14 @@ class Shell:
             line = line.replace(old, new)
         return line
 
-    def run(self, line: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, line: str, stdin: str = "", *, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", line],
             cwd=self.cwd,
-            env=self.env,
+            env=self.env if env is None else env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=600,
@@ -185,6 +192,8 @@ def drop_pg_database(name: str) -> None:
 def test_every_command_of_deploy_md_runs_as_written(tmp_path: Path, standin: StandIn) -> None:
     srv = tmp_path / "srv" / "intake"
     srv.mkdir(parents=True, mode=0o700)  # what `install -d -o intake -m 0700` makes
+    srv_pg = tmp_path / "srv-pg" / "intake"  # the same, on a machine that chose PostgreSQL
+    srv_pg.mkdir(parents=True, mode=0o700)
     pg = fresh_pg_database() if shutil.which("psql") else None
     substitutions = {"/srv/intake": str(srv), "/path/to/checkin-intake": str(ROOT)}
     if pg is not None:
@@ -203,6 +212,13 @@ def test_every_command_of_deploy_md_runs_as_written(tmp_path: Path, standin: Sta
             if "postgresql://intake@/intake" in line:  # no PostgreSQL server for the test
                 skipped.append(raw)
                 continue
+            if pg is not None and pg[0] in line:
+                # `init` with PostgreSQL, in place of SQLite's: in the second folder.
+                line = line.replace(f"--dir {srv}", f"--dir {srv_pg}")
+                assert f"--dir {srv_pg}" in line, raw
+                shell.run(line)
+                assert pg[0] in (srv_pg / "config.toml").read_text()
+                continue
             if "$PUBLIC_KEY" in line and "PUBLIC_KEY" not in shell.env:
                 # On the operator's own machine: `intake keygen`, its public key line.
                 # The key file stays at hand: `group add --key operator.key` signs with it.
@@ -211,10 +227,18 @@ def test_every_command_of_deploy_md_runs_as_written(tmp_path: Path, standin: Sta
                     " --kem X25519 --allow-classical"
                 )
                 shell.env["PUBLIC_KEY"] = keygen.stdout.strip()
-            shell.run(line)
+            # The token is pasted where the page says to (`head -n 1` reads one line).
+            pasted = standin.token + "\n" if re.search(r"head -n 1 > \S*/token'", line) else ""
+            own = {"TOKEN", "PUBLIC_KEY"}  # the admin's shell's, not passed on by sudo
+            env = {k: v for k, v in shell.env.items() if k not in own}
+            shell.run(line, stdin=pasted, env=env if SUDO_SH.match(raw) else None)
             if (srv / "config.toml").exists():
                 use_standin(srv / "config.toml", standin)
         assert (srv / "token").stat().st_mode & 0o077 == 0
+        assert (srv / "token").read_text().strip() == standin.token
+        secret = srv / "webhook_secret"  # made as the reverse-proxy section says
+        assert secret.stat().st_mode & 0o077 == 0
+        assert re.fullmatch(r"[A-Za-z0-9_-]{32,256}", secret.read_text().strip())
         unit = INI_BLOCK.findall(page.read_text())
         assert len(unit) == 1
         unit_text = shell.line(unit[0])

@@ -106,6 +106,23 @@ def use_display_zone(settings: Settings) -> None:
         _display.zone = _zone(settings.display.timezone, "[display] timezone")
 
 
+def display_zone() -> tzinfo:
+    """The zone times are shown in (``intake --tz``, else [display] timezone, else UTC);
+    read once the settings are (``workspace``, ``prepare``)."""
+    return _display.zone
+
+
+def zone_name() -> str:
+    """The display zone's name (Asia/Seoul, UTC), for a heading over short times."""
+    return str(_display.zone)
+
+
+def short_when(moment: datetime | None) -> str:
+    """Month, day and time in the display zone, for a table column headed with
+    ``zone_name()``: a year is rarely in doubt there."""
+    return "—" if moment is None else f"{moment.astimezone(_display.zone):%m-%d %H:%M}"
+
+
 def when(moment: datetime | None) -> str:
     """A time for people: in the display zone, to the minute, always with its zone."""
     if moment is None:

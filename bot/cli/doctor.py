@@ -69,6 +69,8 @@ async def diagnose(config: Path | None) -> list[Check]:
     try:
         settings = load_settings(path, read_token=False)
     except ConfigError as exc:
+        if exc.unresolved:  # the file is right; a secret it names cannot be read
+            return [Check("config", True, f"{path} parses"), Check("secrets", False, str(exc))]
         return [Check("config", False, str(exc))]
     checks.append(Check("config", True, f"{settings.config_path} parses"))
     token: str | None = None

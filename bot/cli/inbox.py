@@ -36,8 +36,10 @@ from bot.cli.common import (
     operator_workspace,
     out,
     run,
+    short_when,
     unlock_operator_key,
     when,
+    zone_name,
 )
 from bot.durations import parse_duration
 from bot.inbox_meaning import codebook_meaning
@@ -96,6 +98,8 @@ COLUMNS = (
     ("from", 8),
     ("kind", 5),
 )
+# The columns of times, shown in the display zone and headed with its name.
+TIMES = ("sent", "received")
 # Left out, in this order, when the terminal is too narrow for every column.
 DROPPED_FIRST = ("linked by", "received", "kind", "from", "sent", "signal")
 TEXT_MIN = 20
@@ -215,7 +219,7 @@ def inbox_list(
     columns = fitted_columns(console.width)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for heading, width in columns:
-        table.add_column(heading, no_wrap=True, min_width=width)
+        table.add_column(shown_heading(heading), no_wrap=True, min_width=width)
     table.add_column("text", no_wrap=True, overflow="ellipsis", min_width=TEXT_MIN)
     for item in items:
         text = item.text if item.readable else "(not readable with your key)"
@@ -226,8 +230,8 @@ def inbox_list(
             "linked by": item.link_reason or "—",
             "signal": item.signal or ("unconfirmed" if item.unconfirmed else "—"),
             "danger": "yes" if item.danger else "",
-            "sent": _short(item.origin_at),
-            "received": _short(item.received_at),
+            "sent": short_when(item.origin_at),
+            "received": short_when(item.received_at),
             "from": item.forwarder or "—",
             "kind": item.kind,
         }
@@ -238,10 +242,15 @@ def inbox_list(
     console.print(table, soft_wrap=False)  # cropped to the width, never wrapped
 
 
+def shown_heading(heading: str) -> str:
+    """A column's heading; the times' columns name the zone they are shown in."""
+    return f"{heading} ({zone_name()})" if heading in TIMES else heading
+
+
 def fitted_columns(width: int) -> list[tuple[str, int]]:
     """The columns that fit ``width`` with TEXT_MIN characters of text left (each
     column also takes two of padding), the least needed left out first."""
-    columns = list(COLUMNS)
+    columns = [(name, max(w, len(shown_heading(name)))) for name, w in COLUMNS]
     for name in DROPPED_FIRST:
         if sum(w + 2 for _, w in columns) + TEXT_MIN <= width:
             break
@@ -253,11 +262,6 @@ def shorten(text: str, width: int = SHORT) -> str:
     """One line of at most ``width`` characters."""
     line = " ".join(text.split())
     return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def _short(moment: datetime | None) -> str:
-    """Month, day and time (UTC): a year is rarely in doubt in an inbox."""
-    return "—" if moment is None else moment.astimezone(UTC).strftime("%m-%d %H:%M")
 
 
 def _warn_unreadable(items: list[InboxItem]) -> None:

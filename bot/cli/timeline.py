@@ -1,15 +1,15 @@
 """``intake timeline``: a picture of one group's journey (no contents, no key needed):
-the same picture an activist gets with /timeline, in ``[display] timezone``."""
+the same picture an activist gets with /timeline, in ``[display] timezone`` (or the
+zone ``intake --tz`` names)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 
-from bot.cli.common import ConfigOption, app, fail, out, run, workspace
+from bot.cli.common import ConfigOption, app, display_zone, fail, out, run, workspace
 from bot.i18n import LANGUAGES, Words
 from bot.schedules import normalise_codename
 from storage.groups import get_group
@@ -53,8 +53,7 @@ def timeline(
             group = await get_group(ws.session, codename=normalise_codename(codename))
             server = ws.server if leg_names else None
             journey = await gather(ws.session, group=group, now=utc_now(), server=server)
-            display = ws.settings.display
-            words = Words(language or display.language, ZoneInfo(display.timezone))
+            words = Words(language or ws.settings.display.language, display_zone())
             return render(journey, fmt, words=words)
 
     output.write_bytes(run(go()))

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +225,28 @@ async def test_an_operator_reads_marks_notes_links_and_exports_what_the_bot_took
     assert photo["id"][:8] in table.stdout
     assert STRANGER_TEXT not in table.stdout  # shortened...
     assert STRANGER_TEXT[:40] in table.stdout  # ...on one line
+    # Times in the installation's zone (UTC here) or the root's --tz, the zone named.
+    received = datetime.fromisoformat(photo["received_at"])
+    [heading] = [line for line in table.stdout.splitlines() if line.strip().startswith("id")]
+    assert "sent (UTC)" in heading, table.stdout
+    assert "received (UTC)" in heading, table.stdout
+    [row] = [line for line in table.stdout.splitlines() if photo["id"][:8] in line]
+    assert f"{received.astimezone(UTC):%m-%d %H:%M}" in row, table.stdout
+    seoul = run_intake(
+        "--tz",
+        "Asia/Seoul",
+        "inbox",
+        "list",
+        "--config",
+        config,
+        cwd=home,
+        env={**UNLOCKED, "INTAKE_KEY": "operator.key"},
+    )
+    assert_ok(seoul)
+    [heading] = [line for line in seoul.stdout.splitlines() if line.strip().startswith("id")]
+    assert "received (Asia/Seoul)" in heading, seoul.stdout
+    [row] = [line for line in seoul.stdout.splitlines() if photo["id"][:8] in line]
+    assert f"{received + timedelta(hours=9):%m-%d %H:%M}" in row, seoul.stdout
     assert [m["id"] for m in lines_of(inbox("list", "--unlinked", "--format", "json"))] == [
         stranger_msg["id"]
     ]

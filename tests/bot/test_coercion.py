@@ -293,10 +293,17 @@ async def _pseudonym_of(world: World, telegram_id: int) -> str:
 
 
 async def _intake(world: World, *args: str) -> str:
+    """The real command line, as a process, on this installation; what it printed."""
+    ran = await _intake_ran(world, *args)
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+async def _intake_ran(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     """The real command line, as a process, on this installation."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
     config = world.installation.path / "config.toml"
-    ran = await asyncio.to_thread(
+    return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "bot.cli", *args, "--config", str(config)],
         env=env,
@@ -305,8 +312,6 @@ async def _intake(world: World, *args: str) -> str:
         timeout=120,
         check=False,
     )
-    assert ran.returncode == 0, ran.stderr
-    return ran.stdout
 
 
 async def test_a_seized_phone_alone_cannot_pause_mark_safe_or_clear_a_detained_group(
@@ -460,6 +465,71 @@ async def test_an_admin_on_the_command_line_is_one_person_and_telegram_confirms(
         await world.told(FIRST, "✓ PINE-7 is OK", since=mark)
     group = await world.pine()
     assert (group.status, group.status_basis) == (Status.OK, "cleared")
+
+
+async def test_group_safe_on_the_command_line_waits_for_a_second_person_in_telegram(
+    world: World,
+) -> None:
+    async with running_bot(world.installation, world.standin):
+        await _duress(world)
+        mark = len(world.standin.sent)
+        said = await _intake(world, "group", "safe", "PINE-7")
+        assert said.startswith("PINE-7 stays DETAINED until a second person"), said
+        for who in (FIRST, SECOND, ADMIN):
+            notice = await world.told(who, "asked to mark it SAFE", since=mark)
+            assert notice.startswith("PINE-7: an admin on the command line asked"), notice
+        assert (await world.pine()).status is Status.DETAINED
+        await world.ask(SECOND, "/safe PINE-7", "PINE-7 is marked SAFE")
+        await world.told(FIRST, "✓ PINE-7 is SAFE", since=mark)
+    assert (await world.pine()).status is Status.SAFE
+
+
+async def test_group_pause_on_the_command_line_on_a_detained_group_only_asks(
+    world: World,
+) -> None:
+    async with running_bot(world.installation, world.standin):
+        await _duress(world)
+        mark = len(world.standin.sent)
+        said = await _intake(world, "group", "pause", "PINE-7", "--for", "1h")
+        assert said.startswith("PINE-7 stays DETAINED until a second person"), said
+        for who in (FIRST, SECOND, ADMIN):
+            notice = await world.told(who, "asked to pause it", since=mark)
+            assert notice.startswith("PINE-7: an admin on the command line asked"), notice
+    group = await world.pine()
+    assert (group.status, group.paused_until) == (Status.DETAINED, None)
+
+
+async def test_group_pause_and_resume_on_the_command_line_act_at_once_and_are_announced(
+    world: World,
+) -> None:
+    # The command reads the config afresh: a pause long enough to resume by hand.
+    config = world.installation.path / "config.toml"
+    config.write_text(config.read_text().replace('max_pause = "6s"', 'max_pause = "1d"'))
+    async with running_bot(world.installation, world.standin):
+        assert (await world.pine()).status not in (Status.SILENT, Status.DETAINED)
+        mark = len(world.standin.sent)
+        said = await _intake(world, "group", "pause", "PINE-7", "--for", "2h")
+        assert said.startswith("PINE-7 is paused until "), said
+        assert said.strip().endswith("Everyone alerted about it was told."), said
+        for who in (FIRST, SECOND, ADMIN):
+            notice = await world.told(who, "chose to pause it until", since=mark)
+            assert notice.startswith("PINE-7: an admin on the command line chose"), notice
+        paused = await world.pine()
+        assert paused.status is Status.PAUSED
+        assert paused.paused_until is not None
+        assert paused.paused_until - utc_now() > timedelta(hours=1)
+        mark = len(world.standin.sent)
+        said = await _intake(world, "group", "resume", "PINE-7")
+        assert (
+            said.strip() == "PINE-7 follows its schedule again. Everyone alerted about it was told."
+        )
+        for who in (FIRST, SECOND, ADMIN):
+            await world.told(who, "chose to resume its schedule", since=mark)
+        assert (await world.pine()).status is not Status.PAUSED
+        again = await _intake_ran(world, "group", "resume", "PINE-7")
+        assert again.returncode != 0
+        assert "PINE-7 is not paused" in again.stderr
+        assert "Traceback" not in again.stderr
 
 
 async def test_a_revoked_relatives_yes_records_nothing(world: World) -> None:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from storage import keyfile
 from storage.age_export import decrypt_with
 
@@ -250,3 +252,31 @@ def test_shredding_then_audit_verify_names_a_changed_entry_and_a_checkpoint_a_cu
     changed = call("audit", "verify", "--config", config, cwd=tmp_path)
     assert changed.returncode == 1
     assert changed.stdout.strip() == "BROKEN: entry 2 was altered"
+
+
+def _venv(root: Path) -> Path:
+    """A virtualenv's bin folder with a python and an intake in it (empty files)."""
+    bin_dir = root / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("python", "intake"):
+        (bin_dir / name).write_text("#!/bin/sh\n")
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
+def test_the_demo_names_the_virtualenvs_intake_when_the_shell_would_not_find_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.cli.demo import _how_to_call_intake
+
+    bin_dir = _venv(tmp_path)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # not activated
+    assert _how_to_call_intake() == ".venv/bin/intake"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert _how_to_call_intake() == str(bin_dir / "intake")
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")  # activated
+    assert _how_to_call_intake() == "intake"

@@ -371,6 +371,8 @@ async def test_doctor_passes_a_healthy_installation_and_names_the_bot(
     "breakage",
     [
         "world-readable token",
+        "world-readable server_secret",
+        "unreadable server_secret",
         "database typo",
         "token refused",
         "telegram unreachable",
@@ -385,6 +387,8 @@ async def test_doctor_fails_each_broken_installation_on_the_right_check(
     config = config_of(installation)
     failing = {
         "world-readable token": "file modes",
+        "world-readable server_secret": "file modes",
+        "unreadable server_secret": "secrets",
         "database typo": "database",
         "token refused": "token",
         "telegram unreachable": "telegram",
@@ -393,6 +397,11 @@ async def test_doctor_fails_each_broken_installation_on_the_right_check(
     }[breakage]
     if breakage == "world-readable token":
         (installation.path / "token").chmod(0o644)
+    elif breakage == "world-readable server_secret":
+        (installation.path / "server_secret").chmod(0o644)
+    elif breakage == "unreadable server_secret":
+        (installation.path / "server_secret").unlink()
+        (installation.path / "server_secret").mkdir()  # root reads any file; not a directory
     elif breakage == "database typo":
         config.write_text(_with_database(config.read_text(), "sqlite:///intak.db"))
     elif breakage == "token refused":
@@ -416,6 +425,15 @@ async def test_doctor_fails_each_broken_installation_on_the_right_check(
     assert standin.token not in ran.stdout + ran.stderr
     assert OTHER_TOKEN.split(":")[1] not in ran.stdout + ran.stderr
     assert not (installation.path / "intak.db").exists()
+    if breakage.endswith("server_secret"):
+        detail = str(checks[failing]["detail"])
+        assert "server_secret" in detail, detail
+        if breakage.startswith("unreadable"):
+            assert "cannot read" in detail, detail
+            assert checks["config"]["ok"] is True, str(ran)
+        else:
+            assert "0644" in detail, detail
+            assert "chmod 600" in detail, detail
 
 
 PHRASE = "the persimmons are ripe early"
