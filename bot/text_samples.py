@@ -161,7 +161,8 @@ def _notices() -> Iterator[Sample]:
         )
         if act == "resume":
             continue  # only a PAUSED group is resumed, and one person does it
-        asked = {**acted, "kind": "asked", "within_s": 1800}
+        # A request says no end: a pause is measured from its confirmation.
+        asked = {**acted, "kind": "asked", "within_s": 1800, "until": None}
         yield Sample(f"notice: asked to {act}", partial(_notice, Status.DETAINED, "duress", asked))
         confirmed: dict[str, object] = {**acted, "kind": "confirmed", "first": "Min-jun (p-91c0)"}
         yield Sample(f"notice: {act} confirmed", partial(_notice, status, "confirmed", confirmed))
