@@ -261,6 +261,10 @@ async def _delete_quietly(
         # A 400 is for good (too old to delete, not the bot's): python-telegram-bot makes
         # it a NetworkError, which the next clause would try again every few seconds.
         log.info("Telegram refused for good to delete messages in a chat (%s)", type(exc).__name__)
+        if durable:
+            # Crossed off as refused for good: kept, it would be tried at every start
+            # until Telegram's 48 hours run out, with the chat sealed in it meanwhile.
+            await _cross_off(context, chat_id, message_ids)
         return False
     except (TimedOut, NetworkError) as exc:
         log.info("deleting messages failed for now (%s); trying again", type(exc).__name__)

@@ -14,7 +14,7 @@ from bot.handlers import DELETE_RETRY
 from bot.refusals import REFUSALS_EVERY, RefusalTally
 from bot.standin import TelegramStandIn
 from storage.db import open_database, session_factory
-from storage.models import AuditEvent
+from storage.models import AuditEvent, PendingDeletion
 from tests.bot.intake_harness import eventually, install, running_bot
 from tests.conftest import Database
 
@@ -84,3 +84,10 @@ async def test_a_permanent_400_on_a_deletion_is_not_tried_again(
         await asyncio.sleep(2 * DELETE_RETRY.total_seconds())
         # Tried again every DELETE_RETRY, the count would have grown by about two per chain.
         assert standin.calls.count("deleteMessages") == settled
+    # Written-down deletions refused for good are crossed off, not kept (with the chat
+    # sealed in them) to be tried at every start until Telegram's 48 hours run out.
+    async with (
+        open_database(installation.settings.database.url, migrate_to_head=False) as engine,
+        session_factory(engine)() as session,
+    ):
+        assert (await session.exec(select(PendingDeletion))).all() == []
