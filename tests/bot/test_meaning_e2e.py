@@ -240,6 +240,54 @@ async def test_a_relative_of_two_groups_chooses_by_label_after_yes(world: World)
     assert {(w.group_id, w.operator_id) for w in wraps} == {(oak.id, None)}  # the others' gone
 
 
+async def _asked(world: World, update: dict[str, object]) -> SentMessage:
+    """The follow-up the bot sends about ``update``."""
+    asked = len([m for m in world.standin.sent if m.reply_markup])
+    await taken_in(world, update)
+    await eventually(lambda: len([m for m in world.standin.sent if m.reply_markup]) > asked)
+    return [m for m in world.standin.sent if m.reply_markup][-1]
+
+
+async def test_after_yes_a_relative_of_two_groups_sees_the_same_step_whatever_matched(
+    world: World,
+) -> None:
+    """Promise 4: the step after Yes (or a confirmed flag) does not tell a phrase, a duress
+    phrase or a member's number from an ordinary text; a label contradicting the phrase's
+    group undoes nothing (#14)."""
+    texts = (
+        "we are waiting for the bus",
+        "Mum, the tea is warm today",
+        "Mum, the rain has stopped today",
+        f"[SMS from {MEMBER_PHONE}] ok",
+    )
+    after_yes, after_label = [], []
+    async with running_bot(world.installation, world.standin):
+        for text in texts:
+            question = await _asked(world, world.standin.send_text(world.of_two, text, date=SENT))
+            await press(world, world.of_two, question, 0)  # Yes
+            after_yes.append(
+                (question.text, question.callback_data and len(question.callback_data))
+            )
+            await press(world, world.of_two, question, 1)  # the label of OAK-2
+            after_label.append(question.text)
+        # A confirmed flag on the duress phrase: the same step as well.
+        question = await _asked(
+            world, world.standin.send_text(world.of_two, "the rain has stopped")
+        )
+        await press(world, world.of_two, question, 2)  # the flag
+        await press(world, world.of_two, question, 0)  # sure
+        after_yes.append((question.text, question.callback_data and len(question.callback_data)))
+    assert after_yes == [("Which one?", 2)] * 5
+    assert after_label == ["Thank you."] * 4
+    # The phrase's placement stands: the duress is PINE-7's, and OAK-2 got only the
+    # ordinary text its label was chosen for.
+    pine = await world.group("PINE-7")
+    assert pine.status is Status.DETAINED
+    assert pine.status_basis == "duress"
+    assert await world.signals("OAK-2") == [Signal.CHECKIN]
+    assert Signal.DURESS in await world.signals("PINE-7")
+
+
 async def test_a_duress_phrase_gets_exactly_a_check_ins_reply(world: World) -> None:
     async with running_bot(world.installation, world.standin):
         checkin = world.standin.send_text(world.of_one, "Mum, the tea is warm today", date=SENT)
