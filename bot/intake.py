@@ -691,8 +691,9 @@ ALARMS = frozenset({Signal.DURESS, Signal.DETAINED})
 def _unconfirmed_news(
     meaning: Meaning, forwarders: Sequence[Group], received: Received
 ) -> tuple[uuid.UUID, ...]:
-    """The groups in trouble that a relative's new message with no signal may be about
-    (the one it is linked to, or those they are asked to choose from). Such a message is
+    """The groups in trouble that a relative's new message may be about, where nothing it
+    said was counted: linked with no signal, or not placed (those they are asked to choose
+    from, even if it holds a phrase of several of them). Such a message is
     never silent, answered or not (promise 8): a check-in the relative forwarded and
     then did not confirm must not leave the activists with nothing but the silence."""
     if not forwarders or received.is_edit:
@@ -701,10 +702,13 @@ def _unconfirmed_news(
         # A duress or detention phrase of several of their groups, not yet placed: each
         # of those groups' activists hears of it at once, whatever its status.
         return tuple(g.id for g in meaning.candidates)
+    if meaning.group is None:
+        # Not placed, whatever it said (a check-in phrase of several of their groups
+        # counts for none of them until a label is chosen): news for those in trouble.
+        return tuple(g.id for g in meaning.candidates if g.status in TROUBLE)
     if meaning.signal is not None:
-        return ()
-    about = [meaning.group] if meaning.group is not None else list(meaning.candidates)
-    return tuple(g.id for g in about if g.status in TROUBLE)
+        return ()  # placed, and what it said was counted
+    return (meaning.group.id,) if meaning.group.status in TROUBLE else ()
 
 
 def _start_code(update: Update) -> str | None:

@@ -553,6 +553,51 @@ async def test_unconfirmed_news_about_a_silent_group_reaches_its_activists(world
     assert [item.id for item in listed] == [stored["row"].id]
 
 
+async def test_a_check_in_phrase_of_two_silent_groups_left_unanswered_is_news(
+    world: World,
+) -> None:
+    """A check-in phrase shared by two of the relative's groups counts for neither until a
+    label is chosen; unanswered while both are SILENT, it must not be silent (#14)."""
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    now = utc_now()
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await get_group(session, codename="PINE-7")
+        oak = await get_group(session, codename="OAK-2")
+        await add_phrase(
+            session,
+            server=server,
+            group=oak,
+            phrase="the tea is warm",
+            means=Signal.CHECKIN,
+            now=now,
+        )
+        for group in (pine, oak):
+            await flip(session, group=group, to=Status.SILENT, at=now, basis="grace", now=now)
+            group.next_transition_at = now + timedelta(days=1)  # the engine leaves it be
+            session.add(group)
+        activist = await get_or_create_person(
+            session, server=server, telegram_id=ACTIVIST, chat_id=ACTIVIST, now=now
+        )
+        for group in (pine, oak):
+            session.add(RoleGrant(person_id=activist.id, role=Role.ACTIVIST, group_id=group.id))
+    world.standin.user(ACTIVIST, language_code="en")
+    news = {
+        f"Unconfirmed news about {codename} arrived; operators can read it."
+        for codename in ("PINE-7", "OAK-2")
+    }
+    async with running_bot(world.installation, world.standin):
+        await taken_in(world, world.standin.send_text(world.of_two, "the tea is warm"))
+        await eventually(lambda: news <= set(texts_to(world.standin, ACTIVIST)), within=30)
+    [stored] = await world.installation.stored()
+    assert stored["row"].group_id is None
+    assert stored["row"].unconfirmed is True
+    assert await world.signals("PINE-7") == await world.signals("OAK-2") == []
+
+
 async def test_a_duress_phrase_of_two_of_the_relatives_groups_asks_which(world: World) -> None:
     server = ServerKeys(world.installation.settings.server_secret_bytes())
     async with (
