@@ -48,7 +48,7 @@ from bot.meaning import (
     understand,
 )
 from bot.received import FileRef, Received, read_update, watcher_command
-from storage import audit
+from storage import audit, deletions
 from storage import news as owed_news
 from storage.checkins import forwarder_groups
 from storage.codebook import Phrase
@@ -524,6 +524,17 @@ class Intake:
         message, user = update.message, update.effective_user
         if message is None or user is None:  # _start_code checked both
             return Taken(Outcome.NOT_CONTENT)
+        # The code is on the relative's screen: its deletion is written down with the
+        # redemption (the chat sealed), so that a crash or a refusal to delete before the
+        # reply runs still has it deleted after the restart (bot.handlers.on_start).
+        deletions.remember(
+            session,
+            server=self.runtime.server,
+            chat_id=message.chat_id,
+            message_ids=[message.message_id],
+            sent_at=message.date,
+            due_at=now,
+        )
         person = batch.people.get(user.id) or await find_person(
             session, server=self.runtime.server, telegram_id=user.id
         )
