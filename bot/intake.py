@@ -441,7 +441,10 @@ class Intake:
         )
         origin_index = None
         if received.origin_kind is OriginKind.USER and received.origin_user_id is not None:
-            origin_index = rt.server.blind_index("telegram_id", str(received.origin_user_id))
+            # Argon2id, off the event loop (other chats' replies must not wait on it).
+            origin_index = await asyncio.to_thread(
+                rt.server.blind_index, "telegram_id", str(received.origin_user_id)
+            )
         if meaning.group is None and batch.operators is None:
             batch.operators = await active_operators(session)
         message = await store_message(

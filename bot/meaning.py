@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.linking import Evidence, decide
-from bot.phones import phone_numbers_in
+from bot.phones import MOST_NUMBERS, phone_numbers_in
 from bot.phrases import fold, match_phrases, possible_detention, strongest_phrase
 from bot.received import Received
 from storage.checkins import (
@@ -114,7 +114,8 @@ async def understand(
     elif received.origin_kind is OriginKind.HIDDEN_USER:
         name = str(received.body.get("origin", {}).get("name") or "")
         origin_groups = await _groups_with(session, server, IdentifierKind.HIDDEN_NAME, [name])
-    phone_groups = await _groups_with(session, server, IdentifierKind.PHONE, phone_numbers_in(text))
+    numbers = phone_numbers_in(text)[:MOST_NUMBERS]
+    phone_groups = await _groups_with(session, server, IdentifierKind.PHONE, numbers)
     matched = match_phrases(text, phrases)
     link = decide(
         Evidence(

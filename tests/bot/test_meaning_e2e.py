@@ -4,6 +4,7 @@ signals, and that a duress phrase gets exactly a check-in's reply."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.phones import MOST_NUMBERS
 from bot.standin import SimUser, TelegramStandIn, origin_hidden_user, origin_user
 from bot.standin.server import SentMessage
 from storage.checkins import flip, signals_of
@@ -185,6 +187,30 @@ async def test_a_pasted_sms_with_a_members_number_is_a_check_in_of_that_group(wo
     assert stored["row"].signal is Signal.CHECKIN
     assert pine.last_checkin_at == SENT
     assert not any("Which group" in t for t in texts_to(world.standin, RELATIVE_OF_TWO))
+
+
+async def test_numbers_in_a_text_are_looked_up_off_the_event_loop_and_at_most_ten(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each number costs an Argon2id index inside the write transaction: a text full of
+    numbers must not hold the event loop (everyone else's messages) for seconds (#14)."""
+    indexed: list[tuple[str, bool]] = []
+    original = ServerKeys.blind_index
+
+    def recording(self: ServerKeys, kind: str, normalised: str) -> bytes:
+        indexed.append((kind, threading.current_thread() is threading.main_thread()))
+        return original(self, kind, normalised)
+
+    monkeypatch.setattr(ServerKeys, "blind_index", recording)
+    # The member's own number first: it still links the message.
+    text = " ".join([MEMBER_PHONE, *(f"+8613800{n:06d}" for n in range(40))])
+    async with running_bot(world.installation, world.standin):
+        await taken_in(world, world.standin.send_text(world.of_two, text, date=SENT))
+    phones = [on_loop for kind, on_loop in indexed if kind == "phone"]
+    assert 1 <= len(phones) <= MOST_NUMBERS
+    assert not any(on_loop for _, on_loop in indexed)
+    [stored] = await world.installation.stored()
+    assert stored["row"].link_reason is LinkReason.MEMBER_PHONE
 
 
 async def test_a_forward_from_a_hidden_member_lands_in_their_group(world: World) -> None:
