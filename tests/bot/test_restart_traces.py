@@ -181,6 +181,47 @@ async def test_a_typed_command_refused_deletion_then_killed_is_deleted_after_the
     assert await _pending(installation) == []
 
 
+async def test_forwards_left_by_a_kill_between_their_batch_and_their_deletion_are_deleted(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    """A kill at another point than the replies': the batch is committed and confirmed,
+    Telegram refused to delete the relative's messages (flood control), then SIGKILL.
+    After the start they are deleted, and nothing is left to delete (#14)."""
+    installation = await _installed(tmp_path, database, standin)
+    user = standin.user(RELATIVE, language_code="en")
+    async with bot_process(installation) as bot:
+        await bot.start()
+        await wait_until(
+            standin, bot, lambda: "getUpdates" in standin.calls, within=60, what="the start"
+        )
+        standin.fail_next("deleteMessages", status=429, retry_after=120, count=50)
+        standin.fail_next("sendMessage", status=429, retry_after=120, count=50)
+        ids = {standin.send_text(user, f"forwarded {n}")["update_id"] for n in range(3)}
+        await wait_until(
+            standin,
+            bot,
+            lambda: ids <= standin.confirmed_update_ids(),
+            within=60,
+            what="the batch to be confirmed",
+        )
+        await bot.kill()
+        assert [m.get("text") for m in standin.messages_in(user.id)] == [
+            f"forwarded {n}" for n in range(3)
+        ]
+        standin._faults.clear()  # Telegram lets them be deleted again
+        await bot.start()
+        await wait_until(
+            standin,
+            bot,
+            lambda: standin.messages_in(user.id) == [],
+            within=60,
+            what="the chat to be empty",
+        )
+        await bot.stop()
+    assert await _pending(installation) == []
+    assert len(await installation.stored()) == 3  # stored once each, before the kill
+
+
 async def test_a_reply_past_telegrams_48_hours_is_given_up(
     tmp_path: Path, database: Database, standin: TelegramStandIn
 ) -> None:
