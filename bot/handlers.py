@@ -838,8 +838,9 @@ async def on_start(update: Update, context: Context) -> None:
             session.add(person)
         language = person.language
         role = await role_of(session, person_id=person.id)
-    # The code is on the relative's screen: it goes, whatever it was.
-    await _delete_quietly(context, message.chat_id, [message.message_id])
+    # The code is on the relative's screen: it goes, whatever it was (written down by
+    # bot.intake with the redemption; a bare /start is written down here).
+    await _delete_typed(context, message, written=taken.started is not None)
     if granted:
         await set_chat_commands(context.bot, message.chat_id, language, watcher=watcher)
     await _say(context, update, texts.welcome(role, translator(language)))
@@ -849,7 +850,30 @@ async def _remove_command(update: Update, context: Context) -> None:
     """A command typed by the relative stays on their phone no longer than needed."""
     message = update.effective_message
     if message is not None:
-        await _delete_quietly(context, message.chat_id, [message.message_id])
+        await _delete_typed(context, message, written=False)
+
+
+async def _delete_typed(context: Context, message: Message, *, written: bool) -> bool:
+    """Delete a command the relative typed, durably: written down first in
+    storage.deletions (unless ``written`` already), so that a refusal (flood control)
+    followed by a restart or a crash still has it deleted (restore_deletions), and
+    crossed off once deleted."""
+    if not written:
+        runtime = runtime_of(context)
+        try:
+            async with runtime.sessions() as session, session.begin():
+                deletions.remember(
+                    session,
+                    server=runtime.server,
+                    chat_id=message.chat_id,
+                    message_ids=[message.message_id],
+                    sent_at=message.date,
+                    due_at=utc_now(),
+                )
+        except Exception as exc:  # deleted all the same, only not after a restart
+            log.error("could not write down a command's deletion (%s)", type(exc).__name__)
+            return await _delete_quietly(context, message.chat_id, [message.message_id])
+    return await _delete_quietly(context, message.chat_id, [message.message_id], durable=True)
 
 
 async def on_help(update: Update, context: Context) -> None:
@@ -914,7 +938,9 @@ async def on_wipe(update: Update, context: Context) -> None:
     user, message = update.effective_user, update.effective_message
     if user is None or message is None:
         return
-    ids = [message.message_id]
+    # /wipe itself goes durably (as /help and /language do); the rest below.
+    await _remove_command(update, context)
+    ids: list[int] = []
     # The replies just sent (a receipt a second ago) may not be written down yet: wait for
     # them, and take those still only in memory too, so none is left on the phone.
     await deletions_written(runtime)

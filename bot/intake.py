@@ -49,7 +49,7 @@ from bot.meaning import (
 )
 from bot.received import FileRef, Received, read_update, watcher_command
 from bot.refusals import RefusalTally, refused_details
-from storage import audit
+from storage import audit, deletions
 from storage import news as owed_news
 from storage.checkins import forwarder_groups
 from storage.codebook import Phrase
@@ -446,7 +446,10 @@ class Intake:
         )
         origin_index = None
         if received.origin_kind is OriginKind.USER and received.origin_user_id is not None:
-            origin_index = rt.server.blind_index("telegram_id", str(received.origin_user_id))
+            # Argon2id, off the event loop (other chats' replies must not wait on it).
+            origin_index = await asyncio.to_thread(
+                rt.server.blind_index, "telegram_id", str(received.origin_user_id)
+            )
         if meaning.group is None and batch.operators is None:
             batch.operators = await active_operators(session)
         message = await store_message(
@@ -531,6 +534,17 @@ class Intake:
         message, user = update.message, update.effective_user
         if message is None or user is None:  # _start_code checked both
             return Taken(Outcome.NOT_CONTENT)
+        # The code is on the relative's screen: its deletion is written down with the
+        # redemption (the chat sealed), so that a crash or a refusal to delete before the
+        # reply runs still has it deleted after the restart (bot.handlers.on_start).
+        deletions.remember(
+            session,
+            server=self.runtime.server,
+            chat_id=message.chat_id,
+            message_ids=[message.message_id],
+            sent_at=message.date,
+            due_at=now,
+        )
         person = batch.people.get(user.id) or await find_person(
             session, server=self.runtime.server, telegram_id=user.id
         )
@@ -710,8 +724,9 @@ ALARMS = frozenset({Signal.DURESS, Signal.DETAINED})
 def _unconfirmed_news(
     meaning: Meaning, forwarders: Sequence[Group], received: Received
 ) -> tuple[uuid.UUID, ...]:
-    """The groups in trouble that a relative's new message with no signal may be about
-    (the one it is linked to, or those they are asked to choose from). Such a message is
+    """The groups in trouble that a relative's new message may be about, where nothing it
+    said was counted: linked with no signal, or not placed (those they are asked to choose
+    from, even if it holds a phrase of several of them). Such a message is
     never silent, answered or not (promise 8): a check-in the relative forwarded and
     then did not confirm must not leave the activists with nothing but the silence."""
     if not forwarders or received.is_edit:
@@ -720,10 +735,13 @@ def _unconfirmed_news(
         # A duress or detention phrase of several of their groups, not yet placed: each
         # of those groups' activists hears of it at once, whatever its status.
         return tuple(g.id for g in meaning.candidates)
+    if meaning.group is None:
+        # Not placed, whatever it said (a check-in phrase of several of their groups
+        # counts for none of them until a label is chosen): news for those in trouble.
+        return tuple(g.id for g in meaning.candidates if g.status in TROUBLE)
     if meaning.signal is not None:
-        return ()
-    about = [meaning.group] if meaning.group is not None else list(meaning.candidates)
-    return tuple(g.id for g in about if g.status in TROUBLE)
+        return ()  # placed, and what it said was counted
+    return (meaning.group.id,) if meaning.group.status in TROUBLE else ()
 
 
 def _start_code(update: Update) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.linking import Evidence, decide
-from bot.phones import phone_numbers_in
+from bot.phones import MOST_NUMBERS, phone_numbers_in
 from bot.phrases import fold, match_phrases, possible_detention, strongest_phrase
 from bot.received import Received
 from storage.checkins import (
@@ -114,7 +114,8 @@ async def understand(
     elif received.origin_kind is OriginKind.HIDDEN_USER:
         name = str(received.body.get("origin", {}).get("name") or "")
         origin_groups = await _groups_with(session, server, IdentifierKind.HIDDEN_NAME, [name])
-    phone_groups = await _groups_with(session, server, IdentifierKind.PHONE, phone_numbers_in(text))
+    numbers = phone_numbers_in(text)[:MOST_NUMBERS]
+    phone_groups = await _groups_with(session, server, IdentifierKind.PHONE, numbers)
     matched = match_phrases(text, phrases)
     link = decide(
         Evidence(
@@ -209,8 +210,10 @@ async def record(
 #
 #   No          -> "Thank you." (a note: nothing recorded)
 #   flag        -> "Are you sure?" [Yes] [No]   (one stray tap raises no alarm)
-#   Yes / sure  -> "Thank you.", or for a relative of several groups whose message
-#                  nothing placed, "Which one?" with the labels fixed at invite time.
+#   Yes / sure  -> "Thank you.", or for a relative of several groups (whatever placed
+#                  the message, or nothing), "Which one?" with the labels fixed at
+#                  invite time. A label places a message nothing placed; on a placed one
+#                  it adds nothing (the press was applied to the placing group already).
 #
 # Yes records a check-in of a linked message that showed nothing by itself; a confirmed
 # flag records a detention report. Presses of people who forward for no group are
@@ -289,6 +292,10 @@ async def apply_choice(
     if choice.kind == "g":
         groups = {g.id: g for g, _ in labelled}
         if message.group_id is not None or choice.group_id not in groups:
+            # Already placed (a phrase, a member's number or origin, an earlier label), or
+            # not one of theirs: the placement stands and its Yes / flag was applied when
+            # pressed. A label contradicting it adds nothing: it must never undo what a
+            # phrase said (a duress phrase above all), nor count one message for two groups.
             return Answer(False)
         group = groups[choice.group_id]
         await link_to_chosen(session, message=message, group=group)
@@ -304,14 +311,22 @@ async def apply_choice(
             )
         await _confirmed(session, message, group, choice.value, now)
         return Answer(True)  # linked, whatever else the press added
+    # A relative of several groups is always asked which one next, whatever placed the
+    # message (or nothing did): the step after a press must not tell a code phrase, a
+    # duress phrase or a member's number from an ordinary text.
+    then: Step = Step.THANKS
+    labels: tuple[tuple[uuid.UUID, str], ...] = ()
+    if len(labelled) > 1:
+        then = Step.WHICH
+        labels = tuple((g.id, label) for g, label in labelled)
     if message.group_id is None:
-        if len(labelled) > 1:
-            return Answer(False, Step.WHICH, tuple((g.id, label) for g, label in labelled))
-        return Answer(False)  # placed by nothing although they forward for one: operators
+        return Answer(False, then, labels)  # the label press places it (or nothing does)
     linked = await session.get(Group, message.group_id)
     if linked is None:
-        return Answer(False)
-    return Answer(await _confirmed(session, message, linked, choice.value, now))
+        return Answer(False, then, labels)
+    # Placed already: the press is applied to the group that placed it, now, so that it
+    # counts whether or not a label is pressed after it.
+    return Answer(await _confirmed(session, message, linked, choice.value, now), then, labels)
 
 
 async def _confirmed(

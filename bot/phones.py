@@ -15,7 +15,12 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberMatcher, PhoneNumberType
 
-__all__ = ["phone_numbers_in"]
+__all__ = ["MOST_NUMBERS", "phone_numbers_in"]
+
+# The most numbers of one text that are looked up (each costs an Argon2id blind index,
+# some 20 ms): a pasted SMS carries one or two; a 4,096-character text can hold 273,
+# which would hold up everyone else's messages for seconds.
+MOST_NUMBERS = 10
 
 DEFAULT_REGIONS = ("CN", "KR")
 

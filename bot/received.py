@@ -24,15 +24,15 @@ from telegram import (
     User,
 )
 
+from bot import texts
 from storage.models import MessageKind, OriginKind
 
 # Commands the bot answers itself; their messages are not content to store.
 COMMANDS = frozenset({"start", "help", "language", "wipe"})
-# Activists' and admins' commands (bot.commands.ACTIONS): not content when one of them
-# types it; anyone else's is a message like any other, and gets the same receipt.
-WATCHER_COMMANDS = frozenset(
-    {"status", "group", "pause", "resume", "safe", "detained", "stage", "timezone", "timeline"}
-)
+# Activists' and admins' commands (bot.commands.ACTIONS, listed with their menu words in
+# bot.texts, the one list): not content when one of them types it; anyone else's is a
+# message like any other, and gets the same receipt.
+WATCHER_COMMANDS = frozenset(name for name, _ in texts.WATCHER_COMMANDS)
 
 
 # Service messages are not messages (issue #14): an auto-delete timer set, a pin, write

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -70,8 +71,10 @@ async def add_member(
 async def members_with(
     session: AsyncSession, *, server: ServerKeys, kind: IdentifierKind, value: str
 ) -> Sequence[MemberIdentifier]:
-    """Every member (of any group) with this identifier."""
-    index = server.blind_index(kind.value, normalise(kind, value))
+    """Every member (of any group) with this identifier. The Argon2id index (some 20 ms)
+    is computed off the event loop: intake calls this inside its write transaction, and
+    other relatives' messages must not wait behind it."""
+    index = await asyncio.to_thread(server.blind_index, kind.value, normalise(kind, value))
     result = await session.exec(
         select(MemberIdentifier).where(
             MemberIdentifier.kind == kind, MemberIdentifier.blind_index == index

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.commands import ACTIONS
+from bot.received import WATCHER_COMMANDS
 from bot.standin import SimUser, TelegramStandIn
 from storage.checkins import record_signal
 from storage.crypto import KemName, ServerKeys
@@ -154,6 +156,8 @@ async def test_an_activists_mistyped_command_is_answered_and_never_stored(world:
     async with running_bot(world.installation, world.standin):
         assert await world.ask(OWN, "/detained PINE7") == "No group PINE7 among yours."
         assert await world.ask(OWN, "/pause") == "Use: /pause CODENAME 12h"
+        assert await world.ask(OWN, "/clear PINE7") == "No group PINE7 among yours."
+        assert await world.ask(OWN, "/clear") == "Use: /clear CODENAME"
         legs = await world.ask(OWN, "/stage PINE-7 nowhere")
         assert legs.splitlines() == ["Use: /stage CODENAME LEG", "Known legs: Kunming"]
         assert not any((m.text or "").startswith("Received") for m in world.standin.sent)
@@ -279,3 +283,8 @@ async def test_start_keeps_telegrams_language_and_greets_and_helps_each_role_in_
             person = await find_person(session, server=server, telegram_id=who)
             assert person is not None
             assert person.language == language
+
+
+def test_the_commands_kept_out_of_the_inbox_are_the_commands_answered() -> None:
+    # One list: a watcher's command answered by bot.commands is never stored as a message.
+    assert set(ACTIONS) == WATCHER_COMMANDS

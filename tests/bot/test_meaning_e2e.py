@@ -4,6 +4,7 @@ signals, and that a duress phrase gets exactly a check-in's reply."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.phones import MOST_NUMBERS
 from bot.standin import SimUser, TelegramStandIn, origin_hidden_user, origin_user
 from bot.standin.server import SentMessage
 from storage.checkins import flip, signals_of
@@ -187,6 +189,30 @@ async def test_a_pasted_sms_with_a_members_number_is_a_check_in_of_that_group(wo
     assert not any("Which group" in t for t in texts_to(world.standin, RELATIVE_OF_TWO))
 
 
+async def test_numbers_in_a_text_are_looked_up_off_the_event_loop_and_at_most_ten(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each number costs an Argon2id index inside the write transaction: a text full of
+    numbers must not hold the event loop (everyone else's messages) for seconds (#14)."""
+    indexed: list[tuple[str, bool]] = []
+    original = ServerKeys.blind_index
+
+    def recording(self: ServerKeys, kind: str, normalised: str) -> bytes:
+        indexed.append((kind, threading.current_thread() is threading.main_thread()))
+        return original(self, kind, normalised)
+
+    monkeypatch.setattr(ServerKeys, "blind_index", recording)
+    # The member's own number first: it still links the message.
+    text = " ".join([MEMBER_PHONE, *(f"+8613800{n:06d}" for n in range(40))])
+    async with running_bot(world.installation, world.standin):
+        await taken_in(world, world.standin.send_text(world.of_two, text, date=SENT))
+    phones = [on_loop for kind, on_loop in indexed if kind == "phone"]
+    assert 1 <= len(phones) <= MOST_NUMBERS
+    assert not any(on_loop for _, on_loop in indexed)
+    [stored] = await world.installation.stored()
+    assert stored["row"].link_reason is LinkReason.MEMBER_PHONE
+
+
 async def test_a_forward_from_a_hidden_member_lands_in_their_group(world: World) -> None:
     origin_date = SENT - timedelta(hours=3)
     async with running_bot(world.installation, world.standin):
@@ -238,6 +264,54 @@ async def test_a_relative_of_two_groups_chooses_by_label_after_yes(world: World)
     assert oak.last_checkin_at == SENT
     wraps = await world.wraps_of(stored["row"].id)
     assert {(w.group_id, w.operator_id) for w in wraps} == {(oak.id, None)}  # the others' gone
+
+
+async def _asked(world: World, update: dict[str, object]) -> SentMessage:
+    """The follow-up the bot sends about ``update``."""
+    asked = len([m for m in world.standin.sent if m.reply_markup])
+    await taken_in(world, update)
+    await eventually(lambda: len([m for m in world.standin.sent if m.reply_markup]) > asked)
+    return [m for m in world.standin.sent if m.reply_markup][-1]
+
+
+async def test_after_yes_a_relative_of_two_groups_sees_the_same_step_whatever_matched(
+    world: World,
+) -> None:
+    """Promise 4: the step after Yes (or a confirmed flag) does not tell a phrase, a duress
+    phrase or a member's number from an ordinary text; a label contradicting the phrase's
+    group undoes nothing (#14)."""
+    texts = (
+        "we are waiting for the bus",
+        "Mum, the tea is warm today",
+        "Mum, the rain has stopped today",
+        f"[SMS from {MEMBER_PHONE}] ok",
+    )
+    after_yes, after_label = [], []
+    async with running_bot(world.installation, world.standin):
+        for text in texts:
+            question = await _asked(world, world.standin.send_text(world.of_two, text, date=SENT))
+            await press(world, world.of_two, question, 0)  # Yes
+            after_yes.append(
+                (question.text, question.callback_data and len(question.callback_data))
+            )
+            await press(world, world.of_two, question, 1)  # the label of OAK-2
+            after_label.append(question.text)
+        # A confirmed flag on the duress phrase: the same step as well.
+        question = await _asked(
+            world, world.standin.send_text(world.of_two, "the rain has stopped")
+        )
+        await press(world, world.of_two, question, 2)  # the flag
+        await press(world, world.of_two, question, 0)  # sure
+        after_yes.append((question.text, question.callback_data and len(question.callback_data)))
+    assert after_yes == [("Which one?", 2)] * 5
+    assert after_label == ["Thank you."] * 4
+    # The phrase's placement stands: the duress is PINE-7's, and OAK-2 got only the
+    # ordinary text its label was chosen for.
+    pine = await world.group("PINE-7")
+    assert pine.status is Status.DETAINED
+    assert pine.status_basis == "duress"
+    assert await world.signals("OAK-2") == [Signal.CHECKIN]
+    assert Signal.DURESS in await world.signals("PINE-7")
 
 
 async def test_a_duress_phrase_gets_exactly_a_check_ins_reply(world: World) -> None:
@@ -503,6 +577,51 @@ async def test_unconfirmed_news_about_a_silent_group_reaches_its_activists(world
         keyring = await Keyring.for_key(session, world.installation.operator_key)
         listed = await list_inbox(session, keyring, unconfirmed=True)
     assert [item.id for item in listed] == [stored["row"].id]
+
+
+async def test_a_check_in_phrase_of_two_silent_groups_left_unanswered_is_news(
+    world: World,
+) -> None:
+    """A check-in phrase shared by two of the relative's groups counts for neither until a
+    label is chosen; unanswered while both are SILENT, it must not be silent (#14)."""
+    server = ServerKeys(world.installation.settings.server_secret_bytes())
+    now = utc_now()
+    async with (
+        open_database(world.installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await get_group(session, codename="PINE-7")
+        oak = await get_group(session, codename="OAK-2")
+        await add_phrase(
+            session,
+            server=server,
+            group=oak,
+            phrase="the tea is warm",
+            means=Signal.CHECKIN,
+            now=now,
+        )
+        for group in (pine, oak):
+            await flip(session, group=group, to=Status.SILENT, at=now, basis="grace", now=now)
+            group.next_transition_at = now + timedelta(days=1)  # the engine leaves it be
+            session.add(group)
+        activist = await get_or_create_person(
+            session, server=server, telegram_id=ACTIVIST, chat_id=ACTIVIST, now=now
+        )
+        for group in (pine, oak):
+            session.add(RoleGrant(person_id=activist.id, role=Role.ACTIVIST, group_id=group.id))
+    world.standin.user(ACTIVIST, language_code="en")
+    news = {
+        f"Unconfirmed news about {codename} arrived; operators can read it."
+        for codename in ("PINE-7", "OAK-2")
+    }
+    async with running_bot(world.installation, world.standin):
+        await taken_in(world, world.standin.send_text(world.of_two, "the tea is warm"))
+        await eventually(lambda: news <= set(texts_to(world.standin, ACTIVIST)), within=30)
+    [stored] = await world.installation.stored()
+    assert stored["row"].group_id is None
+    assert stored["row"].unconfirmed is True
+    assert await world.signals("PINE-7") == await world.signals("OAK-2") == []
 
 
 async def test_a_duress_phrase_of_two_of_the_relatives_groups_asks_which(world: World) -> None:

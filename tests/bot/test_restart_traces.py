@@ -23,7 +23,7 @@ from storage.db import open_database, session_factory
 from storage.deletions import remember
 from storage.groups import Schedule, create_group
 from storage.models import PendingDeletion, Role, RoleGrant, Status
-from storage.people import get_or_create_person
+from storage.people import create_invite, get_or_create_person
 from storage.timeutil import utc_now
 from tests.bot.intake_harness import Installation, eventually, install, running_bot
 from tests.bot.test_crash import bot_process, wait_until
@@ -120,6 +120,106 @@ async def test_wipe_after_a_restart_empties_the_chat(
         left = standin.messages_in(user.id)
         assert [m.get("text") for m in left] == ["Done."], left
         await bot.stop()
+
+
+@pytest.mark.parametrize("typed", ["/start CODE", "/help"])
+async def test_a_typed_command_refused_deletion_then_killed_is_deleted_after_the_restart(
+    tmp_path: Path, database: Database, standin: TelegramStandIn, typed: str
+) -> None:
+    """Promise 3: /start CODE (its code above all) and the other typed commands are
+    deleted durably: Telegram refusing to delete (flood control) and then a SIGKILL do
+    not leave them on the phone (#14)."""
+    installation = await _installed(tmp_path, database, standin)
+    server = ServerKeys(installation.settings.server_secret_bytes())
+    async with (
+        open_database(installation.settings.database.url) as engine,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        pine = await create_group(
+            session, codename="PINE-7", schedule=SCHEDULE, kem=KemName.X25519, now=utc_now()
+        )
+        _, code = await create_invite(
+            session,
+            server=server,
+            role=Role.RELATIVE,
+            group=pine,
+            ttl=timedelta(days=1),
+            now=utc_now(),
+        )
+    user = standin.user(RELATIVE, language_code="en")
+    async with bot_process(installation) as bot:
+        await bot.start()
+        await wait_until(
+            standin, bot, lambda: "getUpdates" in standin.calls, within=60, what="the start"
+        )
+        standin.fail_next("deleteMessages", status=429, retry_after=120, count=50)
+        standin.fail_next("sendMessage", status=429, retry_after=120, count=50)
+        standin.send_text(user, typed.replace("CODE", code))
+        # The handler's attempt to delete it was refused: it waits two minutes in memory.
+        await wait_until(
+            standin,
+            bot,
+            lambda: "deleteMessages" in standin.calls,
+            within=60,
+            what="the refused deletion",
+        )
+        await bot.kill()
+        standin._faults.clear()  # Telegram lets it be deleted again
+        assert [m.get("text") for m in standin.messages_in(user.id)] == [
+            typed.replace("CODE", code)
+        ]
+        await bot.start()
+        await wait_until(
+            standin,
+            bot,
+            lambda: standin.messages_in(user.id) == [],
+            within=60,
+            what="the typed command to be deleted",
+        )
+        await bot.stop()
+    assert await _pending(installation) == []
+
+
+async def test_forwards_left_by_a_kill_between_their_batch_and_their_deletion_are_deleted(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    """A kill at another point than the replies': the batch is committed and confirmed,
+    Telegram refused to delete the relative's messages (flood control), then SIGKILL.
+    After the start they are deleted, and nothing is left to delete (#14)."""
+    installation = await _installed(tmp_path, database, standin)
+    user = standin.user(RELATIVE, language_code="en")
+    async with bot_process(installation) as bot:
+        await bot.start()
+        await wait_until(
+            standin, bot, lambda: "getUpdates" in standin.calls, within=60, what="the start"
+        )
+        standin.fail_next("deleteMessages", status=429, retry_after=120, count=50)
+        standin.fail_next("sendMessage", status=429, retry_after=120, count=50)
+        ids = {standin.send_text(user, f"forwarded {n}")["update_id"] for n in range(3)}
+        await wait_until(
+            standin,
+            bot,
+            lambda: ids <= standin.confirmed_update_ids(),
+            within=60,
+            what="the batch to be confirmed",
+        )
+        await bot.kill()
+        assert [m.get("text") for m in standin.messages_in(user.id)] == [
+            f"forwarded {n}" for n in range(3)
+        ]
+        standin._faults.clear()  # Telegram lets them be deleted again
+        await bot.start()
+        await wait_until(
+            standin,
+            bot,
+            lambda: standin.messages_in(user.id) == [],
+            within=60,
+            what="the chat to be empty",
+        )
+        await bot.stop()
+    assert await _pending(installation) == []
+    assert len(await installation.stored()) == 3  # stored once each, before the kill
 
 
 async def test_a_reply_past_telegrams_48_hours_is_given_up(

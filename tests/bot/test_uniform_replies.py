@@ -10,6 +10,8 @@ the same deletions, at the same delays within a tolerance.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import json
 import re
@@ -24,6 +26,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from bot.standin import ChatCall, SimUser, TelegramStandIn
+from bot.standin.server import SentMessage
 from storage.codebook import add_phrase
 from storage.crypto import KemName, ServerKeys
 from storage.db import open_database, session_factory
@@ -42,9 +45,12 @@ DURESS = "the rain has stopped"
 SENDERS = ("stranger", "one group", "two groups")
 POOL = 60  # enrolled relatives of each kind: one fresh chat per message
 RECEIPT_TTL, QUESTION_TTL = 1.0, 2.0  # seconds, as configured below
+PRESS_TTL = 6.0  # the question's lifetime where buttons are pressed
 TOLERANCE = 1.5  # seconds: deletions are due to the whole second, on a shared machine
 REF = re.compile(r"[0-9A-F]{6}$")
 CALLBACK = re.compile(r"^([cg]):[A-Za-z0-9_-]{22}:")
+# The same, inside a call's parameters as JSON (an edit's buttons).
+CALLBACK_IN = re.compile(r"\b([cg]):[A-Za-z0-9_-]{22}:")
 
 
 @dataclass
@@ -55,13 +61,26 @@ class Chats:
 
 @pytest.fixture
 async def chats(tmp_path: Path, database: Database) -> AsyncIterator[Chats]:
+    async with _chats(tmp_path, database, QUESTION_TTL) as running:
+        yield running
+
+
+@pytest.fixture
+async def pressing_chats(tmp_path: Path, database: Database) -> AsyncIterator[Chats]:
+    # Long enough to press three buttons before the question deletes itself.
+    async with _chats(tmp_path, database, PRESS_TTL) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def _chats(tmp_path: Path, database: Database, question_ttl: float) -> AsyncIterator[Chats]:
     standin = TelegramStandIn()
     await standin.start()
     installation = await install(
         tmp_path / "server",
         standin=standin,
         database_url=database.url,
-        question_ttl=f"{QUESTION_TTL:.0f}s",
+        question_ttl=f"{question_ttl:.0f}s",
     )
     server = ServerKeys(installation.settings.server_secret_bytes())
     now = utc_now()
@@ -146,7 +165,9 @@ def _view(calls: Sequence[ChatCall], typed: int) -> list[tuple[Any, ...]]:
             delays = tuple(round(call.at - sent_at.get(r, call.at), 1) for r in roles)
             view.append((call.method, roles, delays))
         else:
-            view.append((call.method, json.dumps(p, sort_keys=True, default=str)))
+            # The chat's own id apart (each chat is another relative's).
+            params = json.dumps({k: v for k, v in p.items() if k != "chat_id"}, sort_keys=True)
+            view.append((call.method, CALLBACK_IN.sub(r"\1:*:", params)))
         if call.method == "sendMessage":
             # The stand-in numbers a chat's messages in order: the bot's n-th reply
             # follows the relative's message.
@@ -167,7 +188,15 @@ def _same(views: list[list[tuple[Any, ...]]]) -> None:
                 assert a == b, (first, view)
 
 
-async def _play(chats: Chats, drawn: list[tuple[str, str]]) -> list[list[tuple[Any, ...]]]:
+async def _play(
+    chats: Chats,
+    drawn: Sequence[tuple[str, str]],
+    presses: Sequence[Sequence[int]] = (),
+    question_ttl: float = QUESTION_TTL,
+) -> list[list[tuple[Any, ...]]]:
+    """Each drawn sender sends the drawn text in a fresh chat; where ``presses`` is given,
+    the buttons of those rows are pressed on its follow-up in turn, as long as it shows
+    buttons."""
     standin = chats.standin
     sent: list[tuple[SimUser, int]] = []
     for sender, text in drawn:
@@ -186,11 +215,31 @@ async def _play(chats: Chats, drawn: list[tuple[str, str]]) -> list[list[tuple[A
             >= 2
         )
 
-    await eventually(lambda: all(settled(u) for u, _ in sent), within=QUESTION_TTL + 30.0)
+    for (user, _), rows in zip(sent, presses, strict=False):
+        await _press(standin, user, rows)
+    await eventually(lambda: all(settled(u) for u, _ in sent), within=question_ttl + 30.0)
     return [
         _view([c for c in standin.chat_calls if c.chat_id == user.id], typed)
         for user, typed in sent
     ]
+
+
+def _moved_on(question: SentMessage, edits: int) -> bool:
+    return question.edit_count > edits
+
+
+async def _press(standin: TelegramStandIn, user: SimUser, rows: Sequence[int]) -> None:
+    def question() -> SentMessage | None:
+        return next((m for m in standin.sent if m.chat_id == user.id and m.reply_markup), None)
+
+    await eventually(lambda: question() is not None)
+    asked = question()
+    assert asked is not None
+    for row in rows:
+        if not asked.callback_data:
+            return  # the question ended ("Thank you."): nothing more to press
+        standin.press_button(user, asked.message, asked.callback_data[row])
+        await eventually(functools.partial(_moved_on, asked, asked.edit_count))
 
 
 @settings(
@@ -222,3 +271,53 @@ async def test_every_sender_and_text_get_the_same_calls_in_their_chat(
     assert set(deletions) == {("typed",), ("bot 1",), ("bot 2",)}
     assert abs(deletions[("bot 1",)][0] - RECEIPT_TTL) <= TOLERANCE
     assert abs(deletions[("bot 2",)][0] - QUESTION_TTL) <= TOLERANCE
+
+
+# The presses of a follow-up: Yes then the first label offered; the flag, "sure", then
+# the second label; No.
+PATHS = {"yes": (0, 0), "flag": (2, 0, 1), "no": (1,)}
+
+
+@settings(
+    max_examples=4,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    drawn=st.lists(
+        st.tuples(
+            st.sampled_from(SENDERS),
+            st.sampled_from(("phrase", "duress", "nothing")),
+            st.sampled_from(tuple(PATHS)),
+        ),
+        min_size=2,
+        max_size=4,
+    )
+)
+async def test_the_steps_after_a_press_do_not_tell_what_was_sent(
+    pressing_chats: Chats, drawn: list[tuple[str, str, str]]
+) -> None:
+    """After Yes, a confirmed flag or No, a relative's chat goes on the same way for a
+    check-in phrase, a duress phrase and an ordinary text (a relative of two groups is
+    asked "Which one?" for all three); a stranger's goes on as a one-group relative's."""
+    # Baselines: an ordinary text of each kind of sender, on each drawn path.
+    baselines = {(kind, path) for _, _, path in drawn for kind in ("stranger", "two groups")}
+    played = [(kind, "nothing", path) for kind, path in sorted(baselines)] + drawn
+    views = await _play(
+        pressing_chats,
+        [(sender, text) for sender, text, _ in played],
+        [PATHS[path] for _, _, path in played],
+        question_ttl=PRESS_TTL,
+    )
+    alike: dict[tuple[bool, str], list[list[tuple[Any, ...]]]] = {}
+    for (sender, _, path), view in zip(played, views, strict=True):
+        alike.setdefault((sender == "two groups", path), []).append(view)
+    for (of_two, path), group in alike.items():
+        _same(group)
+        edits = [v[1] for v in group[0] if v[0] == "editMessageText"]
+        if of_two and path != "no":
+            assert any('"Which one?"' in e for e in edits), edits
+        else:
+            assert not any("Which one?" in e for e in edits), edits
