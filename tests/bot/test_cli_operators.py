@@ -176,3 +176,26 @@ def test_classical_group_keys_from_the_config_need_allow_classical_and_are_warne
     assert_ok(added)
     assert "warning: [keys] kem" in added.stderr
     assert "classical only" in added.stderr
+
+
+def test_operator_sign_signs_what_an_older_installation_left_unsigned(tmp_path: Path) -> None:
+    """The one-command migration: groups added before signatures (here without --key)
+    are not trusted until an operator signs them, once; the pinned signers stay 0600."""
+    assert_ok(intake("init", cwd=tmp_path))
+    public, fingerprint = keygen(tmp_path, "first.key")
+    assert_ok(intake("operator", "add", public, "--name", "First", *CLASSICAL, cwd=tmp_path))
+    assert_ok(intake("group", "add", "PINE-7", cwd=tmp_path))
+    assert_ok(intake("group", "add", "OAK-2", cwd=tmp_path))
+    assert intake("audit", "verify", cwd=tmp_path).stdout.count("NOT TRUSTED: groups row") == 2
+
+    signed = intake("operator", "sign", "--key", "first.key", cwd=tmp_path, env=PASSPHRASE)
+    assert_ok(signed)
+    verified = intake("audit", "verify", cwd=tmp_path)
+    assert_ok(verified)
+    assert "NOT TRUSTED" not in verified.stdout
+    pins = tmp_path / "operator_signers"
+    assert fingerprint.replace(":", "")[:16] in pins.read_text().replace(":", "")
+    assert pins.stat().st_mode & 0o777 == 0o600
+    # Nothing is left to sign: a second run changes nothing and still succeeds.
+    assert_ok(intake("operator", "sign", "--key", "first.key", cwd=tmp_path, env=PASSPHRASE))
+    assert_ok(intake("audit", "verify", cwd=tmp_path))
