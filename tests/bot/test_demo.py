@@ -199,6 +199,12 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
     assert "leg 3" in svg
     for secret in ("tea is warm", "persimmons", "잡혔", "Kunming", "Mi-rae", "138 0013"):
         assert secret not in svg
+    # In the installation's zone (the demo's is Seoul), or the one `intake --tz` names.
+    assert "time (KST)" in svg
+    intake(
+        "--tz", "UTC", "timeline", "PINE-7", "--config", config, "--out", "utc.svg", cwd=tmp_path
+    )
+    assert "time (UTC)" in (tmp_path / "utc.svg").read_text()
 
 
 def test_shredding_then_audit_verify_names_a_changed_entry_and_a_checkpoint_a_cut_tail(
