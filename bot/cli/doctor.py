@@ -86,8 +86,48 @@ async def diagnose(config: Path | None) -> list[Check]:
     checks += await _database(settings.database.url, settings.config_dir)
     if token is not None:
         checks += await _telegram(settings, token)
+    if settings.telegram.mode == "webhook":
+        checks.append(await _listener(settings.webhook.listen, settings.webhook.port))
     checks.append(_disk(settings.database.url, settings.config_dir))
     return checks
+
+
+async def _listener(host: str, port: int) -> Check:
+    """Whether `intake run` can listen where [webhook] says: the port is free, or this
+    installation's own bot already serves it (its /healthz answers). A port another
+    program holds would stop the bot at start (it binds before it touches the webhook)."""
+    import errno
+    import socket
+
+    import aiohttp
+
+    where = f"{host}:{port}"
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            return Check("listener", False, f"cannot listen on {where}: {exc.strerror}")
+    else:
+        return Check("listener", True, f"{where} is free for the webhook listener")
+    finally:
+        probe.close()
+    try:
+        timeout = aiohttp.ClientTimeout(total=3)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(f"http://{where}/healthz") as resp,
+        ):
+            if resp.status == 200 and (await resp.text()).strip() == "ok":
+                return Check("listener", True, f"{where} is served by a running intake")
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+    return Check(
+        "listener",
+        False,
+        f"another program listens on {where}: stop it, or change [webhook] port",
+    )
 
 
 def _modes(config_path: Path, secret_files: tuple[Path, ...], url: str) -> Check:

@@ -436,6 +436,61 @@ async def test_doctor_fails_each_broken_installation_on_the_right_check(
             assert "chmod 600" in detail, detail
 
 
+async def test_doctor_in_webhook_mode_says_whether_the_listener_can_start(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    """Free, or served by this installation's own running bot: fine. Held by another
+    program: `intake run` would stop at start, so doctor fails it, with the fix."""
+    port = free_port()
+    folder = tmp_path / "server"
+    folder.mkdir()
+    (folder / "webhook_secret").write_text(SECRET)
+    (folder / "webhook_secret").chmod(0o600)
+    public = f"https://127.0.0.1:{port}/hook"
+    installation = await install(
+        folder,
+        standin=standin,
+        database_url=database.url,
+        extra=f"""
+[webhook]
+listen = "127.0.0.1"
+port = {port}
+public_url = "{public}"
+secret_token = "file:webhook_secret"
+""",
+    )
+    config = config_of(installation)
+    config.write_text(config.read_text().replace("[telegram]\n", '[telegram]\nmode = "webhook"\n'))
+    await healthy(installation)
+    async with aiohttp.ClientSession() as session:
+        url = f"{standin.base_url}{standin.token}/setWebhook"
+        async with session.post(url, json={"url": public}) as resp:
+            assert resp.status == 200
+
+    ran, checks = await doctor(installation)
+    assert ran.status == 0, str(ran)
+    assert checks["listener"]["detail"] == f"127.0.0.1:{port} is free for the webhook listener"
+
+    with socket.create_server(("127.0.0.1", port)):
+        ran, checks = await doctor(installation)
+        assert ran.status == 1, str(ran)
+        assert checks["listener"]["ok"] is False
+        assert "another program listens on 127.0.0.1:" in str(checks["listener"]["detail"])
+        assert "change [webhook] port" in str(checks["listener"]["detail"])
+        assert [name for name, check in checks.items() if not check["ok"]] == ["listener"]
+
+    stop = asyncio.Event()
+    live = asyncio.create_task(serve(load_settings(config), stop=stop))
+    try:
+        await eventually(lambda: standin.webhook_url == public or live.done(), within=30)
+        ran, checks = await doctor(installation)
+        assert ran.status == 0, str(ran)
+        assert checks["listener"]["detail"] == f"127.0.0.1:{port} is served by a running intake"
+    finally:
+        stop.set()
+        await asyncio.wait_for(live, timeout=30)
+
+
 PHRASE = "the persimmons are ripe early"
 
 
