@@ -24,7 +24,7 @@ from bot.alerts import ACK, ACK_ALL, CLAIM, CLEAR
 from bot.commands import act_answer
 from bot.i18n import Words, pick_language, translator
 from bot.intake import Runtime
-from bot.refusals import refused_details
+from bot.refusals import audit_refusal
 from storage import audit
 from storage.alerts import acknowledge
 from storage.models import AckKind, ActKind, Alert, Flip, Group, Person, Role, RoleGrant
@@ -90,15 +90,15 @@ async def on_alert_button(update: Update, context: Context) -> None:
         if answer is None:
             answer = _(texts.NOT_YOURS)
             # Not this person's alert (or a forged press, or a revoked person): refused, recorded.
-            count = runtime.refusals.refused(query.from_user.id, "alert", now)
-            if count is not None:
-                await audit.append(
-                    session,
-                    actor=pseudonym(person) if person else "unknown",
-                    action="alert.refused",
-                    at=now,
-                    details=refused_details(count),
-                )
+            await audit_refusal(
+                session,
+                runtime.refusals,
+                sender=query.from_user.id,
+                kind="alert",
+                actor=pseudonym(person) if person else "unknown",
+                action="alert.refused",
+                now=now,
+            )
         elif person is not None:
             person.last_seen_at = now
             session.add(person)

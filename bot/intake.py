@@ -48,7 +48,7 @@ from bot.meaning import (
     understand,
 )
 from bot.received import FileRef, Received, read_update, watcher_command
-from bot.refusals import RefusalTally, refused_details
+from bot.refusals import RefusalTally, audit_refusal
 from storage import audit, deletions
 from storage import news as owed_news
 from storage.checkins import forwarder_groups
@@ -556,15 +556,15 @@ class Intake:
         )
         if grant is None:
             # A wrong code, tried again and again, is one entry an hour with a count.
-            count = self.runtime.refusals.refused(user.id, "invite", now)
-            if count is not None:
-                await audit.append(
-                    session,
-                    actor=f"person:{pseudonym(person)}",
-                    action="invite.refused",
-                    at=now,
-                    details=refused_details(count),
-                )
+            await audit_refusal(
+                session,
+                self.runtime.refusals,
+                sender=user.id,
+                kind="invite",
+                actor=f"person:{pseudonym(person)}",
+                action="invite.refused",
+                now=now,
+            )
             return Taken(Outcome.NOT_CONTENT, started=(False, False))
         await audit.append(
             session,
@@ -603,15 +603,15 @@ class Intake:
             # Only the message's own sender answers its question: anyone else's press
             # (a forged one) changes nothing, moves the question on the same way, and is
             # recorded.
-            count = self.runtime.refusals.refused(query.from_user.id, "answer", now)
-            if count is not None:
-                await audit.append(
-                    session,
-                    actor=pseudonym(person) if person else "unknown",
-                    action="answer.refused",
-                    at=now,
-                    details=refused_details(count),
-                )
+            await audit_refusal(
+                session,
+                self.runtime.refusals,
+                sender=query.from_user.id,
+                kind="answer",
+                actor=pseudonym(person) if person else "unknown",
+                action="answer.refused",
+                now=now,
+            )
             return Taken(Outcome.NOT_CONTENT, message_id=choice.message_id, then=step)
         if person is None or message is None:
             # A press on a follow-up whose message was never stored (its sender was over

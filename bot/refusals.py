@@ -7,6 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from storage import audit
+from storage.session import AsyncSession
+
 REFUSALS_EVERY = timedelta(hours=1)
 _REFUSALS_KEPT = 10_000
 
@@ -41,3 +44,22 @@ def refused_details(count: int) -> dict[str, object]:
     if count > 1:
         details["refused"] = count
     return details
+
+
+async def audit_refusal(
+    session: AsyncSession,
+    tally: RefusalTally,
+    *,
+    sender: int,
+    kind: str,
+    actor: str,
+    action: str,
+    now: datetime,
+) -> None:
+    """Record one refusal of ``sender``: an audit entry when its window opens, with the
+    count of the refusals since the last one; nothing while the window is open."""
+    count = tally.refused(sender, kind, now)
+    if count is not None:
+        await audit.append(
+            session, actor=actor, action=action, at=now, details=refused_details(count)
+        )

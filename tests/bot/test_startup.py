@@ -218,14 +218,17 @@ async def test_a_second_bot_on_one_database_is_refused_and_the_first_runs_on(
         await eventually(lambda: any(m.chat_id == person.id for m in standin.sent), within=30)
 
 
-async def test_a_busy_webhook_port_is_refused_before_the_live_webhook_is_touched(
-    tmp_path: Path, database: Database, standin: TelegramStandIn
-) -> None:
-    port = free_port()
-    folder = tmp_path / "server"
+def with_webhook_secret(folder: Path) -> Path:
     folder.mkdir()
     (folder / "webhook_secret").write_text(SECRET)
     (folder / "webhook_secret").chmod(0o600)
+    return folder
+
+
+async def webhook_installation(
+    folder: Path, standin: TelegramStandIn, database: Database, *, public_url: str, port: int
+) -> Installation:
+    with_webhook_secret(folder)
     installation = await install(
         folder,
         standin=standin,
@@ -234,12 +237,27 @@ async def test_a_busy_webhook_port_is_refused_before_the_live_webhook_is_touched
 [webhook]
 listen = "127.0.0.1"
 port = {port}
-public_url = "https://127.0.0.1:{port}/hook"
+public_url = "{public_url}"
 secret_token = "file:webhook_secret"
 """,
     )
     config = config_of(installation)
     config.write_text(config.read_text().replace("[telegram]\n", '[telegram]\nmode = "webhook"\n'))
+    return installation
+
+
+async def test_a_busy_webhook_port_is_refused_before_the_live_webhook_is_touched(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    port = free_port()
+    installation = await webhook_installation(
+        tmp_path / "server",
+        standin,
+        database,
+        public_url=f"https://127.0.0.1:{port}/hook",
+        port=port,
+    )
+    config = config_of(installation)
     if database.backend == "sqlite":
         pytest.skip("on SQLite the database lock refuses the second process first")
     stop = asyncio.Event()
@@ -442,25 +460,11 @@ async def test_doctor_in_webhook_mode_says_whether_the_listener_can_start(
     """Free, or served by this installation's own running bot: fine. Held by another
     program: `intake run` would stop at start, so doctor fails it, with the fix."""
     port = free_port()
-    folder = tmp_path / "server"
-    folder.mkdir()
-    (folder / "webhook_secret").write_text(SECRET)
-    (folder / "webhook_secret").chmod(0o600)
     public = f"https://127.0.0.1:{port}/hook"
-    installation = await install(
-        folder,
-        standin=standin,
-        database_url=database.url,
-        extra=f"""
-[webhook]
-listen = "127.0.0.1"
-port = {port}
-public_url = "{public}"
-secret_token = "file:webhook_secret"
-""",
+    installation = await webhook_installation(
+        tmp_path / "server", standin, database, public_url=public, port=port
     )
     config = config_of(installation)
-    config.write_text(config.read_text().replace("[telegram]\n", '[telegram]\nmode = "webhook"\n'))
     await healthy(installation)
     async with aiohttp.ClientSession() as session:
         url = f"{standin.base_url}{standin.token}/setWebhook"

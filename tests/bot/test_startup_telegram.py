@@ -17,45 +17,17 @@ from bot.app import serve
 from bot.config import load_settings
 from bot.standin import TelegramStandIn
 from bot.startup import StartupFailure
-from tests.bot.intake_harness import Installation, eventually, install
+from tests.bot.intake_harness import eventually, install
 from tests.bot.test_startup import (
     EX_CONFIG,
     EX_UNAVAILABLE,
-    SECRET,
     assert_one_line_failure,
     config_of,
     free_port,
     run_intake,
+    webhook_installation,
 )
 from tests.conftest import Database
-
-
-def with_webhook_secret(folder: Path) -> Path:
-    folder.mkdir()
-    (folder / "webhook_secret").write_text(SECRET)
-    (folder / "webhook_secret").chmod(0o600)
-    return folder
-
-
-async def webhook_installation(
-    folder: Path, standin: TelegramStandIn, database: Database, *, public_url: str, port: int
-) -> Installation:
-    with_webhook_secret(folder)
-    installation = await install(
-        folder,
-        standin=standin,
-        database_url=database.url,
-        extra=f"""
-[webhook]
-listen = "127.0.0.1"
-port = {port}
-public_url = "{public_url}"
-secret_token = "file:webhook_secret"
-""",
-    )
-    config = config_of(installation)
-    config.write_text(config.read_text().replace("[telegram]\n", '[telegram]\nmode = "webhook"\n'))
-    return installation
 
 
 async def test_a_webhook_address_telegram_refuses_is_one_line_with_status_78(
