@@ -94,7 +94,7 @@ async def on_alert_button(update: Update, context: Context) -> None:
                 session,
                 runtime.refusals,
                 sender=query.from_user.id,
-                kind="alert",
+                kind=query.data or "alert",  # each button counted apart, as commands are
                 actor=pseudonym(person) if person else "unknown",
                 action="alert.refused",
                 now=now,

@@ -607,7 +607,8 @@ class Intake:
                 session,
                 self.runtime.refusals,
                 sender=query.from_user.id,
-                kind="answer",
+                # Each answer counted apart, as each command is: a flood of one is one entry.
+                kind=f"answer {choice.kind}:{choice.value}",
                 actor=pseudonym(person) if person else "unknown",
                 action="answer.refused",
                 now=now,
