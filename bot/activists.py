@@ -26,7 +26,7 @@ from bot.i18n import Words, pick_language, translator
 from bot.intake import Runtime
 from bot.refusals import audit_refusal
 from storage import audit
-from storage.alerts import acknowledge
+from storage.alerts import acknowledge, still_watched
 from storage.models import AckKind, ActKind, Alert, Flip, Group, Person, Role, RoleGrant
 from storage.people import display_name, find_person, live_grants, pseudonym
 from storage.session import AsyncSession
@@ -61,8 +61,9 @@ async def on_alert_button(update: Update, context: Context) -> None:
             default=runtime.settings.display.language,
         )
         _ = translator(language)
-        # Only someone who still holds a live activist or admin grant may press:
-        # a revoked person's button, even under an alert sent before, is a stranger's.
+        # Only someone who still holds a live activist or admin grant may press, and
+        # only under an alert about a group they still watch: a revoked person's
+        # button, even under an alert sent before, is a stranger's.
         grants = await live_grants(session, person_id=person.id) if person else []
         watching = [g for g in grants if g.role in (Role.ACTIVIST, Role.ADMIN)]
         alerts = (
@@ -77,6 +78,11 @@ async def on_alert_button(update: Update, context: Context) -> None:
                 )
             ).all()
         )
+        if alerts:
+            # Per group: someone whose grant for this alert's group was revoked (while
+            # they still watch others) is a stranger to it, as a revoked person is.
+            live = await still_watched(session, alert_ids=[a.id for a in alerts])
+            alerts = [a for a in alerts if a.id in live]
         if person is not None and alerts and query.data == CLEAR:
             answer = await _clear(session, runtime, person, watching, alerts[0], language, now)
         elif person is not None and alerts:

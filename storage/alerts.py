@@ -301,18 +301,38 @@ async def last_round(session: AsyncSession, *, flip: Flip) -> tuple[int, datetim
 
 
 def _still_watching() -> sa.ColumnElement[bool]:
-    """The recipient still holds a live activist or admin grant: someone whose
-    role was revoked hears nothing more (reminders and all-clears included)."""
-    live = (
-        select(RoleGrant.id)
+    """The recipient of an alert row still watches the group its flip is about:
+    a live admin grant, a live activist grant for that group or for every group, or,
+    for someone alerted when the flip escalated to every activist (tier 2), any live
+    activist grant (they hear it as every other activist does). Someone whose role
+    was revoked, or whose grant for this group alone was, hears nothing more of it
+    (reminders, all-clears and notices included) and can press nothing under it."""
+    grant, about, wide = aliased(RoleGrant), aliased(Flip), aliased(Alert)
+    live = (grant.person_id == Alert.recipient_id) & grant.revoked_at.is_(None)
+    of_group = (
+        select(grant.id)
         .where(
-            RoleGrant.person_id == Alert.recipient_id,
-            RoleGrant.role.in_([Role.ACTIVIST, Role.ADMIN]),
-            RoleGrant.revoked_at.is_(None),
+            live,
+            about.id == Alert.flip_id,
+            (grant.role == Role.ADMIN)
+            | (
+                (grant.role == Role.ACTIVIST)
+                & (grant.group_id.is_(None) | (grant.group_id == about.group_id))
+            ),
         )
         .exists()
     )
-    return live
+    escalated = (
+        select(wide.id)
+        .where(
+            wide.flip_id == Alert.flip_id,
+            wide.recipient_id == Alert.recipient_id,
+            wide.purpose == AlertPurpose.ALERT,
+            wide.tier == 2,
+        )
+        .exists()
+    ) & select(grant.id).where(live, grant.role == Role.ACTIVIST).exists()
+    return sa.or_(of_group, escalated)
 
 
 async def alerted(session: AsyncSession, *, flip_id: uuid.UUID) -> list[uuid.UUID]:
@@ -322,6 +342,19 @@ async def alerted(session: AsyncSession, *, flip_id: uuid.UUID) -> list[uuid.UUI
         .distinct()
     )
     return sorted(result.all())
+
+
+async def still_watched(
+    session: AsyncSession, *, alert_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these alerts their recipient still watches (``_still_watching``): only
+    those may be acknowledged, claimed or cleared by pressing a button under them."""
+    if not alert_ids:
+        return set()
+    result = await session.exec(
+        select(Alert.id).where(Alert.id.in_(list(alert_ids)), _still_watching())
+    )
+    return set(result.all())
 
 
 async def watchers(session: AsyncSession, *, group_id: uuid.UUID) -> list[uuid.UUID]:
@@ -385,10 +418,15 @@ async def enqueue_notice(
 
 
 async def cancel_pending(session: AsyncSession, *, person_id: uuid.UUID, now: datetime) -> int:
-    """Drop the unsent alerts to someone whose role was revoked."""
+    """Drop the unsent alerts to someone whose role was revoked: all of them once they
+    watch nothing, else those about the groups they no longer watch."""
     result = await session.exec(
         update(Alert)
-        .where(Alert.recipient_id == person_id, Alert.state == AlertState.PENDING)
+        .where(
+            Alert.recipient_id == person_id,
+            Alert.state == AlertState.PENDING,
+            sa.not_(_still_watching()),
+        )
         .values(state=AlertState.FAILED, claimed_until=None, last_error="revoked")
         .execution_options(synchronize_session=False)
     )

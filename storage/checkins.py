@@ -39,6 +39,10 @@ BY_HAND = "activist"
 # The basis recorded on a DETAINED flip caused by a message.
 DETENTION_BASIS = {Signal.DETAINED: "reported", Signal.DURESS: "duress"}
 REPORTED_BASES = frozenset({*DETENTION_BASIS.values(), "marked"})
+# A leg's dead zone pauses the group only from these: a warning (SILENT, DETAINED)
+# is stood down by two people (``bot.acts``), never by one activist's /stage or a
+# stage phrase that captors may have forced; a SAFE group has arrived.
+NO_DEAD_ZONE_FROM = frozenset({Status.SILENT, Status.DETAINED, Status.SAFE})
 
 
 async def forwarder_groups(session: AsyncSession, *, person_id: uuid.UUID) -> list[Group]:
@@ -177,7 +181,12 @@ async def stage_by_hand(
     session: AsyncSession, *, group: Group, leg: Leg, now: datetime
 ) -> CheckinEvent:
     """An activist's /stage: recorded as a stage signal, not as a check-in, and
-    it may move the group back (a person correcting a mistake, not a late phrase)."""
+    it may move the group back (a person correcting a mistake, not a late phrase).
+    It cannot pause a warning: on a SILENT or DETAINED group the leg moves, its
+    dead zone does not start (``enter_leg``)."""
+    # Decided from the status as it is now, not as the command read it: the engine
+    # or a second person may have flipped the group since.
+    await lock_group(session, group)
     event = CheckinEvent(
         group_id=group.id,
         signal=Signal.STAGE,
@@ -208,8 +217,11 @@ async def enter_leg(
     group.current_leg = leg.position
     # The new leg's interval and grace apply at once: the engine looks again now.
     group.next_transition_at = now
-    if leg.dead_zone_s and group.status not in (Status.DETAINED, Status.SAFE):
-        # A planned dead zone: no check-in is expected until it ends.
+    if leg.dead_zone_s and group.status not in NO_DEAD_ZONE_FROM:
+        # A planned dead zone: no check-in is expected until it ends. Not from a
+        # warning: one person's word (or a forced phrase) would stop its alerts and
+        # reminders for days; a genuine stage phrase still ends a silence as any
+        # check-in does, and the alerts go on until then.
         group.paused_until = at + timedelta(seconds=leg.dead_zone_s)
         await flip(session, group=group, to=Status.PAUSED, at=at, basis="dead zone", now=now)
 

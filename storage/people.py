@@ -23,6 +23,8 @@ GROUP_ROLES = frozenset({Role.RELATIVE, Role.ACTIVIST})
 # own update and deleted from by storage.deletions, so their chat id is not kept
 # (a seized running server opens every sealed chat id it finds).
 CHAT_ROLES = frozenset({Role.ACTIVIST, Role.ADMIN, Role.OPERATOR})
+# Who is told about groups and may act on them (storage.alerts._still_watching).
+WATCHER_ROLES = frozenset({Role.ACTIVIST, Role.ADMIN})
 # Short on purpose: a label is read on a relative's screen, and says nothing by itself.
 CHAT_LABEL_MAX = 16
 
@@ -341,28 +343,38 @@ async def revoke_roles(
     now: datetime,
 ) -> Revoked:
     """What `intake role revoke` (and the console's Revoke, for an admin) does: end the
-    grants at once and, once the person is no activist or admin any more, cut them off
-    from everything still waiting for them: alerts not sent yet, and their requests
-    that a second person has not confirmed."""
+    grants at once and cut the person off from everything still waiting for them about
+    the groups they no longer watch (all of them, once they are no activist or admin
+    any more): alerts not sent yet, and their requests that a second person has not
+    confirmed. A grant for one group ends that group alone, even for someone who
+    remains an activist of others."""
     ended = await revoke(session, person=person, role=role, group_id=group_id, now=now)
     if not ended:
         return Revoked(grants=[], alerts_dropped=0)
-    still = await live_grants(session, person_id=person.id)
-    dropped = 0
-    if not any(g.role in (Role.ACTIVIST, Role.ADMIN) for g in still):
-        # Nothing more reaches them, not even an alert already waiting to go.
-        dropped = await cancel_pending(session, person_id=person.id, now=now)
-        await cancel_requests_of(session, person_id=person.id, now=now)
+    still = [g for g in await live_grants(session, person_id=person.id) if g.role in WATCHER_ROLES]
+    # Nothing more reaches them about a group they no longer watch, not even an alert
+    # already waiting to go.
+    dropped = await cancel_pending(session, person_id=person.id, now=now)
+    everywhere = any(g.role is Role.ADMIN or g.group_id is None for g in still)
+    if not everywhere:
+        kept = {g.group_id for g in still if g.group_id is not None}
+        await cancel_requests_of(session, person_id=person.id, now=now, keep=kept)
     return Revoked(grants=ended, alerts_dropped=dropped)
 
 
-async def cancel_requests_of(session: AsyncSession, *, person_id: uuid.UUID, now: datetime) -> int:
-    """A revoked person's requests can no longer be confirmed."""
-    rows = (
-        await session.exec(
-            select(GroupAct).where(GroupAct.requested_by == person_id, GroupAct.done_at.is_(None))
-        )
-    ).all()
+async def cancel_requests_of(
+    session: AsyncSession,
+    *,
+    person_id: uuid.UUID,
+    now: datetime,
+    keep: Collection[uuid.UUID] = (),
+) -> int:
+    """A revoked person's requests can no longer be confirmed (but those on the
+    groups in ``keep``, which they still watch)."""
+    query = select(GroupAct).where(GroupAct.requested_by == person_id, GroupAct.done_at.is_(None))
+    if keep:
+        query = query.where(GroupAct.group_id.not_in(list(keep)))
+    rows = (await session.exec(query)).all()
     for row in rows:
         row.done_at, row.outcome = now, "revoked"
         session.add(row)

@@ -557,3 +557,31 @@ async def test_labels_are_sealed_in_the_database(world: World, database: Databas
     files = await database_bytes(database)
     assert find([b"PINE-7"], files), "the scan must see the database"
     assert find([*text_encodings("Ji-woo"), *text_encodings("Min-seo")], files) == []
+
+
+async def test_a_telegram_resume_and_safe_on_a_quiet_group_are_announced_to_the_others(
+    world: World,
+) -> None:
+    """#13: one person's /resume or /safe on a quiet group acts at once, and everyone
+    else alerted about the group is told who did it."""
+    config = world.installation.path / "config.toml"
+    config.write_text(config.read_text().replace('max_pause = "6s"', 'max_pause = "1d"'))
+    async with running_bot(world.installation, world.standin):
+        assert (await world.pine()).status not in (Status.SILENT, Status.DETAINED)
+        await world.ask(FIRST, "/pause PINE-7 2h", "PINE-7 is paused until")
+        assert (await world.pine()).status is Status.PAUSED
+        mark = len(world.standin.sent)
+        await world.ask(FIRST, "/resume PINE-7", "PINE-7 follows its schedule again")
+        for who in (SECOND, ADMIN):
+            notice = await world.told(who, "chose to resume its schedule", since=mark)
+            assert notice.startswith("PINE-7: Ji-woo ("), notice
+        assert (await world.pine()).status is not Status.PAUSED
+
+        mark = len(world.standin.sent)
+        await world.ask(FIRST, "/safe PINE-7", "PINE-7 is marked SAFE.")
+        for who in (SECOND, ADMIN):
+            notice = await world.told(who, "chose to mark it SAFE", since=mark)
+            assert notice.startswith("PINE-7: Ji-woo ("), notice
+        assert not any("chose to" in t for t in world.texts_to(FIRST, mark))
+        group = await world.pine()
+    assert (group.status, group.status_basis) == (Status.SAFE, "marked")

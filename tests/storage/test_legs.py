@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from storage.checkins import record_signal
+from storage.checkins import flip, record_signal, stage_by_hand
 from storage.crypto import CryptoError, ServerKeys
 from storage.legs import BadLegName, LegExists, add_leg, find_leg, leg_name, legs_of
-from storage.models import Leg, Operator, Signal, Status
+from storage.models import Flip, Group, Leg, Operator, Signal, Status
 from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from tests.conftest import Database
@@ -164,3 +164,61 @@ async def test_a_stage_signal_moves_the_group_on_and_a_dead_zone_pauses_it(
         leg_id=qingdao.id,
     )
     assert group.current_leg == 2
+
+
+@pytest.mark.parametrize("warning", [Status.SILENT, Status.DETAINED])
+@pytest.mark.parametrize("by_hand", [True, False], ids=["stage-command", "stage-phrase"])
+async def test_a_stage_does_not_start_a_dead_zone_on_a_warning(
+    session: AsyncSession, server: ServerKeys, operator: Operator, warning: Status, by_hand: bool
+) -> None:
+    """#13: one activist's /stage (or a stage phrase captors can force) to a leg with a
+    dead zone must not pause a SILENT or DETAINED group: that would stop its alerts
+    and reminders for days with no second person and no announcement."""
+    group = await make_group(session)
+    now = utc_now()
+    await add_leg(session, server=server, group=group, name="Qingdao", now=now)
+    mekong = await add_leg(
+        session, server=server, group=group, name="Mekong", dead_zone=timedelta(days=3), now=now
+    )
+    basis = "silence" if warning is Status.SILENT else "duress"
+    await flip(session, group=group, to=warning, at=now, basis=basis, now=now)
+    await session.commit()
+    flips_before = len((await session.exec(select(Flip))).all())
+
+    later = now + timedelta(minutes=5)
+    if by_hand:
+        await stage_by_hand(session, group=group, leg=mekong, now=later)
+    else:
+        await record_signal(
+            session,
+            group=group,
+            signal=Signal.STAGE,
+            at=later,
+            source="test",
+            now=later,
+            leg_id=mekong.id,
+        )
+    await session.commit()
+    session.expunge_all()
+
+    stored = await session.get(Group, group.id)
+    assert stored is not None
+    assert stored.current_leg == 2  # the route moves on
+    assert (stored.status, stored.status_basis, stored.paused_until) == (warning, basis, None)
+    assert len((await session.exec(select(Flip))).all()) == flips_before
+
+
+async def test_a_stage_by_hand_still_starts_a_dead_zone_on_a_quiet_group(
+    session: AsyncSession, server: ServerKeys, operator: Operator
+) -> None:
+    group = await make_group(session)
+    now = utc_now()
+    mekong = await add_leg(
+        session, server=server, group=group, name="Mekong", dead_zone=timedelta(days=3), now=now
+    )
+    await flip(session, group=group, to=Status.OK, at=now, basis="check-in", now=now)
+    await session.commit()
+    await stage_by_hand(session, group=group, leg=mekong, now=now)
+    await session.commit()
+    assert (group.status, group.status_basis) == (Status.PAUSED, "dead zone")
+    assert group.paused_until == now + timedelta(days=3)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from storage.alerts import alerted, still_watched, watchers
 from storage.checkins import flip
 from storage.crypto import ServerKeys
 from storage.models import (
@@ -125,3 +126,73 @@ async def test_revoking_one_grant_of_an_activist_keeps_what_the_other_grants_sti
     assert none.grants == []
     ended = (await session.exec(select(RoleGrant).where(RoleGrant.person_id == person.id))).all()
     assert sorted(g.revoked_at is None for g in ended) == [False, True]
+
+
+@pytest.mark.usefixtures("operator")
+async def test_revoking_one_groups_activist_grant_cuts_that_group_alone(
+    session: AsyncSession, server: ServerKeys
+) -> None:
+    """#13: someone watching PINE-7 and OAK-2 loses PINE-7 at once (its waiting alerts,
+    its reminders and notices, their request on it, the buttons under its old alerts)
+    and keeps OAK-2; an escalated alert still reaches them as every activist."""
+    pine, oak = await make_group(session, "PINE-7"), await make_group(session, "OAK-2")
+    person = await granted(
+        session, server, 6_100_000_009, (Role.ACTIVIST, pine), (Role.ACTIVIST, oak)
+    )
+    other = await granted(session, server, 6_100_000_010, (Role.ACTIVIST, pine))
+    silent = await flip(session, group=pine, to=Status.SILENT, at=T0, basis="silence", now=T0)
+    oak_silent = await flip(session, group=oak, to=Status.SILENT, at=T0, basis="silence", now=T0)
+    requests = {
+        g.id: GroupAct(
+            group_id=g.id,
+            act=ActKind.PAUSE,
+            from_status=Status.SILENT,
+            requested_by=person.id,
+            requested_at=T0,
+            expires_at=T0 + timedelta(hours=1),
+        )
+        for g in (pine, oak)
+    }
+    session.add_all(requests.values())
+    await session.commit()
+    mine = {
+        a.flip_id: a
+        for a in (await session.exec(select(Alert).where(Alert.recipient_id == person.id))).all()
+    }
+    assert set(mine) == {silent.id, oak_silent.id}
+    assert await still_watched(session, alert_ids=[a.id for a in mine.values()]) == {
+        a.id for a in mine.values()
+    }
+
+    later = T0 + timedelta(minutes=1)
+    revoked = await revoke_roles(
+        session, person=person, role=Role.ACTIVIST, group_id=pine.id, now=later
+    )
+    await session.commit()
+    assert [(g.role, g.group_id) for g in revoked.grants] == [(Role.ACTIVIST, pine.id)]
+    assert revoked.alerts_dropped == 1
+    for alert in mine.values():
+        await session.refresh(alert)
+    assert mine[silent.id].state is AlertState.FAILED
+    assert mine[oak_silent.id].state is AlertState.PENDING
+    # No reminder, notice or all-clear about PINE-7 goes to them any more; OAK-2's do.
+    assert person.id not in await alerted(session, flip_id=silent.id)
+    assert person.id not in await watchers(session, group_id=pine.id)
+    assert other.id in await alerted(session, flip_id=silent.id)
+    assert person.id in await alerted(session, flip_id=oak_silent.id)
+    assert person.id in await watchers(session, group_id=oak.id)
+    # A button under the old PINE-7 alert is no longer theirs to press; under OAK-2's it is.
+    assert await still_watched(session, alert_ids=[a.id for a in mine.values()]) == {
+        mine[oak_silent.id].id
+    }
+    for request in requests.values():
+        await session.refresh(request)
+    assert (requests[pine.id].done_at, requests[pine.id].outcome) == (later, "revoked")
+    assert (requests[oak.id].done_at, requests[oak.id].outcome) == (None, None)
+
+    # Escalated to every activist: they hear it as any activist of another group does.
+    detained = await flip(
+        session, group=pine, to=Status.DETAINED, at=later, basis="silence", now=later
+    )
+    await session.commit()
+    assert person.id in await alerted(session, flip_id=detained.id)
