@@ -43,6 +43,7 @@ from bot.commands import role_of, watches
 from bot.i18n import LANGUAGES, Words, pick_language, translator
 from bot.intake import NEWS_NOTE_DELAY, BotApplication, Outcome, Runtime, Taken
 from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
+from bot.received import NO_NUMBER
 from storage import deletions
 from storage import news as owed_news
 from storage.alerts import admins, audience
@@ -398,6 +399,7 @@ class Replies:
         for update, taken in zip(updates, takens, strict=True):
             if taken.outcome is Outcome.UNREADABLE:
                 continue  # confirmed as nothing, with its log line: no reply, no handler
+            update = taken.replied_as or update  # a clean stand-in of one sealed raw
             chat = update.effective_chat
             key: object = chat.id if chat is not None else ("update", update.update_id)
             by_chat.setdefault(key, []).append((update, taken))
@@ -540,6 +542,7 @@ async def on_content(update: Update, context: Context) -> None:
     if (
         runtime.settings.intake.delete_forwarded
         and message is not None
+        and message.message_id != NO_NUMBER  # a stand-in whose number could not be read
         and update.update_id not in runtime.deleted_first
         and await _delete_quietly(context, message.chat_id, [message.message_id])
     ):
