@@ -368,10 +368,13 @@ def _seconds(value: object) -> timedelta:
 # Batches whose replies may run at once while the next batch is taken in; the
 # intake waits beyond that, so a slow Telegram holds back intake, not memory.
 BATCHES_IN_FLIGHT = 2
-# A chat whose replies take longer than this (flood control: Telegram may say "retry after
-# 60 s" for one chat) goes on alone, so that its batch, and the intake behind it, do not
-# wait for it (issue #14: a chat under flood control waits alone).
+# A chat whose replies take longer than this (a slow Telegram) goes on alone, so that its
+# batch, and the intake behind it, do not wait for it; a chat under flood control (Telegram
+# may say "retry after 60 s" for one chat) goes on alone at once, as soon as that is known
+# (issue #14: a chat under flood control waits alone).
 DETACH_AFTER = 2.0
+# How often a chat's running replies are looked at for flood control meanwhile.
+FLOOD_LOOK = 0.05
 # At shutdown, how long chats that went on alone may still finish (their deletions are
 # written down and carried out after the restart).
 DETACHED_AT_STOP = 5.0
@@ -416,7 +419,7 @@ class Replies:
                 # in this chat give way to these (bot.flood).
                 content = [u.update_id for u, t in items if t.in_chat is not None]
                 runtime.floods.begin(key, content)
-            chains.append(self._chat(key, items, after, done))
+            chains.append((key, self._chat(key, items, after, done)))
         self._batches.append(asyncio.create_task(self._batch(chains)))
         while len(self._batches) > BATCHES_IN_FLIGHT:
             await self._batches.pop(0)
@@ -437,10 +440,12 @@ class Replies:
         assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
         await deletions_written(runtime)
 
-    async def _batch(self, chains: list[Coroutine[Any, Any, list[int]]]) -> None:
+    async def _batch(self, chains: list[tuple[object, Coroutine[Any, Any, list[int]]]]) -> None:
         """The chats' replies, then one transaction that notes which messages left their
         chat (for /wipe; a note lost to a crash only means /wipe tries them again)."""
-        results = await asyncio.gather(*(self._or_alone(c) for c in chains), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._or_alone(key, c) for key, c in chains), return_exceptions=True
+        )
         deleted: list[int] = []
         for result in results:
             if isinstance(result, BaseException):
@@ -449,17 +454,29 @@ class Replies:
                 deleted += result
         await self._note_deleted(deleted)
 
-    async def _or_alone(self, chain: Coroutine[Any, Any, list[int]]) -> list[int]:
-        """A chat's replies; after DETACH_AFTER, they go on alone (and note their own
-        deletions when they end), and the batch does not wait for them."""
+    async def _or_alone(self, key: object, chain: Coroutine[Any, Any, list[int]]) -> list[int]:
+        """A chat's replies; they go on alone (and note their own deletions when they end),
+        and the batch does not wait for them, once the chat is under flood control (known
+        before they start, or met while they run) or after DETACH_AFTER."""
         task = asyncio.ensure_future(chain)
-        try:
-            async with asyncio.timeout(DETACH_AFTER):
-                return await asyncio.shield(task)
-        except TimeoutError:
-            self._alone.add(task)
-            task.add_done_callback(self._alone_done)
-            return []
+        loop = asyncio.get_running_loop()
+        floods = self._runtime().floods
+        give_up = loop.time() + DETACH_AFTER
+        while not (isinstance(key, int) and floods.wait(key, loop.time()) > 0):
+            left = give_up - loop.time()
+            if left <= 0:
+                break
+            done, _ = await asyncio.wait({task}, timeout=min(FLOOD_LOOK, left))
+            if done:
+                return task.result()
+        self._alone.add(task)
+        task.add_done_callback(self._alone_done)
+        return []
+
+    def _runtime(self) -> Runtime:
+        runtime = self.application.bot_data["runtime"]
+        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+        return runtime
 
     def _alone_done(self, task: asyncio.Task[list[int]]) -> None:
         self._alone.discard(task)
