@@ -859,18 +859,22 @@ async def on_start(update: Update, context: Context) -> None:
         language = person.language
         role = await role_of(session, person_id=person.id)
     # The code is on the relative's screen: it goes, whatever it was (written down by
-    # bot.intake with the redemption; a bare /start is written down here).
-    await _delete_typed(context, message, written=taken.started is not None)
+    # bot.intake with the update, /start CODE with the redemption).
+    await _delete_typed(
+        context, message, written=taken.started is not None or taken.command_written
+    )
     if granted:
         await set_chat_commands(context.bot, message.chat_id, language, watcher=watcher)
     await _say(context, update, texts.welcome(role, translator(language)))
 
 
 async def _remove_command(update: Update, context: Context) -> None:
-    """A command typed by the relative stays on their phone no longer than needed."""
+    """A command typed by the relative stays on their phone no longer than needed (its
+    deletion written down by bot.intake with the update, or here on a redelivery)."""
     message = update.effective_message
+    taken = runtime_of(context).taken.get(update.update_id)
     if message is not None:
-        await _delete_typed(context, message, written=False)
+        await _delete_typed(context, message, written=taken is not None and taken.command_written)
 
 
 async def _delete_typed(context: Context, message: Message, *, written: bool) -> bool:

@@ -52,6 +52,7 @@ from bot.received import (
     UNREADABLE,
     FileRef,
     Received,
+    is_command,
     raw_stand_in,
     read_update,
     sealed_raw,
@@ -142,6 +143,10 @@ class Taken:
     # What the replies run on instead of the update received: the clean stand-in of one
     # the handlers could not read, sealed raw (bot.received.raw_stand_in).
     replied_as: Update | None = None
+    # The relative's typed /help, /language, /wipe or bare /start: its deletion is written
+    # down in the update's own transaction (so a crash before its handler runs still has it
+    # deleted after the restart); the handler deletes it and crosses it off.
+    command_written: bool = False
 
 
 @dataclass(slots=True)
@@ -332,6 +337,16 @@ class Intake:
     ) -> Taken:
         if received is None and (code := _start_code(update)) is not None:
             return await self._start(session, batch, update, code, now)
+        if received is None and (typed := _typed_command(update)) is not None:
+            deletions.remember(
+                session,
+                server=self.runtime.server,
+                chat_id=typed.chat_id,
+                message_ids=[typed.message_id],
+                sent_at=typed.date,
+                due_at=now,
+            )
+            return Taken(Outcome.NOT_CONTENT, command_written=True)
         if received is None:
             answered = await self._answer(session, batch, update, now)
             if answered is None and not _of_known_kind(update):
@@ -842,6 +857,14 @@ def _start_code(update: Update) -> str | None:
     if len(words) != 2 or words[0].split("@", 1)[0].casefold() != "/start":
         return None
     return words[1]
+
+
+def _typed_command(update: Update) -> TelegramMessage | None:
+    """A private /help, /language, /wipe or /start (not an edit) its handler deletes."""
+    message = update.message
+    if message is None or message.chat.type != "private" or message.from_user is None:
+        return None
+    return message if is_command(message) else None
 
 
 def _of_known_kind(update: Update) -> bool:
