@@ -214,15 +214,33 @@ async def test_old_format_forwards_keep_their_origin_and_original_date(
                 {"text": "all fine", "forward_sender_name": "Mi-rae K", "forward_date": when},
                 date=SENT,
             )["update_id"],
+            standin.send_fields(
+                user,
+                {
+                    "text": "news",
+                    "forward_from_chat": {
+                        "id": -1_001_700_000_001,
+                        "type": "channel",
+                        "title": "Dawn",
+                    },
+                    "forward_from_message_id": 77,
+                    "forward_signature": "editor",
+                    "forward_date": when,
+                },
+                date=SENT,
+            )["update_id"],
         }
         await eventually(lambda: ids <= standin.confirmed_update_ids(), within=30)
     stored = await installation.stored()
     assert [(s["row"].origin_kind, s["row"].origin_at) for s in stored] == [
         (OriginKind.USER, ORIGINAL),
         (OriginKind.HIDDEN_USER, ORIGINAL),
+        (OriginKind.CHANNEL, ORIGINAL),
     ]
     assert stored[0]["body"]["origin"]["name"] == "Kim"
     assert stored[1]["body"]["origin"]["name"] == "Mi-rae K"
+    channel = stored[2]["body"]["origin"]
+    assert (channel["chat"], channel["message_id"], channel["signature"]) == ("Dawn", 77, "editor")
 
 
 async def test_an_album_gets_one_receipt_and_one_follow_up(installation: Installation) -> None:
