@@ -246,36 +246,63 @@ async def _delete_quietly(
     ``durable``: the messages are the bot's replies written down in storage.deletions,
     crossed off once deleted (or refused for good: gone already, or too old).
     """
-    try:
-        for start in range(0, len(message_ids), DELETE_BATCH):
-            await context.bot.delete_messages(chat_id, message_ids[start : start + DELETE_BATCH])
-    except RetryAfter as exc:
-        _schedule_delete(
-            context,
-            chat_id,
-            message_ids,
-            _seconds(exc.retry_after) + DELETE_RETRY,
-            durable=durable,
-        )
-        return False
-    except BadRequest as exc:
-        # A 400 is for good (too old to delete, not the bot's): python-telegram-bot makes
-        # it a NetworkError, which the next clause would try again every few seconds.
-        log.info("Telegram refused for good to delete messages in a chat (%s)", type(exc).__name__)
-        if durable:
-            # Crossed off as refused for good: kept, it would be tried at every start
-            # until Telegram's 48 hours run out, with the chat sealed in it meanwhile.
-            await _cross_off(context, chat_id, message_ids)
-        return False
-    except (TimedOut, NetworkError) as exc:
-        log.info("deleting messages failed for now (%s); trying again", type(exc).__name__)
-        _schedule_delete(context, chat_id, message_ids, DELETE_RETRY, durable=durable)
-        return False
-    except TelegramError as exc:
-        log.info("could not delete messages in a chat (%s)", type(exc).__name__)
-        if durable:
-            await _cross_off(context, chat_id, message_ids)
-        return False
+    return await _delete(context, chat_id, message_ids, durable=durable) is True
+
+
+async def _delete(
+    context: Context,
+    chat_id: int,
+    message_ids: Sequence[int],
+    *,
+    durable: bool = False,
+    patience: float = 0.0,
+) -> bool | None:
+    """``_delete_quietly``, waiting out flood control for up to ``patience`` seconds in all.
+    True: deleted; False: refused for good (nothing more the bot may do); None: refused for
+    now, and tried again later from the job queue."""
+    loop = asyncio.get_running_loop()
+    give_up, done = loop.time() + patience, 0
+    while True:
+        try:
+            for start in range(done, len(message_ids), DELETE_BATCH):
+                await context.bot.delete_messages(
+                    chat_id, message_ids[start : start + DELETE_BATCH]
+                )
+                done = start + DELETE_BATCH
+            break
+        except RetryAfter as exc:
+            wait = _seconds(exc.retry_after).total_seconds()
+            if loop.time() + wait <= give_up:
+                await asyncio.sleep(wait)
+                continue
+            _schedule_delete(
+                context,
+                chat_id,
+                message_ids,
+                _seconds(exc.retry_after) + DELETE_RETRY,
+                durable=durable,
+            )
+            return None
+        except BadRequest as exc:
+            # A 400 is for good (too old to delete, not the bot's): python-telegram-bot makes
+            # it a NetworkError, which the next clause would try again every few seconds.
+            log.info(
+                "Telegram refused for good to delete messages in a chat (%s)", type(exc).__name__
+            )
+            if durable:
+                # Crossed off as refused for good: kept, it would be tried at every start
+                # until Telegram's 48 hours run out, with the chat sealed in it meanwhile.
+                await _cross_off(context, chat_id, message_ids)
+            return False
+        except (TimedOut, NetworkError) as exc:
+            log.info("deleting messages failed for now (%s); trying again", type(exc).__name__)
+            _schedule_delete(context, chat_id, message_ids, DELETE_RETRY, durable=durable)
+            return None
+        except TelegramError as exc:
+            log.info("could not delete messages in a chat (%s)", type(exc).__name__)
+            if durable:
+                await _cross_off(context, chat_id, message_ids)
+            return False
     if durable:
         await _cross_off(context, chat_id, message_ids)
     return True
@@ -956,14 +983,27 @@ async def on_language_chosen(update: Update, context: Context) -> None:
 
 async def on_wipe(update: Update, context: Context) -> None:
     """/wipe: delete from the chat every message of it the bot may still delete (the
-    relative's stored messages and the bot's own replies still waiting to delete
-    themselves, also those written down before a restart), and answer only then."""
+    relative's stored messages, the bot's own replies still waiting to delete themselves,
+    also those written down before a restart, and /wipe itself), and answer only then:
+    Telegram's flood control is waited out for up to WIPE_PATIENCE; past that, what is left
+    is deleted as soon as Telegram lets it, and no "Done." is said (it is not done)."""
     runtime, language = await _words(context, update)
     user, message = update.effective_user, update.effective_message
     if user is None or message is None:
         return
-    # /wipe itself goes durably (as /help and /language do); the rest below.
-    await _remove_command(update, context)
+    taken = runtime.taken.get(update.update_id)
+    if taken is None or not taken.command_written:
+        # Written down by bot.intake with the update; on a redelivery, here.
+        async with runtime.sessions() as session, session.begin():
+            deletions.remember(
+                session,
+                server=runtime.server,
+                chat_id=message.chat_id,
+                message_ids=[message.message_id],
+                sent_at=message.date,
+                due_at=utc_now(),
+            )
+    give_up = asyncio.get_running_loop().time() + WIPE_PATIENCE
     ids: list[int] = []
     # The replies just sent (a receipt a second ago) may not be written down yet: wait for
     # them, and take those still only in memory too, so none is left on the phone.
@@ -974,21 +1014,35 @@ async def on_wipe(update: Update, context: Context) -> None:
         person = await find_person(session, server=runtime.server, telegram_id=user.id)
         stored = list(await undeleted_in_chat(session, sender=person)) if person else []
         written = await deletions.in_chat(session, server=runtime.server, chat_id=message.chat_id)
-    replies = sorted(set(written) | set(in_memory))
+    # /wipe itself goes with the replies, durably (written down, crossed off once deleted).
+    replies = sorted(set(written) | set(in_memory) | {message.message_id})
     for row in stored:
         ref = chat_ref_of(runtime.server, row)
         if ref is not None and ref.chat_id == message.chat_id:
             ids.append(ref.message_id)
-    if await _delete_quietly(context, message.chat_id, sorted(set(ids))):
+    loop = asyncio.get_running_loop()
+    theirs = await _delete(
+        context, message.chat_id, sorted(set(ids)), patience=give_up - loop.time()
+    )
+    if theirs:
         async with runtime.sessions() as session, session.begin():
             await mark_deleted_in_chat(
                 session,
                 update_ids=[row.update_id for row in stored if row.update_id is not None],
                 now=utc_now(),
             )
-    if replies:
-        await _delete_quietly(context, message.chat_id, replies, durable=True)
+    ours = await _delete(
+        context, message.chat_id, replies, durable=True, patience=give_up - loop.time()
+    )
+    if theirs is None or ours is None:
+        log.info("/wipe: Telegram holds deletions back; they are tried again, with no answer")
+        return
     await _say(context, update, translator(language)(texts.WIPED))
+
+
+# How long /wipe waits out Telegram's flood control before it gives up answering (what is
+# left is still deleted as soon as Telegram lets it).
+WIPE_PATIENCE = 60.0
 
 
 # --------------------------------------------------------------------------- group chats
