@@ -524,11 +524,12 @@ async def _get_updates(
 async def _get_updates_one_by_one(
     application: BotApplication, *, offset: int | None
 ) -> list[Update] | None:
-    """The batch as raw JSON, each update parsed alone. One that does not parse is,
-    where a private message can be read from it, a stand-in message carrying the raw
-    JSON (``bot.received.unreadable_update``: sealed, receipted, never dropped); else a
-    bare ``Update(update_id)``, taken in as nothing and confirmed in its place, with one
-    log line naming only its number."""
+    """The batch as raw JSON, each update parsed alone. One that does not parse is a
+    stand-in carrying the raw JSON (``bot.received.unreadable_update``: sealed for
+    operators, receipted where its private chat can be read, never dropped); only one with
+    nothing to seal (a service message, a group's message, the number alone) is a bare
+    ``Update(update_id)``, taken in as nothing and confirmed in its place. Either way one
+    log line names only its number."""
     bot = application.bot
     kwargs: dict[str, object] = {"timeout": 0, "allowed_updates": Update.ALL_TYPES}
     if offset is not None:
@@ -555,12 +556,14 @@ async def _get_updates_one_by_one(
         try:
             update = Update.de_json(item, bot)
         except Exception as exc:
+            stand_in = unreadable_update(item)
             log.warning(
-                "update %d could not be read (%s); confirmed without content",
+                "update %d could not be read (%s); %s",
                 update_id,
                 type(exc).__name__,
+                "sealed as it came" if stand_in is not None else "confirmed without content",
             )
-            update = unreadable_update(item) or Update(update_id=update_id)
+            update = stand_in or Update(update_id=update_id)
             update.set_bot(bot)
         updates.append(update)
     return updates

@@ -43,6 +43,7 @@ from bot.commands import role_of, watches
 from bot.i18n import LANGUAGES, Words, pick_language, translator
 from bot.intake import NEWS_NOTE_DELAY, BotApplication, Outcome, Runtime, Taken
 from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
+from bot.received import NO_NUMBER
 from storage import deletions
 from storage import news as owed_news
 from storage.alerts import admins, audience
@@ -245,36 +246,63 @@ async def _delete_quietly(
     ``durable``: the messages are the bot's replies written down in storage.deletions,
     crossed off once deleted (or refused for good: gone already, or too old).
     """
-    try:
-        for start in range(0, len(message_ids), DELETE_BATCH):
-            await context.bot.delete_messages(chat_id, message_ids[start : start + DELETE_BATCH])
-    except RetryAfter as exc:
-        _schedule_delete(
-            context,
-            chat_id,
-            message_ids,
-            _seconds(exc.retry_after) + DELETE_RETRY,
-            durable=durable,
-        )
-        return False
-    except BadRequest as exc:
-        # A 400 is for good (too old to delete, not the bot's): python-telegram-bot makes
-        # it a NetworkError, which the next clause would try again every few seconds.
-        log.info("Telegram refused for good to delete messages in a chat (%s)", type(exc).__name__)
-        if durable:
-            # Crossed off as refused for good: kept, it would be tried at every start
-            # until Telegram's 48 hours run out, with the chat sealed in it meanwhile.
-            await _cross_off(context, chat_id, message_ids)
-        return False
-    except (TimedOut, NetworkError) as exc:
-        log.info("deleting messages failed for now (%s); trying again", type(exc).__name__)
-        _schedule_delete(context, chat_id, message_ids, DELETE_RETRY, durable=durable)
-        return False
-    except TelegramError as exc:
-        log.info("could not delete messages in a chat (%s)", type(exc).__name__)
-        if durable:
-            await _cross_off(context, chat_id, message_ids)
-        return False
+    return await _delete(context, chat_id, message_ids, durable=durable) is True
+
+
+async def _delete(
+    context: Context,
+    chat_id: int,
+    message_ids: Sequence[int],
+    *,
+    durable: bool = False,
+    patience: float = 0.0,
+) -> bool | None:
+    """``_delete_quietly``, waiting out flood control for up to ``patience`` seconds in all.
+    True: deleted; False: refused for good (nothing more the bot may do); None: refused for
+    now, and tried again later from the job queue."""
+    loop = asyncio.get_running_loop()
+    give_up, done = loop.time() + patience, 0
+    while True:
+        try:
+            for start in range(done, len(message_ids), DELETE_BATCH):
+                await context.bot.delete_messages(
+                    chat_id, message_ids[start : start + DELETE_BATCH]
+                )
+                done = start + DELETE_BATCH
+            break
+        except RetryAfter as exc:
+            wait = _seconds(exc.retry_after).total_seconds()
+            if loop.time() + wait <= give_up:
+                await asyncio.sleep(wait)
+                continue
+            _schedule_delete(
+                context,
+                chat_id,
+                message_ids,
+                _seconds(exc.retry_after) + DELETE_RETRY,
+                durable=durable,
+            )
+            return None
+        except BadRequest as exc:
+            # A 400 is for good (too old to delete, not the bot's): python-telegram-bot makes
+            # it a NetworkError, which the next clause would try again every few seconds.
+            log.info(
+                "Telegram refused for good to delete messages in a chat (%s)", type(exc).__name__
+            )
+            if durable:
+                # Crossed off as refused for good: kept, it would be tried at every start
+                # until Telegram's 48 hours run out, with the chat sealed in it meanwhile.
+                await _cross_off(context, chat_id, message_ids)
+            return False
+        except (TimedOut, NetworkError) as exc:
+            log.info("deleting messages failed for now (%s); trying again", type(exc).__name__)
+            _schedule_delete(context, chat_id, message_ids, DELETE_RETRY, durable=durable)
+            return None
+        except TelegramError as exc:
+            log.info("could not delete messages in a chat (%s)", type(exc).__name__)
+            if durable:
+                await _cross_off(context, chat_id, message_ids)
+            return False
     if durable:
         await _cross_off(context, chat_id, message_ids)
     return True
@@ -367,10 +395,13 @@ def _seconds(value: object) -> timedelta:
 # Batches whose replies may run at once while the next batch is taken in; the
 # intake waits beyond that, so a slow Telegram holds back intake, not memory.
 BATCHES_IN_FLIGHT = 2
-# A chat whose replies take longer than this (flood control: Telegram may say "retry after
-# 60 s" for one chat) goes on alone, so that its batch, and the intake behind it, do not
-# wait for it (issue #14: a chat under flood control waits alone).
+# A chat whose replies take longer than this (a slow Telegram) goes on alone, so that its
+# batch, and the intake behind it, do not wait for it; a chat under flood control (Telegram
+# may say "retry after 60 s" for one chat) goes on alone at once, as soon as that is known
+# (issue #14: a chat under flood control waits alone).
 DETACH_AFTER = 2.0
+# How often a chat's running replies are looked at for flood control meanwhile.
+FLOOD_LOOK = 0.05
 # At shutdown, how long chats that went on alone may still finish (their deletions are
 # written down and carried out after the restart).
 DETACHED_AT_STOP = 5.0
@@ -398,6 +429,7 @@ class Replies:
         for update, taken in zip(updates, takens, strict=True):
             if taken.outcome is Outcome.UNREADABLE:
                 continue  # confirmed as nothing, with its log line: no reply, no handler
+            update = taken.replied_as or update  # a clean stand-in of one sealed raw
             chat = update.effective_chat
             key: object = chat.id if chat is not None else ("update", update.update_id)
             by_chat.setdefault(key, []).append((update, taken))
@@ -414,7 +446,7 @@ class Replies:
                 # in this chat give way to these (bot.flood).
                 content = [u.update_id for u, t in items if t.in_chat is not None]
                 runtime.floods.begin(key, content)
-            chains.append(self._chat(key, items, after, done))
+            chains.append((key, self._chat(key, items, after, done)))
         self._batches.append(asyncio.create_task(self._batch(chains)))
         while len(self._batches) > BATCHES_IN_FLIGHT:
             await self._batches.pop(0)
@@ -435,10 +467,12 @@ class Replies:
         assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
         await deletions_written(runtime)
 
-    async def _batch(self, chains: list[Coroutine[Any, Any, list[int]]]) -> None:
+    async def _batch(self, chains: list[tuple[object, Coroutine[Any, Any, list[int]]]]) -> None:
         """The chats' replies, then one transaction that notes which messages left their
         chat (for /wipe; a note lost to a crash only means /wipe tries them again)."""
-        results = await asyncio.gather(*(self._or_alone(c) for c in chains), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._or_alone(key, c) for key, c in chains), return_exceptions=True
+        )
         deleted: list[int] = []
         for result in results:
             if isinstance(result, BaseException):
@@ -447,17 +481,29 @@ class Replies:
                 deleted += result
         await self._note_deleted(deleted)
 
-    async def _or_alone(self, chain: Coroutine[Any, Any, list[int]]) -> list[int]:
-        """A chat's replies; after DETACH_AFTER, they go on alone (and note their own
-        deletions when they end), and the batch does not wait for them."""
+    async def _or_alone(self, key: object, chain: Coroutine[Any, Any, list[int]]) -> list[int]:
+        """A chat's replies; they go on alone (and note their own deletions when they end),
+        and the batch does not wait for them, once the chat is under flood control (known
+        before they start, or met while they run) or after DETACH_AFTER."""
         task = asyncio.ensure_future(chain)
-        try:
-            async with asyncio.timeout(DETACH_AFTER):
-                return await asyncio.shield(task)
-        except TimeoutError:
-            self._alone.add(task)
-            task.add_done_callback(self._alone_done)
-            return []
+        loop = asyncio.get_running_loop()
+        floods = self._runtime().floods
+        give_up = loop.time() + DETACH_AFTER
+        while not (isinstance(key, int) and floods.wait(key, loop.time()) > 0):
+            left = give_up - loop.time()
+            if left <= 0:
+                break
+            done, _ = await asyncio.wait({task}, timeout=min(FLOOD_LOOK, left))
+            if done:
+                return task.result()
+        self._alone.add(task)
+        task.add_done_callback(self._alone_done)
+        return []
+
+    def _runtime(self) -> Runtime:
+        runtime = self.application.bot_data["runtime"]
+        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+        return runtime
 
     def _alone_done(self, task: asyncio.Task[list[int]]) -> None:
         self._alone.discard(task)
@@ -540,6 +586,7 @@ async def on_content(update: Update, context: Context) -> None:
     if (
         runtime.settings.intake.delete_forwarded
         and message is not None
+        and message.message_id != NO_NUMBER  # a stand-in whose number could not be read
         and update.update_id not in runtime.deleted_first
         and await _delete_quietly(context, message.chat_id, [message.message_id])
     ):
@@ -839,18 +886,22 @@ async def on_start(update: Update, context: Context) -> None:
         language = person.language
         role = await role_of(session, person_id=person.id)
     # The code is on the relative's screen: it goes, whatever it was (written down by
-    # bot.intake with the redemption; a bare /start is written down here).
-    await _delete_typed(context, message, written=taken.started is not None)
+    # bot.intake with the update, /start CODE with the redemption).
+    await _delete_typed(
+        context, message, written=taken.started is not None or taken.command_written
+    )
     if granted:
         await set_chat_commands(context.bot, message.chat_id, language, watcher=watcher)
     await _say(context, update, texts.welcome(role, translator(language)))
 
 
 async def _remove_command(update: Update, context: Context) -> None:
-    """A command typed by the relative stays on their phone no longer than needed."""
+    """A command typed by the relative stays on their phone no longer than needed (its
+    deletion written down by bot.intake with the update, or here on a redelivery)."""
     message = update.effective_message
+    taken = runtime_of(context).taken.get(update.update_id)
     if message is not None:
-        await _delete_typed(context, message, written=False)
+        await _delete_typed(context, message, written=taken is not None and taken.command_written)
 
 
 async def _delete_typed(context: Context, message: Message, *, written: bool) -> bool:
@@ -932,14 +983,27 @@ async def on_language_chosen(update: Update, context: Context) -> None:
 
 async def on_wipe(update: Update, context: Context) -> None:
     """/wipe: delete from the chat every message of it the bot may still delete (the
-    relative's stored messages and the bot's own replies still waiting to delete
-    themselves, also those written down before a restart), and answer only then."""
+    relative's stored messages, the bot's own replies still waiting to delete themselves,
+    also those written down before a restart, and /wipe itself), and answer only then:
+    Telegram's flood control is waited out for up to WIPE_PATIENCE; past that, what is left
+    is deleted as soon as Telegram lets it, and no "Done." is said (it is not done)."""
     runtime, language = await _words(context, update)
     user, message = update.effective_user, update.effective_message
     if user is None or message is None:
         return
-    # /wipe itself goes durably (as /help and /language do); the rest below.
-    await _remove_command(update, context)
+    taken = runtime.taken.get(update.update_id)
+    if taken is None or not taken.command_written:
+        # Written down by bot.intake with the update; on a redelivery, here.
+        async with runtime.sessions() as session, session.begin():
+            deletions.remember(
+                session,
+                server=runtime.server,
+                chat_id=message.chat_id,
+                message_ids=[message.message_id],
+                sent_at=message.date,
+                due_at=utc_now(),
+            )
+    give_up = asyncio.get_running_loop().time() + WIPE_PATIENCE
     ids: list[int] = []
     # The replies just sent (a receipt a second ago) may not be written down yet: wait for
     # them, and take those still only in memory too, so none is left on the phone.
@@ -950,21 +1014,35 @@ async def on_wipe(update: Update, context: Context) -> None:
         person = await find_person(session, server=runtime.server, telegram_id=user.id)
         stored = list(await undeleted_in_chat(session, sender=person)) if person else []
         written = await deletions.in_chat(session, server=runtime.server, chat_id=message.chat_id)
-    replies = sorted(set(written) | set(in_memory))
+    # /wipe itself goes with the replies, durably (written down, crossed off once deleted).
+    replies = sorted(set(written) | set(in_memory) | {message.message_id})
     for row in stored:
         ref = chat_ref_of(runtime.server, row)
         if ref is not None and ref.chat_id == message.chat_id:
             ids.append(ref.message_id)
-    if await _delete_quietly(context, message.chat_id, sorted(set(ids))):
+    loop = asyncio.get_running_loop()
+    theirs = await _delete(
+        context, message.chat_id, sorted(set(ids)), patience=give_up - loop.time()
+    )
+    if theirs:
         async with runtime.sessions() as session, session.begin():
             await mark_deleted_in_chat(
                 session,
                 update_ids=[row.update_id for row in stored if row.update_id is not None],
                 now=utc_now(),
             )
-    if replies:
-        await _delete_quietly(context, message.chat_id, replies, durable=True)
+    ours = await _delete(
+        context, message.chat_id, replies, durable=True, patience=give_up - loop.time()
+    )
+    if theirs is None or ours is None:
+        log.info("/wipe: Telegram holds deletions back; they are tried again, with no answer")
+        return
     await _say(context, update, translator(language)(texts.WIPED))
+
+
+# How long /wipe waits out Telegram's flood control before it gives up answering (what is
+# left is still deleted as soon as Telegram lets it).
+WIPE_PATIENCE = 60.0
 
 
 # --------------------------------------------------------------------------- group chats

@@ -18,6 +18,7 @@ flush and one commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import uuid
@@ -47,7 +48,16 @@ from bot.meaning import (
     record,
     understand,
 )
-from bot.received import FileRef, Received, read_update, watcher_command
+from bot.received import (
+    UNREADABLE,
+    FileRef,
+    Received,
+    is_command,
+    raw_stand_in,
+    read_update,
+    sealed_raw,
+    watcher_command,
+)
 from bot.refusals import RefusalTally, audit_refusal
 from storage import audit, deletions
 from storage import news as owed_news
@@ -62,7 +72,17 @@ from storage.messages import (
     store_attachment,
     store_message,
 )
-from storage.models import Group, Message, Operator, OriginKind, Person, Role, Signal, Status
+from storage.models import (
+    Group,
+    Message,
+    MessageKind,
+    Operator,
+    OriginKind,
+    Person,
+    Role,
+    Signal,
+    Status,
+)
 from storage.people import (
     CHAT_ROLES,
     add_person,
@@ -120,6 +140,13 @@ class Taken:
     # A private message that the reply handlers delete from the relative's chat
     # (content, not a command): a batch's replies delete these per chat in one call.
     in_chat: tuple[int, int] | None = None  # (chat id, message id)
+    # What the replies run on instead of the update received: the clean stand-in of one
+    # the handlers could not read, sealed raw (bot.received.raw_stand_in).
+    replied_as: Update | None = None
+    # The relative's typed /help, /language, /wipe or bare /start: its deletion is written
+    # down in the update's own transaction (so a crash before its handler runs still has it
+    # deleted after the restart); the handler deletes it and crosses it off.
+    command_written: bool = False
 
 
 @dataclass(slots=True)
@@ -197,6 +224,7 @@ class Intake:
         taken = await self.take_in(update, now=utc_now())
         if taken.outcome is Outcome.UNREADABLE:
             return taken
+        update = taken.replied_as or update
         self.runtime.taken[update.update_id] = taken
         chat = update.effective_chat
         if chat is not None:
@@ -227,8 +255,8 @@ class Intake:
         and the caller must confirm none.
         """
         read = [_read(update) for update in updates]
-        unreadable = {u.update_id for u, (_, bad) in zip(updates, read, strict=True) if bad}
-        readings = [received for received, _ in read]
+        unreadable = {u.update_id for u, r in zip(updates, read, strict=True) if r.bad}
+        readings = [r.received for r in read]
         files = await self._downloads(updates, readings, now)
         rt = self.runtime
         async with rt.sessions() as session, session.begin():
@@ -239,14 +267,20 @@ class Intake:
             self._keep_chats(session, batch)
             takens: list[Taken] = []
             fresh: list[int] = []
-            for update, received in zip(updates, readings, strict=True):
+            for update, reading in zip(updates, read, strict=True):
+                received = reading.received
                 if update.update_id in seen:
-                    takens.append(Taken(Outcome.SEEN, in_chat=_in_chat(received)))
+                    takens.append(
+                        Taken(Outcome.SEEN, in_chat=_in_chat(received), replied_as=reading.stand_in)
+                    )
                     continue
                 seen.add(update.update_id)
                 fresh.append(update.update_id)
                 if update.update_id in unreadable:
                     takens.append(Taken(Outcome.UNREADABLE))
+                    continue
+                if reading.raw is not None:
+                    takens.append(await self._seal_raw(session, batch, update, reading, now))
                     continue
                 taken = await self._take_one(
                     session, batch, update, received, files.get(update.update_id, []), now
@@ -303,6 +337,16 @@ class Intake:
     ) -> Taken:
         if received is None and (code := _start_code(update)) is not None:
             return await self._start(session, batch, update, code, now)
+        if received is None and (typed := _typed_command(update)) is not None:
+            deletions.remember(
+                session,
+                server=self.runtime.server,
+                chat_id=typed.chat_id,
+                message_ids=[typed.message_id],
+                sent_at=typed.date,
+                due_at=now,
+            )
+            return Taken(Outcome.NOT_CONTENT, command_written=True)
         if received is None:
             answered = await self._answer(session, batch, update, now)
             if answered is None and not _of_known_kind(update):
@@ -324,6 +368,31 @@ class Intake:
             sender = await self._new_person(session, batch, received.sender_id, now)
         batch.recent[sender.id] = batch.recent.get(sender.id, 0) + 1
         return await self._store(session, batch, sender, received, files, now)
+
+    async def _seal_raw(
+        self, session: AsyncSession, batch: _Batch, update: Update, reading: _Reading, now: datetime
+    ) -> Taken:
+        """An update from which no private message with its sender can be read: its raw JSON
+        sealed for operators as an "unreadable" message, with no sender, group or chat
+        reference (never dropped, issue #14), and counted for the admins' start-up note.
+        Its chat, where one can be read, gets the usual receipt (bot.handlers)."""
+        rt = self.runtime
+        if batch.operators is None:
+            batch.operators = await active_operators(session)
+        message = await store_message(
+            session,
+            server=rt.server,
+            kind=MessageKind.OTHER,
+            body={"text": None, "caption": None, "content": {UNREADABLE: reading.raw}},
+            received_at=now,
+            update_id=update.update_id,
+            operators=batch.operators,
+            flush=False,
+        )
+        rt.unreadable_taken += 1
+        return Taken(
+            Outcome.STORED, message_id=message.id, unlinked=True, replied_as=reading.stand_in
+        )
 
     async def _new_person(
         self, session: AsyncSession, batch: _Batch, telegram_id: int, now: datetime
@@ -642,21 +711,56 @@ class Intake:
         )
 
 
-def _read(update: Update) -> tuple[Received | None, bool]:
-    """``read_update``, and whether the update is unreadable: one the library parsed but that
-    lacks what every message has (Telegram would not send it; a fault or a future
-    change might): confirmed as nothing, so that it cannot block the updates behind
-    it, and kept from the handlers, which would fail on it too."""
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    received: Received | None = None
+    raw: dict[str, Any] | None = None  # sealed as it came, with no sender (Intake._seal_raw)
+    stand_in: Update | None = None  # what the replies run on instead (Taken.replied_as)
+    bad: bool = False  # confirmed as nothing, with a log line
+
+
+def _read(update: Update) -> _Reading:
+    """``read_update``; or, for an update from which no private message with its sender
+    can be read, its raw JSON to seal without a sender: a stand-in of one the library
+    refused (bot.received.raw_stand_in), a kind of update no Bot API the library knows
+    had, or one the library parsed but that lacks what every message has (Telegram would
+    not send it; a fault, another Bot API server or a future change might). Such an
+    update is never dropped unsealed; it is kept from the handlers, which would fail on
+    it too (they run on a clean stand-in). What holds nothing to seal (a service message,
+    a group's or channel's message, the number alone) is confirmed as nothing, so that
+    it cannot block the updates behind it."""
+    raw = sealed_raw(update)
+    if raw is not None:
+        return _Reading(raw=raw)
+    if not _of_known_kind(update) and update.api_kwargs:
+        return _sealed_instead(update)
     try:
         problem = _malformed(update)
         if problem is None:
-            return read_update(update), False
+            return _Reading(received=read_update(update))
     except Exception as exc:  # whatever a malformed update makes reading raise
         problem = type(exc).__name__
+    reading = _sealed_instead(update)
     log.warning(
-        "update %d could not be read (%s); confirmed without content", update.update_id, problem
+        "update %d could not be read (%s); %s",
+        update.update_id,
+        problem,
+        "sealed as it came" if reading.raw is not None else "confirmed without content",
     )
-    return None, True
+    return reading
+
+
+def _sealed_instead(update: Update) -> _Reading:
+    try:
+        stand_in = raw_stand_in(update.update_id, update.to_dict())
+    except Exception:  # a value the library cannot even write out again
+        stand_in = None
+    raw = sealed_raw(stand_in) if stand_in is not None else None
+    if stand_in is None or raw is None:
+        return _Reading(bad=True)
+    with contextlib.suppress(RuntimeError):  # no bot set (tests)
+        stand_in.set_bot(update.get_bot())
+    return _Reading(raw=raw, stand_in=stand_in)
 
 
 _CHAT_TYPES = frozenset({"private", "group", "supergroup", "channel"})
@@ -754,6 +858,14 @@ def _start_code(update: Update) -> str | None:
     if len(words) != 2 or words[0].split("@", 1)[0].casefold() != "/start":
         return None
     return words[1]
+
+
+def _typed_command(update: Update) -> TelegramMessage | None:
+    """A private /help, /language, /wipe or /start (not an edit) its handler deletes."""
+    message = update.message
+    if message is None or message.chat.type != "private" or message.from_user is None:
+        return None
+    return message if is_command(message) else None
 
 
 def _of_known_kind(update: Update) -> bool:

@@ -379,18 +379,24 @@ def read_update(update: Update) -> Received | None:
 
 
 UNREADABLE = "unreadable"  # the body's key for the raw JSON of an update the library refused
+# The number of a stand-in message whose own number could not be read: Telegram numbers
+# messages from 1, so nothing in the chat has it (the replies delete nothing by it).
+NO_NUMBER = 0
+_NOT_PRIVATE = frozenset({"group", "supergroup", "channel"})
 
 
 def unreadable_update(item: dict[str, Any]) -> Update | None:
     """For an update python-telegram-bot cannot parse (an older or newer Bot API shape):
-    a stand-in private message that carries the raw JSON, so that it is sealed as an
-    "unreadable" message operators can open, receipted and deleted like any other. None
-    when no private message (sender, chat, number, date) can be read from it, or when it
-    is a service message (not a message at all)."""
+    a stand-in that carries the raw JSON, so that it is sealed as an "unreadable" message
+    operators can open, never dropped. Where a private message (sender, chat, number,
+    date) can be read from it, the stand-in is that message, receipted and deleted like
+    any other; else ``raw_stand_in``'s. None when there is nothing to seal."""
     update_id = item.get("update_id")
     kind = next((k for k in ("message", "edited_message") if isinstance(item.get(k), dict)), None)
-    if not isinstance(update_id, int) or kind is None:
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
         return None
+    if kind is None:
+        return raw_stand_in(update_id, item)
     raw = item[kind]
     chat, sender = raw.get("chat"), raw.get("from")
     numbers = (
@@ -405,7 +411,7 @@ def unreadable_update(item: dict[str, Any]) -> Update | None:
         or chat.get("type") != "private"
         or is_service(raw)
     ):
-        return None
+        return raw_stand_in(update_id, item)
     message_id, date, chat_id, sender_id = numbers
     assert isinstance(sender, dict)  # noqa: S101 (checked above; for the type checker)
     message = Message(
@@ -433,3 +439,53 @@ def unreadable_update(item: dict[str, Any]) -> Update | None:
         )
         return Update(update_id=update_id, edited_message=message)
     return Update(update_id=update_id, message=message)
+
+
+def raw_stand_in(update_id: int, item: dict[str, Any]) -> Update | None:
+    """An update from which no private message with its sender can be read (no ``from``,
+    no number, no date; a kind no Bot API had yet): a stand-in that carries its raw JSON
+    (``sealed_raw``), sealed without a sender for operators as an "unreadable" message.
+    It is a message in the private chat when that chat's id can be read from it (so that
+    the chat gets the usual receipt), else it is in no chat. None when there is nothing
+    to seal (the number alone), or when what it carries is no message the bot keeps: a
+    service message, or a message of a group or channel."""
+    if not set(item) - {"update_id"}:
+        return None
+    kind: str = next((k for k in ("message", "edited_message") if k in item), "") or next(
+        k for k in item if k != "update_id"
+    )
+    found = item.get(kind)
+    chat = found.get("chat") if isinstance(found, dict) else None
+    kind_of_chat = chat.get("type") if isinstance(chat, dict) else None
+    if isinstance(found, dict) and (is_service(found) or kind_of_chat in _NOT_PRIVATE):
+        return None
+    chat_id = chat.get("id") if isinstance(chat, dict) else None
+    if (
+        kind in ("message", "edited_message")
+        and kind_of_chat == "private"
+        and isinstance(chat_id, int)
+        and not isinstance(chat_id, bool)
+    ):
+        date = found.get("date") if isinstance(found, dict) else None
+        message = Message(
+            message_id=NO_NUMBER,
+            date=datetime.fromtimestamp(
+                date if isinstance(date, int) and not isinstance(date, bool) else 0, UTC
+            ),
+            chat=Chat(id=chat_id, type=Chat.PRIVATE),
+            api_kwargs={UNREADABLE: item},
+        )
+        if kind == "edited_message":
+            return Update(update_id=update_id, edited_message=message)
+        return Update(update_id=update_id, message=message)
+    return Update(update_id=update_id, api_kwargs={UNREADABLE: item})
+
+
+def sealed_raw(update: Update) -> dict[str, Any] | None:
+    """The raw JSON a ``raw_stand_in`` carries (to seal without a sender), or None."""
+    message = update.message or update.edited_message
+    kwargs = update.api_kwargs if message is None else message.api_kwargs
+    raw = kwargs.get(UNREADABLE)
+    if not isinstance(raw, dict) or (message is not None and message.from_user is not None):
+        return None
+    return dict(_whole(raw))

@@ -21,9 +21,10 @@ from bot.cli.common import (
 )
 from bot.schedules import normalise_codename
 from storage import audit
-from storage.groups import get_group
+from storage.groups import get_group, list_groups
 from storage.models import Role
 from storage.people import create_invite
+from storage.session import AsyncSession
 from storage.timeutil import utc_now
 
 # --------------------------------------------------------------------------- invites
@@ -64,6 +65,8 @@ def invite(
             target = (
                 await get_group(ws.session, codename=normalise_codename(group)) if group else None
             )
+            if chat_label is not None:
+                await _not_a_codename(ws.session, chat_label)
             now = utc_now()
             lifetime = duration_option(ttl, "--ttl") or ws.settings.invites.ttl
             inv, code = await create_invite(
@@ -98,6 +101,18 @@ def invite(
     else:
         out.print(f"t.me/<bot>?start={code}   (set [telegram] username to get the full link)")
     err.print(f"one use, valid until {when(expires)}")
+
+
+async def _not_a_codename(session: AsyncSession, chat_label: str) -> None:
+    """No codename appears in the relative's chat (issue #14): a chat label that is one
+    (whatever the case, spaces or dashes) is refused."""
+    said = _plain(chat_label)
+    if any(_plain(group.codename) == said for group in await list_groups(session)):
+        fail("--chat-label: that is a group's codename, which a relative's chat never shows")
+
+
+def _plain(text: str) -> str:
+    return "".join(c for c in text.casefold() if c.isalnum())
 
 
 def _label(text: str | None) -> str | None:

@@ -494,6 +494,14 @@ def invite_runs(
             "activist with a label": Call(
                 ("invite", "--role", "activist", "--group", "PINE-7", "--chat-label", "1"), folder
             ),
+            "its codename as a label": Call(
+                ("invite", "--role", "relative", "--group", "PINE-7", "--chat-label", "pine-7"),
+                folder,
+            ),
+            "another codename as a label": Call(
+                ("invite", "--role", "relative", "--group", "PINE-7", "--chat-label", "Oak 2"),
+                folder,
+            ),
         }
     )
     return ran, folder
@@ -547,6 +555,8 @@ def test_invite_code_is_not_in_the_database(invite_runs: tuple[dict[str, Ran], P
         ("unknown group", "no group NOPE-1"),
         ("label too long", "1 to 16 characters"),
         ("activist with a label", "only a relative's invite"),
+        ("its codename as a label", "a group's codename"),
+        ("another codename as a label", "a group's codename"),
     ],
 )
 def test_invite_refusals(

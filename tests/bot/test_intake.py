@@ -348,6 +348,22 @@ async def test_wipe_removes_the_conversation(
     assert all(s["row"].deleted_in_chat_at is not None for s in await installation.stored())
 
 
+async def test_wipe_answers_only_once_its_deletions_are_done(
+    standin: TelegramStandIn, installation: Installation
+) -> None:
+    """Telegram's flood control refuses /wipe's deletions twice, for two seconds each: /wipe
+    waits it out and says "Done." only then, when the chat holds nothing else (#14)."""
+    user = standin.user(RELATIVE, language_code="en")
+    async with running_bot(installation, standin):
+        await send_and_wait(standin, user, standin.send_text(user, "hello"))
+        # Its receipt and follow-up have deleted themselves: the next deletions are /wipe's.
+        await eventually(lambda: standin.messages_in(RELATIVE) == [], within=30)
+        standin.fail_next("deleteMessages", status=429, retry_after=2, count=2)
+        standin.send_text(user, "/wipe")
+        await eventually(lambda: any(m.text == "Done." for m in standin.sent), within=30)
+        assert [m.get("text") for m in standin.messages_in(RELATIVE)] == ["Done."]
+
+
 async def test_language_is_chosen_with_a_button_and_used_from_then_on(
     standin: TelegramStandIn, installation: Installation
 ) -> None:

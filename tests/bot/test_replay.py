@@ -214,15 +214,33 @@ async def test_old_format_forwards_keep_their_origin_and_original_date(
                 {"text": "all fine", "forward_sender_name": "Mi-rae K", "forward_date": when},
                 date=SENT,
             )["update_id"],
+            standin.send_fields(
+                user,
+                {
+                    "text": "news",
+                    "forward_from_chat": {
+                        "id": -1_001_700_000_001,
+                        "type": "channel",
+                        "title": "Dawn",
+                    },
+                    "forward_from_message_id": 77,
+                    "forward_signature": "editor",
+                    "forward_date": when,
+                },
+                date=SENT,
+            )["update_id"],
         }
         await eventually(lambda: ids <= standin.confirmed_update_ids(), within=30)
     stored = await installation.stored()
     assert [(s["row"].origin_kind, s["row"].origin_at) for s in stored] == [
         (OriginKind.USER, ORIGINAL),
         (OriginKind.HIDDEN_USER, ORIGINAL),
+        (OriginKind.CHANNEL, ORIGINAL),
     ]
     assert stored[0]["body"]["origin"]["name"] == "Kim"
     assert stored[1]["body"]["origin"]["name"] == "Mi-rae K"
+    channel = stored[2]["body"]["origin"]
+    assert (channel["chat"], channel["message_id"], channel["signature"]) == ("Dawn", 77, "editor")
 
 
 async def test_an_album_gets_one_receipt_and_one_follow_up(installation: Installation) -> None:
@@ -249,4 +267,52 @@ async def test_an_album_gets_one_receipt_and_one_follow_up(installation: Install
     ]
     assert standin.messages_in(RELATIVE) == [] or all(
         m["from"]["id"] == standin.bot_id for m in standin.messages_in(RELATIVE)
+    )
+
+
+def _private_message(user: SimUser, token: str, *, drop: str) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "message_id": 4242,
+        "date": int(SENT.timestamp()),
+        "chat": {"id": user.id, "type": "private", "first_name": "R"},
+        "from": {"id": user.id, "is_bot": False, "first_name": "R"},
+        "text": token,
+    }
+    del message[drop]
+    return message
+
+
+async def test_what_names_no_sender_is_sealed_raw_never_dropped(
+    installation: Installation,
+) -> None:
+    """A private message without its date or number (which python-telegram-bot refuses)
+    or without ``from`` (which it takes, but that names no sender), and an update of a
+    kind no Bot API has yet: each is sealed as it came, for operators, with no sender;
+    the private chat, where it can be read, gets the usual receipt and follow-up."""
+    standin: TelegramStandIn = installation.standin  # type: ignore[attr-defined]
+    users = {
+        drop: standin.user(RELATIVE + n, language_code="en")
+        for n, drop in enumerate(("date", "message_id", "from"))
+    }
+    async with running_bot(installation, standin):
+        ids = {
+            standin.inject({"message": _private_message(user, f"TOKEN-no-{drop}", drop=drop)})
+            for drop, user in users.items()
+        }
+        ids.add(standin.inject({"future_update": {"note": "TOKEN-future-update"}}))
+        await eventually(lambda: ids <= standin.confirmed_update_ids(), within=60)
+        await eventually(lambda: all(_sends(standin, u.id) >= 2 for u in users.values()), within=30)
+    stored = {s["row"].update_id: s for s in await installation.stored()}
+    assert set(stored) == ids  # none dropped
+    tokens = {f"TOKEN-no-{drop}" for drop in users} | {"TOKEN-future-update"}
+    for entry in stored.values():
+        assert entry["row"].sender_id is None
+        assert entry["row"].kind is MessageKind.OTHER
+        raw = json.dumps(entry["body"]["content"][UNREADABLE])  # operators open it
+        tokens -= {t for t in tokens if t in raw}
+    assert tokens == set(), "an update's content was not sealed"
+    texts = [c.params["text"] for c in standin.chat_calls if c.method == "sendMessage"]
+    # The same receipt and follow-up as any message, in each private chat.
+    assert sorted(t.split(" Ref ")[0] for t in texts) == sorted(
+        ["Received, thank you.", "Did this come from them?"] * len(users)
     )

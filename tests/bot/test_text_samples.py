@@ -113,3 +113,15 @@ def test_korean_is_in_one_polite_register_with_korean_status_words_and_durations
 
 def _fields(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def test_the_korean_catalogue_holds_no_message_the_code_no_longer_says() -> None:
+    """The reverse: a Korean entry whose English the code no longer uses is an old text
+    kept by mistake (an old question's 일행, which named what the chat is, stayed so)."""
+    extracted: set[tuple[str | None, object]] = set()
+    for source in sorted((ROOT / "bot").rglob("*.py")):
+        for _, message, _, context in extract_from_file("python", source, KEYWORDS):
+            extracted.add((context, message))
+    assert extracted
+    kept = {(context, msgid) for msgid, _, context in catalogue()}
+    assert kept - extracted == set(), "Korean entries the code no longer uses"
