@@ -134,6 +134,11 @@ async def _say(
             # It may have been sent: a second try could leave two on the phone.
             log.info("a reply was not confirmed (%s)", type(exc).__name__)
             return None
+        except BadRequest as exc:
+            # A 400 (the chat is gone, the bot was blocked) is for good; python-telegram-bot
+            # makes it a NetworkError, which the next clause would try for half a minute.
+            log.info("a reply was refused for good (%s)", type(exc).__name__)
+            return None
         except NetworkError as exc:  # a 5xx or a broken connection: refused for now
             log.info("a reply was not sent (%s); trying again", type(exc).__name__)
             await asyncio.sleep(min(2.0**attempt, 30.0))

@@ -536,7 +536,9 @@ async def test_malformed_updates_are_dropped_with_a_log_line(fuzz: Fuzz) -> None
     await asyncio.to_thread(check)
 
 
-async def test_updates_of_no_known_kind_are_dropped_with_a_log_line(fuzz: Fuzz) -> None:
+async def test_updates_of_no_known_kind_are_kept_sealed_or_dropped_with_a_log_line(
+    fuzz: Fuzz,
+) -> None:
     @fuzz_settings(10, shrink=False)
     @given(no_kind())
     def check(generated: Generated) -> None:

@@ -91,3 +91,24 @@ async def test_a_permanent_400_on_a_deletion_is_not_tried_again(
         session_factory(engine)() as session,
     ):
         assert (await session.exec(select(PendingDeletion))).all() == []
+
+
+async def test_a_reply_refused_for_good_is_not_sent_again(
+    tmp_path: Path, database: Database, standin: TelegramStandIn
+) -> None:
+    """A 400 on a receipt (the chat is gone) is given up at once: tried again it would
+    hold that chat's replies for half a minute. The message itself is still stored and
+    deleted from the chat."""
+    installation = await install(tmp_path / "server", standin=standin, database_url=database.url)
+    relative = standin.user(STRANGER + 2, language_code="en")
+    standin.fail_next("sendMessage", status=400, retry_after=None, count=1000)
+    async with running_bot(installation, standin):
+        update = standin.send_text(relative, "at the station")
+        await eventually(lambda: update["update_id"] in standin.confirmed_update_ids())
+        await eventually(lambda: standin.calls.count("deleteMessages") >= 1)
+        await asyncio.sleep(1.5)
+        sent = standin.calls.count("sendMessage")
+        assert sent <= 2  # the receipt and the follow-up, each tried once
+        await asyncio.sleep(3.0)  # a retry would come after 1 s, 2 s, then 4 s
+        assert standin.calls.count("sendMessage") == sent
+    assert len(await installation.stored()) == 1
