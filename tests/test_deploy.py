@@ -222,10 +222,8 @@ def test_every_command_of_deploy_md_runs_as_written(tmp_path: Path, standin: Sta
             if "$PUBLIC_KEY" in line and "PUBLIC_KEY" not in shell.env:
                 # On the operator's own machine: `intake keygen`, its public key line.
                 # The key file stays at hand: `group add --key operator.key` signs with it.
-                keygen = shell.run(
-                    f"{srv}/.venv/bin/intake keygen --out operator.key"
-                    " --kem X25519 --allow-classical"
-                )
+                # As deploy.md says it: the default (hybrid) key, which the server accepts.
+                keygen = shell.run(f"{srv}/.venv/bin/intake keygen --out operator.key")
                 shell.env["PUBLIC_KEY"] = keygen.stdout.strip()
             # The token is pasted where the page says to (`head -n 1` reads one line).
             pasted = standin.token + "\n" if re.search(r"head -n 1 > \S*/token'", line) else ""
