@@ -41,7 +41,14 @@ from bot import commands, texts
 from bot.activists import ALERT_BUTTONS, on_alert_button
 from bot.commands import role_of, watches
 from bot.i18n import LANGUAGES, Words, pick_language, translator
-from bot.intake import NEWS_NOTE_DELAY, BotApplication, Outcome, Runtime, Taken
+from bot.intake import (
+    NEWS_NOTE_DELAY,
+    BotApplication,
+    Outcome,
+    Runtime,
+    Taken,
+    write_down_typed,
+)
 from bot.meaning import FLAG, NO, SURE, YES, Step, confirm_data, which_group_data
 from bot.received import NO_NUMBER
 from storage import deletions
@@ -439,8 +446,7 @@ class Replies:
             key: object = chat.id if chat is not None else ("update", update.update_id)
             by_chat.setdefault(key, []).append((update, taken))
         loop = asyncio.get_running_loop()
-        runtime = self.application.bot_data["runtime"]
-        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+        runtime = self._runtime()
         chains = []
         for key, items in by_chat.items():
             # Taken now, in the order batches come: the chat's next batch waits for this.
@@ -468,8 +474,7 @@ class Replies:
             await asyncio.gather(*late, return_exceptions=True)
         while self._batches:  # the notes of chats that went on alone
             await self._batches.pop(0)
-        runtime = self.application.bot_data["runtime"]
-        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+        runtime = self._runtime()
         await deletions_written(runtime)
 
     async def _batch(self, chains: list[tuple[object, Coroutine[Any, Any, list[int]]]]) -> None:
@@ -519,8 +524,7 @@ class Replies:
     async def _note_deleted(self, deleted: list[int]) -> None:
         if not deleted:
             return
-        runtime = self.application.bot_data["runtime"]
-        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+        runtime = self._runtime()
         # The replies' deletions first: a crash after the note must not leave a reply that
         # nothing remembers (the after-crash sweep looks only where messages are unnoted).
         await deletions_written(runtime)
@@ -547,13 +551,11 @@ class Replies:
             if self._chats.get(key) is done:
                 del self._chats[key]
             if isinstance(key, int):
-                runtime = self.application.bot_data["runtime"]
-                assert isinstance(runtime, Runtime)  # noqa: S101 (set in app.build_application)
+                runtime = self._runtime()
                 runtime.floods.end(key, asyncio.get_running_loop().time())
 
     async def _replies(self, items: list[tuple[Update, Taken]]) -> list[int]:
-        runtime = self.application.bot_data["runtime"]
-        assert isinstance(runtime, Runtime)  # noqa: S101 (set once, in app.build_application)
+        runtime = self._runtime()
         first = [(u.update_id, t.in_chat) for u, t in items if t.in_chat is not None]
         deleted: list[int] = []
         if runtime.settings.intake.delete_forwarded and first:
@@ -918,14 +920,7 @@ async def _delete_typed(context: Context, message: Message, *, written: bool) ->
         runtime = runtime_of(context)
         try:
             async with runtime.sessions() as session, session.begin():
-                deletions.remember(
-                    session,
-                    server=runtime.server,
-                    chat_id=message.chat_id,
-                    message_ids=[message.message_id],
-                    sent_at=message.date,
-                    due_at=utc_now(),
-                )
+                write_down_typed(session, runtime.server, message, utc_now())
         except Exception as exc:  # deleted all the same, only not after a restart
             log.error("could not write down a command's deletion (%s)", type(exc).__name__)
             return await _delete_quietly(context, message.chat_id, [message.message_id])
@@ -1000,14 +995,7 @@ async def on_wipe(update: Update, context: Context) -> None:
     if taken is None or not taken.command_written:
         # Written down by bot.intake with the update; on a redelivery, here.
         async with runtime.sessions() as session, session.begin():
-            deletions.remember(
-                session,
-                server=runtime.server,
-                chat_id=message.chat_id,
-                message_ids=[message.message_id],
-                sent_at=message.date,
-                due_at=utc_now(),
-            )
+            write_down_typed(session, runtime.server, message, utc_now())
     give_up = asyncio.get_running_loop().time() + WIPE_PATIENCE
     ids: list[int] = []
     # The replies just sent (a receipt a second ago) may not be written down yet: wait for

@@ -338,14 +338,7 @@ class Intake:
         if received is None and (code := _start_code(update)) is not None:
             return await self._start(session, batch, update, code, now)
         if received is None and (typed := _typed_command(update)) is not None:
-            deletions.remember(
-                session,
-                server=self.runtime.server,
-                chat_id=typed.chat_id,
-                message_ids=[typed.message_id],
-                sent_at=typed.date,
-                due_at=now,
-            )
+            write_down_typed(session, self.runtime.server, typed, now)
             return Taken(Outcome.NOT_CONTENT, command_written=True)
         if received is None:
             answered = await self._answer(session, batch, update, now)
@@ -606,14 +599,7 @@ class Intake:
         # The code is on the relative's screen: its deletion is written down with the
         # redemption (the chat sealed), so that a crash or a refusal to delete before the
         # reply runs still has it deleted after the restart (bot.handlers.on_start).
-        deletions.remember(
-            session,
-            server=self.runtime.server,
-            chat_id=message.chat_id,
-            message_ids=[message.message_id],
-            sent_at=message.date,
-            due_at=now,
-        )
+        write_down_typed(session, self.runtime.server, message, now)
         person = batch.people.get(user.id) or await find_person(
             session, server=self.runtime.server, telegram_id=user.id
         )
@@ -858,6 +844,21 @@ def _start_code(update: Update) -> str | None:
     if len(words) != 2 or words[0].split("@", 1)[0].casefold() != "/start":
         return None
     return words[1]
+
+
+def write_down_typed(
+    session: AsyncSession, server: ServerKeys, message: TelegramMessage, now: datetime
+) -> None:
+    """A command the relative typed, written down to delete now (storage.deletions, its
+    chat sealed): carried out after a restart too, and crossed off once deleted."""
+    deletions.remember(
+        session,
+        server=server,
+        chat_id=message.chat_id,
+        message_ids=[message.message_id],
+        sent_at=message.date,
+        due_at=now,
+    )
 
 
 def _typed_command(update: Update) -> TelegramMessage | None:
