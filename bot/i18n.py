@@ -1,7 +1,15 @@
 """The bot's words in English and Korean, from standard gettext catalogues.
 
 English is the source language (the msgids); ``bot/locale/<lang>/LC_MESSAGES/
-intake.po`` holds each translation, read with Babel at start-up.
+intake.po`` holds each translation, and ``intake.mo`` beside it the same compiled, which
+is what the bot reads (the standard library's gettext). After editing a ``.po``::
+
+    .venv/bin/pybabel compile -d bot/locale -D intake
+
+(``tests/bot/test_i18n.py`` fails while a ``.mo`` differs from its ``.po``.) The bot does
+not read the ``.po`` itself: Babel's catalogue reader would stay in the long-running bot's
+memory for one read at start-up (#19). Babel's formatting (dates, durations) is imported
+at the first time or duration said, not at start.
 """
 
 from __future__ import annotations
@@ -13,11 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from importlib import resources
-
-from babel.dates import format_datetime
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.units import format_unit
+from importlib.resources.abc import Traversable
 
 LANGUAGES = {"en": "English", "ko": "한국어"}
 DEFAULT = "en"
@@ -28,13 +32,17 @@ DOMAIN = "intake"
 def _catalogue(language: str) -> gettext.NullTranslations:
     if language == DEFAULT:
         return gettext.NullTranslations()
-    po = resources.files("bot").joinpath("locale", language, "LC_MESSAGES", f"{DOMAIN}.po")
-    with po.open("rb") as source:
-        catalogue = read_po(source, locale=language, domain=DOMAIN)
-    compiled = io.BytesIO()
-    write_mo(compiled, catalogue)
-    compiled.seek(0)
-    return gettext.GNUTranslations(compiled)
+    return gettext.GNUTranslations(io.BytesIO(compiled_catalogue(language).read_bytes()))
+
+
+def compiled_catalogue(language: str) -> Traversable:
+    """A language's compiled catalogue (``intake.mo``), as the package holds it."""
+    return resources.files("bot").joinpath("locale", language, "LC_MESSAGES", f"{DOMAIN}.mo")
+
+
+def source_catalogue(language: str) -> Traversable:
+    """A language's catalogue as translators edit it (``intake.po``)."""
+    return resources.files("bot").joinpath("locale", language, "LC_MESSAGES", f"{DOMAIN}.po")
 
 
 def pick_language(
@@ -98,17 +106,23 @@ class Words:
 
     def local(self, moment: datetime) -> str:
         """A time to the minute in the person's zone, always with the zone's name."""
+        from babel.dates import format_datetime  # at first use: see the module docstring
+
         when = format_datetime(moment, "yyyy-MM-dd HH:mm", tzinfo=self.tz, locale=self.language)
         return f"{when} {zone_abbreviation(moment, self.tz)}"
 
     def clock(self, moment: datetime) -> str:
         """Just the time of day, with the zone ("03:12 KST")."""
+        from babel.dates import format_datetime  # at first use: see the module docstring
+
         when = format_datetime(moment, "HH:mm", tzinfo=self.tz, locale=self.language)
         return f"{when} {zone_abbreviation(moment, self.tz)}"
 
     def duration(self, length: timedelta) -> str:
         """A length of time in words, to its two largest units ("14 hours 5 minutes",
         "14시간 5분"); under a minute, in seconds."""
+        from babel.units import format_unit  # at first use: see the module docstring
+
         seconds = max(0, int(length.total_seconds()))
         parts = []
         for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):

@@ -3,17 +3,21 @@ sender's number, which may be a known member's (linking rule 3).
 
 Pure: no I/O. Numbers come back in E.164 (``+8613800138000``), the form
 ``storage.identifiers.normalise_phone`` stores blind indexes of.
+
+phonenumbers (about 1 MB of the long-running bot's memory, #19) is imported at the first
+text with enough digits to hold a number, not when the bot starts: most texts have none.
 """
 
 from __future__ import annotations
 
 import functools
+import types
 import unicodedata
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import phonenumbers
-from phonenumbers import PhoneNumberFormat, PhoneNumberMatcher, PhoneNumberType
+if TYPE_CHECKING:
+    import phonenumbers
 
 __all__ = ["MOST_NUMBERS", "phone_numbers_in"]
 
@@ -24,10 +28,10 @@ MOST_NUMBERS = 10
 
 DEFAULT_REGIONS = ("CN", "KR")
 
-# A traveller texts from a mobile; when one written number reads as a valid number in
-# two regions, the mobile reading wins over the region order. "010-1234-5678" is a
-# Korean mobile and also a Beijing landline (010 is Beijing's area code).
-_MOBILE = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+# No valid number of any region has fewer digits (phonenumbers' shortest national number
+# of all; tests/bot/test_phones.py holds it to the library's metadata): a text with fewer
+# is answered without loading phonenumbers at all.
+FEWEST_DIGITS_ANYWHERE = 4
 
 
 class _Reading(NamedTuple):
@@ -36,6 +40,22 @@ class _Reading(NamedTuple):
     not_mobile: bool
     region_rank: int
     e164: str
+
+
+@functools.cache
+def _library() -> types.ModuleType:
+    import phonenumbers  # at first use: see the docstring
+
+    return phonenumbers
+
+
+def _is_mobile(number: phonenumbers.PhoneNumber) -> bool:
+    # A traveller texts from a mobile; when one written number reads as a valid number in
+    # two regions, the mobile reading wins over the region order. "010-1234-5678" is a
+    # Korean mobile and also a Beijing landline (010 is Beijing's area code).
+    library = _library()
+    kind = library.number_type(number)
+    return kind in (library.PhoneNumberType.MOBILE, library.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
 def _prepared(text: str) -> str:
@@ -51,6 +71,8 @@ def _fewest_digits(regions: tuple[str, ...]) -> int:
     """The fewest digits a valid number read in ``regions`` can have: the shortest
     national number of those regions, or a country code and the shortest national
     number of any region (written with ``+``, which reads the same everywhere)."""
+
+    phonenumbers = _library()
 
     def shortest(region: str) -> int:
         metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
@@ -74,25 +96,32 @@ def phone_numbers_in(text: str, *, regions: Sequence[str] = DEFAULT_REGIONS) -> 
     ``regions`` is empty. Dates, prices and order numbers are
     not valid numbers and are not returned.
     """
+    prepared = _prepared(text)
+    digits = sum(c.isdigit() for c in prepared)
+    if digits < FEWEST_DIGITS_ANYWHERE:
+        return []  # "잘 있어요", "3시": no number, and no need to load the library
+    phonenumbers = _library()
     unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
     if unknown:
         raise ValueError(f"unknown phone regions: {', '.join(unknown)}")
-    prepared = _prepared(text)
-    if sum(c.isdigit() for c in prepared) < _fewest_digits(tuple(regions)):
-        return []  # most texts ("잘 있어요", "12:30"): the matcher is the costly part
+    if digits < _fewest_digits(tuple(regions)):
+        return []  # most texts ("12:30", a date): the matcher is the costly part
     readings: list[_Reading] = []
     # With no region only numbers written with their country code are read ("ZZ" is
     # phonenumbers' unknown region).
     for rank, region in enumerate(regions or ("ZZ",)):
-        for match in PhoneNumberMatcher(prepared, region, leniency=phonenumbers.Leniency.VALID):
+        matches = phonenumbers.PhoneNumberMatcher(
+            prepared, region, leniency=phonenumbers.Leniency.VALID
+        )
+        for match in matches:
             number = match.number
             readings.append(
                 _Reading(
                     match.start,
                     match.end,
-                    phonenumbers.number_type(number) not in _MOBILE,
+                    not _is_mobile(number),
                     rank,
-                    phonenumbers.format_number(number, PhoneNumberFormat.E164),
+                    phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
                 )
             )
     # Earliest first; at one place, the mobile reading, then the earlier region. A reading

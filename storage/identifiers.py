@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-import phonenumbers
-
 from storage.models import IdentifierKind
 
 
@@ -16,6 +14,10 @@ class BadIdentifier(ValueError):
 
 def normalise_phone(text: str, *, region: str | None = None) -> str:
     """E.164 form (``+8613800138000``). Without a region the number needs its ``+``."""
+    # Imported here: only an operator's `member add` and the first texts with a number
+    # need it, and the long-running bot would carry its 1 MB from the start (#19).
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:

@@ -69,6 +69,19 @@ def test_the_bot_as_it_serves_loads_none_of_them_nor_trio() -> None:
     assert done.stdout.strip() == "", f"the serving bot loaded {done.stdout.split()}"
 
 
+def test_the_serving_bot_loads_phone_numbers_and_babel_only_when_a_text_needs_them() -> None:
+    # About 2 MB between them (#19): phonenumbers for the first text with enough digits,
+    # Babel's formatting for the first time or duration said; the catalogues are compiled.
+    done = subprocess.run(
+        [sys.executable, "-c", SERVING.format(heavy=("phonenumbers", "babel"))],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout.strip() == "", f"the serving bot loaded {done.stdout.split()}"
+
+
 def test_the_newest_revision_read_without_alembic_is_alembics() -> None:
     assert head_from_files() == head_revision()
 

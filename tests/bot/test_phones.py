@@ -176,3 +176,16 @@ def test_texts_skipped_for_too_few_digits_could_hold_no_valid_number() -> None:
             assert len(str(number.country_code)) + len(national) >= anywhere, (region, kind)
     assert checked > 1000
     assert phone_numbers_in("check-in 0001 at 12:30") == []
+
+
+def test_no_valid_number_anywhere_has_fewer_digits_than_the_bound_that_skips_the_library() -> None:
+    """Texts with fewer digits than FEWEST_DIGITS_ANYWHERE are answered without loading
+    phonenumbers; a library update with a shorter number anywhere must fail here."""
+    from bot.phones import FEWEST_DIGITS_ANYWHERE
+
+    def shortest(region: str) -> int:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        lengths = metadata.general_desc.possible_length if metadata else ()
+        return min((n for n in lengths if n > 0), default=1)
+
+    assert min(shortest(r) for r in phonenumbers.SUPPORTED_REGIONS) == FEWEST_DIGITS_ANYWHERE
