@@ -6,10 +6,14 @@ is what the bot reads (the standard library's gettext). After editing a ``.po``:
 
     .venv/bin/pybabel compile -d bot/locale -D intake
 
-(``tests/bot/test_i18n.py`` fails while a ``.mo`` differs from its ``.po``.) The bot does
-not read the ``.po`` itself: Babel's catalogue reader would stay in the long-running bot's
-memory for one read at start-up (#19). Babel's formatting (dates, durations) is imported
-at the first time or duration said, not at start.
+(``tests/bot/test_i18n.py`` fails while a ``.mo`` differs from its ``.po``.)
+
+The running bot does not load Babel (#19): its catalogue reader was in memory for one
+read at start-up, and its formatting loaded a language's whole CLDR data (about 4 MB
+of objects, kept for the life of the process) to write "2026-12-07 03:12" and
+"14 hours". Times are written with fixed numeric patterns, the same in every language,
+and durations are the catalogue's plural messages ("{count} hours", "{count}시간"),
+which ``tests/bot/test_i18n.py`` holds to Babel's own output.
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ def zone_abbreviation(moment: datetime, tz: tzinfo) -> str:
 @dataclass(frozen=True, slots=True)
 class Words:
     """Everything said to one person: their language and their time zone, with
-    Babel's locale-aware durations ("12분 전") and gettext's plural forms."""
+    durations in their words ("12분 전") and gettext's plural forms."""
 
     language: str
     tz: tzinfo
@@ -106,34 +110,27 @@ class Words:
 
     def local(self, moment: datetime) -> str:
         """A time to the minute in the person's zone, always with the zone's name."""
-        from babel.dates import format_datetime  # at first use: see the module docstring
-
-        when = format_datetime(moment, "yyyy-MM-dd HH:mm", tzinfo=self.tz, locale=self.language)
+        when = moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
         return f"{when} {zone_abbreviation(moment, self.tz)}"
 
     def clock(self, moment: datetime) -> str:
         """Just the time of day, with the zone ("03:12 KST")."""
-        from babel.dates import format_datetime  # at first use: see the module docstring
-
-        when = format_datetime(moment, "HH:mm", tzinfo=self.tz, locale=self.language)
+        when = moment.astimezone(self.tz).strftime("%H:%M")
         return f"{when} {zone_abbreviation(moment, self.tz)}"
 
     def duration(self, length: timedelta) -> str:
         """A length of time in words, to its two largest units ("14 hours 5 minutes",
         "14시간 5분"); under a minute, in seconds."""
-        from babel.units import format_unit  # at first use: see the module docstring
-
         seconds = max(0, int(length.total_seconds()))
         parts = []
-        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        for unit, size in ((DAYS, 86400), (HOURS, 3600), (MINUTES, 60)):
             amount, seconds = divmod(seconds, size)
             if amount:
                 parts.append((amount, unit))
         if not parts:
-            parts = [(seconds, "second")]
+            parts = [(seconds, SECONDS)]
         return " ".join(
-            format_unit(amount, f"duration-{unit}", locale=self.language)
-            for amount, unit in parts[:2]
+            self.n_(unit, amount).format(count=f"{amount:,}") for amount, unit in parts[:2]
         )
 
     def ago(self, moment: datetime, now: datetime) -> str:
@@ -150,3 +147,7 @@ class Words:
 
 
 AGO = _("{duration} ago")
+DAYS = N_("{count} day", "{count} days")
+HOURS = N_("{count} hour", "{count} hours")
+MINUTES = N_("{count} minute", "{count} minutes")
+SECONDS = N_("{count} second", "{count} seconds")

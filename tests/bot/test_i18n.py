@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import gettext
 import io
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.i18n import DEFAULT, LANGUAGES, compiled_catalogue, source_catalogue, translator
+from bot.i18n import (
+    DEFAULT,
+    LANGUAGES,
+    Words,
+    compiled_catalogue,
+    source_catalogue,
+    translator,
+    zone_abbreviation,
+)
 
 
 @pytest.mark.parametrize("language", sorted(set(LANGUAGES) - {DEFAULT}))
@@ -48,3 +62,78 @@ def test_the_bot_speaks_korean_from_the_compiled_catalogue() -> None:
     assert said
     for english, korean in said:
         assert translator("ko")(english) == korean
+
+
+# What Babel wrote before the bot stopped loading it (#19): its CLDR units and patterns.
+@settings(max_examples=300)
+@given(
+    seconds=st.one_of(
+        st.integers(0, 120),
+        st.integers(0, 3 * 86400),
+        st.integers(0, 4000 * 86400),
+    ),
+    language=st.sampled_from(sorted(LANGUAGES)),
+)
+def test_a_duration_reads_as_babel_wrote_it(seconds: int, language: str) -> None:
+    from babel.units import format_unit
+
+    parts = []
+    left = seconds
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        amount, left = divmod(left, size)
+        if amount:
+            parts.append((amount, unit))
+    if not parts:
+        parts = [(left, "second")]
+    babel = " ".join(
+        format_unit(amount, f"duration-{unit}", locale=language) for amount, unit in parts[:2]
+    )
+    words = Words(language, ZoneInfo("UTC"))
+    assert words.duration(timedelta(seconds=seconds)) == babel
+
+
+@settings(max_examples=300)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(2020, 1, 1),  # noqa: DTZ001 (hypothesis takes naive bounds)
+        max_value=datetime(2040, 1, 1),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+    zone=st.sampled_from(
+        ["UTC", "Asia/Seoul", "Asia/Shanghai", "Asia/Bangkok", "America/New_York"]
+    ),
+    language=st.sampled_from(sorted(LANGUAGES)),
+)
+def test_a_time_reads_as_babel_wrote_it(moment: datetime, zone: str, language: str) -> None:
+    from babel.dates import format_datetime
+
+    tz = ZoneInfo(zone)
+    words = Words(language, tz)
+    name = zone_abbreviation(moment, tz)
+    local = format_datetime(moment, "yyyy-MM-dd HH:mm", tzinfo=tz, locale=language)
+    clock = format_datetime(moment, "HH:mm", tzinfo=tz, locale=language)
+    assert words.local(moment) == f"{local} {name}"
+    assert words.clock(moment) == f"{clock} {name}"
+
+
+SAYING = """
+import sys
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+from bot.i18n import Words
+for language in ("en", "ko"):
+    words = Words(language, ZoneInfo("Asia/Seoul"))
+    now = datetime.now(UTC)
+    print(words.local(now), words.clock(now), words.ago(now - timedelta(hours=14), now))
+print("babel" in sys.modules)
+"""
+
+
+def test_saying_times_and_durations_loads_no_babel() -> None:
+    # A language's CLDR data is about 4 MB of objects for the life of the bot.
+    done = subprocess.run(
+        [sys.executable, "-c", SAYING], capture_output=True, text=True, check=True, timeout=60
+    )
+    lines = done.stdout.splitlines()
+    assert "14시간 전" in lines[1]
+    assert lines[-1] == "False"
