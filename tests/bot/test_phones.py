@@ -185,7 +185,8 @@ def test_no_valid_number_anywhere_has_fewer_digits_than_the_bound_that_skips_the
 
     def shortest(region: str) -> int:
         metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        lengths = metadata.general_desc.possible_length if metadata else ()
+        desc = metadata.general_desc if metadata else None
+        lengths = desc.possible_length if desc else ()
         return min((n for n in lengths if n > 0), default=1)
 
     assert min(shortest(r) for r in phonenumbers.SUPPORTED_REGIONS) == FEWEST_DIGITS_ANYWHERE
