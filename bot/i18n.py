@@ -23,7 +23,7 @@ import gettext
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from importlib import resources
 from importlib.resources.abc import Traversable
 
@@ -84,10 +84,16 @@ def N_(singular: str, plural: str) -> tuple[str, str]:  # noqa: N802 (gettext's 
     return singular, plural
 
 
+def _aware(moment: datetime) -> datetime:
+    # A time without a zone is UTC, as everything stored is (and as Babel read one);
+    # datetime.astimezone would take it for the machine's own zone.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def zone_abbreviation(moment: datetime, tz: tzinfo) -> str:
     """The zone's short name at that moment ("KST", "UTC", "CST"); a zone with no
     letters of its own (Asia/Bangkok says "+07") is written "UTC+07"."""
-    name = moment.astimezone(tz).strftime("%Z")
+    name = _aware(moment).astimezone(tz).strftime("%Z")
     return f"UTC{name}" if name[:1] in "+-" else name
 
 
@@ -110,12 +116,12 @@ class Words:
 
     def local(self, moment: datetime) -> str:
         """A time to the minute in the person's zone, always with the zone's name."""
-        when = moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
+        when = _aware(moment).astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
         return f"{when} {zone_abbreviation(moment, self.tz)}"
 
     def clock(self, moment: datetime) -> str:
         """Just the time of day, with the zone ("03:12 KST")."""
-        when = moment.astimezone(self.tz).strftime("%H:%M")
+        when = _aware(moment).astimezone(self.tz).strftime("%H:%M")
         return f"{when} {zone_abbreviation(moment, self.tz)}"
 
     def duration(self, length: timedelta) -> str:

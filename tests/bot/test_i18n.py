@@ -6,6 +6,7 @@ import gettext
 import io
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -116,8 +117,26 @@ def test_a_time_reads_as_babel_wrote_it(moment: datetime, zone: str, language: s
     assert words.clock(moment) == f"{clock} {name}"
 
 
+def test_a_time_without_a_zone_is_utc_as_babel_read_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from babel.dates import format_datetime
+
+    naive = datetime(2026, 12, 7, 3, 12)  # noqa: DTZ001 (the case under test)
+    seoul = ZoneInfo("Asia/Seoul")
+    expected = format_datetime(naive, "yyyy-MM-dd HH:mm", tzinfo=seoul, locale="ko")
+    # On a machine whose own zone is not UTC: where taking the machine's zone would show.
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        said = Words("ko", seoul).local(naive)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert said == f"{expected} KST" == "2026-12-07 12:12 KST"
+
+
 SAYING = """
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 from bot.i18n import Words
