@@ -31,6 +31,7 @@ from storage.models import AckKind, ActKind, Alert, Flip, Group, Person, Role, R
 from storage.people import display_name, find_person, live_grants, pseudonym
 from storage.session import AsyncSession
 from storage.timeutil import utc_now
+from storage.vocabulary import WATCHER_ROLES
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
@@ -65,7 +66,7 @@ async def on_alert_button(update: Update, context: Context) -> None:
         # only under an alert about a group they still watch: a revoked person's
         # button, even under an alert sent before, is a stranger's.
         grants = await live_grants(session, person_id=person.id) if person else []
-        watching = [g for g in grants if g.role in (Role.ACTIVIST, Role.ADMIN)]
+        watching = [g for g in grants if g.role in WATCHER_ROLES]
         alerts = (
             []
             if person is None or not watching or query.data not in (ACK, CLAIM, ACK_ALL, CLEAR)

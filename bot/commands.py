@@ -43,6 +43,7 @@ from storage.models import ActKind, Flip, Group, Leg, Person, Role, RoleGrant, S
 from storage.people import find_person, pseudonym
 from storage.session import AsyncSession
 from storage.timeutil import utc_now, zone_named
+from storage.vocabulary import WATCHER_ROLES
 
 if TYPE_CHECKING:  # matplotlib loads only when someone asks for a picture
     from bot.timeline import Journey
@@ -440,7 +441,7 @@ async def watches(session: AsyncSession, *, person_id: uuid.UUID) -> bool:
     result = await session.exec(
         select(RoleGrant.id).where(
             RoleGrant.person_id == person_id,
-            RoleGrant.role.in_([Role.ACTIVIST, Role.ADMIN]),
+            RoleGrant.role.in_(sorted(WATCHER_ROLES)),
             RoleGrant.revoked_at.is_(None),
         )
     )
@@ -452,7 +453,7 @@ async def role_of(session: AsyncSession, *, person_id: uuid.UUID) -> str | None:
     result = await session.exec(
         select(RoleGrant.role).where(
             RoleGrant.person_id == person_id,
-            RoleGrant.role.in_([Role.ACTIVIST, Role.ADMIN]),
+            RoleGrant.role.in_(sorted(WATCHER_ROLES)),
             RoleGrant.revoked_at.is_(None),
         )
     )

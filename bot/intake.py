@@ -79,7 +79,6 @@ from storage.models import (
     Operator,
     OriginKind,
     Person,
-    Role,
     Signal,
     Status,
 )
@@ -98,6 +97,7 @@ from storage.sealing import active_operators
 from storage.session import AsyncSession
 from storage.timeutil import utc_now
 from storage.updates import mark_all_processed, processed_among
+from storage.vocabulary import WATCHER_ROLES
 
 log = logging.getLogger(__name__)
 # python-telegram-bot's Application is generic in six types this bot leaves at their defaults.
@@ -107,7 +107,6 @@ RATE_WINDOW = timedelta(hours=1)
 # A burst of a relative's unconfirmed news makes one note to the activists, this long after
 # its first message.
 NEWS_NOTE_DELAY = timedelta(seconds=5)
-WATCHING = frozenset({Role.ACTIVIST, Role.ADMIN})  # their commands are commands
 DAY = timedelta(days=1)
 
 
@@ -313,7 +312,7 @@ class Intake:
             session, sender_ids=[p.id for p in people.values()], since=now - RATE_WINDOW
         )
         roles = await roles_among(session, person_ids=[p.id for p in people.values()])
-        watchers = {i for i, held in roles.items() if held & WATCHING}
+        watchers = {i for i, held in roles.items() if held & WATCHER_ROLES}
         keepers = {i for i, held in roles.items() if held & CHAT_ROLES}
         return _Batch(people=people, recent=recent, watchers=watchers, keepers=keepers)
 
@@ -632,7 +631,7 @@ class Intake:
         # The batch's later messages see the new groups and roles.
         batch.forwarders.pop(person.id, None)
         roles = (await roles_among(session, person_ids=[person.id])).get(person.id, set())
-        watching = bool(roles & WATCHING)
+        watching = bool(roles & WATCHER_ROLES)
         if watching:
             batch.watchers.add(person.id)
         if roles & CHAT_ROLES:

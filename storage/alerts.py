@@ -40,6 +40,7 @@ from storage.models import (
     Status,
 )
 from storage.session import AsyncSession
+from storage.vocabulary import WATCHER_ROLES
 
 # Tier 1 tells the group's own activists; tier 2 every activist and admin.
 TIER_OF = {Status.SILENT: 1, Status.DETAINED: 2}
@@ -63,7 +64,7 @@ async def audience(session: AsyncSession, *, group_id: uuid.UUID, tier: int) -> 
     """The people an alert of ``tier`` about a group goes to, in a stable order."""
     live = RoleGrant.revoked_at.is_(None)
     own = (RoleGrant.role == Role.ACTIVIST) & (RoleGrant.group_id == group_id)
-    everyone = RoleGrant.role.in_([Role.ACTIVIST, Role.ADMIN])
+    everyone = RoleGrant.role.in_(sorted(WATCHER_ROLES))
     result = await session.exec(
         select(RoleGrant.person_id).where(live, own if tier == 1 else everyone).distinct()
     )

@@ -16,6 +16,7 @@ from storage.crypto import Binding, ServerKeys, sha256
 from storage.identifiers import normalise_telegram_id
 from storage.models import Group, GroupAct, IdentifierKind, Invite, Person, Role, RoleGrant
 from storage.session import AsyncSession
+from storage.vocabulary import WATCHER_ROLES
 
 GROUP_ROLES = frozenset({Role.RELATIVE, Role.ACTIVIST})
 # The roles the bot writes to first (alerts, notices, the unlinked count): only their
@@ -23,8 +24,6 @@ GROUP_ROLES = frozenset({Role.RELATIVE, Role.ACTIVIST})
 # own update and deleted from by storage.deletions, so their chat id is not kept
 # (a seized running server opens every sealed chat id it finds).
 CHAT_ROLES = frozenset({Role.ACTIVIST, Role.ADMIN, Role.OPERATOR})
-# Who is told about groups and may act on them (storage.alerts._still_watching).
-WATCHER_ROLES = frozenset({Role.ACTIVIST, Role.ADMIN})
 # Short on purpose: a label is read on a relative's screen, and says nothing by itself.
 CHAT_LABEL_MAX = 16
 
@@ -394,7 +393,7 @@ async def watching_among(
     session: AsyncSession, *, person_ids: Collection[uuid.UUID]
 ) -> set[uuid.UUID]:
     """Which of these people are activists or admins now (one query for a batch)."""
-    return await _granted(session, person_ids, roles=(Role.ACTIVIST, Role.ADMIN))
+    return await _granted(session, person_ids, roles=WATCHER_ROLES)
 
 
 async def roles_among(

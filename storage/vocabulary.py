@@ -32,6 +32,12 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
+# Who is told about groups and may act on them: alerts and notices go to them, their
+# commands are commands (not messages to seal), and only they may press an alert's
+# buttons (storage.alerts._still_watching).
+WATCHER_ROLES = frozenset({Role.ACTIVIST, Role.ADMIN})
+
+
 class Signal(enum.StrEnum):
     CHECKIN = "checkin"
     STAGE = "stage"
