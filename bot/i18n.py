@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import gettext
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -36,17 +35,22 @@ DOMAIN = "intake"
 def _catalogue(language: str) -> gettext.NullTranslations:
     if language == DEFAULT:
         return gettext.NullTranslations()
-    return gettext.GNUTranslations(io.BytesIO(compiled_catalogue(language).read_bytes()))
+    with compiled_catalogue(language).open("rb") as compiled:
+        return gettext.GNUTranslations(compiled)
 
 
 def compiled_catalogue(language: str) -> Traversable:
     """A language's compiled catalogue (``intake.mo``), as the package holds it."""
-    return resources.files("bot").joinpath("locale", language, "LC_MESSAGES", f"{DOMAIN}.mo")
+    return _catalogue_file(language, "mo")
 
 
 def source_catalogue(language: str) -> Traversable:
     """A language's catalogue as translators edit it (``intake.po``)."""
-    return resources.files("bot").joinpath("locale", language, "LC_MESSAGES", f"{DOMAIN}.po")
+    return _catalogue_file(language, "po")
+
+
+def _catalogue_file(language: str, suffix: str) -> Traversable:
+    return resources.files("bot").joinpath("locale", language, "LC_MESSAGES", f"{DOMAIN}.{suffix}")
 
 
 def pick_language(

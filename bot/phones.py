@@ -11,7 +11,6 @@ text with enough digits to hold a number, not when the bot starts: most texts ha
 from __future__ import annotations
 
 import functools
-import types
 import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -42,20 +41,27 @@ class _Reading(NamedTuple):
     e164: str
 
 
-@functools.cache
-def _library() -> types.ModuleType:
-    import phonenumbers  # at first use: see the docstring
-
-    return phonenumbers
-
-
 def _is_mobile(number: phonenumbers.PhoneNumber) -> bool:
     # A traveller texts from a mobile; when one written number reads as a valid number in
     # two regions, the mobile reading wins over the region order. "010-1234-5678" is a
     # Korean mobile and also a Beijing landline (010 is Beijing's area code).
-    library = _library()
-    kind = library.number_type(number)
-    return kind in (library.PhoneNumberType.MOBILE, library.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+    import phonenumbers  # at first use: see the module docstring
+
+    kind = phonenumbers.number_type(number)
+    return kind in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
+
+
+def shortest_national(region: str) -> int:
+    """The fewest digits of a valid national number of ``region`` (phonenumbers' metadata)."""
+    import phonenumbers  # at first use: see the module docstring
+
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    desc = metadata.general_desc if metadata else None
+    lengths = desc.possible_length if desc else ()
+    return min((n for n in lengths if n > 0), default=1)
 
 
 def _prepared(text: str) -> str:
@@ -71,20 +77,13 @@ def _fewest_digits(regions: tuple[str, ...]) -> int:
     """The fewest digits a valid number read in ``regions`` can have: the shortest
     national number of those regions, or a country code and the shortest national
     number of any region (written with ``+``, which reads the same everywhere)."""
-
-    phonenumbers = _library()
-
-    def shortest(region: str) -> int:
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        desc = metadata.general_desc if metadata else None
-        lengths = desc.possible_length if desc else ()
-        return min((n for n in lengths if n > 0), default=1)
+    import phonenumbers  # at first use: see the module docstring
 
     international = min(
-        len(str(phonenumbers.country_code_for_region(r))) + shortest(r)
+        len(str(phonenumbers.country_code_for_region(r))) + shortest_national(r)
         for r in phonenumbers.SUPPORTED_REGIONS
     )
-    return min([international, *(shortest(r) for r in regions)])
+    return min([international, *(shortest_national(r) for r in regions)])
 
 
 def phone_numbers_in(text: str, *, regions: Sequence[str] = DEFAULT_REGIONS) -> list[str]:
@@ -100,7 +99,8 @@ def phone_numbers_in(text: str, *, regions: Sequence[str] = DEFAULT_REGIONS) -> 
     digits = sum(c.isdigit() for c in prepared)
     if digits < FEWEST_DIGITS_ANYWHERE:
         return []  # "잘 있어요", "3시": no number, and no need to load the library
-    phonenumbers = _library()
+    import phonenumbers  # at first use: see the module docstring
+
     unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
     if unknown:
         raise ValueError(f"unknown phone regions: {', '.join(unknown)}")

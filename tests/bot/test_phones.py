@@ -181,12 +181,8 @@ def test_texts_skipped_for_too_few_digits_could_hold_no_valid_number() -> None:
 def test_no_valid_number_anywhere_has_fewer_digits_than_the_bound_that_skips_the_library() -> None:
     """Texts with fewer digits than FEWEST_DIGITS_ANYWHERE are answered without loading
     phonenumbers; a library update with a shorter number anywhere must fail here."""
-    from bot.phones import FEWEST_DIGITS_ANYWHERE
+    from bot.phones import FEWEST_DIGITS_ANYWHERE, shortest_national
 
-    def shortest(region: str) -> int:
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        desc = metadata.general_desc if metadata else None
-        lengths = desc.possible_length if desc else ()
-        return min((n for n in lengths if n > 0), default=1)
-
-    assert min(shortest(r) for r in phonenumbers.SUPPORTED_REGIONS) == FEWEST_DIGITS_ANYWHERE
+    assert (
+        min(shortest_national(r) for r in phonenumbers.SUPPORTED_REGIONS) == FEWEST_DIGITS_ANYWHERE
+    )

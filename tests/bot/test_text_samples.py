@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import re
 import string
-from importlib import resources
 from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 
+from bot.i18n import source_catalogue
 from bot.text_samples import page, samples
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,8 +50,7 @@ def korean_problems(text: str) -> list[str]:
 
 
 def catalogue() -> list[tuple[object, object, str | None]]:
-    po = resources.files("bot").joinpath("locale", "ko", "LC_MESSAGES", "intake.po")
-    with po.open("rb") as source:
+    with source_catalogue("ko").open("rb") as source:
         read = read_po(source, locale="ko")
     return [(m.id, m.string, m.context) for m in read if m.id]
 
