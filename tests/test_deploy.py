@@ -120,12 +120,12 @@ class Shell:
         self.ran.append(line)
         return done
 
-    def start_and_stop(self, line: str) -> str:
+    def start_and_stop(self, line: str, env: dict[str, str] | None = None) -> str:
         """``intake run``: until its start-up line, then SIGTERM; its log."""
         process = subprocess.Popen(
             ["bash", "-c", f"exec {line}"],
             cwd=self.cwd,
-            env=self.env,
+            env=self.env if env is None else env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -150,6 +150,17 @@ def shell_for(tmp_path: Path, standin: StandIn, substitutions: dict[str, str]) -
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
     env |= {"INTAKE_PASSPHRASE": PASSPHRASE, "TOKEN": standin.token}
     return Shell(cwd=tmp_path, env=env, substitutions=substitutions)
+
+
+def service_env(env: dict[str, str], unit_text: str) -> dict[str, str]:
+    """The environment systemd gives ``ExecStart``: the unit's ``Environment=`` lines, and
+    none of the test machine's own Python settings (PYTHONDONTWRITEBYTECODE, say)."""
+    own = {k: v for k, v in env.items() if not k.startswith("PYTHON")}
+    return own | dict(
+        line.split("=", 1)[1].split("=", 1)
+        for line in unit_text.splitlines()
+        if line.startswith("Environment=")
+    )
 
 
 def use_standin(config: Path, standin: StandIn) -> None:
@@ -195,7 +206,11 @@ def test_every_command_of_deploy_md_runs_as_written(tmp_path: Path, standin: Sta
     srv_pg = tmp_path / "srv-pg" / "intake"  # the same, on a machine that chose PostgreSQL
     srv_pg.mkdir(parents=True, mode=0o700)
     pg = fresh_pg_database() if shutil.which("psql") else None
-    substitutions = {"/srv/intake": str(srv), "/path/to/checkin-intake": str(ROOT)}
+    substitutions = {
+        "/srv/intake": str(srv),
+        "/path/to/checkin-intake": str(ROOT),
+        "/var/cache/intake": str(tmp_path / "cache" / "intake"),  # systemd's CacheDirectory=
+    }
     if pg is not None:
         substitutions["postgresql://intake@/intake"] = pg[0]
     shell = shell_for(tmp_path, standin, substitutions)
@@ -252,7 +267,9 @@ def test_every_command_of_deploy_md_runs_as_written(tmp_path: Path, standin: Sta
             assert verified.returncode == 0, verified.stderr
         exec_start = re.search(r"^ExecStart=(.*)$", unit_text, re.MULTILINE)
         assert exec_start is not None
-        log = shell.start_and_stop(exec_start.group(1))
+        log = shell.start_and_stop(exec_start.group(1), env=service_env(shell.env, unit_text))
+        # As the unit runs it: optimised, its bytecode in the service's cache folder.
+        assert any((tmp_path / "cache").rglob("bot/startup.cpython-*.opt-2.pyc")), "no cache"
         assert "watching 1 group" in log
         assert "stopped (SIGTERM)" in log
         assert standin.token not in log

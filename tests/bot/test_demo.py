@@ -37,44 +37,52 @@ def call(
     )
 
 
+# What the demo tells, in this order.
+STEPS = [
+    "Group PINE-7: ten adults and a child, route Ryanggang → Qingdao → Kunming → Laos border",
+    "The sister in Seoul (relative of PINE-7) redeems an invite",
+    "Ji-woo (activist for PINE-7) redeems an invite",
+    "Tae-min (activist for another group, OAK-2) redeems an invite",
+    "The organisation's desk (an admin) redeems an invite",
+    "The sister forwards Mi-rae's check-in from Qingdao",
+    "PINE-7 is OK.",
+    "The sister forwards a stage phrase from Kunming",
+    "The sister forwards a pasted SMS from the minibus",
+    "PINE-7 is LATE",
+    "SILENT: Ji-woo is alerted",
+    "⚠ Alert: PINE-7 is SILENT (no check-in by the end of the grace period)",
+    "Leg: Kunming.",
+    "Tae-min gets it",
+    "Ji-woo presses Acknowledge",
+    'The sister forwards a message in Korean: "we were caught"',
+    "⚠ Alert: PINE-7 is DETAINED (reported by a relative)",
+    # A forced "all is well" leaves it DETAINED; only two people clear it (issue 13).
+    'forced by the captors ("all is well")',
+    "PINE-7 stays DETAINED; no all-clear",
+    "a check-in arrived after the detention report",
+    "Ji-woo presses Clear under the alert",
+    "until a second person",
+    "The desk is told at once: 'PINE-7: Ji-woo (P-",
+    "The desk, a second person, presses Clear",
+    "PINE-7 is cleared",
+    "Two people agreed: PINE-7 is OK again",
+    "The operator opens the sealed inbox",
+    "The audit chain verifies",
+    "PINE-7 is OK (cleared).",
+]
+
+
+def assert_tells_the_story(story: str) -> None:
+    positions = [story.find(step) for step in STEPS]
+    assert -1 not in positions, [s for s, p in zip(STEPS, positions, strict=True) if p == -1]
+    assert positions == sorted(positions), "the steps were told out of order"
+    assert "Traceback" not in story
+
+
 def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     story = intake("demo", "--dir", str(folder), cwd=tmp_path)
-    steps = [
-        "Group PINE-7: ten adults and a child, route Ryanggang → Qingdao → Kunming → Laos border",
-        "The sister in Seoul (relative of PINE-7) redeems an invite",
-        "Ji-woo (activist for PINE-7) redeems an invite",
-        "Tae-min (activist for another group, OAK-2) redeems an invite",
-        "The organisation's desk (an admin) redeems an invite",
-        "The sister forwards Mi-rae's check-in from Qingdao",
-        "PINE-7 is OK.",
-        "The sister forwards a stage phrase from Kunming",
-        "The sister forwards a pasted SMS from the minibus",
-        "PINE-7 is LATE",
-        "SILENT: Ji-woo is alerted",
-        "⚠ Alert: PINE-7 is SILENT (no check-in by the end of the grace period)",
-        "Leg: Kunming.",
-        "Tae-min gets it",
-        "Ji-woo presses Acknowledge",
-        'The sister forwards a message in Korean: "we were caught"',
-        "⚠ Alert: PINE-7 is DETAINED (reported by a relative)",
-        # A forced "all is well" leaves it DETAINED; only two people clear it (issue 13).
-        'forced by the captors ("all is well")',
-        "PINE-7 stays DETAINED; no all-clear",
-        "a check-in arrived after the detention report",
-        "Ji-woo presses Clear under the alert",
-        "until a second person",
-        "The desk is told at once: 'PINE-7: Ji-woo (P-",
-        "The desk, a second person, presses Clear",
-        "PINE-7 is cleared",
-        "Two people agreed: PINE-7 is OK again",
-        "The operator opens the sealed inbox",
-        "The audit chain verifies",
-        "PINE-7 is OK (cleared).",
-    ]
-    positions = [story.find(step) for step in steps]
-    assert -1 not in positions, [s for s, p in zip(steps, positions, strict=True) if p == -1]
-    assert positions == sorted(positions), "the steps were told out of order"
+    assert_tells_the_story(story)
     # Every reply to the relative was the same neutral receipt, in her language.
     receipts = [line for line in story.splitlines() if "the bot replies" in line]
     assert len(receipts) == 5
@@ -205,6 +213,23 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_working_installation(tmp_pa
         "--tz", "UTC", "timeline", "PINE-7", "--config", config, "--out", "utc.svg", cwd=tmp_path
     )
     assert "time (UTC)" in (tmp_path / "utc.svg").read_text()
+
+
+def test_the_whole_story_holds_with_python_optimised_as_the_service_runs(
+    tmp_path: Path,
+) -> None:
+    # docs/deploy.md's unit runs the bot as `python -OO` (PYTHONOPTIMIZE=2), which drops
+    # docstrings and asserts: nothing the bot does may rest on either. The demo is the
+    # real bot through every kind of signal, alert, acknowledgement, the two-person
+    # clear, the sealed inbox and the audit chain.
+    story = intake(
+        "demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path, env={"PYTHONOPTIMIZE": "2"}
+    )
+    assert_tells_the_story(story)
+    receipts = [line for line in story.splitlines() if "the bot replies" in line]
+    assert len(receipts) == 5
+    assert all("잘 받았어요" in line for line in receipts)
+    assert story.count(" checkin ") == 3
 
 
 def test_shredding_then_audit_verify_names_a_changed_entry_and_a_checkpoint_a_cut_tail(
