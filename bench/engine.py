@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/engine.py [--groups 100000] [--activists 300] [--passes 50]
         [--due-share 0.01] [--delay-groups 200] [--spread 20] [--burst 1000]
-        [--digest-alerts 1000] [--digest-activists 100] [--processes 1]
+        [--digest-alerts 1000] [--digest-activists 100] [--processes 1] [--plain]
         [--database-url postgresql://USER@HOST/DB]
 
 A fresh installation (a SQLite file in a temporary folder, or a throwaway database made on
@@ -20,7 +20,9 @@ activists. Then:
    at one moment just past; passes until every one is SILENT with its alert written:
    the total, the number of passes, and the time of each pass;
 3. delay: the real bot (``python -m bot.cli run``) as its own process on that database,
-   against a Telegram stand-in in this process. Once it polls, ``--delay-groups`` groups
+   against a Telegram stand-in in this process, run as docs/deploy.md's systemd unit runs
+   it: Python optimised (``PYTHONOPTIMIZE=2``), its bytecode cached (``--plain``: as
+   ``intake run`` typed in a shell). Once it polls, ``--delay-groups`` groups
    are added, each with its own activist, whose SILENT deadlines fall at evenly spread
    moments over the next ``--spread`` seconds; each activist's alert is timed from its
    deadline to when the stand-in took it (``SentMessage.received_at``). Median and p99 in ms;
@@ -494,7 +496,10 @@ secret_token = "file:webhook_secret"
     return config
 
 
-async def start_bot(folder: Path, config: Path | None = None) -> asyncio.subprocess.Process:
+async def start_bot(
+    folder: Path, config: Path | None = None, *, plain: bool = False
+) -> asyncio.subprocess.Process:
+    """``intake run`` as docs/deploy.md's unit runs it (optimised), or ``plain``: as typed."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -502,7 +507,7 @@ async def start_bot(folder: Path, config: Path | None = None) -> asyncio.subproc
         "run",
         "--config",
         str(config or folder / "config.toml"),
-        env=child_env(),
+        env=child_env(plain=plain),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -533,12 +538,13 @@ async def live(
     for chat in digest_chats:
         standin.user(chat, f"Activist G{chat}", language_code="en")
 
+    child_env(plain=args.plain)  # its bytecode made before the clock starts
     launched = time.perf_counter()
     if args.processes == 1:
-        procs = [await start_bot(folder)]
+        procs = [await start_bot(folder, plain=args.plain)]
     else:
         configs = [webhook_config(folder, n) for n in range(args.processes)]
-        procs = [await start_bot(folder, config) for config in configs]
+        procs = [await start_bot(folder, config, plain=args.plain) for config in configs]
     stderr_tail: list[bytes] = []
 
     async def read_stderr(proc: asyncio.subprocess.Process) -> None:
@@ -801,6 +807,9 @@ def describe(f: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+PLAIN_HELP = "run the bot as typed in a shell, not as docs/deploy.md's unit runs it (-OO)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--groups", type=int, default=100_000, help="monitored groups")
@@ -813,6 +822,7 @@ def main() -> None:
     parser.add_argument("--digest-alerts", type=int, default=1000, help="alerts for digests")
     parser.add_argument("--digest-activists", type=int, default=100, help="their activists")
     parser.add_argument("--processes", type=int, default=1, help="bot processes")
+    parser.add_argument("--plain", action="store_true", help=PLAIN_HELP)
     parser.add_argument(
         "--database-url",
         help="a PostgreSQL server (a throwaway database is made there); default: SQLite",
