@@ -40,10 +40,9 @@ from storage.checkins import stage_by_hand
 from storage.groups import find_group
 from storage.legs import find_leg, leg_name, legs_of
 from storage.models import ActKind, Flip, Group, Leg, Person, Role, RoleGrant, Status
-from storage.people import find_person, pseudonym
+from storage.people import find_person, pseudonym, roles_among, watching_among
 from storage.session import AsyncSession
 from storage.timeutil import utc_now, zone_named
-from storage.vocabulary import WATCHER_ROLES
 
 if TYPE_CHECKING:  # matplotlib loads only when someone asks for a picture
     from bot.timeline import Journey
@@ -438,26 +437,12 @@ def guarded(name: str, *, otherwise: Handler) -> Handler:
 
 async def watches(session: AsyncSession, *, person_id: uuid.UUID) -> bool:
     """Whether the person is an activist or an admin (their menu shows these commands)."""
-    result = await session.exec(
-        select(RoleGrant.id).where(
-            RoleGrant.person_id == person_id,
-            RoleGrant.role.in_(sorted(WATCHER_ROLES)),
-            RoleGrant.revoked_at.is_(None),
-        )
-    )
-    return result.first() is not None
+    return person_id in await watching_among(session, person_ids=[person_id])
 
 
 async def role_of(session: AsyncSession, *, person_id: uuid.UUID) -> str | None:
     """ "admin", "activist" or None (a relative, or a stranger): which words they get."""
-    result = await session.exec(
-        select(RoleGrant.role).where(
-            RoleGrant.person_id == person_id,
-            RoleGrant.role.in_(sorted(WATCHER_ROLES)),
-            RoleGrant.revoked_at.is_(None),
-        )
-    )
-    roles = set(result.all())
+    roles = (await roles_among(session, person_ids=[person_id])).get(person_id, set())
     if Role.ADMIN in roles:
         return "admin"
     return "activist" if Role.ACTIVIST in roles else None

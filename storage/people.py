@@ -23,7 +23,7 @@ GROUP_ROLES = frozenset({Role.RELATIVE, Role.ACTIVIST})
 # holders' chat ids are kept. A relative's or a stranger's chat is answered from their
 # own update and deleted from by storage.deletions, so their chat id is not kept
 # (a seized running server opens every sealed chat id it finds).
-CHAT_ROLES = frozenset({Role.ACTIVIST, Role.ADMIN, Role.OPERATOR})
+CHAT_ROLES = WATCHER_ROLES | {Role.OPERATOR}
 # Short on purpose: a label is read on a relative's screen, and says nothing by itself.
 CHAT_LABEL_MAX = 16
 
